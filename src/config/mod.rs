@@ -1,0 +1,75 @@
+//! Configuration: the PasteDeploy INI loader, the one settings table, and the typed `Settings`.
+//!
+//! CONTRACT (owned by the config work; other layers read these names):
+//! `Settings` fields below, `AppSpec`, `ConfigError`, and `load(&CliArgs) -> Result<Settings>`.
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the application comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSpec {
+    /// PasteDeploy: `loadapp("config:<path>", name=app_name, global_conf=vars)`.
+    Ini {
+        /// Absolute path of the INI file.
+        path: PathBuf,
+        app_name: String,
+        /// `NAME=VALUE` words from the command line.
+        vars: Vec<(String, String)>,
+    },
+    /// `--app module:callable` (`call` = `--call`: call it to get the app).
+    Module { target: String, call: bool },
+}
+
+/// Every setting, typed and validated. Field names are waitress's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    // --- waitress 3.0.2 ---
+    /// Resolved listen addresses, in order (host/port folded in, as waitress does).
+    pub listen: Vec<SocketAddr>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub threads: usize,
+    pub trusted_proxy: Option<String>,
+    pub trusted_proxy_count: usize,
+    pub trusted_proxy_headers: BTreeSet<String>,
+    pub log_untrusted_proxy_headers: bool,
+    pub clear_untrusted_proxy_headers: bool,
+    pub url_scheme: String,
+    pub url_prefix: String,
+    pub backlog: i32,
+    pub recv_bytes: usize,
+    pub send_bytes: usize,
+    pub outbuf_overflow: u64,
+    pub outbuf_high_watermark: u64,
+    pub inbuf_overflow: u64,
+    pub connection_limit: usize,
+    /// Seconds.
+    pub cleanup_interval: u64,
+    /// Seconds.
+    pub channel_timeout: u64,
+    pub log_socket_errors: bool,
+    pub max_request_header_size: u64,
+    pub max_request_body_size: u64,
+    pub expose_tracebacks: bool,
+    pub ident: Option<String>,
+    pub asyncore_loop_timeout: u64,
+    pub asyncore_use_poll: bool,
+    pub unix_socket: Option<PathBuf>,
+    pub unix_socket_perms: u32,
+    pub channel_request_lookahead: usize,
+    pub server_name: String,
+    // --- the application ---
+    pub app: AppSpec,
+    // waitressd's own keys (workers, user, group, ...) join in the issues that make them work.
+}
+
+impl Settings {
+    /// The request limits the sans-IO parser needs.
+    pub fn http_limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_request_header_size: self.max_request_header_size,
+            max_request_body_size: self.max_request_body_size,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The seam between the server and the application: what an app thread sees of one request.
+//!
+//! The server implements [`Exchange`]; an [`App`] (a Rust test app, or the WSGI bridge in
+//! `wsgi`) drives it. Waitress's vocabulary: one call of [`App::call`] is one `Task`.
+use std::io::BufRead;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// The client went away; nothing more can be written for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("client disconnected")]
+pub struct Disconnected;
+
+/// How an application call failed. The server answers 500 if the head is not yet sent, or cuts
+/// the connection if it is (waitress §3.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFailure {
+    /// Text for the 500 body when `expose_tracebacks` is on (the formatted Python traceback).
+    pub traceback: String,
+}
+
+/// An application, shared by all app threads of a worker.
+pub trait App: Send + Sync + 'static {
+    /// Runs one app thread's whole life: `serve` loops over requests until the worker stops.
+    /// The WSGI bridge attaches one Python thread state here for the thread's life.
+    fn run_thread(&self, serve: &mut dyn FnMut()) {
+        serve()
+    }
+    /// Serves one request on an app thread (inside `run_thread`).
+    fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure>;
+}
+
+/// One request/response exchange, as seen from an app thread.
+///
+/// Response semantics are waitress's: `start_response` records the head; it goes out with the
+/// first non-empty `write` (or at the end); framing (Content-Length, chunked, keep-alive/close,
+/// HEAD) is decided by the server when the head goes out.
+pub trait Exchange {
+    /// The parsed request head, after trusted-proxy processing.
+    fn request(&self) -> &crate::http::Request;
+    /// The request body, complete before the app runs (in memory or spilled to a temp file).
+    /// Reads past the end return 0 bytes.
+    fn body(&mut self) -> &mut dyn BufRead;
+    /// Records (or, before the head is sent, replaces) the response status and headers.
+    /// Status and headers are already validated by the caller (see `http` response checks).
+    fn start_response(&mut self, status: &str, headers: Vec<(String, String)>);
+    /// True once the head has gone out.
+    fn head_sent(&self) -> bool;
+    /// Appends body bytes; blocks while more than `outbuf_high_watermark` bytes are pending
+    /// (call it with the GIL released).
+    fn write(&mut self, data: &[u8]) -> Result<(), Disconnected>;
+    /// True when `write` of `len` more bytes would block on back-pressure.
+    fn write_would_block(&self, len: usize) -> bool;
+    /// Queues `len` bytes of `file` from `offset`, sent zero-copy by the event loop.
+    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected>;
+    /// A flag that turns true when the client is known to have gone (WSGI
+    /// `waitress.client_disconnected`).
+    fn disconnected(&self) -> Arc<AtomicBool>;
+}
+
