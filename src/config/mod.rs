@@ -61,7 +61,26 @@ pub struct Settings {
     pub server_name: String,
     // --- the application ---
     pub app: AppSpec,
-    // waitressd's own keys (workers, user, group, ...) join in the issues that make them work.
+    // --- waitressd's own keys ---
+    /// Worker processes (`auto` = one per core). Default 1.
+    pub workers: usize,
+    /// Load the app in the master before forking (copy-on-write). Default false.
+    pub preload_app: bool,
+    /// Drop to this user after binding (name or uid).
+    pub user: Option<String>,
+    /// Drop to this group after binding (name or gid); default: the user's primary group.
+    pub group: Option<String>,
+    /// Process umask (octal), applied before binding unix sockets.
+    pub umask: Option<u32>,
+    /// Written atomically at start, removed at exit.
+    pub pidfile: Option<PathBuf>,
+    /// Seconds a graceful stop or reload waits for in-flight requests. Default 30.
+    pub graceful_timeout: u64,
+    /// Virtualenv whose packages the embedded Python uses (else `$VIRTUAL_ENV`, else the build's
+    /// interpreter).
+    pub virtualenv: Option<PathBuf>,
+    /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
+    pub access_log: Option<PathBuf>,
 }
 
 impl Settings {

@@ -1,0 +1,8 @@
+//! The one integration-test binary: drives the real `waitressd` executable (and, for the server
+//! core, the real event loop in-process) over real sockets on loopback.
+mod util;
+
+mod config;
+mod server;
+mod supervisor;
+mod wsgi;

@@ -1,0 +1,170 @@
+//! Test harness: start the real daemon, find its port from the "Serving on" line, stop it by PID.
+#![allow(dead_code)]
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_waitressd"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test virtualenv made by `tools/venv.sh` (the README's test command creates it).
+pub fn venv() -> PathBuf {
+    std::env::var_os("WAITRESSD_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv"))
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("VIRTUAL_ENV", venv())
+        .output()
+        .expect("run waitressd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running daemon; killed (by its PID) on drop.
+pub struct Daemon {
+    pub child: Child,
+    /// Every `Serving on http://...` URL, in order.
+    pub urls: Vec<String>,
+    /// stderr lines after the Serving lines, as they arrive.
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts `waitressd ARGS` in `cwd` and waits (bounded) for `n` "Serving on" lines.
+    pub fn start(args: &[&str], cwd: &Path, n: usize) -> Daemon {
+        Self::start_with(Command::new(bin()).args(args).current_dir(cwd), n)
+    }
+
+    pub fn start_with(cmd: &mut Command, n: usize) -> Daemon {
+        if std::env::var_os("VIRTUAL_ENV").is_none() {
+            cmd.env("VIRTUAL_ENV", venv());
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn waitressd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut urls = Vec::new();
+        let mut seen = Vec::new();
+        while urls.len() < n {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(i) = line.find("Serving on ") {
+                        urls.push(line[i + 11..].trim().to_string());
+                    } else {
+                        seen.push(line);
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("daemon did not report {n} listener(s); stderr so far:\n{}", seen.join("\n"));
+                }
+            }
+        }
+        Daemon { child, urls, stderr: rx }
+    }
+
+    /// `host:port` of the first TCP listener.
+    pub fn addr(&self) -> String {
+        self.urls[0].trim_start_matches("http://").to_string()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends a signal to the daemon (by its PID).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits (bounded) for exit; returns the exit code (or 128+signal).
+    pub fn wait(&mut self, secs: u64) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGQUIT first (immediate stop of master and workers), then SIGKILL.
+            self.signal(libc::SIGQUIT);
+            if self.wait(5).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Sends raw bytes, reads until the peer closes or `secs` pass; returns what was read.
+pub fn exchange(addr: &str, request: &[u8], secs: u64) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// One `GET path` with `Connection: close`; returns (status code, headers text, body).
+pub fn get(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    split_response(&exchange(addr, req.as_bytes(), 30))
+}
+
+/// Splits one raw response into (status, head, body) — body is everything after the head.
+pub fn split_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, String::from_utf8_lossy(raw).into_owned(), Vec::new());
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, raw[end + 4..].to_vec())
+}
