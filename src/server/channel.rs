@@ -112,6 +112,8 @@ pub(crate) struct Channel {
     pub(crate) peer_eof: bool,
     /// The current request's `100 Continue` was sent or is held.
     continue_done: bool,
+    /// An error response was sent: the client is probably still sending, so linger.
+    pub(crate) linger: bool,
 }
 
 /// What reading did.
@@ -141,6 +143,7 @@ impl Channel {
             read_deferred: false,
             peer_eof: false,
             continue_done: false,
+            linger: false,
         }
     }
 
@@ -174,10 +177,17 @@ impl Channel {
     ) -> ReadOutcome {
         for _ in 0..READS_PER_EVENT {
             if let Phase::Open = self.phase {
-                let st = lock(&self.shared.st);
-                if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
-                    drop(st);
-                    self.defer_read();
+                let mut st = lock(&self.shared.st);
+                if st.close_when_flushed {
+                    // The last response is decided: whatever comes now is discarded.
+                    self.phase = Phase::Closing;
+                    self.held = None;
+                    self.inbuf = Vec::new();
+                } else if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
+                    // Set under the same lock the app thread checks when it finishes, so
+                    // the wake-up cannot be missed.
+                    st.notify_on_done = true;
+                    self.read_deferred = true;
                     return ReadOutcome::Done;
                 }
             }
@@ -213,11 +223,6 @@ impl Channel {
             }
         }
         ReadOutcome::More
-    }
-
-    fn defer_read(&mut self) {
-        self.read_deferred = true;
-        lock(&self.shared.st).notify_on_done = true;
     }
 
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
@@ -330,6 +335,7 @@ impl Channel {
                 bytes = crate::http::error_response(e, ctx.opts.ident.as_deref(), &crate::http::date::http_date(unix_now()));
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
+                self.linger = true;
                 self.inbuf = Vec::new();
                 &bytes
             }
@@ -349,6 +355,12 @@ impl Channel {
         {
             let st = lock(&self.shared.st);
             if st.running || !st.queue.is_empty() {
+                return false;
+            }
+            if st.close_when_flushed {
+                self.phase = Phase::Closing;
+                self.held = None;
+                self.inbuf = Vec::new();
                 return false;
             }
         }

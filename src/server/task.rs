@@ -201,6 +201,9 @@ impl Task<'_> {
             return Err(Disconnected);
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
         let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
