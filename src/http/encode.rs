@@ -259,7 +259,10 @@ mod tests {
         assert_eq!((c.len(), w), (17, None));
         assert!(e.encode(b"").0.is_empty());
         let f = e.finish("200 OK");
-        assert_eq!((f.trailer, f.close, f.warning), (&b"0\r\n\r\n"[..], false, None));
+        assert_eq!(
+            (f.trailer, f.close, f.warning),
+            (&b"0\r\n\r\n"[..], false, None)
+        );
     }
 
     #[test]
@@ -298,14 +301,24 @@ mod tests {
         let f = e.finish("204 No Content");
         assert!(!f.close);
         let w = f.warning.unwrap();
-        assert_eq!(w, Warning::IgnoredBody { status: "204 No Content".into(), bytes: 5 });
+        assert_eq!(
+            w,
+            Warning::IgnoredBody {
+                status: "204 No Content".into(),
+                bytes: 5
+            }
+        );
         assert_eq!(
             w.to_string(),
             "application-written content was ignored due to HTTP response that may not contain a message-body: (204 No Content)"
         );
         let mut head = enc(Framing::None, true, true);
         head.encode(b"body of a HEAD");
-        assert_eq!(head.finish("200 OK").warning, None, "HEAD bodies are dropped quietly");
+        assert_eq!(
+            head.finish("200 OK").warning,
+            None,
+            "HEAD bodies are dropped quietly"
+        );
     }
 
     #[test]

@@ -85,14 +85,15 @@ pub fn apply(req: &mut Request, s: &ProxySettings) -> Result<ProxyOutcome, Malfo
         .is_some_and(|t| t == "*" || t == req.origin.remote_addr);
     let mut untrusted = ALL;
     if trusted {
-        untrusted = parse_proxy_headers(req, s, &mut out.warnings).map_err(|(header, reason, value)| {
-            MalformedProxyHeader {
-                header: header.to_string(),
-                reason,
-                value: latin1(&value),
-                peer: req.origin.remote_addr.clone(),
-            }
-        })?;
+        untrusted =
+            parse_proxy_headers(req, s, &mut out.warnings).map_err(|(header, reason, value)| {
+                MalformedProxyHeader {
+                    header: header.to_string(),
+                    reason,
+                    value: latin1(&value),
+                    peer: req.origin.remote_addr.clone(),
+                }
+            })?;
     }
     if s.clear_untrusted_proxy_headers {
         let mut removed: Vec<&str> = Vec::new();
@@ -138,16 +139,24 @@ fn parse_proxy_headers(
         (XFF, &b"x-forwarded-for"[..], "X-Forwarded-For"),
         (XFH, b"x-forwarded-host", "X-Forwarded-Host"),
     ] {
-        let Some(value) = req.header(name).filter(|_| trusts(&pretty.to_ascii_lowercase())) else {
+        let Some(value) = req
+            .header(name)
+            .filter(|_| trusts(&pretty.to_ascii_lowercase()))
+        else {
             continue;
         };
         let value = value.to_vec();
         let raw: Vec<&[u8]> = value.split(|&c| c == b',').collect();
         let mut hops = Vec::with_capacity(raw.len());
         for hop in &raw {
-            let hop = undquote(py_strip(hop)).map_err(|e| (pretty, e.to_string(), value.clone()))?;
+            let hop =
+                undquote(py_strip(hop)).map_err(|e| (pretty, e.to_string(), value.clone()))?;
             // IPv6 hops get brackets (assuming no port), as waitress does for X-Forwarded-For.
-            if flag == XFF && !hop.contains(&b'.') && hop.contains(&b':') && hop.last() != Some(&b']') {
+            if flag == XFF
+                && !hop.contains(&b'.')
+                && hop.contains(&b':')
+                && hop.last() != Some(&b']')
+            {
                 let mut b = Vec::with_capacity(hop.len() + 2);
                 b.push(b'[');
                 b.extend_from_slice(&hop);
@@ -233,7 +242,7 @@ fn parse_proxy_headers(
                         continue;
                     }
                 };
-                let v = undquote(value).map_err(|e| bad(e))?;
+                let v = undquote(value).map_err(bad)?;
                 if let Some(i) = slot {
                     fields[i] = v;
                 }
@@ -264,12 +273,20 @@ fn parse_proxy_headers(
     if !proto.is_empty() {
         proto = py_lower(&proto);
         if proto != b"http" && proto != b"https" {
-            let header = if forwarded.is_empty() { "X-Forwarded-Proto" } else { "Forwarded Proto=" };
+            let header = if forwarded.is_empty() {
+                "X-Forwarded-Proto"
+            } else {
+                "Forwarded Proto="
+            };
             return Err((header, "unsupported proto value".into(), proto));
         }
         req.origin.url_scheme = latin1(&proto);
         if port.is_empty() {
-            port = if proto == b"http" { b"80".to_vec() } else { b"443".to_vec() };
+            port = if proto == b"http" {
+                b"80".to_vec()
+            } else {
+                b"443".to_vec()
+            };
         }
     }
 
@@ -333,7 +350,12 @@ fn strip_brackets(a: &[u8]) -> &[u8] {
 
 /// Python `str.strip()` on latin-1 text: also strips `\x85` and `\xa0` (and CTL whitespace).
 fn py_strip(b: &[u8]) -> &[u8] {
-    let ws = |c: &u8| matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ' | 0x85 | 0xa0);
+    let ws = |c: &u8| {
+        matches!(
+            c,
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ' | 0x85 | 0xa0
+        )
+    };
     let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
     &b[start..end]
@@ -371,7 +393,11 @@ fn undquote(v: &[u8]) -> Result<Vec<u8>, &'static str> {
         match v.get(i) {
             None => return Err(INVALID),
             Some(b'"') => {
-                return if i == v.len() - 1 { Ok(out) } else { Err(INVALID) };
+                return if i == v.len() - 1 {
+                    Ok(out)
+                } else {
+                    Err(INVALID)
+                };
             }
             Some(b'\\') => match v.get(i + 1) {
                 Some(&c) if c == b'\t' || c == b' ' || (0x21..=0x7e).contains(&c) || c >= 0x80 => {
@@ -380,7 +406,9 @@ fn undquote(v: &[u8]) -> Result<Vec<u8>, &'static str> {
                 }
                 _ => return Err(INVALID),
             },
-            Some(&c) if matches!(c, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e) || c >= 0x80 => {
+            Some(&c)
+                if matches!(c, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e) || c >= 0x80 =>
+            {
                 out.push(c);
                 i += 1;
             }

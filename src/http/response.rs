@@ -14,7 +14,9 @@ pub enum ResponseError {
     NameCrLf,
     #[error("carriage return/line feed character present in header value")]
     ValueCrLf,
-    #[error("{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)")]
+    #[error(
+        "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
+    )]
     HopByHop { name: String },
     #[error("invalid literal for int() with base 10: '{value}'")]
     BadContentLength { value: String },
@@ -55,9 +57,11 @@ pub fn check_start_response(
             return Err(ResponseError::NameCrLf);
         }
         if name.eq_ignore_ascii_case("content-length") {
-            cl = Some(parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
-                value: value.clone(),
-            })?);
+            cl = Some(
+                parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
+                    value: value.clone(),
+                })?,
+            );
         } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             return Err(ResponseError::HopByHop { name: name.clone() });
         }
@@ -171,17 +175,33 @@ impl ResponseHead<'_> {
         let mut extra: [Option<Line<'_>>; 5] = [None; 5];
         if let Some(n) = d.content_length {
             let digits = super::parse::decimal(n, &mut cl_digits);
-            extra[0] = Some(Line { name: "Content-Length", value: digits, recase: false });
+            extra[0] = Some(Line {
+                name: "Content-Length",
+                value: digits,
+                recase: false,
+            });
         }
         if let Some(c) = d.connection {
-            extra[1] = Some(Line { name: "Connection", value: c.as_bytes(), recase: false });
+            extra[1] = Some(Line {
+                name: "Connection",
+                value: c.as_bytes(),
+                recase: false,
+            });
         }
         if d.framing == Framing::Chunked {
-            extra[2] = Some(Line { name: "Transfer-Encoding", value: b"chunked", recase: false });
+            extra[2] = Some(Line {
+                name: "Transfer-Encoding",
+                value: b"chunked",
+                recase: false,
+            });
         }
         let ident = self.ident.filter(|i| !i.is_empty());
         extra[3] = match (app_server, ident) {
-            (false, Some(i)) => Some(Line { name: "Server", value: i.as_bytes(), recase: false }),
+            (false, Some(i)) => Some(Line {
+                name: "Server",
+                value: i.as_bytes(),
+                recase: false,
+            }),
             (false, None) => None,
             (true, i) => Some(Line {
                 name: "Via",
@@ -190,18 +210,30 @@ impl ResponseHead<'_> {
             }),
         };
         if !app_date {
-            extra[4] = Some(Line { name: "Date", value: self.date, recase: false });
+            extra[4] = Some(Line {
+                name: "Date",
+                value: self.date,
+                recase: false,
+            });
         }
         let app = self
             .headers
             .iter()
             // The length is written from the decision (dropped for 1xx/204/304).
             .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
-            .map(|(n, v)| Line { name: n, value: v.as_bytes(), recase: true });
+            .map(|(n, v)| Line {
+                name: n,
+                value: v.as_bytes(),
+                recase: true,
+            });
         let all = app.chain(extra.iter().flatten().copied());
 
         const STACK: usize = 64;
-        let mut stack = [Line { name: "", value: b"", recase: false }; STACK];
+        let mut stack = [Line {
+            name: "",
+            value: b"",
+            recase: false,
+        }; STACK];
         let mut heap = Vec::new();
         let lines: &mut [Line<'_>] = if self.headers.len() + extra.len() <= STACK {
             let mut n = 0;
@@ -276,7 +308,11 @@ fn write_head(
 fn recased(name: &str) -> impl Iterator<Item = char> + '_ {
     let mut first = true;
     name.chars().map(move |c| {
-        let r = if first { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+        let r = if first {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
         first = c == '-';
         r
     })
@@ -311,7 +347,9 @@ fn push_latin1(out: &mut Vec<u8>, c: char, what: &str) -> Result<(), ResponseErr
             out.push(b);
             Ok(())
         }
-        Err(_) => Err(ResponseError::NotLatin1 { what: what.to_string() }),
+        Err(_) => Err(ResponseError::NotLatin1 {
+            what: what.to_string(),
+        }),
     }
 }
 
