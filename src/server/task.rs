@@ -237,7 +237,7 @@ impl Task<'_> {
             with_head = true;
         }
         let Some(enc) = self.enc.as_mut() else { return };
-        let fin = enc.finish();
+        let fin = enc.finish(&self.sc.status);
         if let Some(w) = fin.warning {
             log::warn!(target: "waitress", "{w}");
         }

@@ -617,3 +617,27 @@ fn access_log_has_one_combined_line_per_request() {
     assert!(lines[1].ends_with("\"GET /nothing HTTP/1.1\" 404 9 \"-\" \"-\""), "{}", lines[1]);
     assert_eq!(srv.app.calls.load(Ordering::SeqCst), 2);
 }
+
+/// Not a test: serves `/hello` for `WAITRESSD_BENCH_SECS` seconds (default 20) so `wrk` can be
+/// pointed at it; prints the address, then the process CPU time per request served.
+/// `taskset -c 0 cargo test --release --test it server::bench_hello -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_hello() {
+    let secs = std::env::var("WAITRESSD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let threads = std::env::var("WAITRESSD_BENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let srv = TestServer::start(ServerOptions { threads, connection_limit: 1000, ..Default::default() });
+    println!("listening on {}", srv.addr);
+    let cpu = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        // utime and stime are fields 14 and 15 (1-based); after ')' they are at 11 and 12.
+        let tick = 100.0;
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick
+    };
+    let (c0, n0) = (cpu(), srv.app.calls.load(Ordering::SeqCst));
+    std::thread::sleep(Duration::from_secs(secs));
+    let (c1, n1) = (cpu(), srv.app.calls.load(Ordering::SeqCst));
+    let n = (n1 - n0).max(1);
+    println!("requests {n}, cpu {:.2}s, {:.2} us/request", c1 - c0, (c1 - c0) * 1e6 / n as f64);
+}
