@@ -4,6 +4,7 @@
 //! when to call them.
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,7 +33,7 @@ pub(crate) struct Job {
 pub(crate) struct ChanState {
     pub(crate) out: OutBuf,
     /// Complete requests not yet started, in arrival order.
-    pub(crate) queue: VecDeque<Job>,
+    pub(crate) queue: VecDeque<Box<Job>>,
     /// An app thread owns the channel (running, or about to run, `queue`'s head).
     pub(crate) running: bool,
     /// The loop wants a notification when the channel stops running.
@@ -100,7 +101,7 @@ pub(crate) struct Channel {
     pub(crate) phase: Phase,
     pub(crate) parser: RequestParser,
     /// The request being parsed (taken from the pool at its first byte).
-    pub(crate) cur: Option<Job>,
+    pub(crate) cur: Option<Box<Job>>,
     /// Received bytes not yet parsed (only while parsing is held back).
     pub(crate) inbuf: Vec<u8>,
     pub(crate) held: Option<Held>,
@@ -256,7 +257,15 @@ impl Channel {
             }
             let job = self.cur.get_or_insert_with(|| ctx.fresh_job());
             let before = self.parser.head_in_progress() || self.parser.head_complete();
-            let progress = self.parser.feed(data, &mut job.req, &mut job.body);
+            // The parser is total by design; should it ever panic, this connection gets a
+            // 500 and the worker lives on.
+            let progress = catch_unwind(AssertUnwindSafe(|| {
+                self.parser.feed(data, &mut job.req, &mut job.body)
+            }))
+            .unwrap_or_else(|_| {
+                log::error!(target: "waitress", "internal error: the request parser panicked");
+                Err(HttpError::internal("parser panic".to_string()))
+            });
             if !before && self.head_started.is_none() && self.parser.head_in_progress() {
                 self.head_started = Some(now);
             }
@@ -303,7 +312,7 @@ impl Channel {
         false
     }
 
-    fn queue_job(&mut self, job: Job, batch: &mut Vec<Arc<Shared>>) {
+    fn queue_job(&mut self, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
         let mut st = lock(&self.shared.st);
         st.queue.push_back(job);
         if !st.running {
@@ -399,4 +408,17 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connection_structs_stay_small() {
+        // An idle keep-alive connection is a `Channel` slot plus the `Shared` allocation (and
+        // its origin strings): together well under the 2 KiB budget.
+        let total = std::mem::size_of::<Channel>() + std::mem::size_of::<Shared>();
+        assert!(total <= 768, "Channel + Shared = {total} bytes");
+    }
 }

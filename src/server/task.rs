@@ -44,7 +44,7 @@ struct Task<'a> {
 }
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
-pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Job, sc: &mut Scratch) {
+pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
     sc.date.update(SystemTime::now());
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
@@ -68,7 +68,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Job, sc: &mut Scratch) {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
-    let Job { req, body, send_continue } = &mut job;
+    let Job { req, body, send_continue } = &mut *job;
     let mut t = Task {
         ctx,
         ch,

@@ -18,6 +18,7 @@ static RSS_LOCK: Mutex<()> = Mutex::new(());
 
 struct TestApp {
     calls: AtomicU64,
+    saw_disconnect: std::sync::atomic::AtomicBool,
 }
 
 fn respond(ex: &mut dyn Exchange, status: &str, body: &[u8]) -> Result<(), AppFailure> {
@@ -94,6 +95,16 @@ impl App for TestApp {
                 ex.start_response("200 OK", vec![("Content-Length".into(), "6".into())]);
                 ex.send_file(f, 2, 6).map_err(gone)
             }
+            b"/wait-disconnect" => {
+                // Polls the client-disconnected flag (channel_request_lookahead > 0).
+                let flag = ex.disconnected();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                self.saw_disconnect.store(flag.load(Ordering::SeqCst), Ordering::SeqCst);
+                respond(ex, "200 OK", b"done")
+            }
             b"/panic" => panic!("boom in the app"),
             b"/fail" => Err(AppFailure { traceback: "Traceback: ValueError: boom".into() }),
             b"/fail-after-head" => {
@@ -121,7 +132,7 @@ impl TestServer {
     }
 
     fn start_with(opts: ServerOptions, ls: Vec<Listener>, addr: SocketAddr) -> TestServer {
-        let app = Arc::new(TestApp { calls: AtomicU64::new(0) });
+        let app = Arc::new(TestApp { calls: AtomicU64::new(0), saw_disconnect: Default::default() });
         let (server, stop) = Server::new(opts, ls, app.clone()).expect("server");
         let join = Some(std::thread::spawn(move || server.run()));
         TestServer { addr, stop, join, app }
@@ -616,6 +627,88 @@ fn access_log_has_one_combined_line_per_request() {
     assert!(lines[0].ends_with("\"GET /hello?x=1 HTTP/1.1\" 200 5 \"http://r/\" \"t\\\"ua\""), "{}", lines[0]);
     assert!(lines[1].ends_with("\"GET /nothing HTTP/1.1\" 404 9 \"-\" \"-\""), "{}", lines[1]);
     assert_eq!(srv.app.calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn nothing_is_read_after_connection_close() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let two = format!("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}", get("/query?2"));
+    s.write_all(two.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let (status, _, body) = read_response(&mut &all[..]).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"hello"[..]));
+    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 1, "a request after Connection: close ran");
+    assert_eq!(all.windows(5).filter(|w| w == b"HTTP/").count(), 1);
+}
+
+#[test]
+fn app_sees_client_disconnect_with_lookahead() {
+    let srv = TestServer::start(ServerOptions { channel_request_lookahead: 1, ..opts() });
+    let mut s = srv.connect();
+    s.write_all(get("/wait-disconnect").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.app.saw_disconnect.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(srv.app.saw_disconnect.load(Ordering::SeqCst), "disconnect flag never set");
+}
+
+#[test]
+fn access_log_is_reopened_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let rotated = dir.path().join("access.log.1");
+    let mut srv = TestServer::start(ServerOptions { access_log: Some(log.clone()), ..opts() });
+    let mut s = srv.connect();
+    s.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    // Let the loop write the first line, then rotate.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::rename(&log, &rotated).unwrap();
+    srv.stop.reopen_logs();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.write_all(get("/query?after-rotation").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    srv.stop.graceful();
+    drop(s);
+    assert!(srv.wait(10));
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(old.contains("GET /hello ") && !old.contains("after-rotation"), "{old}");
+    assert!(new.contains("GET /query?after-rotation "), "{new}");
+}
+
+#[test]
+fn idle_keep_alive_connections_cost_little_memory() {
+    let _g = RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = TestServer::start(ServerOptions { connection_limit: 2000, ..opts() });
+    let mut warm = srv.connect();
+    for _ in 0..20 {
+        warm.write_all(get("/hello").as_bytes()).unwrap();
+        read_response(&mut warm).unwrap();
+    }
+    const N: u64 = 500;
+    let before = vm_rss_kib();
+    let mut conns = Vec::new();
+    for _ in 0..N {
+        let mut s = srv.connect();
+        s.write_all(get("/hello").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut s).unwrap().0, 200);
+        conns.push(s);
+    }
+    let per_conn = vm_rss_kib().saturating_sub(before) * 1024 / N;
+    eprintln!("idle keep-alive connection: {per_conn} bytes of RSS");
+    assert!(per_conn <= 2048, "an idle keep-alive connection costs {per_conn} bytes");
 }
 
 /// Not a test: serves `/hello` for `WAITRESSD_BENCH_SECS` seconds (default 20) so `wrk` can be
