@@ -4,8 +4,8 @@
 //! when to call them.
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -71,7 +71,8 @@ impl Shared {
         st.queue.clear();
         st.out.clear();
         drop(st);
-        self.disconnected.store(true, std::sync::atomic::Ordering::Release);
+        self.disconnected
+            .store(true, std::sync::atomic::Ordering::Release);
         self.cv.notify_all();
         let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
     }
@@ -230,7 +231,9 @@ impl Channel {
     /// already has (a client may half-close after sending), then closes.
     fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
-        self.shared.disconnected.store(true, std::sync::atomic::Ordering::Release);
+        self.shared
+            .disconnected
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut st = lock(&self.shared.st);
         if self.phase != Phase::Open || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
             return ReadOutcome::Close;
@@ -341,7 +344,11 @@ impl Channel {
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
             Held::Error(e) => {
-                bytes = crate::http::error_response(e, ctx.opts.ident.as_deref(), &crate::http::date::http_date(unix_now()));
+                bytes = crate::http::error_response(
+                    e,
+                    ctx.opts.ident.as_deref(),
+                    &crate::http::date::http_date(unix_now()),
+                );
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
                 self.linger = true;
@@ -395,7 +402,10 @@ impl Channel {
 
 /// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
 pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
-    if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    ) {
         log::debug!(target: "waitress", "client disconnected during {what}: {e}");
     } else if ctx.opts.log_socket_errors {
         log::error!(target: "waitress", "Socket error during {what}: {e}");

@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
+    // Boxed on purpose: jobs move between pool, channel and queue as one pointer.
+    #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Job>>>,
     /// Formatted access-log lines waiting for the loop to write them (None: logging off).
     pub(crate) access: Option<Mutex<Vec<u8>>>,
@@ -84,7 +86,10 @@ impl Ctx {
         if depth > jobs.idle {
             // waitress warns on every queued task; once a second is enough to be seen.
             let now = Instant::now();
-            if jobs.last_depth_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+            if jobs
+                .last_depth_warning
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
                 jobs.last_depth_warning = Some(now);
                 log::warn!(target: "waitress.queue", "Task queue depth is {}", depth - jobs.idle);
             }

@@ -88,7 +88,10 @@ impl EventLoop {
                 }
                 Listener::Unix(u, path) => {
                     u.set_nonblocking(true)?;
-                    (Lsock::Unix(mio::net::UnixListener::from_std(u)), path.display().to_string())
+                    (
+                        Lsock::Unix(mio::net::UnixListener::from_std(u)),
+                        path.display().to_string(),
+                    )
                 }
             };
             let token = Token(LISTENER0 + i);
@@ -96,7 +99,11 @@ impl EventLoop {
                 Lsock::Tcp(t) => poll.registry().register(t, token, Interest::READABLE)?,
                 Lsock::Unix(u) => poll.registry().register(u, token, Interest::READABLE)?,
             }
-            ls.push(Listening { sock, server_port, accept_pending: true });
+            ls.push(Listening {
+                sock,
+                server_port,
+                accept_pending: true,
+            });
         }
         let scratch = vec![0u8; opts.recv_bytes.clamp(1024, 1 << 20)];
         let ctl = Arc::new(Control {
@@ -156,15 +163,17 @@ impl EventLoop {
         let mut v = Vec::new();
         for i in 0..self.ctx.opts.threads.max(1) {
             let ctx = self.ctx.clone();
-            let h = std::thread::Builder::new().name(format!("waitress-{i}")).spawn(move || {
-                let app = ctx.app.clone();
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    app.run_thread(&mut || dispatch::app_thread(&ctx))
-                }));
-                if r.is_err() {
-                    log::error!(target: "waitress", "app thread waitress-{i} died");
-                }
-            })?;
+            let h = std::thread::Builder::new()
+                .name(format!("waitress-{i}"))
+                .spawn(move || {
+                    let app = ctx.app.clone();
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        app.run_thread(&mut || dispatch::app_thread(&ctx))
+                    }));
+                    if r.is_err() {
+                        log::error!(target: "waitress", "app thread waitress-{i} died");
+                    }
+                })?;
             v.push(h);
         }
         Ok(v)
@@ -297,7 +306,9 @@ impl EventLoop {
     fn after_app(&mut self, sh: &Arc<Shared>, batch: &mut Vec<Arc<Shared>>, now: Instant) {
         let i = sh.token - CHANNEL0;
         let ctx = self.ctx.clone();
-        let Some(ch) = self.chan(i).filter(|c| Arc::ptr_eq(&c.shared, sh)) else { return };
+        let Some(ch) = self.chan(i).filter(|c| Arc::ptr_eq(&c.shared, sh)) else {
+            return;
+        };
         {
             let mut st = lock(&sh.st);
             if st.closed {
@@ -347,8 +358,14 @@ impl EventLoop {
             }
             // Lingering close: our side is done; drain what the client still sends so the
             // response is not lost to a reset (RFC 9112 §9.6).
-            let _ = nix::sys::socket::shutdown(ch.shared.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
-            ch.phase = Phase::Lingering { until: now + LINGER_TIME, left: LINGER_BYTES };
+            let _ = nix::sys::socket::shutdown(
+                ch.shared.fd.as_raw_fd(),
+                nix::sys::socket::Shutdown::Write,
+            );
+            ch.phase = Phase::Lingering {
+                until: now + LINGER_TIME,
+                left: LINGER_BYTES,
+            };
             ch.read_deferred = false;
             let mut batch = Vec::new();
             self.read(i, &mut batch, now);
@@ -411,7 +428,11 @@ impl EventLoop {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         self.listeners[li].accept_pending = false;
                     }
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::EINTR)) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ECONNABORTED) | Some(libc::EINTR)
+                        ) => {}
                     Err(e) => {
                         if self.ctx.opts.log_socket_errors {
                             log::warn!(target: "waitress", "server accept() threw an exception: {e}");
@@ -492,7 +513,11 @@ impl EventLoop {
             origin,
         });
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut SourceFd(&raw), Token(CHANNEL0 + i), interest) {
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&raw), Token(CHANNEL0 + i), interest)
+        {
             socket_error(&self.ctx, "register", e);
             self.free.push(i);
             return;
@@ -504,7 +529,9 @@ impl EventLoop {
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     fn close(&mut self, i: usize) {
-        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.take()) else { return };
+        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
+            return;
+        };
         let raw = ch.shared.fd.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
         ch.shared.mark_closed();
@@ -560,7 +587,11 @@ impl EventLoop {
 
 /// True if a connection waits in the listener's backlog (poll(2) with a zero timeout).
 fn listener_has_pending(fd: RawFd) -> bool {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd on our stack, nfds = 1, zero timeout (never blocks).
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n > 0 && p.revents & libc::POLLIN != 0
@@ -570,5 +601,8 @@ fn listener_has_pending(fd: RawFd) -> bool {
 fn unread_input(sh: &Shared) -> bool {
     let mut b = [0u8; 1];
     let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-    matches!(nix::sys::socket::recv(sh.fd.as_raw_fd(), &mut b, flags), Ok(1))
+    matches!(
+        nix::sys::socket::recv(sh.fd.as_raw_fd(), &mut b, flags),
+        Ok(1)
+    )
 }

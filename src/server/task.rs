@@ -68,7 +68,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
-    let Job { req, body, send_continue } = &mut *job;
+    let Job {
+        req,
+        body,
+        send_continue,
+    } = &mut *job;
     let mut t = Task {
         ctx,
         ch,
@@ -89,7 +93,10 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             let cl = body.len().to_string();
             t.start_response(
                 "400 Bad Request",
-                vec![("Content-Type".into(), "text/plain".into()), ("Content-Length".into(), cl)],
+                vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    ("Content-Length".into(), cl),
+                ],
             );
             let _ = t.write(&body);
             t.finish();
@@ -116,7 +123,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         },
     }
     if let Some(buf) = &ctx.access {
-        let status = t.enc.as_ref().map(|_| t.sc.status.as_str()).unwrap_or("500");
+        let status = t
+            .enc
+            .as_ref()
+            .map(|_| t.sc.status.as_str())
+            .unwrap_or("500");
         let code = status.get(..3).unwrap_or("500");
         let mut pending = lock(buf);
         t.sc.log.line(&mut pending, t.req, code, t.sent);
@@ -314,13 +325,13 @@ impl Exchange for Task<'_> {
             return Ok(());
         }
         let first = self.enc.is_none();
-        if first {
-            if !self.started || !self.encode_head() {
-                // The caller reports this as an app failure; nothing went out yet.
-                return Ok(());
-            }
+        if first && (!self.started || !self.encode_head()) {
+            // The caller reports this as an app failure; nothing went out yet.
+            return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (chunk, warning) = enc.encode(data);
         if let Some(w) = warning {
             log::warn!(target: "waitress", "{w}");
@@ -339,7 +350,12 @@ impl Exchange for Task<'_> {
         st.out.pending() + len as u64 > self.ctx.opts.outbuf_high_watermark
     }
 
-    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected> {
+    fn send_file(
+        &mut self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Disconnected> {
         if self.gone {
             return Err(Disconnected);
         }
@@ -347,7 +363,9 @@ impl Exchange for Task<'_> {
         if first && (!self.started || !self.encode_head()) {
             return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (prefix, len) = frame_file(enc, len);
         let chunked = enc.framing() == Framing::Chunked && len > 0;
         if len == 0 && !first {
@@ -361,7 +379,11 @@ impl Exchange for Task<'_> {
         r?;
         let mut st = lock(&self.ch.st);
         st.out.push_file(file, offset, len);
-        let r = if chunked { st.out.send(self.ch.fd(), &[b"\r\n"]) } else { st.out.flush(self.ch.fd()) };
+        let r = if chunked {
+            st.out.send(self.ch.fd(), &[b"\r\n"])
+        } else {
+            st.out.flush(self.ch.fd())
+        };
         if let Err(e) = r {
             st.closed = true;
             drop(st);
