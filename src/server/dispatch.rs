@@ -206,6 +206,7 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                     drop(job);
                     st.queue.clear();
                     st.running = false;
+                    st.last_activity = Instant::now();
                     let notify = st.notify_on_done || st.close_when_flushed || st.closed;
                     st.notify_on_done = false;
                     drop(st);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::http::app::App;
 use crate::net::Listener;
 
+mod accept;
 mod access_log;
 mod channel;
 mod dispatch;

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use super::access_log;
 use super::channel::{Job, Shared, CONTINUE};
@@ -198,6 +198,10 @@ impl Task<'_> {
         if self.gone {
             return Err(Disconnected);
         }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
         let wm = self.ctx.opts.outbuf_high_watermark;
         let mut st = lock(&self.ch.st);
         while !st.closed && st.out.pending() > wm {
@@ -210,10 +214,6 @@ impl Task<'_> {
         if st.closed {
             self.gone = true;
             return Err(Disconnected);
-        }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 {
-            return Ok(());
         }
         let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
@@ -258,9 +258,8 @@ impl Task<'_> {
         let r = self.output(&parts, true);
         self.sc.head = head;
         if r.is_err() || close {
-            return self.close_after();
+            self.close_after();
         }
-        lock(&self.ch.st).last_activity = Instant::now();
     }
 
     /// The app failed: a 500 if the head is not out yet, else cut the connection
@@ -290,7 +289,6 @@ impl Task<'_> {
         let mut st = lock(&self.ch.st);
         st.close_when_flushed = true;
         st.queue.clear();
-        st.last_activity = Instant::now();
     }
 }
 
