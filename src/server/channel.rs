@@ -282,6 +282,13 @@ impl Channel {
                     self.hold_or_send(ctx, Held::Error(e));
                     data = &[];
                 }
+                Ok(p) if p.consumed == 0 && p.status == Status::NeedMore => {
+                    // The parser promises to take what it is given; never spin on it.
+                    log::error!(target: "waitress", "internal error: the request parser stalled");
+                    self.cur = None;
+                    self.hold_or_send(ctx, Held::Error(HttpError::internal("parser stall".into())));
+                    data = &[];
+                }
                 Ok(p) => {
                     data = &data[p.consumed.min(data.len())..];
                     match p.status {
@@ -301,7 +308,7 @@ impl Channel {
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;
-                                self.queue_job(job, batch);
+                                self.queue_job(ctx, job, batch);
                             }
                         }
                     }
@@ -315,8 +322,16 @@ impl Channel {
         false
     }
 
-    fn queue_job(&mut self, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
+    fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
         let mut st = lock(&self.shared.st);
+        if st.close_when_flushed || st.closed {
+            // The connection's last response is already decided (CVE-2024-49768: nothing
+            // after it may run, even when it was read ahead).
+            drop(st);
+            self.phase = Phase::Closing;
+            ctx.recycle(job);
+            return;
+        }
         st.queue.push_back(job);
         if !st.running {
             st.running = true;

@@ -200,7 +200,7 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
             while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
                 st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            match (st.closed, st.queue.pop_front()) {
+            match (st.closed || st.close_when_flushed, st.queue.pop_front()) {
                 (false, Some(job)) => job,
                 (_, job) => {
                     drop(job);

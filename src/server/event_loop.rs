@@ -48,6 +48,8 @@ pub(crate) struct EventLoop {
     pub(super) again: Vec<usize>,
     pub(super) access: Option<AccessLog>,
     pub(super) draining: bool,
+    /// The other half of the access-log double buffer.
+    pub(super) log_spare: Vec<u8>,
 }
 
 impl EventLoop {
@@ -86,6 +88,7 @@ impl EventLoop {
             again: Vec::new(),
             access,
             draining: false,
+            log_spare: Vec::new(),
         };
         Ok((el, ctl))
     }
@@ -398,13 +401,19 @@ impl EventLoop {
         }
     }
 
+    /// Writes the lines app threads formatted since the last iteration (one write(2)); the
+    /// buffers are swapped so app threads never wait on the file.
     fn flush_access_log(&mut self) {
         if let (Some(a), Some(buf)) = (&mut self.access, &self.ctx.access) {
-            let mut pending = lock(buf);
-            if !pending.is_empty() {
-                a.write(&pending);
-                pending.clear();
+            {
+                let mut pending = lock(buf);
+                if pending.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut *pending, &mut self.log_spare);
             }
+            a.write(&self.log_spare);
+            self.log_spare.clear();
         }
     }
 }

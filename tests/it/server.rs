@@ -100,6 +100,20 @@ impl App for TestApp {
                 }
                 Ok(())
             }
+            b"/pattern" => {
+                // n bytes of (i % 251), in writes of varying size, no Content-Length.
+                let n = query_num(ex);
+                ex.start_response("200 OK", vec![]);
+                let (mut i, mut size) = (0u64, 1usize);
+                while i < n {
+                    let k = (size as u64).min(n - i);
+                    let chunk: Vec<u8> = (i..i + k).map(|j| (j % 251) as u8).collect();
+                    ex.write(&chunk).map_err(gone)?;
+                    i += k;
+                    size = size * 7 % 100_003 + 1;
+                }
+                Ok(())
+            }
             b"/file" => {
                 let mut f = tempfile::tempfile().unwrap();
                 f.write_all(b"0123456789").unwrap();
@@ -748,23 +762,31 @@ fn access_log_has_one_combined_line_per_request() {
 
 #[test]
 fn nothing_is_read_after_connection_close() {
-    let srv = TestServer::start(opts());
-    let mut s = srv.connect();
-    let two = format!(
-        "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}",
-        get("/query?2")
-    );
-    s.write_all(two.as_bytes()).unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let (status, _, body) = read_response(&mut &all[..]).unwrap();
-    assert_eq!((status, &body[..]), (200, &b"hello"[..]));
-    assert_eq!(
-        srv.app.calls.load(Ordering::SeqCst),
-        1,
-        "a request after Connection: close ran"
-    );
-    assert_eq!(all.windows(5).filter(|w| w == b"HTTP/").count(), 1);
+    // With lookahead the second request is read while the first runs; it must still not run
+    // (CVE-2024-49768).
+    for lookahead in [0, 2] {
+        let srv = TestServer::start(ServerOptions {
+            channel_request_lookahead: lookahead,
+            ..opts()
+        });
+        let mut s = srv.connect();
+        let two = format!(
+            "GET /slow?100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}{}",
+            get("/query?2"),
+            get("/query?3")
+        );
+        s.write_all(two.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let (status, _, body) = read_response(&mut &all[..]).unwrap();
+        assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+        assert_eq!(
+            srv.app.calls.load(Ordering::SeqCst),
+            1,
+            "a request after close ran"
+        );
+        assert_eq!(all.windows(5).filter(|w| w == b"HTTP/").count(), 1);
+    }
 }
 
 #[test]
@@ -851,6 +873,98 @@ fn idle_keep_alive_connections_cost_little_memory() {
     assert!(
         per_conn <= 2048,
         "an idle keep-alive connection costs {per_conn} bytes"
+    );
+}
+
+#[test]
+fn garbage_input_never_takes_the_server_down() {
+    let srv = TestServer::start(opts());
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: [&[u8]; 12] = [
+        b"GET / HTTP/1.1\r\n",
+        b"Host: a\r\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"Content-Length: 5\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        b"\x00\xff",
+        b"POST /echo HTTP/1.0\r\n",
+        b"Expect: 100-continue\r\n",
+        b"HEAD /hello HTTP/1.1\r\n",
+    ];
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let mut conns = Vec::new();
+        for _ in 0..20 {
+            let mut msg = Vec::new();
+            for _ in 0..(next() % 12) {
+                if next() % 4 == 0 {
+                    msg.extend((0..next() % 40).map(|_| next() as u8));
+                } else {
+                    msg.extend_from_slice(pieces[(next() % 12) as usize]);
+                }
+            }
+            conns.push((msg, next() % 3));
+        }
+        let addr = srv.addr;
+        handles.push(std::thread::spawn(move || {
+            for (msg, how) in conns {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    continue;
+                };
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let _ = s.write_all(&msg);
+                match how {
+                    0 => drop(s),
+                    1 => {
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                        let _ = s.read_to_end(&mut Vec::new());
+                    }
+                    _ => {
+                        let _ = s.read(&mut [0u8; 1024]);
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut s = srv.connect();
+    s.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().2, b"hello");
+}
+
+#[test]
+fn slow_reader_gets_spilled_output_in_order() {
+    let srv = TestServer::start(ServerOptions {
+        outbuf_overflow: 64 * 1024,
+        outbuf_high_watermark: 1 << 20,
+        ..opts()
+    });
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let n: u64 = 24 << 20;
+    s.write_all(get(&format!("/pattern?{n}")).as_bytes())
+        .unwrap();
+    // Let the app run into back-pressure with output spilled to the temp file.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut r = std::io::BufReader::new(s);
+    let (status, head, body) = read_response(&mut r).unwrap();
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body.len() as u64, n);
+    assert!(
+        body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+        "output reordered"
     );
 }
 
