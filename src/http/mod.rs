@@ -32,3 +32,6 @@ pub struct Limits {
     pub max_request_header_size: u64,
     pub max_request_body_size: u64,
 }
+
+#[cfg(test)]
+mod alloc_tests;
