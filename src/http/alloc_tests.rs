@@ -53,7 +53,11 @@ fn parsing_a_typical_get_does_not_allocate_when_warm() {
     });
     let mut req = Request::new();
     let mut body = OverflowableBuffer::new(524_288);
-    assert_eq!(allocations(|| Vec::<u8>::with_capacity(8)).1, 1, "the counter counts");
+    assert_eq!(
+        allocations(|| Vec::<u8>::with_capacity(8)).1,
+        1,
+        "the counter counts"
+    );
     for round in 0..3 {
         let (r, n) = allocations(|| {
             let r = p.feed(GET, &mut req, &mut body);
@@ -74,7 +78,10 @@ fn encoding_a_typical_response_does_not_allocate_when_warm() {
     use super::response::ResponseHead;
     use super::{RequestMeta, Version};
     let headers = vec![
-        ("Content-Type".to_string(), "text/plain; charset=utf-8".to_string()),
+        (
+            "Content-Type".to_string(),
+            "text/plain; charset=utf-8".to_string(),
+        ),
         ("Content-Length".to_string(), "12".to_string()),
         ("X-Request-Id".to_string(), "abc".to_string()),
     ];
