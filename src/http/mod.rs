@@ -15,6 +15,7 @@ pub mod error;
 mod head;
 pub mod parse;
 pub mod proxy;
+mod pytext;
 pub mod request;
 pub mod response;
 pub mod uri;
