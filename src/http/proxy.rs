@@ -48,6 +48,17 @@ impl MalformedProxyHeader {
     pub fn body(&self) -> Vec<u8> {
         super::error::malformed_proxy_body(&self.header)
     }
+    /// The status of that response; it goes out through the normal response path (as
+    /// waitress's middleware answer does), with [`MalformedProxyHeader::headers`] and no
+    /// Content-Length (waitress sends it chunked; waitressd then keeps HTTP/1.1 alive).
+    pub const STATUS: &'static str = "400 Bad Request";
+    /// The headers of that response.
+    pub fn headers() -> Vec<(String, String)> {
+        vec![(
+            "Content-Type".to_string(),
+            "text/plain; charset=utf-8".to_string(),
+        )]
+    }
 }
 
 /// What `apply` did besides changing the request.
