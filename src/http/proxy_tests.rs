@@ -381,13 +381,3 @@ fn untrusted_peer_headers_are_cleared_with_warning_when_asked() {
     assert_eq!(req.headers().count(), 5);
     assert!(!s.active());
 }
-
-#[test]
-fn undquote_follows_waitress() {
-    assert_eq!(undquote(b"abc").unwrap(), b"abc");
-    assert_eq!(undquote(b"\"a\\\"b c\"").unwrap(), b"a\"b c");
-    assert_eq!(undquote(b"\"\"").unwrap(), b"");
-    for bad in [&b"\""[..], b"\"a", b"a\"", b"\"a\"b\"", b"\"a\\\""] {
-        assert!(undquote(bad).is_err(), "{bad:?}");
-    }
-}
