@@ -363,6 +363,41 @@ fn expect_100_continue_without_body_is_served() {
 }
 
 #[test]
+fn expect_100_continue_behind_a_busy_request_comes_after_its_response() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let reqs = format!(
+        "{}POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+        get("/slow?300")
+    );
+    s.write_all(reqs.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+    assert_eq!(read_response(&mut s).unwrap().0, 100);
+    s.write_all(b"xyz").unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"xyz"[..]));
+}
+
+#[test]
+fn bad_request_behind_a_busy_request_is_answered_in_order_then_closed() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let reqs = format!(
+        "{}GET / HTTP/1.1\r\nBad Header\r\n\r\n{}",
+        get("/slow?300"),
+        get("/hello")
+    );
+    s.write_all(reqs.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+    let (status, head, _) = read_response(&mut s).unwrap();
+    assert_eq!(status, 400, "{head}");
+    assert!(closed_within(&mut s, 5));
+    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn head_response_has_no_body() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
