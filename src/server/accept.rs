@@ -9,10 +9,11 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
 
-use super::channel::{socket_error, ChanState, Channel, Shared};
+use super::channel::Channel;
 use super::dispatch::lock;
 use super::event_loop::{EventLoop, CHANNEL0, LISTENER0};
 use super::outbuf::OutBuf;
+use super::shared::{socket_error, ChanState, Shared};
 use crate::http::Origin;
 use crate::net::Listener;
 

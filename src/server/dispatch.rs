@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::channel::{Job, Shared};
+use super::shared::{Job, Shared};
 use super::task::{self, Scratch};
 use super::ServerOptions;
 use crate::http::app::App;

@@ -15,8 +15,9 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::accept::{self, Listening};
 use super::access_log::AccessLog;
-use super::channel::{socket_error, Channel, Phase, ReadOutcome, Shared};
+use super::channel::{Channel, Phase, ReadOutcome};
 use super::dispatch::{self, lock, Ctx};
+use super::shared::{socket_error, Shared};
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
 use crate::http::app::App;
 use crate::net::Listener;
@@ -367,38 +368,6 @@ impl EventLoop {
         }
         self.free.push(i);
         self.count -= 1;
-    }
-
-    /// Once a second: whole-head deadlines and lingering closes.
-    fn tick(&mut self, now: Instant) {
-        let head_timeout = self.ctx.opts.header_timeout();
-        for i in 0..self.chans.len() {
-            let Some(ch) = self.chan(i) else { continue };
-            let late_head = ch.head_started.is_some_and(|t| now - t >= head_timeout);
-            let linger_over = matches!(ch.phase, Phase::Lingering { until, .. } if now >= until);
-            if late_head {
-                log::debug!(target: "waitress", "request head not complete after {head_timeout:?}, closing");
-            }
-            if late_head || linger_over {
-                self.close(i);
-            }
-        }
-    }
-
-    /// Every `cleanup_interval`: closes channels idle for `channel_timeout` (waitress §4.3:
-    /// no request queued or running; a half-received request counts as idle).
-    fn sweep(&mut self, now: Instant) {
-        let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
-        for i in 0..self.chans.len() {
-            let Some(ch) = self.chan(i) else { continue };
-            let st = lock(&ch.shared.st);
-            let last = ch.last_read.max(st.last_activity);
-            let idle = !st.running && st.queue.is_empty() && now - last >= timeout;
-            drop(st);
-            if idle {
-                self.close(i);
-            }
-        }
     }
 
     /// Writes the lines app threads formatted since the last iteration (one write(2)); the

@@ -21,7 +21,9 @@ mod channel;
 mod dispatch;
 mod event_loop;
 mod outbuf;
+mod shared;
 mod task;
+mod timers;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::access_log;
-use super::channel::{Job, Shared, CONTINUE};
+use super::channel::CONTINUE;
 use super::dispatch::{lock, Ctx};
+use super::shared::{socket_error, Job, Shared};
 use crate::http::app::{AppFailure, Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
@@ -225,7 +226,7 @@ impl Task<'_> {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "send", e);
+            socket_error(self.ctx, "send", e);
             return Err(Disconnected);
         }
         Ok(())
@@ -386,7 +387,7 @@ impl Exchange for Task<'_> {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "sendfile", e);
+            socket_error(self.ctx, "sendfile", e);
             return Err(Disconnected);
         }
         Ok(())
