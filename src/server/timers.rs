@@ -8,8 +8,12 @@ use super::dispatch::lock;
 use super::event_loop::EventLoop;
 
 impl EventLoop {
-    /// Once a second: whole-head deadlines and lingering closes.
+    /// Once a second: whole-head deadlines and lingering closes; listeners are looked at
+    /// again (accept errors such as EMFILE pause accepting until the next tick).
     pub(super) fn tick(&mut self, now: Instant) {
+        for l in &mut self.listeners {
+            l.accept_pending = true;
+        }
         let head_timeout = self.ctx.opts.header_timeout();
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };

@@ -741,12 +741,14 @@ fn graceful_stop_completes_in_flight_request() {
 }
 
 #[test]
-fn unix_socket_serves_with_localhost_peer() {
+fn unix_and_tcp_listeners_are_served_together() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sock");
-    let l = UnixListener::bind(&path).unwrap();
-    let dummy: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let srv = TestServer::start_with(opts(), vec![Listener::Unix(l, path.clone())], dummy);
+    let u = UnixListener::bind(&path).unwrap();
+    let t = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = t.local_addr().unwrap();
+    let ls = vec![Listener::Unix(u, path.clone()), Listener::Tcp(t)];
+    let srv = TestServer::start_with(opts(), ls, addr);
     let mut s = UnixStream::connect(&path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(get("/origin").as_bytes()).unwrap();
@@ -756,7 +758,11 @@ fn unix_socket_serves_with_localhost_peer() {
         String::from_utf8_lossy(&body),
         format!("localhost|None|{}", path.display())
     );
-    drop(srv);
+    let mut s = srv.connect();
+    s.write_all(get("/origin").as_bytes()).unwrap();
+    let body = String::from_utf8(read_response(&mut s).unwrap().2).unwrap();
+    let local = s.local_addr().unwrap();
+    assert_eq!(body, format!("127.0.0.1|{}|{}", local.port(), addr.port()));
 }
 
 #[test]
