@@ -87,7 +87,7 @@ impl OutBuf {
         {
             file.write_all_at(data, *end)?;
             *end += data.len() as u64;
-        } else if self.mem + data.len() as u64 > self.overflow && self.mem > 0 {
+        } else if self.mem + data.len() as u64 > self.overflow {
             let file = match self.spare_spill.take() {
                 Some(f) => f,
                 None => tempfile::tempfile()?,
@@ -284,6 +284,25 @@ mod tests {
         assert!(ob.flush(a.as_fd()).unwrap());
         assert!(ob.is_empty());
         assert_eq!(drain(&mut b, 20), b"head;abcdefghij23456");
+    }
+
+    #[test]
+    fn memory_held_never_exceeds_overflow() {
+        // (pushes, overflow) → bytes that stay in memory
+        let table: [(&[usize], u64, u64); 4] = [
+            (&[10, 10], 100, 20),
+            (&[60, 60], 100, 60),
+            (&[500], 100, 0),
+            (&[100], 100, 100),
+        ];
+        for (pushes, overflow, want_mem) in table {
+            let mut ob = OutBuf::new(overflow);
+            for &n in pushes {
+                ob.push(&vec![1u8; n]).unwrap();
+            }
+            assert_eq!(ob.mem, want_mem, "{pushes:?} with overflow {overflow}");
+            assert_eq!(ob.pending(), pushes.iter().sum::<usize>() as u64);
+        }
     }
 
     #[test]
