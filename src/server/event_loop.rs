@@ -32,8 +32,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// Bounds of the lingering close after an error response.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
-/// How long `run` waits for app threads when stopping (waitress waits 5 s).
+/// How long `run` waits for app threads still inside the app: waitress waits 5 s on a normal
+/// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
+const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
 
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
@@ -108,7 +110,11 @@ impl EventLoop {
             log::warn!(target: "waitress", "Canceling {cancelled} pending task(s)");
         }
         self.ctx.stop_threads();
-        let deadline = Instant::now() + JOIN_WAIT;
+        let wait = match self.ctl.stop.load(Ordering::SeqCst) {
+            IMMEDIATE => JOIN_WAIT_IMMEDIATE,
+            _ => JOIN_WAIT,
+        };
+        let deadline = Instant::now() + wait;
         while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }

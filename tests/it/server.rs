@@ -186,7 +186,8 @@ impl TestServer {
     fn wait(&mut self, secs: u64) -> bool {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
-            if self.join.as_ref().is_some_and(|j| j.is_finished()) {
+            let Some(j) = &self.join else { return true };
+            if j.is_finished() {
                 let r = self.join.take().unwrap().join().unwrap();
                 assert!(r.is_ok(), "run failed: {r:?}");
                 return true;
@@ -737,6 +738,25 @@ fn graceful_stop_completes_in_flight_request() {
     assert!(
         TcpStream::connect(srv.addr).is_err(),
         "still accepting after stop"
+    );
+}
+
+#[test]
+fn immediate_stop_returns_promptly_and_cuts_connections() {
+    let mut srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    s.write_all(get("/slow?4000").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    srv.stop.immediate();
+    assert!(
+        srv.wait(3),
+        "run did not return promptly after an immediate stop"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(
+        read_response(&mut s).is_none(),
+        "a response after an immediate stop"
     );
 }
 
