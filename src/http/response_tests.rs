@@ -193,3 +193,43 @@ fn content_length_comes_from_the_app_or_inference_and_is_dropped_without_body() 
 
 #[path = "response_matrix_tests.rs"]
 mod matrix;
+
+#[test]
+fn never_panics_on_arbitrary_app_heads() {
+    let alphabet = [
+        'a', 'Z', '-', ' ', ':', '\r', '\n', '\u{e9}', '\u{20ac}', '0', '1', '_',
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut word = |n: u64| -> String {
+        (0..next() % n)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect()
+    };
+    for _ in 0..3000 {
+        let status = word(12);
+        let headers: Vec<(String, String)> = (0..4).map(|_| (word(10), word(10))).collect();
+        let cl = check_start_response(&status, &headers).ok().flatten();
+        for v in [Version::Http10, Version::Http11] {
+            let mut out = Vec::new();
+            if let Ok(mut e) = (ResponseHead {
+                request: meta(v, true, false),
+                status: &status,
+                headers: &headers,
+                content_length: cl,
+                ident: Some("w"),
+                date: DATE,
+            })
+            .encode(&mut out)
+            {
+                let _ = e.encode(b"abc");
+                let _ = e.finish(&status);
+            }
+        }
+    }
+}
