@@ -1,0 +1,235 @@
+//! Response head tables: start_response checks, re-casing, sorting, Server/Via, Date, lengths,
+//! and the framing/keep-alive matrix.
+use super::*;
+use crate::http::encode::Framing;
+
+const DATE: &[u8] = b"Sat, 21 Nov 2026 04:19:33 GMT";
+
+fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn meta(version: Version, keep_alive: bool, is_head: bool) -> RequestMeta {
+    RequestMeta {
+        version,
+        keep_alive,
+        is_head,
+    }
+}
+
+fn head(
+    req: RequestMeta,
+    status: &str,
+    headers: &[(String, String)],
+    cl: Option<u64>,
+    ident: Option<&str>,
+) -> (String, BodyEncoder) {
+    let mut out = b"previous".to_vec();
+    let enc = ResponseHead {
+        request: req,
+        status,
+        headers,
+        content_length: cl,
+        ident,
+        date: DATE,
+    }
+    .encode(&mut out)
+    .unwrap();
+    assert!(out.starts_with(b"previous"), "appends");
+    (out[8..].iter().map(|&c| c as char).collect(), enc)
+}
+
+#[test]
+fn start_response_checks_use_waitress_messages() {
+    assert_eq!(check_start_response("200 OK", &h(&[("X", "1")])), Ok(None));
+    assert_eq!(
+        check_start_response("200 OK", &h(&[("Content-Length", " +1_0 ")])),
+        Ok(Some(10))
+    );
+    for (status, headers, want) in [
+        ("200 OK\r\n", h(&[]), "carriage return/line feed character present in status"),
+        ("200 OK", h(&[("X", "a\nb")]), "carriage return/line feed character present in header value"),
+        ("200 OK", h(&[("X\r", "a")]), "carriage return/line feed character present in header name"),
+        ("200 OK", h(&[("connection", "close")]), "connection is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
+        ("200 OK", h(&[("Keep-Alive", "x")]), "Keep-Alive is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
+        ("200 OK", h(&[("Transfer-Encoding", "chunked")]), "Transfer-Encoding is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
+        ("200 OK", h(&[("Content-Length", "abc")]), "invalid literal for int() with base 10: 'abc'"),
+        ("200 OK", h(&[("Content-Length", "-1")]), "invalid literal for int() with base 10: '-1'"),
+    ] {
+        assert_eq!(check_start_response(status, &headers).unwrap_err().to_string(), want);
+    }
+    for name in [
+        "TE",
+        "Trailers",
+        "Upgrade",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+    ] {
+        assert!(
+            check_start_response("200 OK", &h(&[(name, "x")])).is_err(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        check_start_response("200 OK", &h(&[("Trailer", "x")])),
+        Ok(None),
+        "3.0.2 allows Trailer"
+    );
+}
+
+#[test]
+fn header_names_are_recased_and_sorted_stably() {
+    let headers = h(&[
+        ("x-custom-HEADER", "1"),
+        ("Set-Cookie", "b=2"),
+        ("WWW-Authenticate", "Basic"),
+        ("set-cookie", "a=1"),
+        ("ETag", "\"e\""),
+        ("content-md5", "m"),
+    ]);
+    let (s, _) = head(
+        meta(Version::Http11, true, false),
+        "200 OK",
+        &headers,
+        Some(0),
+        Some("waitress"),
+    );
+    assert_eq!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Md5: m\r\nDate: Sat, 21 Nov 2026 04:19:33 GMT\r\n\
+         Etag: \"e\"\r\nServer: waitress\r\nSet-Cookie: b=2\r\nSet-Cookie: a=1\r\n\
+         Www-Authenticate: Basic\r\nX-Custom-Header: 1\r\n\r\n"
+    );
+}
+
+#[test]
+fn server_via_and_date() {
+    let m = meta(Version::Http11, true, false);
+    let (s, _) = head(m, "200 OK", &h(&[]), Some(0), None);
+    assert!(
+        !s.contains("Server:") && !s.contains("Via:"),
+        "no ident, no Server"
+    );
+    let (s, _) = head(
+        m,
+        "200 OK",
+        &h(&[("Server", "app/1")]),
+        Some(0),
+        Some("waitress"),
+    );
+    assert!(s.contains("Server: app/1\r\n") && s.contains("Via: waitress\r\n"));
+    let (s, _) = head(m, "200 OK", &h(&[("server", "app/1")]), Some(0), None);
+    assert!(
+        s.contains("Via: waitress\r\n"),
+        "Via falls back to waitress"
+    );
+    let (s, _) = head(m, "200 OK", &h(&[("Server", "a")]), Some(0), Some("mine"));
+    assert!(s.contains("Via: mine\r\n"));
+    let (s, _) = head(m, "200 OK", &h(&[("date", "yesterday")]), Some(0), None);
+    assert!(s.contains("Date: yesterday\r\n") && !s.contains(std::str::from_utf8(DATE).unwrap()));
+}
+
+#[test]
+fn status_is_verbatim_and_latin1_is_enforced() {
+    let m = meta(Version::Http11, true, false);
+    let (s, _) = head(m, "999 WHATEVER", &h(&[]), Some(0), None);
+    assert!(s.starts_with("HTTP/1.1 999 WHATEVER\r\n"));
+    let (s, _) = head(m, "200", &h(&[("X", "caf\u{e9}")]), Some(0), None);
+    assert!(s.starts_with("HTTP/1.1 200\r\n"));
+    let mut out = Vec::new();
+    let r = ResponseHead {
+        request: m,
+        status: "200 OK",
+        headers: &h(&[("X", "caf\u{e9}")]),
+        content_length: Some(0),
+        ident: None,
+        date: DATE,
+    }
+    .encode(&mut out);
+    assert!(r.is_ok());
+    assert!(out.windows(5).any(|w| w == b"caf\xe9\r"), "latin-1 byte");
+    let mut out = b"keep".to_vec();
+    let e = ResponseHead {
+        request: m,
+        status: "200 OK",
+        headers: &h(&[("X", "\u{20ac}")]),
+        content_length: Some(0),
+        ident: None,
+        date: DATE,
+    }
+    .encode(&mut out)
+    .unwrap_err();
+    assert!(matches!(e, ResponseError::NotLatin1 { .. }));
+    assert_eq!(out, b"keep", "nothing written on error");
+}
+
+#[test]
+fn content_length_comes_from_the_app_or_inference_and_is_dropped_without_body() {
+    let m = meta(Version::Http11, true, false);
+    let (s, e) = head(m, "200 OK", &h(&[("content-length", "5")]), Some(5), None);
+    assert!(s.contains("Content-Length: 5\r\n") && !s.contains("content-length"));
+    assert_eq!(e.framing(), Framing::Length(5));
+    let (s, _) = head(m, "200 OK", &h(&[]), Some(12), None);
+    assert!(
+        s.contains("Content-Length: 12\r\n"),
+        "inferred length is sent"
+    );
+    for status in [
+        "204 No Content",
+        "304 Not Modified",
+        "101 Switching",
+        "100 Continue",
+    ] {
+        let (s, e) = head(m, status, &h(&[("Content-Length", "5")]), Some(5), None);
+        assert!(!s.contains("Content-Length"), "{status}");
+        assert!(!s.contains("Transfer-Encoding"), "{status}");
+        assert_eq!(e.framing(), Framing::None);
+        assert!(e.keep_alive(), "{status} keeps HTTP/1.1 alive");
+    }
+}
+
+#[path = "response_matrix_tests.rs"]
+mod matrix;
+
+#[test]
+fn never_panics_on_arbitrary_app_heads() {
+    let alphabet = [
+        'a', 'Z', '-', ' ', ':', '\r', '\n', '\u{e9}', '\u{20ac}', '0', '1', '_',
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut word = |n: u64| -> String {
+        (0..next() % n)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect()
+    };
+    for _ in 0..3000 {
+        let status = word(12);
+        let headers: Vec<(String, String)> = (0..4).map(|_| (word(10), word(10))).collect();
+        let cl = check_start_response(&status, &headers).ok().flatten();
+        for v in [Version::Http10, Version::Http11] {
+            let mut out = Vec::new();
+            if let Ok(mut e) = (ResponseHead {
+                request: meta(v, true, false),
+                status: &status,
+                headers: &headers,
+                content_length: cl,
+                ident: Some("w"),
+                date: DATE,
+            })
+            .encode(&mut out)
+            {
+                let _ = e.encode(b"abc");
+                let _ = e.finish(&status);
+            }
+        }
+    }
+}
