@@ -264,6 +264,15 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Writes to stdout, ignoring a closed pipe (`waitressd --help | head` is not an error).
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 /// Whole program: returns the process exit code (see `crate::exit`). Errors are one line on
 /// stderr, never a panic or a backtrace.
 pub fn main(argv: &[String]) -> i32 {
@@ -290,11 +299,11 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match args.action {
         Action::Help => {
-            print!("{}", config::render::help());
+            out(&config::render::help());
             return crate::exit::OK;
         }
         Action::Version => {
-            println!("{VERSION}");
+            out(&format!("{VERSION}\n"));
             return crate::exit::OK;
         }
         _ => {}
@@ -308,7 +317,7 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match args.action {
         Action::CheckConfig => {
-            println!("configuration ok");
+            out("configuration ok\n");
             crate::exit::OK
         }
         Action::PrintConfig => {

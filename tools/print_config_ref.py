@@ -2,6 +2,8 @@
 an INI file's server section, as the same JSON shape (or the error waitress raises).
 
 Usage: .venv/bin/python tools/print_config_ref.py FILE.ini [-s SERVER_NAME] [NAME=VALUE ...]
+   or: .venv/bin/python tools/print_config_ref.py --batch  (stdin: one JSON array of arguments
+       per line; stdout: one JSON result per line)
 Needs pastedeploy and waitress. Nothing is bound and no app is loaded: it builds the server
 context exactly as `loadserver` does, then `Adjustments(**local_conf)` as `serve_paste` would.
 Prints {"ok": {...}} or {"error": "ExceptionType: message"}. waitressd's own keys (workers, ...)
@@ -78,4 +80,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])))
+    if sys.argv[1:] == ["--batch"]:
+        for line in sys.stdin:
+            print(json.dumps(main(json.loads(line))), flush=True)
+    else:
+        print(json.dumps(main(sys.argv[1:])))

@@ -170,7 +170,7 @@ pub fn man_page() -> String {
     out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");
     for d in DEFS {
         out.push_str(&format!(
-            ".TP\n.BR {} \" (\" {} \")\"\n{} Type: {}. Default: {}.\n",
+            ".TP\n\\fB{}\\fR (\\fB{}\\fR)\n{} Type: {}. Default: {}.\n",
             roff(d.name),
             roff(&flag_usage(d)),
             roff(d.doc),

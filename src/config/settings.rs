@@ -231,7 +231,10 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     if vals.raw("send_bytes").is_some() {
         log::warn!("send_bytes will be removed in a future release (waitress deprecation)");
     }
-    let listen = resolve_listen(&vals)?;
+    let mut listen = resolve_listen(&vals)?;
+    if vals.opt("unix_socket").is_some_and(|s| !s.is_empty()) {
+        listen.clear();
+    }
     let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
     let unix_socket = vals
         .opt("unix_socket")
@@ -283,12 +286,10 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     })
 }
 
-/// host/port folding, family choice and resolution (waitress steps 9-11). With a non-empty
-/// `unix_socket` nothing is bound over TCP, so the effective `listen` is empty.
+/// host/port folding, family choice and resolution (waitress steps 9-11). waitress resolves
+/// `listen` even with a `unix_socket` (so a default listen that cannot resolve is an error),
+/// but then binds only the unix socket: the effective `listen` is empty.
 fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
-    if vals.opt("unix_socket").is_some_and(|s| !s.is_empty()) {
-        return Ok(Vec::new());
-    }
     let port = vals.int("port").to_string();
     let entries: Vec<String> = if vals.raw("host").is_some() || vals.raw("port").is_some() {
         vec![format!("{}:{}", vals.string("host"), port)]

@@ -1,7 +1,7 @@
 """Dump an INI file as Python's configparser reads it for PasteDeploy (stdlib only).
 
-Usage: python3 configparser_dump.py FILE.ini
-Prints one JSON object: {"defaults": [[key, value]...], "sections": [[name, [[key, value]...]]...]}
+Usage: python3 configparser_dump.py FILE.ini [FILE.ini ...]
+Prints one line per file, each one JSON object: {"defaults": [[key, value]...], "sections": [[name, [[key, value]...]]...]}
 where a value that fails to interpolate is {"error": "<exception class>"}, or, if the file
 cannot be read, {"error": "<exception class>", "line": N}. Mirrors paste.deploy.loadwsgi's
 NicerConfigParser: keys keep their case, `here` and `__file__` are defaults.
@@ -45,4 +45,5 @@ def main(path):
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    for path in sys.argv[1:]:
+        print(json.dumps(main(path)))

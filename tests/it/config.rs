@@ -13,14 +13,26 @@ fn corpus() -> PathBuf {
     root().join("tests/config_corpus")
 }
 
-fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
-        .unwrap()
+fn ini_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "ini"))
         .collect();
     files.sort();
+    files
+}
+
+/// The repository corpus plus every `*.ini` in the directories listed (colon-separated) in
+/// `WAITRESSD_CORPUS_EXTRA`, for checking real and adversarial files beyond the repo's.
+fn corpus_files() -> Vec<PathBuf> {
+    let mut files = ini_files(&corpus());
     assert!(files.len() >= 40, "corpus too small: {}", files.len());
+    if let Some(extra) = std::env::var_os("WAITRESSD_CORPUS_EXTRA") {
+        for dir in std::env::split_paths(&extra) {
+            files.extend(ini_files(&dir));
+        }
+    }
     files
 }
 
@@ -42,25 +54,43 @@ fn args_of(path: &Path) -> Vec<String> {
 
 /// `waitressd FILE --print-config ARGS` in the corpus directory.
 fn print_config(file: &str, extra: &[&str]) -> (i32, Value, String) {
+    print_config_in(&corpus(), file, extra)
+}
+
+fn print_config_in(dir: &Path, file: &str, extra: &[&str]) -> (i32, Value, String) {
     let mut args = vec![file, "--print-config"];
     args.extend_from_slice(extra);
-    let (code, out, err) = run(&args, &corpus());
+    let (code, out, err) = run(&args, dir);
     (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
 }
 
-fn python(exe: &Path, script: &Path, args: &[String]) -> Value {
-    let out = Command::new(exe)
-        .arg(script)
+/// Runs a Python script once; it prints one JSON value per line.
+fn python_lines(exe: &Path, args: &[String], stdin: &str) -> Vec<Value> {
+    use std::io::Write;
+    let mut child = Command::new(exe)
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "{}: {}",
-        script.display(),
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("python printed JSON"))
+        .collect()
 }
 
 /// Our reader, dumped in `configparser_dump.py`'s shape.
@@ -99,15 +129,17 @@ fn dump(path: &Path) -> Value {
 
 #[test]
 fn ini_reader_matches_python_configparser_on_corpus() {
-    let script = corpus().join("configparser_dump.py");
+    let files = corpus_files();
+    let mut args = vec![corpus()
+        .join("configparser_dump.py")
+        .to_string_lossy()
+        .into_owned()];
+    args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+    let wants = python_lines(Path::new("python3"), &args, "");
+    assert_eq!(wants.len(), files.len());
     let mut failures = Vec::new();
-    for f in corpus_files() {
-        let want = python(
-            Path::new("python3"),
-            &script,
-            &[f.to_string_lossy().into_owned()],
-        );
-        let got = dump(&f);
+    for (f, want) in files.iter().zip(wants) {
+        let got = dump(f);
         if got != want {
             failures.push(format!(
                 "{}:\n  python: {want}\n  ours:   {got}",
@@ -127,22 +159,31 @@ fn print_config_matches_waitress_on_corpus() {
         eprintln!("\n\n!!! SKIPPED print_config_matches_waitress_on_corpus: no {} (run tools/venv.sh) !!!\n", py.display());
         return;
     }
-    let script = root().join("tools/print_config_ref.py");
-    let mut failures = Vec::new();
-    for f in corpus_files() {
-        if directive(&f, "waitressd-only").is_some() {
-            continue;
-        }
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let extra = args_of(&f);
+    let script = root()
+        .join("tools/print_config_ref.py")
+        .to_string_lossy()
+        .into_owned();
+    let files: Vec<PathBuf> = corpus_files()
+        .into_iter()
+        .filter(|f| directive(f, "waitressd-only").is_none())
+        .collect();
+    let mut batch = String::new();
+    for f in &files {
         let mut ref_args = vec![f.to_string_lossy().into_owned()];
-        ref_args.extend(extra.iter().cloned());
-        let reference = python(&py, &script, &ref_args);
+        ref_args.extend(args_of(f));
+        batch.push_str(&format!("{}\n", json!(ref_args)));
+    }
+    let references = python_lines(&py, &[script, "--batch".into()], &batch);
+    assert_eq!(references.len(), files.len());
+    let mut failures = Vec::new();
+    for (f, reference) in files.iter().zip(references) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let extra = args_of(f);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let (code, ours, err) = print_config(&name, &extra);
+        let (code, ours, err) = print_config_in(f.parent().unwrap(), &name, &extra);
         let problem = match (reference.get("ok"), code) {
-            (Some(_), 2) if directive(&f, "waitressd-rejects").is_some() => None,
-            (Some(_), _) if directive(&f, "waitressd-rejects").is_some() => {
+            (Some(_), 2) if directive(f, "waitressd-rejects").is_some() => None,
+            (Some(_), _) if directive(f, "waitressd-rejects").is_some() => {
                 Some("waitressd should reject".to_string())
             }
             (Some(want), 0) => {
@@ -160,7 +201,10 @@ fn print_config_matches_waitress_on_corpus() {
                     .collect();
                 (!diff.is_empty()).then(|| diff.join("; "))
             }
-            (Some(_), c) => Some(format!("waitress accepts, we exit {c}: {err}")),
+            (Some(_), c) => Some(format!(
+                "waitress accepts, we exit {c}: {}",
+                err.lines().last().unwrap_or("")
+            )),
             (None, 2) => None,
             (None, c) => Some(format!(
                 "waitress rejects ({}), we exit {c}",
