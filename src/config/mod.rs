@@ -5,7 +5,7 @@
 //!
 //! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
 //! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
-//! (validation, `--print-config`), `render` (help, man page, example INI, README table).
+//! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +13,10 @@ use std::path::PathBuf;
 pub mod defs;
 pub mod error;
 pub mod ini;
+pub mod interpolate;
 pub mod listen;
 pub mod paste;
+pub mod print;
 pub mod render;
 pub mod settings;
 #[cfg(test)]
@@ -22,7 +24,7 @@ mod tests;
 pub mod values;
 
 pub use error::{ConfigError, Origin, ValueError};
-pub use settings::to_json;
+pub use print::to_json;
 
 use crate::cli::CliArgs;
 use settings::Raw;
