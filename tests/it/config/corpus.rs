@@ -202,3 +202,102 @@ fn print_config_matches_waitress_on_corpus() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// waitress-serve's flags: `Adjustments.parse_args` + `Adjustments(**kw)` against
+/// `waitressd --app x:y FLAGS --print-config` (same JSON, or both reject).
+#[test]
+fn serve_flags_match_waitress_serve() {
+    let py = venv().join("bin/python");
+    if !py.exists() {
+        eprintln!(
+            "\n\n!!! SKIPPED serve_flags_match_waitress_serve: no {} (run tools/venv.sh) !!!\n",
+            py.display()
+        );
+        return;
+    }
+    let cases: &[&[&str]] = &[
+        &[
+            "--listen=127.0.0.1:6001",
+            "--listen",
+            "[::1]:6002",
+            "--thread=3",
+        ],
+        &["--host=127.0.0.1", "--port=6001", "--no-ipv6"],
+        &["--port", "6001"],
+        &["--host", "::1"],
+        &["--unix-socket=/tmp/x.sock", "--unix-socket-perms=660"],
+        &[
+            "--trusted-proxy=*",
+            "--trusted-proxy-headers=x-forwarded-for x-forwarded-proto",
+            "--trusted-proxy-count=2",
+            "--log-untrusted-proxy-headers",
+            "--no-clear-untrusted-proxy-headers",
+        ],
+        &[
+            "--url-scheme=https",
+            "--url-prefix=/app/",
+            "--ident=",
+            "--server-name=example.org",
+            "--expose-tracebacks",
+            "--asyncore-use-poll",
+            "--asyncore-loop-timeout=2",
+        ],
+        &[
+            "--backlog=5",
+            "--recv-bytes=1",
+            "--send-bytes=2",
+            "--outbuf-overflow=3",
+            "--outbuf-high-watermark=4",
+            "--inbuf-overflow=5",
+            "--connection-limit=6",
+            "--cleanup-interval=7",
+            "--channel-timeout=8",
+            "--max-request-header-size=9",
+            "--max-request-body-size=10",
+            "--channel-request-lookahead=11",
+            "--no-log-socket-errors",
+            "--ipv4",
+            "--listen=127.0.0.1:6001",
+        ],
+        &["--threads=4", "--threads", "6"],
+        &["--threads=four"],
+        &["--port=1", "--listen=127.0.0.1:1"],
+        &["--sockets=x", "--listen=127.0.0.1:1"],
+        &["--sockets=x"],
+        &["--ipv4=1"],
+        &["--bogus"],
+        &["--trusted-proxy-count=1"],
+        &["--trusted-proxy=127.0.0.1"],
+        &["--listen=::1"],
+        &["--listen", "*:6001", "--no-ipv6"],
+    ];
+    let mut batch = String::new();
+    for args in cases {
+        let mut v = vec!["--serve-args"];
+        v.extend_from_slice(args);
+        batch.push_str(&format!("{}\n", json!(v)));
+    }
+    let script = root()
+        .join("tools/print_config_ref.py")
+        .to_string_lossy()
+        .into_owned();
+    let references = python_lines(&py, &[script, "--batch".into()], &batch);
+    let mut failures = Vec::new();
+    for (args, reference) in cases.iter().zip(references) {
+        let mut ours = vec!["--app", "x:y"];
+        ours.extend_from_slice(args);
+        let (code, json, err) = print_config_in(&corpus(), "--print-config", &ours);
+        match (reference.get("ok"), code) {
+            (Some(want), 0) => {
+                for (k, v) in want.as_object().unwrap() {
+                    if json.get(k) != Some(v) {
+                        failures.push(format!("{args:?}: {k}: waitress {v}, ours {}", json[k]));
+                    }
+                }
+            }
+            (None, 2) => {}
+            (r, c) => failures.push(format!("{args:?}: waitress {r:?}, we exit {c}: {err}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
