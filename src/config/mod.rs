@@ -108,12 +108,15 @@ pub enum AppSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     // --- waitress 3.0.2 ---
-    /// Resolved listen addresses, in order (host/port folded in, as waitress does).
+    /// Resolved listen addresses, in order (host/port folded in, as waitress does); never empty
+    /// unless `unix_socket` is set, in which case it is empty (waitress then binds only the
+    /// unix socket). Port 0 entries are kept (and may repeat).
     pub listen: Vec<SocketAddr>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub threads: usize,
     pub trusted_proxy: Option<String>,
+    /// Trailing hops trusted (waitress slices `[-count:]`, so 0 trusts the whole list).
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
@@ -138,6 +141,7 @@ pub struct Settings {
     pub ident: Option<String>,
     pub asyncore_loop_timeout: u64,
     pub asyncore_use_poll: bool,
+    /// As written (relative to the cwd, like waitress); `None` when unset or empty.
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_perms: u32,
     pub channel_request_lookahead: usize,
