@@ -124,7 +124,7 @@ pub fn help() -> String {
     for d in DEFS {
         let flag = flag_usage(d);
         let line = format!("{} [{}: {}]", d.doc, type_desc(d), default_desc(d));
-        out.push_str(&format!("  {flag:<36}{line}\n"));
+        out.push_str(&format!("  {flag:<37} {line}\n"));
     }
     out.push_str("\nExit status:\n");
     for (code, text) in EXIT_CODES {
