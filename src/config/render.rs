@@ -116,7 +116,7 @@ pub fn help() -> String {
     debug_assert_eq!(GENERAL.len(), GENERAL_HELP.len());
     for (flags, arg, text) in GENERAL_HELP {
         out.push_str(&format!(
-            "  {:<36}{text}\n",
+            "  {:<37} {text}\n",
             format!("{flags} {arg}").trim_end()
         ));
     }
