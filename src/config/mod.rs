@@ -2,9 +2,92 @@
 //!
 //! CONTRACT (owned by the config work; other layers read these names):
 //! `Settings` fields below, `AppSpec`, `ConfigError`, and `load(&CliArgs) -> Result<Settings>`.
+//!
+//! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
+//! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
+//! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+pub mod defs;
+pub mod error;
+pub mod ini;
+pub mod interpolate;
+pub mod listen;
+pub mod paste;
+pub mod print;
+pub mod render;
+pub mod settings;
+#[cfg(test)]
+mod tests;
+pub mod values;
+
+pub use error::{ConfigError, Origin, ValueError};
+pub use print::to_json;
+
+use crate::cli::CliArgs;
+use settings::Raw;
+
+/// Keys that choose where to listen. A command-line flag for any of them replaces all of them
+/// from the INI file (so `--port 8000` works on a file that has `listen = *:6543`).
+const BIND_KEYS: [&str; 5] = ["host", "port", "listen", "unix_socket", "sockets"];
+
+/// Command line (+ INI file) → validated `Settings`. INI values come from the server section
+/// exactly as PasteDeploy would pass them to waitress; flags win over the file.
+pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (mut raws, app) = match (&args.config, &args.app) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Usage(
+                "--app and an INI file exclude each other (the INI file names the app)".into(),
+            ))
+        }
+        (Some(cfg), None) => {
+            let abs = ini::abspath(cfg);
+            let display = cfg.to_string_lossy();
+            let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
+            let app = AppSpec::Ini {
+                path: abs,
+                app_name: args.app_name.clone(),
+                vars: args.vars.clone(),
+            };
+            (raws, app)
+        }
+        (None, Some(target)) => (
+            Vec::new(),
+            AppSpec::Module {
+                target: target.clone(),
+                call: args.call,
+            },
+        ),
+        (None, None) => {
+            return Err(ConfigError::Usage(
+                "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
+            ))
+        }
+    };
+    if args
+        .overrides
+        .iter()
+        .any(|(k, _)| BIND_KEYS.contains(&k.as_str()))
+    {
+        raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
+    }
+    for (key, value) in &args.overrides {
+        let raw = Raw {
+            key: key.clone(),
+            value: value.clone(),
+            origin: Origin::Flag(defs::flag(key)),
+            base: cwd.clone(),
+        };
+        match raws.iter_mut().find(|r| r.key == *key) {
+            Some(slot) => *slot = raw,
+            None => raws.push(raw),
+        }
+    }
+    settings::build(&raws, app, args.daemon)
+}
 
 /// Where the application comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +108,15 @@ pub enum AppSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     // --- waitress 3.0.2 ---
-    /// Resolved listen addresses, in order (host/port folded in, as waitress does).
+    /// Resolved listen addresses, in order (host/port folded in, as waitress does); never empty
+    /// unless `unix_socket` is set, in which case it is empty (waitress then binds only the
+    /// unix socket). Port 0 entries are kept (and may repeat).
     pub listen: Vec<SocketAddr>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub threads: usize,
     pub trusted_proxy: Option<String>,
+    /// Trailing hops trusted (waitress slices `[-count:]`, so 0 trusts the whole list).
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
@@ -55,6 +141,7 @@ pub struct Settings {
     pub ident: Option<String>,
     pub asyncore_loop_timeout: u64,
     pub asyncore_use_poll: bool,
+    /// As written (relative to the cwd, like waitress); `None` when unset or empty.
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_perms: u32,
     pub channel_request_lookahead: usize,
@@ -81,6 +168,8 @@ pub struct Settings {
     pub virtualenv: Option<PathBuf>,
     /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
     pub access_log: Option<PathBuf>,
+    /// `--daemon`: detach from the terminal (command line only, not an INI key).
+    pub daemon: bool,
 }
 
 impl Settings {

@@ -1,8 +1,8 @@
 //! Sockets and identity: binding listeners (socket2) and dropping privileges.
 //!
 //! CONTRACT: `Listener` is what the supervisor binds (before forking) and the server polls.
-use std::os::unix::net::UnixListener;
 use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 /// A bound, listening, non-blocking socket.
