@@ -55,6 +55,8 @@ pub(crate) struct Channel {
     continue_done: bool,
     /// An error response was sent: the client is probably still sending, so linger.
     pub(crate) linger: bool,
+    /// Bytes thrown away since the connection started closing.
+    discarded: usize,
 }
 
 /// What reading did.
@@ -66,6 +68,9 @@ pub(crate) enum ReadOutcome {
     /// The channel has to go now.
     Close,
 }
+
+/// Most input discarded while a closing connection's last response is still unsent.
+const DISCARD_MAX: usize = 4 << 20;
 
 /// How many recv calls one readiness event may use before other channels get a turn.
 const READS_PER_EVENT: usize = 32;
@@ -85,6 +90,7 @@ impl Channel {
             peer_eof: false,
             continue_done: false,
             linger: false,
+            discarded: 0,
         }
     }
 
@@ -147,7 +153,15 @@ impl Channel {
             }
             match &mut self.phase {
                 Phase::Open => {}
-                Phase::Closing => continue,
+                Phase::Closing => {
+                    // Discarded while the last response is still going out; a client that
+                    // sends without reading cannot keep the connection busy forever.
+                    self.discarded += n;
+                    if self.discarded > DISCARD_MAX {
+                        return ReadOutcome::Close;
+                    }
+                    continue;
+                }
                 Phase::Lingering { left, .. } => {
                     *left = left.saturating_sub(n);
                     if *left == 0 {
