@@ -31,10 +31,31 @@ pub(super) struct Listening {
 
 impl Listening {
     pub(super) fn deregister(self, registry: &Registry) {
-        let _ = match self.sock {
-            Lsock::Tcp(mut t) => registry.deregister(&mut t),
-            Lsock::Unix(mut u) => registry.deregister(&mut u),
+        let fd = match &self.sock {
+            Lsock::Tcp(t) => t.as_raw_fd(),
+            Lsock::Unix(u) => u.as_raw_fd(),
         };
+        // Registered by fd (see `register_exclusive`), so deregistered by fd.
+        let _ = registry.deregister(&mut SourceFd(&fd));
+    }
+}
+
+/// Registers a listener with EPOLLEXCLUSIVE: the listening sockets are shared by every worker
+/// process, and without it each new connection wakes all of them (thundering herd). mio has no
+/// flag for it, so this is the one epoll_ctl made by hand; events carry the token the way
+/// mio's own registrations do (`u64` data), so mio reports them normally.
+fn register_exclusive(poll: &Poll, fd: RawFd, token: Token) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: token.0 as u64,
+    };
+    // SAFETY: `poll` owns a valid epoll fd and `fd` is a listening socket we own; `ev` is a
+    // valid epoll_event on our stack for the duration of the call.
+    let r = unsafe { libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -42,7 +63,7 @@ impl Listening {
 pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result<Vec<Listening>> {
     let mut ls = Vec::with_capacity(listeners.len());
     for (i, l) in listeners.into_iter().enumerate() {
-        let (mut sock, server_port) = match l {
+        let (sock, server_port) = match l {
             Listener::Tcp(t) => {
                 t.set_nonblocking(true)?;
                 let port = t.local_addr()?.port().to_string();
@@ -57,9 +78,15 @@ pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result
             }
         };
         let token = Token(LISTENER0 + i);
-        match &mut sock {
-            Lsock::Tcp(t) => poll.registry().register(t, token, Interest::READABLE)?,
-            Lsock::Unix(u) => poll.registry().register(u, token, Interest::READABLE)?,
+        let fd = match &sock {
+            Lsock::Tcp(t) => t.as_raw_fd(),
+            Lsock::Unix(u) => u.as_raw_fd(),
+        };
+        if let Err(e) = register_exclusive(poll, fd, token) {
+            // Kernels before 4.5: a plain registration (every worker wakes per connection).
+            log::debug!(target: "waitress", "EPOLLEXCLUSIVE not available: {e}");
+            poll.registry()
+                .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
         }
         ls.push(Listening {
             sock,

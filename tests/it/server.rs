@@ -761,6 +761,26 @@ fn immediate_stop_returns_promptly_and_cuts_connections() {
 }
 
 #[test]
+fn two_servers_sharing_a_listener_both_serve() {
+    // As pre-forked workers do: one listening socket, several event loops (EPOLLEXCLUSIVE).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let l2 = l.try_clone().unwrap();
+    let a = TestServer::start_with(opts(), vec![Listener::Tcp(l)], addr);
+    let b = TestServer::start_with(opts(), vec![Listener::Tcp(l2)], addr);
+    for _ in 0..40 {
+        let mut s = a.connect();
+        s.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s).map(|r| r.2), Some(b"hello".to_vec()));
+    }
+    let (na, nb) = (
+        a.app.calls.load(Ordering::SeqCst),
+        b.app.calls.load(Ordering::SeqCst),
+    );
+    assert_eq!(na + nb, 40);
+}
+
+#[test]
 fn unix_and_tcp_listeners_are_served_together() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sock");
