@@ -188,9 +188,11 @@ impl Channel {
             .disconnected
             .store(true, std::sync::atomic::Ordering::Release);
         let mut st = lock(&self.shared.st);
-        if self.phase != Phase::Open || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
+        let lingering = matches!(self.phase, Phase::Lingering { .. });
+        if lingering || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
             return ReadOutcome::Close;
         }
+        // Output still to send (a half-closed client may still be reading): close after it.
         st.close_when_flushed = true;
         st.notify_on_done = true;
         drop(st);
