@@ -655,6 +655,21 @@ fn client_disconnect_mid_response_leaves_server_serving() {
 }
 
 #[test]
+fn half_closed_client_gets_its_whole_response() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let n = 8 << 20;
+    // HTTP/1.0 without keep-alive: the response is the connection's last.
+    s.write_all(format!("GET /big?{n} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let (status, _, body) = read_response(&mut r).expect("whole response after half-close");
+    assert_eq!((status, body.len()), (200, n));
+}
+
+#[test]
 fn app_panic_gives_500_and_server_keeps_serving() {
     let srv = TestServer::start(opts());
     for _ in 0..3 {
