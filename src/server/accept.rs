@@ -216,6 +216,7 @@ impl EventLoop {
             cv: Condvar::new(),
             disconnected: Arc::new(AtomicBool::new(false)),
             origin,
+            has_output: AtomicBool::new(false),
         });
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) =

@@ -326,7 +326,10 @@ impl Channel {
                 &bytes
             }
         };
-        match st.out.send(self.shared.fd(), &[data]) {
+        let r = st.out.send(self.shared.fd(), &[data]);
+        // On the loop thread: a pending rest is sent on the writable edge that follows.
+        self.shared.note_output(&st);
+        match r {
             Ok(_) => st.last_activity = Instant::now(),
             Err(e) => {
                 st.closed = true;

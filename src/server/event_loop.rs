@@ -233,15 +233,15 @@ impl EventLoop {
     }
 
     fn read(&mut self, i: usize, batch: &mut Vec<Arc<Shared>>, now: Instant) {
-        let ctx = self.ctx.clone();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let outcome = match self.chan(i) {
-            Some(ch) => ch.on_readable(&ctx, &mut scratch, batch, now),
-            None => ReadOutcome::Done,
+        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.as_mut()) else {
+            return;
         };
-        self.scratch = scratch;
+        let outcome = ch.on_readable(&self.ctx, &mut self.scratch, batch, now);
+        // An open channel that only read has nothing to finish (app threads report theirs).
+        let settle = ch.phase != Phase::Open || self.draining;
         match outcome {
-            ReadOutcome::Done => self.maybe_finish(i, now),
+            ReadOutcome::Done if settle => self.maybe_finish(i, now),
+            ReadOutcome::Done => {}
             ReadOutcome::More => self.again.push(i),
             ReadOutcome::Close => self.close(i),
         }
@@ -251,13 +251,18 @@ impl EventLoop {
         let wm = self.ctx.opts.outbuf_high_watermark;
         let Some(ch) = self.chan(i) else { return };
         let sh = &ch.shared;
+        // epoll reports writability with every readable edge: usually nothing to do, and
+        // checking that must not wait for an app thread that is sending.
+        if !sh.has_output.load(Ordering::Acquire) {
+            return;
+        }
         let mut st = lock(&sh.st);
-        // epoll reports writability with every readable edge: usually nothing to do.
         if st.out.is_empty() || st.closed {
             return;
         }
         let before = st.out.pending();
         let r = st.out.flush(sh.fd());
+        sh.note_output(&st);
         if st.out.pending() < before {
             st.last_activity = now;
         }
@@ -287,7 +292,9 @@ impl EventLoop {
                 return;
             }
             if !st.out.is_empty() {
-                if let Err(e) = st.out.flush(sh.fd()) {
+                let r = st.out.flush(sh.fd());
+                sh.note_output(&st);
+                if let Err(e) = r {
                     drop(st);
                     socket_error(&ctx, "send", e);
                     self.close(i);

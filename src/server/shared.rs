@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -52,21 +52,34 @@ pub(crate) struct Shared {
     pub(crate) cv: Condvar,
     pub(crate) disconnected: Arc<AtomicBool>,
     pub(crate) origin: Origin,
+    /// `!st.out.is_empty()`, readable without the lock: the loop's writable events (epoll
+    /// reports writability with every readable edge) skip the lock when nothing is pending,
+    /// so they do not contend with an app thread in the middle of a send.
+    pub(crate) has_output: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+    /// Records whether output is pending; call with the lock held after touching `out`.
+    /// True when output just became pending: an app thread must then tell the loop, which
+    /// may have skipped a writable event while the flag was still false.
+    pub(crate) fn note_output(&self, st: &ChanState) -> bool {
+        let pending = !st.out.is_empty();
+        let was = self.has_output.swap(pending, Ordering::AcqRel);
+        pending && !was
+    }
+
     /// Marks the channel closed and wakes blocked writers (loop teardown).
     pub(crate) fn mark_closed(&self) {
         let mut st = lock(&self.st);
         st.closed = true;
         st.queue.clear();
         st.out.clear();
+        self.has_output.store(false, Ordering::Release);
         drop(st);
-        self.disconnected
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.disconnected.store(true, Ordering::Release);
         self.cv.notify_all();
         let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
     }

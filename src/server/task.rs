@@ -29,7 +29,7 @@ pub(crate) struct Scratch {
 
 struct Task<'a> {
     ctx: &'a Ctx,
-    ch: &'a Shared,
+    ch: &'a Arc<Shared>,
     req: &'a Request,
     body: &'a mut OverflowableBuffer,
     sc: &'a mut Scratch,
@@ -229,6 +229,12 @@ impl Task<'_> {
             socket_error(self.ctx, "send", e);
             return Err(Disconnected);
         }
+        let tell_loop = self.ch.note_output(&st);
+        drop(st);
+        if tell_loop {
+            // waitress `write_soon`: what the direct send left is the loop's to send.
+            self.ctx.notify_loop(self.ch.clone());
+        }
         Ok(())
     }
 
@@ -391,6 +397,11 @@ impl Exchange for Task<'_> {
             self.gone = true;
             socket_error(self.ctx, "sendfile", e);
             return Err(Disconnected);
+        }
+        let tell_loop = self.ch.note_output(&st);
+        drop(st);
+        if tell_loop {
+            self.ctx.notify_loop(self.ch.clone());
         }
         Ok(())
     }
