@@ -10,7 +10,6 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
 
 use super::channel::Channel;
-use super::dispatch::lock;
 use super::event_loop::{EventLoop, CHANNEL0, LISTENER0};
 use super::outbuf::OutBuf;
 use super::shared::{socket_error, ChanState, Shared};
@@ -99,6 +98,7 @@ pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result
 
 impl EventLoop {
     pub(super) fn accept(&mut self, now: Instant) {
+        let mut victims = None;
         for li in 0..self.listeners.len() {
             while self.listeners[li].accept_pending {
                 if self.count >= self.ctx.opts.connection_limit.max(1) {
@@ -106,7 +106,7 @@ impl EventLoop {
                         self.listeners[li].accept_pending = false;
                         break;
                     }
-                    if !self.evict_one() {
+                    if !self.evict_one(&mut victims) {
                         if !self.at_limit_logged {
                             self.at_limit_logged = true;
                             log::warn!(target: "waitress", "total open connections reached the connection limit, no longer accepting new connections");
@@ -165,26 +165,35 @@ impl EventLoop {
     /// At `connection_limit` with clients waiting: closes the connection that has not sent a
     /// complete request head and was active least recently (waitressd: a fresh client must
     /// be served within seconds, not wait for idle keep-alive connections to time out).
-    fn evict_one(&mut self) -> bool {
-        let mut oldest: Option<(Instant, usize)> = None;
-        for (i, c) in self.chans.iter().enumerate() {
-            let Some(ch) = c else { continue };
-            if !ch.is_idle() {
-                continue;
-            }
-            let t = ch.last_read.max(lock(&ch.shared.st).last_activity);
-            if oldest.is_none_or(|(o, _)| t < o) {
-                oldest = Some((t, i));
-            }
-        }
-        match oldest {
-            Some((_, i)) => {
+    /// Candidates are collected once per accept round, so a burst costs one scan.
+    fn evict_one(&mut self, victims: &mut Option<Vec<(Instant, usize)>>) -> bool {
+        let v = victims.get_or_insert_with(|| {
+            let mut v: Vec<(Instant, usize)> = self
+                .chans
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    c.as_ref()
+                        .filter(|ch| ch.is_idle())
+                        .map(|ch| (ch.last_active(), i))
+                })
+                .collect();
+            v.sort_unstable_by(|a, b| b.cmp(a)); // oldest last
+            v
+        });
+        while let Some((_, i)) = v.pop() {
+            if self
+                .chans
+                .get(i)
+                .and_then(|c| c.as_ref())
+                .is_some_and(|ch| ch.is_idle())
+            {
                 log::debug!(target: "waitress", "connection limit: evicting an idle connection");
                 self.close(i);
-                true
+                return true;
             }
-            None => false,
         }
+        false
     }
 
     fn add_channel(&mut self, li: usize, fd: OwnedFd, addr: String, port: String, now: Instant) {

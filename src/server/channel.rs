@@ -113,6 +113,11 @@ impl Channel {
             && self.held.is_none()
     }
 
+    /// The last time the connection did anything (read, send, finished request).
+    pub(crate) fn last_active(&self) -> Instant {
+        self.last_read.max(lock(&self.shared.st).last_activity)
+    }
+
     /// Reads what the socket has and parses it; complete requests are queued on the channel
     /// and, when no app thread owns it, the channel goes into `batch`.
     pub(crate) fn on_readable(

@@ -502,6 +502,35 @@ fn fresh_client_is_served_at_connection_limit() {
 }
 
 #[test]
+fn eviction_at_the_limit_takes_the_least_recently_active_connection() {
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 2,
+        ..opts()
+    });
+    let mut old = srv.connect();
+    old.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut old).unwrap();
+    let mut recent = srv.connect();
+    recent.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut recent).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    recent.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut recent).unwrap();
+    let mut fresh = srv.connect();
+    fresh.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut fresh).map(|r| r.0), Some(200));
+    assert!(
+        closed_within(&mut old, 5),
+        "the oldest idle connection was not evicted"
+    );
+    recent.write_all(get("/query?still").as_bytes()).unwrap();
+    assert_eq!(
+        read_response(&mut recent).map(|r| r.2),
+        Some(b"still".to_vec())
+    );
+}
+
+#[test]
 fn slow_header_client_is_cut_by_the_header_deadline() {
     // channel_timeout 2 s → whole-head deadline 2 s; the client is never idle that long.
     let srv = TestServer::start(ServerOptions {
