@@ -7,6 +7,17 @@
 //! Threads: the loop thread (`event_loop`) does all accepting, reading, parsing and timers;
 //! `threads` app threads (`dispatch`) run the app, one `Task` per request, and write responses
 //! straight to the socket when they can (waitress's `write_soon`), leaving the rest to the loop.
+//!
+//! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
+//! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
+//! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
+//! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
+//! completions, request pool) · `task` (the `Exchange` an app thread drives) · `outbuf`
+//! (pending output: memory, spill file, sendfile) · `access_log`.
+//!
+//! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
+//! the app thread, no allocation once pools are warm, no loop round trip after the response;
+//! hand-offs are batched per poll iteration and the loop is woken at most once per batch.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
