@@ -11,8 +11,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 
 use super::dispatch::{lock, Ctx};
-use super::shared::{socket_error, unix_now, ChanState, Job, Shared};
-use crate::http::{HttpError, Origin, RequestParser, Status};
+use super::shared::{copy_origin, socket_error, unix_now, ChanState, Job, Shared};
+use crate::http::{HttpError, RequestParser, Status};
 
 /// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -376,16 +376,6 @@ impl Channel {
         }
         false
     }
-}
-
-/// Field-wise `clone_from`: the derived `Origin::clone_from` clones whole strings (five
-/// allocations per request); this reuses the recycled request's capacity.
-fn copy_origin(dst: &mut Origin, src: &Origin) {
-    dst.remote_addr.clone_from(&src.remote_addr);
-    dst.remote_port.clone_from(&src.remote_port);
-    dst.server_name.clone_from(&src.server_name);
-    dst.server_port.clone_from(&src.server_port);
-    dst.url_scheme.clone_from(&src.url_scheme);
 }
 
 #[cfg(test)]

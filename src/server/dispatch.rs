@@ -7,12 +7,15 @@
 //! takes the next job without sleeping while the queue is non-empty; the loop is woken at most
 //! once until it has drained its queue (`wake_pending`).
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::job;
 use super::shared::{Job, Shared};
-use super::task::{self, Scratch};
+use super::task::Scratch;
 use super::ServerOptions;
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
@@ -182,6 +185,29 @@ impl Ctx {
     }
 }
 
+/// Starts the `threads` app threads (`waitress-0`, `waitress-1`, … as waitress names them);
+/// each runs inside `App::run_thread`, where the WSGI bridge attaches its Python thread state
+/// once for the thread's life.
+pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let mut v = Vec::new();
+    for i in 0..ctx.opts.threads.max(1) {
+        let ctx = ctx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("waitress-{i}"))
+            .spawn(move || {
+                let app = ctx.app.clone();
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    app.run_thread(&mut || app_thread(&ctx))
+                }));
+                if r.is_err() {
+                    log::error!(target: "waitress", "app thread waitress-{i} died");
+                }
+            })?;
+        v.push(h);
+    }
+    Ok(v)
+}
+
 /// One app thread: runs channels' requests until the dispatcher stops.
 pub(crate) fn app_thread(ctx: &Ctx) {
     let mut scratch = Scratch::default();
@@ -217,6 +243,6 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 }
             }
         };
-        task::run(ctx, ch, job, scratch);
+        job::run(ctx, ch, job, scratch);
     }
 }

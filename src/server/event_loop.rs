@@ -7,7 +7,6 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -97,7 +96,7 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
-        let threads = self.spawn_threads()?;
+        let threads = dispatch::spawn_threads(&self.ctx)?;
         let result = self.serve();
         // Stop: cancel what never started, let the threads finish what they run.
         for i in 0..self.chans.len() {
@@ -128,26 +127,6 @@ impl EventLoop {
         }
         self.flush_access_log();
         result
-    }
-
-    fn spawn_threads(&self) -> Result<Vec<JoinHandle<()>>, ServerError> {
-        let mut v = Vec::new();
-        for i in 0..self.ctx.opts.threads.max(1) {
-            let ctx = self.ctx.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("waitress-{i}"))
-                .spawn(move || {
-                    let app = ctx.app.clone();
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        app.run_thread(&mut || dispatch::app_thread(&ctx))
-                    }));
-                    if r.is_err() {
-                        log::error!(target: "waitress", "app thread waitress-{i} died");
-                    }
-                })?;
-            v.push(h);
-        }
-        Ok(v)
     }
 
     fn serve(&mut self) -> Result<(), ServerError> {

@@ -12,7 +12,7 @@
 //! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
 //! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
-//! completions, request pool) · `task` (the `Exchange` an app thread drives) · `outbuf`
+//! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
 //! (pending output: memory, spill file, sendfile) · `access_log`.
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
@@ -31,6 +31,7 @@ mod access_log;
 mod channel;
 mod dispatch;
 mod event_loop;
+mod job;
 mod outbuf;
 mod shared;
 mod task;
