@@ -655,6 +655,7 @@ fn upload_of_1gib_keeps_memory_bounded() {
     let (status, _, body) = read_response(&mut s).unwrap();
     assert_eq!((status, body), (200, GIB.to_string().into_bytes()));
     let grew = watch.peak().saturating_sub(before);
+    eprintln!("1 GiB upload: peak RSS grew by {grew} KiB");
     assert!(
         grew < 64 * 1024,
         "RSS grew by {grew} KiB during a 1 GiB upload"
@@ -691,6 +692,7 @@ fn download_of_1gib_goes_through_backpressure() {
     }
     assert_eq!(got, GIB);
     let grew = watch.peak().saturating_sub(before);
+    eprintln!("1 GiB download: peak RSS grew by {grew} KiB");
     assert!(
         grew < 64 * 1024,
         "RSS grew by {grew} KiB during a 1 GiB download"
