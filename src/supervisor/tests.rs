@@ -483,3 +483,42 @@ fn a_live_pidfile_is_a_boot_error() {
         std::process::id().to_string()
     );
 }
+
+#[test]
+fn daemon_mode_detaches_once_ready_and_stops_on_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("d.pid");
+    let mut s = settings(vec![free_port()]);
+    s.pidfile = Some(pidfile.clone());
+    let addr = s.listen[0];
+    let foreground = spawn::fork_child(move || {
+        let opts = RunOptions {
+            daemon: true,
+            reload: None,
+        };
+        match master::run(s, opts, fake_worker) {
+            Ok(()) => 0,
+            Err(e) => e.exit_code(),
+        }
+    })
+    .unwrap();
+    // The foreground process exits 0 only once the workers are ready.
+    assert_eq!(waitpid(foreground, None).unwrap(), WaitStatus::Exited(foreground, 0));
+    assert!(ask(addr, "/").is_some(), "serving as soon as the foreground exits");
+    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_ne!(daemon, foreground.as_raw());
+    let sid = nix::unistd::getsid(Some(Pid::from_raw(daemon))).unwrap();
+    assert_eq!(sid.as_raw(), daemon, "the daemon leads its own session");
+    kill(Pid::from_raw(daemon), Signal::SIGTERM).unwrap();
+    assert!(eventually(20, || !pidfile.exists()));
+}
+
+#[test]
+fn unknown_user_and_port_in_use_are_boot_errors() {
+    let mut s = settings(vec![free_port()]);
+    s.user = Some("no-such-user-for-waitressd".into());
+    assert_eq!(TestMaster::start(s, None).wait(10), Some(3));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = settings(vec![taken.local_addr().unwrap()]);
+    assert_eq!(TestMaster::start(s, None).wait(10), Some(3));
+}
