@@ -27,6 +27,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         trusted_proxy_headers: s.trusted_proxy_headers.clone(),
         log_untrusted_proxy_headers: s.log_untrusted_proxy_headers,
         clear_untrusted_proxy_headers: s.clear_untrusted_proxy_headers,
+        access_log: s.access_log.clone(),
     }
 }
 
