@@ -1,10 +1,13 @@
 //! A parsed request head plus where it came from: what the app side reads.
 //!
 //! Owned and reusable: the server keeps `Request`s in a pool and `clear()`s them, so a busy
-//! connection allocates nothing per request once its buffers have grown.
+//! connection allocates nothing per request once its buffers have grown. All bytes live in one
+//! arena (`buf`); every field is a span into it. Derived bytes (decoded path, merged or folded
+//! header values, proxy rewrites) are appended to the same arena.
+use std::ops::Range;
 
-/// The HTTP version the request is answered with (waitress answers unknown 1.x/2.x as 1.0,
-/// waitressd answers them 505 before a `Request` exists).
+/// The HTTP version the request is answered with. Only 1.0 and 1.1 exist here: other versions
+/// are answered 505 before a `Request` is complete (waitress would answer them as 1.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Version {
     #[default]
@@ -37,22 +40,204 @@ pub struct Origin {
     pub url_scheme: String,
 }
 
+/// A byte range in the request arena (u32 keeps `Field` at 16 bytes; heads are far below 4 GiB
+/// because `max_request_header_size` bounds them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    pub(crate) fn new(r: Range<usize>) -> Span {
+        Span {
+            start: r.start as u32,
+            end: r.end as u32,
+        }
+    }
+    pub(crate) fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    pub(crate) fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Field {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+}
+
+/// What the response side needs to know about the request after the `Request` itself has been
+/// handed to the app (framing and keep-alive, waitress §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestMeta {
+    pub version: Version,
+    /// HTTP/1.0: the request said exactly `Connection: keep-alive`; HTTP/1.1: it did not say
+    /// exactly `Connection: close` (case-insensitive, waitress §2.9 / §3.3).
+    pub keep_alive: bool,
+    /// `HEAD` requests get no response body (a waitressd difference, §3.7).
+    pub is_head: bool,
+}
+
 /// One parsed request head. Header values are as they will reach the environ: duplicates merged
-/// with `", "`, `Transfer-Encoding` removed on HTTP/1.1, names containing `_` dropped.
+/// with `", "`, `Transfer-Encoding` removed, names containing `_` dropped, obs-folds joined.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    pub method: Vec<u8>,
-    /// The raw request-target (REQUEST_URI).
-    pub target: Vec<u8>,
-    /// Percent-decoded path, leading slashes collapsed (PATH_INFO before url_prefix handling).
-    pub path: Vec<u8>,
-    /// Raw query string without the `?`.
-    pub query: Vec<u8>,
-    pub version: Version,
-    /// (name as received, value) pairs.
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The body length once complete (de-chunked length for chunked bodies); None when the
-    /// request had no Content-Length and was not chunked.
-    pub content_length: Option<u64>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) method: Span,
+    pub(crate) target: Span,
+    pub(crate) path: Span,
+    pub(crate) query: Span,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) version: Version,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) keep_alive: bool,
+    pub(crate) expect_continue: bool,
+    /// Connection facts; the server sets it per request (`origin.clone_from(..)` reuses the
+    /// strings), trusted-proxy processing rewrites it. `clear()` leaves it alone.
     pub origin: Origin,
+}
+
+impl Request {
+    pub fn new() -> Request {
+        Request::default()
+    }
+
+    /// Forgets the previous request but keeps every allocation (and `origin`).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.fields.clear();
+        self.method = Span::default();
+        self.target = Span::default();
+        self.path = Span::default();
+        self.query = Span::default();
+        self.version = Version::Http10;
+        self.content_length = None;
+        self.keep_alive = false;
+        self.expect_continue = false;
+    }
+
+    fn get(&self, s: Span) -> &[u8] {
+        self.buf.get(s.range()).unwrap_or_default()
+    }
+
+    /// REQUEST_METHOD (always upper-case: lower-case methods are rejected, as waitress).
+    pub fn method(&self) -> &[u8] {
+        self.get(self.method)
+    }
+    /// The raw request-target as received (REQUEST_URI).
+    pub fn target(&self) -> &[u8] {
+        self.get(self.target)
+    }
+    /// Percent-decoded path with leading slashes collapsed (PATH_INFO before `url_prefix`, see
+    /// [`crate::http::uri::path_info`]). Bytes; the environ decodes them as latin-1.
+    pub fn path(&self) -> &[u8] {
+        self.get(self.path)
+    }
+    /// Raw query string without the `?` (QUERY_STRING), empty if none.
+    pub fn query(&self) -> &[u8] {
+        self.get(self.query)
+    }
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// The body length once the request is complete (the de-chunked length for chunked
+    /// bodies; CONTENT_LENGTH). None when the request had neither Content-Length nor chunked.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+    /// The request asked for `100 Continue` (HTTP/1.1, `Expect: 100-continue` any case).
+    pub fn expect_continue(&self) -> bool {
+        self.expect_continue
+    }
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+    /// The facts the response framing needs (copy it before handing the request away).
+    pub fn meta(&self) -> RequestMeta {
+        RequestMeta {
+            version: self.version,
+            keep_alive: self.keep_alive,
+            is_head: self.is_head(),
+        }
+    }
+
+    /// (name as received, value) pairs in arrival order of each name's first occurrence.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(move |f| (self.get(f.name), self.get(f.value)))
+    }
+
+    /// The (merged) value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.find(name).map(|i| self.get(self.fields[i].value))
+    }
+
+    pub(crate) fn find(&self, name: &[u8]) -> Option<usize> {
+        self.fields
+            .iter()
+            .position(|f| self.get(f.name).eq_ignore_ascii_case(name))
+    }
+
+    /// Appends bytes to the arena and returns their span.
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Span {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        Span::new(start..self.buf.len())
+    }
+
+    /// Sets header `name` (case-insensitive) to `value`, adding it if absent.
+    pub fn set_header(&mut self, name: &[u8], value: &[u8]) {
+        let value = self.push_bytes(value);
+        match self.find(name) {
+            Some(i) => self.fields[i].value = value,
+            None => {
+                let name = self.push_bytes(name);
+                self.fields.push(Field { name, value });
+            }
+        }
+    }
+
+    /// Removes header `name` (case-insensitive); true if it was there.
+    pub fn remove_header(&mut self, name: &[u8]) -> bool {
+        match self.find(name) {
+            Some(i) => {
+                self.fields.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Parses one complete request (head and body) from `bytes` with generous limits: for tests
+    /// of the layers above. Returns the request, its body and the bytes left over.
+    pub fn parse_complete(bytes: &[u8]) -> Result<(Request, Vec<u8>, usize), super::HttpError> {
+        use super::parse::{RequestParser, Status};
+        let mut parser = RequestParser::new(super::Limits {
+            max_request_header_size: 1 << 20,
+            max_request_body_size: 1 << 30,
+        });
+        let mut req = Request::new();
+        let mut body = super::OverflowableBuffer::new(1 << 20);
+        let mut pos = 0;
+        loop {
+            let p = parser.feed(&bytes[pos..], &mut req, &mut body)?;
+            pos += p.consumed;
+            match p.status {
+                Status::Complete => break,
+                Status::HeadDone { .. } => continue,
+                Status::NeedMore if pos >= bytes.len() => {
+                    return Err(super::HttpError::bad_request("incomplete request"))
+                }
+                Status::NeedMore => continue,
+            }
+        }
+        let mut out = Vec::new();
+        body.read_all_into(&mut out)
+            .map_err(|e| super::HttpError::internal(e.to_string()))?;
+        Ok((req, out, pos))
+    }
 }
