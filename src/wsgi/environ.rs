@@ -8,7 +8,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::http::{Request, Version};
+use crate::http::{uri, Request, Version};
 
 /// Latin-1 decoding, as PEP 3333 requires for environ strings (pyo3's `&str` path is UTF-8).
 pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -116,11 +116,11 @@ impl Template {
             Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(self.dict.as_ptr()))?
                 .cast_into_unchecked()
         };
-        env.set_item(k.request_method.bind(py), memo.method.get(py, &req.method)?)?;
-        env.set_item(k.path_info.bind(py), self.path_info(py, &req.path)?)?;
-        env.set_item(k.query_string.bind(py), self.str_or_empty(py, &req.query)?)?;
-        env.set_item(k.request_uri.bind(py), latin1(py, &req.target)?)?;
-        let proto = match req.version {
+        env.set_item(k.request_method.bind(py), memo.method.get(py, req.method())?)?;
+        env.set_item(k.path_info.bind(py), self.path_info(py, req.path())?)?;
+        env.set_item(k.query_string.bind(py), self.str_or_empty(py, req.query())?)?;
+        env.set_item(k.request_uri.bind(py), latin1(py, req.target())?)?;
+        let proto = match req.version() {
             Version::Http10 => &self.http10,
             Version::Http11 => &self.http11,
         };
@@ -133,14 +133,14 @@ impl Template {
         env.set_item(k.remote_addr.bind(py), &addr)?;
         env.set_item(k.remote_host.bind(py), &addr)?;
         env.set_item(k.remote_port.bind(py), latin1(py, o.remote_port.as_bytes())?)?;
-        if let Some(n) = req.content_length {
+        if let Some(n) = req.content_length() {
             let mut buf = [0u8; 20];
             let mut cur = std::io::Cursor::new(&mut buf[..]);
             let _ = write!(cur, "{n}");
             let len = cur.position() as usize;
             env.set_item(k.content_length.bind(py), latin1(py, &buf[..len])?)?;
         }
-        for (name, value) in &req.headers {
+        for (name, value) in req.headers() {
             if name.eq_ignore_ascii_case(b"content-length") {
                 // The (de-chunked) body length above is what the app reads (waitress §3.8).
                 continue;
@@ -167,15 +167,7 @@ impl Template {
     /// starting with prefix + "/" → the rest; otherwise unchanged.
     fn path_info<'py>(&self, py: Python<'py>, path: &[u8]) -> PyResult<Bound<'py, PyString>> {
         match self.prefix.as_deref() {
-            Some(p) if !p.is_empty() => {
-                if path == p {
-                    Ok(self.empty.bind(py).clone())
-                } else if path.len() > p.len() && path.starts_with(p) && path[p.len()] == b'/' {
-                    latin1(py, &path[p.len()..])
-                } else {
-                    self.str_or_empty(py, path)
-                }
-            }
+            Some(p) if !p.is_empty() => self.str_or_empty(py, uri::path_info(path, p)),
             _ => self.str_or_empty(py, path),
         }
     }
@@ -293,21 +285,18 @@ mod tests {
     fn headers_become_http_keys_and_content_keys() {
         python(|py| {
             let t = template(py, "");
-            let mut req = request(
-                "POST",
-                "/p",
-                &[
-                    ("User-Agent", "x"),
-                    ("content-type", "text/plain"),
-                    ("Content-Length", "999"),
-                    ("X-Forwarded-For", "1.2.3.4"),
-                ],
-            );
-            req.content_length = Some(5);
+            let (mut req, _, _) = Request::parse_complete(
+                b"POST /p HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\ncontent-type: text/plain\r\n\
+                  Transfer-Encoding: chunked\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            )
+            .unwrap();
+            req.origin = request("GET", "/", &[]).origin;
             let mut memo = ThreadMemo::default();
             let env = t.build(py, &req, &mut memo).unwrap();
             let cases = [
                 ("HTTP_USER_AGENT", Some("x")),
+                ("HTTP_HOST", Some("h")),
+                ("HTTP_TRANSFER_ENCODING", None),
                 ("CONTENT_TYPE", Some("text/plain")),
                 ("CONTENT_LENGTH", Some("5")),
                 ("HTTP_CONTENT_LENGTH", None),
@@ -341,16 +330,17 @@ mod tests {
     fn values_are_latin1_native_strings() {
         python(|py| {
             let t = template(py, "");
-            let mut req = request("GET", "/", &[("X-Name", "caf\u{e9}")]);
-            req.path = b"/caf\xe9".to_vec();
-            req.query = b"q=\xff".to_vec();
-            req.target = b"/caf%C3%A9?q=\xff".to_vec();
-            req.headers = vec![(b"X-Name".to_vec(), b"caf\xe9".to_vec())];
+            let (mut req, _, _) = Request::parse_complete(
+                b"GET /caf%E9?q=%FF HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n",
+            )
+            .unwrap();
+            req.origin = request("GET", "/", &[]).origin;
             let env = t.build(py, &req, &mut ThreadMemo::default()).unwrap();
             let cases = [
                 ("PATH_INFO", "/caf\u{e9}"),
-                ("QUERY_STRING", "q=\u{ff}"),
-                ("REQUEST_URI", "/caf%C3%A9?q=\u{ff}"),
+                ("QUERY_STRING", "q=%FF"),
+                ("REQUEST_URI", "/caf%E9?q=%FF"),
+                ("SERVER_PROTOCOL", "HTTP/1.0"),
                 ("HTTP_X_NAME", "caf\u{e9}"),
             ];
             for (k, want) in cases {

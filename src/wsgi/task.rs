@@ -94,7 +94,7 @@ impl WsgiApp {
             Ok(env) => env,
             Err(e) => return Err(self.internal(py, "building the environ", e)),
         };
-        let has_body = ex.request().content_length.is_some_and(|n| n > 0);
+        let has_body = ex.request().content_length().is_some_and(|n| n > 0);
         let flag = ex.disconnected();
         let ctx = ts.ctx.clone();
         // From here on the exchange is reached through `ctx` only.
@@ -212,7 +212,7 @@ impl WsgiApp {
     fn failure(&self, py: Python<'_>, ctx: &Ctx, gen: u64, err: PyErr) -> Result<(), AppFailure> {
         let path = ctx
             .lock(gen)
-            .map(|mut s| s.ex().request().path.clone())
+            .map(|mut s| s.ex().request().path().to_vec())
             .unwrap_or_default();
         let path = super::environ::latin1(py, &path)
             .map(|p| p.unbind().into_any())

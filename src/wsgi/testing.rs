@@ -14,7 +14,7 @@ use super::task::WsgiApp;
 use super::WsgiOptions;
 use crate::config::AppSpec;
 use crate::http::app::{App, AppFailure, Disconnected, Exchange};
-use crate::http::{Origin, Request, Version};
+use crate::http::{Origin, Request};
 
 static INIT: Once = Once::new();
 
@@ -26,28 +26,22 @@ pub(crate) fn python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     Python::attach(f)
 }
 
-/// A request as the http layer hands it over (`Host`-less, HTTP/1.1, loopback origin).
-pub(crate) fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
-    let (p, q) = path.split_once('?').unwrap_or((path, ""));
-    Request {
-        method: method.as_bytes().to_vec(),
-        target: path.as_bytes().to_vec(),
-        path: p.as_bytes().to_vec(),
-        query: q.as_bytes().to_vec(),
-        version: Version::Http11,
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
-        content_length: None,
-        origin: Origin {
-            remote_addr: "127.0.0.1".into(),
-            remote_port: "5555".into(),
-            server_name: "waitress.invalid".into(),
-            server_port: "8080".into(),
-            url_scheme: "http".into(),
-        },
+/// A request as the http layer hands it over (HTTP/1.1, `Host: test`, loopback origin).
+pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
     }
+    raw.push_str("\r\n");
+    let (mut req, _, _) = Request::parse_complete(raw.as_bytes()).expect("test request parses");
+    req.origin = Origin {
+        remote_addr: "127.0.0.1".into(),
+        remote_port: "5555".into(),
+        server_name: "waitress.invalid".into(),
+        server_port: "8080".into(),
+        url_scheme: "http".into(),
+    };
+    req
 }
 
 /// What the bridge did to one exchange.
