@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: builds the test virtualenv, then lints and runs every test.
+# Works on a fresh machine with Rust, gcc and CPython 3.11 (nothing else installed by hand).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Build against the base interpreter even when a venv is active (its libpython is the one the
+# binary links and rpaths; see shared notes on embedding CPython).
+PYO3_PYTHON="${PYO3_PYTHON:-$(python3 -c 'import sys; print(sys._base_executable)')}"
+export PYO3_PYTHON
+WAITRESSD_TEST_VENV="$(tools/venv.sh)"
+export WAITRESSD_TEST_VENV
+unset VIRTUAL_ENV
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets "$@"
