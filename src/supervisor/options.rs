@@ -27,14 +27,10 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         trusted_proxy_headers: s.trusted_proxy_headers.clone(),
         log_untrusted_proxy_headers: s.log_untrusted_proxy_headers,
         clear_untrusted_proxy_headers: s.clear_untrusted_proxy_headers,
+        access_log: s.access_log.clone(),
     }
 }
 
 pub fn wsgi_options(s: &Settings) -> WsgiOptions {
-    WsgiOptions {
-        app: s.app.clone(),
-        expose_tracebacks: s.expose_tracebacks,
-        ident: s.ident.clone(),
-        url_prefix: s.url_prefix.clone(),
-    }
+    WsgiOptions::from_settings(s)
 }
