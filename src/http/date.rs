@@ -96,7 +96,7 @@ mod tests {
         for (secs, want) in [
             (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
             (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
-            (1_794_889_173, "Sat, 21 Nov 2026 04:19:33 GMT"),
+            (1_795_234_773, "Sat, 21 Nov 2026 04:19:33 GMT"),
             (4_102_444_799, "Thu, 31 Dec 2099 23:59:59 GMT"),
         ] {
             assert_eq!(std::str::from_utf8(&http_date(secs)).unwrap(), want);
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn cache_changes_only_with_the_second() {
         let mut c = DateCache::new();
-        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_794_889_173_100);
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_234_773_100);
         assert!(c.update(t));
         assert!(!c.update(t + std::time::Duration::from_millis(800)));
         assert!(c.update(t + std::time::Duration::from_millis(900)));

@@ -1,4 +1,266 @@
 //! Header fields: RFC 9110 field syntax as waitress checks it (token name, no whitespace
 //! before the colon, VCHAR/obs-text values), obs-fold joining, `_` names dropped, duplicates
 //! merged, and the framing headers (Content-Length, Transfer-Encoding, Host, Connection,
-//! Expect) decided.
+//! Expect) decided with RFC 9112 strictness.
+use std::ops::Range;
+
+use super::decode::{is_field_byte, is_tchar};
+use super::request::{Field, Span};
+use super::{uri, HttpError, Request, Version};
+
+/// How the body is framed, from the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Headers that must appear at most once (smuggling shapes; waitress 3.0.2 merged them, its
+/// main branch rejects them with this text).
+const SINGLETONS: [(&[u8], &str); 3] = [
+    (b"host", "Host"),
+    (b"content-length", "Content-Length"),
+    (b"content-type", "Content-Type"),
+];
+
+/// Turns the raw header lines `fields` (each ending in CRLF, bare CR/LF already excluded by the
+/// framing scan) into `req`'s fields and decides the body framing. `scratch` is reused for
+/// obs-folded lines.
+pub(crate) fn finish_head(
+    req: &mut Request,
+    fields: Range<usize>,
+    scratch: &mut Vec<u8>,
+) -> Result<BodyKind, HttpError> {
+    let mut pos = fields.start;
+    // The logical line being assembled: its raw range, and whether continuation lines were
+    // appended to it in `scratch`.
+    let mut cur: Option<Range<usize>> = None;
+    let mut folded = false;
+    while pos < fields.end {
+        let lf = memchr::memchr(b'\n', &req.buf[pos..fields.end]).map_or(fields.end, |p| pos + p);
+        let line = pos..lf.saturating_sub(1).max(pos);
+        pos = lf + 1;
+        if line.is_empty() {
+            continue;
+        }
+        if matches!(req.buf[line.start], b' ' | b'\t') {
+            // obs-fold (RFC 9112 §5.2): accepted as waitress does, the CRLF removed and the
+            // continuation's leading whitespace kept (`a\r\n  b` → `a  b`).
+            let Some(c) = &cur else {
+                return Err(HttpError::bad_request(format!(
+                    "Malformed header line \"{}\"",
+                    latin1(&req.buf[line])
+                )));
+            };
+            if !folded {
+                scratch.clear();
+                scratch.extend_from_slice(&req.buf[c.clone()]);
+                folded = true;
+            }
+            scratch.extend_from_slice(&req.buf[line]);
+            continue;
+        }
+        if let Some(c) = cur.replace(line) {
+            add_field(req, c, folded.then_some(&scratch[..]))?;
+            folded = false;
+        }
+    }
+    if let Some(c) = cur {
+        add_field(req, c, folded.then_some(&scratch[..]))?;
+    }
+    framing(req)
+}
+
+/// Validates one logical field line (`token ":" OWS value OWS`, else "Invalid header") and
+/// stores or merges it. `joined` holds the line when it was obs-folded.
+fn add_field(req: &mut Request, raw: Range<usize>, joined: Option<&[u8]>) -> Result<(), HttpError> {
+    let line = joined.unwrap_or(&req.buf[raw.clone()]);
+    let colon = line.iter().position(|&c| !is_tchar(c));
+    let colon = match colon {
+        Some(n) if n > 0 && line[n] == b':' => n,
+        _ => return Err(HttpError::bad_request("Invalid header")),
+    };
+    let value = &line[colon + 1..];
+    if !value.iter().all(|&c| is_field_byte(c)) {
+        return Err(HttpError::bad_request("Invalid header"));
+    }
+    // Only SP/HTAB are stripped (waitress 3.0.1; `\x85`/`\xa0` stay).
+    let lead = value.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    let trail = value[lead..]
+        .iter()
+        .rev()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
+    let vrange = colon + 1 + lead..line.len() - trail;
+    let name = &line[..colon];
+    if name.contains(&b'_') {
+        // Dropped silently, as waitress does: `X_Foo` and `X-Foo` would both become HTTP_X_FOO.
+        return Ok(());
+    }
+    let name_span = Span::new(raw.start..raw.start + colon);
+    let existing = req.find(name);
+    if let Some(i) = existing {
+        if let Some((_, canonical)) = SINGLETONS.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) {
+            return Err(HttpError::bad_request(format!("Duplicate header: {canonical}"))
+                .with_version(req.version));
+        }
+        // Repeated fields are merged with ", " in arrival order (waitress §2.4).
+        let old = req.fields[i].value.range();
+        let start = req.buf.len();
+        let new_value: Option<Vec<u8>> = joined.map(|j| j[vrange.clone()].to_vec());
+        req.buf.extend_from_within(old);
+        req.buf.extend_from_slice(b", ");
+        match new_value {
+            Some(v) => req.buf.extend_from_slice(&v),
+            None => req
+                .buf
+                .extend_from_within(raw.start + vrange.start..raw.start + vrange.end),
+        }
+        req.fields[i].value = Span::new(start..req.buf.len());
+        return Ok(());
+    }
+    let value_span = match joined {
+        Some(j) => {
+            let v = j[vrange].to_vec();
+            req.push_bytes(&v)
+        }
+        None => Span::new(raw.start + vrange.start..raw.start + vrange.end),
+    };
+    req.fields.push(Field {
+        name: name_span,
+        value: value_span,
+    });
+    Ok(())
+}
+
+/// Target, Transfer-Encoding, Content-Length, Host, Connection and Expect.
+fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
+    let v = req.version;
+    let bad = |d: &'static str| HttpError::bad_request(d).with_version(v);
+
+    // The path and query (waitress split_uri); the decoded path goes to the arena.
+    let target = req.target.range();
+    let split = uri::split_target(&req.buf[target.clone()]).ok_or_else(|| bad("Bad URI"))?;
+    let path_start = req.buf.len();
+    let raw_path = target.start + split.path.start..target.start + split.path.end;
+    uri::percent_decode_within(&mut req.buf, raw_path);
+    let collapsed = uri::collapse_leading_slashes(&req.buf[path_start..]).len();
+    req.path = Span::new(req.buf.len() - collapsed..req.buf.len());
+    req.query = Span::new(target.start + split.query.start..target.start + split.query.end);
+
+    // Transfer-Encoding: never visible to the app (waitress pops it on HTTP/1.1).
+    let mut chunked = false;
+    if let Some(i) = req.find(b"transfer-encoding") {
+        let te = req.fields.remove(i).value;
+        if v == Version::Http10 {
+            // RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing (waitress ignored it).
+            return Err(bad("Transfer-Encoding is not allowed in HTTP/1.0 requests"));
+        }
+        let mut codings = 0;
+        let mut chunked_count = 0;
+        for coding in req.buf[te.range()].split(|&c| c == b',') {
+            let coding = trim_ows(coding);
+            if coding.is_empty() {
+                continue;
+            }
+            codings += 1;
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                chunked_count += 1;
+            } else {
+                return Err(HttpError::NotImplemented {
+                    detail: "Transfer-Encoding requested is not supported.".into(),
+                    version: v,
+                });
+            }
+        }
+        if codings == 0 {
+            return Err(bad("Transfer-Encoding is invalid"));
+        }
+        if chunked_count > 1 {
+            return Err(bad(
+                "Transfer-Encoding is invalid. Multiple chunked encodings requested.",
+            ));
+        }
+        chunked = true;
+    }
+
+    let mut length = None;
+    if let Some(cl) = req.header(b"content-length") {
+        if cl.is_empty() || !cl.iter().all(u8::is_ascii_digit) {
+            return Err(bad("Content-Length is invalid"));
+        }
+        // Digits only; a value beyond u64 is certainly over any body limit (waitress parses
+        // big integers and answers 413).
+        length = Some(cl.iter().try_fold(0u64, |a, &d| {
+            a.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        }).unwrap_or(u64::MAX));
+    }
+    if chunked && length.is_some() {
+        // RFC 9112 §6.3: a request with both is a smuggling shape; waitressd refuses it.
+        return Err(bad("Content-Length and Transfer-Encoding are both present"));
+    }
+
+    match req.header(b"host") {
+        Some(h) if !valid_host(h) => return Err(bad("Invalid Host header")),
+        None if v == Version::Http11 => return Err(bad("Missing Host header")),
+        _ => {}
+    }
+
+    let conn = req.header(b"connection").unwrap_or_default();
+    req.keep_alive = match v {
+        Version::Http10 => conn.eq_ignore_ascii_case(b"keep-alive"),
+        Version::Http11 => !conn.eq_ignore_ascii_case(b"close"),
+    };
+    req.expect_continue = v == Version::Http11
+        && req
+            .header(b"expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"100-continue"));
+
+    req.content_length = length;
+    Ok(match (chunked, length) {
+        (true, _) => BodyKind::Chunked,
+        (false, Some(n)) if n > 0 => BodyKind::Length(n),
+        _ => BodyKind::None,
+    })
+}
+
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(s.len());
+    let end = s.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986): reg-name / IPv4 / IP-literal characters
+/// only; an empty Host is allowed (a target without authority).
+fn valid_host(h: &[u8]) -> bool {
+    h.iter().all(|&c| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
+/// Bytes as waitress shows them in messages (latin-1 decoded).
+pub(crate) fn latin1(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}

@@ -32,10 +32,5 @@ pub fn server_options(s: &Settings) -> ServerOptions {
 }
 
 pub fn wsgi_options(s: &Settings) -> WsgiOptions {
-    WsgiOptions {
-        app: s.app.clone(),
-        expose_tracebacks: s.expose_tracebacks,
-        ident: s.ident.clone(),
-        url_prefix: s.url_prefix.clone(),
-    }
+    WsgiOptions::from_settings(s)
 }
