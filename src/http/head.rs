@@ -86,7 +86,10 @@ fn add_field(req: &mut Request, raw: Range<usize>, joined: Option<&[u8]>) -> Res
         return Err(HttpError::bad_request("Invalid header"));
     }
     // Only SP/HTAB are stripped (waitress 3.0.1; `\x85`/`\xa0` stay).
-    let lead = value.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    let lead = value
+        .iter()
+        .take_while(|&&c| c == b' ' || c == b'\t')
+        .count();
     let trail = value[lead..]
         .iter()
         .rev()
@@ -101,9 +104,14 @@ fn add_field(req: &mut Request, raw: Range<usize>, joined: Option<&[u8]>) -> Res
     let name_span = Span::new(raw.start..raw.start + colon);
     let existing = req.find(name);
     if let Some(i) = existing {
-        if let Some((_, canonical)) = SINGLETONS.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) {
-            return Err(HttpError::bad_request(format!("Duplicate header: {canonical}"))
-                .with_version(req.version));
+        if let Some((_, canonical)) = SINGLETONS
+            .iter()
+            .find(|(n, _)| name.eq_ignore_ascii_case(n))
+        {
+            return Err(
+                HttpError::bad_request(format!("Duplicate header: {canonical}"))
+                    .with_version(req.version),
+            );
         }
         // Repeated fields are merged with ", " in arrival order (waitress §2.4).
         let old = req.fields[i].value.range();
@@ -192,9 +200,13 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
         }
         // Digits only; a value beyond u64 is certainly over any body limit (waitress parses
         // big integers and answers 413).
-        length = Some(cl.iter().try_fold(0u64, |a, &d| {
-            a.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        }).unwrap_or(u64::MAX));
+        length = Some(
+            cl.iter()
+                .try_fold(0u64, |a, &d| {
+                    a.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
+                .unwrap_or(u64::MAX),
+        );
     }
     if chunked && length.is_some() {
         // RFC 9112 §6.3: a request with both is a smuggling shape; waitressd refuses it.
@@ -226,8 +238,14 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
 }
 
 fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(s.len());
-    let end = s.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 

@@ -319,7 +319,9 @@ fn request_line(req: &mut Request, line: Range<usize>) -> Result<(), HttpError> 
     // `HTTP/` DIGIT `.` DIGIT; waitress also accepted no version at all (HTTP/0.9 style) and
     // trailing whitespace: both are refused here.
     let v = match version {
-        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi] if ma.is_ascii_digit() && mi.is_ascii_digit() => {
+        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi]
+            if ma.is_ascii_digit() && mi.is_ascii_digit() =>
+        {
             match (ma - b'0', mi - b'0') {
                 (1, 0) => Version::Http10,
                 (1, 1) => Version::Http11,

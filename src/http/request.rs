@@ -58,9 +58,6 @@ impl Span {
     pub(crate) fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
     }
-    pub(crate) fn len(self) -> usize {
-        (self.end - self.start) as usize
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
