@@ -322,3 +322,31 @@ fn never_panics_on_arbitrary_input() {
         let _ = run(&[&input], BIG);
     }
 }
+
+#[test]
+fn many_repeated_headers_merge_in_linear_space() {
+    // 50k repeats of a one-byte header: a naive merge would copy gigabytes.
+    let mut input = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    input.extend_from_slice(&b"X:a\r\n".repeat(50_000));
+    input.extend_from_slice(b"\r\n");
+    let p = one(&input).unwrap();
+    assert_eq!(p.headers.len(), 2);
+    assert_eq!(p.headers[1].1.len(), 50_000 + 2 * 49_999);
+    assert!(p.headers[1].1.starts_with("a, a, a"));
+}
+
+#[test]
+fn many_distinct_headers_keep_order_and_still_catch_repeats() {
+    let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..40 {
+        input.extend_from_slice(format!("H{i}: {i}\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"h3: again\r\nHost: a\r\n\r\n");
+    let p = one(&input).unwrap();
+    assert_eq!(p.headers.len(), 41);
+    assert_eq!(p.headers[3], ("H3".into(), "3, again".into()));
+    assert_eq!(p.headers[40].0, "Host");
+    let mut dup = input[..input.len() - 2].to_vec();
+    dup.extend_from_slice(b"HOST: b\r\n\r\n");
+    assert_eq!(err(&dup).detail(), "Duplicate header: Host");
+}

@@ -24,6 +24,9 @@ pub enum ResponseError {
     NotLatin1 { what: String },
 }
 
+/// The interim response for `Expect: 100-continue` (no headers, as waitress).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Names an app may not set (PEP 3333 hop-by-hop; waitress's list has `trailers`, so `Trailer`
 /// is allowed, as in 3.0.2).
 const HOP_BY_HOP: [&str; 8] = [
