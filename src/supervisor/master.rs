@@ -16,7 +16,7 @@ use super::listeners::ListenerSet;
 use super::signals::{self, Command};
 use super::spawn::{self, DaemonStatus};
 use super::systemd::{self, Notifier};
-use super::worker::WorkerStart;
+use super::worker::{Preloaded, WorkerStart};
 use super::{log_error, log_info, log_warn, RunOptions, SupervisorError};
 use crate::config::Settings;
 use crate::exit;
@@ -72,6 +72,8 @@ struct Master {
     booted: bool,
     daemon: DaemonStatus,
     exit_code: i32,
+    /// `preload_app`: loaded here before the first fork.
+    preloaded: Option<Preloaded>,
 }
 
 fn boot<E: std::fmt::Display>(e: E) -> SupervisorError {
@@ -97,7 +99,7 @@ pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(),
         eprintln!("Serving on {}", l.url());
     }
     let notifier = Notifier::from_env();
-    let daemon = if opts.daemon {
+    let daemon = if opts.daemon || settings.daemon {
         spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
@@ -121,6 +123,7 @@ pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(),
         booted: false,
         daemon,
         exit_code: exit::OK,
+        preloaded: None,
     };
     let _pidfile = match &m.settings.pidfile {
         Some(p) => match super::pidfile::PidFile::create(p, pid) {
@@ -134,6 +137,16 @@ pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(),
         None => None,
     };
     super::title::set(None);
+    if m.settings.preload_app {
+        match preload(&m.settings) {
+            Ok(app) => m.preloaded = Some(app),
+            Err((code, msg)) => {
+                m.daemon.report(code);
+                m.listeners.remove_files_not_in(None);
+                return Err(error_for(code, msg));
+            }
+        }
+    }
     log_info(&format!("master {pid}: starting {} worker(s)", m.target));
     for id in 1..=m.target {
         m.spawn(id, 1);
@@ -142,19 +155,40 @@ pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(),
     m.notifier.stopping();
     m.listeners.remove_files_not_in(None);
     m.daemon.report(m.exit_code);
+    if m.preloaded.take().is_some() {
+        crate::wsgi::shutdown();
+    }
     log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
     match m.exit_code {
         exit::OK => Ok(()),
-        exit::CONFIG => Err(SupervisorError::Config(
-            "a worker found the configuration unusable".into(),
-        )),
-        exit::APP_LOAD => Err(SupervisorError::AppLoad(
-            "a worker could not load the application".into(),
-        )),
-        code => Err(SupervisorError::Boot(format!(
-            "a worker could not boot (exit code {code})"
-        ))),
+        code => Err(error_for(code, worker_failure(code))),
     }
+}
+
+fn worker_failure(code: i32) -> String {
+    match code {
+        exit::CONFIG => "a worker found the configuration unusable".into(),
+        exit::APP_LOAD => "a worker could not load the application".into(),
+        code => format!("a worker could not boot (exit code {code})"),
+    }
+}
+
+fn error_for(code: i32, msg: String) -> SupervisorError {
+    match code {
+        exit::CONFIG => SupervisorError::Config(msg),
+        exit::APP_LOAD => SupervisorError::AppLoad(msg),
+        _ => SupervisorError::Boot(msg),
+    }
+}
+
+/// `preload_app`: starts Python and loads the app in the master (as root, before any worker
+/// drops privileges), like `gunicorn --preload`. Err = (exit code, message).
+fn preload(settings: &Settings) -> Result<Preloaded, (i32, String)> {
+    let wo = super::options::wsgi_options(settings);
+    crate::wsgi::init(&wo)
+        .and_then(|()| crate::wsgi::load(&wo))
+        .map(Preloaded)
+        .map_err(|e| (e.exit_code(), e.to_string()))
 }
 
 impl Master {
@@ -343,6 +377,11 @@ impl Master {
         for i in fresh {
             eprintln!("Serving on {}", listeners.entries[i].1.url());
         }
+        if self.preloaded.is_some() {
+            log_warn(
+                "preload_app: the application loaded at start is kept; restart to load new code",
+            );
+        }
         let generation = self.generation + 1;
         let grace = Duration::from_secs(settings.graceful_timeout.max(5));
         let n = settings.workers.max(1);
@@ -444,9 +483,19 @@ impl Master {
             identity: identity.clone(),
             master: Pid::from_raw(self.pid),
             ready: None,
+            preloaded: self.preloaded.clone(),
         };
         let body = self.body;
-        match spawn::spawn_worker(&close, move |ready| body(start.with_ready(ready))) {
+        let preload = self.preloaded.is_some();
+        if preload {
+            // CPython's fork protocol: GIL and interpreter locks taken around fork(2).
+            crate::wsgi::before_fork();
+        }
+        let spawned = spawn::spawn_worker(&close, move |ready| body(start.with_ready(ready)));
+        if preload {
+            crate::wsgi::after_fork_parent();
+        }
+        match spawned {
             Ok(s) => {
                 log_info(&format!(
                     "worker {id} (pid {}): started, generation {generation}",

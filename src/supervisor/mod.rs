@@ -51,7 +51,7 @@ pub type ReloadFn = Box<dyn Fn() -> Result<Settings, String>>;
 /// How the daemon runs, beyond `Settings`.
 #[derive(Default)]
 pub struct RunOptions {
-    /// `--daemon`: detach; the foreground process exits 0 once workers are ready (or with the
+    /// `--daemon` (also honoured from `Settings::daemon`): detach; the foreground process exits 0 once workers are ready (or with the
     /// boot error's exit code).
     pub daemon: bool,
     /// SIGHUP re-runs this; without it, SIGHUP restarts the workers with the same settings.

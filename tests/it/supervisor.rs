@@ -148,7 +148,17 @@ fn privileged_port_as_root_then_workers_run_as_nobody() {
     let nobody = 65534u32;
     let (pid, _, ids) = ask(&d.addr(), "/").expect("request as nobody succeeds");
     assert_eq!(ids, format!("{nobody},{nobody},{nobody}"));
-    assert!(eventually(20, || children(d.pid()).len() == 2));
+    // A worker is root only between fork and its privilege drop (before it loads anything):
+    // wait until both are up, then every sample must show nobody.
+    let all_nobody = || {
+        let ws = children(d.pid());
+        ws.len() == 2 && ws.iter().all(|&w| proc_ids(w, "Uid:") == vec![nobody; 4])
+    };
+    assert!(eventually(20, all_nobody));
+    for _ in 0..20 {
+        assert!(all_nobody(), "no root worker");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for w in children(d.pid()) {
         assert_eq!(
             proc_ids(w, "Uid:"),
