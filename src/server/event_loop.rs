@@ -34,6 +34,10 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 /// How long `run` waits for app threads when stopping (waitress waits 5 s).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// Graceful stop: how long an idle keep-alive connection is kept open for one more request
+/// (answered with `Connection: close`). Closing it at once races with a client that is just
+/// sending its next request on it — a failed request in every load test across a reload.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 enum Lsock {
     Tcp(mio::net::TcpListener),
@@ -61,6 +65,8 @@ pub(crate) struct EventLoop {
     again: Vec<usize>,
     access: Option<AccessLog>,
     draining: bool,
+    /// While draining: idle connections are closed from this instant on.
+    drain_idle_until: Option<Instant>,
 }
 
 impl EventLoop {
@@ -118,6 +124,7 @@ impl EventLoop {
             again: Vec::new(),
             access,
             draining: false,
+            drain_idle_until: None,
         };
         Ok((el, ctl))
     }
@@ -241,6 +248,7 @@ impl EventLoop {
                 next_sweep = now + cleanup;
                 self.sweep(now);
             }
+            self.close_idle_after_grace(now);
             self.flush_access_log();
             if self.draining && self.count == 0 {
                 return Ok(());
@@ -329,7 +337,7 @@ impl EventLoop {
     /// Closes (or starts lingering on) a channel whose last response is out; closes idle
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
-        let draining = self.draining;
+        let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
         let Some(ch) = self.chan(i) else { return };
         let st = lock(&ch.shared.st);
         if st.closed {
@@ -352,7 +360,7 @@ impl EventLoop {
             ch.read_deferred = false;
             let mut batch = Vec::new();
             self.read(i, &mut batch, now);
-        } else if draining && ch.is_idle() {
+        } else if close_idle && ch.is_idle() {
             self.close(i);
         }
     }
@@ -366,12 +374,23 @@ impl EventLoop {
                 Lsock::Unix(mut u) => drop(self.poll.registry().deregister(&mut u)),
             }
         }
+        self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            if ch.is_idle() {
-                self.close(i);
-            } else {
+            if !ch.is_idle() {
                 lock(&ch.shared.st).notify_on_done = true;
+            }
+        }
+    }
+
+    /// Draining, grace over: closes the connections still idle.
+    fn close_idle_after_grace(&mut self, now: Instant) {
+        if !self.draining || self.drain_idle_until.is_none_or(|t| now < t) {
+            return;
+        }
+        for i in 0..self.chans.len() {
+            if self.chan(i).is_some_and(|ch| ch.is_idle()) {
+                self.close(i);
             }
         }
     }
