@@ -138,7 +138,18 @@ pub fn serve(mut start: WorkerStart) -> i32 {
             match crate::wsgi::init(&wo).and_then(|()| crate::wsgi::load(&wo)) {
                 Ok(a) => a,
                 Err(e) => {
-                    log_error(&format!("{tag}: {e}"));
+                    // Lazy mode imports after the privilege drop: the interpreter, its stdlib
+                    // and the virtualenv must be readable by `user`.
+                    let hint = match (&start.identity, &e) {
+                        (Some(_), crate::wsgi::WsgiError::AppLoad { .. }) => "",
+                        (Some(_), _) => {
+                            " (workers start Python after dropping privileges: the Python \
+                             installation and the virtualenv must be readable by `user`, or \
+                             set preload_app = true to load the app before the drop)"
+                        }
+                        (None, _) => "",
+                    };
+                    log_error(&format!("{tag}: {e}{hint}"));
                     return e.exit_code();
                 }
             }
