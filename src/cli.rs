@@ -291,7 +291,9 @@ pub fn main(argv: &[String]) -> i32 {
             let reload_args = args.clone();
             let opts = crate::supervisor::RunOptions {
                 daemon: args.daemon,
-                reload: Some(Box::new(move || config::load(&reload_args).map_err(|e| e.to_string()))),
+                reload: Some(Box::new(move || {
+                    config::load(&reload_args).map_err(|e| e.to_string())
+                })),
             };
             match crate::supervisor::run_with(settings, opts) {
                 Ok(()) => crate::exit::OK,
