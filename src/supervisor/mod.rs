@@ -6,17 +6,21 @@
 //! `SupervisorError::exit_code()` maps to the exit-code protocol in `crate::exit`.
 use crate::config::Settings;
 
+mod boot;
 pub mod lifecycle;
 pub mod listeners;
 mod master;
 pub mod options;
 pub mod pidfile;
+mod reload;
 pub mod signals;
 pub mod spawn;
 pub mod systemd;
 pub mod title;
 pub mod worker;
 
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -65,7 +69,7 @@ pub fn run(settings: Settings) -> Result<(), SupervisorError> {
 
 /// Runs the daemon until it is stopped, with `--daemon` and the reload hook.
 pub fn run_with(settings: Settings, opts: RunOptions) -> Result<(), SupervisorError> {
-    master::run(settings, opts, worker::serve)
+    boot::run(settings, opts, worker::serve)
 }
 
 /// Logs at `level`, or straight to stderr when no logger is installed and the message
