@@ -52,9 +52,9 @@ pub trait Exchange {
     /// True when `write` of `len` more bytes would block on back-pressure.
     fn write_would_block(&self, len: usize) -> bool;
     /// Queues `len` bytes of `file` from `offset`, sent zero-copy by the event loop.
-    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected>;
+    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64)
+        -> Result<(), Disconnected>;
     /// A flag that turns true when the client is known to have gone (WSGI
     /// `waitress.client_disconnected`).
     fn disconnected(&self) -> Arc<AtomicBool>;
 }
-

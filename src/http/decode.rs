@@ -10,7 +10,9 @@ pub(crate) enum BodyDecoder {
     /// No body.
     None,
     /// `remaining` bytes of a Content-Length body.
-    Fixed { remaining: u64 },
+    Fixed {
+        remaining: u64,
+    },
     Chunked(Chunked),
 }
 

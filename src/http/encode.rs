@@ -22,8 +22,6 @@ pub struct BodyEncoder {
     pub(crate) framing: Framing,
     pub(crate) keep_alive: bool,
     pub(crate) is_head: bool,
-    pub(crate) has_body_status: bool,
-    pub(crate) status_code: [u8; 3],
     pub(crate) written: u64,
     pub(crate) ignored: u64,
     pub(crate) warned_excess: bool,
@@ -83,7 +81,7 @@ impl<'a> Chunk<'a> {
 }
 
 /// End of the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finish {
     /// Bytes to write last (`0\r\n\r\n` for chunked, else empty).
     pub trailer: &'static [u8],
@@ -92,15 +90,16 @@ pub struct Finish {
     pub warning: Option<Warning>,
 }
 
-/// Waitress's WARNING log lines about the app's body (logger `waitress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Waitress's WARNING log lines about the app's body (logger `waitress`); `Display` is the
+/// exact text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
     /// The app wrote more than its Content-Length; the rest was cut.
     ExceededContentLength { content_length: u64 },
     /// The app produced fewer bytes than its Content-Length; the connection is closed.
     TooFewBytes { written: u64, content_length: u64 },
     /// The app wrote a body for a status that cannot have one (`bytes` were dropped).
-    IgnoredBody { status: [u8; 3], bytes: u64 },
+    IgnoredBody { status: String, bytes: u64 },
 }
 
 impl fmt::Display for Warning {
@@ -119,7 +118,11 @@ impl fmt::Display for Warning {
                 "application returned too few bytes ({written}) for specified Content-Length \
                  ({content_length}) via app_iter"
             ),
-            Warning::IgnoredBody { .. } => todo!("encode"),
+            Warning::IgnoredBody { status, .. } => write!(
+                f,
+                "application-written content was ignored due to HTTP response that may not \
+                 contain a message-body: ({status})"
+            ),
         }
     }
 }
@@ -132,13 +135,196 @@ impl BodyEncoder {
     pub fn keep_alive(&self) -> bool {
         self.keep_alive
     }
-    /// Frames one app write; empty writes give an empty chunk. The warning is returned once.
+    /// Frames one app write; empty writes give an empty chunk (chunked framing never emits an
+    /// empty chunk, which would end the body). A warning is returned at most once.
     pub fn encode<'a>(&mut self, data: &'a [u8]) -> (Chunk<'a>, Option<Warning>) {
-        let _ = data;
-        todo!("encode")
+        let empty = Chunk {
+            prefix: ChunkPrefix::default(),
+            data: &[],
+            suffix: b"",
+        };
+        if data.is_empty() {
+            return (empty, None);
+        }
+        match self.framing {
+            Framing::Length(cl) => {
+                // Excess is cut and the connection stays usable (waitress).
+                let room = cl.saturating_sub(self.written);
+                let n = (data.len() as u64).min(room) as usize;
+                self.written += n as u64;
+                let mut warning = None;
+                if n < data.len() && !self.warned_excess {
+                    self.warned_excess = true;
+                    warning = Some(Warning::ExceededContentLength { content_length: cl });
+                }
+                (
+                    Chunk {
+                        data: &data[..n],
+                        ..empty
+                    },
+                    warning,
+                )
+            }
+            Framing::Chunked => {
+                self.written += data.len() as u64;
+                (
+                    Chunk {
+                        prefix: ChunkPrefix::new(data.len() as u64),
+                        data,
+                        suffix: b"\r\n",
+                    },
+                    None,
+                )
+            }
+            Framing::CloseDelimited => {
+                self.written += data.len() as u64;
+                (Chunk { data, ..empty }, None)
+            }
+            Framing::None => {
+                self.ignored += data.len() as u64;
+                (empty, None)
+            }
+        }
     }
-    /// Ends the body.
-    pub fn finish(&mut self) -> Finish {
-        todo!("encode")
+
+    /// Ends the body: the chunked terminator, whether to close, and the warning for a short
+    /// body (closing, since the client would wait for the rest) or an ignored one. `status` is
+    /// the app's status string (only used in that warning).
+    pub fn finish(&mut self, status: &str) -> Finish {
+        let mut close = !self.keep_alive;
+        let mut warning = None;
+        let mut trailer: &'static [u8] = b"";
+        match self.framing {
+            Framing::Length(cl) if self.written < cl => {
+                close = true;
+                warning = Some(Warning::TooFewBytes {
+                    written: self.written,
+                    content_length: cl,
+                });
+            }
+            Framing::Length(_) => {}
+            Framing::Chunked => trailer = b"0\r\n\r\n",
+            Framing::CloseDelimited => close = true,
+            // HEAD bodies are dropped quietly: frameworks commonly produce them.
+            Framing::None if self.ignored > 0 && !self.is_head => {
+                warning = Some(Warning::IgnoredBody {
+                    status: status.to_string(),
+                    bytes: self.ignored,
+                });
+            }
+            Framing::None => {}
+        }
+        self.keep_alive = !close;
+        Finish {
+            trailer,
+            close,
+            warning,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(framing: Framing, keep_alive: bool, is_head: bool) -> BodyEncoder {
+        BodyEncoder {
+            framing,
+            keep_alive,
+            is_head,
+            written: 0,
+            ignored: 0,
+            warned_excess: false,
+        }
+    }
+
+    #[test]
+    fn chunk_headers_are_upper_hex() {
+        for (n, want) in [
+            (1u64, "1\r\n"),
+            (10, "A\r\n"),
+            (255, "FF\r\n"),
+            (4096, "1000\r\n"),
+            (u64::MAX, "FFFFFFFFFFFFFFFF\r\n"),
+        ] {
+            assert_eq!(ChunkPrefix::new(n).as_bytes(), want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn chunked_writes_are_framed_and_empty_writes_skipped() {
+        let mut e = enc(Framing::Chunked, true, false);
+        let (c, w) = e.encode(b"hello world!");
+        assert_eq!(c.slices(), [&b"C\r\n"[..], b"hello world!", b"\r\n"]);
+        assert_eq!((c.len(), w), (17, None));
+        assert!(e.encode(b"").0.is_empty());
+        let f = e.finish("200 OK");
+        assert_eq!(
+            (f.trailer, f.close, f.warning),
+            (&b"0\r\n\r\n"[..], false, None)
+        );
+    }
+
+    #[test]
+    fn over_length_is_truncated_with_one_warning_and_keeps_alive() {
+        let mut e = enc(Framing::Length(5), true, false);
+        assert_eq!(e.encode(b"abc").0.data, b"abc");
+        let (c, w) = e.encode(b"defg");
+        assert_eq!(c.data, b"de");
+        assert_eq!(
+            w.unwrap().to_string(),
+            "application-written content exceeded the number of bytes specified by Content-Length header (5)"
+        );
+        let (c, w) = e.encode(b"h");
+        assert_eq!((c.data, w), (&b""[..], None));
+        let f = e.finish("200 OK");
+        assert_eq!((f.close, f.warning), (false, None));
+    }
+
+    #[test]
+    fn under_length_closes_with_waitress_warning() {
+        let mut e = enc(Framing::Length(10), true, false);
+        e.encode(b"abc");
+        let f = e.finish("200 OK");
+        assert!(f.close);
+        assert_eq!(
+            f.warning.unwrap().to_string(),
+            "application returned too few bytes (3) for specified Content-Length (10) via app_iter"
+        );
+    }
+
+    #[test]
+    fn no_body_statuses_drop_writes_and_warn_once_at_the_end() {
+        let mut e = enc(Framing::None, true, false);
+        assert!(e.encode(b"abc").0.is_empty());
+        assert!(e.encode(b"de").0.is_empty());
+        let f = e.finish("204 No Content");
+        assert!(!f.close);
+        let w = f.warning.unwrap();
+        assert_eq!(
+            w,
+            Warning::IgnoredBody {
+                status: "204 No Content".into(),
+                bytes: 5
+            }
+        );
+        assert_eq!(
+            w.to_string(),
+            "application-written content was ignored due to HTTP response that may not contain a message-body: (204 No Content)"
+        );
+        let mut head = enc(Framing::None, true, true);
+        head.encode(b"body of a HEAD");
+        assert_eq!(
+            head.finish("200 OK").warning,
+            None,
+            "HEAD bodies are dropped quietly"
+        );
+    }
+
+    #[test]
+    fn close_delimited_always_closes() {
+        let mut e = enc(Framing::CloseDelimited, false, false);
+        assert_eq!(e.encode(b"x").0.slices(), [&b""[..], b"x", b""]);
+        assert!(e.finish("200 OK").close);
     }
 }

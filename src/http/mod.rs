@@ -23,7 +23,7 @@ pub use buffer::OverflowableBuffer;
 pub use encode::{BodyEncoder, Chunk, Finish, Warning};
 pub use error::{error_response, internal_error_response, HttpError};
 pub use parse::{Progress, RequestParser, Status};
-pub use request::{Origin, Request, RequestMeta, Version};
+pub use request::{environ_key, Origin, Request, RequestMeta, Version};
 pub use response::{ResponseError, ResponseHead};
 
 /// Request limits (waitress `max_request_header_size`, `max_request_body_size`).
@@ -32,3 +32,6 @@ pub struct Limits {
     pub max_request_header_size: u64,
     pub max_request_body_size: u64,
 }
+
+#[cfg(test)]
+mod alloc_tests;

@@ -101,8 +101,14 @@ impl RequestParser {
         matches!(self.state, State::Body | State::Complete)
     }
 
-    /// Feeds bytes. `req` must be cleared before the first byte of a request; `body` receives
-    /// the decoded body. On `Err` the server answers with `error_response` and closes.
+    /// Feeds bytes. At the first byte of a request line `req` and `body` are cleared (keeping
+    /// their allocations and `req.origin`); `body` receives the decoded body. On `Err` the
+    /// server answers with `error_response` and closes.
+    ///
+    /// The server's loop: keep unconsumed bytes, call `feed` again while it makes progress;
+    /// on `HeadDone { expect_continue: true }` send `HTTP/1.1 100 Continue\r\n\r\n`; on
+    /// `Complete` dispatch the request, `reset()`, and go on with the remaining bytes
+    /// (pipelining).
     pub fn feed(
         &mut self,
         input: &[u8],
@@ -110,7 +116,7 @@ impl RequestParser {
         body: &mut OverflowableBuffer,
     ) -> Result<Progress, HttpError> {
         let r = match self.state {
-            State::Start | State::RequestLine | State::Fields => self.feed_head(input, req),
+            State::Start | State::RequestLine | State::Fields => self.feed_head(input, req, body),
             State::Body => self.feed_body(input, req, body),
             State::Complete => Ok(Progress {
                 consumed: 0,
@@ -124,7 +130,12 @@ impl RequestParser {
         r
     }
 
-    fn feed_head(&mut self, input: &[u8], req: &mut Request) -> Result<Progress, HttpError> {
+    fn feed_head(
+        &mut self,
+        input: &[u8],
+        req: &mut Request,
+        body: &mut OverflowableBuffer,
+    ) -> Result<Progress, HttpError> {
         let max = self.limits.max_request_header_size;
         // Never look past the header limit: reaching it is a 431 (waitress: `>=`), so an
         // endless head is cut off without buffering it.
@@ -171,8 +182,11 @@ impl RequestParser {
                     b'\r' => self.pending_cr = true,
                     b'\n' => return Err(self.bare_cr_lf(req, &[])),
                     _ => {
+                        // First byte of a request: start from clean (but warm) buffers.
+                        req.clear();
+                        body.clear();
                         self.state = State::RequestLine;
-                        self.line_start = req.buf.len();
+                        self.line_start = 0;
                         seg = i;
                         continue;
                     }
@@ -319,7 +333,9 @@ fn request_line(req: &mut Request, line: Range<usize>) -> Result<(), HttpError> 
     // `HTTP/` DIGIT `.` DIGIT; waitress also accepted no version at all (HTTP/0.9 style) and
     // trailing whitespace: both are refused here.
     let v = match version {
-        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi] if ma.is_ascii_digit() && mi.is_ascii_digit() => {
+        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi]
+            if ma.is_ascii_digit() && mi.is_ascii_digit() =>
+        {
             match (ma - b'0', mi - b'0') {
                 (1, 0) => Version::Http10,
                 (1, 1) => Version::Http11,

@@ -88,7 +88,12 @@ fn run(chunks: &[&[u8]], limits: Limits) -> Vec<Result<Parsed, HttpError>> {
 
 fn one(input: &[u8]) -> Result<Parsed, HttpError> {
     let mut r = run(&[input], BIG);
-    assert_eq!(r.len(), 1, "expected exactly one outcome for {:?}", s(input));
+    assert_eq!(
+        r.len(),
+        1,
+        "expected exactly one outcome for {:?}",
+        s(input)
+    );
     r.pop().unwrap()
 }
 
@@ -131,7 +136,12 @@ fn valid_requests_parse_identically_at_every_split_point() {
 fn valid_request_contents() {
     let p = one(VALID[1]).unwrap();
     assert_eq!(
-        (p.method.as_str(), p.target.as_str(), p.path.as_str(), p.query.as_str()),
+        (
+            p.method.as_str(),
+            p.target.as_str(),
+            p.path.as_str(),
+            p.query.as_str()
+        ),
         ("GET", "/x/%7Ey?q=1&r=%20#frag", "/x/~y", "q=1&r=%20")
     );
     assert_eq!(p.version, Version::Http10);
@@ -149,9 +159,15 @@ fn valid_request_contents() {
     let p = one(VALID[3]).unwrap();
     assert_eq!(p.body, b"hello0123456789");
     assert_eq!(p.content_length, Some(15));
-    assert!(p.headers.iter().all(|(n, _)| !n.eq_ignore_ascii_case("transfer-encoding")));
+    assert!(p
+        .headers
+        .iter()
+        .all(|(n, _)| !n.eq_ignore_ascii_case("transfer-encoding")));
     assert!(p.headers.contains(&("Content-Length".into(), "15".into())));
-    assert!(p.headers.iter().all(|(n, _)| n != "X-T"), "trailers are discarded");
+    assert!(
+        p.headers.iter().all(|(n, _)| n != "X-T"),
+        "trailers are discarded"
+    );
 
     let p = one(VALID[4]).unwrap();
     assert_eq!(
@@ -189,12 +205,16 @@ fn valid_request_contents() {
     assert_eq!(p.headers[2], ("X-E".into(), "".into()));
 
     let p = one(VALID[10]).unwrap();
-    assert!(p.expect_continue, "bodiless Expect requests are still served");
+    assert!(
+        p.expect_continue,
+        "bodiless Expect requests are still served"
+    );
     assert!(!p.head_done_seen, "no body: straight to Complete");
 }
 
 /// (input, status, detail, prompt prefix: the error must happen after only these bytes).
-const MALFORMED: &[(&[u8], u16, &str, Option<&[u8]>)] = &[
+type Malformed = (&'static [u8], u16, &'static str, Option<&'static [u8]>);
+const MALFORMED: &[Malformed] = &[
     (b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "Bare CR or LF found in HTTP message", Some(b"GET / HTTP/1.1\n")),
     (b"\nGET / HTTP/1.1\r\n\r\n", 400, "Bare CR or LF found in HTTP message", Some(b"\n")),
     (b"\r\rGET / HTTP/1.1\r\n\r\n", 400, "Bare CR or LF found in HTTP message", Some(b"\r\r")),
@@ -267,7 +287,12 @@ fn malformed_requests_get_their_status_promptly() {
         );
         // The same error whatever the split (and byte by byte).
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
-        assert_eq!(run(&bytes, BIG).pop(), Some(Err(e.clone())), "{:?}", s(input));
+        assert_eq!(
+            run(&bytes, BIG).pop(),
+            Some(Err(e.clone())),
+            "{:?}",
+            s(input)
+        );
         if let Some(prefix) = prompt {
             let r = run(&[prefix], BIG);
             assert_eq!(r, vec![Err(e)], "not prompt: {:?}", s(prefix));
@@ -279,8 +304,14 @@ fn malformed_requests_get_their_status_promptly() {
 fn error_versions_follow_waitress() {
     // Request line / header line problems: HTTP/1.0; later checks: the request's version.
     assert_eq!(err(MALFORMED[0].0).version(), Version::Http10);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nX Y: z\r\n\r\n").version(), Version::Http10);
-    assert_eq!(err(b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n").version(), Version::Http11);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nX Y: z\r\n\r\n").version(),
+        Version::Http10
+    );
+    assert_eq!(
+        err(b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n").version(),
+        Version::Http11
+    );
     assert_eq!(
         err(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n").version(),
         Version::Http11
@@ -295,7 +326,10 @@ fn a_failed_parser_stays_failed() {
     let mut body = OverflowableBuffer::new(1024);
     assert!(p.feed(b"GET / HTTP/1.1\n", &mut req, &mut body).is_err());
     let again = p.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &mut req, &mut body);
-    assert!(again.is_err(), "data after an error is never parsed as a request");
+    assert!(
+        again.is_err(),
+        "data after an error is never parsed as a request"
+    );
 }
 
 #[test]
@@ -307,7 +341,8 @@ fn head_in_progress_tracks_partial_heads_only() {
     assert!(!p.head_in_progress(), "leading empty lines do not count");
     p.feed(b"GE", &mut req, &mut body).unwrap();
     assert!(p.head_in_progress());
-    p.feed(b"T / HTTP/1.0\r\n\r\n", &mut req, &mut body).unwrap();
+    p.feed(b"T / HTTP/1.0\r\n\r\n", &mut req, &mut body)
+        .unwrap();
     assert!(!p.head_in_progress() && p.head_complete());
 }
 

@@ -13,7 +13,10 @@ fn header_size_exactly_at_limit_is_431_one_below_is_accepted() {
     let head: &[u8] = b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
     let n = head.len() as u64;
     let e = run(&[head], limits(n, 100)).pop().unwrap().unwrap_err();
-    assert_eq!((e.status(), e.detail().into_owned()), (431, format!("exceeds max_header of {n}")));
+    assert_eq!(
+        (e.status(), e.detail().into_owned()),
+        (431, format!("exceeds max_header of {n}"))
+    );
     assert_eq!(e.version(), Version::Http10);
     assert!(run(&[head], limits(n + 1, 100)).pop().unwrap().is_ok());
     // Body bytes in the same packet do not count.
@@ -30,10 +33,15 @@ fn endless_header_stream_is_cut_off_at_the_limit() {
     let flood = b"X-Flood: yyyyyyyyyyyyyyyyyyyyyy\r\n".repeat(10_000);
     let e = p.feed(&flood, &mut req, &mut body).unwrap_err();
     assert_eq!(e.status(), 431);
-    assert!(req.buf.len() <= 1000, "the head buffer stays under the limit");
+    assert!(
+        req.buf.len() <= 1000,
+        "the head buffer stays under the limit"
+    );
     // Endless empty lines too.
     let mut p = RequestParser::new(limits(1000, 100));
-    let e = p.feed(&b"\r\n".repeat(600), &mut req, &mut body).unwrap_err();
+    let e = p
+        .feed(&b"\r\n".repeat(600), &mut req, &mut body)
+        .unwrap_err();
     assert_eq!(e.status(), 431);
 }
 
@@ -41,12 +49,18 @@ fn endless_header_stream_is_cut_off_at_the_limit() {
 fn content_length_at_body_limit_is_413_before_the_body() {
     let req = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
     let e = run(&[req], limits(1000, 10)).pop().unwrap().unwrap_err();
-    assert_eq!((e.status(), e.detail().as_ref()), (413, "exceeds max_body of 10"));
+    assert_eq!(
+        (e.status(), e.detail().as_ref()),
+        (413, "exceeds max_body of 10")
+    );
     assert_eq!(e.version(), Version::Http11);
     let ok = run(&[req, b"0123456789"], limits(1000, 11)).pop().unwrap();
     assert_eq!(ok.unwrap().body, b"0123456789");
     let huge = b"POST / HTTP/1.0\r\nContent-Length: 99999999999999999999\r\n\r\n";
-    let e = run(&[huge], limits(1000, 1 << 30)).pop().unwrap().unwrap_err();
+    let e = run(&[huge], limits(1000, 1 << 30))
+        .pop()
+        .unwrap()
+        .unwrap_err();
     assert_eq!((e.status(), e.version()), (413, Version::Http10));
     // Content-Length: 0 never trips the limit (waitress checks only CL > 0).
     let zero = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
@@ -59,9 +73,18 @@ fn chunked_body_limit_counts_raw_bytes() {
     let head: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
     let body: &[u8] = b"5;ext=1\r\nhello\r\n0\r\nT: x\r\n\r\n";
     let raw = body.len() as u64;
-    let e = run(&[head, body], limits(1000, raw)).pop().unwrap().unwrap_err();
-    assert_eq!((e.status(), e.detail().into_owned()), (413, format!("exceeds max_body of {raw}")));
-    let p = run(&[head, body], limits(1000, raw + 1)).pop().unwrap().unwrap();
+    let e = run(&[head, body], limits(1000, raw))
+        .pop()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.detail().into_owned()),
+        (413, format!("exceeds max_body of {raw}"))
+    );
+    let p = run(&[head, body], limits(1000, raw + 1))
+        .pop()
+        .unwrap()
+        .unwrap();
     assert_eq!(p.body, b"hello");
     // An endless chunked body stops at the limit.
     let mut parser = RequestParser::new(limits(1000, 4096));
@@ -131,7 +154,12 @@ fn chunked_decoding_edge_cases() {
         (b"0\r\n\n", "Invalid trailer"),
     ] {
         let e = chunked(body).unwrap_err();
-        assert_eq!((e.status(), e.detail().as_ref()), (400, detail), "{:?}", s(body));
+        assert_eq!(
+            (e.status(), e.detail().as_ref()),
+            (400, detail),
+            "{:?}",
+            s(body)
+        );
         assert_eq!(e.version(), Version::Http11);
     }
     // The largest size that fits is fine to announce: still waiting for data, no error (the
@@ -172,7 +200,11 @@ fn cve_2019_16786_transfer_encodings_other_than_chunked_are_501() {
         assert_eq!(err(&input).status(), 501, "{:?}", s(te));
     }
     let p = one(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n0\r\n\r\n");
-    assert_eq!(p.unwrap().content_length, Some(0), "chunked in any case is fine");
+    assert_eq!(
+        p.unwrap().content_length,
+        Some(0),
+        "chunked in any case is fine"
+    );
 }
 
 #[test]
@@ -222,10 +254,21 @@ fn cve_2022_24761_content_length_and_chunk_sizes_are_strict_numbers() {
         let mut input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ".to_vec();
         input.extend_from_slice(cl);
         input.extend_from_slice(b"\r\n\r\n0123456789");
-        assert_eq!(err(&input).detail(), "Content-Length is invalid", "{:?}", s(cl));
+        assert_eq!(
+            err(&input).detail(),
+            "Content-Length is invalid",
+            "{:?}",
+            s(cl)
+        );
     }
-    assert_eq!(chunked(b"0x01\r\nx\r\n0\r\n\r\n").unwrap_err().detail(), "Invalid chunk size");
-    assert_eq!(chunked(b"+1\r\nx\r\n0\r\n\r\n").unwrap_err().detail(), "Invalid chunk size");
+    assert_eq!(
+        chunked(b"0x01\r\nx\r\n0\r\n\r\n").unwrap_err().detail(),
+        "Invalid chunk size"
+    );
+    assert_eq!(
+        chunked(b"+1\r\nx\r\n0\r\n\r\n").unwrap_err().detail(),
+        "Invalid chunk size"
+    );
     assert_eq!(
         chunked(b"1;\x00\r\nx\r\n0\r\n\r\n").unwrap_err().detail(),
         "Invalid chunk extension"
@@ -243,7 +286,9 @@ fn cve_2022_31015_and_2024_49769_are_socket_lifecycle_bugs_outside_the_parser() 
     let _ = p.feed(b"\x00\xff\r\n\r\n", &mut req, &mut body);
     p.reset();
     req.clear();
-    let r = p.feed(b"GET / HTTP/1.0\r\n\r\n", &mut req, &mut body).unwrap();
+    let r = p
+        .feed(b"GET / HTTP/1.0\r\n\r\n", &mut req, &mut body)
+        .unwrap();
     assert_eq!(r.status, Status::Complete);
 }
 
@@ -276,4 +321,32 @@ fn never_panics_on_arbitrary_input() {
         let _ = run(&[&input[..k], &input[k..]], limits(64, 32));
         let _ = run(&[&input], BIG);
     }
+}
+
+#[test]
+fn many_repeated_headers_merge_in_linear_space() {
+    // 50k repeats of a one-byte header: a naive merge would copy gigabytes.
+    let mut input = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    input.extend_from_slice(&b"X:a\r\n".repeat(50_000));
+    input.extend_from_slice(b"\r\n");
+    let p = one(&input).unwrap();
+    assert_eq!(p.headers.len(), 2);
+    assert_eq!(p.headers[1].1.len(), 50_000 + 2 * 49_999);
+    assert!(p.headers[1].1.starts_with("a, a, a"));
+}
+
+#[test]
+fn many_distinct_headers_keep_order_and_still_catch_repeats() {
+    let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..40 {
+        input.extend_from_slice(format!("H{i}: {i}\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"h3: again\r\nHost: a\r\n\r\n");
+    let p = one(&input).unwrap();
+    assert_eq!(p.headers.len(), 41);
+    assert_eq!(p.headers[3], ("H3".into(), "3, again".into()));
+    assert_eq!(p.headers[40].0, "Host");
+    let mut dup = input[..input.len() - 2].to_vec();
+    dup.extend_from_slice(b"HOST: b\r\n\r\n");
+    assert_eq!(err(&dup).detail(), "Duplicate header: Host");
 }

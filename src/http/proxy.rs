@@ -56,9 +56,367 @@ pub struct ProxyOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The six proxy headers, in the order warnings list them.
+const PROXY_HEADERS: [(&[u8], &str); 6] = [
+    (b"x-forwarded-for", "X-Forwarded-For"),
+    (b"x-forwarded-host", "X-Forwarded-Host"),
+    (b"x-forwarded-proto", "X-Forwarded-Proto"),
+    (b"x-forwarded-port", "X-Forwarded-Port"),
+    (b"x-forwarded-by", "X-Forwarded-By"),
+    (b"forwarded", "Forwarded"),
+];
+const XFF: u8 = 1;
+const XFH: u8 = 2;
+const XFP: u8 = 4;
+const XFPORT: u8 = 8;
+const XFBY: u8 = 16;
+const FWD: u8 = 32;
+const ALL: u8 = 63;
+
 /// Applies trusted proxy processing to `req` (its headers and `origin`), as waitress's
-/// `proxy_headers_middleware` does to the environ.
+/// `proxy_headers_middleware` does to the environ: when the peer is trusted, the trusted headers
+/// are parsed (and X-Forwarded-For/Host/Forwarded rewritten to their trusted hops); then, with
+/// `clear_untrusted_proxy_headers`, the others are removed. Call only when `s.active()`.
 pub fn apply(req: &mut Request, s: &ProxySettings) -> Result<ProxyOutcome, MalformedProxyHeader> {
-    let _ = (req, s);
-    todo!("proxy")
+    let mut out = ProxyOutcome::default();
+    let trusted = s
+        .trusted_proxy
+        .as_deref()
+        .is_some_and(|t| t == "*" || t == req.origin.remote_addr);
+    let mut untrusted = ALL;
+    if trusted {
+        untrusted =
+            parse_proxy_headers(req, s, &mut out.warnings).map_err(|(header, reason, value)| {
+                MalformedProxyHeader {
+                    header: header.to_string(),
+                    reason,
+                    value: latin1(&value),
+                    peer: req.origin.remote_addr.clone(),
+                }
+            })?;
+    }
+    if s.clear_untrusted_proxy_headers {
+        let mut removed: Vec<&str> = Vec::new();
+        for (i, (name, pretty)) in PROXY_HEADERS.iter().enumerate() {
+            if untrusted & (1 << i) != 0 && req.remove_header(name) {
+                removed.push(pretty);
+            }
+        }
+        if s.log_untrusted_proxy_headers && !removed.is_empty() {
+            out.warnings.push(format!(
+                "Removed untrusted headers ({}). Waitress recommends these be removed upstream.",
+                removed.join(", ")
+            ));
+        }
+    }
+    Ok(out)
 }
+
+type Malformed = (&'static str, String, Vec<u8>);
+
+/// waitress `parse_proxy_headers`, step by step (including its quirks: a trusted Forwarded
+/// header makes every X-Forwarded-* untrusted, resets the X-Forwarded-Port, and falls back to
+/// the X-Forwarded-For client when no element has `for=`). Returns the untrusted set.
+fn parse_proxy_headers(
+    req: &mut Request,
+    s: &ProxySettings,
+    warnings: &mut Vec<String>,
+) -> Result<u8, Malformed> {
+    let trusts = |name: &str| {
+        s.trusted_proxy_headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+            // waitress (adjustments) trusts X-Forwarded-Proto implicitly when trusted_proxy is
+            // set without trusted_proxy_headers.
+            || (s.trusted_proxy_headers.is_empty() && name == "x-forwarded-proto")
+    };
+    let count = s.trusted_proxy_count;
+    let mut untrusted = ALL;
+    let mut client_addr: Vec<u8> = Vec::new();
+    let mut host: Vec<u8> = Vec::new();
+    let mut proto: Vec<u8> = Vec::new();
+    let mut port: Vec<u8> = Vec::new();
+
+    for (flag, name, pretty) in [
+        (XFF, &b"x-forwarded-for"[..], "X-Forwarded-For"),
+        (XFH, b"x-forwarded-host", "X-Forwarded-Host"),
+    ] {
+        let Some(value) = req
+            .header(name)
+            .filter(|_| trusts(&pretty.to_ascii_lowercase()))
+        else {
+            continue;
+        };
+        let value = value.to_vec();
+        let raw: Vec<&[u8]> = value.split(|&c| c == b',').collect();
+        let mut hops = Vec::with_capacity(raw.len());
+        for hop in &raw {
+            let hop =
+                undquote(py_strip(hop)).map_err(|e| (pretty, e.to_string(), value.clone()))?;
+            // IPv6 hops get brackets (assuming no port), as waitress does for X-Forwarded-For.
+            if flag == XFF
+                && !hop.contains(&b'.')
+                && hop.contains(&b':')
+                && hop.last() != Some(&b']')
+            {
+                let mut b = Vec::with_capacity(hop.len() + 2);
+                b.push(b'[');
+                b.extend_from_slice(&hop);
+                b.push(b']');
+                hops.push(b);
+            } else {
+                hops.push(hop);
+            }
+        }
+        let first = hops[tail_start(hops.len(), count)].clone();
+        if flag == XFF {
+            client_addr = first;
+        } else {
+            host = first;
+        }
+        untrusted &= !flag;
+        // 3.0.2 (PR #452): the app only sees the trusted hops.
+        let kept = raw[tail_start(raw.len(), count)..].join(&b","[..]);
+        req.set_header(name, py_strip(&kept));
+    }
+
+    for (flag, name, pretty) in [
+        (XFP, &b"x-forwarded-proto"[..], "X-Forwarded-Proto"),
+        (XFPORT, b"x-forwarded-port", "X-Forwarded-Port"),
+    ] {
+        if !trusts(&pretty.to_ascii_lowercase()) {
+            continue;
+        }
+        let value = req.header(name).unwrap_or_default().to_vec();
+        let v = undquote(&value).map_err(|e| (pretty, e.to_string(), value.clone()))?;
+        if v.contains(&b',') {
+            return Err((
+                pretty,
+                "Unspecified behavior for multiple values found in header".into(),
+                value,
+            ));
+        }
+        if flag == XFP {
+            proto = v;
+        } else {
+            port = v;
+        }
+        untrusted &= !flag;
+    }
+
+    if trusts("x-forwarded-by") {
+        untrusted &= !XFBY;
+    }
+
+    let mut forwarded: Vec<u8> = Vec::new();
+    if trusts("forwarded") {
+        forwarded = req.header(b"forwarded").unwrap_or_default().to_vec();
+        untrusted = ALL & !FWD;
+    }
+    if !forwarded.is_empty() {
+        let raw: Vec<&[u8]> = forwarded.split(|&c| c == b',').collect();
+        let mut proxies: Vec<[Vec<u8>; 3]> = Vec::with_capacity(raw.len());
+        for element in &raw {
+            let mut fields: [Vec<u8>; 3] = Default::default(); // for, host, proto
+            for pair in py_strip(element).split(|&c| c == b';') {
+                if pair.is_empty() {
+                    continue;
+                }
+                let pair = py_lower(pair);
+                let bad = |r: &str| ("Forwarded", r.to_string(), forwarded.clone());
+                let Some(eq) = pair.iter().position(|&c| c == b'=') else {
+                    return Err(bad("Invalid forwarded-pair missing \"=\""));
+                };
+                let (token, value) = (&pair[..eq], &pair[eq + 1..]);
+                if py_strip(token) != token {
+                    return Err(bad("Token may not be surrounded by whitespace"));
+                }
+                if py_strip(value) != value {
+                    return Err(bad("Value may not be surrounded by whitespace"));
+                }
+                let slot = match token {
+                    b"by" => None,
+                    b"for" => Some(0),
+                    b"host" => Some(1),
+                    b"proto" => Some(2),
+                    _ => {
+                        warnings.push(format!("Unknown Forwarded token: {}", latin1(token)));
+                        continue;
+                    }
+                };
+                let v = undquote(value).map_err(bad)?;
+                if let Some(i) = slot {
+                    fields[i] = v;
+                }
+            }
+            proxies.push(fields);
+        }
+        let kept = raw[tail_start(raw.len(), count)..].join(&b","[..]);
+        req.set_header(b"forwarded", py_strip(&kept));
+        // waitress reuses its variables: the element loop resets host/proto/port, so an
+        // X-Forwarded-Host/Port never survives a trusted Forwarded header (the client does).
+        host.clear();
+        proto.clear();
+        port.clear();
+        // The oldest trusted element that has a value wins.
+        for [f, h, p] in proxies[tail_start(proxies.len(), count)..].iter().rev() {
+            if !f.is_empty() {
+                client_addr = f.clone();
+            }
+            if !h.is_empty() {
+                host = h.clone();
+            }
+            if !p.is_empty() {
+                proto = p.clone();
+            }
+        }
+    }
+
+    if !proto.is_empty() {
+        proto = py_lower(&proto);
+        if proto != b"http" && proto != b"https" {
+            let header = if forwarded.is_empty() {
+                "X-Forwarded-Proto"
+            } else {
+                "Forwarded Proto="
+            };
+            return Err((header, "unsupported proto value".into(), proto));
+        }
+        req.origin.url_scheme = latin1(&proto);
+        if port.is_empty() {
+            port = if proto == b"http" {
+                b"80".to_vec()
+            } else {
+                b"443".to_vec()
+            };
+        }
+    }
+
+    if !host.is_empty() {
+        if host.contains(&b':') && host.last() != Some(&b']') {
+            let colon = host.iter().rposition(|&c| c == b':').unwrap_or(0);
+            port = host[colon + 1..].to_vec();
+            req.origin.server_name = latin1(py_strip(&host[..colon]));
+            req.set_header(b"host", &host);
+        } else {
+            req.origin.server_name = latin1(&host);
+            let scheme = req.origin.url_scheme.as_bytes();
+            let add_port = !port.is_empty()
+                && match &port[..] {
+                    b"80" => scheme != b"http",
+                    b"443" => scheme != b"https",
+                    _ => true,
+                };
+            if add_port {
+                let mut v = host.clone();
+                v.push(b':');
+                v.extend_from_slice(&port);
+                req.set_header(b"host", &v);
+            } else {
+                req.set_header(b"host", &host);
+            }
+        }
+    }
+
+    if !port.is_empty() {
+        req.origin.server_port = latin1(&port);
+    }
+
+    if !client_addr.is_empty() {
+        if client_addr.contains(&b':') && client_addr.last() != Some(&b']') {
+            let colon = client_addr.iter().rposition(|&c| c == b':').unwrap_or(0);
+            req.origin.remote_addr = latin1(strip_brackets(py_strip(&client_addr[..colon])));
+            req.origin.remote_port = latin1(py_strip(&client_addr[colon + 1..]));
+        } else {
+            req.origin.remote_addr = latin1(strip_brackets(py_strip(&client_addr)));
+        }
+    }
+    Ok(untrusted)
+}
+
+/// Start of Python's `list[-count:]` (`count == 0` keeps everything, as `[-0:]`).
+fn tail_start(len: usize, count: usize) -> usize {
+    if count == 0 {
+        0
+    } else {
+        len.saturating_sub(count)
+    }
+}
+
+fn strip_brackets(a: &[u8]) -> &[u8] {
+    match a {
+        [b'[', inner @ .., b']'] => inner,
+        _ => a,
+    }
+}
+
+/// Python `str.strip()` on latin-1 text: also strips `\x85` and `\xa0` (and CTL whitespace).
+fn py_strip(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| {
+        matches!(
+            c,
+            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ' | 0x85 | 0xa0
+        )
+    };
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// Python `str.lower()` on latin-1 text.
+fn py_lower(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .map(|&c| match c {
+            b'A'..=b'Z' | 0xc0..=0xd6 | 0xd8..=0xde => c + 32,
+            _ => c,
+        })
+        .collect()
+}
+
+fn latin1(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+/// waitress `undquote`: a fully quoted value loses its quotes and quoted-pair backslashes; an
+/// unquoted value is returned as is; anything else is "Invalid quoting in value".
+fn undquote(v: &[u8]) -> Result<Vec<u8>, &'static str> {
+    const INVALID: &str = "Invalid quoting in value";
+    let starts = v.first() == Some(&b'"');
+    let ends = v.last() == Some(&b'"');
+    if !starts && !ends {
+        return Ok(v.to_vec());
+    }
+    if !(starts && ends) || v.len() < 2 {
+        return Err(INVALID);
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 1;
+    loop {
+        match v.get(i) {
+            None => return Err(INVALID),
+            Some(b'"') => {
+                return if i == v.len() - 1 {
+                    Ok(out)
+                } else {
+                    Err(INVALID)
+                };
+            }
+            Some(b'\\') => match v.get(i + 1) {
+                Some(&c) if c == b'\t' || c == b' ' || (0x21..=0x7e).contains(&c) || c >= 0x80 => {
+                    out.push(c);
+                    i += 2;
+                }
+                _ => return Err(INVALID),
+            },
+            Some(&c)
+                if matches!(c, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e) || c >= 0x80 =>
+            {
+                out.push(c);
+                i += 1;
+            }
+            Some(_) => return Err(INVALID),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;

@@ -40,6 +40,30 @@ pub struct Origin {
     pub url_scheme: String,
 }
 
+/// The environ key for header `name` (waitress): upper-cased, `-` → `_`, prefixed `HTTP_`
+/// except `CONTENT_LENGTH` and `CONTENT_TYPE`. Written into `out` (cleared first), so a warm
+/// buffer does not allocate; the WSGI layer may intern the result.
+pub fn environ_key(name: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let is = |want: &[u8]| {
+        name.len() == want.len()
+            && name
+                .iter()
+                .zip(want)
+                .all(|(&a, &b)| a.to_ascii_uppercase() == b || (a == b'-' && b == b'_'))
+    };
+    if !(is(b"CONTENT_LENGTH") || is(b"CONTENT_TYPE")) {
+        out.extend_from_slice(b"HTTP_");
+    }
+    out.extend(name.iter().map(|&c| {
+        if c == b'-' {
+            b'_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+}
+
 /// A byte range in the request arena (u32 keeps `Field` at 16 bytes; heads are far below 4 GiB
 /// because `max_request_header_size` bounds them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,9 +81,6 @@ impl Span {
     }
     pub(crate) fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
-    }
-    pub(crate) fn len(self) -> usize {
-        (self.end - self.start) as usize
     }
 }
 
@@ -239,5 +260,54 @@ impl Request {
         body.read_all_into(&mut out)
             .map_err(|e| super::HttpError::internal(e.to_string()))?;
         Ok((req, out, pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environ_keys_follow_waitress() {
+        let mut k = Vec::new();
+        for (name, want) in [
+            ("Content-Length", "CONTENT_LENGTH"),
+            ("content-type", "CONTENT_TYPE"),
+            ("X-Forwarded-For", "HTTP_X_FORWARDED_FOR"),
+            ("Host", "HTTP_HOST"),
+            ("Content-Md5", "HTTP_CONTENT_MD5"),
+        ] {
+            environ_key(name.as_bytes(), &mut k);
+            assert_eq!(k, want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn header_edits_keep_the_arena_consistent() {
+        let (mut r, body, used) = Request::parse_complete(
+            b"POST /a%20b?x HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhiNEXT",
+        )
+        .unwrap();
+        assert_eq!((body.as_slice(), used), (&b"hi"[..], 64));
+        assert_eq!(
+            (r.method(), r.path(), r.query()),
+            (&b"POST"[..], &b"/a b"[..], &b"x"[..])
+        );
+        r.set_header(b"x-a", b"2");
+        r.set_header(b"X-New", b"n");
+        assert!(r.remove_header(b"HOST"));
+        assert!(!r.remove_header(b"host"));
+        let all: Vec<_> = r.headers().collect();
+        assert_eq!(
+            all,
+            vec![
+                (&b"X-A"[..], &b"2"[..]),
+                (&b"Content-Length"[..], &b"2"[..]),
+                (&b"X-New"[..], &b"n"[..])
+            ]
+        );
+        assert_eq!(r.content_length(), Some(2));
+        r.clear();
+        assert_eq!((r.method(), r.headers().count()), (&b""[..], 0));
     }
 }

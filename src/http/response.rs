@@ -1,7 +1,8 @@
 //! Response heads: `start_response` checks (§3.1), header re-casing and sorting, `Server`/`Via`,
 //! `Date`, Content-Length, and the one keep-alive/close/chunked decision (§3.3, hyper-style).
-use super::encode::BodyEncoder;
+use super::encode::{BodyEncoder, Framing};
 use super::request::RequestMeta;
+use super::Version;
 
 /// Why an app's status or headers are refused. The texts are waitress's exception messages; the
 /// WSGI layer raises `AssertionError` for `HopByHop`, `ValueError` for the others.
@@ -13,7 +14,9 @@ pub enum ResponseError {
     NameCrLf,
     #[error("carriage return/line feed character present in header value")]
     ValueCrLf,
-    #[error("{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)")]
+    #[error(
+        "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
+    )]
     HopByHop { name: String },
     #[error("invalid literal for int() with base 10: '{value}'")]
     BadContentLength { value: String },
@@ -21,19 +24,118 @@ pub enum ResponseError {
     NotLatin1 { what: String },
 }
 
+/// The interim response for `Expect: 100-continue` (no headers, as waitress).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Names an app may not set (PEP 3333 hop-by-hop; waitress's list has `trailers`, so `Trailer`
+/// is allowed, as in 3.0.2).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Checks a `start_response` call (waitress order: status, then per header value CR/LF, name
-/// CR/LF, Content-Length, hop-by-hop). Returns the app's Content-Length if it set one.
+/// CR/LF, Content-Length, hop-by-hop). Returns the app's Content-Length if it set one (the last
+/// one wins, as waitress). `str`-ness is the WSGI layer's job.
 pub fn check_start_response(
     status: &str,
     headers: &[(String, String)],
 ) -> Result<Option<u64>, ResponseError> {
-    let _ = (status, headers);
-    todo!("response")
+    let crlf = |s: &str| s.bytes().any(|c| c == b'\r' || c == b'\n');
+    if crlf(status) {
+        return Err(ResponseError::StatusCrLf);
+    }
+    let mut cl = None;
+    for (name, value) in headers {
+        if crlf(value) {
+            return Err(ResponseError::ValueCrLf);
+        }
+        if crlf(name) {
+            return Err(ResponseError::NameCrLf);
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            cl = Some(
+                parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
+                    value: value.clone(),
+                })?,
+            );
+        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return Err(ResponseError::HopByHop { name: name.clone() });
+        }
+    }
+    Ok(cl)
+}
+
+/// Python `int(value)` for the non-negative values a Content-Length can take: surrounding
+/// whitespace, an optional `+`, digits with single `_` between them.
+fn parse_int(v: &str) -> Option<u64> {
+    let v = v.trim_matches(|c: char| c.is_ascii_whitespace());
+    let v = v.strip_prefix('+').unwrap_or(v);
+    if v.is_empty() || v.starts_with('_') || v.ends_with('_') || v.contains("__") {
+        return None;
+    }
+    v.bytes().filter(|&c| c != b'_').try_fold(0u64, |a, c| {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        a.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })
 }
 
 /// True for statuses that never carry a body (status string starts with `1`, `204`, `304`).
 pub fn status_has_body(status: &str) -> bool {
     !(status.starts_with('1') || status.starts_with("204") || status.starts_with("304"))
+}
+
+/// The framing/persistence decision for one response: the only place that decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub framing: Framing,
+    pub keep_alive: bool,
+    /// `Connection:` header to add (`close` or `Keep-Alive`), if any.
+    pub connection: Option<&'static str>,
+    /// Send `Content-Length` (known length, status that may have a body; HEAD included).
+    pub content_length: Option<u64>,
+}
+
+/// Waitress's §3.3 rules with waitressd's differences: HTTP/1.1 stays alive after chunked
+/// responses, HEAD and 1xx/204/304 get no body (so no length is needed to keep them alive).
+///
+/// | request | length known | result |
+/// |---|---|---|
+/// | 1.0, `Connection: keep-alive` | yes, or no body | keep-alive, `Connection: Keep-Alive` |
+/// | 1.0, otherwise | – | body until close, `Connection: close` |
+/// | 1.1, `Connection: close` | – | `Connection: close` |
+/// | 1.1 | no | chunked, stays alive |
+pub fn decide(req: RequestMeta, has_body_status: bool, content_length: Option<u64>) -> Decision {
+    let body = has_body_status && !req.is_head;
+    let framing = match (body, content_length, req.version) {
+        (false, _, _) => Framing::None,
+        (true, Some(n), _) => Framing::Length(n),
+        (true, None, Version::Http11) => Framing::Chunked,
+        (true, None, Version::Http10) => Framing::CloseDelimited,
+    };
+    let keep_alive = match req.version {
+        Version::Http10 => req.keep_alive && framing != Framing::CloseDelimited,
+        Version::Http11 => req.keep_alive,
+    };
+    let connection = match (keep_alive, req.version) {
+        (false, _) => Some("close"),
+        (true, Version::Http10) => Some("Keep-Alive"),
+        (true, Version::Http11) => None,
+    };
+    Decision {
+        framing,
+        keep_alive,
+        connection,
+        content_length: content_length.filter(|_| has_body_status),
+    }
 }
 
 /// Everything the head depends on.
@@ -52,11 +154,208 @@ pub struct ResponseHead<'a> {
     pub date: &'a [u8],
 }
 
+/// One header line to write: the name is re-cased when written if `recase`.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    name: &'a str,
+    value: &'a [u8],
+    recase: bool,
+}
+
 impl ResponseHead<'_> {
     /// Appends the head (status line to the blank line) to `out` and returns the encoder for the
-    /// body. `out` is reused between responses, so a warm connection does not allocate.
+    /// body. `out` is reused between responses; with up to 60 app headers nothing is allocated.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<BodyEncoder, ResponseError> {
-        let _ = out;
-        todo!("response")
+        let has_body = status_has_body(self.status);
+        let d = decide(self.request, has_body, self.content_length);
+        let mut app_server = false;
+        let mut app_date = false;
+        for (name, _) in self.headers {
+            app_server |= name.eq_ignore_ascii_case("server");
+            app_date |= name.eq_ignore_ascii_case("date");
+        }
+        let mut cl_digits = [0u8; 20];
+        let mut extra: [Option<Line<'_>>; 5] = [None; 5];
+        if let Some(n) = d.content_length {
+            let digits = super::parse::decimal(n, &mut cl_digits);
+            extra[0] = Some(Line {
+                name: "Content-Length",
+                value: digits,
+                recase: false,
+            });
+        }
+        if let Some(c) = d.connection {
+            extra[1] = Some(Line {
+                name: "Connection",
+                value: c.as_bytes(),
+                recase: false,
+            });
+        }
+        if d.framing == Framing::Chunked {
+            extra[2] = Some(Line {
+                name: "Transfer-Encoding",
+                value: b"chunked",
+                recase: false,
+            });
+        }
+        let ident = self.ident.filter(|i| !i.is_empty());
+        extra[3] = match (app_server, ident) {
+            (false, Some(i)) => Some(Line {
+                name: "Server",
+                value: i.as_bytes(),
+                recase: false,
+            }),
+            (false, None) => None,
+            (true, i) => Some(Line {
+                name: "Via",
+                value: i.unwrap_or("waitress").as_bytes(),
+                recase: false,
+            }),
+        };
+        if !app_date {
+            extra[4] = Some(Line {
+                name: "Date",
+                value: self.date,
+                recase: false,
+            });
+        }
+        let app = self
+            .headers
+            .iter()
+            // The length is written from the decision (dropped for 1xx/204/304).
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
+            .map(|(n, v)| Line {
+                name: n,
+                value: v.as_bytes(),
+                recase: true,
+            });
+        let all = app.chain(extra.iter().flatten().copied());
+
+        const STACK: usize = 64;
+        let mut stack = [Line {
+            name: "",
+            value: b"",
+            recase: false,
+        }; STACK];
+        let mut heap = Vec::new();
+        let lines: &mut [Line<'_>] = if self.headers.len() + extra.len() <= STACK {
+            let mut n = 0;
+            for l in all {
+                stack[n] = l;
+                n += 1;
+            }
+            &mut stack[..n]
+        } else {
+            heap.extend(all);
+            &mut heap
+        };
+        // Stable sort by the re-cased name (insertion sort: tiny n, no allocation), so repeated
+        // names such as Set-Cookie keep their order (waitress sorts with key=name).
+        for i in 1..lines.len() {
+            let mut j = i;
+            while j > 0 && cmp_names(&lines[j - 1], &lines[j]) == std::cmp::Ordering::Greater {
+                lines.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+
+        let start = out.len();
+        let r = write_head(out, self.request.version, self.status, lines);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r?;
+        Ok(BodyEncoder {
+            framing: d.framing,
+            keep_alive: d.keep_alive,
+            is_head: self.request.is_head,
+            written: 0,
+            ignored: 0,
+            warned_excess: false,
+        })
     }
 }
+
+fn write_head(
+    out: &mut Vec<u8>,
+    version: Version,
+    status: &str,
+    lines: &[Line<'_>],
+) -> Result<(), ResponseError> {
+    out.extend_from_slice(version.as_str().as_bytes());
+    out.push(b' ');
+    latin1_into(out, status, "status")?;
+    out.extend_from_slice(b"\r\n");
+    for l in lines {
+        if l.recase {
+            recase_into(out, l.name)?;
+        } else {
+            out.extend_from_slice(l.name.as_bytes());
+        }
+        out.extend_from_slice(b": ");
+        if l.recase {
+            // App values are str: encode as latin-1 (waitress; other characters → 500).
+            let v = std::str::from_utf8(l.value).unwrap_or_default();
+            latin1_into(out, v, "value")?;
+        } else {
+            out.extend_from_slice(l.value);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// Waitress re-cases every app header name: each `-`-separated part `.capitalize()`d
+/// (`WWW-Authenticate` → `Www-Authenticate`, `ETag` → `Etag`).
+fn recased(name: &str) -> impl Iterator<Item = char> + '_ {
+    let mut first = true;
+    name.chars().map(move |c| {
+        let r = if first {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
+        first = c == '-';
+        r
+    })
+}
+
+/// Sort key: the re-cased name (the names waitressd adds are already in that form).
+fn cmp_names(a: &Line<'_>, b: &Line<'_>) -> std::cmp::Ordering {
+    recased(a.name).cmp(recased(b.name))
+}
+
+fn recase_into(out: &mut Vec<u8>, name: &str) -> Result<(), ResponseError> {
+    for c in recased(name) {
+        push_latin1(out, c, "name")?;
+    }
+    Ok(())
+}
+
+fn latin1_into(out: &mut Vec<u8>, s: &str, what: &str) -> Result<(), ResponseError> {
+    if s.is_ascii() {
+        out.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
+    for c in s.chars() {
+        push_latin1(out, c, what)?;
+    }
+    Ok(())
+}
+
+fn push_latin1(out: &mut Vec<u8>, c: char, what: &str) -> Result<(), ResponseError> {
+    match u8::try_from(u32::from(c)) {
+        Ok(b) => {
+            out.push(b);
+            Ok(())
+        }
+        Err(_) => Err(ResponseError::NotLatin1 {
+            what: what.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;

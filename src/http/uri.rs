@@ -189,7 +189,10 @@ mod tests {
     fn bad_uris() {
         assert_eq!(split_target(b"/\xff"), None);
         assert_eq!(split_target(b"http://[::1/x"), None);
-        assert!(split_target(b"//\xff").is_some(), "waitress takes // paths verbatim");
+        assert!(
+            split_target(b"//\xff").is_some(),
+            "waitress takes // paths verbatim"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! when to call them.
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,7 +33,7 @@ pub(crate) struct Job {
 pub(crate) struct ChanState {
     pub(crate) out: OutBuf,
     /// Complete requests not yet started, in arrival order.
-    pub(crate) queue: VecDeque<Job>,
+    pub(crate) queue: VecDeque<Box<Job>>,
     /// An app thread owns the channel (running, or about to run, `queue`'s head).
     pub(crate) running: bool,
     /// The loop wants a notification when the channel stops running.
@@ -100,7 +101,7 @@ pub(crate) struct Channel {
     pub(crate) phase: Phase,
     pub(crate) parser: RequestParser,
     /// The request being parsed (taken from the pool at its first byte).
-    pub(crate) cur: Option<Job>,
+    pub(crate) cur: Option<Box<Job>>,
     /// Received bytes not yet parsed (only while parsing is held back).
     pub(crate) inbuf: Vec<u8>,
     pub(crate) held: Option<Held>,
@@ -112,6 +113,8 @@ pub(crate) struct Channel {
     pub(crate) peer_eof: bool,
     /// The current request's `100 Continue` was sent or is held.
     continue_done: bool,
+    /// An error response was sent: the client is probably still sending, so linger.
+    pub(crate) linger: bool,
 }
 
 /// What reading did.
@@ -141,6 +144,7 @@ impl Channel {
             read_deferred: false,
             peer_eof: false,
             continue_done: false,
+            linger: false,
         }
     }
 
@@ -174,10 +178,17 @@ impl Channel {
     ) -> ReadOutcome {
         for _ in 0..READS_PER_EVENT {
             if let Phase::Open = self.phase {
-                let st = lock(&self.shared.st);
-                if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
-                    drop(st);
-                    self.defer_read();
+                let mut st = lock(&self.shared.st);
+                if st.close_when_flushed {
+                    // The last response is decided: whatever comes now is discarded.
+                    self.phase = Phase::Closing;
+                    self.held = None;
+                    self.inbuf = Vec::new();
+                } else if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
+                    // Set under the same lock the app thread checks when it finishes, so
+                    // the wake-up cannot be missed.
+                    st.notify_on_done = true;
+                    self.read_deferred = true;
                     return ReadOutcome::Done;
                 }
             }
@@ -215,11 +226,6 @@ impl Channel {
         ReadOutcome::More
     }
 
-    fn defer_read(&mut self) {
-        self.read_deferred = true;
-        lock(&self.shared.st).notify_on_done = true;
-    }
-
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
     /// already has (a client may half-close after sending), then closes.
     fn on_eof(&mut self) -> ReadOutcome {
@@ -251,7 +257,15 @@ impl Channel {
             }
             let job = self.cur.get_or_insert_with(|| ctx.fresh_job());
             let before = self.parser.head_in_progress() || self.parser.head_complete();
-            let progress = self.parser.feed(data, &mut job.req, &mut job.body);
+            // The parser is total by design; should it ever panic, this connection gets a
+            // 500 and the worker lives on.
+            let progress = catch_unwind(AssertUnwindSafe(|| {
+                self.parser.feed(data, &mut job.req, &mut job.body)
+            }))
+            .unwrap_or_else(|_| {
+                log::error!(target: "waitress", "internal error: the request parser panicked");
+                Err(HttpError::internal("parser panic".to_string()))
+            });
             if !before && self.head_started.is_none() && self.parser.head_in_progress() {
                 self.head_started = Some(now);
             }
@@ -298,7 +312,7 @@ impl Channel {
         false
     }
 
-    fn queue_job(&mut self, job: Job, batch: &mut Vec<Arc<Shared>>) {
+    fn queue_job(&mut self, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
         let mut st = lock(&self.shared.st);
         st.queue.push_back(job);
         if !st.running {
@@ -330,6 +344,7 @@ impl Channel {
                 bytes = crate::http::error_response(e, ctx.opts.ident.as_deref(), &crate::http::date::http_date(unix_now()));
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
+                self.linger = true;
                 self.inbuf = Vec::new();
                 &bytes
             }
@@ -349,6 +364,12 @@ impl Channel {
         {
             let st = lock(&self.shared.st);
             if st.running || !st.queue.is_empty() {
+                return false;
+            }
+            if st.close_when_flushed {
+                self.phase = Phase::Closing;
+                self.held = None;
+                self.inbuf = Vec::new();
                 return false;
             }
         }
@@ -387,4 +408,17 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connection_structs_stay_small() {
+        // An idle keep-alive connection is a `Channel` slot plus the `Shared` allocation (and
+        // its origin strings): together well under the 2 KiB budget.
+        let total = std::mem::size_of::<Channel>() + std::mem::size_of::<Shared>();
+        assert!(total <= 768, "Channel + Shared = {total} bytes");
+    }
 }

@@ -38,7 +38,7 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
-    pool: Mutex<Vec<Job>>,
+    pool: Mutex<Vec<Box<Job>>>,
     /// Formatted access-log lines waiting for the loop to write them (None: logging off).
     pub(crate) access: Option<Mutex<Vec<u8>>>,
 }
@@ -151,16 +151,18 @@ impl Ctx {
     }
 
     /// An empty request and body to parse into (recycled when possible).
-    pub(crate) fn fresh_job(&self) -> Job {
-        lock(&self.pool).pop().unwrap_or_else(|| Job {
-            req: Request::new(),
-            body: OverflowableBuffer::new(self.opts.inbuf_overflow),
-            send_continue: false,
+    pub(crate) fn fresh_job(&self) -> Box<Job> {
+        lock(&self.pool).pop().unwrap_or_else(|| {
+            Box::new(Job {
+                req: Request::new(),
+                body: OverflowableBuffer::new(self.opts.inbuf_overflow),
+                send_continue: false,
+            })
         })
     }
 
     /// Gives a served request back for reuse.
-    pub(crate) fn recycle(&self, mut job: Job) {
+    pub(crate) fn recycle(&self, mut job: Box<Job>) {
         // Do not keep what a single odd request grew to.
         if job.req.buf.capacity() > 16 * 1024 || job.req.fields.capacity() > 128 {
             return;

@@ -338,8 +338,11 @@ impl EventLoop {
         }
         let finished = st.close_when_flushed && !st.running && st.out.is_empty();
         drop(st);
+        if matches!(ch.phase, Phase::Lingering { .. }) {
+            return; // ends at EOF, the byte budget or the deadline
+        }
         if finished {
-            if ch.peer_eof || matches!(ch.phase, Phase::Lingering { .. }) {
+            if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(&ch.shared)) {
                 return self.close(i);
             }
             // Lingering close: our side is done; drain what the client still sends so the
@@ -561,4 +564,11 @@ fn listener_has_pending(fd: RawFd) -> bool {
     // SAFETY: one valid pollfd on our stack, nfds = 1, zero timeout (never blocks).
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n > 0 && p.revents & libc::POLLIN != 0
+}
+
+/// True if the client sent bytes we have not read (closing now would reset the connection).
+fn unread_input(sh: &Shared) -> bool {
+    let mut b = [0u8; 1];
+    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+    matches!(nix::sys::socket::recv(sh.fd.as_raw_fd(), &mut b, flags), Ok(1))
 }

@@ -44,7 +44,7 @@ struct Task<'a> {
 }
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
-pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Job, sc: &mut Scratch) {
+pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
     sc.date.update(SystemTime::now());
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
@@ -68,7 +68,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Job, sc: &mut Scratch) {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
-    let Job { req, body, send_continue } = &mut job;
+    let Job { req, body, send_continue } = &mut *job;
     let mut t = Task {
         ctx,
         ch,
@@ -201,6 +201,9 @@ impl Task<'_> {
             return Err(Disconnected);
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
         let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
@@ -234,7 +237,7 @@ impl Task<'_> {
             with_head = true;
         }
         let Some(enc) = self.enc.as_mut() else { return };
-        let fin = enc.finish();
+        let fin = enc.finish(&self.sc.status);
         if let Some(w) = fin.warning {
             log::warn!(target: "waitress", "{w}");
         }

@@ -31,7 +31,9 @@ pub enum ExitAction {
 }
 
 pub fn on_exit(f: ExitFacts) -> ExitAction {
-    let boot_failure = !f.ever_ready && matches!(f.code, Some(exit::BOOT | exit::APP_LOAD));
+    // 2 too: a worker can find a configuration error only it sees (e.g. the virtualenv).
+    let boot_failure =
+        !f.ever_ready && matches!(f.code, Some(exit::CONFIG | exit::BOOT | exit::APP_LOAD));
     match (f.expected, boot_failure, f.reload_pending) {
         (true, _, _) => ExitAction::Forget,
         (false, true, true) => ExitAction::AbortReload,
@@ -84,6 +86,7 @@ mod tests {
             (f(true, false, true, Some(4)), ExitAction::Forget),
             (f(false, false, false, Some(4)), ExitAction::Halt(4)),
             (f(false, false, false, Some(3)), ExitAction::Halt(3)),
+            (f(false, false, false, Some(2)), ExitAction::Halt(2)),
             (f(false, false, true, Some(4)), ExitAction::AbortReload),
             (f(false, true, false, Some(4)), ExitAction::Respawn), // was serving: not a boot error
             (f(false, false, false, None), ExitAction::Respawn),   // killed while booting

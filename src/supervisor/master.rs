@@ -145,6 +145,9 @@ pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(),
     log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
     match m.exit_code {
         exit::OK => Ok(()),
+        exit::CONFIG => Err(SupervisorError::Config(
+            "a worker found the configuration unusable".into(),
+        )),
         exit::APP_LOAD => Err(SupervisorError::AppLoad(
             "a worker could not load the application".into(),
         )),
@@ -310,6 +313,15 @@ impl Master {
             None => Ok(self.settings.clone()),
         };
         let prepared = settings.and_then(|s| {
+            if s.pidfile != self.settings.pidfile {
+                log_warn("a changed pidfile takes effect at the next start, not on reload");
+            }
+            if let Some(mask) = s.umask {
+                // Before binding new unix sockets, as at start.
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                    mask as libc::mode_t,
+                ));
+            }
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
             let (set, fresh) = self

@@ -25,6 +25,9 @@ pub use worker::WorkerStart;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
+    /// A worker found the configuration unusable (exit code 2).
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Boot(String),
     #[error("{0}")]
@@ -34,6 +37,7 @@ pub enum SupervisorError {
 impl SupervisorError {
     pub fn exit_code(&self) -> i32 {
         match self {
+            SupervisorError::Config(_) => crate::exit::CONFIG,
             SupervisorError::Boot(_) => crate::exit::BOOT,
             SupervisorError::AppLoad(_) => crate::exit::APP_LOAD,
         }

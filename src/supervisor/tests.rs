@@ -13,6 +13,7 @@ use nix::unistd::Pid;
 
 use super::{master, spawn, RunOptions, WorkerStart};
 use crate::config::{AppSpec, Settings};
+use crate::http::app::{App, AppFailure, Exchange};
 use crate::net::Listener;
 
 pub fn settings(listen: Vec<SocketAddr>) -> Settings {
@@ -133,6 +134,48 @@ fn fake_worker(mut start: WorkerStart) -> i32 {
     0
 }
 
+/// The same answers from the real server core (event loop, channels, app threads) with a Rust
+/// app: proves the drain and reload paths end to end without Python.
+struct PidApp {
+    tag: String,
+}
+
+impl App for PidApp {
+    fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
+        if ex.request().path() == b"/sleep" {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let ids = nix::unistd::getresuid().unwrap();
+        let body = format!(
+            "{} {} {},{},{}",
+            std::process::id(),
+            self.tag,
+            ids.real,
+            ids.effective,
+            ids.saved
+        );
+        ex.start_response(
+            "200 OK",
+            vec![("Content-Length".into(), body.len().to_string())],
+        );
+        ex.write(body.as_bytes()).map_err(|_| AppFailure {
+            traceback: String::new(),
+        })
+    }
+}
+
+fn server_worker(start: WorkerStart) -> i32 {
+    if let Err(c) = start.enter() {
+        return c;
+    }
+    let tag = format!(
+        "{} {}",
+        start.generation,
+        start.settings.ident.clone().unwrap_or_default()
+    );
+    super::worker::serve_app(start, Arc::new(PidApp { tag }))
+}
+
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
@@ -146,13 +189,14 @@ struct TestMaster {
 
 impl TestMaster {
     fn start(s: Settings, reload: Option<super::ReloadFn>) -> TestMaster {
-        Self::start_env(s, reload, Vec::new())
+        Self::start_env(s, reload, Vec::new(), fake_worker)
     }
 
     fn start_env(
         s: Settings,
         reload: Option<super::ReloadFn>,
         env: Vec<(String, String)>,
+        body: super::WorkerBody,
     ) -> TestMaster {
         let addr = s.listen[0];
         let pid = spawn::fork_child(move || {
@@ -165,7 +209,7 @@ impl TestMaster {
                     daemon: false,
                     reload,
                 },
-                fake_worker,
+                body,
             ) {
                 Ok(()) => 0,
                 Err(e) => e.exit_code(),
@@ -236,9 +280,18 @@ fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn two_workers_serve_and_a_killed_worker_is_replaced() {
+    two_workers_serve_and_a_killed_worker_is_replaced_with(fake_worker)
+}
+
+#[test]
+fn two_workers_serve_and_a_killed_worker_is_replaced_real_server() {
+    two_workers_serve_and_a_killed_worker_is_replaced_with(server_worker)
+}
+
+fn two_workers_serve_and_a_killed_worker_is_replaced_with(body: super::WorkerBody) {
     let mut s = settings(vec![free_port()]);
     s.workers = 2;
-    let mut m = TestMaster::start(s, None);
+    let mut m = TestMaster::start_env(s, None, Vec::new(), body);
     let mut pids = std::collections::HashSet::new();
     assert!(
         eventually(20, || {
@@ -285,7 +338,16 @@ fn worker_failing_at_boot_stops_master_with_its_code() {
 
 #[test]
 fn term_finishes_in_flight_request_then_exits_0() {
-    let mut m = TestMaster::start(settings(vec![free_port()]), None);
+    term_finishes_in_flight_request_then_exits_0_with(fake_worker)
+}
+
+#[test]
+fn term_finishes_in_flight_request_then_exits_0_real_server() {
+    term_finishes_in_flight_request_then_exits_0_with(server_worker)
+}
+
+fn term_finishes_in_flight_request_then_exits_0_with(body: super::WorkerBody) {
+    let mut m = TestMaster::start_env(settings(vec![free_port()]), None, Vec::new(), body);
     assert!(eventually(20, || ask(m.addr, "/").is_some()));
     let addr = m.addr;
     let slow = std::thread::spawn(move || ask(addr, "/sleep"));
@@ -301,9 +363,18 @@ fn term_finishes_in_flight_request_then_exits_0() {
 
 #[test]
 fn second_int_stops_at_once() {
+    second_int_stops_at_once_with(fake_worker)
+}
+
+#[test]
+fn second_int_stops_at_once_real_server() {
+    second_int_stops_at_once_with(server_worker)
+}
+
+fn second_int_stops_at_once_with(body: super::WorkerBody) {
     let mut s = settings(vec![free_port()]);
     s.graceful_timeout = 60;
-    let mut m = TestMaster::start(s, None);
+    let mut m = TestMaster::start_env(s, None, Vec::new(), body);
     assert!(eventually(20, || ask(m.addr, "/").is_some()));
     let addr = m.addr;
     // A request that keeps the fake worker busy long after the master must be gone.
@@ -318,6 +389,15 @@ fn second_int_stops_at_once() {
 
 #[test]
 fn reload_under_load_loses_nothing_and_applies_new_settings() {
+    reload_under_load_loses_nothing_and_applies_new_settings_with(fake_worker)
+}
+
+#[test]
+fn reload_under_load_loses_nothing_and_applies_new_settings_real_server() {
+    reload_under_load_loses_nothing_and_applies_new_settings_with(server_worker)
+}
+
+fn reload_under_load_loses_nothing_and_applies_new_settings_with(body: super::WorkerBody) {
     let dir = tempfile::tempdir().unwrap();
     let ident_file = dir.path().join("ident");
     std::fs::write(&ident_file, "one").unwrap();
@@ -334,7 +414,7 @@ fn reload_under_load_loses_nothing_and_applies_new_settings() {
         s.ident = Some(ident);
         Ok(s)
     });
-    let mut m = TestMaster::start(s, Some(reload));
+    let mut m = TestMaster::start_env(s, Some(reload), Vec::new(), body);
     let addr = m.addr;
     assert!(eventually(20, || ask(addr, "/").is_some()));
 
@@ -447,7 +527,7 @@ fn pidfile_and_notify_lifecycle() {
     let mut s = settings(vec![free_port()]);
     s.pidfile = Some(pidfile.clone());
     let env = vec![("NOTIFY_SOCKET".to_string(), sock_path.display().to_string())];
-    let mut m = TestMaster::start_env(s, None, env);
+    let mut m = TestMaster::start_env(s, None, env, fake_worker);
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).unwrap();
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -503,9 +583,19 @@ fn daemon_mode_detaches_once_ready_and_stops_on_term() {
     })
     .unwrap();
     // The foreground process exits 0 only once the workers are ready.
-    assert_eq!(waitpid(foreground, None).unwrap(), WaitStatus::Exited(foreground, 0));
-    assert!(ask(addr, "/").is_some(), "serving as soon as the foreground exits");
-    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_eq!(
+        waitpid(foreground, None).unwrap(),
+        WaitStatus::Exited(foreground, 0)
+    );
+    assert!(
+        ask(addr, "/").is_some(),
+        "serving as soon as the foreground exits"
+    );
+    let daemon: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_ne!(daemon, foreground.as_raw());
     let sid = nix::unistd::getsid(Some(Pid::from_raw(daemon))).unwrap();
     assert_eq!(sid.as_raw(), daemon, "the daemon leads its own session");

@@ -97,7 +97,8 @@ fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
                     flag.store(true, Ordering::SeqCst);
                     stop.immediate();
                 }
-                Ok(_) => {} // USR1 (log reopen) and HUP: nothing the worker owns yet
+                Ok(Signal::SIGUSR1) => stop.reopen_logs(),
+                Ok(_) => {} // HUP goes to the master; a worker ignores it
                 Err(_) => return,
             }
         })
@@ -106,7 +107,7 @@ fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
 }
 
 /// The real worker: loads the WSGI app (lazy mode), builds the server, serves until stopped.
-pub fn serve(mut start: WorkerStart) -> i32 {
+pub fn serve(start: WorkerStart) -> i32 {
     if let Err(code) = start.enter() {
         return code;
     }
@@ -123,6 +124,12 @@ pub fn serve(mut start: WorkerStart) -> i32 {
             return exit::APP_LOAD;
         }
     };
+    serve_app(start, app)
+}
+
+/// Serves `app` (already loaded) on this worker's listeners until stopped; exit code.
+pub fn serve_app(mut start: WorkerStart, app: Arc<dyn crate::http::app::App>) -> i32 {
+    let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
     let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
     {
