@@ -71,7 +71,9 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(|s| s.as_str())
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(|s| s.as_str())
     }
 }
 
@@ -111,7 +113,10 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Option<Resp> {
         // A short body (the app gave fewer bytes than its Content-Length) ends at the close.
         let cl: u64 = cl.parse().ok()?;
         conn.by_ref().take(cl).read_to_end(&mut body).ok()?;
-    } else if headers.get("transfer-encoding").is_some_and(|t| t == "chunked") {
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t == "chunked")
+    {
         loop {
             let mut size = String::new();
             conn.read_line(&mut size).ok()?;
@@ -228,11 +233,18 @@ fn spilled_bodies_read_like_small_ones() {
     for i in 0..2000 {
         body.extend_from_slice(format!("line {i:05}\n").as_bytes());
     }
-    let mut raw = format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut raw = format!(
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     raw.extend_from_slice(&body);
     let r = request(&s.addr, &raw);
     assert_eq!(r.status, 200);
-    assert_eq!(String::from_utf8_lossy(&r.body), format!("11 1999 {}", body.len() - 11));
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        format!("11 1999 {}", body.len() - 11)
+    );
 
     let s = serve("echo:app", |o| o.inbuf_overflow = 1000);
     let r = request(&s.addr, &raw);
@@ -245,7 +257,10 @@ fn keep_alive_serves_several_requests_with_bodies() {
     let s = serve("echo:app", |_| {});
     let mut c = connect(&s.addr);
     for body in ["one", "second", ""] {
-        let raw = format!("POST /k HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let raw = format!(
+            "POST /k HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         send(&mut c, raw.as_bytes());
         let r = read_response(&mut c).expect("response on the kept-alive connection");
         assert_eq!(r.status, 200);
@@ -267,12 +282,54 @@ fn content_length_rules_table() {
         ("/nocl/gen", "1.1", body, None, true, false),
         ("/nocl/gen", "1.0", body, None, false, true),
         ("/nocl/list", "1.0", body, Some("36"), false, true),
-        ("/badcl/short_body", "1.1", b"abcdefghi", Some("10"), false, true),
-        ("/badcl/long_body", "1.1", b"abcdefgh", Some("8"), false, false),
-        ("/writecb/short_body", "1.1", b"abcdefgh", Some("9"), false, true),
-        ("/writecb/long_body", "1.1", b"abcdefghi", Some("9"), false, false),
-        ("/writecb/equal_body", "1.1", b"abcdefghi", Some("9"), false, false),
-        ("/writecb/no_content_length", "1.1", b"abcdefghi", None, true, false),
+        (
+            "/badcl/short_body",
+            "1.1",
+            b"abcdefghi",
+            Some("10"),
+            false,
+            true,
+        ),
+        (
+            "/badcl/long_body",
+            "1.1",
+            b"abcdefgh",
+            Some("8"),
+            false,
+            false,
+        ),
+        (
+            "/writecb/short_body",
+            "1.1",
+            b"abcdefgh",
+            Some("9"),
+            false,
+            true,
+        ),
+        (
+            "/writecb/long_body",
+            "1.1",
+            b"abcdefghi",
+            Some("9"),
+            false,
+            false,
+        ),
+        (
+            "/writecb/equal_body",
+            "1.1",
+            b"abcdefghi",
+            Some("9"),
+            false,
+            false,
+        ),
+        (
+            "/writecb/no_content_length",
+            "1.1",
+            b"abcdefghi",
+            None,
+            true,
+            false,
+        ),
     ];
     for &(path, version, want, cl, chunked, close) in cases {
         let mut c = connect(&s.addr);
@@ -286,13 +343,21 @@ fn content_length_rules_table() {
         assert_eq!(r.status, 200, "{path} {version}");
         assert_eq!(r.body, want, "{path} {version}");
         assert_eq!(r.header("content-length"), cl, "{path} {version}");
-        assert_eq!(r.header("transfer-encoding") == Some("chunked"), chunked, "{path} {version}");
+        assert_eq!(
+            r.header("transfer-encoding") == Some("chunked"),
+            chunked,
+            "{path} {version}"
+        );
         if close {
             assert!(closed(&mut c), "{path} {version}: connection closed");
         } else {
             send(&mut c, b"GET /badcl/equal HTTP/1.1\r\nHost: h\r\n\r\n");
             let again = read_response(&mut c);
-            assert_eq!(again.map(|r| r.body), Some(b"abcdefghi".to_vec()), "{path}: kept alive");
+            assert_eq!(
+                again.map(|r| r.body),
+                Some(b"abcdefghi".to_vec()),
+                "{path}: kept alive"
+            );
         }
     }
 }
@@ -304,14 +369,21 @@ fn app_exception_before_the_head_is_a_500() {
         for version in ["1.0", "1.1"] {
             for path in ["/before_start_response", "/after_start_response"] {
                 let mut c = connect(&s.addr);
-                send(&mut c, format!("GET {path} HTTP/{version}\r\nHost: h\r\n\r\n").as_bytes());
+                send(
+                    &mut c,
+                    format!("GET {path} HTTP/{version}\r\nHost: h\r\n\r\n").as_bytes(),
+                );
                 let r = read_response(&mut c).unwrap();
                 assert_eq!(r.status, 500, "{path}");
                 assert_eq!(r.version, format!("HTTP/{version}"));
                 assert_eq!(r.header("connection"), Some("close"));
                 let body = String::from_utf8(r.body.clone()).unwrap();
                 assert!(body.starts_with("Internal Server Error"), "{body}");
-                assert_eq!(body.contains("Traceback (most recent call last)"), expose, "{body}");
+                assert_eq!(
+                    body.contains("Traceback (most recent call last)"),
+                    expose,
+                    "{body}"
+                );
                 if expose && path == "/before_start_response" {
                     assert!(body.contains("ValueError: wrong \u{20ac}"), "{body}");
                 }
@@ -328,17 +400,27 @@ fn app_exception_after_the_head_cuts_the_connection() {
     let s = serve("error:app", |_| {});
     for path in ["/after_write_cb", "/in_generator"] {
         let mut c = connect(&s.addr);
-        send(&mut c, format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        send(
+            &mut c,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+        );
         let r = read_response(&mut c).unwrap_or_else(|| panic!("{path}: a head"));
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, b"", "{path}");
         assert!(closed(&mut c), "{path}");
     }
-    let raw = util::exchange(&s.addr, b"GET /in_generator_after_bytes HTTP/1.1\r\nHost: h\r\n\r\n", 30);
+    let raw = util::exchange(
+        &s.addr,
+        b"GET /in_generator_after_bytes HTTP/1.1\r\nHost: h\r\n\r\n",
+        30,
+    );
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("partial"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "no chunked terminator: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "no chunked terminator: {text}"
+    );
 }
 
 /// waitress FileWrapperTests: (path, Content-Length, body length) for HTTP/1.1 and 1.0.
@@ -362,7 +444,10 @@ fn file_wrapper_table() {
     for version in ["1.1", "1.0"] {
         for &(path, cl, len) in cases {
             let mut c = connect(&s.addr);
-            send(&mut c, format!("GET {path} HTTP/{version}\r\nHost: h\r\n\r\n").as_bytes());
+            send(
+                &mut c,
+                format!("GET {path} HTTP/{version}\r\nHost: h\r\n\r\n").as_bytes(),
+            );
             let r = read_response(&mut c).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(r.status, 200, "{path} {version}");
             assert_eq!(r.header("content-length"), cl, "{path} {version}");
@@ -377,7 +462,8 @@ fn file_wrapper_table() {
 fn a_waiting_request_does_not_block_others() {
     let s = serve("sleepy:app", |o| o.threads = 2);
     let addr = s.addr.clone();
-    let waiter = std::thread::spawn(move || request(&addr, b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n"));
+    let waiter =
+        std::thread::spawn(move || request(&addr, b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n"));
     // Bounded retry: the release must come after the waiter is inside the app.
     std::thread::sleep(Duration::from_millis(200));
     let r = request(&s.addr, b"GET /release HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -391,7 +477,10 @@ fn wsgiref_validator_passes_over_the_wire() {
     let s = serve("validated:app", |_| {});
     let r = request(&s.addr, b"GET /v HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!((r.status, r.body.as_slice()), (200, &b"ok:"[..]));
-    let r = request(&s.addr, b"POST /v HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\ndata");
+    let r = request(
+        &s.addr,
+        b"POST /v HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\ndata",
+    );
     assert_eq!((r.status, r.body.as_slice()), (200, &b"ok:data"[..]));
 }
 
@@ -399,7 +488,10 @@ fn wsgiref_validator_passes_over_the_wire() {
 fn flask_app_in_process() {
     let s = serve("flaskapp:app", |_| {});
     let r = request(&s.addr, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello from flask"[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"hello from flask"[..])
+    );
     let r = request(
         &s.addr,
         b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\na=1&b=2",
@@ -411,14 +503,24 @@ fn flask_app_in_process() {
 #[test]
 fn url_prefix_sets_script_name() {
     let s = serve("echo:app", |o| o.url_prefix = "/pre".into());
-    let cases = [("/pre/x", "/pre", "/x"), ("/pre", "/pre", ""), ("/prefix", "/pre", "/prefix")];
+    let cases = [
+        ("/pre/x", "/pre", "/x"),
+        ("/pre", "/pre", ""),
+        ("/prefix", "/pre", "/prefix"),
+    ];
     for (path, script, info) in cases {
-        let r = request(&s.addr, format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        let r = request(
+            &s.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+        );
         let m = json(&r.body);
-        assert_eq!((m["script_name"].as_str(), m["path_info"].as_str()), (Some(script), Some(info)), "{path}");
+        assert_eq!(
+            (m["script_name"].as_str(), m["path_info"].as_str()),
+            (Some(script), Some(info)),
+            "{path}"
+        );
     }
 }
-
 
 // ---- the real binary: INI files, --app, the venv under a bare environment ----
 
@@ -451,14 +553,20 @@ fn pyramid_app_from_its_production_ini() {
     let d = util::Daemon::start(&[ini.to_str().unwrap()], &apps_dir(), 1);
     let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("x-stamp"), Some("from-ini"), "pipeline filter applied");
+    assert_eq!(
+        r.header("x-stamp"),
+        Some("from-ini"),
+        "pipeline filter applied"
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["here_dir"], apps_dir().join("pyrapp").to_str().unwrap());
     assert_eq!(v["greeting"], "hello");
     // The app logs through the INI's [formatter_generic].
     let lines = stderr_until(&d, "pyrapp home view called", 10);
     assert!(
-        lines.iter().any(|l| l.starts_with("PYRLOG WARNING [pyrapp] pyrapp home view called")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("PYRLOG WARNING [pyrapp] pyrapp home view called")),
         "{lines:?}"
     );
     let r = request(
@@ -473,7 +581,9 @@ fn pyramid_app_from_its_production_ini() {
     assert_eq!(r.status, 500);
     let lines = stderr_until(&d, "RuntimeError: pyrapp boom", 10);
     assert!(
-        lines.iter().any(|l| l.starts_with("PYRLOG ERROR [waitress] Exception while serving /boom")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("PYRLOG ERROR [waitress] Exception while serving /boom")),
         "{lines:?}"
     );
 }
@@ -490,12 +600,19 @@ fn ini_command_line_vars_reach_the_app() {
 
 #[test]
 fn flask_app_with_app_and_call() {
-    for args in [&["--app", "flaskapp:app"][..], &["--app", "flaskapp:create_app", "--call"][..]] {
+    for args in [
+        &["--app", "flaskapp:app"][..],
+        &["--app", "flaskapp:create_app", "--call"][..],
+    ] {
         let mut all = args.to_vec();
         all.extend(["--listen", "127.0.0.1:0"]);
         let d = util::Daemon::start(&all, &apps_dir(), 1);
         let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello from flask"[..]), "{args:?}");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"hello from flask"[..]),
+            "{args:?}"
+        );
     }
 }
 
@@ -504,16 +621,26 @@ fn flask_app_with_app_and_call() {
 #[test]
 fn example_app_from_its_ini() {
     let ini = util::root().join("example/production.ini");
-    let d = util::Daemon::start(&[ini.to_str().unwrap(), "--listen", "127.0.0.1:0"], &util::root(), 1);
+    let d = util::Daemon::start(
+        &[ini.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &util::root(),
+        1,
+    );
     let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(r.status, 200);
-    assert!(String::from_utf8_lossy(&r.body).starts_with("Hello from waitressd"), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.body).starts_with("Hello from waitressd"),
+        "{r:?}"
+    );
 }
 
 /// What the venv's own python says about itself: (sys.prefix, sys.base_prefix, version).
 fn venv_facts(venv: &std::path::Path) -> (String, String, String) {
     let out = std::process::Command::new(venv.join("bin/python"))
-        .args(["-c", "import sys; print(sys.prefix); print(sys.base_prefix); print(sys.version.split()[0])"])
+        .args([
+            "-c",
+            "import sys; print(sys.prefix); print(sys.base_prefix); print(sys.version.split()[0])",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -530,10 +657,19 @@ fn venv_loads_under_a_bare_environment() {
     let (prefix, base_prefix, version) = venv_facts(&venv);
     let by_env = ["--app", "probe:app", "--listen", "127.0.0.1:0"];
     let venv_flag = format!("--virtualenv={}", venv.display());
-    let by_setting = ["--app", "probe:app", "--listen", "127.0.0.1:0", venv_flag.as_str()];
+    let by_setting = [
+        "--app",
+        "probe:app",
+        "--listen",
+        "127.0.0.1:0",
+        venv_flag.as_str(),
+    ];
     for (args, env_venv) in [(&by_env[..], true), (&by_setting[..], false)] {
         let mut cmd = std::process::Command::new(util::bin());
-        cmd.env_clear().env("PATH", "/usr/bin:/bin").current_dir(apps_dir()).args(args);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(apps_dir())
+            .args(args);
         if env_venv {
             cmd.env("VIRTUAL_ENV", &venv);
         } else {
@@ -559,7 +695,10 @@ fn load_failures_exit_with_a_message() {
     std::fs::write(dir.path().join("broken.py"), "import no_such_module_xyz\n").unwrap();
     std::fs::write(dir.path().join("notapp.py"), "app = 42\n").unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--app", "broken:app"], "ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+        (
+            &["--app", "broken:app"],
+            "ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        ),
         (&["--app", "notapp:app"], "is not callable"),
         (&["--app", "nosuchmod:app"], "No module named 'nosuchmod'"),
     ];
@@ -570,16 +709,32 @@ fn load_failures_exit_with_a_message() {
         assert_eq!(code, 4, "{args:?}: {err}");
         assert!(err.contains(text), "{args:?}: {err}");
     }
-    let (code, _, err) = util::run(&["--app", "broken:app", "--listen", "127.0.0.1:0"], dir.path());
-    assert!(err.contains("Traceback (most recent call last)"), "{code} {err}");
+    let (code, _, err) = util::run(
+        &["--app", "broken:app", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+    assert!(
+        err.contains("Traceback (most recent call last)"),
+        "{code} {err}"
+    );
 
     let old = dir.path().join("oldvenv");
     std::fs::create_dir_all(old.join("bin")).unwrap();
-    std::fs::write(old.join("pyvenv.cfg"), "home = /usr/bin\nversion = 2.7.18\n").unwrap();
+    std::fs::write(
+        old.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 2.7.18\n",
+    )
+    .unwrap();
     let flag = format!("--virtualenv={}", old.display());
-    let (code, _, err) = util::run(&["--app", "x:app", "--listen", "127.0.0.1:0", &flag], dir.path());
+    let (code, _, err) = util::run(
+        &["--app", "x:app", "--listen", "127.0.0.1:0", &flag],
+        dir.path(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("2.7.18") && err.contains("recreate it"), "{err}");
+    assert!(
+        err.contains("2.7.18") && err.contains("recreate it"),
+        "{err}"
+    );
 }
 
 /// Without PasteDeploy in the interpreter's packages, one line says how to install it.
@@ -598,6 +753,9 @@ fn missing_pastedeploy_is_one_clear_line() {
     let flag = format!("--virtualenv={}", bare.display());
     let (code, _, err) = util::run(&[ini.to_str().unwrap(), &flag], dir.path());
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("PasteDeploy is not installed") && err.contains("pip install PasteDeploy"), "{err}");
+    assert!(
+        err.contains("PasteDeploy is not installed") && err.contains("pip install PasteDeploy"),
+        "{err}"
+    );
     assert!(!err.contains("Traceback"), "{err}");
 }
