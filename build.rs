@@ -18,7 +18,10 @@ fn main() {
     // Built inside an activated venv, pyo3 picks the venv's python (same libpython); the venv
     // must not be baked in, so resolve to its base interpreter.
     let base = Command::new(&exe)
-        .args(["-c", "import sys; print(getattr(sys, '_base_executable', sys.executable))"])
+        .args([
+            "-c",
+            "import sys; print(getattr(sys, '_base_executable', sys.executable))",
+        ])
         .env_remove("VIRTUAL_ENV")
         .output()
         .ok()
@@ -28,5 +31,8 @@ fn main() {
         .unwrap_or(exe);
     println!("cargo:rustc-env=WAITRESSD_BASE_PYTHON={base}");
     let v = cfg.version();
-    println!("cargo:rustc-env=WAITRESSD_PYTHON_VERSION={}.{}", v.major, v.minor);
+    println!(
+        "cargo:rustc-env=WAITRESSD_PYTHON_VERSION={}.{}",
+        v.major, v.minor
+    );
 }

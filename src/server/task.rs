@@ -310,7 +310,9 @@ impl Exchange for Task<'_> {
         if self.gone {
             return Err(Disconnected);
         }
-        if data.is_empty() {
+        // An empty write before the head puts the head out (waitress `write(b"")`): the WSGI
+        // layer uses it so that a failure right after is a cut connection, as in waitress.
+        if data.is_empty() && self.enc.is_some() {
             return Ok(());
         }
         let first = self.enc.is_none();

@@ -15,7 +15,11 @@ pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PySt
     // SAFETY: the pointer and length describe a live slice; PyUnicode_DecodeLatin1 returns a new
     // reference to a str (or NULL with an exception set, turned into Err).
     unsafe {
-        let ptr = ffi::PyUnicode_DecodeLatin1(b.as_ptr().cast(), b.len() as ffi::Py_ssize_t, std::ptr::null());
+        let ptr = ffi::PyUnicode_DecodeLatin1(
+            b.as_ptr().cast(),
+            b.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
 }
@@ -75,7 +79,11 @@ impl Template {
         dict.set_item(intern(py, "wsgi.run_once"), false)?;
         dict.set_item(intern(py, "wsgi.file_wrapper"), c.file_wrapper)?;
         dict.set_item(intern(py, "wsgi.input_terminated"), true)?;
-        let prefix = c.url_prefix.chars().map(|ch| u8::try_from(u32::from(ch)).ok()).collect();
+        let prefix = c
+            .url_prefix
+            .chars()
+            .map(|ch| u8::try_from(u32::from(ch)).ok())
+            .collect();
         Ok(Template {
             dict: dict.unbind(),
             keys: Keys {
@@ -116,7 +124,10 @@ impl Template {
             Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(self.dict.as_ptr()))?
                 .cast_into_unchecked()
         };
-        env.set_item(k.request_method.bind(py), memo.method.get(py, req.method())?)?;
+        env.set_item(
+            k.request_method.bind(py),
+            memo.method.get(py, req.method())?,
+        )?;
         env.set_item(k.path_info.bind(py), self.path_info(py, req.path())?)?;
         env.set_item(k.query_string.bind(py), self.str_or_empty(py, req.query())?)?;
         env.set_item(k.request_uri.bind(py), latin1(py, req.target())?)?;
@@ -126,13 +137,25 @@ impl Template {
         };
         env.set_item(k.server_protocol.bind(py), proto.bind(py))?;
         let o = &req.origin;
-        env.set_item(k.server_name.bind(py), memo.server_name.get(py, o.server_name.as_bytes())?)?;
-        env.set_item(k.server_port.bind(py), memo.server_port.get(py, o.server_port.as_bytes())?)?;
-        env.set_item(k.url_scheme.bind(py), memo.url_scheme.get(py, o.url_scheme.as_bytes())?)?;
+        env.set_item(
+            k.server_name.bind(py),
+            memo.server_name.get(py, o.server_name.as_bytes())?,
+        )?;
+        env.set_item(
+            k.server_port.bind(py),
+            memo.server_port.get(py, o.server_port.as_bytes())?,
+        )?;
+        env.set_item(
+            k.url_scheme.bind(py),
+            memo.url_scheme.get(py, o.url_scheme.as_bytes())?,
+        )?;
         let addr = memo.remote_addr.get(py, o.remote_addr.as_bytes())?;
         env.set_item(k.remote_addr.bind(py), &addr)?;
         env.set_item(k.remote_host.bind(py), &addr)?;
-        env.set_item(k.remote_port.bind(py), latin1(py, o.remote_port.as_bytes())?)?;
+        env.set_item(
+            k.remote_port.bind(py),
+            latin1(py, o.remote_port.as_bytes())?,
+        )?;
         if let Some(n) = req.content_length() {
             let mut buf = [0u8; 20];
             let mut cur = std::io::Cursor::new(&mut buf[..]);
@@ -274,9 +297,19 @@ mod tests {
             ];
             for (prefix, path, script, info) in cases {
                 let t = template(py, prefix);
-                let env = t.build(py, &request("GET", path, &[]), &mut ThreadMemo::default()).unwrap();
-                assert_eq!(item(&env, "SCRIPT_NAME").as_deref(), Some(script), "{prefix} {path}");
-                assert_eq!(item(&env, "PATH_INFO").as_deref(), Some(info), "{prefix} {path}");
+                let env = t
+                    .build(py, &request("GET", path, &[]), &mut ThreadMemo::default())
+                    .unwrap();
+                assert_eq!(
+                    item(&env, "SCRIPT_NAME").as_deref(),
+                    Some(script),
+                    "{prefix} {path}"
+                );
+                assert_eq!(
+                    item(&env, "PATH_INFO").as_deref(),
+                    Some(info),
+                    "{prefix} {path}"
+                );
             }
         });
     }
@@ -330,10 +363,9 @@ mod tests {
     fn values_are_latin1_native_strings() {
         python(|py| {
             let t = template(py, "");
-            let (mut req, _, _) = Request::parse_complete(
-                b"GET /caf%E9?q=%FF HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n",
-            )
-            .unwrap();
+            let (mut req, _, _) =
+                Request::parse_complete(b"GET /caf%E9?q=%FF HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n")
+                    .unwrap();
             req.origin = request("GET", "/", &[]).origin;
             let env = t.build(py, &req, &mut ThreadMemo::default()).unwrap();
             let cases = [

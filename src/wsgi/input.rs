@@ -33,7 +33,11 @@ impl Input {
     ) -> PyResult<T> {
         let mut s: SlotGuard<'_> = self.ctx.lock(self.gen)?;
         let body = s.ex().body();
-        let r = if self.has_body { detached(py, || f(body)) } else { f(body) };
+        let r = if self.has_body {
+            detached(py, || f(body))
+        } else {
+            f(body)
+        };
         r.map_err(|e| PyOSError::new_err(format!("reading the request body: {e}")))
     }
 

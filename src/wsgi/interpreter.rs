@@ -110,7 +110,8 @@ pub fn start(executable: &Path) -> Result<(), WsgiError> {
         config.install_signal_handlers = 0;
         // argv is ours, not Python's command line.
         config.parse_argv = 0;
-        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+        let status =
+            ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
         if let Some(msg) = status_error(&status) {
             ffi::PyConfig_Clear(&mut config);
             return Err(fail(msg));
@@ -144,7 +145,9 @@ unsafe fn status_error(status: &ffi::PyStatus) -> Option<String> {
         let msg = if status.err_msg.is_null() {
             format!("initialisation failed (exit code {})", status.exitcode)
         } else {
-            CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            CStr::from_ptr(status.err_msg)
+                .to_string_lossy()
+                .into_owned()
         };
         Some(msg)
     }
@@ -281,18 +284,31 @@ mod tests {
     #[test]
     fn venv_of_another_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\nversion = 2.7.18\n")
-            .unwrap();
-        let err = choose_executable(Some(dir.path()), None).unwrap_err().to_string();
-        assert!(err.contains("2.7.18") && err.contains(PYTHON_VERSION), "{err}");
+        std::fs::write(
+            dir.path().join("pyvenv.cfg"),
+            "home = /usr/bin\nversion = 2.7.18\n",
+        )
+        .unwrap();
+        let err = choose_executable(Some(dir.path()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("2.7.18") && err.contains(PYTHON_VERSION),
+            "{err}"
+        );
     }
 
     #[test]
     fn not_a_venv_is_refused_and_no_venv_means_base() {
         let dir = tempfile::tempdir().unwrap();
-        let err = choose_executable(None, Some(dir.path())).unwrap_err().to_string();
+        let err = choose_executable(None, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pyvenv.cfg"), "{err}");
-        assert_eq!(choose_executable(None, None).unwrap(), PathBuf::from(BASE_PYTHON));
+        assert_eq!(
+            choose_executable(None, None).unwrap(),
+            PathBuf::from(BASE_PYTHON)
+        );
     }
 
     #[test]

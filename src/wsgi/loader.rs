@@ -22,7 +22,9 @@ pub(crate) fn helper(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         .get_or_try_init(py, || {
             let code = CString::new(HELPER_SOURCE).expect("helper.py has no NUL");
             let m = PyModule::from_code(py, &code, c"<waitressd>/helper.py", c"_waitressd")?;
-            py.import("sys")?.getattr("modules")?.set_item("_waitressd", &m)?;
+            py.import("sys")?
+                .getattr("modules")?
+                .set_item("_waitressd", &m)?;
             Ok::<_, PyErr>(m.unbind())
         })
         .map(|m| m.bind(py))
@@ -68,7 +70,11 @@ fn load_error(py: Python<'_>, what: &str, err: PyErr) -> WsgiError {
     if missing {
         return WsgiError::MissingPasteDeploy(err.value(py).to_string());
     }
-    let _ = py.run(c"import sys; sys.stdout.flush(); sys.stderr.flush()", None, None);
+    let _ = py.run(
+        c"import sys; sys.stdout.flush(); sys.stderr.flush()",
+        None,
+        None,
+    );
     let message = err.to_string();
     let exc = err.into_value(py);
     let tb = helper(py)

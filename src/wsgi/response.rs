@@ -168,7 +168,9 @@ impl Ctx {
             }
         };
         if s.gen != gen || s.ex.is_none() {
-            return Err(PyValueError::new_err("the WSGI request this object belongs to has ended"));
+            return Err(PyValueError::new_err(
+                "the WSGI request this object belongs to has ended",
+            ));
         }
         Ok(SlotGuard(s))
     }
@@ -233,7 +235,9 @@ impl StartResponse {
 /// waitress: status must be a str without CR/LF; its format is not checked.
 fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
     let Ok(s) = status.cast::<PyString>() else {
-        return Err(PyAssertionError::new_err(format!("status {status} is not a string")));
+        return Err(PyAssertionError::new_err(format!(
+            "status {status} is not a string"
+        )));
     };
     let s = latin1_str(s)?;
     if s.contains(['\r', '\n']) {
@@ -244,11 +248,11 @@ fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(s)
 }
 
+/// Response headers as handed to the exchange.
+type Headers = Vec<(String, String)>;
+
 /// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
-fn checked_headers(
-    py: Python<'_>,
-    headers: &Bound<'_, PyAny>,
-) -> PyResult<(Vec<(String, String)>, Option<u64>)> {
+fn checked_headers(py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)> {
     let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
     let mut content_length = None;
     for item in headers.try_iter()? {
@@ -262,7 +266,11 @@ fn checked_headers(
                 .unwrap_or_default()
         };
         let (Ok(ks), Ok(vs)) = (k.cast::<PyString>(), v.cast::<PyString>()) else {
-            let (what, bad) = if k.cast::<PyString>().is_err() { ("name", &k) } else { ("value", &v) };
+            let (what, bad) = if k.cast::<PyString>().is_err() {
+                ("name", &k)
+            } else {
+                ("value", &v)
+            };
             return Err(PyAssertionError::new_err(format!(
                 "Header {what} {} is not a string in {}",
                 bad.repr()?,
@@ -318,7 +326,9 @@ fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
 
 fn unreachable_encode(r: &str) -> PyResult<String> {
     // encode() raised for anything outside latin-1; keep a defined answer anyway.
-    Err(PyValueError::new_err(format!("cannot encode {r:?} as latin-1")))
+    Err(PyValueError::new_err(format!(
+        "cannot encode {r:?} as latin-1"
+    )))
 }
 
 /// The `write` callable returned by start_response.
@@ -344,7 +354,8 @@ impl Write {
             s.write(py, &copy)
         } else {
             // waitress writes the head before it trips over the data.
-            s.send_head(py).map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
+            s.send_head(py)
+                .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
             return Err(PyTypeError::new_err(format!(
                 "write() argument must be bytes, not {}",
                 data.get_type().name()?

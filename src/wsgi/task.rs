@@ -108,8 +108,17 @@ impl WsgiApp {
                 has_body,
             };
             env.set_item(keys.input.bind(py), Bound::new(py, input)?)?;
-            env.set_item(keys.client_disconnected.bind(py), Bound::new(py, ClientGone { flag })?)?;
-            let sr = Bound::new(py, StartResponse { ctx: ctx.clone(), gen })?;
+            env.set_item(
+                keys.client_disconnected.bind(py),
+                Bound::new(py, ClientGone { flag })?,
+            )?;
+            let sr = Bound::new(
+                py,
+                StartResponse {
+                    ctx: ctx.clone(),
+                    gen,
+                },
+            )?;
             let app_iter = self.app.bind(py).call1((env, sr))?;
             self.respond(py, &ctx, gen, &app_iter)
         };
@@ -121,7 +130,13 @@ impl WsgiApp {
 
     /// Sends the app's iterable; closes it in every case (except the file-wrapper fast path,
     /// which closes the file itself), then makes sure the head is handed over.
-    fn respond(&self, py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn respond(
+        &self,
+        py: Python<'_>,
+        ctx: &Ctx,
+        gen: u64,
+        app_iter: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         if app_iter.is_instance(self.file_wrapper.bind(py))? {
             match self.send_wrapper(py, ctx, gen, app_iter) {
                 Ok(true) => return Ok(()),
@@ -150,7 +165,13 @@ impl WsgiApp {
     /// `wsgi.file_wrapper` over a seekable file (waitress task.py + buffers.py): the length is
     /// known, Content-Length fixed up to it, and a real file goes out with sendfile(2).
     /// Returns false when the wrapper must be iterated instead (not seekable, or empty).
-    fn send_wrapper(&self, py: Python<'_>, ctx: &Ctx, gen: u64, w: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn send_wrapper(
+        &self,
+        py: Python<'_>,
+        ctx: &Ctx,
+        gen: u64,
+        w: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         let cl = ctx.lock(gen)?.content_length;
         let size: u64 = w.call_method1("prepare", (cl,))?.extract()?;
         if size == 0 {
@@ -164,8 +185,10 @@ impl WsgiApp {
                 ));
             }
             if cl != Some(size) && !s.handed {
-                s.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
-                s.headers.push(("Content-Length".to_string(), size.to_string()));
+                s.headers
+                    .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+                s.headers
+                    .push(("Content-Length".to_string(), size.to_string()));
                 s.content_length = Some(size);
             }
         }
@@ -235,7 +258,11 @@ impl WsgiApp {
             }
         };
         Err(AppFailure {
-            traceback: if self.expose_tracebacks { tb } else { GENERIC_ERROR.to_string() },
+            traceback: if self.expose_tracebacks {
+                tb
+            } else {
+                GENERIC_ERROR.to_string()
+            },
         })
     }
 
@@ -266,7 +293,8 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
             let mut s = ctx.lock(gen)?;
             if s.started {
                 // waitress sends the head, then fails on the data: the connection is cut.
-                s.send_head(py).map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
+                s.send_head(py)
+                    .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
             }
             return Err(PyTypeError::new_err(format!(
                 "WSGI response body items must be bytes, not {}",
@@ -278,7 +306,8 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
             // PEP 3333 / waitress: a one-item iterable gives the Content-Length for free.
             let mut s = ctx.lock(gen)?;
             if s.content_length.is_none() && !s.handed && s.started && len_is_one(app_iter)? {
-                s.headers.push(("Content-Length".to_string(), data.len().to_string()));
+                s.headers
+                    .push(("Content-Length".to_string(), data.len().to_string()));
                 s.content_length = Some(data.len() as u64);
             }
         }

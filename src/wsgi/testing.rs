@@ -131,7 +131,12 @@ impl Exchange for Mock {
     fn write_would_block(&self, _len: usize) -> bool {
         self.would_block
     }
-    fn send_file(&mut self, mut file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected> {
+    fn send_file(
+        &mut self,
+        mut file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Disconnected> {
         assert!(!self.starts.is_empty(), "send_file before start_response");
         self.head_sent = true;
         let mut data = vec![0; len as usize];
@@ -177,7 +182,14 @@ pub(crate) fn app_from(code: &str, opts: &WsgiOptions) -> (WsgiApp, Py<PyModule>
 
 /// `repr()` of a global of a fixture module.
 pub(crate) fn global(m: &Py<PyModule>, name: &str) -> String {
-    python(|py| m.bind(py).getattr(name).unwrap().repr().unwrap().to_string())
+    python(|py| {
+        m.bind(py)
+            .getattr(name)
+            .unwrap()
+            .repr()
+            .unwrap()
+            .to_string()
+    })
 }
 
 /// Runs one request through the bridge on this thread.

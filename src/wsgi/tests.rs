@@ -1,5 +1,8 @@
 //! Bridge tests: fixture apps (waitress's functional fixtures' behaviours) driven in-process
 //! through an in-memory `Exchange`, asserting what reaches the server.
+// Test tables are tuples of expectations.
+#![allow(clippy::type_complexity)]
+
 use super::testing::{app_from, call, global, options, request, Mock};
 
 /// Fixture apps shared by the tables below, selected by PATH_INFO.
@@ -150,14 +153,34 @@ fn failures_table() {
         ("/twice", false, "start_response called a second time"),
         ("/exc_info_after_head", true, "KeyError: 'late'"),
         ("/no_start_response", false, "start_response was not called"),
-        ("/write_before_start", false, "start_response was not called"),
+        (
+            "/write_before_start",
+            false,
+            "start_response was not called",
+        ),
         ("/bad/hop", false, "Connection is a \"hop-by-hop\" header"),
         ("/bad/te", false, "hop-by-hop"),
-        ("/bad/crlf_value", false, "ValueError: carriage return/line feed character present in header value"),
+        (
+            "/bad/crlf_value",
+            false,
+            "ValueError: carriage return/line feed character present in header value",
+        ),
         ("/bad/crlf_name", false, "present in header name"),
-        ("/bad/bytes_name", false, "AssertionError: Header name b'X-A' is not a string"),
-        ("/bad/bytes_value", false, "AssertionError: Header value b'a' is not a string"),
-        ("/bad/bytes_status", false, "AssertionError: status b'200 OK' is not a string"),
+        (
+            "/bad/bytes_name",
+            false,
+            "AssertionError: Header name b'X-A' is not a string",
+        ),
+        (
+            "/bad/bytes_value",
+            false,
+            "AssertionError: Header value b'a' is not a string",
+        ),
+        (
+            "/bad/bytes_status",
+            false,
+            "AssertionError: status b'200 OK' is not a string",
+        ),
         ("/bad/crlf_status", false, "present in status"),
         ("/bad/cl", false, "invalid literal for int()"),
         ("/bad/latin1", false, "UnicodeEncodeError"),
@@ -169,7 +192,12 @@ fn failures_table() {
         assert_eq!(m.head_sent, head_sent, "{path}");
         assert!(err.traceback.contains(text), "{path}: {}", err.traceback);
         if path == "/before_start_response" {
-            assert!(err.traceback.starts_with("Traceback (most recent call last)"), "{}", err.traceback);
+            assert!(
+                err.traceback
+                    .starts_with("Traceback (most recent call last)"),
+                "{}",
+                err.traceback
+            );
         }
     }
 }
@@ -203,7 +231,10 @@ fn tracebacks_are_hidden_unless_exposed() {
     let (app, _m) = app_from(APPS, &opts);
     let mut m = Mock::new(request("GET", "/before_start_response", &[]), b"");
     let err = call(&app, &mut m).unwrap_err();
-    assert_eq!(err.traceback, "The server encountered an unexpected internal server error");
+    assert_eq!(
+        err.traceback,
+        "The server encountered an unexpected internal server error"
+    );
 }
 
 const INPUT_APP: &str = r#"
@@ -245,7 +276,11 @@ fn wsgi_input_table() {
         ("/read", b"hello", "[b'hello']"),
         ("/read", b"", "[b'']"),
         ("/read_n", b"abcdefgh", "[b'abc', b'', b'defgh', b'', b'']"),
-        ("/readline", b"ab\ncd\nef", "[b'ab\\n', b'cd', b'\\n', b'ef', b'']"),
+        (
+            "/readline",
+            b"ab\ncd\nef",
+            "[b'ab\\n', b'cd', b'\\n', b'ef', b'']",
+        ),
         ("/readlines", b"a\nb\nc", "[b'a\\n', b'b\\n', b'c']"),
         ("/readlines_hint", b"a\nb\nc", "[b'a\\n']"),
         ("/iter", b"x\ny\n", "[b'x\\n', b'y\\n']"),
@@ -386,7 +421,10 @@ app = validator(inner)
 "#;
     let (app, _m) = app_from(code, &options());
     for (method, body) in [("GET", &b""[..]), ("POST", &b"payload"[..])] {
-        let mut m = Mock::new(request(method, "/v?x=1", &[("Content-Type", "text/plain")]), body);
+        let mut m = Mock::new(
+            request(method, "/v?x=1", &[("Content-Type", "text/plain")]),
+            body,
+        );
         call(&app, &mut m).unwrap_or_else(|e| panic!("{method}: {}", e.traceback));
         assert_eq!(m.sent(), [&b"ok"[..], body].concat(), "{method}");
     }
@@ -414,7 +452,10 @@ def app(environ, start_response):
     let (app, module) = app_from(code, &options());
     let mut m = Mock::new(request("GET", "/", &[]), b"");
     m.disconnected = true;
-    assert!(call(&app, &mut m).is_ok(), "a gone client is not an app error");
+    assert!(
+        call(&app, &mut m).is_ok(),
+        "a gone client is not an app error"
+    );
     assert_eq!(global(&module, "closed"), "[True]");
     assert_eq!(global(&module, "events"), "[]");
     let mut m = Mock::new(request("GET", "/flag", &[]), b"");
@@ -429,7 +470,10 @@ fn a_panic_below_the_bridge_is_a_500_and_the_thread_goes_on() {
     let mut m = Mock::new(request("GET", "/gen", &[]), b"");
     m.panic_on_write = true;
     let err = call(&app, &mut m).unwrap_err();
-    assert_eq!(err.traceback, "The server encountered an unexpected internal server error");
+    assert_eq!(
+        err.traceback,
+        "The server encountered an unexpected internal server error"
+    );
     let mut m = Mock::new(request("GET", "/hello", &[]), b"");
     call(&app, &mut m).unwrap();
     assert_eq!(m.sent(), b"hello");
