@@ -149,3 +149,42 @@ impl ListenerSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(set: &ListenerSet) -> Vec<String> {
+        set.entries.iter().map(|(_, l)| l.url()).collect()
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_sockets_binds_new_ones_and_drops_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("a.sock");
+        let mut s = super::super::testkit::settings(vec!["127.0.0.1:0".parse().unwrap()]);
+        s.unix_socket = Some(sock.clone());
+        let old = ListenerSet::open(&s, None, None).unwrap();
+        assert_eq!(wanted(&s).len(), 2);
+
+        // Same config: every socket is the same one (same bound port, nothing fresh).
+        let (same, fresh) = old.reopen(&s, None).unwrap();
+        assert!(fresh.is_empty());
+        assert_eq!(addrs(&same), addrs(&old));
+
+        // One TCP entry more, the unix socket gone.
+        let mut s2 = s.clone();
+        s2.listen.push("127.0.0.1:0".parse().unwrap());
+        s2.unix_socket = None;
+        let (next, fresh) = old.reopen(&s2, None).unwrap();
+        assert_eq!(fresh, vec![1]);
+        assert_eq!(next.entries.len(), 2);
+        assert_eq!(next.entries[0].1.url(), old.entries[0].1.url());
+        assert_ne!(next.entries[1].1.url(), old.entries[0].1.url());
+        // The old set's unix file goes once the new set takes over; kept ones stay.
+        old.remove_files_not_in(Some(&same));
+        assert!(sock.exists());
+        old.remove_files_not_in(Some(&next));
+        assert!(!sock.exists());
+    }
+}
