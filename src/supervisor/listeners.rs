@@ -3,15 +3,17 @@
 //! new entries are bound, removed ones closed once the old workers are gone.
 //!
 //! Load spreading: one listening socket per entry, inherited by every worker (each polls it),
-//! rather than an SO_REUSEPORT socket per worker. Measured on loopback (2 cores, 2 workers,
-//! mio accept loops, wrk -c50): SO_REUSEPORT balanced better (keep-alive 24/27 connections
-//! vs 28/23 and 3/48 shared; close-per-request 33k/33k accepts vs 21k/32k and 30k/34k shared,
-//! with 0.2-0.5 % empty accept wake-ups on the shared socket) and was 5-20 % faster. But a
-//! reuseport socket's accept queue dies with its worker: connections queued to a crashed,
-//! retiring (reload) or TTOU-ed worker are reset, which breaks "no failed request during a
-//! reload" and "a crash is invisible except for the requests it was serving". A shared
-//! socket keeps queued connections for the surviving and the new workers, so it is the
-//! choice; the balance is the accept loop's job (accept in small batches per wake-up).
+//! rather than an SO_REUSEPORT socket per worker. A reuseport socket's accept queue dies with
+//! its worker: connections queued to a crashed, retiring (reload) or TTOU-ed worker are reset,
+//! which breaks "no failed request during a reload" and "a crash is invisible except for the
+//! requests it was serving"; a shared socket keeps them for the surviving and new workers.
+//! Measured on loopback (2 cores, 2 workers): a plain shared epoll registration balanced
+//! 21k/32k accepts with 0.2-0.5 % empty wake-ups (herd); SO_REUSEPORT 33k/33k but unsafe as
+//! said; the server registers the shared socket with EPOLLEXCLUSIVE (no herd), which alone
+//! sends everything to the first idle worker (619/181 requests), and re-registers it after
+//! each accept batch so idle workers take turns: 401/399 with one client, 394/406 with 16,
+//! keep-alive connections 9/7.
+
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
