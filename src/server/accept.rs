@@ -100,6 +100,43 @@ impl EventLoop {
     pub(super) fn accept(&mut self, now: Instant) {
         let mut victims = None;
         for li in 0..self.listeners.len() {
+            let before = self.count;
+            self.accept_from(li, now);
+            if self.count > before {
+                self.rearm_listener(li);
+            }
+        }
+        if self.at_limit_logged && self.count < self.ctx.opts.connection_limit {
+            self.at_limit_logged = false;
+            log::info!(target: "waitress", "total open connections dropped below the connection limit, listening again");
+        }
+    }
+
+    /// EPOLLEXCLUSIVE wakes the first idle waiter in the listener's wait queue, which is
+    /// always the same worker while it keeps up: re-registering after accepting moves this
+    /// worker to the back of the queue, so idle workers take turns (round-robin).
+    fn rearm_listener(&mut self, li: usize) {
+        let fd = self.listener_fd(li);
+        let token = Token(LISTENER0 + li);
+        // SAFETY: the epoll fd and the listening fd are both owned by this loop.
+        let removed = unsafe {
+            libc::epoll_ctl(
+                self.poll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        } == 0;
+        if removed && register_exclusive(&self.poll, fd, token).is_err() {
+            let _ = self
+                .poll
+                .registry()
+                .register(&mut SourceFd(&fd), token, Interest::READABLE);
+        }
+    }
+
+    fn accept_from(&mut self, li: usize, now: Instant) {
+        {
             while self.listeners[li].accept_pending {
                 if self.count >= self.ctx.opts.connection_limit.max(1) {
                     if !listener_has_pending(self.listener_fd(li)) {
@@ -148,10 +185,6 @@ impl EventLoop {
                     }
                 }
             }
-        }
-        if self.at_limit_logged && self.count < self.ctx.opts.connection_limit {
-            self.at_limit_logged = false;
-            log::info!(target: "waitress", "total open connections dropped below the connection limit, listening again");
         }
     }
 

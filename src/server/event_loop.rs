@@ -35,6 +35,10 @@ const LINGER_BYTES: usize = 1 << 20;
 /// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
+/// Graceful stop: how long an idle keep-alive connection is kept open for one more request
+/// (answered with `Connection: close`). Closing it at once races with a client that is just
+/// sending its next request on it: a failed request in every load test across a reload.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
@@ -50,6 +54,8 @@ pub(crate) struct EventLoop {
     pub(super) again: Vec<usize>,
     pub(super) access: Option<AccessLog>,
     pub(super) draining: bool,
+    /// While draining: idle connections are closed from this instant on.
+    drain_idle_until: Option<Instant>,
     /// The other half of the access-log double buffer.
     pub(super) log_spare: Vec<u8>,
 }
@@ -90,6 +96,7 @@ impl EventLoop {
             again: Vec::new(),
             access,
             draining: false,
+            drain_idle_until: None,
             log_spare: Vec::new(),
         };
         Ok((el, ctl))
@@ -200,6 +207,7 @@ impl EventLoop {
                 next_sweep = now + cleanup;
                 self.sweep(now);
             }
+            self.close_idle_after_grace(now);
             self.flush_access_log();
             if self.draining && self.count == 0 {
                 return Ok(());
@@ -296,7 +304,7 @@ impl EventLoop {
     /// Closes (or starts lingering on) a channel whose last response is out; closes idle
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
-        let draining = self.draining;
+        let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
         let Some(ch) = self.chan(i) else { return };
         let st = lock(&ch.shared.st);
         if st.closed {
@@ -325,7 +333,7 @@ impl EventLoop {
             ch.read_deferred = false;
             let mut batch = Vec::new();
             self.read(i, &mut batch, now);
-        } else if draining && ch.is_idle() {
+        } else if close_idle && ch.is_idle() {
             self.close(i);
         }
     }
@@ -336,12 +344,23 @@ impl EventLoop {
         for l in self.listeners.drain(..) {
             l.deregister(self.poll.registry());
         }
+        self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            if ch.is_idle() {
-                self.close(i);
-            } else {
+            if !ch.is_idle() {
                 lock(&ch.shared.st).notify_on_done = true;
+            }
+        }
+    }
+
+    /// Draining, grace over: closes the connections still idle.
+    fn close_idle_after_grace(&mut self, now: Instant) {
+        if !self.draining || self.drain_idle_until.is_none_or(|t| now < t) {
+            return;
+        }
+        for i in 0..self.chans.len() {
+            if self.chan(i).is_some_and(|ch| ch.is_idle()) {
+                self.close(i);
             }
         }
     }

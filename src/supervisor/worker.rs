@@ -1,0 +1,200 @@
+//! One worker process's life after fork, in nginx's order: title, privileges, parent-death
+//! signal, app (imported here in lazy mode, so a reload picks up new code), server, ready byte,
+//! signal thread, serve. Signals stay blocked in every thread (inherited from the master); one
+//! thread reads them with sigwait and maps them to the server's `StopHandle`.
+//!
+//! Workers are not pinned to CPUs: on the 2-core test host (2 workers x 4 threads, wrk -c32,
+//! hello app) pinned and unpinned runs were within noise of each other (11.8-17.4k vs
+//! 11.9-16.3k req/s with other jobs loading the host), and a pinned worker cannot move off a
+//! core that another process is using.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
+
+use super::spawn::ReadySignal;
+use super::{log_error, log_info, options};
+use crate::config::Settings;
+use crate::exit;
+use crate::http::app::App;
+use crate::net::{Identity, Listener};
+use crate::server::{Server, StopHandle};
+
+/// Everything a worker gets from the master.
+#[derive(Debug)]
+pub struct WorkerStart {
+    /// 1-based slot number (`worker N` in titles and logs).
+    pub id: usize,
+    /// Bumped by every reload.
+    pub generation: u64,
+    pub settings: Settings,
+    /// This worker's handles on the shared listening sockets.
+    pub listeners: Vec<Listener>,
+    pub identity: Option<Identity>,
+    pub master: Pid,
+    /// Set by the spawner in the child.
+    pub ready: Option<ReadySignal>,
+    /// `preload_app`: the app the master loaded before forking.
+    pub preloaded: Option<Preloaded>,
+}
+
+/// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
+#[derive(Clone)]
+pub struct Preloaded(pub Arc<dyn App>);
+
+impl std::fmt::Debug for Preloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preloaded(..)")
+    }
+}
+
+impl WorkerStart {
+    pub fn with_ready(mut self, ready: ReadySignal) -> WorkerStart {
+        self.ready = Some(ready);
+        self
+    }
+
+    /// `worker N (pid P)`, the tag of every log line about this worker.
+    pub fn tag(&self) -> String {
+        format!("worker {} (pid {})", self.id, std::process::id())
+    }
+
+    /// Common first steps of every worker body: title, privilege drop (fatal: exit 3), and the
+    /// parent-death signal (set after setuid, which clears it). Err = exit code.
+    pub fn enter(&self) -> Result<(), i32> {
+        super::title::set(Some(self.id));
+        if let Some(id) = &self.identity {
+            if let Err(e) = id.assume() {
+                log_error(&format!("{}: {e}", self.tag()));
+                return Err(exit::BOOT);
+            }
+        }
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+        if nix::unistd::getppid() != self.master {
+            return Err(exit::OK); // the master died while we were forking
+        }
+        Ok(())
+    }
+
+    /// Tells the master this worker is ready.
+    pub fn signal_ready(&self) {
+        if let Some(r) = &self.ready {
+            r.send();
+        }
+    }
+}
+
+/// The signals a worker reacts to (all blocked; read by the signal thread).
+fn worker_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Starts the thread that turns signals into server stops. Returns the "stopped immediately"
+/// flag.
+fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
+    let immediate = Arc::new(AtomicBool::new(false));
+    let flag = immediate.clone();
+    let set = worker_set();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => stop.graceful(),
+                Ok(Signal::SIGQUIT) => {
+                    flag.store(true, Ordering::SeqCst);
+                    stop.immediate();
+                }
+                Ok(Signal::SIGUSR1) => stop.reopen_logs(),
+                Ok(_) => {} // HUP goes to the master; a worker ignores it
+                Err(_) => return,
+            }
+        })
+        .ok();
+    immediate
+}
+
+/// The real worker: loads the WSGI app (lazy mode: after fork and privilege drop, so a reload
+/// imports new code) or takes the master's (preload), serves until stopped, finalises Python.
+pub fn serve(mut start: WorkerStart) -> i32 {
+    let preloaded = start.preloaded.take();
+    if preloaded.is_some() {
+        // First thing after fork: CPython's own child-side reset (PyOS_AfterFork_Child).
+        crate::wsgi::after_fork_child();
+    }
+    if let Err(code) = start.enter() {
+        return code;
+    }
+    let tag = start.tag();
+    let app = match preloaded {
+        Some(p) => p.0,
+        None => {
+            let wo = options::wsgi_options(&start.settings);
+            match crate::wsgi::init(&wo).and_then(|()| crate::wsgi::load(&wo)) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Lazy mode imports after the privilege drop: the interpreter, its stdlib
+                    // and the virtualenv must be readable by `user`.
+                    let hint = match (&start.identity, &e) {
+                        (Some(_), crate::wsgi::WsgiError::AppLoad { .. }) => "",
+                        (Some(_), _) => {
+                            " (workers start Python after dropping privileges: the Python \
+                             installation and the virtualenv must be readable by `user`, or \
+                             set preload_app = true to load the app before the drop)"
+                        }
+                        (None, _) => "",
+                    };
+                    log_error(&format!("{tag}: {e}{hint}"));
+                    return e.exit_code();
+                }
+            }
+        }
+    };
+    let (code, immediate) = serve_until_stopped(start, app);
+    if !immediate {
+        // Graceful stop: app threads are done; atexit handlers run.
+        crate::wsgi::shutdown();
+    }
+    code
+}
+
+/// Serves `app` (already loaded) on this worker's listeners until stopped; exit code.
+pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
+    serve_until_stopped(start, app).0
+}
+
+/// (exit code, stopped immediately).
+fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
+    let tag = start.tag();
+    let listeners = std::mem::take(&mut start.listeners);
+    let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            log_error(&format!("{tag}: cannot start the server: {e}"));
+            return (exit::BOOT, false);
+        }
+    };
+    let immediate = signal_thread(stop);
+    start.signal_ready();
+    log_info(&format!("{tag}: serving"));
+    let code = match server.run() {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            log_error(&format!("{tag}: server failed: {e}"));
+            1
+        }
+    };
+    log_info(&format!("{tag}: stopped"));
+    (code, immediate.load(Ordering::SeqCst))
+}
