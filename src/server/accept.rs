@@ -101,7 +101,7 @@ impl EventLoop {
         let mut victims = None;
         for li in 0..self.listeners.len() {
             let before = self.count;
-            self.accept_from(li, now);
+            self.accept_from(li, now, &mut victims);
             if self.count > before {
                 self.rearm_listener(li);
             }
@@ -135,7 +135,13 @@ impl EventLoop {
         }
     }
 
-    fn accept_from(&mut self, li: usize, now: Instant) {
+    /// Accepts from listener `li` until it would block or the limit holds.
+    fn accept_from(
+        &mut self,
+        li: usize,
+        now: Instant,
+        victims: &mut Option<Vec<(Instant, usize)>>,
+    ) {
         {
             while self.listeners[li].accept_pending {
                 if self.count >= self.ctx.opts.connection_limit.max(1) {
@@ -143,7 +149,7 @@ impl EventLoop {
                         self.listeners[li].accept_pending = false;
                         break;
                     }
-                    if !self.evict_one(&mut victims) {
+                    if !self.evict_one(victims) {
                         if !self.at_limit_logged {
                             self.at_limit_logged = true;
                             log::warn!(target: "waitress", "total open connections reached the connection limit, no longer accepting new connections");
