@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
@@ -15,6 +15,9 @@ use super::outbuf::OutBuf;
 use super::shared::{socket_error, ChanState, Shared};
 use crate::http::Origin;
 use crate::net::Listener;
+
+/// How long a connection must have been idle (or sending one head) to be evicted.
+const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
 
 pub(super) enum Lsock {
     Tcp(mio::net::TcpListener),
@@ -149,11 +152,13 @@ impl EventLoop {
                         self.listeners[li].accept_pending = false;
                         break;
                     }
-                    if !self.evict_one(victims) {
+                    if !self.evict_one(now, victims) {
                         if !self.at_limit_logged {
                             self.at_limit_logged = true;
                             log::warn!(target: "waitress", "total open connections reached the connection limit, no longer accepting new connections");
                         }
+                        // Looked at again when a connection closes or on the next tick.
+                        self.listeners[li].accept_pending = false;
                         return;
                     }
                 }
@@ -202,19 +207,22 @@ impl EventLoop {
     }
 
     /// At `connection_limit` with clients waiting: closes the connection that has not sent a
-    /// complete request head and was active least recently (waitressd: a fresh client must
-    /// be served within seconds, not wait for idle keep-alive connections to time out).
-    /// Candidates are collected once per accept round, so a burst costs one scan.
-    fn evict_one(&mut self, victims: &mut Option<Vec<(Instant, usize)>>) -> bool {
+    /// complete request head and has been idle longest (waitressd: a fresh client must be
+    /// served within seconds, not wait for idle keep-alive connections to time out). Only
+    /// connections idle for `EVICT_MIN_IDLE` qualify (a half-sent head counts from its first
+    /// byte), so busy keep-alive clients are not churned when more clients than the limit
+    /// are active; the rest wait in the backlog as in waitress. Candidates are collected once
+    /// per accept round, so a burst costs one scan.
+    fn evict_one(&mut self, now: Instant, victims: &mut Option<Vec<(Instant, usize)>>) -> bool {
         let v = victims.get_or_insert_with(|| {
             let mut v: Vec<(Instant, usize)> = self
                 .chans
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| {
-                    c.as_ref()
-                        .filter(|ch| ch.is_idle())
-                        .map(|ch| (ch.last_active(), i))
+                    let ch = c.as_ref().filter(|ch| ch.is_idle())?;
+                    let since = ch.idle_since();
+                    (now.saturating_duration_since(since) >= EVICT_MIN_IDLE).then_some((since, i))
                 })
                 .collect();
             v.sort_unstable_by(|a, b| b.cmp(a)); // oldest last

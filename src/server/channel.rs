@@ -113,6 +113,12 @@ impl Channel {
             && self.held.is_none()
     }
 
+    /// Since when the connection has been waiting on its client: the first byte of a half-sent
+    /// head, else its last activity.
+    pub(crate) fn idle_since(&self) -> Instant {
+        self.head_started.unwrap_or_else(|| self.last_active())
+    }
+
     /// The last time the connection did anything (read, send, finished request).
     pub(crate) fn last_active(&self) -> Instant {
         self.last_read.max(lock(&self.shared.st).last_activity)

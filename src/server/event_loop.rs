@@ -380,6 +380,10 @@ impl EventLoop {
         }
         self.free.push(i);
         self.count -= 1;
+        // Room again: look at waiting clients (accepting may have stopped at the limit).
+        for l in &mut self.listeners {
+            l.accept_pending = true;
+        }
     }
 
     /// Writes the lines app threads formatted since the last iteration (one write(2)); the

@@ -562,6 +562,46 @@ fn eviction_at_the_limit_takes_the_least_recently_active_connection() {
 }
 
 #[test]
+fn busy_keep_alive_clients_are_not_evicted_at_the_limit() {
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 2,
+        ..opts()
+    });
+    let addr = srv.addr;
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for _ in 0..30 {
+                    s.write_all(get("/hello").as_bytes()).unwrap();
+                    assert_eq!(
+                        read_response(&mut s).map(|r| r.0),
+                        Some(200),
+                        "busy client cut"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                s
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A third client waits in the backlog while the two are busy, then gets served once
+    // they have been idle a moment.
+    let mut third = srv.connect();
+    third.write_all(get("/query?third").as_bytes()).unwrap();
+    let _keep: Vec<TcpStream> = busy.into_iter().map(|h| h.join().unwrap()).collect();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        read_response(&mut third).map(|r| r.2),
+        Some(b"third".to_vec())
+    );
+}
+
+#[test]
 fn slow_header_client_is_cut_by_the_header_deadline() {
     // channel_timeout 2 s → whole-head deadline 2 s; the client is never idle that long.
     let srv = TestServer::start(ServerOptions {
