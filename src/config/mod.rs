@@ -2,9 +2,76 @@
 //!
 //! CONTRACT (owned by the config work; other layers read these names):
 //! `Settings` fields below, `AppSpec`, `ConfigError`, and `load(&CliArgs) -> Result<Settings>`.
+//!
+//! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
+//! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
+//! (validation, `--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+pub mod defs;
+pub mod error;
+pub mod ini;
+pub mod listen;
+pub mod paste;
+pub mod render;
+pub mod settings;
+#[cfg(test)]
+mod tests;
+pub mod values;
+
+pub use error::{ConfigError, Origin};
+pub use settings::to_json;
+
+use crate::cli::CliArgs;
+use settings::Raw;
+
+/// Keys that choose where to listen. A command-line flag for any of them replaces all of them
+/// from the INI file (so `--port 8000` works on a file that has `listen = *:6543`).
+const BIND_KEYS: [&str; 5] = ["host", "port", "listen", "unix_socket", "sockets"];
+
+/// Command line (+ INI file) → validated `Settings`. INI values come from the server section
+/// exactly as PasteDeploy would pass them to waitress; flags win over the file.
+pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let (mut raws, app) = match (&args.config, &args.app) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Usage(
+                "--app and an INI file exclude each other (the INI file names the app)".into(),
+            ))
+        }
+        (Some(cfg), None) => {
+            let abs = ini::abspath(cfg);
+            let display = cfg.to_string_lossy();
+            let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
+            let app = AppSpec::Ini { path: abs, app_name: args.app_name.clone(), vars: args.vars.clone() };
+            (raws, app)
+        }
+        (None, Some(target)) => (Vec::new(), AppSpec::Module { target: target.clone(), call: args.call }),
+        (None, None) => {
+            return Err(ConfigError::Usage(
+                "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
+            ))
+        }
+    };
+    if args.overrides.iter().any(|(k, _)| BIND_KEYS.contains(&k.as_str())) {
+        raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
+    }
+    for (key, value) in &args.overrides {
+        let raw = Raw {
+            key: key.clone(),
+            value: value.clone(),
+            origin: Origin::Flag(defs::flag(key)),
+            base: cwd.clone(),
+        };
+        match raws.iter_mut().find(|r| r.key == *key) {
+            Some(slot) => *slot = raw,
+            None => raws.push(raw),
+        }
+    }
+    settings::build(&raws, app, args.daemon)
+}
 
 /// Where the application comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +148,8 @@ pub struct Settings {
     pub virtualenv: Option<PathBuf>,
     /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
     pub access_log: Option<PathBuf>,
+    /// `--daemon`: detach from the terminal (command line only, not an INI key).
+    pub daemon: bool,
 }
 
 impl Settings {

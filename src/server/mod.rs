@@ -3,10 +3,24 @@
 //! CONTRACT (supervisor calls this): build `ServerOptions` from `Settings`, then
 //! `Server::new(opts, listeners, app)` → `(Server, StopHandle)`; `server.run()` blocks until
 //! stopped. `StopHandle` is Send + Clone and may be used from a signal thread.
+//!
+//! Threads: the loop thread (`event_loop`) does all accepting, reading, parsing and timers;
+//! `threads` app threads (`dispatch`) run the app, one `Task` per request, and write responses
+//! straight to the socket when they can (waitress's `write_soon`), leaving the rest to the loop.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::http::app::App;
 use crate::net::Listener;
+
+mod access_log;
+mod channel;
+mod dispatch;
+mod event_loop;
+mod outbuf;
+mod task;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -14,6 +28,7 @@ pub struct ServerOptions {
     pub threads: usize,
     pub limits: crate::http::Limits,
     pub recv_bytes: usize,
+    /// Deprecated in waitress; accepted: output is flushed once this many bytes are pending.
     pub send_bytes: usize,
     pub outbuf_overflow: u64,
     pub outbuf_high_watermark: u64,
@@ -33,6 +48,50 @@ pub struct ServerOptions {
     pub trusted_proxy_headers: std::collections::BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
     pub clear_untrusted_proxy_headers: bool,
+    /// Apache combined access log, one line per request (`-` = stdout); None = off.
+    pub access_log: Option<PathBuf>,
+}
+
+impl Default for ServerOptions {
+    /// waitress 3.0.2's defaults (spec §1.3).
+    fn default() -> Self {
+        ServerOptions {
+            threads: 4,
+            limits: crate::http::Limits {
+                max_request_header_size: 262_144,
+                max_request_body_size: 1_073_741_824,
+            },
+            recv_bytes: 8192,
+            send_bytes: 1,
+            outbuf_overflow: 1_048_576,
+            outbuf_high_watermark: 16_777_216,
+            inbuf_overflow: 524_288,
+            connection_limit: 100,
+            cleanup_interval: 30,
+            channel_timeout: 120,
+            log_socket_errors: true,
+            channel_request_lookahead: 0,
+            ident: Some("waitress".to_string()),
+            url_scheme: "http".to_string(),
+            url_prefix: String::new(),
+            server_name: "waitress.invalid".to_string(),
+            expose_tracebacks: false,
+            trusted_proxy: None,
+            trusted_proxy_count: 1,
+            trusted_proxy_headers: Default::default(),
+            log_untrusted_proxy_headers: false,
+            clear_untrusted_proxy_headers: true,
+            access_log: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The whole-head deadline, measured from the first byte of a request head: a client
+    /// trickling a header byte by byte is cut after this even though it is never idle.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.channel_timeout.clamp(1, 30))
+    }
 }
 
 /// Errors that stop a worker's server.
@@ -40,41 +99,65 @@ pub struct ServerOptions {
 pub enum ServerError {
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot open access log {path}: {source}")]
+    AccessLog { path: PathBuf, source: std::io::Error },
+}
+
+/// What a `StopHandle` asked for.
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const GRACEFUL: u8 = 1;
+pub(crate) const IMMEDIATE: u8 = 2;
+
+/// Flags shared by the loop and every `StopHandle`.
+pub(crate) struct Control {
+    pub(crate) stop: AtomicU8,
+    pub(crate) reopen: AtomicBool,
+    pub(crate) waker: Arc<mio::Waker>,
 }
 
 /// Asks a running server to stop, from any thread.
 #[derive(Clone)]
 pub struct StopHandle {
-    _private: (),
+    ctl: Arc<Control>,
 }
 
 impl StopHandle {
     /// Stop accepting, finish in-flight and already-received requests, close idle connections,
     /// then return from `run`.
     pub fn graceful(&self) {
-        todo!("server core")
+        let _ = self.ctl.stop.compare_exchange(RUNNING, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
+        let _ = self.ctl.waker.wake();
     }
-    /// Return from `run` now.
+    /// Return from `run` now: connections are cut, app threads still inside the app are left
+    /// to finish on their own (their output is discarded).
     pub fn immediate(&self) {
-        todo!("server core")
+        self.ctl.stop.store(IMMEDIATE, Ordering::SeqCst);
+        let _ = self.ctl.waker.wake();
+    }
+    /// Reopens the access log (SIGUSR1, after log rotation).
+    pub fn reopen_logs(&self) {
+        self.ctl.reopen.store(true, Ordering::SeqCst);
+        let _ = self.ctl.waker.wake();
     }
 }
 
 /// One worker's server.
 pub struct Server {
-    _private: (),
+    inner: event_loop::EventLoop,
 }
 
 impl Server {
+    /// Takes over the (bound, listening) sockets; nothing runs until `run`.
     pub fn new(
-        _opts: ServerOptions,
-        _listeners: Vec<Listener>,
-        _app: Arc<dyn App>,
+        opts: ServerOptions,
+        listeners: Vec<Listener>,
+        app: Arc<dyn App>,
     ) -> Result<(Server, StopHandle), ServerError> {
-        todo!("server core")
+        let (inner, ctl) = event_loop::EventLoop::new(opts, listeners, app)?;
+        Ok((Server { inner }, StopHandle { ctl }))
     }
-    /// Runs the event loop until stopped.
+    /// Runs the event loop (and the app threads) until stopped.
     pub fn run(self) -> Result<(), ServerError> {
-        todo!("server core")
+        self.inner.run()
     }
 }

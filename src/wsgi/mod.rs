@@ -2,10 +2,31 @@
 //!
 //! CONTRACT (supervisor/worker calls this, after fork): `wsgi::init(&WsgiOptions)` once per
 //! process, then `wsgi::load(&WsgiOptions)` → `Arc<dyn App>`, served by `server`.
+//!
+//! Signals: install the daemon's signal handling (or block signals) *before* `init`; Python then
+//! leaves them alone, and `load` puts back any handler `import signal` replaced.
+//!
+//! Preload (`preload_app = true`): in the master, `init` + `load`, then around each fork(2)
+//! `before_fork()` → fork → `after_fork_parent()` / `after_fork_child()`, from the forking
+//! thread with no app thread running. At exit: join the app threads, then `shutdown()`.
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::AppSpec;
+use crate::config::{AppSpec, Settings};
 use crate::http::app::App;
+
+mod environ;
+mod input;
+pub mod interpreter;
+mod loader;
+mod response;
+mod task;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
 
 /// What the WSGI bridge needs from `Settings`.
 #[derive(Debug, Clone)]
@@ -14,21 +35,64 @@ pub struct WsgiOptions {
     pub expose_tracebacks: bool,
     pub ident: Option<String>,
     pub url_prefix: String,
+    /// The `virtualenv` setting (else `$VIRTUAL_ENV`, else the build's base interpreter).
+    pub virtualenv: Option<PathBuf>,
+    /// `wsgi.multiprocess`: true when more than one worker process serves the app.
+    pub multiprocess: bool,
 }
 
-/// Why the app could not be loaded (exit code 4).
+impl WsgiOptions {
+    /// The bridge's view of the settings.
+    pub fn from_settings(s: &Settings) -> WsgiOptions {
+        WsgiOptions {
+            app: s.app.clone(),
+            expose_tracebacks: s.expose_tracebacks,
+            ident: s.ident.clone(),
+            url_prefix: s.url_prefix.clone(),
+            virtualenv: s.virtualenv.clone(),
+            multiprocess: s.workers > 1,
+        }
+    }
+}
+
+/// Why Python could not start, or the app could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum WsgiError {
+    /// The app failed to import or build; its traceback was printed to stderr (exit code 4).
+    #[error("cannot load the application {what}: {message}")]
+    AppLoad { what: String, message: String },
+    /// PasteDeploy is missing from the interpreter's packages (exit code 4).
     #[error("{0}")]
-    Python(String),
+    MissingPasteDeploy(String),
+    /// The chosen virtualenv cannot be used (exit code 2: configuration).
+    #[error("virtualenv {path}: {reason}")]
+    Virtualenv { path: PathBuf, reason: String },
+    /// CPython failed to start (exit code 3: boot).
+    #[error("cannot start python as {executable}: {reason}")]
+    Interpreter { executable: PathBuf, reason: String },
 }
 
-/// Starts the interpreter in this process (PEP 587 init, GIL released afterwards).
-pub fn init(_opts: &WsgiOptions) -> Result<(), WsgiError> {
-    todo!("wsgi")
+impl WsgiError {
+    /// The process exit code for this error (see `crate::exit`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            WsgiError::AppLoad { .. } | WsgiError::MissingPasteDeploy(_) => crate::exit::APP_LOAD,
+            WsgiError::Virtualenv { .. } => crate::exit::CONFIG,
+            WsgiError::Interpreter { .. } => crate::exit::BOOT,
+        }
+    }
+}
+
+/// Starts the interpreter in this process (PEP 587 init, GIL released afterwards). Idempotent.
+pub fn init(opts: &WsgiOptions) -> Result<(), WsgiError> {
+    let env_venv = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from);
+    let exe = interpreter::choose_executable(opts.virtualenv.as_deref(), env_venv.as_deref())?;
+    interpreter::start(&exe)
 }
 
 /// Loads the application (logging config first, then PasteDeploy or module:callable).
-pub fn load(_opts: &WsgiOptions) -> Result<Arc<dyn App>, WsgiError> {
-    todo!("wsgi")
+pub fn load(opts: &WsgiOptions) -> Result<Arc<dyn App>, WsgiError> {
+    let app = loader::load(opts)?;
+    interpreter::restore_signals();
+    Ok(Arc::new(app))
 }

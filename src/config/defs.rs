@@ -1,0 +1,199 @@
+//! The one settings table: every key waitressd accepts, defined once (name, converter, default,
+//! accepted range, one-line doc). The command-line flags, `--help`, the man page, the example
+//! INI, the README table and `--print-config` are all derived from it.
+
+/// How a raw string becomes a value (waitress's converter names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conv {
+    /// `str`: taken as is.
+    Str,
+    /// Python `int()`.
+    Int,
+    /// waitress `asbool`.
+    Bool,
+    /// waitress `aslist`.
+    List,
+    /// waitress `asset`.
+    Set,
+    /// waitress `asoctal` (`int(s, 8)`).
+    Octal,
+    /// waitress `slash_fixed_str`.
+    SlashStr,
+    /// waitress `str_iftruthy` (empty → unset).
+    StrIfTruthy,
+    /// waitress `as_socket_list`: from a string it is always `[]`.
+    SocketList,
+    /// waitressd: `int()` or `auto`.
+    IntOrAuto,
+    /// waitressd: a path; relative paths are relative to the INI file's directory (`here`),
+    /// or to the current directory for a command-line flag. Empty → unset.
+    Path,
+}
+
+impl Conv {
+    /// The name used in docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Conv::Str => "str",
+            Conv::Int => "int",
+            Conv::Bool => "bool",
+            Conv::List => "list",
+            Conv::Set => "set",
+            Conv::Octal => "octal",
+            Conv::SlashStr => "path prefix",
+            Conv::StrIfTruthy => "str or empty",
+            Conv::SocketList => "(ignored)",
+            Conv::IntOrAuto => "int or auto",
+            Conv::Path => "path",
+        }
+    }
+}
+
+/// Whose key it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Waitress,
+    Waitressd,
+}
+
+/// One setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Def {
+    pub name: &'static str,
+    pub conv: Conv,
+    /// The default, as the INI text that means it (converted like a user value); `None` =
+    /// unset.
+    pub default: Option<&'static str>,
+    /// Accepted integer range (for `Int`, `Octal`, `IntOrAuto`). Where waitress accepts values
+    /// that cannot serve (0 threads, negative sizes), waitressd's range is narrower; the README
+    /// lists those differences.
+    pub range: (i128, i128),
+    pub owner: Owner,
+    /// Printed by `--print-config` (`host` and `port` are folded into `listen`).
+    pub printed: bool,
+    pub doc: &'static str,
+}
+
+const U64: i128 = u64::MAX as i128;
+const NONE: (i128, i128) = (0, 0);
+
+const fn w(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
+    Def { name, conv, default, range, owner: Owner::Waitress, printed: true, doc }
+}
+
+const fn d(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
+    Def { name, conv, default, range, owner: Owner::Waitressd, printed: true, doc }
+}
+
+/// Every setting, in waitress's `_params` order, then waitressd's own keys.
+pub static DEFS: &[Def] = &[
+    Def { printed: false, ..w("host", Conv::Str, Some("0.0.0.0"), NONE, "Bind host; combined with port into one listen entry (not with listen, unix_socket or sockets).") },
+    Def { printed: false, ..w("port", Conv::Int, Some("8080"), (0, 65535), "Bind port; combined with host into one listen entry (not with listen, unix_socket or sockets).") },
+    w("ipv4", Conv::Bool, Some("true"), NONE, "Resolve listen hosts to IPv4 addresses (both false means both true)."),
+    w("ipv6", Conv::Bool, Some("true"), NONE, "Resolve listen hosts to IPv6 addresses."),
+    w("listen", Conv::List, Some("0.0.0.0:8080"), NONE, "Space-separated HOST:PORT entries ([v6]:port, *:port, service names); resolved at start-up."),
+    w("threads", Conv::Int, Some("4"), (1, U64), "Application threads per worker process."),
+    w("trusted_proxy", Conv::StrIfTruthy, None, NONE, "Peer address whose proxy headers are trusted (* = any peer)."),
+    w("trusted_proxy_count", Conv::Int, Some("1"), (0, U64), "How many trailing hops of X-Forwarded-*/Forwarded lists to trust (needs trusted_proxy)."),
+    w("trusted_proxy_headers", Conv::Set, Some(""), NONE, "Trusted proxy headers: x-forwarded-for/-host/-proto/-port/-by or forwarded (default with trusted_proxy: x-forwarded-proto)."),
+    w("log_untrusted_proxy_headers", Conv::Bool, Some("false"), NONE, "Log a warning naming untrusted proxy headers that were removed."),
+    w("clear_untrusted_proxy_headers", Conv::Bool, Some("true"), NONE, "Remove untrusted proxy headers from the environ."),
+    w("url_scheme", Conv::Str, Some("http"), NONE, "Default wsgi.url_scheme."),
+    w("url_prefix", Conv::SlashStr, Some(""), NONE, "SCRIPT_NAME prefix the app is mounted at."),
+    w("backlog", Conv::Int, Some("1024"), (0, i32::MAX as i128), "listen() backlog of each listening socket."),
+    w("recv_bytes", Conv::Int, Some("8192"), (1, U64), "Bytes read per recv() call."),
+    w("send_bytes", Conv::Int, Some("1"), (0, U64), "Deprecated: buffered output size that triggers a send."),
+    w("outbuf_overflow", Conv::Int, Some("1048576"), (0, U64), "Response buffer size above which it spills to a temporary file."),
+    w("outbuf_high_watermark", Conv::Int, Some("16777216"), (0, U64), "Buffered response bytes above which the app thread waits for the client."),
+    w("inbuf_overflow", Conv::Int, Some("524288"), (0, U64), "Request body buffer size above which it spills to a temporary file."),
+    w("connection_limit", Conv::Int, Some("100"), (1, U64), "Open connections per worker above which new ones wait."),
+    w("cleanup_interval", Conv::Int, Some("30"), (0, U64), "Seconds between sweeps for idle connections."),
+    w("channel_timeout", Conv::Int, Some("120"), (0, U64), "Seconds a connection may be idle before it is closed."),
+    w("log_socket_errors", Conv::Bool, Some("true"), NONE, "Log socket errors and accept() failures."),
+    w("max_request_header_size", Conv::Int, Some("262144"), (1, U64), "Largest request line plus headers, in bytes (431 above)."),
+    w("max_request_body_size", Conv::Int, Some("1073741824"), (0, U64), "Largest request body, in bytes (413 above)."),
+    w("expose_tracebacks", Conv::Bool, Some("false"), NONE, "Put the Python traceback into 500 responses."),
+    w("ident", Conv::StrIfTruthy, Some("waitress"), NONE, "Server header and SERVER_SOFTWARE (empty: no Server header)."),
+    w("asyncore_loop_timeout", Conv::Int, Some("1"), (0, U64), "Seconds the event loop may sleep between timer checks."),
+    w("asyncore_use_poll", Conv::Bool, Some("false"), NONE, "waitress: poll() instead of select(); waitressd always uses epoll."),
+    w("unix_socket", Conv::Str, None, NONE, "Path of a unix socket to listen on instead of TCP (not with host, port, listen or sockets)."),
+    w("unix_socket_perms", Conv::Octal, Some("600"), (0, 0o7777), "Octal permissions of the unix socket file."),
+    w("sockets", Conv::SocketList, Some(""), NONE, "Python API only (pre-bound sockets); from an INI file it is always empty."),
+    w("channel_request_lookahead", Conv::Int, Some("0"), (0, U64), "Requests a connection may read ahead while one is running."),
+    w("server_name", Conv::Str, Some("waitress.invalid"), NONE, "SERVER_NAME in every environ."),
+    d("workers", Conv::IntOrAuto, Some("1"), (1, 4096), "Worker processes (auto = one per CPU)."),
+    d("preload_app", Conv::Bool, Some("false"), NONE, "Load the app in the master before forking the workers."),
+    d("user", Conv::StrIfTruthy, None, NONE, "Drop to this user (name or uid) after binding."),
+    d("group", Conv::StrIfTruthy, None, NONE, "Drop to this group (name or gid) after binding; default the user's group."),
+    d("umask", Conv::Octal, None, (0, 0o777), "Octal process umask, set before binding."),
+    d("pidfile", Conv::Path, None, NONE, "Write the master's PID here; removed at exit."),
+    d("graceful_timeout", Conv::Int, Some("30"), (0, U64), "Seconds a graceful stop or reload waits for in-flight requests."),
+    d("virtualenv", Conv::Path, None, NONE, "Virtualenv the embedded Python uses (default $VIRTUAL_ENV)."),
+    d("access_log", Conv::Path, None, NONE, "Access log file (- = stdout); reopened on SIGUSR1."),
+];
+
+/// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an
+/// INI file may contain them without an "Unknown adjustment" error. waitressd ignores them.
+pub const IGNORED: &[&str] = &["_quiet", "_profile", "_server", "map", "_start", "_sock", "_dispatcher"];
+
+pub fn find(name: &str) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name)
+}
+
+/// The command-line flag of a setting (`max_request_body_size` → `--max-request-body-size`).
+pub fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+/// The known key closest to an unknown one, if it is close enough to be a likely typo.
+pub fn suggest(unknown: &str) -> Option<&'static str> {
+    let norm = unknown.to_lowercase().replace('-', "_");
+    DEFS.iter()
+        .map(|d| (distance(&norm, d.name), d.name))
+        .filter(|&(dist, name)| dist <= 2.max(name.len() / 4))
+        .min_by_key(|&(dist, _)| dist)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        for (i, d) in DEFS.iter().enumerate() {
+            assert!(DEFS[..i].iter().all(|e| e.name != d.name), "{} twice", d.name);
+            assert!(d.doc.ends_with('.') && !d.doc.contains('\n'), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn suggestions_for_typos() {
+        let cases = [
+            ("thread", Some("threads")),
+            ("max-request-body-size", Some("max_request_body_size")),
+            ("Threads", Some("threads")),
+            ("listne", Some("listen")),
+            ("trusted_proxies", Some("trusted_proxy")),
+            ("file", None),
+            ("zzzzzz", None),
+        ];
+        for (k, want) in cases {
+            assert_eq!(suggest(k), want, "{k}");
+        }
+    }
+}

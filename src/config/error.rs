@@ -1,0 +1,98 @@
+//! `ConfigError`: every configuration or command-line failure, as one line naming where.
+use std::fmt;
+
+use super::values::py_repr;
+
+/// Where a raw setting value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of an INI file (`file` as the user spelled it).
+    Ini { file: String, line: usize, section: String },
+    /// A command-line flag, e.g. `--threads`.
+    Flag(String),
+}
+
+impl Origin {
+    /// Short form for "also set at ..." notes.
+    pub fn short(&self, key: &str) -> String {
+        match self {
+            Origin::Ini { file, line, .. } => format!("{key} at {file}:{line}"),
+            Origin::Flag(f) => f.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The INI file (or one it `use`s) cannot be read.
+    #[error("cannot read {file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A problem with a file as a whole or one of its lines (`line` 0 = no line).
+    #[error("{}", at(file, *line, reason))]
+    File { file: String, line: usize, reason: String },
+    /// A bad value for a key: `FILE:LINE: [section] key = 'value': reason` or
+    /// `--flag 'value': reason`.
+    #[error("{}", value_msg(origin, key, value, reason))]
+    Value { origin: Origin, key: String, value: String, reason: String },
+    /// A bad command line.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn at(file: &str, line: usize, reason: &str) -> String {
+    if line == 0 {
+        format!("{file}: {reason}")
+    } else {
+        format!("{file}:{line}: {reason}")
+    }
+}
+
+fn value_msg(origin: &Origin, key: &str, value: &str, reason: &str) -> String {
+    match origin {
+        Origin::Ini { file, line, section } => {
+            format!("{file}:{line}: [{section}] {key} = {}: {reason}", py_repr(value))
+        }
+        Origin::Flag(flag) => format!("{flag} {}: {reason}", py_repr(value)),
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Ini { file, line, section } => write!(f, "{file}:{line}: [{section}]"),
+            Origin::Flag(flag) => f.write_str(flag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_with_file_line_key_value() {
+        let e = ConfigError::Value {
+            origin: Origin::Ini { file: "production.ini".into(), line: 14, section: "server:main".into() },
+            key: "threads".into(),
+            value: "four".into(),
+            reason: "invalid literal for int()".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "production.ini:14: [server:main] threads = 'four': invalid literal for int()"
+        );
+        let e = ConfigError::Value {
+            origin: Origin::Flag("--threads".into()),
+            key: "threads".into(),
+            value: "a\nb".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(e.to_string(), "--threads 'a\\nb': x");
+        let e = ConfigError::File { file: "a.ini".into(), line: 0, reason: "no [server:main]".into() };
+        assert_eq!(e.to_string(), "a.ini: no [server:main]");
+    }
+}

@@ -1,0 +1,186 @@
+//! Documents generated from the one settings table: `--help`, the man page
+//! (`man/waitressd.1`), the example INI (`conf/waitressd.ini`) and the README settings table.
+//! A test keeps the committed files equal to these (`WAITRESSD_BLESS=1` rewrites them).
+use super::defs::{Conv, Def, DEFS};
+use crate::cli::GENERAL;
+
+/// Help for the options that are not settings: (flags, argument, text).
+const GENERAL_HELP: &[(&str, &str, &str)] = &[
+    ("--config", "FILE", "the PasteDeploy INI file (or give it as the first argument)"),
+    ("-s, --server-name", "NAME", "use [server:NAME] (default main); with --app it sets server_name"),
+    ("-n, --app-name", "NAME", "load [app:NAME] (default main)"),
+    ("--app", "MODULE:CALLABLE", "serve this WSGI app without an INI file, like waitress-serve"),
+    ("--call", "", "call CALLABLE() to get the app"),
+    ("--check-config", "", "validate the configuration, print \"configuration ok\", exit"),
+    ("--print-config", "", "print the effective settings as one JSON object, exit"),
+    ("--daemon", "", "detach from the terminal"),
+    ("-h, --help", "", "print this help"),
+    ("-V, --version", "", "print the version"),
+];
+
+const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "clean stop; also --check-config, --print-config, --help, --version"),
+    (2, "bad command line or configuration (one line on stderr naming file:line, key and value)"),
+    (3, "boot error: bind, privileges, pidfile"),
+    (4, "the application could not be imported or built"),
+];
+
+/// `--threads INT` / `--[no-]ipv4`.
+pub fn flag_usage(d: &Def) -> String {
+    let flag = d.name.replace('_', "-");
+    match d.conv {
+        Conv::Bool => format!("--[no-]{flag}"),
+        c => format!("--{flag} {}", arg_name(c)),
+    }
+}
+
+fn arg_name(c: Conv) -> &'static str {
+    match c {
+        Conv::Int => "INT",
+        Conv::Octal => "OCTAL",
+        Conv::IntOrAuto => "N|auto",
+        Conv::Path => "PATH",
+        Conv::List => "HOST:PORT",
+        Conv::Set => "HEADERS",
+        _ => "STR",
+    }
+}
+
+/// The type with its accepted range (`int ≥ 1`, `int 0-65535`, `octal 0-7777`).
+pub fn type_desc(d: &Def) -> String {
+    let (lo, hi) = d.range;
+    match d.conv {
+        Conv::Int | Conv::IntOrAuto | Conv::Octal => {
+            let show = |x: i128| if d.conv == Conv::Octal { format!("{x:o}") } else { x.to_string() };
+            if hi == u64::MAX as i128 {
+                format!("{} ≥ {}", d.conv.name(), show(lo))
+            } else {
+                format!("{} {}-{}", d.conv.name(), show(lo), show(hi))
+            }
+        }
+        c => c.name().to_string(),
+    }
+}
+
+fn default_desc(d: &Def) -> &'static str {
+    match d.default {
+        Some("") => "(empty)",
+        Some(v) => v,
+        None => "(unset)",
+    }
+}
+
+/// `waitressd --help`.
+pub fn help() -> String {
+    let mut out = String::from(
+        "Usage: waitressd [OPTIONS] [--config] FILE.ini [NAME=VALUE ...]\n       \
+         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n\n\
+         Serves a Python WSGI application; a drop-in replacement for the waitress 3.0.2 server.\n\
+         INI mode reads [server:main] of a PasteDeploy INI file as pserve does (NAME=VALUE words\n\
+         are defaults for %(NAME)s) and loads [app:main]. --app mode works like waitress-serve.\n\
+         Setting flags win over the INI file; a flag for host, port, listen or unix_socket\n\
+         replaces all four from the file.\n\nOptions:\n",
+    );
+    debug_assert_eq!(GENERAL.len(), GENERAL_HELP.len());
+    for (flags, arg, text) in GENERAL_HELP {
+        out.push_str(&format!("  {:<36}{text}\n", format!("{flags} {arg}").trim_end()));
+    }
+    out.push_str("\nSettings (also keys of the [server:NAME] section):\n");
+    for d in DEFS {
+        let flag = flag_usage(d);
+        let line = format!("{} [{}: {}]", d.doc, type_desc(d), default_desc(d));
+        out.push_str(&format!("  {flag:<36}{line}\n"));
+    }
+    out.push_str("\nExit status:\n");
+    for (code, text) in EXIT_CODES {
+        out.push_str(&format!("  {code}  {text}\n"));
+    }
+    out.push_str("\nEnvironment:\n  RUST_LOG  waitressd's log level (default info)\n");
+    out
+}
+
+fn roff(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// `man/waitressd.1`.
+pub fn man_page() -> String {
+    let mut out = format!(
+        ".TH WAITRESSD 1 \"\" \"waitressd {}\" \"User Commands\"\n.SH NAME\nwaitressd \\- \
+         pre\\-forking WSGI server, a drop\\-in replacement for waitress\n.SH SYNOPSIS\n.B waitressd\n\
+         [\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR] \\fIFILE\\fR [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n\
+         .B waitressd\n[\\fIOPTIONS\\fR] \\fB\\-\\-app\\fR \\fIMODULE\\fR:\\fICALLABLE\\fR [\\fB\\-\\-call\\fR]\n\
+         .SH DESCRIPTION\n{}\n",
+        env!("CARGO_PKG_VERSION"),
+        roff(
+            "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \
+             reads the [server:main] section of a PasteDeploy INI file exactly as pserve and waitress \
+             would (NAME=VALUE words are defaults for %(NAME)s interpolation) and loads [app:main]. \
+             With --app it serves MODULE:CALLABLE like waitress-serve. Setting flags win over the file."
+        )
+    );
+    out.push_str(".SH OPTIONS\n");
+    for (flags, arg, text) in GENERAL_HELP {
+        out.push_str(&format!(".TP\n.B {}\n{}\n", roff(format!("{flags} {arg}").trim_end()), roff(text)));
+    }
+    out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");
+    for d in DEFS {
+        out.push_str(&format!(
+            ".TP\n.BR {} \" (\" {} \")\"\n{} Type: {}. Default: {}.\n",
+            roff(d.name),
+            roff(&flag_usage(d)),
+            roff(d.doc),
+            roff(&type_desc(d)),
+            roff(default_desc(d))
+        ));
+    }
+    out.push_str(".SH EXIT STATUS\n");
+    for (code, text) in EXIT_CODES {
+        out.push_str(&format!(".TP\n.B {code}\n{}\n", roff(text)));
+    }
+    out.push_str(".SH ENVIRONMENT\n.TP\n.B RUST_LOG\nwaitressd's log level (default info).\n");
+    out.push_str(".SH SEE ALSO\n.BR pserve (1),\n.BR waitress\\-serve (1)\n");
+    out
+}
+
+/// `conf/waitressd.ini`: a commented example with every key at its default.
+pub fn example_ini() -> String {
+    let mut out = String::from(
+        "# waitressd example configuration: every setting, commented out at its default.\n\
+         # Generated from src/config/defs.rs; do not edit (WAITRESSD_BLESS=1 cargo test --test it\n\
+         # config::generated rewrites it). Relative paths are relative to this file (%(here)s).\n\n\
+         [app:main]\nuse = egg:myproject\n\n[server:main]\nuse = egg:waitress#main\n",
+    );
+    for d in DEFS {
+        let default = d.default.unwrap_or("");
+        let sep = if default.is_empty() { "" } else { " " };
+        out.push_str(&format!("\n# {} ({})\n#{} ={sep}{default}\n", d.doc, type_desc(d), d.name));
+    }
+    out
+}
+
+/// The README settings table (between `<!-- settings-table:begin/end -->`).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | flag | type | default | meaning |\n|---|---|---|---|---|\n");
+    for d in DEFS {
+        let owner = if d.owner == super::defs::Owner::Waitressd { " *(waitressd)*" } else { "" };
+        let default = match d.default {
+            Some("") => "*(empty)*".to_string(),
+            Some(v) => format!("`{v}`"),
+            None => "*(unset)*".to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {default} | {}{owner} |\n",
+            d.name,
+            flag_usage(d),
+            type_desc(d),
+            d.doc
+        ));
+    }
+    out
+}

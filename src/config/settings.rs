@@ -1,0 +1,359 @@
+//! Raw `key = value` strings → one validated `Settings`, step by step as waitress's
+//! `Adjustments.__init__` does it (presence-based exclusions, conversion in order, host/port
+//! folded into `listen`, family choice, resolution, trusted-proxy rules), plus waitressd's
+//! range checks. Also the `--print-config` JSON.
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::defs::{self, Conv, Def};
+use super::listen::{self, Family};
+use super::values::{as_bool, as_list, py_int, py_strip, slash_fixed_str, str_iftruthy, IntError};
+use super::{AppSpec, ConfigError, Origin, Settings};
+
+/// One raw setting and where it came from.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub key: String,
+    pub value: String,
+    pub origin: Origin,
+    /// Directory relative paths are resolved against (`here`, or the cwd for flags).
+    pub base: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Str(String),
+    Int(i128),
+    Bool(bool),
+    List(Vec<String>),
+    Opt(Option<String>),
+    Path(Option<PathBuf>),
+    Empty,
+}
+
+/// The six proxy headers waitress knows (`KNOWN_PROXY_HEADERS`).
+pub const PROXY_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-by",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+];
+
+fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
+    let int = |s: &str, base: u32| {
+        py_int(s, base).map_err(|e| match e {
+            IntError::Invalid if base == 8 => "invalid literal for int() with base 8".to_string(),
+            IntError::Invalid => "invalid literal for int()".to_string(),
+            IntError::TooLarge => "integer too large".to_string(),
+        })
+    };
+    let v = match def.conv {
+        Conv::Str => Val::Str(s.to_string()),
+        Conv::Int => Val::Int(int(s, 10)?),
+        Conv::Octal => Val::Int(int(s, 8)?),
+        Conv::IntOrAuto if py_strip(s).eq_ignore_ascii_case("auto") => {
+            Val::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i128)
+        }
+        Conv::IntOrAuto => Val::Int(int(s, 10).map_err(|e| format!("{e} (or auto)"))?),
+        Conv::Bool => Val::Bool(as_bool(s)),
+        Conv::List | Conv::Set => Val::List(as_list(s)),
+        Conv::SlashStr => Val::Str(slash_fixed_str(s)),
+        Conv::StrIfTruthy => Val::Opt(str_iftruthy(s)),
+        Conv::SocketList => Val::Empty,
+        Conv::Path => Val::Path(match s {
+            "" => None,
+            "-" => Some(PathBuf::from("-")),
+            p => Some(base.join(p)),
+        }),
+    };
+    if let Val::Int(n) = v {
+        let (lo, hi) = def.range;
+        if n < lo || n > hi {
+            let show = |x: i128| if def.conv == Conv::Octal { format!("{x:o}") } else { x.to_string() };
+            let why = if n < lo && lo > 0 {
+                format!("must be at least {} (waitressd refuses values that cannot serve)", show(lo))
+            } else {
+                format!("must be between {} and {}", show(lo), show(hi))
+            };
+            return Err(why);
+        }
+    }
+    Ok(v)
+}
+
+fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Value { origin: r.origin.clone(), key: r.key.clone(), value: r.value.clone(), reason: reason.into() }
+}
+
+/// The converted values: what was given, else the table's default.
+struct Values<'a> {
+    given: HashMap<&'static str, (Val, &'a Raw)>,
+}
+
+impl<'a> Values<'a> {
+    fn raw(&self, name: &str) -> Option<&'a Raw> {
+        self.given.get(name).map(|(_, r)| *r)
+    }
+    fn val(&self, name: &str) -> Val {
+        if let Some((v, _)) = self.given.get(name) {
+            return v.clone();
+        }
+        let def = defs::find(name).expect("name from the table");
+        match def.default {
+            Some(d) => convert(def, d, Path::new("/")).expect("defaults convert"),
+            None if def.conv == Conv::Path => Val::Path(None),
+            None => Val::Opt(None),
+        }
+    }
+    fn int(&self, name: &str) -> i128 {
+        match self.val(name) {
+            Val::Int(n) => n,
+            _ => 0,
+        }
+    }
+    fn boolean(&self, name: &str) -> bool {
+        matches!(self.val(name), Val::Bool(true))
+    }
+    fn string(&self, name: &str) -> String {
+        match self.val(name) {
+            Val::Str(s) => s,
+            Val::Opt(s) => s.unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+    fn opt(&self, name: &str) -> Option<String> {
+        match self.val(name) {
+            Val::Opt(s) => s,
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn list(&self, name: &str) -> Vec<String> {
+        match self.val(name) {
+            Val::List(l) => l,
+            _ => Vec::new(),
+        }
+    }
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        match self.val(name) {
+            Val::Path(p) => p,
+            _ => None,
+        }
+    }
+}
+
+/// Validates `raws` (unique keys, in order) into `Settings`.
+pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, ConfigError> {
+    let has = |k: &str| raws.iter().find(|r| r.key == k);
+    // Adjustments.__init__ checks presence of keys, not their values, in this order.
+    let exclusions: [(&str, &[&str], &str); 6] = [
+        ("listen", &["host", "port"], "host or port may not be set if listen is set"),
+        ("listen", &["sockets"], "socket may not be set if listen is set"),
+        ("sockets", &["host", "port"], "host or port may not be set if sockets is set"),
+        ("sockets", &["unix_socket"], "unix_socket may not be set if sockets is set"),
+        ("unix_socket", &["host", "port"], "unix_socket may not be set if host or port is set"),
+        ("unix_socket", &["listen"], "unix_socket may not be set if listen is set"),
+    ];
+    for (a, others, msg) in exclusions {
+        if let Some(ra) = has(a) {
+            if let Some(rb) = others.iter().find_map(|b| has(b)) {
+                return Err(err(ra, format!("{msg} ({} is set too)", rb.origin.short(&rb.key))));
+            }
+        }
+    }
+    let mut vals = Values { given: HashMap::new() };
+    for r in raws {
+        if defs::IGNORED.contains(&r.key.as_str()) {
+            log::debug!("ignoring {} (taken by waitress before Adjustments)", r.key);
+            continue;
+        }
+        let Some(def) = defs::find(&r.key) else {
+            let hint = defs::suggest(&r.key).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+            return Err(err(r, format!("Unknown adjustment '{}'{hint}", r.key)));
+        };
+        let v = convert(def, &r.value, &r.base).map_err(|reason| err(r, reason))?;
+        vals.given.insert(def.name, (v, r));
+    }
+    if vals.raw("send_bytes").is_some() {
+        log::warn!("send_bytes will be removed in a future release (waitress deprecation)");
+    }
+    let listen = resolve_listen(&vals)?;
+    let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
+    let unix_socket = vals.opt("unix_socket").filter(|s| !s.is_empty()).map(PathBuf::from);
+    Ok(Settings {
+        listen,
+        ipv4: vals.boolean("ipv4"),
+        ipv6: vals.boolean("ipv6"),
+        threads: vals.int("threads") as usize,
+        trusted_proxy,
+        trusted_proxy_count: vals.int("trusted_proxy_count") as usize,
+        trusted_proxy_headers,
+        log_untrusted_proxy_headers: vals.boolean("log_untrusted_proxy_headers"),
+        clear_untrusted_proxy_headers: vals.boolean("clear_untrusted_proxy_headers"),
+        url_scheme: vals.string("url_scheme"),
+        url_prefix: vals.string("url_prefix"),
+        backlog: vals.int("backlog") as i32,
+        recv_bytes: vals.int("recv_bytes") as usize,
+        send_bytes: vals.int("send_bytes") as usize,
+        outbuf_overflow: vals.int("outbuf_overflow") as u64,
+        outbuf_high_watermark: vals.int("outbuf_high_watermark") as u64,
+        inbuf_overflow: vals.int("inbuf_overflow") as u64,
+        connection_limit: vals.int("connection_limit") as usize,
+        cleanup_interval: vals.int("cleanup_interval") as u64,
+        channel_timeout: vals.int("channel_timeout") as u64,
+        log_socket_errors: vals.boolean("log_socket_errors"),
+        max_request_header_size: vals.int("max_request_header_size") as u64,
+        max_request_body_size: vals.int("max_request_body_size") as u64,
+        expose_tracebacks: vals.boolean("expose_tracebacks"),
+        ident: vals.opt("ident"),
+        asyncore_loop_timeout: vals.int("asyncore_loop_timeout") as u64,
+        asyncore_use_poll: vals.boolean("asyncore_use_poll"),
+        unix_socket,
+        unix_socket_perms: vals.int("unix_socket_perms") as u32,
+        channel_request_lookahead: vals.int("channel_request_lookahead") as usize,
+        server_name: vals.string("server_name"),
+        app,
+        workers: vals.int("workers") as usize,
+        preload_app: vals.boolean("preload_app"),
+        user: vals.opt("user"),
+        group: vals.opt("group"),
+        umask: vals.raw("umask").map(|_| vals.int("umask") as u32),
+        pidfile: vals.path("pidfile"),
+        graceful_timeout: vals.int("graceful_timeout") as u64,
+        virtualenv: vals.path("virtualenv"),
+        access_log: vals.path("access_log"),
+        daemon,
+    })
+}
+
+/// host/port folding, family choice and resolution (waitress steps 9-11). With a non-empty
+/// `unix_socket` nothing is bound over TCP, so the effective `listen` is empty.
+fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+    if vals.opt("unix_socket").is_some_and(|s| !s.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let port = vals.int("port").to_string();
+    let entries: Vec<String> = if vals.raw("host").is_some() || vals.raw("port").is_some() {
+        vec![format!("{}:{}", vals.string("host"), port)]
+    } else {
+        vals.list("listen")
+    };
+    let split: Vec<listen::Entry> = entries.iter().map(|e| listen::split(e, &port)).collect();
+    let family = Family::from_flags(vals.boolean("ipv4"), vals.boolean("ipv6"));
+    listen::resolve(&split, family).map_err(|(i, msg)| {
+        let fam = match family {
+            Family::Any => "",
+            Family::V4 => " with ipv6 off",
+            Family::V6 => " with ipv4 off",
+        };
+        let reason = format!("Invalid host/port specified: {}{fam}: {msg}", super::values::py_repr(&entries[i]));
+        match ["listen", "host", "port", "ipv4", "ipv6"].iter().find_map(|k| vals.raw(k)) {
+            Some(r) => err(r, reason),
+            None => ConfigError::Usage(format!("default listen: {reason}")),
+        }
+    })
+}
+
+/// waitress steps 12-15: the trusted-proxy rules.
+fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), ConfigError> {
+    let proxy = vals.opt("trusted_proxy");
+    if let (Some(r), None) = (vals.raw("trusted_proxy_count"), &proxy) {
+        return Err(err(r, "trusted_proxy_count has no meaning without setting trusted_proxy"));
+    }
+    let mut headers: BTreeSet<String> = vals.list("trusted_proxy_headers").iter().map(|h| h.to_lowercase()).collect();
+    if let Some(r) = vals.raw("trusted_proxy_headers") {
+        if !headers.is_empty() && proxy.is_none() {
+            return Err(err(r, "trusted_proxy_headers has no meaning without setting trusted_proxy"));
+        }
+        let unknown: Vec<&str> = headers.iter().map(String::as_str).filter(|h| !PROXY_HEADERS.contains(h)).collect();
+        if !unknown.is_empty() {
+            return Err(err(
+                r,
+                format!(
+                    "Received unknown trusted_proxy_headers value ({}) expected one of {}",
+                    unknown.join(", "),
+                    PROXY_HEADERS.join(", ")
+                ),
+            ));
+        }
+        if headers.contains("forwarded") && headers.len() > 1 {
+            return Err(err(
+                r,
+                "The Forwarded proxy header and the X-Forwarded-{By,Host,Proto,Port,For} headers are mutually exclusive. Can't trust both!",
+            ));
+        }
+    }
+    if headers.is_empty() && proxy.is_some() {
+        log::warn!(
+            "trusted_proxy is set but no trusted_proxy_headers: trusting X-Forwarded-Proto only, \
+             as waitress does (set trusted_proxy_headers to silence this)"
+        );
+        headers.insert("x-forwarded-proto".into());
+    }
+    Ok((proxy, headers))
+}
+
+/// `--print-config`: one JSON object, a key per printed setting in table order.
+pub fn to_json(s: &Settings) -> Value {
+    let mut map = serde_json::Map::new();
+    for def in defs::DEFS.iter().filter(|d| d.printed) {
+        map.insert(def.name.to_string(), field(s, def.name).unwrap_or(Value::Null));
+    }
+    Value::Object(map)
+}
+
+fn path_json(p: &Option<PathBuf>) -> Value {
+    p.as_ref().map_or(Value::Null, |p| json!(p.to_string_lossy()))
+}
+
+/// The JSON value of one printed setting; `None` for a name `Settings` has no field for.
+pub fn field(s: &Settings, name: &str) -> Option<Value> {
+    Some(match name {
+        "ipv4" => json!(s.ipv4),
+        "ipv6" => json!(s.ipv6),
+        "listen" => json!(s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+        "threads" => json!(s.threads),
+        "trusted_proxy" => json!(s.trusted_proxy),
+        "trusted_proxy_count" => json!(s.trusted_proxy_count),
+        "trusted_proxy_headers" => json!(s.trusted_proxy_headers),
+        "log_untrusted_proxy_headers" => json!(s.log_untrusted_proxy_headers),
+        "clear_untrusted_proxy_headers" => json!(s.clear_untrusted_proxy_headers),
+        "url_scheme" => json!(s.url_scheme),
+        "url_prefix" => json!(s.url_prefix),
+        "backlog" => json!(s.backlog),
+        "recv_bytes" => json!(s.recv_bytes),
+        "send_bytes" => json!(s.send_bytes),
+        "outbuf_overflow" => json!(s.outbuf_overflow),
+        "outbuf_high_watermark" => json!(s.outbuf_high_watermark),
+        "inbuf_overflow" => json!(s.inbuf_overflow),
+        "connection_limit" => json!(s.connection_limit),
+        "cleanup_interval" => json!(s.cleanup_interval),
+        "channel_timeout" => json!(s.channel_timeout),
+        "log_socket_errors" => json!(s.log_socket_errors),
+        "max_request_header_size" => json!(s.max_request_header_size),
+        "max_request_body_size" => json!(s.max_request_body_size),
+        "expose_tracebacks" => json!(s.expose_tracebacks),
+        "ident" => json!(s.ident),
+        "asyncore_loop_timeout" => json!(s.asyncore_loop_timeout),
+        "asyncore_use_poll" => json!(s.asyncore_use_poll),
+        "unix_socket" => path_json(&s.unix_socket),
+        "unix_socket_perms" => json!(s.unix_socket_perms),
+        "sockets" => json!([]),
+        "channel_request_lookahead" => json!(s.channel_request_lookahead),
+        "server_name" => json!(s.server_name),
+        "workers" => json!(s.workers),
+        "preload_app" => json!(s.preload_app),
+        "user" => json!(s.user),
+        "group" => json!(s.group),
+        "umask" => json!(s.umask),
+        "pidfile" => path_json(&s.pidfile),
+        "graceful_timeout" => json!(s.graceful_timeout),
+        "virtualenv" => path_json(&s.virtualenv),
+        "access_log" => path_json(&s.access_log),
+        _ => return None,
+    })
+}

@@ -1,0 +1,225 @@
+//! Tables for `settings::build`: defaults, converters per key, every validation rule and every
+//! presence-based exclusion, and waitressd's range rejections.
+use std::path::PathBuf;
+
+use super::settings::{build, field, to_json, Raw};
+use super::{defs, AppSpec, Origin, Settings};
+
+fn raws(kv: &[(&str, &str)]) -> Vec<Raw> {
+    kv.iter()
+        .enumerate()
+        .map(|(i, (k, v))| Raw {
+            key: k.to_string(),
+            value: v.to_string(),
+            origin: Origin::Ini { file: "t.ini".into(), line: i + 2, section: "server:main".into() },
+            base: PathBuf::from("/srv/app"),
+        })
+        .collect()
+}
+
+fn ok(kv: &[(&str, &str)]) -> Settings {
+    build(&raws(kv), AppSpec::Module { target: "a:b".into(), call: false }, false)
+        .unwrap_or_else(|e| panic!("{kv:?}: {e}"))
+}
+
+fn rejected(kv: &[(&str, &str)]) -> String {
+    match build(&raws(kv), AppSpec::Module { target: "a:b".into(), call: false }, false) {
+        Ok(_) => panic!("{kv:?} accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn j(kv: &[(&str, &str)], key: &str) -> serde_json::Value {
+    to_json(&ok(kv))[key].clone()
+}
+
+#[test]
+fn defaults_are_waitress_defaults() {
+    let json = to_json(&ok(&[]));
+    let want = serde_json::json!({
+        "listen": ["0.0.0.0:8080"], "ipv4": true, "ipv6": true, "threads": 4,
+        "trusted_proxy": null, "trusted_proxy_count": 1, "trusted_proxy_headers": [],
+        "log_untrusted_proxy_headers": false, "clear_untrusted_proxy_headers": true,
+        "url_scheme": "http", "url_prefix": "", "backlog": 1024, "recv_bytes": 8192,
+        "send_bytes": 1, "outbuf_overflow": 1048576, "outbuf_high_watermark": 16777216,
+        "inbuf_overflow": 524288, "connection_limit": 100, "cleanup_interval": 30,
+        "channel_timeout": 120, "log_socket_errors": true, "max_request_header_size": 262144,
+        "max_request_body_size": 1073741824, "expose_tracebacks": false, "ident": "waitress",
+        "asyncore_loop_timeout": 1, "asyncore_use_poll": false, "unix_socket": null,
+        "unix_socket_perms": 384, "sockets": [], "channel_request_lookahead": 0,
+        "server_name": "waitress.invalid", "workers": 1, "preload_app": false, "user": null,
+        "group": null, "umask": null, "pidfile": null, "graceful_timeout": 30,
+        "virtualenv": null, "access_log": null
+    });
+    assert_eq!(json, want);
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    let table: Vec<&str> = defs::DEFS.iter().filter(|d| d.printed).map(|d| d.name).collect();
+    assert_eq!(keys, table, "JSON keys in table order");
+}
+
+#[test]
+fn every_printed_setting_has_a_field() {
+    let s = ok(&[]);
+    for d in defs::DEFS.iter().filter(|d| d.printed) {
+        assert!(field(&s, d.name).is_some(), "{}", d.name);
+    }
+}
+
+#[test]
+fn converters_per_key() {
+    let cases: &[(&str, &str, serde_json::Value)] = &[
+        ("threads", " +8 ", 8.into()),
+        ("threads", "8_0", 80.into()),
+        ("ipv6", "no", false.into()),
+        ("ipv6", "maybe", false.into()),
+        ("expose_tracebacks", "Yes", true.into()),
+        ("expose_tracebacks", "2", false.into()),
+        ("unix_socket_perms", "0o660", 0o660.into()),
+        ("unix_socket_perms", " 0660 ", 0o660.into()),
+        ("unix_socket_perms", "777", 0o777.into()),
+        ("url_prefix", "//foo//", "/foo".into()),
+        ("url_prefix", "/", "/".into()),
+        ("ident", "", serde_json::Value::Null),
+        ("ident", "mine", "mine".into()),
+        ("trusted_proxy", "", serde_json::Value::Null),
+        ("unix_socket", "", serde_json::Value::Null),
+        ("sockets", "fd://3", serde_json::json!([])),
+        ("send_bytes", "0", 0.into()),
+        ("backlog", "0", 0.into()),
+        ("max_request_body_size", "0", 0.into()),
+        ("channel_timeout", "0", 0.into()),
+        ("server_name", " spaced ", " spaced ".into()),
+        ("pidfile", "run/w.pid", "/srv/app/run/w.pid".into()),
+        ("pidfile", "/abs.pid", "/abs.pid".into()),
+        ("access_log", "-", "-".into()),
+        ("umask", "022", 0o22.into()),
+        ("workers", "3", 3.into()),
+    ];
+    for (k, v, want) in cases {
+        assert_eq!(&j(&[(k, v)], k), want, "{k} = {v:?}");
+    }
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(j(&[("workers", "auto")], "workers"), cpus);
+}
+
+#[test]
+fn listen_forms() {
+    let cases: &[(&[(&str, &str)], &[&str])] = &[
+        (&[("listen", "127.0.0.1:1 [::1]:2")], &["127.0.0.1:1", "[::1]:2"]),
+        (&[("listen", "127.0.0.1:1\n127.0.0.1:2")], &["127.0.0.1:1", "127.0.0.1:2"]),
+        (&[("listen", "127.0.0.1")], &["127.0.0.1:8080"]),
+        (&[("listen", "[::1]")], &["[::1]:8080"]),
+        (&[("listen", "127.0.0.1:http")], &["127.0.0.1:80"]),
+        (&[("listen", "127.0.0.1:1 127.0.0.1:1")], &["127.0.0.1:1"]),
+        (&[("listen", "127.0.0.1:0 127.0.0.1:0")], &["127.0.0.1:0", "127.0.0.1:0"]),
+        (&[("listen", "*:6543"), ("ipv6", "false")], &["0.0.0.0:6543"]),
+        (&[("port", "6543")], &["0.0.0.0:6543"]),
+        (&[("port", " +65_43 ")], &["0.0.0.0:6543"]),
+        (&[("host", "127.0.0.1")], &["127.0.0.1:8080"]),
+        (&[("host", "::1")], &["[::1]:8080"]),
+        (&[("host", "[::1]"), ("port", "81")], &["[::1]:81"]),
+        (&[("unix_socket", "/tmp/w.sock")], &[]),
+        (&[("unix_socket", "")], &["0.0.0.0:8080"]),
+    ];
+    for (kv, want) in cases {
+        assert_eq!(j(kv, "listen"), serde_json::json!(want), "{kv:?}");
+    }
+}
+
+#[test]
+fn each_validation_rule_rejects() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("threads", "four")], "t.ini:2: [server:main] threads = 'four': invalid literal for int()"),
+        (&[("threads", "4.0")], "invalid literal for int()"),
+        (&[("unix_socket_perms", "rw")], "invalid literal for int() with base 8"),
+        (&[("thread", "4")], "Unknown adjustment 'thread' (did you mean 'threads'?)"),
+        (&[("socket_options", "x")], "Unknown adjustment 'socket_options'"),
+        (&[("listen", "::1")], "Invalid host/port specified"),
+        (&[("listen", "127.0.0.1:nosuchservice")], "Invalid host/port specified"),
+        (&[("host", "")], "Invalid host/port specified"),
+        (&[("listen", "127.0.0.1:80"), ("ipv4", "false")], "with ipv4 off"),
+        (&[("trusted_proxy_count", "2")], "trusted_proxy_count has no meaning without setting trusted_proxy"),
+        (&[("trusted_proxy", ""), ("trusted_proxy_count", "2")], "no meaning without setting trusted_proxy"),
+        (&[("trusted_proxy_headers", "x-forwarded-for")], "trusted_proxy_headers has no meaning"),
+        (&[("trusted_proxy", "*"), ("trusted_proxy_headers", "x-forwarded-for, x-forwarded-proto")], "unknown trusted_proxy_headers value (x-forwarded-for,)"),
+        (&[("trusted_proxy", "*"), ("trusted_proxy_headers", "forwarded x-forwarded-for")], "mutually exclusive"),
+    ];
+    for (kv, needle) in cases {
+        let e = rejected(kv);
+        assert!(e.contains(needle), "{kv:?}: {e}");
+    }
+}
+
+#[test]
+fn each_mutual_exclusion_rejects_on_presence() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("listen", "127.0.0.1:1"), ("host", "x")], "host or port may not be set if listen is set"),
+        (&[("listen", "127.0.0.1:1"), ("port", "1")], "host or port may not be set if listen is set"),
+        (&[("listen", ""), ("sockets", "")], "socket may not be set if listen is set"),
+        (&[("sockets", ""), ("port", "1")], "host or port may not be set if sockets is set"),
+        (&[("sockets", ""), ("unix_socket", "")], "unix_socket may not be set if sockets is set"),
+        (&[("unix_socket", ""), ("host", "")], "unix_socket may not be set if host or port is set"),
+        (&[("unix_socket", "/x"), ("listen", "")], "unix_socket may not be set if listen is set"),
+    ];
+    for (kv, needle) in cases {
+        let e = rejected(kv);
+        assert!(e.contains(needle), "{kv:?}: {e}");
+    }
+}
+
+#[test]
+fn trusted_proxy_rules() {
+    assert_eq!(j(&[("trusted_proxy", "127.0.0.1")], "trusted_proxy_headers"), serde_json::json!(["x-forwarded-proto"]));
+    let kv = [("trusted_proxy", "*"), ("trusted_proxy_headers", "X-Forwarded-For\nx-forwarded-host x-forwarded-for"), ("trusted_proxy_count", "2")];
+    assert_eq!(j(&kv, "trusted_proxy_headers"), serde_json::json!(["x-forwarded-for", "x-forwarded-host"]));
+    assert_eq!(j(&kv, "trusted_proxy_count"), 2);
+    assert_eq!(j(&[("trusted_proxy", "*"), ("trusted_proxy_headers", "Forwarded")], "trusted_proxy_headers"), serde_json::json!(["forwarded"]));
+    // clear/log without trusted_proxy are accepted, as in waitress.
+    assert_eq!(j(&[("log_untrusted_proxy_headers", "true")], "log_untrusted_proxy_headers"), true);
+    assert_eq!(j(&[("trusted_proxy_headers", "")], "trusted_proxy_headers"), serde_json::json!([]));
+}
+
+#[test]
+fn private_waitress_keys_are_ignored() {
+    for k in defs::IGNORED {
+        ok(&[(k, "x")]);
+    }
+}
+
+/// waitress accepts these; they cannot serve, so waitressd refuses them (README lists them).
+#[test]
+fn range_rejections() {
+    let cases: &[(&str, &str)] = &[
+        ("threads", "0"),
+        ("threads", "-1"),
+        ("connection_limit", "0"),
+        ("recv_bytes", "0"),
+        ("max_request_header_size", "0"),
+        ("backlog", "-1"),
+        ("backlog", "2147483648"),
+        ("port", "65536"),
+        ("port", "-1"),
+        ("trusted_proxy_count", "-1"),
+        ("send_bytes", "-1"),
+        ("outbuf_overflow", "-1"),
+        ("outbuf_high_watermark", "-1"),
+        ("inbuf_overflow", "-1"),
+        ("cleanup_interval", "-1"),
+        ("channel_timeout", "-1"),
+        ("max_request_body_size", "-1"),
+        ("asyncore_loop_timeout", "-1"),
+        ("channel_request_lookahead", "-1"),
+        ("unix_socket_perms", "-1"),
+        ("unix_socket_perms", "10000"),
+        ("max_request_body_size", "99999999999999999999999999999999999999999999"),
+        ("workers", "0"),
+        ("graceful_timeout", "-1"),
+        ("umask", "1000"),
+    ];
+    for (k, v) in cases {
+        let e = rejected(&[(k, v)]);
+        assert!(e.contains(&format!("{k} = '{v}'")), "{e}");
+    }
+    let e = rejected(&[("listen", "127.0.0.1:65536")]);
+    assert!(e.contains("out of range"), "{e}");
+}

@@ -1,0 +1,424 @@
+//! One client connection (waitress's `HTTPChannel`): the part shared with app threads
+//! (`Shared`: socket, output, queued requests, under one lock) and the loop-only part
+//! (`Channel`: parser, timers, read state). Reading and parsing live here; the loop decides
+//! when to call them.
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
+
+use super::dispatch::{lock, Ctx};
+use super::outbuf::OutBuf;
+use crate::http::{HttpError, Origin, OverflowableBuffer, Request, RequestParser, Status};
+
+/// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// One parsed, complete request waiting for (or being run by) an app thread.
+pub(crate) struct Job {
+    pub(crate) req: Request,
+    pub(crate) body: OverflowableBuffer,
+    /// `100 Continue` still owed (bodiless `Expect: 100-continue` request, or one pipelined
+    /// behind a busy request): the task sends it before the response.
+    pub(crate) send_continue: bool,
+}
+
+/// State shared by the loop and the app thread serving the channel (one lock).
+pub(crate) struct ChanState {
+    pub(crate) out: OutBuf,
+    /// Complete requests not yet started, in arrival order.
+    pub(crate) queue: VecDeque<Box<Job>>,
+    /// An app thread owns the channel (running, or about to run, `queue`'s head).
+    pub(crate) running: bool,
+    /// The loop wants a notification when the channel stops running.
+    pub(crate) notify_on_done: bool,
+    /// Close once `out` is sent (error, `Connection: close`, HTTP/1.0 without keep-alive).
+    pub(crate) close_when_flushed: bool,
+    /// Nothing can be written any more (peer gone, socket error, or torn down by the loop).
+    pub(crate) closed: bool,
+    /// Last successful send or finished request (the loop tracks reads itself).
+    pub(crate) last_activity: Instant,
+}
+
+/// The connection, as app threads see it.
+pub(crate) struct Shared {
+    /// Closed only when the last reference goes: app threads may be writing while the loop
+    /// tears the channel down, so the loop shuts the socket down instead of closing it
+    /// (no fd reuse race; waitress CVE-2022-31015).
+    pub(crate) fd: OwnedFd,
+    pub(crate) token: usize,
+    pub(crate) st: Mutex<ChanState>,
+    /// Signalled when output drains below the watermark or the channel closes.
+    pub(crate) cv: Condvar,
+    pub(crate) disconnected: Arc<AtomicBool>,
+    pub(crate) origin: Origin,
+}
+
+impl Shared {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+    /// Marks the channel closed and wakes blocked writers (loop teardown).
+    pub(crate) fn mark_closed(&self) {
+        let mut st = lock(&self.st);
+        st.closed = true;
+        st.queue.clear();
+        st.out.clear();
+        drop(st);
+        self.disconnected.store(true, std::sync::atomic::Ordering::Release);
+        self.cv.notify_all();
+        let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
+    }
+}
+
+/// Where the loop stands with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading requests (or waiting for the next one).
+    Open,
+    /// The response that ends the connection is queued; input is discarded (CVE-2024-49768).
+    Closing,
+    /// Output sent and our side shut down; draining what the client still sends so our last
+    /// response is not destroyed by a reset (bounded in time and bytes).
+    Lingering { until: Instant, left: usize },
+}
+
+/// What the loop holds back until the channel is idle (responses must stay in order).
+pub(crate) enum Held {
+    Continue,
+    Error(HttpError),
+}
+
+/// A connection, as the loop sees it.
+pub(crate) struct Channel {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) phase: Phase,
+    pub(crate) parser: RequestParser,
+    /// The request being parsed (taken from the pool at its first byte).
+    pub(crate) cur: Option<Box<Job>>,
+    /// Received bytes not yet parsed (only while parsing is held back).
+    pub(crate) inbuf: Vec<u8>,
+    pub(crate) held: Option<Held>,
+    pub(crate) last_read: Instant,
+    /// First byte of the current head (whole-head deadline).
+    pub(crate) head_started: Option<Instant>,
+    /// Readable but not read (busy): read when the channel becomes idle.
+    pub(crate) read_deferred: bool,
+    pub(crate) peer_eof: bool,
+    /// The current request's `100 Continue` was sent or is held.
+    continue_done: bool,
+    /// An error response was sent: the client is probably still sending, so linger.
+    pub(crate) linger: bool,
+}
+
+/// What reading did.
+pub(crate) enum ReadOutcome {
+    /// Socket drained (or reading is paused).
+    Done,
+    /// Stopped early for fairness; call again.
+    More,
+    /// The channel has to go now.
+    Close,
+}
+
+/// How many recv calls one readiness event may use before other channels get a turn.
+const READS_PER_EVENT: usize = 32;
+
+impl Channel {
+    pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
+        Channel {
+            shared,
+            phase: Phase::Open,
+            parser: RequestParser::new(limits),
+            cur: None,
+            inbuf: Vec::new(),
+            held: None,
+            last_read: Instant::now(),
+            head_started: None,
+            read_deferred: false,
+            peer_eof: false,
+            continue_done: false,
+            linger: false,
+        }
+    }
+
+    /// True when the channel may take more input: nothing held back, and no more than
+    /// `channel_request_lookahead` requests queued or running (waitress `readable()`).
+    fn may_read(&self, st: &ChanState, lookahead: usize) -> bool {
+        let busy = st.queue.len() + st.running as usize;
+        self.held.is_none() && self.inbuf.is_empty() && busy <= lookahead && !st.closed
+    }
+
+    /// No request started, nothing queued or running, nothing to send: a connection that may
+    /// be evicted at `connection_limit` or closed on a graceful stop.
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = lock(&self.shared.st);
+        self.phase == Phase::Open
+            && !st.running
+            && st.queue.is_empty()
+            && st.out.is_empty()
+            && !self.parser.head_complete()
+            && self.held.is_none()
+    }
+
+    /// Reads what the socket has and parses it; complete requests are queued on the channel
+    /// and, when no app thread owns it, the channel goes into `batch`.
+    pub(crate) fn on_readable(
+        &mut self,
+        ctx: &Ctx,
+        scratch: &mut [u8],
+        batch: &mut Vec<Arc<Shared>>,
+        now: Instant,
+    ) -> ReadOutcome {
+        for _ in 0..READS_PER_EVENT {
+            if let Phase::Open = self.phase {
+                let mut st = lock(&self.shared.st);
+                if st.close_when_flushed {
+                    // The last response is decided: whatever comes now is discarded.
+                    self.phase = Phase::Closing;
+                    self.held = None;
+                    self.inbuf = Vec::new();
+                } else if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
+                    // Set under the same lock the app thread checks when it finishes, so
+                    // the wake-up cannot be missed.
+                    st.notify_on_done = true;
+                    self.read_deferred = true;
+                    return ReadOutcome::Done;
+                }
+            }
+            let n = match recv(self.shared.fd.as_raw_fd(), scratch, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => return ReadOutcome::Done,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    socket_error(ctx, "recv", e.into());
+                    return ReadOutcome::Close;
+                }
+            };
+            self.last_read = now;
+            if n == 0 {
+                return self.on_eof();
+            }
+            match &mut self.phase {
+                Phase::Open => {}
+                Phase::Closing => continue,
+                Phase::Lingering { left, .. } => {
+                    *left = left.saturating_sub(n);
+                    if *left == 0 {
+                        return ReadOutcome::Close;
+                    }
+                    continue;
+                }
+            }
+            if self.parse(ctx, &scratch[..n], batch, now) {
+                return ReadOutcome::Close;
+            }
+            if n < scratch.len() {
+                return ReadOutcome::Done;
+            }
+        }
+        ReadOutcome::More
+    }
+
+    /// The peer closed its side. waitress closes at once; waitressd still answers requests it
+    /// already has (a client may half-close after sending), then closes.
+    fn on_eof(&mut self) -> ReadOutcome {
+        self.peer_eof = true;
+        self.shared.disconnected.store(true, std::sync::atomic::Ordering::Release);
+        let mut st = lock(&self.shared.st);
+        if self.phase != Phase::Open || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
+            return ReadOutcome::Close;
+        }
+        st.close_when_flushed = true;
+        st.notify_on_done = true;
+        drop(st);
+        self.phase = Phase::Closing;
+        ReadOutcome::Done
+    }
+
+    /// Parses `data`; returns true when the channel must close now. Bytes that cannot be
+    /// parsed yet (held back behind a busy request) are kept in `inbuf`.
+    pub(crate) fn parse(
+        &mut self,
+        ctx: &Ctx,
+        mut data: &[u8],
+        batch: &mut Vec<Arc<Shared>>,
+        now: Instant,
+    ) -> bool {
+        while !data.is_empty() {
+            if self.held.is_some() || self.phase != Phase::Open {
+                break;
+            }
+            let job = self.cur.get_or_insert_with(|| ctx.fresh_job());
+            let before = self.parser.head_in_progress() || self.parser.head_complete();
+            // The parser is total by design; should it ever panic, this connection gets a
+            // 500 and the worker lives on.
+            let progress = catch_unwind(AssertUnwindSafe(|| {
+                self.parser.feed(data, &mut job.req, &mut job.body)
+            }))
+            .unwrap_or_else(|_| {
+                log::error!(target: "waitress", "internal error: the request parser panicked");
+                Err(HttpError::internal("parser panic".to_string()))
+            });
+            if !before && self.head_started.is_none() && self.parser.head_in_progress() {
+                self.head_started = Some(now);
+            }
+            match progress {
+                Err(e) => {
+                    log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
+                    if let Some(job) = self.cur.take() {
+                        ctx.recycle(job);
+                    }
+                    self.head_started = None;
+                    self.hold_or_send(ctx, Held::Error(e));
+                    data = &[];
+                }
+                Ok(p) => {
+                    data = &data[p.consumed.min(data.len())..];
+                    match p.status {
+                        Status::NeedMore => {}
+                        Status::HeadDone { expect_continue } => {
+                            self.head_started = None;
+                            if expect_continue {
+                                self.continue_done = true;
+                                self.hold_or_send(ctx, Held::Continue);
+                            }
+                        }
+                        Status::Complete => {
+                            self.head_started = None;
+                            self.parser.reset();
+                            if let Some(mut job) = self.cur.take() {
+                                job.req.origin.clone_from(&self.shared.origin);
+                                job.send_continue =
+                                    job.req.expect_continue() && !self.continue_done;
+                                self.continue_done = false;
+                                self.queue_job(job, batch);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !data.is_empty() && self.phase == Phase::Open {
+            self.inbuf.extend_from_slice(data);
+            lock(&self.shared.st).notify_on_done = true;
+        }
+        false
+    }
+
+    fn queue_job(&mut self, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
+        let mut st = lock(&self.shared.st);
+        st.queue.push_back(job);
+        if !st.running {
+            st.running = true;
+            batch.push(self.shared.clone());
+        }
+    }
+
+    /// Sends a `100 Continue` or an error response now if the channel is idle, else holds it
+    /// (and the parse) until the app thread reports the channel idle.
+    fn hold_or_send(&mut self, ctx: &Ctx, held: Held) {
+        let mut st = lock(&self.shared.st);
+        if st.running || !st.queue.is_empty() {
+            st.notify_on_done = true;
+            self.held = Some(held);
+            return;
+        }
+        drop(st);
+        self.send_held(ctx, held);
+    }
+
+    /// Writes a held response (the channel is idle).
+    pub(crate) fn send_held(&mut self, ctx: &Ctx, held: Held) {
+        let mut st = lock(&self.shared.st);
+        let bytes: Vec<u8>;
+        let data: &[u8] = match &held {
+            Held::Continue => CONTINUE,
+            Held::Error(e) => {
+                bytes = crate::http::error_response(e, ctx.opts.ident.as_deref(), &crate::http::date::http_date(unix_now()));
+                st.close_when_flushed = true;
+                self.phase = Phase::Closing;
+                self.linger = true;
+                self.inbuf = Vec::new();
+                &bytes
+            }
+        };
+        match st.out.send(self.shared.fd(), &[data]) {
+            Ok(_) => st.last_activity = Instant::now(),
+            Err(e) => {
+                st.closed = true;
+                socket_error(ctx, "send", e);
+            }
+        }
+    }
+
+    /// The app thread finished with the channel: send what was held, parse what was kept.
+    /// Returns true when the channel must close now.
+    pub(crate) fn resume(&mut self, ctx: &Ctx, batch: &mut Vec<Arc<Shared>>, now: Instant) -> bool {
+        {
+            let st = lock(&self.shared.st);
+            if st.running || !st.queue.is_empty() {
+                return false;
+            }
+            if st.close_when_flushed {
+                self.phase = Phase::Closing;
+                self.held = None;
+                self.inbuf = Vec::new();
+                return false;
+            }
+        }
+        if let Some(held) = self.held.take() {
+            self.send_held(ctx, held);
+        }
+        if !self.inbuf.is_empty() {
+            let data = std::mem::take(&mut self.inbuf);
+            let close = self.parse(ctx, &data, batch, now);
+            if self.inbuf.is_empty() {
+                // Keep the allocation only if parsing stopped again.
+                self.inbuf = data;
+                self.inbuf.clear();
+                if self.inbuf.capacity() > 4096 {
+                    self.inbuf = Vec::new();
+                }
+            }
+            return close;
+        }
+        false
+    }
+}
+
+/// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
+pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
+    if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
+        log::debug!(target: "waitress", "client disconnected during {what}: {e}");
+    } else if ctx.opts.log_socket_errors {
+        log::error!(target: "waitress", "Socket error during {what}: {e}");
+    }
+}
+
+/// Seconds since the epoch (error responses are rare: formatted on demand).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connection_structs_stay_small() {
+        // An idle keep-alive connection is a `Channel` slot plus the `Shared` allocation (and
+        // its origin strings): together well under the 2 KiB budget.
+        let total = std::mem::size_of::<Channel>() + std::mem::size_of::<Shared>();
+        assert!(total <= 768, "Channel + Shared = {total} bytes");
+    }
+}

@@ -1,0 +1,216 @@
+//! The hand-offs between the loop thread and the app threads (waitress's
+//! `ThreadedTaskDispatcher`): one job queue of channels with runnable requests, and one
+//! queue of channels the loop must look at again, with a single coalesced `mio::Waker` wake.
+//!
+//! Both directions are batched: the loop pushes every channel that became runnable in one poll
+//! iteration under one lock and wakes only as many idle threads as it has jobs; an app thread
+//! takes the next job without sleeping while the queue is non-empty; the loop is woken at most
+//! once until it has drained its queue (`wake_pending`).
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::channel::{Job, Shared};
+use super::task::{self, Scratch};
+use super::ServerOptions;
+use crate::http::app::App;
+use crate::http::{OverflowableBuffer, Request};
+
+/// Most recycled `Request`s kept (more would only be idle memory).
+const POOL_MAX: usize = 256;
+
+struct Jobs {
+    q: VecDeque<Arc<Shared>>,
+    idle: usize,
+    stop: bool,
+    last_depth_warning: Option<Instant>,
+}
+
+/// Everything the loop and the app threads share.
+pub(crate) struct Ctx {
+    pub(crate) opts: ServerOptions,
+    pub(crate) app: Arc<dyn App>,
+    waker: Arc<mio::Waker>,
+    wake_pending: AtomicBool,
+    jobs: Mutex<Jobs>,
+    jobs_cv: Condvar,
+    done: Mutex<Vec<Arc<Shared>>>,
+    /// Set during a graceful stop: responses close their connection.
+    pub(crate) draining: AtomicBool,
+    pool: Mutex<Vec<Box<Job>>>,
+    /// Formatted access-log lines waiting for the loop to write them (None: logging off).
+    pub(crate) access: Option<Mutex<Vec<u8>>>,
+}
+
+/// Locks, ignoring poisoning: every critical section here leaves its data consistent, and a
+/// panicking app thread must not take the worker down (panics are caught per request anyway).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Ctx {
+    pub(crate) fn new(opts: ServerOptions, app: Arc<dyn App>, waker: Arc<mio::Waker>) -> Ctx {
+        let access = opts.access_log.as_ref().map(|_| Mutex::new(Vec::new()));
+        Ctx {
+            opts,
+            app,
+            waker,
+            wake_pending: AtomicBool::new(false),
+            jobs: Mutex::new(Jobs {
+                q: VecDeque::new(),
+                idle: 0,
+                stop: false,
+                last_depth_warning: None,
+            }),
+            jobs_cv: Condvar::new(),
+            done: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+            pool: Mutex::new(Vec::new()),
+            access,
+        }
+    }
+
+    /// Queues every channel in `batch` (emptied) and wakes at most that many idle threads.
+    pub(crate) fn submit(&self, batch: &mut Vec<Arc<Shared>>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let mut jobs = lock(&self.jobs);
+        jobs.q.extend(batch.drain(..));
+        let depth = jobs.q.len();
+        let wake = n.min(jobs.idle);
+        if depth > jobs.idle {
+            // waitress warns on every queued task; once a second is enough to be seen.
+            let now = Instant::now();
+            if jobs.last_depth_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                jobs.last_depth_warning = Some(now);
+                log::warn!(target: "waitress.queue", "Task queue depth is {}", depth - jobs.idle);
+            }
+        }
+        drop(jobs);
+        for _ in 0..wake {
+            self.jobs_cv.notify_one();
+        }
+    }
+
+    /// Next channel to serve; None once stopping and the queue is empty.
+    fn take(&self) -> Option<Arc<Shared>> {
+        let mut jobs = lock(&self.jobs);
+        loop {
+            if let Some(c) = jobs.q.pop_front() {
+                return Some(c);
+            }
+            if jobs.stop {
+                return None;
+            }
+            jobs.idle += 1;
+            jobs = self.jobs_cv.wait(jobs).unwrap_or_else(|e| e.into_inner());
+            jobs.idle -= 1;
+        }
+    }
+
+    /// App threads return once the queue is empty.
+    pub(crate) fn stop_threads(&self) {
+        lock(&self.jobs).stop = true;
+        self.jobs_cv.notify_all();
+    }
+
+    /// Jobs queued but not started (cancelled at an immediate stop).
+    pub(crate) fn cancel_queued(&self) -> usize {
+        let mut jobs = lock(&self.jobs);
+        let n = jobs.q.len();
+        for ch in jobs.q.drain(..) {
+            let mut st = lock(&ch.st);
+            st.queue.clear();
+            st.running = false;
+        }
+        n
+    }
+
+    /// Asks the loop to look at `ch` again (request done, close pending, ...).
+    pub(crate) fn notify_loop(&self, ch: Arc<Shared>) {
+        lock(&self.done).push(ch);
+        self.wake_loop();
+    }
+
+    /// Wakes the loop unless a wake is already pending.
+    pub(crate) fn wake_loop(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                log::error!(target: "waitress", "cannot wake the event loop: {e}");
+            }
+        }
+    }
+
+    /// Loop side: takes every pending notification (call after a waker event).
+    pub(crate) fn take_done(&self, into: &mut Vec<Arc<Shared>>) {
+        self.wake_pending.store(false, Ordering::Release);
+        into.append(&mut lock(&self.done));
+    }
+
+    /// An empty request and body to parse into (recycled when possible).
+    pub(crate) fn fresh_job(&self) -> Box<Job> {
+        lock(&self.pool).pop().unwrap_or_else(|| {
+            Box::new(Job {
+                req: Request::new(),
+                body: OverflowableBuffer::new(self.opts.inbuf_overflow),
+                send_continue: false,
+            })
+        })
+    }
+
+    /// Gives a served request back for reuse.
+    pub(crate) fn recycle(&self, mut job: Box<Job>) {
+        // Do not keep what a single odd request grew to.
+        if job.req.buf.capacity() > 16 * 1024 || job.req.fields.capacity() > 128 {
+            return;
+        }
+        job.req.clear();
+        job.body.clear();
+        job.send_continue = false;
+        let mut pool = lock(&self.pool);
+        if pool.len() < POOL_MAX {
+            pool.push(job);
+        }
+    }
+}
+
+/// One app thread: runs channels' requests until the dispatcher stops.
+pub(crate) fn app_thread(ctx: &Ctx) {
+    let mut scratch = Scratch::default();
+    while let Some(ch) = ctx.take() {
+        serve_channel(ctx, &ch, &mut scratch);
+    }
+}
+
+/// Runs `ch`'s queued requests in order (waitress: the channel is the unit of work, so
+/// pipelined requests are answered strictly in order, one at a time).
+fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
+    loop {
+        let job = {
+            let mut st = lock(&ch.st);
+            // waitress waits for output below the watermark between pipelined requests too.
+            while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+                st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            match (st.closed, st.queue.pop_front()) {
+                (false, Some(job)) => job,
+                (_, job) => {
+                    drop(job);
+                    st.queue.clear();
+                    st.running = false;
+                    let notify = st.notify_on_done || st.close_when_flushed || st.closed;
+                    st.notify_on_done = false;
+                    drop(st);
+                    if notify {
+                        ctx.notify_loop(ch.clone());
+                    }
+                    return;
+                }
+            }
+        };
+        task::run(ctx, ch, job, scratch);
+    }
+}

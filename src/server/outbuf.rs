@@ -1,0 +1,265 @@
+//! A connection's pending output, sent in order: in-memory bytes, bytes spilled to an anonymous
+//! temp file past `outbuf_overflow`, and queued files (`wsgi.file_wrapper`) sent with sendfile(2).
+//!
+//! Waitress keeps a list of `OverflowableBuffer`s per channel; this is the same idea with the
+//! sending built in: memory segments go out with one vectored `sendmsg`, file segments with
+//! `sendfile`, so a response never costs more syscalls than it has segments.
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+use nix::sys::socket::{sendmsg, MsgFlags};
+
+/// How many memory segments one vectored write gathers.
+const MAX_IOV: usize = 64;
+/// Largest single sendfile(2) call.
+const SENDFILE_CHUNK: u64 = 1 << 30;
+
+enum Seg {
+    Mem { buf: Vec<u8>, pos: usize },
+    /// `spill`: our own temp file (appended to, reused); otherwise an app file closed after send.
+    File { file: File, off: u64, end: u64, spill: bool },
+}
+
+/// Pending output of one connection.
+pub(crate) struct OutBuf {
+    segs: VecDeque<Seg>,
+    pending: u64,
+    /// Bytes held in memory segments (spill trigger).
+    mem: u64,
+    overflow: u64,
+    spare_spill: Option<File>,
+}
+
+/// Sends `parts` with one `sendmsg` (MSG_NOSIGNAL: a gone peer is an error, not a SIGPIPE).
+pub(crate) fn send_parts(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        match sendmsg::<()>(fd.as_raw_fd(), parts, &[], MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+impl OutBuf {
+    pub(crate) fn new(overflow: u64) -> OutBuf {
+        OutBuf { segs: VecDeque::new(), pending: 0, mem: 0, overflow, spare_spill: None }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Appends bytes: to memory, or to the spill file once `overflow` bytes are held in memory.
+    pub(crate) fn push(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if let Some(Seg::File { file, end, spill: true, .. }) = self.segs.back_mut() {
+            file.write_all_at(data, *end)?;
+            *end += data.len() as u64;
+        } else if self.mem + data.len() as u64 > self.overflow && self.mem > 0 {
+            let file = match self.spare_spill.take() {
+                Some(f) => f,
+                None => tempfile::tempfile()?,
+            };
+            file.write_all_at(data, 0)?;
+            self.segs.push_back(Seg::File { file, off: 0, end: data.len() as u64, spill: true });
+        } else {
+            self.mem += data.len() as u64;
+            match self.segs.back_mut() {
+                Some(Seg::Mem { buf, .. }) => buf.extend_from_slice(data),
+                _ => self.segs.push_back(Seg::Mem { buf: data.to_vec(), pos: 0 }),
+            }
+        }
+        self.pending += data.len() as u64;
+        Ok(())
+    }
+
+    /// Queues `len` bytes of `file` from `offset`; the file is closed once sent.
+    pub(crate) fn push_file(&mut self, file: File, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        self.segs.push_back(Seg::File { file, off: offset, end: offset + len, spill: false });
+        self.pending += len;
+    }
+
+    /// Drops everything (connection closing).
+    pub(crate) fn clear(&mut self) {
+        self.segs.clear();
+        self.pending = 0;
+        self.mem = 0;
+        self.spare_spill = None;
+    }
+
+    /// Sends `parts` after whatever is pending, in as few syscalls as possible: when nothing is
+    /// pending they go out directly in one vectored write and only the unsent rest is copied.
+    /// Returns true when everything was sent.
+    pub(crate) fn send(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<bool> {
+        if self.is_empty() {
+            let mut iov: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
+            let mut n = 0;
+            for p in parts.iter().filter(|p| !p.is_empty()) {
+                if n == iov.len() {
+                    break;
+                }
+                iov[n] = IoSlice::new(p);
+                n += 1;
+            }
+            let mut sent = match send_parts(fd, &iov[..n]) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            for p in parts {
+                if sent >= p.len() {
+                    sent -= p.len();
+                } else {
+                    self.push(&p[sent..])?;
+                    sent = 0;
+                }
+            }
+            return Ok(self.is_empty());
+        }
+        for p in parts {
+            self.push(p)?;
+        }
+        self.flush(fd)
+    }
+
+    /// Sends pending output until done or the socket would block. Returns true when empty.
+    pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        while let Some(front) = self.segs.front_mut() {
+            match front {
+                Seg::Mem { .. } => {
+                    let sent = {
+                        let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+                        let mut n = 0;
+                        for s in self.segs.iter() {
+                            match s {
+                                Seg::Mem { buf, pos } if n < MAX_IOV => {
+                                    iov[n] = IoSlice::new(&buf[*pos..]);
+                                    n += 1;
+                                }
+                                _ => break,
+                            }
+                        }
+                        match send_parts(fd, &iov[..n]) {
+                            Ok(s) => s,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                            Err(e) => return Err(e),
+                        }
+                    };
+                    self.advance_mem(sent);
+                    if sent == 0 {
+                        return Ok(false);
+                    }
+                }
+                Seg::File { file, off, end, spill } => {
+                    let count = (*end - *off).min(SENDFILE_CHUNK) as usize;
+                    let mut o = *off as libc::off64_t;
+                    let r = nix::sys::sendfile::sendfile64(fd, file.as_fd(), Some(&mut o), count);
+                    match r {
+                        Ok(0) => {
+                            // The file is shorter than announced: the response cannot be
+                            // completed, the connection has to go (as a short CL response).
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                        }
+                        Ok(n) => {
+                            *off += n as u64;
+                            self.pending -= n as u64;
+                            if *off == *end {
+                                let spill = *spill;
+                                if let Some(Seg::File { file, .. }) = self.segs.pop_front() {
+                                    if spill {
+                                        self.spare_spill = Some(file);
+                                    }
+                                }
+                            }
+                        }
+                        Err(Errno::EAGAIN) => return Ok(false),
+                        Err(Errno::EINTR) => {}
+                        Err(e) => return Err(io::Error::from(e)),
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn advance_mem(&mut self, mut sent: usize) {
+        self.pending -= sent as u64;
+        self.mem -= sent as u64;
+        while sent > 0 {
+            let Some(Seg::Mem { buf, pos }) = self.segs.front_mut() else { return };
+            let left = buf.len() - *pos;
+            if sent >= left {
+                sent -= left;
+                self.segs.pop_front();
+            } else {
+                *pos += sent;
+                sent = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    fn drain(b: &mut UnixStream, want: usize) -> Vec<u8> {
+        let mut out = vec![0u8; want];
+        b.read_exact(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn memory_spill_and_files_go_out_in_order() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut ob = OutBuf::new(8);
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"0123456789").unwrap();
+        ob.push(b"head;").unwrap();
+        ob.push(b"abcdefgh").unwrap(); // past overflow: spills
+        ob.push(b"ij").unwrap(); // appended to the spill file
+        ob.push_file(f, 2, 5);
+        assert_eq!(ob.pending(), 5 + 8 + 2 + 5);
+        assert!(ob.flush(a.as_fd()).unwrap());
+        assert!(ob.is_empty());
+        assert_eq!(drain(&mut b, 20), b"head;abcdefghij23456");
+    }
+
+    #[test]
+    fn send_direct_copies_only_the_unsent_rest() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut ob = OutBuf::new(1 << 20);
+        let big = vec![7u8; 4 << 20];
+        let done = ob.send(a.as_fd(), &[b"HEAD", &big]).unwrap();
+        assert!(!done, "a 4 MiB write into a socketpair cannot complete at once");
+        let total = 4 + big.len();
+        let reader = std::thread::spawn(move || drain(&mut b, total));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ob.flush(a.as_fd()).unwrap() {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let got = reader.join().unwrap();
+        assert_eq!(&got[..4], b"HEAD");
+        assert!(got[4..].iter().all(|&c| c == 7));
+    }
+}

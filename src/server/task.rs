@@ -1,0 +1,407 @@
+//! One request on an app thread (waitress's `Task`): the `Exchange` the app drives, the head
+//! going out with the first body bytes, framing through `http`'s encoder, direct vectored
+//! writes on the socket (waitress `write_soon`), back-pressure, and app failures → 500.
+use std::io::BufRead;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::access_log;
+use super::channel::{Job, Shared, CONTINUE};
+use super::dispatch::{lock, Ctx};
+use crate::http::app::{AppFailure, Disconnected, Exchange};
+use crate::http::date::DateCache;
+use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
+use crate::http::proxy::ProxySettings;
+use crate::http::{OverflowableBuffer, Request, RequestMeta, ResponseHead};
+
+/// Per-app-thread buffers, reused for every request the thread serves.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    head: Vec<u8>,
+    date: DateCache,
+    status: String,
+    log: access_log::Clock,
+    proxy: Option<ProxySettings>,
+}
+
+struct Task<'a> {
+    ctx: &'a Ctx,
+    ch: &'a Shared,
+    req: &'a Request,
+    body: &'a mut OverflowableBuffer,
+    sc: &'a mut Scratch,
+    meta: RequestMeta,
+    headers: Vec<(String, String)>,
+    started: bool,
+    enc: Option<BodyEncoder>,
+    send_continue: bool,
+    /// Body bytes handed to the socket layer (access log `%b`).
+    sent: u64,
+    /// The client is gone or the socket failed: nothing more can be written.
+    gone: bool,
+}
+
+/// Serves one job on this app thread, then gives its buffers back to the pool.
+pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
+    sc.date.update(SystemTime::now());
+    let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
+        let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
+        match crate::http::proxy::apply(&mut job.req, s) {
+            Ok(outcome) => {
+                for w in outcome.warnings {
+                    log::warn!(target: "waitress", "{w}");
+                }
+                None
+            }
+            Err(m) => {
+                log::warn!(target: "waitress", "{}", m.log_line());
+                Some(m.body())
+            }
+        }
+    } else {
+        None
+    };
+    let mut meta = job.req.meta();
+    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) && lock(&ch.st).queue.is_empty() {
+        // Graceful stop: this is the last response on the connection.
+        meta.keep_alive = false;
+    }
+    let Job { req, body, send_continue } = &mut *job;
+    let mut t = Task {
+        ctx,
+        ch,
+        req,
+        body,
+        sc,
+        meta,
+        headers: Vec::new(),
+        started: false,
+        enc: None,
+        send_continue: *send_continue,
+        sent: 0,
+        gone: false,
+    };
+    match proxy_err {
+        // waitress's proxy middleware answers itself, through the normal response path.
+        Some(body) => {
+            let cl = body.len().to_string();
+            t.start_response(
+                "400 Bad Request",
+                vec![("Content-Type".into(), "text/plain".into()), ("Content-Length".into(), cl)],
+            );
+            let _ = t.write(&body);
+            t.finish();
+        }
+        None => match catch_unwind(AssertUnwindSafe(|| ctx.app.call(&mut t))) {
+            Ok(Ok(())) => t.finish(),
+            Ok(Err(AppFailure { traceback })) => {
+                if t.gone {
+                    log::info!(target: "waitress", "Client disconnected while serving {}", path(t.req));
+                } else {
+                    log::error!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
+                }
+                t.fail(&traceback);
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                log::error!(target: "waitress", "Exception while serving {}: panic: {msg}", path(t.req));
+                t.fail(&format!("panic: {msg}"));
+            }
+        },
+    }
+    if let Some(buf) = &ctx.access {
+        let status = t.enc.as_ref().map(|_| t.sc.status.as_str()).unwrap_or("500");
+        let code = status.get(..3).unwrap_or("500");
+        let mut pending = lock(buf);
+        t.sc.log.line(&mut pending, t.req, code, t.sent);
+        let big = pending.len() > 64 * 1024;
+        drop(pending);
+        if big {
+            ctx.wake_loop();
+        }
+    }
+    ctx.recycle(job);
+}
+
+fn proxy_settings(ctx: &Ctx) -> ProxySettings {
+    let o = &ctx.opts;
+    ProxySettings {
+        trusted_proxy: o.trusted_proxy.clone(),
+        trusted_proxy_count: o.trusted_proxy_count,
+        trusted_proxy_headers: o.trusted_proxy_headers.clone(),
+        log_untrusted_proxy_headers: o.log_untrusted_proxy_headers,
+        clear_untrusted_proxy_headers: o.clear_untrusted_proxy_headers,
+    }
+}
+
+fn path(req: &Request) -> String {
+    String::from_utf8_lossy(req.path()).into_owned()
+}
+
+/// The app's Content-Length header (already validated by the caller's start_response checks).
+fn content_length(headers: &[(String, String)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+impl Task<'_> {
+    /// Encodes the head into `sc.head` (after a owed `100 Continue`). False if the head
+    /// cannot be encoded (the app's headers were not checked): handled as an app failure.
+    fn encode_head(&mut self) -> bool {
+        self.sc.head.clear();
+        if self.send_continue {
+            self.sc.head.extend_from_slice(CONTINUE);
+            self.send_continue = false;
+        }
+        let head = ResponseHead {
+            request: self.meta,
+            status: &self.sc.status,
+            headers: &self.headers,
+            content_length: content_length(&self.headers),
+            ident: self.ctx.opts.ident.as_deref(),
+            date: self.sc.date.get(),
+        };
+        match head.encode(&mut self.sc.head) {
+            Ok(enc) => {
+                self.enc = Some(enc);
+                true
+            }
+            Err(e) => {
+                log::error!(target: "waitress", "Exception while serving {}: {e}", path(self.req));
+                false
+            }
+        }
+    }
+
+    /// Sends `parts` after pending output: straight to the socket when possible, else queued
+    /// for the loop. Blocks (back-pressure) while more than the watermark is pending.
+    fn output(&mut self, parts: &[&[u8]], last: bool) -> Result<(), Disconnected> {
+        if self.gone {
+            return Err(Disconnected);
+        }
+        let wm = self.ctx.opts.outbuf_high_watermark;
+        let mut st = lock(&self.ch.st);
+        while !st.closed && st.out.pending() > wm {
+            match st.out.flush(self.ch.fd()) {
+                Ok(true) => break,
+                Ok(false) => st = self.ch.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Err(_) => st.closed = true,
+            }
+        }
+        if st.closed {
+            self.gone = true;
+            return Err(Disconnected);
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
+        let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
+            // `send_bytes` (deprecated): keep small writes until this much is pending.
+            parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
+        } else {
+            st.out.send(self.ch.fd(), parts)
+        };
+        if let Err(e) = r {
+            st.closed = true;
+            drop(st);
+            self.gone = true;
+            super::channel::socket_error(self.ctx, "send", e);
+            return Err(Disconnected);
+        }
+        Ok(())
+    }
+
+    /// The app returned: send what is left (the head if nothing was written, the chunked
+    /// terminator) and decide whether the connection stays open.
+    fn finish(&mut self) {
+        if self.gone {
+            return self.close_after();
+        }
+        let mut with_head = false;
+        if self.enc.is_none() {
+            if !self.started {
+                return self.fail("start_response was not called");
+            }
+            if !self.encode_head() {
+                return self.fail("invalid response head");
+            }
+            with_head = true;
+        }
+        let Some(enc) = self.enc.as_mut() else { return };
+        let fin = enc.finish(&self.sc.status);
+        if let Some(w) = fin.warning {
+            log::warn!(target: "waitress", "{w}");
+        }
+        let close = fin.close || !enc.keep_alive();
+        let head = std::mem::take(&mut self.sc.head);
+        let parts: [&[u8]; 2] = [if with_head { &head } else { &[] }, fin.trailer];
+        let r = self.output(&parts, true);
+        self.sc.head = head;
+        if r.is_err() || close {
+            return self.close_after();
+        }
+        lock(&self.ch.st).last_activity = Instant::now();
+    }
+
+    /// The app failed: a 500 if the head is not out yet, else cut the connection
+    /// (waitress §3.6). Either way the connection closes.
+    fn fail(&mut self, traceback: &str) {
+        if self.enc.is_none() && !self.gone {
+            let tb = self.ctx.opts.expose_tracebacks.then_some(traceback);
+            let mut bytes = Vec::new();
+            if self.send_continue {
+                bytes.extend_from_slice(CONTINUE);
+            }
+            bytes.extend_from_slice(&crate::http::internal_error_response(
+                self.meta.version,
+                tb,
+                self.ctx.opts.ident.as_deref(),
+                self.sc.date.get(),
+            ));
+            self.sc.status.clear();
+            self.sc.status.push_str("500 Internal Server Error");
+            let _ = self.output(&[&bytes], true);
+        }
+        self.close_after();
+    }
+
+    /// No more requests on this connection: close once the output is sent.
+    fn close_after(&mut self) {
+        let mut st = lock(&self.ch.st);
+        st.close_when_flushed = true;
+        st.queue.clear();
+        st.last_activity = Instant::now();
+    }
+}
+
+impl Exchange for Task<'_> {
+    fn request(&self) -> &Request {
+        self.req
+    }
+
+    fn body(&mut self) -> &mut dyn BufRead {
+        self.body
+    }
+
+    fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
+        if self.enc.is_some() {
+            return; // the head is out; the caller re-raises (waitress §3.1)
+        }
+        self.sc.status.clear();
+        self.sc.status.push_str(status);
+        self.headers = headers;
+        self.started = true;
+    }
+
+    fn head_sent(&self) -> bool {
+        self.enc.is_some()
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), Disconnected> {
+        if self.gone {
+            return Err(Disconnected);
+        }
+        // An empty write before the head puts the head out (waitress `write(b"")`): the WSGI
+        // layer uses it so that a failure right after is a cut connection, as in waitress.
+        if data.is_empty() && self.enc.is_some() {
+            return Ok(());
+        }
+        let first = self.enc.is_none();
+        if first {
+            if !self.started || !self.encode_head() {
+                // The caller reports this as an app failure; nothing went out yet.
+                return Ok(());
+            }
+        }
+        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let (chunk, warning) = enc.encode(data);
+        if let Some(w) = warning {
+            log::warn!(target: "waitress", "{w}");
+        }
+        self.sent += chunk.data.len() as u64;
+        let head = std::mem::take(&mut self.sc.head);
+        let [p, d, s] = chunk.slices();
+        let parts: [&[u8]; 4] = [if first { &head } else { &[] }, p, d, s];
+        let r = self.output(&parts, false);
+        self.sc.head = head;
+        r
+    }
+
+    fn write_would_block(&self, len: usize) -> bool {
+        let st = lock(&self.ch.st);
+        st.out.pending() + len as u64 > self.ctx.opts.outbuf_high_watermark
+    }
+
+    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected> {
+        if self.gone {
+            return Err(Disconnected);
+        }
+        let first = self.enc.is_none();
+        if first && (!self.started || !self.encode_head()) {
+            return Ok(());
+        }
+        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let (prefix, len) = frame_file(enc, len);
+        let chunked = enc.framing() == Framing::Chunked && len > 0;
+        if len == 0 && !first {
+            return Ok(());
+        }
+        self.sent += len;
+        let head = std::mem::take(&mut self.sc.head);
+        let parts: [&[u8]; 2] = [if first { &head } else { &[] }, prefix.as_bytes()];
+        let r = self.output(&parts, false);
+        self.sc.head = head;
+        r?;
+        let mut st = lock(&self.ch.st);
+        st.out.push_file(file, offset, len);
+        let r = if chunked { st.out.send(self.ch.fd(), &[b"\r\n"]) } else { st.out.flush(self.ch.fd()) };
+        if let Err(e) = r {
+            st.closed = true;
+            drop(st);
+            self.gone = true;
+            super::channel::socket_error(self.ctx, "sendfile", e);
+            return Err(Disconnected);
+        }
+        Ok(())
+    }
+
+    fn disconnected(&self) -> Arc<AtomicBool> {
+        self.ch.disconnected.clone()
+    }
+}
+
+/// Frames `len` bytes of a file the way `BodyEncoder::encode` frames a slice: returns the
+/// chunk-size line (empty unless chunked) and how many bytes may be sent (cut at the
+/// Content-Length, none for bodiless responses).
+// The encoder only offers slice framing; files are accounted through its fields here.
+fn frame_file(enc: &mut BodyEncoder, len: u64) -> (ChunkPrefix, u64) {
+    match enc.framing {
+        Framing::Length(n) => {
+            let allowed = len.min(n.saturating_sub(enc.written));
+            enc.written += allowed;
+            (ChunkPrefix::default(), allowed)
+        }
+        Framing::Chunked if len > 0 => {
+            enc.written += len;
+            (ChunkPrefix::new(len), len)
+        }
+        Framing::Chunked => (ChunkPrefix::default(), 0),
+        Framing::CloseDelimited => {
+            enc.written += len;
+            (ChunkPrefix::default(), len)
+        }
+        Framing::None => {
+            enc.ignored += len;
+            (ChunkPrefix::default(), 0)
+        }
+    }
+}

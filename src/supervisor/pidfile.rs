@@ -1,0 +1,143 @@
+//! The pidfile: written atomically (temp file + rename), a stale one (dead PID) replaced, a live
+//! one refused, and removed at exit only if it still names us.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    #[error("pidfile {} names running process {pid}", path.display())]
+    Running { path: PathBuf, pid: i32 },
+    #[error("cannot write pidfile {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A written pidfile; removed on drop if it still holds our PID.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    pid: i32,
+}
+
+/// The PID in a pidfile's text, if any.
+fn parse(text: &str) -> Option<i32> {
+    text.trim().parse::<i32>().ok().filter(|p| *p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    // kill(pid, 0): Ok or EPERM both mean a process with that PID exists.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::Error::EPERM,
+    }
+}
+
+impl PidFile {
+    /// Writes `pid` to `path` atomically. An existing file naming a live process other than
+    /// `pid` is an error; one naming a dead process (stale) is replaced with a warning.
+    pub fn create(path: &Path, pid: i32) -> Result<PidFile, PidFileError> {
+        let io = |source| PidFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => match parse(&text) {
+                Some(old) if old != pid && alive(old) => {
+                    return Err(PidFileError::Running {
+                        path: path.to_path_buf(),
+                        pid: old,
+                    })
+                }
+                Some(old) if old != pid => {
+                    super::log_warn(&format!(
+                        "replacing stale pidfile {} (process {old} is gone)",
+                        path.display()
+                    ));
+                }
+                _ => {}
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".waitressd-pid")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        writeln!(tmp, "{pid}").map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+                .map_err(io)?;
+        }
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            pid,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if std::fs::read_to_string(&self.path)
+            .ok()
+            .as_deref()
+            .and_then(parse)
+            == Some(self.pid)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_table() {
+        for (text, want) in [
+            ("123\n", Some(123)),
+            (" 7 ", Some(7)),
+            ("", None),
+            ("-1", None),
+            ("x", None),
+        ] {
+            assert_eq!(parse(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_written_stale_replaced_live_refused_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.pid");
+        let me = std::process::id() as i32;
+        // A stale file (a PID that cannot exist) is replaced.
+        std::fs::write(&path, "999999999\n").unwrap();
+        let pf = PidFile::create(&path, me).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{me}\n"));
+        // A second daemon pointing at it is refused: we are alive.
+        match PidFile::create(&path, me + 1) {
+            Err(PidFileError::Running { pid, .. }) => assert_eq!(pid, me),
+            other => panic!("{other:?}"),
+        }
+        drop(pf);
+        assert!(!path.exists());
+        // Not removed when someone else's PID is in it by then.
+        let pf = PidFile::create(&path, me).unwrap();
+        std::fs::write(&path, "1\n").unwrap();
+        drop(pf);
+        assert!(path.exists());
+    }
+}

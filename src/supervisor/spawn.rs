@@ -1,0 +1,133 @@
+//! Every fork in waitressd lives here: worker processes, the `--daemon` detach, and (in tests)
+//! a master under test. The child side never returns into the caller's stack: it runs its body
+//! and `_exit`s, so no destructor of the master's state (pidfile, unix socket files) runs twice.
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, Pid};
+
+/// Exit code of a child whose body panicked (EX_SOFTWARE).
+pub const PANIC_EXIT: i32 = 70;
+
+/// Forks; the child runs `body` and exits with its return code. Returns the child's PID.
+pub fn fork_child(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
+    // SAFETY: the master is single-threaded when it forks (signals are read from a signalfd,
+    // no helper threads), and in tests the child only runs Rust code whose locks glibc resets
+    // at fork (malloc, stdio). The child never returns from this function.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANIC_EXIT);
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            // SAFETY: _exit ends the process without running atexit handlers or the
+            // destructors of state copied from the parent; always sound.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// The write end of a worker's "ready" pipe: one byte tells the master the app is loaded and
+/// the server is built.
+#[derive(Debug)]
+pub struct ReadySignal(OwnedFd);
+
+impl ReadySignal {
+    pub fn send(&self) {
+        let _ = nix::unistd::write(self.0.as_fd(), b"R");
+    }
+}
+
+/// A forked worker as the master sees it.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: Pid,
+    /// Read end of the ready pipe (non-blocking).
+    pub ready: OwnedFd,
+}
+
+/// Forks a worker: the child closes the master's descriptors listed in `close_in_child`, then
+/// runs `body` with its ready signal.
+pub fn spawn_worker(
+    close_in_child: &[RawFd],
+    body: impl FnOnce(ReadySignal) -> i32,
+) -> nix::Result<Spawned> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+    let r_fd = r.as_raw_fd();
+    let pid = fork_child(move || {
+        for &fd in close_in_child.iter().chain(std::iter::once(&r_fd)) {
+            // SAFETY: these are the master's descriptors, copied into this child by fork; no
+            // object in the child's live code owns them (the copies of the master's structs
+            // are never used or dropped here).
+            unsafe { libc::close(fd) };
+        }
+        body(ReadySignal(w))
+    })?;
+    Ok(Spawned { pid, ready: r })
+}
+
+/// Tells the foreground parent of `--daemon` how start-up went.
+#[derive(Debug)]
+pub struct DaemonStatus(Option<OwnedFd>);
+
+impl DaemonStatus {
+    /// Not daemonized: nothing to tell.
+    pub fn none() -> DaemonStatus {
+        DaemonStatus(None)
+    }
+    /// The pipe's descriptor, which forked workers must close.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.0.as_ref().map(|f| f.as_raw_fd())
+    }
+    /// Sends the exit code the foreground process should exit with (0 = serving); only once.
+    pub fn report(&mut self, code: i32) {
+        if let Some(fd) = self.0.take() {
+            let _ = nix::unistd::write(fd.as_fd(), &[code as u8]);
+        }
+    }
+}
+
+/// `--daemon`: forks; the foreground parent waits until the daemon reports (ready → 0, boot
+/// failure → its exit code) and exits with that; the daemon becomes a session leader with
+/// stdin on /dev/null (stdout/stderr too when they are a terminal).
+pub fn daemonize() -> nix::Result<DaemonStatus> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let r_fd = r.as_raw_fd();
+    // SAFETY: as in `fork_child`: single-threaded master, before any worker exists. The
+    // parent branch only reads a pipe and `_exit`s.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { .. } => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let code = match nix::unistd::read(r.as_fd(), &mut b) {
+                Ok(1) => b[0] as i32,
+                _ => 1,
+            };
+            let _ = std::io::stderr().flush();
+            // SAFETY: the foreground parent ends here without touching the state the daemon
+            // now owns (listeners, unix socket files).
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Child => {
+            let _ = r_fd;
+            drop(r);
+            nix::unistd::setsid()?;
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            for fd in [0, 1, 2] {
+                // SAFETY: isatty only inspects the descriptor.
+                let tty = unsafe { libc::isatty(fd) } == 1;
+                if fd == 0 || tty {
+                    // SAFETY: dup2 onto a standard descriptor we own; /dev/null stays open.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
+            Ok(DaemonStatus(Some(w)))
+        }
+    }
+}

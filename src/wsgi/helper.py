@@ -1,0 +1,173 @@
+"""waitressd's Python side (module ``_waitressd``): app loading as pserve and waitress-serve do
+it, the logging bridge, ``wsgi.errors`` and ``wsgi.file_wrapper``.
+
+Only the cold paths live here; the per-request path (environ, start_response, iteration) is Rust.
+"""
+import logging
+import os
+import sys
+import threading
+import traceback
+
+logger = logging.getLogger("waitress")
+
+
+class MissingPasteDeploy(Exception):
+    """PasteDeploy is not importable by the interpreter waitressd embeds."""
+
+
+def _has_loggers_section(path):
+    # plaster_pastedeploy's setup_logging: fileConfig only when the file has [loggers].
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False)
+    parser.optionxform = str
+    parser.read(path, encoding="utf-8")
+    return parser.has_section("loggers")
+
+
+def load_ini(path, name, variables):
+    """pserve's order: logging from the INI first, then PasteDeploy's loadapp."""
+    path = os.path.abspath(path)
+    defaults = {"__file__": path, "here": os.path.dirname(path)}
+    defaults.update(variables)
+    if _has_loggers_section(path):
+        import logging.config
+
+        logging.config.fileConfig(path, defaults, disable_existing_loggers=False)
+    else:
+        logging.basicConfig()
+    try:
+        from paste.deploy import loadapp
+    except ImportError as exc:
+        raise MissingPasteDeploy(
+            "PasteDeploy is not installed for %s (%s); install it into the virtualenv "
+            "waitressd uses: %s -m pip install PasteDeploy"
+            % (sys.version.split()[0], exc, sys.executable)
+        ) from None
+    app = loadapp("config:" + path, name=name, global_conf=defaults)
+    return _check(app, "config:%s#%s" % (path, name))
+
+
+def load_module(target, call):
+    """waitress-serve's order: logging.basicConfig, cwd appended to sys.path, resolve_name."""
+    import pkgutil
+
+    logging.basicConfig()
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    app = pkgutil.resolve_name(target)
+    if call:
+        app = app()
+    return _check(app, target)
+
+
+def _check(app, what):
+    if not callable(app):
+        raise TypeError("%s did not give a WSGI application: %r is not callable" % (what, app))
+    return app
+
+
+def report_exception(path, exc):
+    """waitress's channel: log on logger `waitress`, return the traceback text."""
+    logger.error("Exception while serving %s", path, exc_info=exc)
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def report_disconnect(path):
+    logger.info("Client disconnected while serving %s", path)
+
+
+def format_exception(exc):
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class ErrorStream:
+    """``wsgi.errors``: a text stream whose lines go to the ``wsgi.errors`` logger (level ERROR),
+    so an INI's [loggers] setup decides where they end up. Line-buffered per thread."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._log = logging.getLogger("wsgi.errors")
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors.write() argument must be str, not %s" % type(s).__name__)
+        buf = getattr(self._local, "buf", "") + s
+        *lines, rest = buf.split("\n")
+        for line in lines:
+            self._log.error("%s", line)
+        self._local.buf = rest
+        return len(s)
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        rest = getattr(self._local, "buf", "")
+        if rest:
+            self._local.buf = ""
+            self._log.error("%s", rest)
+
+    def isatty(self):
+        return False
+
+
+def _is_seekable(fp):
+    if hasattr(fp, "seekable"):
+        return fp.seekable()
+    return hasattr(fp, "seek") and hasattr(fp, "tell")
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: waitress's ReadOnlyFileBasedBuffer. Returned as the app_iter, a
+    seekable real file is sent by the event loop with sendfile(2); anything else is iterated in
+    ``block_size`` reads."""
+
+    def __init__(self, file, block_size=32768):
+        self.file = file
+        self.block_size = block_size
+        # waitress 2.1.0+: middleware may seek (e.g. for Range requests).
+        if _is_seekable(file):
+            if hasattr(file, "seekable"):
+                self.seekable = file.seekable
+            self.seek = file.seek
+            self.tell = file.tell
+
+    def prepare(self, size=None):
+        """Bytes from the current position to EOF (capped at ``size``), 0 when not seekable."""
+        if not _is_seekable(self.file):
+            return 0
+        start = self.file.tell()
+        self.file.seek(0, 2)
+        end = self.file.tell()
+        self.file.seek(start)
+        remain = end - start
+        return remain if size is None else min(remain, size)
+
+    def fileno_at(self):
+        """(fd, offset) when the file is a real OS file, else None."""
+        try:
+            fd = self.file.fileno()
+        except Exception:
+            return None
+        if not isinstance(fd, int) or fd < 0:
+            return None
+        return fd, self.file.tell()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        val = self.file.read(self.block_size)
+        if not val:
+            raise StopIteration
+        return val
+
+    def close(self):
+        if hasattr(self.file, "close"):
+            self.file.close()

@@ -1,0 +1,118 @@
+//! `wsgi.input`: read/readline/readlines/iteration over the request body the server completed
+//! (in memory or spilled to a file). Not seekable (PEP 3333 does not ask for it); reads past
+//! the end return `b""` as waitress's BytesIO/TemporaryFile do.
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyOSError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use super::response::{detached, Ctx, SlotGuard};
+
+/// `wsgi.input` of one request; inert once the request has ended.
+#[pyclass(frozen, module = "waitressd")]
+pub(crate) struct Input {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) gen: u64,
+    /// The body may hold bytes (a length was given): reads release the GIL, since a spilled body
+    /// is read from disk.
+    pub(crate) has_body: bool,
+}
+
+/// How much one read takes: `None` = to the end.
+fn limit(size: Option<isize>) -> Option<u64> {
+    size.filter(|n| *n >= 0).map(|n| n as u64)
+}
+
+impl Input {
+    fn with_body<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut dyn BufRead) -> std::io::Result<T>,
+    ) -> PyResult<T> {
+        let mut s: SlotGuard<'_> = self.ctx.lock(self.gen)?;
+        let body = s.ex().body();
+        let r = if self.has_body {
+            detached(py, || f(body))
+        } else {
+            f(body)
+        };
+        r.map_err(|e| PyOSError::new_err(format!("reading the request body: {e}")))
+    }
+
+    fn line(&self, py: Python<'_>, size: Option<isize>) -> PyResult<Vec<u8>> {
+        let lim = limit(size);
+        self.with_body(py, |body| {
+            let mut buf = Vec::new();
+            match lim {
+                Some(n) => body.take(n).read_until(b'\n', &mut buf)?,
+                None => body.read_until(b'\n', &mut buf)?,
+            };
+            Ok(buf)
+        })
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let lim = limit(size);
+        if lim == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let data = self.with_body(py, |body| {
+            let mut buf = Vec::new();
+            match lim {
+                Some(n) => {
+                    buf.reserve(n.min(1 << 16) as usize);
+                    body.take(n).read_to_end(&mut buf)?
+                }
+                None => body.read_to_end(&mut buf)?,
+            };
+            Ok(buf)
+        })?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        if limit(size) == Some(0) {
+            return Ok(PyBytes::new(py, b""));
+        }
+        Ok(PyBytes::new(py, &self.line(py, size)?))
+    }
+
+    /// Lines until the end, or until `hint` bytes have been read (io.IOBase semantics).
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+        let hint = limit(hint).filter(|h| *h > 0);
+        let out = PyList::empty(py);
+        let mut total = 0u64;
+        loop {
+            let line = self.line(py, None)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len() as u64;
+            out.append(PyBytes::new(py, &line))?;
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let line = self.line(py, None)?;
+        if line.is_empty() {
+            return Err(PyStopIteration::new_err(()));
+        }
+        Ok(PyBytes::new(py, &line))
+    }
+}

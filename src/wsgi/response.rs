@@ -1,0 +1,403 @@
+//! `start_response`, the `write` callable and the per-request state they share with the
+//! driver (waitress task.py rules, spec §3.1 and §3.4).
+//!
+//! The `Exchange` of the running request is published in a per-thread [`Ctx`] for the length
+//! of `App::call` only; Python objects handed to the app carry the request's generation number,
+//! so one kept past its request raises instead of touching the next request.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+use crate::http::app::{Disconnected, Exchange};
+
+pyo3::create_exception!(
+    waitressd,
+    ClientDisconnected,
+    pyo3::exceptions::PyException,
+    "The client went away while the response was being written."
+);
+
+/// waitress task.py `hop_by_hop` (3.0.2 spells `trailers`, so `Trailer:` is allowed).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Runs `f` with the GIL released. `f` must not touch Python objects (it gets Rust data and
+/// the Exchange only); it runs on this thread, so the `Send` bound pyo3 asks for is moot.
+pub(crate) fn detached<T>(py: Python<'_>, f: impl FnOnce() -> T) -> T {
+    struct AssertSend<F>(F);
+    // SAFETY: the wrapped value never leaves this thread: `detach` runs the closure inline and
+    // returns its result here. The closures passed in touch no Python state.
+    unsafe impl<F> Send for AssertSend<F> {}
+    impl<F> AssertSend<F> {
+        fn into_inner(self) -> F {
+            self.0
+        }
+    }
+    let job = AssertSend(f);
+    py.detach(move || AssertSend((job.into_inner())()))
+        .into_inner()
+}
+
+/// The running request's exchange, valid between `Ctx::begin` and `Ctx::end`.
+struct ExPtr(*mut (dyn Exchange + 'static));
+// SAFETY: only dereferenced under the Ctx mutex while the `App::call` that published it is on
+// the stack (it is cleared before that call returns, also on unwind).
+unsafe impl Send for ExPtr {}
+
+/// Response state of the running request.
+#[derive(Default)]
+pub(crate) struct Slot {
+    gen: u64,
+    ex: Option<ExPtr>,
+    /// start_response was called (waitress `complete`).
+    pub started: bool,
+    pub status: String,
+    pub headers: Vec<(String, String)>,
+    /// The app's Content-Length header, parsed.
+    pub content_length: Option<u64>,
+    /// status/headers were passed to `Exchange::start_response`.
+    pub handed: bool,
+}
+
+impl Slot {
+    /// The exchange. Only reachable through a guard that checked the generation.
+    pub(crate) fn ex(&mut self) -> &mut dyn Exchange {
+        let p = self.ex.as_ref().expect("checked by Ctx::lock").0;
+        // SAFETY: see ExPtr; the mutex guard we are borrowed from serialises access.
+        unsafe { &mut *p }
+    }
+
+    /// Hands the recorded status and headers to the exchange (once per start_response).
+    pub(crate) fn hand_over(&mut self) {
+        if !self.handed {
+            self.handed = true;
+            let status = std::mem::take(&mut self.status);
+            let headers = std::mem::take(&mut self.headers);
+            self.ex().start_response(&status, headers);
+        }
+    }
+
+    pub(crate) fn head_sent(&mut self) -> bool {
+        self.handed && self.ex().head_sent()
+    }
+
+    /// Writes body bytes (the head first), waiting for back-pressure with the GIL released.
+    pub(crate) fn write(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), Disconnected> {
+        self.hand_over();
+        let ex = self.ex();
+        if ex.write_would_block(data.len()) {
+            detached(py, || ex.write(data))
+        } else {
+            ex.write(data)
+        }
+    }
+
+    /// Puts the head on the wire now (waitress's `write(b"")`), e.g. before raising for a bad
+    /// body chunk, so the failure cuts the connection as it does in waitress.
+    pub(crate) fn send_head(&mut self, py: Python<'_>) -> Result<(), Disconnected> {
+        self.write(py, b"")
+    }
+}
+
+/// Per-app-thread request context, reused across requests.
+#[derive(Default)]
+pub(crate) struct Ctx {
+    slot: Mutex<Slot>,
+}
+
+/// A checked lock on the slot of one request generation.
+pub(crate) struct SlotGuard<'a>(MutexGuard<'a, Slot>);
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Slot {
+        &mut self.0
+    }
+}
+
+impl Ctx {
+    /// Publishes `ex` as the running request; returns its generation.
+    pub(crate) fn begin(&self, ex: &mut dyn Exchange) -> u64 {
+        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let gen = s.gen.wrapping_add(1);
+        let ptr: *mut (dyn Exchange + '_) = ex;
+        // SAFETY: only the lifetime bound is erased; `end` (also run on unwind by the caller's
+        // guard) clears the pointer before `ex`'s borrow ends.
+        let ptr: *mut (dyn Exchange + 'static) = unsafe { std::mem::transmute(ptr) };
+        *s = Slot {
+            gen,
+            ex: Some(ExPtr(ptr)),
+            ..Slot::default()
+        };
+        gen
+    }
+
+    /// Ends the running request: every object of it becomes inert.
+    pub(crate) fn end(&self) {
+        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        s.ex = None;
+        s.headers = Vec::new();
+        s.status = String::new();
+    }
+
+    /// The slot, if `gen` is still the running request and no other thread is using it.
+    pub(crate) fn lock(&self, gen: u64) -> PyResult<SlotGuard<'_>> {
+        let s = match self.slot.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "WSGI request objects used from two threads at once",
+                ))
+            }
+        };
+        if s.gen != gen || s.ex.is_none() {
+            return Err(PyValueError::new_err(
+                "the WSGI request this object belongs to has ended",
+            ));
+        }
+        Ok(SlotGuard(s))
+    }
+}
+
+/// The `start_response` callable of one request.
+#[pyclass(frozen, module = "waitressd")]
+pub(crate) struct StartResponse {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) gen: u64,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Write> {
+        let mut s = self.ctx.lock(self.gen)?;
+        let exc_info = match exc_info {
+            Some(e) if e.is_truthy()? => Some(e),
+            _ => None,
+        };
+        match exc_info {
+            None if s.started => {
+                return Err(PyAssertionError::new_err(
+                    "start_response called a second time without providing exc_info.",
+                ))
+            }
+            None => {}
+            Some(e) => {
+                if s.head_sent() {
+                    // PEP 3333: too late to change the head; re-raise the app's exception.
+                    return Err(PyErr::from_value(e.get_item(1)?));
+                }
+                // The previous status and headers are discarded (also if already handed over:
+                // the exchange replaces them until the head is sent).
+                s.headers.clear();
+                s.content_length = None;
+                s.handed = false;
+            }
+        }
+        s.started = true;
+        let status = checked_status(status)?;
+        let (headers, content_length) = checked_headers(py, headers)?;
+        s.status = status;
+        s.headers = headers;
+        if content_length.is_some() {
+            s.content_length = content_length;
+        }
+        Ok(Write {
+            ctx: self.ctx.clone(),
+            gen: self.gen,
+        })
+    }
+}
+
+/// waitress: status must be a str without CR/LF; its format is not checked.
+fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
+    let Ok(s) = status.cast::<PyString>() else {
+        return Err(PyAssertionError::new_err(format!(
+            "status {status} is not a string"
+        )));
+    };
+    let s = latin1_str(s)?;
+    if s.contains(['\r', '\n']) {
+        return Err(PyValueError::new_err(
+            "carriage return/line feed character present in status",
+        ));
+    }
+    Ok(s)
+}
+
+/// Response headers as handed to the exchange.
+type Headers = Vec<(String, String)>;
+
+/// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
+fn checked_headers(py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)> {
+    let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
+    let mut content_length = None;
+    for item in headers.try_iter()? {
+        let item = item?;
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let pair = || {
+            (k.clone(), v.clone())
+                .into_pyobject(py)
+                .and_then(|t| t.repr())
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        };
+        let (Ok(ks), Ok(vs)) = (k.cast::<PyString>(), v.cast::<PyString>()) else {
+            let (what, bad) = if k.cast::<PyString>().is_err() {
+                ("name", &k)
+            } else {
+                ("value", &v)
+            };
+            return Err(PyAssertionError::new_err(format!(
+                "Header {what} {} is not a string in {}",
+                bad.repr()?,
+                pair()
+            )));
+        };
+        let (name, value) = (latin1_str(ks)?, latin1_str(vs)?);
+        if value.contains(['\r', '\n']) {
+            return Err(PyValueError::new_err(
+                "carriage return/line feed character present in header value",
+            ));
+        }
+        if name.contains(['\r', '\n']) {
+            return Err(PyValueError::new_err(
+                "carriage return/line feed character present in header name",
+            ));
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(parse_content_length(&value)?);
+        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return Err(PyAssertionError::new_err(format!(
+                "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
+            )));
+        }
+        out.push((name, value));
+    }
+    Ok((out, content_length))
+}
+
+/// waitress does `int(value)`; a negative length is refused too (it cannot frame a body).
+fn parse_content_length(v: &str) -> PyResult<u64> {
+    let t = v.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    t.replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !t.is_empty() && !t.starts_with('_') && !t.ends_with('_'))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"))
+        })
+}
+
+/// A str that can be sent as latin-1 (the head is encoded latin-1, waitress task.py); other
+/// characters raise Python's own UnicodeEncodeError.
+fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
+    let r = s.to_str()?;
+    if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {
+        return Ok(r.to_owned());
+    }
+    s.call_method1("encode", ("latin-1",))?;
+    unreachable_encode(r)
+}
+
+fn unreachable_encode(r: &str) -> PyResult<String> {
+    // encode() raised for anything outside latin-1; keep a defined answer anyway.
+    Err(PyValueError::new_err(format!(
+        "cannot encode {r:?} as latin-1"
+    )))
+}
+
+/// The `write` callable returned by start_response.
+#[pyclass(frozen, module = "waitressd")]
+pub(crate) struct Write {
+    ctx: Arc<Ctx>,
+    gen: u64,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut s = self.ctx.lock(self.gen)?;
+        if !s.started {
+            return Err(PyRuntimeError::new_err(
+                "start_response was not called before body written",
+            ));
+        }
+        let sent = if let Ok(b) = data.cast::<PyBytes>() {
+            s.write(py, b.as_bytes())
+        } else if let Ok(b) = data.cast::<PyByteArray>() {
+            let copy = b.to_vec();
+            s.write(py, &copy)
+        } else {
+            // waitress writes the head before it trips over the data.
+            s.send_head(py)
+                .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
+            return Err(PyTypeError::new_err(format!(
+                "write() argument must be bytes, not {}",
+                data.get_type().name()?
+            )));
+        };
+        sent.map_err(|_| ClientDisconnected::new_err("client disconnected"))
+    }
+}
+
+/// `waitress.client_disconnected`: true once the server knows the client is gone.
+#[pyclass(frozen, module = "waitressd")]
+pub(crate) struct ClientGone {
+    pub(crate) flag: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl ClientGone {
+    fn __call__(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_parse_table() {
+        let cases = [
+            ("12", Some(12)),
+            (" 12 ", Some(12)),
+            ("+7", Some(7)),
+            ("1_000", Some(1000)),
+            ("0", Some(0)),
+            ("-1", None),
+            ("", None),
+            ("abc", None),
+            ("_1", None),
+            ("1.0", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse_content_length(v).ok(), want, "{v:?}");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+"""Fixture app for tests/it/supervisor.rs: answers `PID NAME RUID,EUID,SUID`.
+
+`name` comes from the INI's [app:main] (so a reload's new config is visible); `/sleep?S`
+sleeps S seconds (default 2) before answering.
+"""
+import os
+import time
+
+
+def make_app(global_conf, name="one", **local_conf):
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/sleep":
+            time.sleep(float(environ.get("QUERY_STRING") or 2))
+        ids = ",".join(str(i) for i in os.getresuid())
+        body = f"{os.getpid()} {name} {ids}".encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app
+
+
+app = make_app({})

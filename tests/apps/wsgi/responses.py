@@ -1,0 +1,41 @@
+"""Length rules (waitress fixtureapps badcl.py, nocl.py, writecb.py), one app by prefix."""
+
+
+def chunks(body, n):
+    for i in range(0, len(body), n):
+        yield body[i : i + n]
+
+
+def app(environ, start_response):
+    kind, _, path = environ["PATH_INFO"][1:].partition("/")
+    path = "/" + path
+    if kind == "badcl":
+        body = b"abcdefghi"
+        cl = len(body)
+        if path == "/short_body":
+            cl += 1
+        if path == "/long_body":
+            cl -= 1
+        start_response("200 OK", [("Content-Length", str(cl)), ("Content-Type", "text/plain")])
+        return [body]
+    if kind == "nocl":
+        cl = environ.get("CONTENT_LENGTH")
+        body = environ["wsgi.input"].read(int(cl) if cl is not None else None)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if path == "/list":
+            return [body]
+        if path == "/list_lentwo":
+            return [body[0:1], body[1:]]
+        return chunks(body, 10)
+    if kind == "writecb":
+        headers = [] if path == "/no_content_length" else [("Content-Length", "9")]
+        write = start_response("200 OK", headers)
+        if path == "/long_body":
+            write(b"abcdefghij")
+        elif path == "/short_body":
+            write(b"abcdefgh")
+        else:
+            write(b"abcdefghi")
+        return []
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
