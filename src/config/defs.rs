@@ -77,12 +77,40 @@ pub struct Def {
 const U64: i128 = u64::MAX as i128;
 const NONE: (i128, i128) = (0, 0);
 
-const fn w(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
-    Def { name, conv, default, range, owner: Owner::Waitress, printed: true, doc }
+const fn w(
+    name: &'static str,
+    conv: Conv,
+    default: Option<&'static str>,
+    range: (i128, i128),
+    doc: &'static str,
+) -> Def {
+    Def {
+        name,
+        conv,
+        default,
+        range,
+        owner: Owner::Waitress,
+        printed: true,
+        doc,
+    }
 }
 
-const fn d(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
-    Def { name, conv, default, range, owner: Owner::Waitressd, printed: true, doc }
+const fn d(
+    name: &'static str,
+    conv: Conv,
+    default: Option<&'static str>,
+    range: (i128, i128),
+    doc: &'static str,
+) -> Def {
+    Def {
+        name,
+        conv,
+        default,
+        range,
+        owner: Owner::Waitressd,
+        printed: true,
+        doc,
+    }
 }
 
 /// Every setting, in waitress's `_params` order, then waitressd's own keys.
@@ -134,7 +162,15 @@ pub static DEFS: &[Def] = &[
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an
 /// INI file may contain them without an "Unknown adjustment" error. waitressd ignores them.
-pub const IGNORED: &[&str] = &["_quiet", "_profile", "_server", "map", "_start", "_sock", "_dispatcher"];
+pub const IGNORED: &[&str] = &[
+    "_quiet",
+    "_profile",
+    "_server",
+    "map",
+    "_start",
+    "_sock",
+    "_dispatcher",
+];
 
 pub fn find(name: &str) -> Option<&'static Def> {
     DEFS.iter().find(|d| d.name == name)
@@ -162,7 +198,9 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -176,7 +214,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_documented() {
         for (i, d) in DEFS.iter().enumerate() {
-            assert!(DEFS[..i].iter().all(|e| e.name != d.name), "{} twice", d.name);
+            assert!(
+                DEFS[..i].iter().all(|e| e.name != d.name),
+                "{} twice",
+                d.name
+            );
             assert!(d.doc.ends_with('.') && !d.doc.contains('\n'), "{}", d.name);
         }
     }

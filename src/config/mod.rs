@@ -21,7 +21,7 @@ pub mod settings;
 mod tests;
 pub mod values;
 
-pub use error::{ConfigError, Origin};
+pub use error::{ConfigError, Origin, ValueError};
 pub use settings::to_json;
 
 use crate::cli::CliArgs;
@@ -45,17 +45,31 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
             let abs = ini::abspath(cfg);
             let display = cfg.to_string_lossy();
             let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
-            let app = AppSpec::Ini { path: abs, app_name: args.app_name.clone(), vars: args.vars.clone() };
+            let app = AppSpec::Ini {
+                path: abs,
+                app_name: args.app_name.clone(),
+                vars: args.vars.clone(),
+            };
             (raws, app)
         }
-        (None, Some(target)) => (Vec::new(), AppSpec::Module { target: target.clone(), call: args.call }),
+        (None, Some(target)) => (
+            Vec::new(),
+            AppSpec::Module {
+                target: target.clone(),
+                call: args.call,
+            },
+        ),
         (None, None) => {
             return Err(ConfigError::Usage(
                 "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
             ))
         }
     };
-    if args.overrides.iter().any(|(k, _)| BIND_KEYS.contains(&k.as_str())) {
+    if args
+        .overrides
+        .iter()
+        .any(|(k, _)| BIND_KEYS.contains(&k.as_str()))
+    {
         raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
     }
     for (key, value) in &args.overrides {
