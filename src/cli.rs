@@ -328,13 +328,23 @@ pub fn main(argv: &[String]) -> i32 {
             );
             crate::exit::OK
         }
-        _ => match crate::supervisor::run(settings) {
-            Ok(()) => crate::exit::OK,
-            Err(e) => {
-                eprintln!("waitressd: {e}");
-                e.exit_code()
+        _ => {
+            // SIGHUP re-reads the configuration from the same command line.
+            let reload_args = args.clone();
+            let opts = crate::supervisor::RunOptions {
+                daemon: args.daemon,
+                reload: Some(Box::new(move || {
+                    config::load(&reload_args).map_err(|e| e.to_string())
+                })),
+            };
+            match crate::supervisor::run_with(settings, opts) {
+                Ok(()) => crate::exit::OK,
+                Err(e) => {
+                    eprintln!("waitressd: {e}");
+                    e.exit_code()
+                }
             }
-        },
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 an INI file's server section, as the same JSON shape (or the error waitress raises).
 
 Usage: .venv/bin/python tools/print_config_ref.py FILE.ini [-s SERVER_NAME] [NAME=VALUE ...]
+   or: .venv/bin/python tools/print_config_ref.py --serve-args WAITRESS-SERVE-FLAGS...
+       (the flags as waitress-serve parses them, without an app)
    or: .venv/bin/python tools/print_config_ref.py --batch  (stdin: one JSON array of arguments
        per line; stdout: one JSON result per line)
 Needs pastedeploy and waitress. Nothing is bound and no app is loaded: it builds the server
@@ -39,7 +41,19 @@ def reference(path, server_name, global_conf):
                       global_conf=global_conf or None)
     if ctx.object is not waitress.serve_paste or ctx.protocol != "paste.server_runner":
         raise LookupError(f"server is {ctx.object!r} ({ctx.protocol}), not waitress's runner")
-    kw = dict(ctx.local_conf)
+    return adjustments_json(dict(ctx.local_conf))
+
+
+def serve_args(argv):
+    """waitress-serve: getopt over the flags, then Adjustments(**kw) (runner.py)."""
+    kw, args = Adjustments.parse_args(argv)
+    if args:
+        raise ValueError(f"positional arguments {args!r}")
+    del kw["help"], kw["call"]
+    return adjustments_json(kw)
+
+
+def adjustments_json(kw):
     for k in PRIVATE + WAITRESSD_KEYS:
         kw.pop(k, None)
     with warnings.catch_warnings():
@@ -63,6 +77,11 @@ def reference(path, server_name, global_conf):
 
 
 def main(argv):
+    if argv[:1] == ["--serve-args"]:
+        try:
+            return {"ok": serve_args(argv[1:])}
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {e}"}
     path, server_name, global_conf = None, "main", {}
     it = iter(argv)
     for a in it:

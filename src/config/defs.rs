@@ -184,11 +184,23 @@ pub fn flag(name: &str) -> String {
 /// The known key closest to an unknown one, if it is close enough to be a likely typo.
 pub fn suggest(unknown: &str) -> Option<&'static str> {
     let norm = unknown.to_lowercase().replace('-', "_");
-    DEFS.iter()
+    let close = DEFS
+        .iter()
         .map(|d| (distance(&norm, d.name), d.name))
         .filter(|&(dist, name)| dist <= 2.max(name.len() / 4))
         .min_by_key(|&(dist, _)| dist)
-        .map(|(_, name)| name)
+        .map(|(_, name)| name);
+    // Otherwise a key that contains what was typed (`body_size` → `max_request_body_size`),
+    // if only one does.
+    close.or_else(|| {
+        let mut hits = DEFS
+            .iter()
+            .filter(|d| norm.len() >= 6 && d.name.contains(norm.as_str()));
+        match (hits.next(), hits.next()) {
+            (Some(d), None) => Some(d.name),
+            _ => None,
+        }
+    })
 }
 
 /// Levenshtein distance.
@@ -231,6 +243,8 @@ mod tests {
             ("Threads", Some("threads")),
             ("listne", Some("listen")),
             ("trusted_proxies", Some("trusted_proxy")),
+            ("body_size", Some("max_request_body_size")),
+            ("timeout", None),
             ("file", None),
             ("zzzzzz", None),
         ];

@@ -5,7 +5,7 @@
 //!
 //! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
 //! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
-//! (validation, `--print-config`), `render` (help, man page, example INI, README table).
+//! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +13,10 @@ use std::path::PathBuf;
 pub mod defs;
 pub mod error;
 pub mod ini;
+pub mod interpolate;
 pub mod listen;
 pub mod paste;
+pub mod print;
 pub mod render;
 pub mod settings;
 #[cfg(test)]
@@ -22,7 +24,7 @@ mod tests;
 pub mod values;
 
 pub use error::{ConfigError, Origin, ValueError};
-pub use settings::to_json;
+pub use print::to_json;
 
 use crate::cli::CliArgs;
 use settings::Raw;
@@ -106,12 +108,15 @@ pub enum AppSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     // --- waitress 3.0.2 ---
-    /// Resolved listen addresses, in order (host/port folded in, as waitress does).
+    /// Resolved listen addresses, in order (host/port folded in, as waitress does); never empty
+    /// unless `unix_socket` is set, in which case it is empty (waitress then binds only the
+    /// unix socket). Port 0 entries are kept (and may repeat).
     pub listen: Vec<SocketAddr>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub threads: usize,
     pub trusted_proxy: Option<String>,
+    /// Trailing hops trusted (waitress slices `[-count:]`, so 0 trusts the whole list).
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
@@ -136,6 +141,7 @@ pub struct Settings {
     pub ident: Option<String>,
     pub asyncore_loop_timeout: u64,
     pub asyncore_use_poll: bool,
+    /// As written (relative to the cwd, like waitress); `None` when unset or empty.
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_perms: u32,
     pub channel_request_lookahead: usize,

@@ -117,20 +117,32 @@ fn get_context(
             })
     };
     let defaults = ini.interpolated_defaults().map_err(|(key, line, e)| {
-        ConfigError::from(ValueError {
-            origin: Origin::Ini {
+        let value = ini
+            .defaults
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| o.value.clone());
+        let value = value.unwrap_or_default();
+        if line == 0 {
+            // `here`, `__file__` or a NAME=VALUE word: PasteDeploy interpolates them too.
+            return ConfigError::File {
                 file: ini.display.clone(),
-                line,
-                section: "DEFAULT".into(),
-            },
-            key: key.clone(),
-            value: ini
-                .defaults
-                .iter()
-                .find(|o| o.key == key)
-                .map(|o| o.value.clone())
-                .unwrap_or_default(),
-            reason: format!("interpolation: {e}"),
+                line: 0,
+                reason: format!("default {key} = {}: interpolation: {e}", py_repr(&value)),
+            };
+        }
+        let section = "DEFAULT".to_string();
+        let origin = Origin::Ini {
+            file: ini.display.clone(),
+            line,
+            section,
+        };
+        let reason = format!("interpolation: {e}");
+        ConfigError::from(ValueError {
+            origin,
+            key,
+            value,
+            reason,
         })
     })?;
     let mut global_conf: Conf = defaults.clone();

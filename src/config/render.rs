@@ -116,7 +116,7 @@ pub fn help() -> String {
     debug_assert_eq!(GENERAL.len(), GENERAL_HELP.len());
     for (flags, arg, text) in GENERAL_HELP {
         out.push_str(&format!(
-            "  {:<36}{text}\n",
+            "  {:<37} {text}\n",
             format!("{flags} {arg}").trim_end()
         ));
     }
@@ -124,7 +124,7 @@ pub fn help() -> String {
     for d in DEFS {
         let flag = flag_usage(d);
         let line = format!("{} [{}: {}]", d.doc, type_desc(d), default_desc(d));
-        out.push_str(&format!("  {flag:<36}{line}\n"));
+        out.push_str(&format!("  {flag:<37} {line}\n"));
     }
     out.push_str("\nExit status:\n");
     for (code, text) in EXIT_CODES {

@@ -2,7 +2,8 @@
 //! presence-based exclusion, and waitressd's range rejections.
 use std::path::PathBuf;
 
-use super::settings::{build, field, to_json, Raw};
+use super::print::{field, to_json};
+use super::settings::{build, Raw};
 use super::{defs, AppSpec, Origin, Settings};
 
 type Kv<'a> = &'a [(&'a str, &'a str)];

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::channel::{Job, Shared};
+use super::shared::{Job, Shared};
 use super::task::{self, Scratch};
 use super::ServerOptions;
 use crate::http::app::App;
@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
+    // Boxed on purpose: jobs move between pool, channel and queue as one pointer.
+    #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Job>>>,
     /// Formatted access-log lines waiting for the loop to write them (None: logging off).
     pub(crate) access: Option<Mutex<Vec<u8>>>,
@@ -84,7 +86,10 @@ impl Ctx {
         if depth > jobs.idle {
             // waitress warns on every queued task; once a second is enough to be seen.
             let now = Instant::now();
-            if jobs.last_depth_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+            if jobs
+                .last_depth_warning
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
                 jobs.last_depth_warning = Some(now);
                 log::warn!(target: "waitress.queue", "Task queue depth is {}", depth - jobs.idle);
             }
@@ -195,12 +200,13 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
             while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
                 st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            match (st.closed, st.queue.pop_front()) {
+            match (st.closed || st.close_when_flushed, st.queue.pop_front()) {
                 (false, Some(job)) => job,
                 (_, job) => {
                     drop(job);
                     st.queue.clear();
                     st.running = false;
+                    st.last_activity = Instant::now();
                     let notify = st.notify_on_done || st.close_when_flushed || st.closed;
                     st.notify_on_done = false;
                     drop(st);

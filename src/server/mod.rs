@@ -15,12 +15,15 @@ use std::time::Duration;
 use crate::http::app::App;
 use crate::net::Listener;
 
+mod accept;
 mod access_log;
 mod channel;
 mod dispatch;
 mod event_loop;
 mod outbuf;
+mod shared;
 mod task;
+mod timers;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -100,7 +103,10 @@ pub enum ServerError {
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot open access log {path}: {source}")]
-    AccessLog { path: PathBuf, source: std::io::Error },
+    AccessLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a `StopHandle` asked for.
@@ -125,7 +131,10 @@ impl StopHandle {
     /// Stop accepting, finish in-flight and already-received requests, close idle connections,
     /// then return from `run`.
     pub fn graceful(&self) {
-        let _ = self.ctl.stop.compare_exchange(RUNNING, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
+        let _ =
+            self.ctl
+                .stop
+                .compare_exchange(RUNNING, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
         let _ = self.ctl.waker.wake();
     }
     /// Return from `run` now: connections are cut, app threads still inside the app are left

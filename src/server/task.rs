@@ -5,11 +5,12 @@ use std::io::BufRead;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use super::access_log;
-use super::channel::{Job, Shared, CONTINUE};
+use super::channel::CONTINUE;
 use super::dispatch::{lock, Ctx};
+use super::shared::{socket_error, Job, Shared};
 use crate::http::app::{AppFailure, Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
@@ -68,7 +69,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
-    let Job { req, body, send_continue } = &mut *job;
+    let Job {
+        req,
+        body,
+        send_continue,
+    } = &mut *job;
     let mut t = Task {
         ctx,
         ch,
@@ -89,7 +94,10 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             let cl = body.len().to_string();
             t.start_response(
                 "400 Bad Request",
-                vec![("Content-Type".into(), "text/plain".into()), ("Content-Length".into(), cl)],
+                vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    ("Content-Length".into(), cl),
+                ],
             );
             let _ = t.write(&body);
             t.finish();
@@ -116,7 +124,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         },
     }
     if let Some(buf) = &ctx.access {
-        let status = t.enc.as_ref().map(|_| t.sc.status.as_str()).unwrap_or("500");
+        let status = t
+            .enc
+            .as_ref()
+            .map(|_| t.sc.status.as_str())
+            .unwrap_or("500");
         let code = status.get(..3).unwrap_or("500");
         let mut pending = lock(buf);
         t.sc.log.line(&mut pending, t.req, code, t.sent);
@@ -187,6 +199,10 @@ impl Task<'_> {
         if self.gone {
             return Err(Disconnected);
         }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
         let wm = self.ctx.opts.outbuf_high_watermark;
         let mut st = lock(&self.ch.st);
         while !st.closed && st.out.pending() > wm {
@@ -200,10 +216,6 @@ impl Task<'_> {
             self.gone = true;
             return Err(Disconnected);
         }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 {
-            return Ok(());
-        }
         let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
@@ -214,7 +226,7 @@ impl Task<'_> {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "send", e);
+            socket_error(self.ctx, "send", e);
             return Err(Disconnected);
         }
         Ok(())
@@ -247,9 +259,8 @@ impl Task<'_> {
         let r = self.output(&parts, true);
         self.sc.head = head;
         if r.is_err() || close {
-            return self.close_after();
+            self.close_after();
         }
-        lock(&self.ch.st).last_activity = Instant::now();
     }
 
     /// The app failed: a 500 if the head is not out yet, else cut the connection
@@ -279,7 +290,6 @@ impl Task<'_> {
         let mut st = lock(&self.ch.st);
         st.close_when_flushed = true;
         st.queue.clear();
-        st.last_activity = Instant::now();
     }
 }
 
@@ -316,13 +326,13 @@ impl Exchange for Task<'_> {
             return Ok(());
         }
         let first = self.enc.is_none();
-        if first {
-            if !self.started || !self.encode_head() {
-                // The caller reports this as an app failure; nothing went out yet.
-                return Ok(());
-            }
+        if first && (!self.started || !self.encode_head()) {
+            // The caller reports this as an app failure; nothing went out yet.
+            return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (chunk, warning) = enc.encode(data);
         if let Some(w) = warning {
             log::warn!(target: "waitress", "{w}");
@@ -341,7 +351,12 @@ impl Exchange for Task<'_> {
         st.out.pending() + len as u64 > self.ctx.opts.outbuf_high_watermark
     }
 
-    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected> {
+    fn send_file(
+        &mut self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Disconnected> {
         if self.gone {
             return Err(Disconnected);
         }
@@ -349,7 +364,9 @@ impl Exchange for Task<'_> {
         if first && (!self.started || !self.encode_head()) {
             return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (prefix, len) = frame_file(enc, len);
         let chunked = enc.framing() == Framing::Chunked && len > 0;
         if len == 0 && !first {
@@ -363,12 +380,16 @@ impl Exchange for Task<'_> {
         r?;
         let mut st = lock(&self.ch.st);
         st.out.push_file(file, offset, len);
-        let r = if chunked { st.out.send(self.ch.fd(), &[b"\r\n"]) } else { st.out.flush(self.ch.fd()) };
+        let r = if chunked {
+            st.out.send(self.ch.fd(), &[b"\r\n"])
+        } else {
+            st.out.flush(self.ch.fd())
+        };
         if let Err(e) = r {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "sendfile", e);
+            socket_error(self.ctx, "sendfile", e);
             return Err(Disconnected);
         }
         Ok(())
