@@ -380,9 +380,11 @@ impl EventLoop {
         }
         self.free.push(i);
         self.count -= 1;
-        // Room again: look at waiting clients (accepting may have stopped at the limit).
-        for l in &mut self.listeners {
-            l.accept_pending = true;
+        if self.count + 1 >= self.ctx.opts.connection_limit {
+            // Room again: look at waiting clients (accepting stopped at the limit).
+            for l in &mut self.listeners {
+                l.accept_pending = true;
+            }
         }
     }
 
