@@ -246,3 +246,18 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
         job::run(ctx, ch, job, scratch);
     }
 }
+
+/// SCHED_BATCH for the loop thread (and the app threads, which inherit it): a wake-up of one
+/// does not preempt the other, so on a busy core the loop collects every ready event while
+/// the app thread finishes its batch, instead of the two preempting each other per request.
+/// Measured (hello world through Python, server pinned to one core, wrk -c32): context
+/// switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
+pub(crate) fn batch_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between
+    // SCHED_OTHER and SCHED_BATCH needs no privilege.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if r != 0 {
+        log::debug!(target: "waitress", "SCHED_BATCH: {}", std::io::Error::last_os_error());
+    }
+}

@@ -35,10 +35,6 @@ const LINGER_BYTES: usize = 1 << 20;
 /// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
-/// Graceful stop: how long an idle keep-alive connection is kept open for one more request
-/// (answered with `Connection: close`). Closing it at once races with a client that is just
-/// sending its next request on it: a failed request in every load test across a reload.
-const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
@@ -55,7 +51,7 @@ pub(crate) struct EventLoop {
     pub(super) access: Option<AccessLog>,
     pub(super) draining: bool,
     /// While draining: idle connections are closed from this instant on.
-    drain_idle_until: Option<Instant>,
+    pub(super) drain_idle_until: Option<Instant>,
     /// The other half of the access-log double buffer.
     pub(super) log_spare: Vec<u8>,
 }
@@ -103,7 +99,7 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
-        batch_scheduling();
+        dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
         let result = self.serve();
         // Stop: cancel what never started, let the threads finish what they run.
@@ -339,33 +335,6 @@ impl EventLoop {
         }
     }
 
-    fn start_drain(&mut self) {
-        self.draining = true;
-        self.ctx.draining.store(true, Ordering::SeqCst);
-        for l in self.listeners.drain(..) {
-            l.deregister(self.poll.registry());
-        }
-        self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
-        for i in 0..self.chans.len() {
-            let Some(ch) = self.chan(i) else { continue };
-            if !ch.is_idle() {
-                lock(&ch.shared.st).notify_on_done = true;
-            }
-        }
-    }
-
-    /// Draining, grace over: closes the connections still idle.
-    fn close_idle_after_grace(&mut self, now: Instant) {
-        if !self.draining || self.drain_idle_until.is_none_or(|t| now < t) {
-            return;
-        }
-        for i in 0..self.chans.len() {
-            if self.chan(i).is_some_and(|ch| ch.is_idle()) {
-                self.close(i);
-            }
-        }
-    }
-
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     pub(super) fn close(&mut self, i: usize) {
@@ -413,19 +382,4 @@ fn unread_input(sh: &Shared) -> bool {
         nix::sys::socket::recv(sh.fd.as_raw_fd(), &mut b, flags),
         Ok(1)
     )
-}
-
-/// SCHED_BATCH for the loop thread (and the app threads, which inherit it): a wake-up of one
-/// does not preempt the other, so on a busy core the loop collects every ready event while
-/// the app thread finishes its batch, instead of the two preempting each other per request.
-/// Measured (hello world through Python, server pinned to one core, wrk -c32): context
-/// switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
-fn batch_scheduling() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between
-    // SCHED_OTHER and SCHED_BATCH needs no privilege.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-    if r != 0 {
-        log::debug!(target: "waitress", "SCHED_BATCH: {}", std::io::Error::last_os_error());
-    }
 }
