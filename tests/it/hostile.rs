@@ -63,12 +63,37 @@ impl Conn {
     fn connect(addr: &str) -> Result<Conn, String> {
         let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
         s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        Ok(Conn { s, buf: Vec::new(), closed: false })
+        Ok(Conn {
+            s,
+            buf: Vec::new(),
+            closed: false,
+        })
     }
 
     /// Writes, ignoring errors: the server may already have closed on a hostile prefix.
     fn send(&mut self, bytes: &[u8]) {
         let _ = self.s.write_all(bytes);
+    }
+
+    /// Writes `bytes` in pieces cut after CRs and LFs (the first `MAX_CUTS` of them), pausing
+    /// between pieces so they usually arrive in separate reads: a CR at the end of one read
+    /// and its LF in the next, a head split inside its lines, chunk framing split.
+    fn send_in_pieces(&mut self, bytes: &[u8]) {
+        const MAX_CUTS: usize = 48;
+        let _ = self.s.set_nodelay(true);
+        let mut start = 0;
+        let cuts = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\r' || b == b'\n');
+        for (i, _) in cuts.take(MAX_CUTS) {
+            if self.s.write_all(&bytes[start..=i]).is_err() {
+                return;
+            }
+            start = i + 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = self.s.write_all(&bytes[start..]);
     }
 
     /// Reads more bytes; Ok(false) once the peer has closed.
@@ -86,9 +111,12 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(true)
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(
-                format!("no {waiting_for} within {READ_TIMEOUT:?}; got {:?}", text(&self.buf)),
-            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(format!(
+                    "no {waiting_for} within {READ_TIMEOUT:?}; got {:?}",
+                    text(&self.buf)
+                ))
+            }
             Err(e) if e.kind() == ErrorKind::ConnectionReset => {
                 self.closed = true;
                 Ok(false)
@@ -100,7 +128,10 @@ impl Conn {
     fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, String> {
         while self.buf.len() < n {
             if !self.fill(what)? {
-                return Err(format!("connection closed inside {what}: {:?}", text(&self.buf)));
+                return Err(format!(
+                    "connection closed inside {what}: {:?}",
+                    text(&self.buf)
+                ));
             }
         }
         Ok(self.buf.drain(..n).collect())
@@ -113,7 +144,10 @@ impl Conn {
                 return Ok(line[..i].to_vec());
             }
             if !self.fill(what)? {
-                return Err(format!("connection closed inside {what}: {:?}", text(&self.buf)));
+                return Err(format!(
+                    "connection closed inside {what}: {:?}",
+                    text(&self.buf)
+                ));
             }
         }
     }
@@ -129,7 +163,11 @@ impl Conn {
             head.push_str(&text(&line));
             head.push('\n');
         }
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let header = |name: &str| {
             head.lines().find_map(|l| {
                 let (n, v) = l.split_once(':')?;
@@ -139,10 +177,11 @@ impl Conn {
         let body = if to_head || status < 200 || status == 204 || status == 304 {
             Vec::new()
         } else if let Some(cl) = header("content-length") {
-            let n = cl.parse().map_err(|_| format!("bad response Content-Length {cl}"))?;
+            let n = cl
+                .parse()
+                .map_err(|_| format!("bad response Content-Length {cl}"))?;
             self.take(n, "response body")?
-        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
+        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
             let mut body = Vec::new();
             loop {
                 let size = text(&self.line("chunk size")?);
@@ -165,7 +204,10 @@ impl Conn {
     fn expect_closed(&mut self) -> Result<(), String> {
         while self.fill("close")? {}
         if !self.buf.is_empty() {
-            return Err(format!("unexpected bytes before close: {:?}", text(&self.buf)));
+            return Err(format!(
+                "unexpected bytes before close: {:?}",
+                text(&self.buf)
+            ));
         }
         Ok(())
     }
@@ -188,9 +230,12 @@ fn fill(template: &[u8], p: &str) -> Vec<u8> {
 }
 
 /// Sends one case and checks statuses, headers on errors, and how the connection ends.
-fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
+fn run_case(addr: &str, c: &Case, p: &str, delivery: Delivery) -> Result<(), String> {
     let mut conn = Conn::connect(addr)?;
-    conn.send(&fill(c.raw, p));
+    match delivery {
+        Delivery::Whole => conn.send(&fill(c.raw, p)),
+        Delivery::Pieces => conn.send_in_pieces(&fill(c.raw, p)),
+    }
     let mut head_pending = c.head;
     for (i, &want) in c.statuses.iter().enumerate() {
         let r = conn.response(head_pending && want >= 200)?;
@@ -210,7 +255,10 @@ fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
             return Err(format!("431 not answered as HTTP/1.0:\n{}", r.head));
         }
         if want >= 400 && !r.head.contains("Connection: close") {
-            return Err(format!("error response {want} without Connection: close:\n{}", r.head));
+            return Err(format!(
+                "error response {want} without Connection: close:\n{}",
+                r.head
+            ));
         }
         if i == 0 && !c.then.is_empty() {
             conn.send(&fill(c.then, p));
@@ -223,7 +271,10 @@ fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
             conn.send(again.as_bytes());
             let r = conn.response(false)?;
             if r.status != 200 || !text(&r.body).contains(&format!("{p}/again")) {
-                return Err(format!("kept-alive connection did not serve a next request: {}", r.head));
+                return Err(format!(
+                    "kept-alive connection did not serve a next request: {}",
+                    r.head
+                ));
             }
             conn.expect_closed()
         }
@@ -243,22 +294,54 @@ fn lines_of(log: &str, p: &str) -> Vec<String> {
         .collect()
 }
 
+/// How a case's `raw` bytes are written.
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    /// In one write.
+    Whole,
+    /// Cut after line-ending bytes (`Conn::send_in_pieces`).
+    Pieces,
+}
+
+/// Runs one group and fails the test with every failing case.
+pub fn run_corpus(group: &str, cases: &[Case]) {
+    let failures = corpus_failures(group, cases, Delivery::Whole);
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
 /// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body), runs
 /// every case followed by a normal request on a fresh connection, then checks the recorder log.
-pub fn run_corpus(group: &str, cases: &[Case]) {
+fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let log: PathBuf = dir.path().join("recorder.log");
     let mut cmd = Command::new(crate::util::bin());
-    cmd.args(["--app", "recorder:app", "--listen", "127.0.0.1:0", "--threads", "2"])
-        .args(["--max-request-header-size", "4096", "--max-request-body-size", "1000"])
-        .current_dir(root().join("tests/apps/conformance"))
-        .env("RECORDER_LOG", &log);
+    cmd.args([
+        "--app",
+        "recorder:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+    ])
+    .args([
+        "--max-request-header-size",
+        "4096",
+        "--max-request-body-size",
+        "1000",
+    ])
+    .current_dir(root().join("tests/apps/conformance"))
+    .env("RECORDER_LOG", &log);
     let daemon = Daemon::start_with(&mut cmd, 1);
     let addr = daemon.addr();
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let p = format!("/c{group}{i:02}");
-        if let Err(e) = run_case(&addr, c, &p) {
+        if let Err(e) = run_case(&addr, c, &p, delivery) {
             failures.push(format!("{} ({p}): {e}", c.name));
         }
         let after = format!("GET {p}/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -280,14 +363,17 @@ pub fn run_corpus(group: &str, cases: &[Case]) {
         want.push(format!("GET {p}/after 0 -"));
         let got = lines_of(&recorded, &p);
         if got != want {
-            failures.push(format!("{} ({p}): app saw {got:?}, expected {want:?}", c.name));
+            failures.push(format!(
+                "{} ({p}): app saw {got:?}, expected {want:?}",
+                c.name
+            ));
         }
     }
     if recorded.contains("smuggled") {
         failures.push(format!("a smuggled request reached the app:\n{recorded}"));
     }
     drop(daemon);
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    failures
 }
 
 #[test]
@@ -318,4 +404,27 @@ fn request_line_version_and_host_rules() {
 #[test]
 fn valid_requests_are_served_pipelined_and_kept_alive() {
     run_corpus("v", corpus::VALID);
+}
+
+#[test]
+fn every_case_behaves_the_same_when_its_bytes_arrive_in_pieces() {
+    // Upper-case group letters keep these paths apart from the whole-write runs'.
+    let groups = [
+        ("S", corpus::SMUGGLING),
+        ("L", corpus::LINES_AND_BYTES),
+        ("Z", corpus::LIMITS),
+        ("K", corpus::CHUNKED),
+        ("R", corpus::REQUEST_LINE_AND_HOST),
+        ("V", corpus::VALID),
+    ];
+    let mut failures = Vec::new();
+    for (group, cases) in groups {
+        failures.extend(corpus_failures(group, cases, Delivery::Pieces));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -148,6 +148,15 @@ pub const CHUNKED: &[Case] = &[
         &["POST {P} 21 -"],
     ),
     served(
+        "Content-Length and Transfer-Encoding trailers do not reframe anything",
+        b"POST {P}/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          2\r\nab\r\n0\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n\
+          GET {P}/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[200, 200],
+        End::Open,
+        &["POST {P}/1 2 -", "GET {P}/2 0 -"],
+    ),
+    served(
         "an empty chunked body is served with length 0",
         b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         &[200],

@@ -29,7 +29,8 @@ const CL_999_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: 999
 const CL_999: [u8; CL_999_HEAD.len() + 999] = build(CL_999_HEAD, b"b", b"");
 
 const CHUNKED_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
-const CHUNK_1000_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+const CHUNK_1000_HEAD: &[u8] =
+    b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
     3e8\r\n";
 const LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 /// One 1000-byte chunk: the raw count reaches 1000 inside its data.
@@ -42,10 +43,25 @@ const CHUNK_976: [u8; CHUNK_976_HEAD.len() + 976 + LAST_CHUNK.len()] =
     build(CHUNK_976_HEAD, b"c", LAST_CHUNK);
 /// 200 one-byte chunks (1200 raw bytes for 200 decoded ones).
 const SMALL_CHUNKS: [u8; CHUNKED_HEAD.len() + 1200] = build(CHUNKED_HEAD, b"1\r\nd\r\n", b"");
-const HUGE_CHUNK_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+const HUGE_CHUNK_HEAD: &[u8] =
+    b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
     fffffff\r\n";
 /// A chunk announcing 256 MiB, then 1500 bytes of it.
 const HUGE_CHUNK: [u8; HUGE_CHUNK_HEAD.len() + 1500] = build(HUGE_CHUNK_HEAD, b"e", b"");
+const LONG_EXT_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+    1;ext=";
+/// A chunk extension that never ends (each byte counts toward the body limit).
+const LONG_EXT: [u8; LONG_EXT_HEAD.len() + 1500] = build(LONG_EXT_HEAD, b"f", b"");
+const LONG_TRAILER_HEAD: &[u8] =
+    b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+    1\r\nx\r\n0\r\n";
+/// A trailer section of 1500 bytes of valid field lines.
+const LONG_TRAILER: [u8; LONG_TRAILER_HEAD.len() + 100 * 15 + 2] =
+    build(LONG_TRAILER_HEAD, b"X-T: 012345678\r\n", b"\r\n");
+const SECOND_HEAD_HEAD: &[u8] = b"GET {P}/1 HTTP/1.1\r\nHost: x\r\n\r\n\
+    GET {P}/2 HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+/// A good request, then a pipelined one whose head never ends.
+const SECOND_HEAD: [u8; SECOND_HEAD_HEAD.len() + 5000] = build(SECOND_HEAD_HEAD, b"g", b"");
 
 pub const LIMITS: &[Case] = &[
     refused(
@@ -74,6 +90,13 @@ pub const LIMITS: &[Case] = &[
         "empty lines before the request line count toward the limit: 431",
         431,
         &LEADING_EMPTY_LINES,
+    ),
+    served(
+        "a pipelined request's oversize head is 431 after the good one is answered",
+        &SECOND_HEAD,
+        &[200, 431],
+        End::Closed,
+        &["GET {P}/1 0 -"],
     ),
     refused(
         "Content-Length equal to max_request_body_size is 413 before the body is sent",
@@ -135,5 +158,15 @@ pub const LIMITS: &[Case] = &[
         "a huge announced chunk is 413 once the limit is reached",
         413,
         &HUGE_CHUNK,
+    ),
+    refused(
+        "an endless chunk extension is cut off with 413",
+        413,
+        &LONG_EXT,
+    ),
+    refused(
+        "an endless trailer section is cut off with 413",
+        413,
+        &LONG_TRAILER,
     ),
 ];

@@ -172,6 +172,18 @@ pub const REQUEST_LINE_AND_HOST: &[Case] = &[
         400,
         smuggle!("GET\r\nHost: x\r\n\r\n"),
     ),
+    refused(
+        "a Host with userinfo is 400 (RFC 9112 §3.2: uri-host [\":\" port])",
+        400,
+        smuggle!("GET {P} HTTP/1.1\r\nHost: user@x\r\n\r\n"),
+    ),
+    served(
+        "authority-form CONNECT reaches the app as waitress passes it (PATH_INFO 443)",
+        b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\nX-Case: {P}\r\n\r\n",
+        &[200],
+        End::Open,
+        &["CONNECT 443 0 {P}"],
+    ),
     served(
         "OPTIONS * is served with PATH_INFO *",
         b"OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Case: {P}\r\n\r\n",

@@ -146,7 +146,9 @@ pub const SMUGGLING: &[Case] = &[
     refused(
         "obs-fold inside Transfer-Encoding (gzip SP chunked) is 501",
         501,
-        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n chunked\r\n\r\n0\r\n\r\n"),
+        smuggle!(
+            "POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n chunked\r\n\r\n0\r\n\r\n"
+        ),
     ),
     refused(
         "obs-folded Transfer-Encoding: chunked together with Content-Length is 400",
@@ -234,9 +236,7 @@ pub const SMUGGLING: &[Case] = &[
     refused(
         "two Content-Type headers are 400",
         400,
-        smuggle!(
-            "POST {P} HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n"
-        ),
+        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n"),
     ),
     refused(
         "the body of a 413 request is never parsed as a request",
@@ -265,6 +265,20 @@ pub const SMUGGLING: &[Case] = &[
             "POST {P} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n",
             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         ),
+    ),
+    served(
+        "nothing pipelined after Connection: close runs",
+        smuggle!("GET {P} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &[200],
+        End::Closed,
+        &["GET {P} 0 -"],
+    ),
+    served(
+        "nothing pipelined after an HTTP/1.0 request without keep-alive runs",
+        smuggle!("GET {P} HTTP/1.0\r\n\r\n"),
+        &[200],
+        End::Closed,
+        &["GET {P} 0 -"],
     ),
     served(
         "Transfer_Encoding (underscore) is dropped: Content-Length frames the body",

@@ -34,6 +34,23 @@ pub const VALID: &[Case] = &[
             &["HEAD {P}/1 0 -", "GET {P}/2 0 -"],
         )
     },
+    Case {
+        head: true,
+        ..served(
+            "HEAD of a streamed response: no chunked body, kept alive",
+            b"HEAD {P}/stream HTTP/1.1\r\nHost: x\r\n\r\n",
+            &[200],
+            End::Open,
+            &["HEAD {P}/stream 0 -"],
+        )
+    },
+    served(
+        "empty lines alone are ignored: no response, the connection stays open",
+        b"\r\n\r\n\r\n",
+        &[],
+        End::Open,
+        &[],
+    ),
     served(
         "three pipelined GETs in one write are answered in order",
         b"GET {P}/1 HTTP/1.1\r\nHost: x\r\n\r\nGET {P}/2 HTTP/1.1\r\nHost: x\r\n\r\n\
