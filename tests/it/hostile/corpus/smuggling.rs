@@ -267,6 +267,36 @@ pub const SMUGGLING: &[Case] = &[
         ),
     ),
     served(
+        "an error pipelined behind a busy request: that one is answered, nothing after runs",
+        smuggle!(
+            "GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET {P} HTTP/1.1\r\nHost: x\r\nX-Bad: a\x7fb\r\n\r\n"
+        ),
+        &[200, 400],
+        End::Closed,
+        &["GET {P}/slow 0 -"],
+    ),
+    served(
+        "a 413 pipelined behind a busy request: its body is never parsed as a request",
+        smuggle!(
+            "GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
+        ),
+        &[200, 413],
+        End::Closed,
+        &["GET {P}/slow 0 -"],
+    ),
+    served(
+        "Connection: close pipelined behind a busy request: nothing after it runs",
+        smuggle!(
+            "GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET {P}/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ),
+        &[200, 200],
+        End::Closed,
+        &["GET {P}/slow 0 -", "GET {P}/last 0 -"],
+    ),
+    served(
         "nothing pipelined after Connection: close runs",
         smuggle!("GET {P} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         &[200],
