@@ -7,11 +7,12 @@
 //! the app saw exactly the intended requests (no smuggled one, ever), and a fresh connection is
 //! served afterwards. Every read is bounded by a timeout, so "never a hang" is checked too.
 mod corpus;
+mod half_close;
 
 use crate::util::{root, Daemon};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -314,11 +315,9 @@ pub fn run_corpus(group: &str, cases: &[Case]) {
     );
 }
 
-/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body), runs
-/// every case followed by a normal request on a fresh connection, then checks the recorder log.
-fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let log: PathBuf = dir.path().join("recorder.log");
+/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body), logging
+/// to `log`.
+fn start_recorder(log: &Path) -> Daemon {
     let mut cmd = Command::new(crate::util::bin());
     cmd.args([
         "--app",
@@ -335,8 +334,16 @@ fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery) -> Vec<Strin
         "1000",
     ])
     .current_dir(root().join("tests/apps/conformance"))
-    .env("RECORDER_LOG", &log);
-    let daemon = Daemon::start_with(&mut cmd, 1);
+    .env("RECORDER_LOG", log);
+    Daemon::start_with(&mut cmd, 1)
+}
+
+/// Runs every case followed by a normal request on a fresh connection, then checks the
+/// recorder log.
+fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log: PathBuf = dir.path().join("recorder.log");
+    let daemon = start_recorder(&log);
     let addr = daemon.addr();
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
