@@ -62,6 +62,15 @@ const SECOND_HEAD_HEAD: &[u8] = b"GET {P}/1 HTTP/1.1\r\nHost: x\r\n\r\n\
     GET {P}/2 HTTP/1.1\r\nHost: x\r\nX-Pad: ";
 /// A good request, then a pipelined one whose head never ends.
 const SECOND_HEAD: [u8; SECOND_HEAD_HEAD.len() + 5000] = build(SECOND_HEAD_HEAD, b"g", b"");
+const CL_5000_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n";
+/// An oversize body sent along with its head, as a client that does not wait would.
+const CL_5000: [u8; CL_5000_HEAD.len() + 5000] = build(CL_5000_HEAD, b"h", b"");
+/// 64 KiB of head in one write.
+const HEAD_FLOOD: [u8; 65536] = build(
+    b"GET {P} HTTP/1.1\r\nHost: x\r\n",
+    b"X-Flood: yyyy\r\n",
+    b"",
+);
 
 pub const LIMITS: &[Case] = &[
     refused(
@@ -122,6 +131,16 @@ pub const LIMITS: &[Case] = &[
         "Expect: 100-continue with an oversize Content-Length: 413, no 100",
         413,
         b"POST {P} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
+    ),
+    refused(
+        "an oversize body sent along with its head still gets its 413 (lingering close)",
+        413,
+        &CL_5000,
+    ),
+    refused(
+        "a 64 KiB head flood gets its 431 (lingering close)",
+        431,
+        &HEAD_FLOOD,
     ),
     served(
         "a 999-byte Content-Length body is served",

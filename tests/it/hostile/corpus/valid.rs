@@ -198,6 +198,14 @@ pub const VALID: &[Case] = &[
         )
     },
     served(
+        "Expect: 100-continue behind a busy request, body sent along: 100 after its response",
+        b"GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST {P}/2 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+        &[200, 100, 200],
+        End::Open,
+        &["GET {P}/slow 0 -", "POST {P}/2 5 -"],
+    ),
+    served(
         "requests pipelined behind a busy one are answered in order",
         b"GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\nGET {P}/2 HTTP/1.1\r\nHost: x\r\n\r\n\
           POST {P}/3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
