@@ -306,7 +306,7 @@ enum Delivery {
 
 /// Runs one group and fails the test with every failing case.
 pub fn run_corpus(group: &str, cases: &[Case]) {
-    let failures = corpus_failures(group, cases, Delivery::Whole);
+    let failures = corpus_failures(group, cases, Delivery::Whole, &[]);
     assert!(
         failures.is_empty(),
         "{} case(s) failed:\n{}",
@@ -315,9 +315,9 @@ pub fn run_corpus(group: &str, cases: &[Case]) {
     );
 }
 
-/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body), logging
-/// to `log`.
-fn start_recorder(log: &Path) -> Daemon {
+/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body, plus
+/// `extra` arguments), logging to `log`.
+fn start_recorder(log: &Path, extra: &[&str]) -> Daemon {
     let mut cmd = Command::new(crate::util::bin());
     cmd.args([
         "--app",
@@ -333,6 +333,7 @@ fn start_recorder(log: &Path) -> Daemon {
         "--max-request-body-size",
         "1000",
     ])
+    .args(extra)
     .current_dir(root().join("tests/apps/conformance"))
     .env("RECORDER_LOG", log);
     Daemon::start_with(&mut cmd, 1)
@@ -340,10 +341,10 @@ fn start_recorder(log: &Path) -> Daemon {
 
 /// Runs every case followed by a normal request on a fresh connection, then checks the
 /// recorder log.
-fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery) -> Vec<String> {
+fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery, extra: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let log: PathBuf = dir.path().join("recorder.log");
-    let daemon = start_recorder(&log);
+    let daemon = start_recorder(&log, extra);
     let addr = daemon.addr();
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -413,20 +414,38 @@ fn valid_requests_are_served_pipelined_and_kept_alive() {
     run_corpus("v", corpus::VALID);
 }
 
+/// Every group, in one list.
+const GROUPS: [(&str, &[Case]); 6] = [
+    ("s", corpus::SMUGGLING),
+    ("l", corpus::LINES_AND_BYTES),
+    ("z", corpus::LIMITS),
+    ("k", corpus::CHUNKED),
+    ("r", corpus::REQUEST_LINE_AND_HOST),
+    ("v", corpus::VALID),
+];
+
 #[test]
 fn every_case_behaves_the_same_when_its_bytes_arrive_in_pieces() {
-    // Upper-case group letters keep these paths apart from the whole-write runs'.
-    let groups = [
-        ("S", corpus::SMUGGLING),
-        ("L", corpus::LINES_AND_BYTES),
-        ("Z", corpus::LIMITS),
-        ("K", corpus::CHUNKED),
-        ("R", corpus::REQUEST_LINE_AND_HOST),
-        ("V", corpus::VALID),
-    ];
     let mut failures = Vec::new();
-    for (group, cases) in groups {
-        failures.extend(corpus_failures(group, cases, Delivery::Pieces));
+    for (group, cases) in GROUPS {
+        failures.extend(corpus_failures(group, cases, Delivery::Pieces, &[]));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn every_case_behaves_the_same_with_channel_request_lookahead() {
+    // Reading ahead while a request runs is where CVE-2024-49768 lived: requests read ahead
+    // behind an error or a `Connection: close` must still never run.
+    let lookahead = ["--channel-request-lookahead", "4"];
+    let mut failures = Vec::new();
+    for (group, cases) in GROUPS {
+        failures.extend(corpus_failures(group, cases, Delivery::Whole, &lookahead));
     }
     assert!(
         failures.is_empty(),

@@ -34,7 +34,7 @@ const CASES: &[(&str, &[u8], &[u16])] = &[
 #[test]
 fn a_half_closed_client_gets_its_answers_then_eof_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start_recorder(&dir.path().join("recorder.log"));
+    let daemon = start_recorder(&dir.path().join("recorder.log"), &[]);
     let mut failures = Vec::new();
     for (what, raw, statuses) in CASES {
         let outcome = Conn::connect(&daemon.addr()).and_then(|mut conn| {

@@ -188,6 +188,35 @@ pub const SMUGGLING: &[Case] = &[
         ),
     ),
     refused(
+        "an empty Transfer-Encoding is 400",
+        400,
+        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n0\r\n\r\n"),
+    ),
+    refused(
+        "a Transfer-Encoding of only commas is 400",
+        400,
+        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , ,\r\n\r\n0\r\n\r\n"),
+    ),
+    served(
+        "empty list elements around chunked are ignored (RFC 9110 §5.6.1)",
+        b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked,\r\n\r\n1\r\nq\r\n0\r\n\r\n",
+        &[200],
+        End::Open,
+        &["POST {P} 1 -"],
+    ),
+    refused(
+        "an empty Content-Length is 400",
+        400,
+        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n"),
+    ),
+    served(
+        "OWS around a Content-Length value is stripped",
+        b"POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: \t5\t \r\n\r\nhello",
+        &[200],
+        End::Open,
+        &["POST {P} 5 -"],
+    ),
+    refused(
         "Content-Length: +5 is 400",
         400,
         smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello"),
