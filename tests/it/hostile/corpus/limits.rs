@@ -66,7 +66,7 @@ const CL_5000_HEAD: &[u8] = b"POST {P} HTTP/1.1\r\nHost: x\r\nContent-Length: 50
 /// An oversize body sent along with its head, as a client that does not wait would.
 const CL_5000: [u8; CL_5000_HEAD.len() + 5000] = build(CL_5000_HEAD, b"h", b"");
 /// 64 KiB of head in one write.
-const HEAD_FLOOD: [u8; 65536] = build(
+static HEAD_FLOOD: [u8; 65536] = build(
     b"GET {P} HTTP/1.1\r\nHost: x\r\n",
     b"X-Flood: yyyy\r\n",
     b"",
