@@ -27,6 +27,21 @@ const CASES: &[(&str, &[u8], &[u16])] = &[
         b"POST /h3 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
         &[200],
     ),
+    (
+        "a request with Connection: close",
+        b"GET /h5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &[200],
+    ),
+    (
+        "a bad request",
+        b"GET /h6 HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        &[400],
+    ),
+    (
+        "a good request, then a bad one",
+        b"GET /h7 HTTP/1.1\r\nHost: x\r\n\r\nGET /h7 HTTP/1.1\r\n\r\n",
+        &[200, 400],
+    ),
     // An incomplete head can never complete: closed without an answer (waitress), at once.
     ("half a head", b"GET /h4 HTTP/1.1\r\nHost: x\r\n", &[]),
 ];

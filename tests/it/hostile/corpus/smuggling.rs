@@ -306,6 +306,26 @@ pub const SMUGGLING: &[Case] = &[
         &["GET {P}/slow 0 -"],
     ),
     served(
+        "an error pipelined behind a streamed response: the stream completes, then 400",
+        smuggle!(
+            "GET {P}/stream HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET {P} HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"
+        ),
+        &[200, 400],
+        End::Closed,
+        &["GET {P}/stream 0 -"],
+    ),
+    served(
+        "an error pipelined behind a 100-continue exchange: 100, 200, then 400",
+        smuggle!(
+            "POST {P}/1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+            "GET {P} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+        &[100, 200, 400],
+        End::Closed,
+        &["POST {P}/1 2 -"],
+    ),
+    served(
         "a 413 pipelined behind a busy request: its body is never parsed as a request",
         smuggle!(
             "GET {P}/slow HTTP/1.1\r\nHost: x\r\n\r\n",
