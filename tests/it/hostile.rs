@@ -8,6 +8,7 @@
 //! served afterwards. Every read is bounded by a timeout, so "never a hang" is checked too.
 mod corpus;
 mod half_close;
+mod proxy;
 
 use crate::util::{root, Daemon};
 use std::io::{ErrorKind, Read, Write};
