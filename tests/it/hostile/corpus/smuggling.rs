@@ -86,6 +86,14 @@ pub const SMUGGLING: &[Case] = &[
         b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \x85chunked\r\n\r\n0\r\n\r\n\
           GET {P}/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
     ),
+    served(
+        "SP/HTAB around chunked are OWS: still chunked, the next request is pipelined",
+        b"POST {P}/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \t chunked\t \r\n\r\n\
+          0\r\n\r\nGET {P}/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[200, 200],
+        End::Open,
+        &["POST {P}/1 0 -", "GET {P}/2 0 -"],
+    ),
     refused(
         "Transfer-Encoding with a vertical tab before chunked is 400",
         400,
