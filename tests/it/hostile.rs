@@ -6,19 +6,15 @@
 //! errors and the connection closed after them (or kept alive and serving, for good requests),
 //! the app saw exactly the intended requests (no smuggled one, ever), and a fresh connection is
 //! served afterwards. Every read is bounded by a timeout, so "never a hang" is checked too.
+mod client;
 mod corpus;
 mod half_close;
 mod proxy;
 
 use crate::util::{root, Daemon};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use client::{text, Conn};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
-
-/// Upper bound for any single read: a prompt answer takes milliseconds.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the connection must end once the expected responses are read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,178 +41,6 @@ pub struct Case {
     pub end: End,
     /// Recorder lines (`METHOD PATH BODYLEN X-CASE`) the app must have produced, in order.
     pub seen: &'static [&'static str],
-}
-
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-/// A client connection with its own read buffer; every read bounded by `READ_TIMEOUT`.
-struct Conn {
-    s: TcpStream,
-    buf: Vec<u8>,
-    /// The peer closed (EOF, or a reset once the expected responses were in).
-    closed: bool,
-}
-
-impl Conn {
-    fn connect(addr: &str) -> Result<Conn, String> {
-        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        Ok(Conn {
-            s,
-            buf: Vec::new(),
-            closed: false,
-        })
-    }
-
-    /// Writes, ignoring errors: the server may already have closed on a hostile prefix.
-    fn send(&mut self, bytes: &[u8]) {
-        let _ = self.s.write_all(bytes);
-    }
-
-    /// Writes `bytes` in pieces cut after CRs and LFs (the first `MAX_CUTS` of them), pausing
-    /// between pieces so they usually arrive in separate reads: a CR at the end of one read
-    /// and its LF in the next, a head split inside its lines, chunk framing split.
-    fn send_in_pieces(&mut self, bytes: &[u8]) {
-        const MAX_CUTS: usize = 48;
-        let _ = self.s.set_nodelay(true);
-        let mut start = 0;
-        let cuts = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\r' || b == b'\n');
-        for (i, _) in cuts.take(MAX_CUTS) {
-            if self.s.write_all(&bytes[start..=i]).is_err() {
-                return;
-            }
-            start = i + 1;
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = self.s.write_all(&bytes[start..]);
-    }
-
-    /// Reads more bytes; Ok(false) once the peer has closed.
-    fn fill(&mut self, waiting_for: &str) -> Result<bool, String> {
-        if self.closed {
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 16384];
-        match self.s.read(&mut chunk) {
-            Ok(0) => {
-                self.closed = true;
-                Ok(false)
-            }
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(format!(
-                    "no {waiting_for} within {READ_TIMEOUT:?}; got {:?}",
-                    text(&self.buf)
-                ))
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
-                self.closed = true;
-                Ok(false)
-            }
-            Err(e) => Err(format!("read: {e}")),
-        }
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, String> {
-        while self.buf.len() < n {
-            if !self.fill(what)? {
-                return Err(format!(
-                    "connection closed inside {what}: {:?}",
-                    text(&self.buf)
-                ));
-            }
-        }
-        Ok(self.buf.drain(..n).collect())
-    }
-
-    fn line(&mut self, what: &str) -> Result<Vec<u8>, String> {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = self.take(i + 2, what)?;
-                return Ok(line[..i].to_vec());
-            }
-            if !self.fill(what)? {
-                return Err(format!(
-                    "connection closed inside {what}: {:?}",
-                    text(&self.buf)
-                ));
-            }
-        }
-    }
-
-    /// One response, framed as a client would (RFC 9112 section 6.3).
-    fn response(&mut self, to_head: bool) -> Result<Response, String> {
-        let mut head = String::new();
-        loop {
-            let line = self.line("response head")?;
-            if line.is_empty() {
-                break;
-            }
-            head.push_str(&text(&line));
-            head.push('\n');
-        }
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-        };
-        let body = if to_head || status < 200 || status == 204 || status == 304 {
-            Vec::new()
-        } else if let Some(cl) = header("content-length") {
-            let n = cl
-                .parse()
-                .map_err(|_| format!("bad response Content-Length {cl}"))?;
-            self.take(n, "response body")?
-        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
-            let mut body = Vec::new();
-            loop {
-                let size = text(&self.line("chunk size")?);
-                let n = usize::from_str_radix(&size, 16).map_err(|_| format!("chunk {size}"))?;
-                if n == 0 {
-                    self.line("chunked terminator")?;
-                    break body;
-                }
-                body.extend(self.take(n, "chunk")?);
-                self.line("chunk end")?;
-            }
-        } else {
-            while self.fill("body until close")? {}
-            std::mem::take(&mut self.buf)
-        };
-        Ok(Response { status, head, body })
-    }
-
-    /// Nothing more arrives and the server closes (within the read timeout).
-    fn expect_closed(&mut self) -> Result<(), String> {
-        while self.fill("close")? {}
-        if !self.buf.is_empty() {
-            return Err(format!(
-                "unexpected bytes before close: {:?}",
-                text(&self.buf)
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn fill(template: &[u8], p: &str) -> Vec<u8> {
