@@ -645,9 +645,9 @@ fn client_trickling_empty_lines_is_cut_by_the_header_deadline() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let cut = start.elapsed() < Duration::from_secs(8);
+    // Cut while still sending: a write after the server closed fails (EPIPE/ECONNRESET).
     assert!(
-        cut || closed_within(&mut s, 2),
+        start.elapsed() < Duration::from_secs(8),
         "a client sending only empty lines was not cut"
     );
 }
