@@ -2,40 +2,10 @@
 //! and `main`, the program's glue (parse → load → act → exit code).
 //!
 //! CONTRACT (owned by the config work): `parse(argv) -> Result<CliArgs, CliError>`.
+use crate::config::args::GENERAL;
 use crate::config::{self, defs};
 
-/// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Serve,
-    CheckConfig,
-    PrintConfig,
-    Help,
-    Version,
-}
-
-/// Parsed command line; `config::load` turns it into `Settings`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliArgs {
-    pub action: Action,
-    /// INI file (`--config FILE` or the first positional).
-    pub config: Option<std::path::PathBuf>,
-    /// `-s/--server-name`, default `main`.
-    pub server_name: String,
-    /// `-n/--app-name`, default `main`.
-    pub app_name: String,
-    /// `NAME=VALUE` words after the INI file.
-    pub vars: Vec<(String, String)>,
-    /// `--app MODULE:CALLABLE`.
-    pub app: Option<String>,
-    /// `--call`.
-    pub call: bool,
-    /// waitress-serve style flags as (setting name, raw string value), in order; they win over
-    /// the INI.
-    pub overrides: Vec<(String, String)>,
-    /// `--daemon`: detach from the terminal.
-    pub daemon: bool,
-}
+pub use crate::config::args::{Action, CliArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -50,25 +20,11 @@ pub const VERSION: &str = concat!(
     " (waitress 3.0.2 compatible)"
 );
 
-/// Options that are not settings: (long name, takes a value, short letter).
-pub const GENERAL: &[(&str, bool, Option<char>)] = &[
-    ("config", true, None),
-    ("server-name", true, Some('s')),
-    ("app-name", true, Some('n')),
-    ("app", true, None),
-    ("call", false, None),
-    ("check-config", false, None),
-    ("print-config", false, None),
-    ("daemon", false, None),
-    ("help", false, Some('h')),
-    ("version", false, Some('V')),
-];
-
 /// Every long option: (name, takes a value).
 fn long_options() -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = GENERAL
         .iter()
-        .map(|(n, v, _)| (n.to_string(), *v))
+        .map(|g| (g.long.to_string(), g.takes_value()))
         .collect();
     for d in defs::DEFS {
         let name = d.name.replace('_', "-");
@@ -146,11 +102,12 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             (name, takes, inline)
         } else {
             let c = arg[1..].chars().next().unwrap_or('-');
-            let Some((name, takes, _)) = GENERAL.iter().find(|g| g.2 == Some(c)) else {
+            let Some(g) = GENERAL.iter().find(|g| g.short == Some(c)) else {
                 return Err(CliError::Usage(format!("option {arg} not recognized")));
             };
             let rest = &arg[1 + c.len_utf8()..];
             let inline = (!rest.is_empty()).then(|| rest.trim_start_matches('=').to_string());
+            let takes = g.takes_value();
             if !takes && inline.is_some() {
                 return Err(CliError::Usage(format!(
                     "option -{c} must not have an argument"
@@ -159,9 +116,9 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             let name = if c == 's' {
                 "-s".to_string()
             } else {
-                name.to_string()
+                g.long.to_string()
             };
-            (name, *takes, inline)
+            (name, takes, inline)
         };
         let value = if takes {
             match inline {

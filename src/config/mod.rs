@@ -3,13 +3,14 @@
 //! CONTRACT (owned by the config work; other layers read these names):
 //! `Settings` fields below, `AppSpec`, `ConfigError`, and `load(&CliArgs) -> Result<Settings>`.
 //!
-//! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
+//! Modules: `args` (the typed command line), `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
 //! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
 //! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod args;
 pub mod defs;
 pub mod error;
 pub mod ini;
@@ -23,10 +24,10 @@ pub mod settings;
 mod tests;
 pub mod values;
 
+pub use args::{Action, CliArgs};
 pub use error::{ConfigError, Origin, ValueError};
 pub use print::to_json;
 
-use crate::cli::CliArgs;
 use settings::Raw;
 
 /// Keys that choose where to listen. A command-line flag for any of them replaces all of them

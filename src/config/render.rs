@@ -1,42 +1,8 @@
-//! Documents generated from the one settings table: `--help`, the man page
+//! Documents generated from the one settings table (and `args::GENERAL`): `--help`, the man page
 //! (`man/waitressd.1`), the example INI (`conf/waitressd.ini`) and the README settings table.
 //! A test keeps the committed files equal to these (`WAITRESSD_BLESS=1` rewrites them).
+use super::args::GENERAL;
 use super::defs::{Conv, Def, DEFS};
-use crate::cli::GENERAL;
-
-/// Help for the options that are not settings: (flags, argument, text).
-const GENERAL_HELP: &[(&str, &str, &str)] = &[
-    (
-        "--config",
-        "FILE",
-        "the PasteDeploy INI file (or give it as the first argument)",
-    ),
-    (
-        "-s, --server-name",
-        "NAME",
-        "use [server:NAME] (default main); with --app it sets server_name",
-    ),
-    ("-n, --app-name", "NAME", "load [app:NAME] (default main)"),
-    (
-        "--app",
-        "MODULE:CALLABLE",
-        "serve this WSGI app without an INI file, like waitress-serve",
-    ),
-    ("--call", "", "call CALLABLE() to get the app"),
-    (
-        "--check-config",
-        "",
-        "validate the configuration, print \"configuration ok\", exit",
-    ),
-    (
-        "--print-config",
-        "",
-        "print the effective settings as one JSON object, exit",
-    ),
-    ("--daemon", "", "detach from the terminal"),
-    ("-h, --help", "", "print this help"),
-    ("-V, --version", "", "print the version"),
-];
 
 const EXIT_CODES: &[(u8, &str)] = &[
     (
@@ -113,11 +79,11 @@ pub fn help() -> String {
          Setting flags win over the INI file; a flag for host, port, listen or unix_socket\n\
          replaces all four from the file.\n\nOptions:\n",
     );
-    debug_assert_eq!(GENERAL.len(), GENERAL_HELP.len());
-    for (flags, arg, text) in GENERAL_HELP {
+    for g in GENERAL {
         out.push_str(&format!(
-            "  {:<37} {text}\n",
-            format!("{flags} {arg}").trim_end()
+            "  {:<37} {}\n",
+            format!("{} {}", g.flags(), g.arg).trim_end(),
+            g.help
         ));
     }
     out.push_str("\nSettings (also keys of the [server:NAME] section):\n");
@@ -160,11 +126,11 @@ pub fn man_page() -> String {
         )
     );
     out.push_str(".SH OPTIONS\n");
-    for (flags, arg, text) in GENERAL_HELP {
+    for g in GENERAL {
         out.push_str(&format!(
             ".TP\n.B {}\n{}\n",
-            roff(format!("{flags} {arg}").trim_end()),
-            roff(text)
+            roff(format!("{} {}", g.flags(), g.arg).trim_end()),
+            roff(g.help)
         ));
     }
     out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");

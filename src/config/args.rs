@@ -1,0 +1,125 @@
+//! The command line's typed form: `CliArgs` (what `cli::parse` makes of argv and `load` turns
+//! into `Settings`) and `GENERAL`, the options that are not settings, defined once for the
+//! parser, `--help` and the man page.
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Serve,
+    CheckConfig,
+    PrintConfig,
+    Help,
+    Version,
+}
+
+/// Parsed command line; `config::load` turns it into `Settings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliArgs {
+    pub action: Action,
+    /// INI file (`--config FILE` or the first positional).
+    pub config: Option<std::path::PathBuf>,
+    /// `-s/--server-name`, default `main`.
+    pub server_name: String,
+    /// `-n/--app-name`, default `main`.
+    pub app_name: String,
+    /// `NAME=VALUE` words after the INI file.
+    pub vars: Vec<(String, String)>,
+    /// `--app MODULE:CALLABLE`.
+    pub app: Option<String>,
+    /// `--call`.
+    pub call: bool,
+    /// waitress-serve style flags as (setting name, raw string value), in order; they win over
+    /// the INI.
+    pub overrides: Vec<(String, String)>,
+    /// `--daemon`: detach from the terminal.
+    pub daemon: bool,
+}
+
+/// One option that is not a setting.
+pub struct General {
+    /// Long name, without `--`.
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The argument's name in the docs; empty for a flag without a value.
+    pub arg: &'static str,
+    /// One line for `--help` and the man page.
+    pub help: &'static str,
+}
+
+impl General {
+    pub fn takes_value(&self) -> bool {
+        !self.arg.is_empty()
+    }
+
+    /// `-s, --server-name` / `--config`.
+    pub fn flags(&self) -> String {
+        match self.short {
+            Some(c) => format!("-{c}, --{}", self.long),
+            None => format!("--{}", self.long),
+        }
+    }
+}
+
+/// Options that are not settings, in `--help` order.
+pub const GENERAL: &[General] = &[
+    General {
+        long: "config",
+        short: None,
+        arg: "FILE",
+        help: "the PasteDeploy INI file (or give it as the first argument)",
+    },
+    General {
+        long: "server-name",
+        short: Some('s'),
+        arg: "NAME",
+        help: "use [server:NAME] (default main); with --app it sets server_name",
+    },
+    General {
+        long: "app-name",
+        short: Some('n'),
+        arg: "NAME",
+        help: "load [app:NAME] (default main)",
+    },
+    General {
+        long: "app",
+        short: None,
+        arg: "MODULE:CALLABLE",
+        help: "serve this WSGI app without an INI file, like waitress-serve",
+    },
+    General {
+        long: "call",
+        short: None,
+        arg: "",
+        help: "call CALLABLE() to get the app",
+    },
+    General {
+        long: "check-config",
+        short: None,
+        arg: "",
+        help: "validate the configuration, print \"configuration ok\", exit",
+    },
+    General {
+        long: "print-config",
+        short: None,
+        arg: "",
+        help: "print the effective settings as one JSON object, exit",
+    },
+    General {
+        long: "daemon",
+        short: None,
+        arg: "",
+        help: "detach from the terminal",
+    },
+    General {
+        long: "help",
+        short: Some('h'),
+        arg: "",
+        help: "print this help",
+    },
+    General {
+        long: "version",
+        short: Some('V'),
+        arg: "",
+        help: "print the version",
+    },
+];
