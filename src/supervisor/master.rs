@@ -1,23 +1,22 @@
 //! The master loop (gunicorn's arbiter, nginx's master cycle): signals arrive as commands on a
-//! signalfd; the loop reaps, respawns with backoff, reloads by generations (reload.rs) and
-//! stops gracefully. Start-up is in boot.rs. It never runs Python unless `preload_app` is on.
+//! signalfd; the loop reaps and respawns with backoff (children.rs), reloads by generations
+//! (reload.rs) and stops gracefully. Start-up is in boot.rs. It never runs Python unless `preload_app` is on.
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::lifecycle::{on_exit, Backoff, ExitAction, ExitFacts};
+use super::lifecycle::Backoff;
 use super::listeners::ListenerSet;
 use super::signals::{self, Command};
-use super::spawn::{self, DaemonStatus};
+use super::spawn::DaemonStatus;
 use super::systemd::Notifier;
 use super::worker::{Preloaded, WorkerStart};
-use super::{log_error, log_info, log_warn};
+use super::{log_info, log_warn};
 use crate::config::Settings;
 use crate::exit;
 use crate::net::Identity;
@@ -226,167 +225,6 @@ impl Master {
 
     pub(super) fn status(&self) -> String {
         format!("serving with {} worker(s)", self.target)
-    }
-
-    /// Forks worker `id` of `generation` with that generation's settings and sockets.
-    pub(super) fn spawn(&mut self, id: usize, generation: u64) {
-        let (settings, listeners, identity) = match &self.phase {
-            Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity)
-            }
-            _ => (&self.settings, &self.listeners, &self.identity),
-        };
-        let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
-        close.extend(
-            self.workers
-                .iter()
-                .filter_map(|w| w.ready_fd.as_ref().map(|f| f.as_raw_fd())),
-        );
-        close.extend(self.listeners.raw_fds());
-        if let Phase::Reloading(p) = &self.phase {
-            close.extend(p.listeners.raw_fds());
-        }
-        close.extend(self.daemon.raw_fd());
-        let socks = match listeners.for_worker() {
-            Ok(s) => s,
-            Err(e) => {
-                log_error(&format!("cannot share listeners with worker {id}: {e}"));
-                self.respawns
-                    .push((id, generation, Instant::now() + Duration::from_secs(1)));
-                return;
-            }
-        };
-        let start = WorkerStart {
-            id,
-            generation,
-            settings: settings.clone(),
-            listeners: socks,
-            identity: identity.clone(),
-            master: Pid::from_raw(self.pid),
-            ready: None,
-            preloaded: self.preloaded.clone(),
-        };
-        let body = self.body;
-        let preload = self.preloaded.is_some();
-        if preload {
-            // CPython's fork protocol: GIL and interpreter locks taken around fork(2).
-            crate::wsgi::before_fork();
-        }
-        let spawned = spawn::spawn_worker(&close, move |ready| body(start.with_ready(ready)));
-        if preload {
-            crate::wsgi::after_fork_parent();
-        }
-        match spawned {
-            Ok(s) => {
-                log_info(&format!(
-                    "worker {id} (pid {}): started, generation {generation}",
-                    s.pid
-                ));
-                self.workers.push(Worker {
-                    id,
-                    generation,
-                    pid: s.pid,
-                    ready: false,
-                    ready_fd: Some(s.ready),
-                    spawned: Instant::now(),
-                    kill_at: None,
-                });
-            }
-            Err(e) => {
-                log_error(&format!("fork of worker {id} failed: {e}"));
-                self.respawns
-                    .push((id, generation, Instant::now() + Duration::from_secs(1)));
-            }
-        }
-    }
-
-    pub(super) fn reap(&mut self) {
-        loop {
-            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code)),
-                Ok(WaitStatus::Signaled(pid, _, _)) => (pid, None),
-                Ok(WaitStatus::StillAlive) => return,
-                Ok(_) => continue,
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => return,
-            };
-            let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
-                continue;
-            };
-            let w = self.workers.remove(i);
-            self.worker_exited(w, code);
-        }
-    }
-
-    pub(super) fn worker_exited(&mut self, w: Worker, code: Option<i32>) {
-        let how = match code {
-            Some(c) => format!("exit code {c}"),
-            None => "killed by a signal".to_string(),
-        };
-        let reload_pending =
-            matches!(&self.phase, Phase::Reloading(p) if p.generation == w.generation);
-        let facts = ExitFacts {
-            expected: w.kill_at.is_some() || matches!(self.phase, Phase::Stopping { .. }),
-            ever_ready: w.ready,
-            reload_pending,
-            code,
-        };
-        if facts.expected {
-            log_info(&format!("worker {} (pid {}): exited ({how})", w.id, w.pid));
-        } else {
-            log_error(&format!(
-                "worker {} (pid {}): died unexpectedly ({how})",
-                w.id, w.pid
-            ));
-        }
-        match on_exit(facts) {
-            ExitAction::Forget => {}
-            ExitAction::Respawn => {
-                let current = w.generation == self.generation && w.id <= self.target;
-                if current || reload_pending {
-                    let delay = self
-                        .backoff
-                        .entry(w.id)
-                        .or_default()
-                        .on_crash(w.spawned.elapsed());
-                    self.respawns
-                        .push((w.id, w.generation, Instant::now() + delay));
-                }
-            }
-            ExitAction::AbortReload => {
-                self.abort_reload(&format!("new worker {} failed to boot ({how})", w.id))
-            }
-            ExitAction::Halt(c) => {
-                log_error(&format!("worker {} failed to boot ({how}); stopping", w.id));
-                self.exit_code = c;
-                self.begin_stop(false);
-            }
-        }
-    }
-
-    pub(super) fn timers(&mut self) {
-        let now = Instant::now();
-        for w in &mut self.workers {
-            if w.kill_at.is_some_and(|k| k <= now) {
-                let _ = kill(w.pid, Signal::SIGKILL);
-                w.kill_at = Some(now + Duration::from_secs(3600));
-            }
-        }
-        if matches!(&self.phase, Phase::Reloading(p) if p.deadline <= now) {
-            self.abort_reload("new workers were not ready in time");
-        }
-        let (due, later): (Vec<_>, Vec<_>) = self.respawns.drain(..).partition(|r| r.2 <= now);
-        self.respawns = later;
-        for (id, generation, _) in due {
-            let wanted = match &self.phase {
-                Phase::Running => generation == self.generation && id <= self.target,
-                Phase::Reloading(p) => generation == p.generation || generation == self.generation,
-                Phase::Stopping { .. } => false,
-            };
-            if wanted {
-                self.spawn(id, generation);
-            }
-        }
     }
 
     pub(super) fn check_progress(&mut self) {

@@ -7,6 +7,7 @@
 use crate::config::Settings;
 
 mod boot;
+mod children;
 pub mod lifecycle;
 pub mod listeners;
 mod master;
