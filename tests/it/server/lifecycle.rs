@@ -1,0 +1,173 @@
+//! Lifecycle: graceful and immediate stop, listeners shared by two loops or mixed unix and
+//! TCP, and the access log (one combined line per request, reopened on request).
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use waitressd::net::Listener;
+use waitressd::server::ServerOptions;
+
+use super::{closed_within, get, opts, read_response, TestServer};
+
+#[test]
+fn graceful_stop_completes_in_flight_request() {
+    let mut srv = TestServer::start(opts());
+    let mut idle = srv.connect();
+    idle.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut idle).unwrap().0, 200);
+    let mut s = srv.connect();
+    s.write_all(get("/slow?700").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    srv.stop.graceful();
+    let (status, _, body) = read_response(&mut s).expect("in-flight response");
+    assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+    assert!(
+        closed_within(&mut idle, 5),
+        "idle keep-alive connection not closed"
+    );
+    assert!(srv.wait(10), "run did not return after a graceful stop");
+    assert!(
+        TcpStream::connect(srv.addr).is_err(),
+        "still accepting after stop"
+    );
+}
+
+#[test]
+fn immediate_stop_returns_promptly_and_cuts_connections() {
+    let mut srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    s.write_all(get("/slow?4000").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    srv.stop.immediate();
+    assert!(
+        srv.wait(3),
+        "run did not return promptly after an immediate stop"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(
+        read_response(&mut s).is_none(),
+        "a response after an immediate stop"
+    );
+}
+
+#[test]
+fn two_servers_sharing_a_listener_both_serve() {
+    // As pre-forked workers do: one listening socket, several event loops (EPOLLEXCLUSIVE).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let l2 = l.try_clone().unwrap();
+    let a = TestServer::start_with(opts(), vec![Listener::Tcp(l)], addr);
+    let b = TestServer::start_with(opts(), vec![Listener::Tcp(l2)], addr);
+    for _ in 0..40 {
+        let mut s = a.connect();
+        s.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s).map(|r| r.2), Some(b"hello".to_vec()));
+    }
+    let (na, nb) = (
+        a.app.calls.load(Ordering::SeqCst),
+        b.app.calls.load(Ordering::SeqCst),
+    );
+    assert_eq!(na + nb, 40);
+}
+
+#[test]
+fn unix_and_tcp_listeners_are_served_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let u = UnixListener::bind(&path).unwrap();
+    let t = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = t.local_addr().unwrap();
+    let ls = vec![Listener::Unix(u, path.clone()), Listener::Tcp(t)];
+    let srv = TestServer::start_with(opts(), ls, addr);
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(get("/origin").as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("localhost|None|{}", path.display())
+    );
+    let mut s = srv.connect();
+    s.write_all(get("/origin").as_bytes()).unwrap();
+    let body = String::from_utf8(read_response(&mut s).unwrap().2).unwrap();
+    let local = s.local_addr().unwrap();
+    assert_eq!(body, format!("127.0.0.1|{}|{}", local.port(), addr.port()));
+}
+
+#[test]
+fn access_log_has_one_combined_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let mut srv = TestServer::start(ServerOptions {
+        access_log: Some(log.clone()),
+        ..opts()
+    });
+    let mut s = srv.connect();
+    s.write_all(
+        b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\nUser-Agent: t\"ua\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    s.write_all(get("/nothing").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 404);
+    srv.stop.graceful();
+    drop(s);
+    assert!(srv.wait(10));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with("\"GET /hello?x=1 HTTP/1.1\" 200 5 \"http://r/\" \"t\\\"ua\""),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("\"GET /nothing HTTP/1.1\" 404 9 \"-\" \"-\""),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn access_log_is_reopened_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let rotated = dir.path().join("access.log.1");
+    let mut srv = TestServer::start(ServerOptions {
+        access_log: Some(log.clone()),
+        ..opts()
+    });
+    let mut s = srv.connect();
+    s.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    // Let the loop write the first line, then rotate.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::rename(&log, &rotated).unwrap();
+    srv.stop.reopen_logs();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.write_all(get("/query?after-rotation").as_bytes())
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    srv.stop.graceful();
+    drop(s);
+    assert!(srv.wait(10));
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        old.contains("GET /hello ") && !old.contains("after-rotation"),
+        "{old}"
+    );
+    assert!(new.contains("GET /query?after-rotation "), "{new}");
+}

@@ -1,0 +1,98 @@
+//! Boot: exit codes of the protocol (4 for an app that fails to import, without a respawn
+//! loop; 3 for a bind error), the pidfile, and unix socket permissions and removal.
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use super::{command, eventually, start, write_ini};
+
+#[test]
+fn app_that_fails_to_import_exits_4_without_respawn_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supbroken:app",
+        "one",
+        "listen = 127.0.0.1:0\nworkers = 2",
+    );
+    let start = Instant::now();
+    let out = command(&ini).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.matches("started").count() <= 2,
+        "no respawn storm:\n{stderr}"
+    );
+}
+
+#[test]
+fn bind_error_exits_3_with_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!("listen = 127.0.0.1:{port}"),
+    );
+    let out = command(&ini).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+#[test]
+fn pidfile_written_stale_replaced_and_removed_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("w.pid");
+    std::fs::write(&pidfile, "999999999\n").unwrap(); // stale
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    let mut d = start(&ini, 1);
+    assert!(eventually(10, || std::fs::read_to_string(&pidfile)
+        .is_ok_and(|t| t.trim() == d.pid().to_string())));
+    // A second daemon with the same pidfile refuses to start.
+    let out = command(&ini).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn unix_socket_gets_perms_and_is_removed_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.sock");
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!("unix_socket = {}\nunix_socket_perms = 660", path.display()),
+    );
+    let mut d = start(&ini, 1);
+    assert_eq!(d.urls[0], format!("http://unix:{}", path.display()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+    assert!(!path.exists(), "the master removes its unix socket file");
+}
