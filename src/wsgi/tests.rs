@@ -90,6 +90,11 @@ def app(environ, start_response):
         except KeyError:
             start_response("500 Oops", [], sys.exc_info())
         return [b"never"]
+    if p == "/lazy_start":
+        def lazy():
+            start_response("201 Created", [("X-Lazy", "1")])
+            yield b"late head"
+        return lazy()
     if p == "/no_start_response":
         return []
     if p == "/write_before_start":
@@ -128,6 +133,8 @@ fn responses_table() {
         ("/writecb", "200 OK", b"abcdefghi", Some("9"), 1),
         ("/writecb_then_iter", "200 OK", b"abcd", None, 2),
         ("/verbatim_status", "999 WHATEVER", b"", Some("0"), 0),
+        // PEP 3333: start_response may be called during the first iteration.
+        ("/lazy_start", "201 Created", b"late head", None, 1),
     ];
     for &(path, status, body, cl, writes) in cases {
         let mut m = Mock::new(request("GET", path, &[]), b"");
@@ -523,4 +530,45 @@ def app(environ, start_response):
         let (ok, sent) = t.join().unwrap();
         assert!(ok && sent == b"met", "both requests met at the barrier");
     }
+}
+
+/// Bridge cost per hello-world call with an in-memory exchange (run in release:
+/// `cargo test --release --lib wsgi::tests::bridge_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bridge_cost() {
+    let code = r#"
+BODY = b"Hello, World!"
+HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
+def app(environ, start_response):
+    start_response("200 OK", HEADERS)
+    return [BODY]
+"#;
+    let (app, _m) = app_from(code, &options());
+    let req = request(
+        "GET",
+        "/hello?x=1",
+        &[("User-Agent", "bench"), ("Accept", "*/*")],
+    );
+    let n = 200_000;
+    // Thread CPU time, not wall time: other processes on the machine do not count.
+    let cpu = || {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    };
+    let mut out = 0.0;
+    crate::http::app::App::run_thread(&app, &mut || {
+        let t = cpu();
+        for _ in 0..n {
+            let mut m = Mock::new(req.clone(), b"");
+            crate::http::app::App::call(&app, &mut m).unwrap();
+        }
+        out = cpu() - t;
+    });
+    eprintln!("bridge: {:.2} us CPU/call", out * 1e6 / n as f64);
 }
