@@ -6,8 +6,9 @@
 # Usage: tests/apps/waitress_suite/run.sh [pytest args...]
 # Env: WAITRESSD_BIN (default target/debug/waitressd, built if missing),
 #      WAITRESSD_SUITE_DIR (where the sdist is unpacked, default target/waitress-suite),
-#      WAITRESSD_SUITE_ADD_HOST=1 (add `Host:` to the suite's Host-less HTTP/1.1 requests,
-#      which waitressd deliberately answers 400, to compare everything else).
+#      WAITRESSD_SUITE_ADD_HOST (default 1: add `Host:` to the suite's Host-less HTTP/1.1
+#      requests, which waitressd deliberately answers 400, to compare everything else; the
+#      tests of other deliberate differences are then expected failures. 0: the suite as is).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"

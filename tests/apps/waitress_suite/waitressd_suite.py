@@ -12,7 +12,19 @@ BIN = os.environ["WAITRESSD_BIN"]
 # waitressd answers an HTTP/1.1 request without Host with 400 (RFC 9112 §3.2, a deliberate
 # difference); waitress's suite sends many such requests. With WAITRESSD_SUITE_ADD_HOST=1 the
 # test sockets add `Host: localhost` to them, so every other behaviour is still compared.
-ADD_HOST = os.environ.get("WAITRESSD_SUITE_ADD_HOST") == "1"
+ADD_HOST = os.environ.get("WAITRESSD_SUITE_ADD_HOST", "1") == "1"
+
+# Tests that check a behaviour waitressd deliberately changes (README, "Where waitressd
+# deliberately differs"): expected to fail, strictly (an unexpected pass fails the run).
+DELIBERATE = {
+    "test_http11_generator": "HTTP/1.1 stays alive after a chunked response",
+    "test_http11_listlentwo": "HTTP/1.1 stays alive after a chunked response",
+    "test_notfilelike_nocl_http11": "HTTP/1.1 stays alive after a chunked response",
+    "test_request_body_too_large_chunked_encoding": (
+        "a chunk extension without a name (`20;`) is a 400 (RFC 9112 §7.1.1), before the size "
+        "limit is reached"
+    ),
+}
 
 
 class _HostSocket(socket.socket):
@@ -92,6 +104,17 @@ def stop_subprocess(self):
             self.proc.kill()
             self.proc.wait()
     self.sock.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    if not ADD_HOST:
+        return
+    for item in items:
+        reason = DELIBERATE.get(item.name)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def pytest_sessionstart(session):
