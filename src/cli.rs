@@ -44,7 +44,11 @@ pub enum CliError {
 }
 
 /// The version line of `--version`.
-pub const VERSION: &str = concat!("waitressd ", env!("CARGO_PKG_VERSION"), " (waitress 3.0.2 compatible)");
+pub const VERSION: &str = concat!(
+    "waitressd ",
+    env!("CARGO_PKG_VERSION"),
+    " (waitress 3.0.2 compatible)"
+);
 
 /// Options that are not settings: (long name, takes a value, short letter).
 pub const GENERAL: &[(&str, bool, Option<char>)] = &[
@@ -62,7 +66,10 @@ pub const GENERAL: &[(&str, bool, Option<char>)] = &[
 
 /// Every long option: (name, takes a value).
 fn long_options() -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = GENERAL.iter().map(|(n, v, _)| (n.to_string(), *v)).collect();
+    let mut out: Vec<(String, bool)> = GENERAL
+        .iter()
+        .map(|(n, v, _)| (n.to_string(), *v))
+        .collect();
     for d in defs::DEFS {
         let name = d.name.replace('_', "-");
         if d.conv == defs::Conv::Bool {
@@ -86,7 +93,10 @@ fn lookup(opts: &[(String, bool)], name: &str) -> Result<(String, bool), CliErro
         [] => Err(CliError::Usage(format!("option --{name} not recognized"))),
         many => Err(CliError::Usage(format!(
             "option --{name} is ambiguous ({})",
-            many.iter().map(|(n, _)| format!("--{n}")).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|(n, _)| format!("--{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -129,7 +139,9 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             };
             let (name, takes) = lookup(&opts, n)?;
             if !takes && inline.is_some() {
-                return Err(CliError::Usage(format!("option --{name} must not have an argument")));
+                return Err(CliError::Usage(format!(
+                    "option --{name} must not have an argument"
+                )));
             }
             (name, takes, inline)
         } else {
@@ -140,9 +152,15 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             let rest = &arg[1 + c.len_utf8()..];
             let inline = (!rest.is_empty()).then(|| rest.trim_start_matches('=').to_string());
             if !takes && inline.is_some() {
-                return Err(CliError::Usage(format!("option -{c} must not have an argument")));
+                return Err(CliError::Usage(format!(
+                    "option -{c} must not have an argument"
+                )));
             }
-            let name = if c == 's' { "-s".to_string() } else { name.to_string() };
+            let name = if c == 's' {
+                "-s".to_string()
+            } else {
+                name.to_string()
+            };
             (name, *takes, inline)
         };
         let value = if takes {
@@ -152,7 +170,12 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
                     i += 1;
                     argv[i - 1].clone()
                 }
-                None => return Err(CliError::Usage(format!("option --{} requires a value", name.trim_start_matches('-')))),
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "option --{} requires a value",
+                        name.trim_start_matches('-')
+                    )))
+                }
             }
         } else {
             String::new()
@@ -220,7 +243,9 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
     } else {
         for (short, v) in section_flags {
             if short {
-                return Err(CliError::Usage("-s NAME selects a [server:NAME] section of an INI file; there is none".into()));
+                return Err(CliError::Usage(
+                    "-s NAME selects a [server:NAME] section of an INI file; there is none".into(),
+                ));
             }
             // waitress-serve's --server-name sets SERVER_NAME.
             a.overrides.retain(|(k, _)| k != "server_name");
@@ -234,7 +259,18 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
 /// Safe to call more than once.
 pub fn init_logging() {
     let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+/// Writes to stdout, ignoring a closed pipe (`waitressd --help | head` is not an error).
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// Whole program: returns the process exit code (see `crate::exit`). Errors are one line on
@@ -247,7 +283,10 @@ pub fn main(argv: &[String]) -> i32 {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         eprintln!("waitressd: internal error: {msg}{at}");
     }));
     init_logging();
@@ -260,11 +299,11 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match args.action {
         Action::Help => {
-            print!("{}", config::render::help());
+            out(&config::render::help());
             return crate::exit::OK;
         }
         Action::Version => {
-            println!("{VERSION}");
+            out(&format!("{VERSION}\n"));
             return crate::exit::OK;
         }
         _ => {}
@@ -278,21 +317,34 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match args.action {
         Action::CheckConfig => {
-            println!("configuration ok");
+            out("configuration ok\n");
             crate::exit::OK
         }
         Action::PrintConfig => {
             let json = config::to_json(&settings);
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
             crate::exit::OK
         }
-        _ => match crate::supervisor::run(settings) {
-            Ok(()) => crate::exit::OK,
-            Err(e) => {
-                eprintln!("waitressd: {e}");
-                e.exit_code()
+        _ => {
+            // SIGHUP re-reads the configuration from the same command line.
+            let reload_args = args.clone();
+            let opts = crate::supervisor::RunOptions {
+                daemon: args.daemon,
+                reload: Some(Box::new(move || {
+                    config::load(&reload_args).map_err(|e| e.to_string())
+                })),
+            };
+            match crate::supervisor::run_with(settings, opts) {
+                Ok(()) => crate::exit::OK,
+                Err(e) => {
+                    eprintln!("waitressd: {e}");
+                    e.exit_code()
+                }
             }
-        },
+        }
     }
 }
 
@@ -306,22 +358,59 @@ mod tests {
 
     #[test]
     fn ini_mode_with_vars_and_sections() {
-        let a = p(&["production.ini", "http_port=1234", "x=a=b", "-s", "alt", "-n", "web"]).unwrap();
+        let a = p(&[
+            "production.ini",
+            "http_port=1234",
+            "x=a=b",
+            "-s",
+            "alt",
+            "-n",
+            "web",
+        ])
+        .unwrap();
         assert_eq!(a.config, Some("production.ini".into()));
-        assert_eq!(a.vars, [("http_port".into(), "1234".into()), ("x".into(), "a=b".into())]);
-        assert_eq!((a.server_name.as_str(), a.app_name.as_str()), ("alt", "web"));
+        assert_eq!(
+            a.vars,
+            [
+                ("http_port".into(), "1234".into()),
+                ("x".into(), "a=b".into())
+            ]
+        );
+        assert_eq!(
+            (a.server_name.as_str(), a.app_name.as_str()),
+            ("alt", "web")
+        );
         let a = p(&["--config", "p.ini", "--server-name=other"]).unwrap();
-        assert_eq!((a.config, a.server_name.as_str()), (Some("p.ini".into()), "other"));
+        assert_eq!(
+            (a.config, a.server_name.as_str()),
+            (Some("p.ini".into()), "other")
+        );
         assert!(a.overrides.is_empty());
         let a = p(&["nonexistent.ini#web"]).unwrap();
-        assert_eq!((a.server_name.as_str(), a.app_name.as_str()), ("web", "web"));
+        assert_eq!(
+            (a.server_name.as_str(), a.app_name.as_str()),
+            ("web", "web")
+        );
     }
 
     #[test]
     fn waitress_serve_flags() {
         let a = p(&[
-            "--app", "pkg.mod:app", "--call", "--listen", "127.0.0.1:1", "--listen=[::1]:2", "--no-ipv6",
-            "--threads=8", "--thread", "9", "--expose-tracebacks", "--server-name", "example.com", "--unix-socket-perms", "660",
+            "--app",
+            "pkg.mod:app",
+            "--call",
+            "--listen",
+            "127.0.0.1:1",
+            "--listen=[::1]:2",
+            "--no-ipv6",
+            "--threads=8",
+            "--thread",
+            "9",
+            "--expose-tracebacks",
+            "--server-name",
+            "example.com",
+            "--unix-socket-perms",
+            "660",
         ])
         .unwrap();
         assert_eq!(a.app.as_deref(), Some("pkg.mod:app"));
@@ -344,8 +433,14 @@ mod tests {
     fn actions() {
         assert_eq!(p(&["--help"]).unwrap().action, Action::Help);
         assert_eq!(p(&["-V"]).unwrap().action, Action::Version);
-        assert_eq!(p(&["x.ini", "--check-config"]).unwrap().action, Action::CheckConfig);
-        assert_eq!(p(&["x.ini", "--print-config"]).unwrap().action, Action::PrintConfig);
+        assert_eq!(
+            p(&["x.ini", "--check-config"]).unwrap().action,
+            Action::CheckConfig
+        );
+        assert_eq!(
+            p(&["x.ini", "--print-config"]).unwrap().action,
+            Action::PrintConfig
+        );
         assert!(p(&["x.ini", "--daemon"]).unwrap().daemon);
     }
 

@@ -77,12 +77,40 @@ pub struct Def {
 const U64: i128 = u64::MAX as i128;
 const NONE: (i128, i128) = (0, 0);
 
-const fn w(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
-    Def { name, conv, default, range, owner: Owner::Waitress, printed: true, doc }
+const fn w(
+    name: &'static str,
+    conv: Conv,
+    default: Option<&'static str>,
+    range: (i128, i128),
+    doc: &'static str,
+) -> Def {
+    Def {
+        name,
+        conv,
+        default,
+        range,
+        owner: Owner::Waitress,
+        printed: true,
+        doc,
+    }
 }
 
-const fn d(name: &'static str, conv: Conv, default: Option<&'static str>, range: (i128, i128), doc: &'static str) -> Def {
-    Def { name, conv, default, range, owner: Owner::Waitressd, printed: true, doc }
+const fn d(
+    name: &'static str,
+    conv: Conv,
+    default: Option<&'static str>,
+    range: (i128, i128),
+    doc: &'static str,
+) -> Def {
+    Def {
+        name,
+        conv,
+        default,
+        range,
+        owner: Owner::Waitressd,
+        printed: true,
+        doc,
+    }
 }
 
 /// Every setting, in waitress's `_params` order, then waitressd's own keys.
@@ -134,7 +162,15 @@ pub static DEFS: &[Def] = &[
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an
 /// INI file may contain them without an "Unknown adjustment" error. waitressd ignores them.
-pub const IGNORED: &[&str] = &["_quiet", "_profile", "_server", "map", "_start", "_sock", "_dispatcher"];
+pub const IGNORED: &[&str] = &[
+    "_quiet",
+    "_profile",
+    "_server",
+    "map",
+    "_start",
+    "_sock",
+    "_dispatcher",
+];
 
 pub fn find(name: &str) -> Option<&'static Def> {
     DEFS.iter().find(|d| d.name == name)
@@ -148,11 +184,23 @@ pub fn flag(name: &str) -> String {
 /// The known key closest to an unknown one, if it is close enough to be a likely typo.
 pub fn suggest(unknown: &str) -> Option<&'static str> {
     let norm = unknown.to_lowercase().replace('-', "_");
-    DEFS.iter()
+    let close = DEFS
+        .iter()
         .map(|d| (distance(&norm, d.name), d.name))
         .filter(|&(dist, name)| dist <= 2.max(name.len() / 4))
         .min_by_key(|&(dist, _)| dist)
-        .map(|(_, name)| name)
+        .map(|(_, name)| name);
+    // Otherwise a key that contains what was typed (`body_size` → `max_request_body_size`),
+    // if only one does.
+    close.or_else(|| {
+        let mut hits = DEFS
+            .iter()
+            .filter(|d| norm.len() >= 6 && d.name.contains(norm.as_str()));
+        match (hits.next(), hits.next()) {
+            (Some(d), None) => Some(d.name),
+            _ => None,
+        }
+    })
 }
 
 /// Levenshtein distance.
@@ -162,7 +210,9 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -176,7 +226,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_documented() {
         for (i, d) in DEFS.iter().enumerate() {
-            assert!(DEFS[..i].iter().all(|e| e.name != d.name), "{} twice", d.name);
+            assert!(
+                DEFS[..i].iter().all(|e| e.name != d.name),
+                "{} twice",
+                d.name
+            );
             assert!(d.doc.ends_with('.') && !d.doc.contains('\n'), "{}", d.name);
         }
     }
@@ -189,6 +243,8 @@ mod tests {
             ("Threads", Some("threads")),
             ("listne", Some("listen")),
             ("trusted_proxies", Some("trusted_proxy")),
+            ("body_size", Some("max_request_body_size")),
+            ("timeout", None),
             ("file", None),
             ("zzzzzz", None),
         ];

@@ -7,7 +7,11 @@ use super::values::py_repr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A line of an INI file (`file` as the user spelled it).
-    Ini { file: String, line: usize, section: String },
+    Ini {
+        file: String,
+        line: usize,
+        section: String,
+    },
     /// A command-line flag, e.g. `--threads`.
     Flag(String),
 }
@@ -33,11 +37,15 @@ pub enum ConfigError {
     },
     /// A problem with a file as a whole or one of its lines (`line` 0 = no line).
     #[error("{}", at(file, *line, reason))]
-    File { file: String, line: usize, reason: String },
+    File {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     /// A bad value for a key: `FILE:LINE: [section] key = 'value': reason` or
     /// `--flag 'value': reason`.
-    #[error("{}", value_msg(origin, key, value, reason))]
-    Value { origin: Origin, key: String, value: String, reason: String },
+    #[error("{0}")]
+    Value(Box<ValueError>),
     /// A bad command line.
     #[error("{0}")]
     Usage(String),
@@ -51,19 +59,45 @@ fn at(file: &str, line: usize, reason: &str) -> String {
     }
 }
 
-fn value_msg(origin: &Origin, key: &str, value: &str, reason: &str) -> String {
-    match origin {
-        Origin::Ini { file, line, section } => {
-            format!("{file}:{line}: [{section}] {key} = {}: {reason}", py_repr(value))
+/// What `ConfigError::Value` carries (boxed: errors travel in every `Result` here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    pub origin: Origin,
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl From<ValueError> for ConfigError {
+    fn from(v: ValueError) -> Self {
+        ConfigError::Value(Box::new(v))
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, value, reason) = (&self.key, py_repr(&self.value), &self.reason);
+        match &self.origin {
+            Origin::Ini {
+                file,
+                line,
+                section,
+            } => {
+                write!(f, "{file}:{line}: [{section}] {key} = {value}: {reason}")
+            }
+            Origin::Flag(flag) => write!(f, "{flag} {value}: {reason}"),
         }
-        Origin::Flag(flag) => format!("{flag} {}: {reason}", py_repr(value)),
     }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Ini { file, line, section } => write!(f, "{file}:{line}: [{section}]"),
+            Origin::Ini {
+                file,
+                line,
+                section,
+            } => write!(f, "{file}:{line}: [{section}]"),
             Origin::Flag(flag) => f.write_str(flag),
         }
     }
@@ -75,24 +109,32 @@ mod tests {
 
     #[test]
     fn messages_are_one_line_with_file_line_key_value() {
-        let e = ConfigError::Value {
-            origin: Origin::Ini { file: "production.ini".into(), line: 14, section: "server:main".into() },
+        let e = ConfigError::from(ValueError {
+            origin: Origin::Ini {
+                file: "production.ini".into(),
+                line: 14,
+                section: "server:main".into(),
+            },
             key: "threads".into(),
             value: "four".into(),
             reason: "invalid literal for int()".into(),
-        };
+        });
         assert_eq!(
             e.to_string(),
             "production.ini:14: [server:main] threads = 'four': invalid literal for int()"
         );
-        let e = ConfigError::Value {
+        let e = ConfigError::from(ValueError {
             origin: Origin::Flag("--threads".into()),
             key: "threads".into(),
             value: "a\nb".into(),
             reason: "x".into(),
-        };
+        });
         assert_eq!(e.to_string(), "--threads 'a\\nb': x");
-        let e = ConfigError::File { file: "a.ini".into(), line: 0, reason: "no [server:main]".into() };
+        let e = ConfigError::File {
+            file: "a.ini".into(),
+            line: 0,
+            reason: "no [server:main]".into(),
+        };
         assert_eq!(e.to_string(), "a.ini: no [server:main]");
     }
 }

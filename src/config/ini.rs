@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 
 use super::values::{py_space, py_strip};
 
-/// configparser's `MAX_INTERPOLATION_DEPTH`.
-const MAX_DEPTH: usize = 10;
-
 /// One option: its key, raw (uninterpolated) value and the line it starts on (0 = not from
 /// the file: `here`, `__file__`, or a caller default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,12 +41,27 @@ pub struct Ini {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
     /// The file is not UTF-8 (Python reads it with the locale encoding, UTF-8).
-    Encoding { line: usize },
-    MissingSectionHeader { line: usize, text: String },
-    DuplicateSection { line: usize, section: String },
-    DuplicateOption { line: usize, section: String, key: String },
+    Encoding {
+        line: usize,
+    },
+    MissingSectionHeader {
+        line: usize,
+        text: String,
+    },
+    DuplicateSection {
+        line: usize,
+        section: String,
+    },
+    DuplicateOption {
+        line: usize,
+        section: String,
+        key: String,
+    },
     /// A line that is neither a section, an option, a comment nor a continuation.
-    Parsing { line: usize, text: String },
+    Parsing {
+        line: usize,
+        text: String,
+    },
 }
 
 impl ReadError {
@@ -104,37 +116,6 @@ pub enum LoadError {
     Read(ReadError),
 }
 
-/// An interpolation failure (`InterpolationMissingOptionError` and friends).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InterpError {
-    Missing { name: String },
-    Syntax { reason: String },
-    Depth,
-}
-
-impl InterpError {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            InterpError::Missing { .. } => "InterpolationMissingOptionError",
-            InterpError::Syntax { .. } => "InterpolationSyntaxError",
-            InterpError::Depth => "InterpolationDepthError",
-        }
-    }
-}
-
-impl std::fmt::Display for InterpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InterpError::Missing { name } => write!(
-                f,
-                "%({name})s: no '{name}' in this section, [DEFAULT], here, __file__ or NAME=VALUE"
-            ),
-            InterpError::Syntax { reason } => write!(f, "{reason} (write %% for a literal %)"),
-            InterpError::Depth => write!(f, "%(...)s references nest deeper than {MAX_DEPTH}"),
-        }
-    }
-}
-
 /// Splits like Python's universal-newlines text reader: `\n`, `\r\n` and `\r` end lines.
 fn lines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -176,7 +157,10 @@ fn section_header(value: &str) -> Option<&str> {
 /// everything after it (stripped). `None` if there is no delimiter.
 fn option_line(value: &str) -> Option<(&str, &str)> {
     let d = value.find(['=', ':'])?;
-    Some((value[..d].trim_end_matches(py_space), py_strip(&value[d + 1..])))
+    Some((
+        value[..d].trim_end_matches(py_space),
+        py_strip(&value[d + 1..]),
+    ))
 }
 
 enum Cur {
@@ -194,7 +178,10 @@ impl Ini {
         let text = match std::str::from_utf8(&bytes) {
             Ok(t) => t,
             Err(e) => {
-                let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+                let line = 1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
                 return Err(LoadError::Read(ReadError::Encoding { line }));
             }
         };
@@ -208,8 +195,16 @@ impl Ini {
             path: abs.to_path_buf(),
             display: display.to_string(),
             defaults: vec![
-                Opt { key: "here".into(), value: here.to_string_lossy().into(), line: 0 },
-                Opt { key: "__file__".into(), value: abs.to_string_lossy().into(), line: 0 },
+                Opt {
+                    key: "here".into(),
+                    value: here.to_string_lossy().into(),
+                    line: 0,
+                },
+                Opt {
+                    key: "__file__".into(),
+                    value: abs.to_string_lossy().into(),
+                    line: 0,
+                },
             ],
             sections: Vec::new(),
         };
@@ -237,8 +232,10 @@ impl Ini {
                 continue;
             }
             let cur_indent = raw.chars().position(|c| !py_space(c)).unwrap_or(0);
-            if !matches!(cur, Cur::None) && optname.is_some() && cur_indent > indent_level {
-                pending[optname.unwrap()].3.push(value.to_string());
+            if let Some(p) =
+                optname.filter(|_| !matches!(cur, Cur::None) && cur_indent > indent_level)
+            {
+                pending[p].3.push(value.to_string());
                 continue;
             }
             indent_level = cur_indent;
@@ -246,14 +243,21 @@ impl Ini {
                 sectname = header.to_string();
                 if let Some(idx) = ini.sections.iter().position(|s| s.name == header) {
                     if added_sections.contains(header) {
-                        return Err(ReadError::DuplicateSection { line: lineno, section: sectname });
+                        return Err(ReadError::DuplicateSection {
+                            line: lineno,
+                            section: sectname,
+                        });
                     }
                     cur = Cur::Section(idx);
                     added_sections.insert(sectname.clone());
                 } else if header == "DEFAULT" {
                     cur = Cur::Default;
                 } else {
-                    ini.sections.push(Section { name: sectname.clone(), line: lineno, opts: Vec::new() });
+                    ini.sections.push(Section {
+                        name: sectname.clone(),
+                        line: lineno,
+                        opts: Vec::new(),
+                    });
                     cur = Cur::Section(ini.sections.len() - 1);
                     added_sections.insert(sectname.clone());
                 }
@@ -261,14 +265,23 @@ impl Ini {
                 continue;
             }
             if matches!(cur, Cur::None) {
-                return Err(ReadError::MissingSectionHeader { line: lineno, text: raw.to_string() });
+                return Err(ReadError::MissingSectionHeader {
+                    line: lineno,
+                    text: raw.to_string(),
+                });
             }
             let Some((key, val)) = option_line(value) else {
-                first_error.get_or_insert(ReadError::Parsing { line: lineno, text: raw.to_string() });
+                first_error.get_or_insert(ReadError::Parsing {
+                    line: lineno,
+                    text: raw.to_string(),
+                });
                 continue;
             };
             if key.is_empty() {
-                first_error.get_or_insert(ReadError::Parsing { line: lineno, text: raw.to_string() });
+                first_error.get_or_insert(ReadError::Parsing {
+                    line: lineno,
+                    text: raw.to_string(),
+                });
             }
             if !added_opts.insert((sectname.clone(), key.to_string())) {
                 return Err(ReadError::DuplicateOption {
@@ -277,7 +290,11 @@ impl Ini {
                     key: key.to_string(),
                 });
             }
-            let opt = Opt { key: key.to_string(), value: String::new(), line: lineno };
+            let opt = Opt {
+                key: key.to_string(),
+                value: String::new(),
+                line: lineno,
+            };
             let (is_default, sect, idx) = match cur {
                 Cur::Default => (true, 0, upsert(&mut ini.defaults, opt)),
                 Cur::Section(s) => (false, s, upsert(&mut ini.sections[s].opts, opt)),
@@ -290,112 +307,17 @@ impl Ini {
         for (is_default, sect, idx, vals) in pending {
             let joined = vals.join("\n");
             let value = joined.trim_end_matches(py_space).to_string();
-            let opts = if is_default { &mut ini.defaults } else { &mut ini.sections[sect].opts };
+            let opts = if is_default {
+                &mut ini.defaults
+            } else {
+                &mut ini.sections[sect].opts
+            };
             opts[idx].value = value;
         }
         match first_error {
             Some(e) => Err(e),
             None => Ok(ini),
         }
-    }
-
-    /// `update_defaults(new, overwrite=False)`: caller defaults only fill keys that are not
-    /// already defaults (PasteDeploy 5.1: `[DEFAULT]` wins for interpolation).
-    pub fn add_defaults(&mut self, vars: &[(String, String)]) {
-        for (k, v) in vars {
-            if !self.defaults.iter().any(|o| &o.key == k) {
-                self.defaults.push(Opt { key: k.clone(), value: v.clone(), line: 0 });
-            }
-        }
-    }
-
-    pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections.iter().find(|s| s.name == name)
-    }
-
-    fn lookup<'a>(&'a self, section: Option<&'a Section>, key: &str) -> Option<&'a str> {
-        section
-            .and_then(|s| s.opts.iter().find(|o| o.key == key))
-            .or_else(|| self.defaults.iter().find(|o| o.key == key))
-            .map(|o| o.value.as_str())
-    }
-
-    /// `parser.options(section)`: the section's keys, then defaults not overridden there.
-    pub fn options(&self, section: &Section) -> Vec<(String, usize)> {
-        let mut out: Vec<(String, usize)> =
-            section.opts.iter().map(|o| (o.key.clone(), o.line)).collect();
-        for d in &self.defaults {
-            if !section.opts.iter().any(|o| o.key == d.key) {
-                out.push((d.key.clone(), d.line));
-            }
-        }
-        out
-    }
-
-    /// `parser.get(section, key)` with interpolation; `section = None` is `[DEFAULT]`.
-    /// `Ok(None)` if the key does not exist.
-    pub fn get(&self, section: Option<&str>, key: &str) -> Result<Option<String>, InterpError> {
-        let sect = section.and_then(|n| self.section(n));
-        let Some(raw) = self.lookup(sect, key) else { return Ok(None) };
-        let mut out = String::new();
-        self.interpolate(sect, &mut out, raw, 1)?;
-        Ok(Some(out))
-    }
-
-    /// `BasicInterpolation._interpolate_some`, including its depth rule: a referenced value
-    /// is interpolated again (one level deeper) only if it contains `%`.
-    fn interpolate(&self, sect: Option<&Section>, out: &mut String, mut rest: &str, depth: usize) -> Result<(), InterpError> {
-        if depth > MAX_DEPTH {
-            return Err(InterpError::Depth);
-        }
-        while !rest.is_empty() {
-            let Some(p) = rest.find('%') else {
-                out.push_str(rest);
-                return Ok(());
-            };
-            out.push_str(&rest[..p]);
-            rest = &rest[p..];
-            match rest.as_bytes().get(1) {
-                Some(b'%') => {
-                    out.push('%');
-                    rest = &rest[2..];
-                }
-                Some(b'(') => {
-                    // _KEYCRE: %\(([^)]+)\)s
-                    let close = rest.find(')').filter(|&c| c > 2 && rest[c + 1..].starts_with('s'));
-                    let Some(c) = close else {
-                        return Err(InterpError::Syntax {
-                            reason: format!("bad interpolation variable reference {}", super::values::py_repr(rest)),
-                        });
-                    };
-                    let name = &rest[2..c];
-                    rest = &rest[c + 2..];
-                    let v = self.lookup(sect, name).ok_or_else(|| InterpError::Missing { name: name.to_string() })?;
-                    if v.contains('%') {
-                        self.interpolate(sect, out, v, depth + 1)?;
-                    } else {
-                        out.push_str(v);
-                    }
-                }
-                _ => {
-                    return Err(InterpError::Syntax {
-                        reason: format!("'%' must be followed by '%' or '(', found: {}", super::values::py_repr(rest)),
-                    })
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// NicerConfigParser.defaults(): every default interpolated against the defaults, with
-    /// the raw value kept when the interpolated one is empty (`get(...) or val`).
-    pub fn interpolated_defaults(&self) -> Result<Vec<(String, String)>, (String, usize, InterpError)> {
-        let mut out = Vec::new();
-        for d in &self.defaults {
-            let v = self.get(None, &d.key).map_err(|e| (d.key.clone(), d.line, e))?.unwrap_or_default();
-            out.push((d.key.clone(), if v.is_empty() { d.value.clone() } else { v }));
-        }
-        Ok(out)
     }
 }
 
@@ -420,7 +342,11 @@ pub fn abspath(p: &Path) -> PathBuf {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         format!("{}/{}", cwd.to_string_lossy(), s)
     };
-    let lead = if joined.starts_with("//") && !joined.starts_with("///") { "//" } else { "/" };
+    let lead = if joined.starts_with("//") && !joined.starts_with("///") {
+        "//"
+    } else {
+        "/"
+    };
     let mut parts: Vec<&str> = Vec::new();
     for comp in joined.split('/') {
         match comp {
@@ -463,7 +389,10 @@ mod tests {
         for (k, v) in cases {
             assert_eq!(get(&ini, "s", k), v, "{k}");
         }
-        assert!(ini.get(Some("s"), "key").unwrap().is_none(), "keys are case-sensitive");
+        assert!(
+            ini.get(Some("s"), "key").unwrap().is_none(),
+            "keys are case-sensitive"
+        );
     }
 
     #[test]
@@ -475,30 +404,16 @@ mod tests {
     }
 
     #[test]
-    fn interpolation_uses_section_defaults_here_and_file() {
-        let ini = parse("[DEFAULT]\nport = 6543\nlog = %(here)s/log\n[s]\nlisten = *:%(port)s\npct = 100%%\nf = %(__file__)s\nnested = %(log)s\n").unwrap();
-        assert_eq!(get(&ini, "s", "listen"), "*:6543");
-        assert_eq!(get(&ini, "s", "pct"), "100%");
-        assert_eq!(get(&ini, "s", "f"), "/srv/app/production.ini");
-        assert_eq!(get(&ini, "s", "nested"), "/srv/app/log");
-    }
-
-    #[test]
-    fn interpolation_errors() {
-        let ini = parse("[s]\na = %(nope)s\nb = 50%\nc = %(c)s\nd = %(x\n").unwrap();
-        assert!(matches!(ini.get(Some("s"), "a"), Err(InterpError::Missing { .. })));
-        assert!(matches!(ini.get(Some("s"), "b"), Err(InterpError::Syntax { .. })));
-        assert_eq!(ini.get(Some("s"), "c"), Err(InterpError::Depth));
-        assert!(matches!(ini.get(Some("s"), "d"), Err(InterpError::Syntax { .. })));
-    }
-
-    #[test]
     fn read_errors_name_the_line() {
         let cases: &[(&str, &str, usize)] = &[
             ("key = 1\n", "MissingSectionHeaderError", 1),
             ("[a]\n[a]\n", "DuplicateSectionError", 2),
             ("[a]\nx = 1\ny = 2\nx = 3\n", "DuplicateOptionError", 4),
-            ("[DEFAULT]\nx = 1\n[DEFAULT]\nx = 2\n", "DuplicateOptionError", 4),
+            (
+                "[DEFAULT]\nx = 1\n[DEFAULT]\nx = 2\n",
+                "DuplicateOptionError",
+                4,
+            ),
             ("[a]\nx = 1\njunk\n", "ParsingError", 3),
             ("[a]\n= 1\n", "ParsingError", 2),
             ("[a]\njunk\n[a]\n", "DuplicateSectionError", 3),
@@ -523,7 +438,10 @@ mod tests {
 
     #[test]
     fn abspath_is_lexical() {
-        assert_eq!(abspath(Path::new("/a/./b/../c.ini")), PathBuf::from("/a/c.ini"));
+        assert_eq!(
+            abspath(Path::new("/a/./b/../c.ini")),
+            PathBuf::from("/a/c.ini")
+        );
         assert_eq!(abspath(Path::new("//a/b")), PathBuf::from("//a/b"));
         assert_eq!(abspath(Path::new("///a")), PathBuf::from("/a"));
     }

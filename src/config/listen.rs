@@ -133,7 +133,10 @@ mod tests {
     use super::*;
 
     fn e(host: Option<&str>, port: &str) -> Entry {
-        Entry { host: host.map(str::to_string), port: port.to_string() }
+        Entry {
+            host: host.map(str::to_string),
+            port: port.to_string(),
+        }
     }
 
     #[test]
@@ -169,16 +172,43 @@ mod tests {
     #[test]
     fn resolves_literals_service_names_and_wildcard() {
         let r = |s: &str, f| resolve(&[split(s, "8080")], f);
-        assert_eq!(r("127.0.0.1:80", Family::Any).unwrap(), ["127.0.0.1:80".parse().unwrap()]);
-        assert_eq!(r("[::1]:80", Family::Any).unwrap(), ["[::1]:80".parse().unwrap()]);
-        assert_eq!(r("127.0.0.1:http", Family::Any).unwrap(), ["127.0.0.1:80".parse().unwrap()]);
+        assert_eq!(
+            r("127.0.0.1:80", Family::Any).unwrap(),
+            ["127.0.0.1:80".parse().unwrap()]
+        );
+        assert_eq!(
+            r("[::1]:80", Family::Any).unwrap(),
+            ["[::1]:80".parse().unwrap()]
+        );
+        assert_eq!(
+            r("127.0.0.1:http", Family::Any).unwrap(),
+            ["127.0.0.1:80".parse().unwrap()]
+        );
         let wild = r("*:8080", Family::Any).unwrap();
         assert!(wild.contains(&"0.0.0.0:8080".parse().unwrap()), "{wild:?}");
-        assert_eq!(r("*:8080", Family::V4).unwrap(), ["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(
+            r("*:8080", Family::V4).unwrap(),
+            ["0.0.0.0:8080".parse().unwrap()]
+        );
         assert!(r("127.0.0.1:80", Family::V6).is_err());
-        assert_eq!(r("127.0.0.1:+80", Family::Any).unwrap(), ["127.0.0.1:80".parse().unwrap()]);
-        assert_eq!(r("127.0.0.1:080", Family::Any).unwrap(), ["127.0.0.1:80".parse().unwrap()]);
-        for bad in ["::1", "127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:0x50", ":80", "127.0.0.1:nosuchservice", "a..b:80", "127.0.0.1:-1"] {
+        assert_eq!(
+            r("127.0.0.1:+80", Family::Any).unwrap(),
+            ["127.0.0.1:80".parse().unwrap()]
+        );
+        assert_eq!(
+            r("127.0.0.1:080", Family::Any).unwrap(),
+            ["127.0.0.1:80".parse().unwrap()]
+        );
+        for bad in [
+            "::1",
+            "127.0.0.1:99999",
+            "127.0.0.1:65536",
+            "127.0.0.1:0x50",
+            ":80",
+            "127.0.0.1:nosuchservice",
+            "a..b:80",
+            "127.0.0.1:-1",
+        ] {
             assert!(r(bad, Family::Any).is_err(), "{bad}");
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! Modules: `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
 //! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
-//! (validation, `--print-config`), `render` (help, man page, example INI, README table).
+//! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,16 +13,18 @@ use std::path::PathBuf;
 pub mod defs;
 pub mod error;
 pub mod ini;
+pub mod interpolate;
 pub mod listen;
 pub mod paste;
+pub mod print;
 pub mod render;
 pub mod settings;
 #[cfg(test)]
 mod tests;
 pub mod values;
 
-pub use error::{ConfigError, Origin};
-pub use settings::to_json;
+pub use error::{ConfigError, Origin, ValueError};
+pub use print::to_json;
 
 use crate::cli::CliArgs;
 use settings::Raw;
@@ -45,17 +47,31 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
             let abs = ini::abspath(cfg);
             let display = cfg.to_string_lossy();
             let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
-            let app = AppSpec::Ini { path: abs, app_name: args.app_name.clone(), vars: args.vars.clone() };
+            let app = AppSpec::Ini {
+                path: abs,
+                app_name: args.app_name.clone(),
+                vars: args.vars.clone(),
+            };
             (raws, app)
         }
-        (None, Some(target)) => (Vec::new(), AppSpec::Module { target: target.clone(), call: args.call }),
+        (None, Some(target)) => (
+            Vec::new(),
+            AppSpec::Module {
+                target: target.clone(),
+                call: args.call,
+            },
+        ),
         (None, None) => {
             return Err(ConfigError::Usage(
                 "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
             ))
         }
     };
-    if args.overrides.iter().any(|(k, _)| BIND_KEYS.contains(&k.as_str())) {
+    if args
+        .overrides
+        .iter()
+        .any(|(k, _)| BIND_KEYS.contains(&k.as_str()))
+    {
         raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
     }
     for (key, value) in &args.overrides {
@@ -92,12 +108,15 @@ pub enum AppSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     // --- waitress 3.0.2 ---
-    /// Resolved listen addresses, in order (host/port folded in, as waitress does).
+    /// Resolved listen addresses, in order (host/port folded in, as waitress does); never empty
+    /// unless `unix_socket` is set, in which case it is empty (waitress then binds only the
+    /// unix socket). Port 0 entries are kept (and may repeat).
     pub listen: Vec<SocketAddr>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub threads: usize,
     pub trusted_proxy: Option<String>,
+    /// Trailing hops trusted (waitress slices `[-count:]`, so 0 trusts the whole list).
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
@@ -122,6 +141,7 @@ pub struct Settings {
     pub ident: Option<String>,
     pub asyncore_loop_timeout: u64,
     pub asyncore_use_poll: bool,
+    /// As written (relative to the cwd, like waitress); `None` when unset or empty.
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_perms: u32,
     pub channel_request_lookahead: usize,

@@ -4,7 +4,7 @@
 //! (`egg:waitress#main`, `config:other.ini#name`, another `[server:x]` of the same file).
 use std::path::{Path, PathBuf};
 
-use super::error::{ConfigError, Origin};
+use super::error::{ConfigError, Origin, ValueError};
 use super::ini::{Ini, LoadError, Section};
 use super::settings::Raw;
 use super::values::{py_repr, py_strip};
@@ -16,15 +16,33 @@ type Conf = Vec<(String, String)>;
 
 /// Loads the server section `name` of `path` (`display` names it in messages) with the
 /// caller defaults `vars` (`NAME=VALUE` words). Returns waitress's keyword arguments in order.
-pub fn load_server(path: &Path, display: &str, name: &str, vars: &Conf) -> Result<Vec<Raw>, ConfigError> {
+pub fn load_server(
+    path: &Path,
+    display: &str,
+    name: &str,
+    vars: &Conf,
+) -> Result<Vec<Raw>, ConfigError> {
     let global = (!vars.is_empty()).then_some(vars);
     load_config(path, display, name, global, 0)
 }
 
-fn load_config(path: &Path, display: &str, name: &str, global: Option<&Conf>, depth: usize) -> Result<Vec<Raw>, ConfigError> {
+fn load_config(
+    path: &Path,
+    display: &str,
+    name: &str,
+    global: Option<&Conf>,
+    depth: usize,
+) -> Result<Vec<Raw>, ConfigError> {
     let mut ini = Ini::read(path, display).map_err(|e| match e {
-        LoadError::Io(source) => ConfigError::Io { file: display.to_string(), source },
-        LoadError::Read(e) => ConfigError::File { file: display.to_string(), line: e.line(), reason: e.to_string() },
+        LoadError::Io(source) => ConfigError::Io {
+            file: display.to_string(),
+            source,
+        },
+        LoadError::Read(e) => ConfigError::File {
+            file: display.to_string(),
+            line: e.line(),
+            reason: e.to_string(),
+        },
     })?;
     if let Some(g) = global {
         ini.add_defaults(g);
@@ -43,7 +61,11 @@ fn find_section<'a>(ini: &'a Ini, name: &str) -> Result<&'a Section, ConfigError
     let found: Vec<&Section> = ini
         .sections
         .iter()
-        .filter(|s| s.name.strip_prefix("server:").is_some_and(|rest| py_strip(rest) == name))
+        .filter(|s| {
+            s.name
+                .strip_prefix("server:")
+                .is_some_and(|rest| py_strip(rest) == name)
+        })
         .collect();
     match found.as_slice() {
         [one] => Ok(one),
@@ -57,32 +79,71 @@ fn find_section<'a>(ini: &'a Ini, name: &str) -> Result<&'a Section, ConfigError
             line: many[1].line,
             reason: format!(
                 "ambiguous server sections: {}",
-                many.iter().map(|s| format!("[{}]", s.name)).collect::<Vec<_>>().join(" and ")
+                many.iter()
+                    .map(|s| format!("[{}]", s.name))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ),
         }),
     }
 }
 
-fn get_context(ini: &Ini, name: &str, global: Option<&Conf>, depth: usize) -> Result<Vec<Raw>, ConfigError> {
+fn get_context(
+    ini: &Ini,
+    name: &str,
+    global: Option<&Conf>,
+    depth: usize,
+) -> Result<Vec<Raw>, ConfigError> {
     let section = find_section(ini, name)?;
-    let origin = |line: usize| Origin::Ini { file: ini.display.clone(), line, section: section.name.clone() };
-    let interp = |key: &str, line: usize| -> Result<String, ConfigError> {
-        ini.get(Some(&section.name), key).map(Option::unwrap_or_default).map_err(|e| {
-            let raw = ini.section(&section.name).and_then(|s| s.opts.iter().find(|o| o.key == key));
-            let raw = raw.or_else(|| ini.defaults.iter().find(|o| o.key == key));
-            ConfigError::Value {
-                origin: origin(line),
-                key: key.to_string(),
-                value: raw.map(|o| o.value.clone()).unwrap_or_default(),
-                reason: format!("interpolation: {e}"),
-            }
-        })
+    let origin = |line: usize| Origin::Ini {
+        file: ini.display.clone(),
+        line,
+        section: section.name.clone(),
     };
-    let defaults = ini.interpolated_defaults().map_err(|(key, line, e)| ConfigError::Value {
-        origin: Origin::Ini { file: ini.display.clone(), line, section: "DEFAULT".into() },
-        key: key.clone(),
-        value: ini.defaults.iter().find(|o| o.key == key).map(|o| o.value.clone()).unwrap_or_default(),
-        reason: format!("interpolation: {e}"),
+    let interp = |key: &str, line: usize| -> Result<String, ConfigError> {
+        ini.get(Some(&section.name), key)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                let raw = ini
+                    .section(&section.name)
+                    .and_then(|s| s.opts.iter().find(|o| o.key == key));
+                let raw = raw.or_else(|| ini.defaults.iter().find(|o| o.key == key));
+                ConfigError::from(ValueError {
+                    origin: origin(line),
+                    key: key.to_string(),
+                    value: raw.map(|o| o.value.clone()).unwrap_or_default(),
+                    reason: format!("interpolation: {e}"),
+                })
+            })
+    };
+    let defaults = ini.interpolated_defaults().map_err(|(key, line, e)| {
+        let value = ini
+            .defaults
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| o.value.clone());
+        let value = value.unwrap_or_default();
+        if line == 0 {
+            // `here`, `__file__` or a NAME=VALUE word: PasteDeploy interpolates them too.
+            return ConfigError::File {
+                file: ini.display.clone(),
+                line: 0,
+                reason: format!("default {key} = {}: interpolation: {e}", py_repr(&value)),
+            };
+        }
+        let section = "DEFAULT".to_string();
+        let origin = Origin::Ini {
+            file: ini.display.clone(),
+            line,
+            section,
+        };
+        let reason = format!("interpolation: {e}");
+        ConfigError::from(ValueError {
+            origin,
+            key,
+            value,
+            reason,
+        })
     })?;
     let mut global_conf: Conf = defaults.clone();
     for (k, v) in global.into_iter().flatten() {
@@ -109,12 +170,15 @@ fn get_context(ini: &Ini, name: &str, global: Option<&Conf>, depth: usize) -> Re
     }
     for (local_var, (glob_var, line)) in gets {
         let Some((_, v)) = global_conf.iter().find(|(k, _)| *k == glob_var) else {
-            return Err(ConfigError::Value {
+            return Err(ConfigError::from(ValueError {
                 origin: origin(line),
                 key: format!("get {local_var}"),
                 value: glob_var.clone(),
-                reason: format!("there is no default {} ([DEFAULT], set or NAME=VALUE)", py_repr(&glob_var)),
-            });
+                reason: format!(
+                    "there is no default {} ([DEFAULT], set or NAME=VALUE)",
+                    py_repr(&glob_var)
+                ),
+            }));
         };
         upsert(&mut local, &local_var, (v.clone(), line));
     }
@@ -124,12 +188,22 @@ fn get_context(ini: &Ini, name: &str, global: Option<&Conf>, depth: usize) -> Re
     let raws = |entries: Vec<(String, (String, usize))>| -> Vec<Raw> {
         entries
             .into_iter()
-            .map(|(key, (value, line))| Raw { key, value, origin: origin(line), base: base.clone() })
+            .map(|(key, (value, line))| Raw {
+                key,
+                value,
+                origin: origin(line),
+                base: base.clone(),
+            })
             .collect()
     };
     if let Some(pos) = local.iter().position(|(k, _)| k == "use") {
         let (_, (use_value, line)) = local.remove(pos);
-        let use_raw = Raw { key: "use".into(), value: use_value.clone(), origin: origin(line), base: base.clone() };
+        let use_raw = Raw {
+            key: "use".into(),
+            value: use_value.clone(),
+            origin: origin(line),
+            base: base.clone(),
+        };
         if depth >= MAX_USE_DEPTH {
             return Err(use_err(&use_raw, "`use` chain too deep (does it loop?)"));
         }
@@ -147,15 +221,26 @@ fn get_context(ini: &Ini, name: &str, global: Option<&Conf>, depth: usize) -> Re
         let (_, (v, line)) = local.remove(pos);
         let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
         if compact != "waitress:serve_paste" {
-            let r = Raw { key: "paste.server_runner".into(), value: v, origin: origin(line), base };
-            return Err(use_err(&r, "not waitress's runner (expected waitress:serve_paste)"));
+            let r = Raw {
+                key: "paste.server_runner".into(),
+                value: v,
+                origin: origin(line),
+                base,
+            };
+            return Err(use_err(
+                &r,
+                "not waitress's runner (expected waitress:serve_paste)",
+            ));
         }
         return Ok(raws(local));
     }
     Err(ConfigError::File {
         file: ini.display.clone(),
         line: section.line,
-        reason: format!("[{}] has no `use = egg:waitress#main` (no server is named)", section.name),
+        reason: format!(
+            "[{}] has no `use = egg:waitress#main` (no server is named)",
+            section.name
+        ),
     })
 }
 
@@ -175,7 +260,12 @@ fn warn_dropped(ini: &Ini, section: &Section, key: &str, line: usize) {
 }
 
 fn use_err(r: &Raw, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Value { origin: r.origin.clone(), key: r.key.clone(), value: r.value.clone(), reason: reason.into() }
+    ConfigError::from(ValueError {
+        origin: r.origin.clone(),
+        key: r.key.clone(),
+        value: r.value.clone(),
+        reason: reason.into(),
+    })
 }
 
 /// `importlib.metadata` distribution-name normalisation.
@@ -193,10 +283,17 @@ fn normalize_dist(name: &str) -> String {
     out
 }
 
-fn context_from_use(ini: &Ini, use_raw: &Raw, global: &Conf, depth: usize) -> Result<Vec<Raw>, ConfigError> {
+fn context_from_use(
+    ini: &Ini,
+    use_raw: &Raw,
+    global: &Conf,
+    depth: usize,
+) -> Result<Vec<Raw>, ConfigError> {
     let value = use_raw.value.as_str();
     // `_absolute_re = ^[a-zA-Z]+:`; anything else names another [server:x] of this file.
-    let scheme_len = value.find(':').filter(|&i| i > 0 && value[..i].bytes().all(|b| b.is_ascii_alphabetic()));
+    let scheme_len = value
+        .find(':')
+        .filter(|&i| i > 0 && value[..i].bytes().all(|b| b.is_ascii_alphabetic()));
     let Some(colon) = scheme_len else {
         return get_context(ini, value, Some(global), depth);
     };

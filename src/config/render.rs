@@ -6,21 +6,47 @@ use crate::cli::GENERAL;
 
 /// Help for the options that are not settings: (flags, argument, text).
 const GENERAL_HELP: &[(&str, &str, &str)] = &[
-    ("--config", "FILE", "the PasteDeploy INI file (or give it as the first argument)"),
-    ("-s, --server-name", "NAME", "use [server:NAME] (default main); with --app it sets server_name"),
+    (
+        "--config",
+        "FILE",
+        "the PasteDeploy INI file (or give it as the first argument)",
+    ),
+    (
+        "-s, --server-name",
+        "NAME",
+        "use [server:NAME] (default main); with --app it sets server_name",
+    ),
     ("-n, --app-name", "NAME", "load [app:NAME] (default main)"),
-    ("--app", "MODULE:CALLABLE", "serve this WSGI app without an INI file, like waitress-serve"),
+    (
+        "--app",
+        "MODULE:CALLABLE",
+        "serve this WSGI app without an INI file, like waitress-serve",
+    ),
     ("--call", "", "call CALLABLE() to get the app"),
-    ("--check-config", "", "validate the configuration, print \"configuration ok\", exit"),
-    ("--print-config", "", "print the effective settings as one JSON object, exit"),
+    (
+        "--check-config",
+        "",
+        "validate the configuration, print \"configuration ok\", exit",
+    ),
+    (
+        "--print-config",
+        "",
+        "print the effective settings as one JSON object, exit",
+    ),
     ("--daemon", "", "detach from the terminal"),
     ("-h, --help", "", "print this help"),
     ("-V, --version", "", "print the version"),
 ];
 
 const EXIT_CODES: &[(u8, &str)] = &[
-    (0, "clean stop; also --check-config, --print-config, --help, --version"),
-    (2, "bad command line or configuration (one line on stderr naming file:line, key and value)"),
+    (
+        0,
+        "clean stop; also --check-config, --print-config, --help, --version",
+    ),
+    (
+        2,
+        "bad command line or configuration (one line on stderr naming file:line, key and value)",
+    ),
     (3, "boot error: bind, privileges, pidfile"),
     (4, "the application could not be imported or built"),
 ];
@@ -51,7 +77,13 @@ pub fn type_desc(d: &Def) -> String {
     let (lo, hi) = d.range;
     match d.conv {
         Conv::Int | Conv::IntOrAuto | Conv::Octal => {
-            let show = |x: i128| if d.conv == Conv::Octal { format!("{x:o}") } else { x.to_string() };
+            let show = |x: i128| {
+                if d.conv == Conv::Octal {
+                    format!("{x:o}")
+                } else {
+                    x.to_string()
+                }
+            };
             if hi == u64::MAX as i128 {
                 format!("{} ≥ {}", d.conv.name(), show(lo))
             } else {
@@ -83,13 +115,16 @@ pub fn help() -> String {
     );
     debug_assert_eq!(GENERAL.len(), GENERAL_HELP.len());
     for (flags, arg, text) in GENERAL_HELP {
-        out.push_str(&format!("  {:<36}{text}\n", format!("{flags} {arg}").trim_end()));
+        out.push_str(&format!(
+            "  {:<37} {text}\n",
+            format!("{flags} {arg}").trim_end()
+        ));
     }
     out.push_str("\nSettings (also keys of the [server:NAME] section):\n");
     for d in DEFS {
         let flag = flag_usage(d);
         let line = format!("{} [{}: {}]", d.doc, type_desc(d), default_desc(d));
-        out.push_str(&format!("  {flag:<36}{line}\n"));
+        out.push_str(&format!("  {flag:<37} {line}\n"));
     }
     out.push_str("\nExit status:\n");
     for (code, text) in EXIT_CODES {
@@ -126,12 +161,16 @@ pub fn man_page() -> String {
     );
     out.push_str(".SH OPTIONS\n");
     for (flags, arg, text) in GENERAL_HELP {
-        out.push_str(&format!(".TP\n.B {}\n{}\n", roff(format!("{flags} {arg}").trim_end()), roff(text)));
+        out.push_str(&format!(
+            ".TP\n.B {}\n{}\n",
+            roff(format!("{flags} {arg}").trim_end()),
+            roff(text)
+        ));
     }
     out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");
     for d in DEFS {
         out.push_str(&format!(
-            ".TP\n.BR {} \" (\" {} \")\"\n{} Type: {}. Default: {}.\n",
+            ".TP\n\\fB{}\\fR (\\fB{}\\fR)\n{} Type: {}. Default: {}.\n",
             roff(d.name),
             roff(&flag_usage(d)),
             roff(d.doc),
@@ -159,16 +198,26 @@ pub fn example_ini() -> String {
     for d in DEFS {
         let default = d.default.unwrap_or("");
         let sep = if default.is_empty() { "" } else { " " };
-        out.push_str(&format!("\n# {} ({})\n#{} ={sep}{default}\n", d.doc, type_desc(d), d.name));
+        out.push_str(&format!(
+            "\n# {} ({})\n#{} ={sep}{default}\n",
+            d.doc,
+            type_desc(d),
+            d.name
+        ));
     }
     out
 }
 
 /// The README settings table (between `<!-- settings-table:begin/end -->`).
 pub fn markdown_table() -> String {
-    let mut out = String::from("| key | flag | type | default | meaning |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| key | flag | type | default | meaning |\n|---|---|---|---|---|\n");
     for d in DEFS {
-        let owner = if d.owner == super::defs::Owner::Waitressd { " *(waitressd)*" } else { "" };
+        let owner = if d.owner == super::defs::Owner::Waitressd {
+            " *(waitressd)*"
+        } else {
+            ""
+        };
         let default = match d.default {
             Some("") => "*(empty)*".to_string(),
             Some(v) => format!("`{v}`"),

@@ -1,13 +1,12 @@
 //! Raw `key = value` strings → one validated `Settings`, step by step as waitress's
 //! `Adjustments.__init__` does it (presence-based exclusions, conversion in order, host/port
 //! folded into `listen`, family choice, resolution, trusted-proxy rules), plus waitressd's
-//! range checks. Also the `--print-config` JSON.
+//! range checks.
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use super::defs::{self, Conv, Def};
+use super::error::ValueError;
 use super::listen::{self, Family};
 use super::values::{as_bool, as_list, py_int, py_strip, slash_fixed_str, str_iftruthy, IntError};
 use super::{AppSpec, ConfigError, Origin, Settings};
@@ -73,9 +72,22 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     if let Val::Int(n) = v {
         let (lo, hi) = def.range;
         if n < lo || n > hi {
-            let show = |x: i128| if def.conv == Conv::Octal { format!("{x:o}") } else { x.to_string() };
+            let show = |x: i128| {
+                if def.conv == Conv::Octal {
+                    format!("{x:o}")
+                } else {
+                    x.to_string()
+                }
+            };
             let why = if n < lo && lo > 0 {
-                format!("must be at least {} (waitressd refuses values that cannot serve)", show(lo))
+                format!(
+                    "must be at least {} (waitressd refuses values that cannot serve)",
+                    show(lo)
+                )
+            } else if n < 0 && hi == u64::MAX as i128 {
+                "must not be negative (waitressd refuses values that cannot serve)".to_string()
+            } else if hi == u64::MAX as i128 {
+                "integer too large".to_string()
             } else {
                 format!("must be between {} and {}", show(lo), show(hi))
             };
@@ -86,7 +98,12 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
 }
 
 fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Value { origin: r.origin.clone(), key: r.key.clone(), value: r.value.clone(), reason: reason.into() }
+    ConfigError::from(ValueError {
+        origin: r.origin.clone(),
+        key: r.key.clone(),
+        value: r.value.clone(),
+        reason: reason.into(),
+    })
 }
 
 /// The converted values: what was given, else the table's default.
@@ -151,28 +168,59 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     let has = |k: &str| raws.iter().find(|r| r.key == k);
     // Adjustments.__init__ checks presence of keys, not their values, in this order.
     let exclusions: [(&str, &[&str], &str); 6] = [
-        ("listen", &["host", "port"], "host or port may not be set if listen is set"),
-        ("listen", &["sockets"], "socket may not be set if listen is set"),
-        ("sockets", &["host", "port"], "host or port may not be set if sockets is set"),
-        ("sockets", &["unix_socket"], "unix_socket may not be set if sockets is set"),
-        ("unix_socket", &["host", "port"], "unix_socket may not be set if host or port is set"),
-        ("unix_socket", &["listen"], "unix_socket may not be set if listen is set"),
+        (
+            "listen",
+            &["host", "port"],
+            "host or port may not be set if listen is set",
+        ),
+        (
+            "listen",
+            &["sockets"],
+            "socket may not be set if listen is set",
+        ),
+        (
+            "sockets",
+            &["host", "port"],
+            "host or port may not be set if sockets is set",
+        ),
+        (
+            "sockets",
+            &["unix_socket"],
+            "unix_socket may not be set if sockets is set",
+        ),
+        (
+            "unix_socket",
+            &["host", "port"],
+            "unix_socket may not be set if host or port is set",
+        ),
+        (
+            "unix_socket",
+            &["listen"],
+            "unix_socket may not be set if listen is set",
+        ),
     ];
     for (a, others, msg) in exclusions {
         if let Some(ra) = has(a) {
             if let Some(rb) = others.iter().find_map(|b| has(b)) {
-                return Err(err(ra, format!("{msg} ({} is set too)", rb.origin.short(&rb.key))));
+                return Err(err(
+                    ra,
+                    format!("{msg} ({} is set too)", rb.origin.short(&rb.key)),
+                ));
             }
         }
     }
-    let mut vals = Values { given: HashMap::new() };
+    let mut vals = Values {
+        given: HashMap::new(),
+    };
     for r in raws {
         if defs::IGNORED.contains(&r.key.as_str()) {
             log::debug!("ignoring {} (taken by waitress before Adjustments)", r.key);
             continue;
         }
         let Some(def) = defs::find(&r.key) else {
-            let hint = defs::suggest(&r.key).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+            let hint = defs::suggest(&r.key)
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
             return Err(err(r, format!("Unknown adjustment '{}'{hint}", r.key)));
         };
         let v = convert(def, &r.value, &r.base).map_err(|reason| err(r, reason))?;
@@ -181,9 +229,15 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     if vals.raw("send_bytes").is_some() {
         log::warn!("send_bytes will be removed in a future release (waitress deprecation)");
     }
-    let listen = resolve_listen(&vals)?;
+    let mut listen = resolve_listen(&vals)?;
+    if vals.opt("unix_socket").is_some_and(|s| !s.is_empty()) {
+        listen.clear();
+    }
     let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
-    let unix_socket = vals.opt("unix_socket").filter(|s| !s.is_empty()).map(PathBuf::from);
+    let unix_socket = vals
+        .opt("unix_socket")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
     Ok(Settings {
         listen,
         ipv4: vals.boolean("ipv4"),
@@ -230,18 +284,21 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     })
 }
 
-/// host/port folding, family choice and resolution (waitress steps 9-11). With a non-empty
-/// `unix_socket` nothing is bound over TCP, so the effective `listen` is empty.
+/// host/port folding, family choice and resolution (waitress steps 9-11). waitress resolves
+/// `listen` even with a `unix_socket` (so a default listen that cannot resolve is an error),
+/// but then binds only the unix socket: the effective `listen` is empty.
 fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
-    if vals.opt("unix_socket").is_some_and(|s| !s.is_empty()) {
-        return Ok(Vec::new());
-    }
     let port = vals.int("port").to_string();
     let entries: Vec<String> = if vals.raw("host").is_some() || vals.raw("port").is_some() {
         vec![format!("{}:{}", vals.string("host"), port)]
     } else {
         vals.list("listen")
     };
+    if entries.is_empty() {
+        // waitress accepts this and then fails to start (AttributeError on no server).
+        let r = vals.raw("listen").expect("the default listen is not empty");
+        return Err(err(r, "nothing to listen on"));
+    }
     let split: Vec<listen::Entry> = entries.iter().map(|e| listen::split(e, &port)).collect();
     let family = Family::from_flags(vals.boolean("ipv4"), vals.boolean("ipv6"));
     listen::resolve(&split, family).map_err(|(i, msg)| {
@@ -250,8 +307,14 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             Family::V4 => " with ipv6 off",
             Family::V6 => " with ipv4 off",
         };
-        let reason = format!("Invalid host/port specified: {}{fam}: {msg}", super::values::py_repr(&entries[i]));
-        match ["listen", "host", "port", "ipv4", "ipv6"].iter().find_map(|k| vals.raw(k)) {
+        let reason = format!(
+            "Invalid host/port specified: {}{fam}: {msg}",
+            super::values::py_repr(&entries[i])
+        );
+        match ["listen", "host", "port", "ipv4", "ipv6"]
+            .iter()
+            .find_map(|k| vals.raw(k))
+        {
             Some(r) => err(r, reason),
             None => ConfigError::Usage(format!("default listen: {reason}")),
         }
@@ -262,14 +325,28 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
 fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), ConfigError> {
     let proxy = vals.opt("trusted_proxy");
     if let (Some(r), None) = (vals.raw("trusted_proxy_count"), &proxy) {
-        return Err(err(r, "trusted_proxy_count has no meaning without setting trusted_proxy"));
+        return Err(err(
+            r,
+            "trusted_proxy_count has no meaning without setting trusted_proxy",
+        ));
     }
-    let mut headers: BTreeSet<String> = vals.list("trusted_proxy_headers").iter().map(|h| h.to_lowercase()).collect();
+    let mut headers: BTreeSet<String> = vals
+        .list("trusted_proxy_headers")
+        .iter()
+        .map(|h| h.to_lowercase())
+        .collect();
     if let Some(r) = vals.raw("trusted_proxy_headers") {
         if !headers.is_empty() && proxy.is_none() {
-            return Err(err(r, "trusted_proxy_headers has no meaning without setting trusted_proxy"));
+            return Err(err(
+                r,
+                "trusted_proxy_headers has no meaning without setting trusted_proxy",
+            ));
         }
-        let unknown: Vec<&str> = headers.iter().map(String::as_str).filter(|h| !PROXY_HEADERS.contains(h)).collect();
+        let unknown: Vec<&str> = headers
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !PROXY_HEADERS.contains(h))
+            .collect();
         if !unknown.is_empty() {
             return Err(err(
                 r,
@@ -295,65 +372,4 @@ fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), Co
         headers.insert("x-forwarded-proto".into());
     }
     Ok((proxy, headers))
-}
-
-/// `--print-config`: one JSON object, a key per printed setting in table order.
-pub fn to_json(s: &Settings) -> Value {
-    let mut map = serde_json::Map::new();
-    for def in defs::DEFS.iter().filter(|d| d.printed) {
-        map.insert(def.name.to_string(), field(s, def.name).unwrap_or(Value::Null));
-    }
-    Value::Object(map)
-}
-
-fn path_json(p: &Option<PathBuf>) -> Value {
-    p.as_ref().map_or(Value::Null, |p| json!(p.to_string_lossy()))
-}
-
-/// The JSON value of one printed setting; `None` for a name `Settings` has no field for.
-pub fn field(s: &Settings, name: &str) -> Option<Value> {
-    Some(match name {
-        "ipv4" => json!(s.ipv4),
-        "ipv6" => json!(s.ipv6),
-        "listen" => json!(s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
-        "threads" => json!(s.threads),
-        "trusted_proxy" => json!(s.trusted_proxy),
-        "trusted_proxy_count" => json!(s.trusted_proxy_count),
-        "trusted_proxy_headers" => json!(s.trusted_proxy_headers),
-        "log_untrusted_proxy_headers" => json!(s.log_untrusted_proxy_headers),
-        "clear_untrusted_proxy_headers" => json!(s.clear_untrusted_proxy_headers),
-        "url_scheme" => json!(s.url_scheme),
-        "url_prefix" => json!(s.url_prefix),
-        "backlog" => json!(s.backlog),
-        "recv_bytes" => json!(s.recv_bytes),
-        "send_bytes" => json!(s.send_bytes),
-        "outbuf_overflow" => json!(s.outbuf_overflow),
-        "outbuf_high_watermark" => json!(s.outbuf_high_watermark),
-        "inbuf_overflow" => json!(s.inbuf_overflow),
-        "connection_limit" => json!(s.connection_limit),
-        "cleanup_interval" => json!(s.cleanup_interval),
-        "channel_timeout" => json!(s.channel_timeout),
-        "log_socket_errors" => json!(s.log_socket_errors),
-        "max_request_header_size" => json!(s.max_request_header_size),
-        "max_request_body_size" => json!(s.max_request_body_size),
-        "expose_tracebacks" => json!(s.expose_tracebacks),
-        "ident" => json!(s.ident),
-        "asyncore_loop_timeout" => json!(s.asyncore_loop_timeout),
-        "asyncore_use_poll" => json!(s.asyncore_use_poll),
-        "unix_socket" => path_json(&s.unix_socket),
-        "unix_socket_perms" => json!(s.unix_socket_perms),
-        "sockets" => json!([]),
-        "channel_request_lookahead" => json!(s.channel_request_lookahead),
-        "server_name" => json!(s.server_name),
-        "workers" => json!(s.workers),
-        "preload_app" => json!(s.preload_app),
-        "user" => json!(s.user),
-        "group" => json!(s.group),
-        "umask" => json!(s.umask),
-        "pidfile" => path_json(&s.pidfile),
-        "graceful_timeout" => json!(s.graceful_timeout),
-        "virtualenv" => path_json(&s.virtualenv),
-        "access_log" => path_json(&s.access_log),
-        _ => return None,
-    })
 }

@@ -2,8 +2,11 @@
 //! presence-based exclusion, and waitressd's range rejections.
 use std::path::PathBuf;
 
-use super::settings::{build, field, to_json, Raw};
+use super::print::{field, to_json};
+use super::settings::{build, Raw};
 use super::{defs, AppSpec, Origin, Settings};
+
+type Kv<'a> = &'a [(&'a str, &'a str)];
 
 fn raws(kv: &[(&str, &str)]) -> Vec<Raw> {
     kv.iter()
@@ -11,19 +14,37 @@ fn raws(kv: &[(&str, &str)]) -> Vec<Raw> {
         .map(|(i, (k, v))| Raw {
             key: k.to_string(),
             value: v.to_string(),
-            origin: Origin::Ini { file: "t.ini".into(), line: i + 2, section: "server:main".into() },
+            origin: Origin::Ini {
+                file: "t.ini".into(),
+                line: i + 2,
+                section: "server:main".into(),
+            },
             base: PathBuf::from("/srv/app"),
         })
         .collect()
 }
 
 fn ok(kv: &[(&str, &str)]) -> Settings {
-    build(&raws(kv), AppSpec::Module { target: "a:b".into(), call: false }, false)
-        .unwrap_or_else(|e| panic!("{kv:?}: {e}"))
+    build(
+        &raws(kv),
+        AppSpec::Module {
+            target: "a:b".into(),
+            call: false,
+        },
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{kv:?}: {e}"))
 }
 
 fn rejected(kv: &[(&str, &str)]) -> String {
-    match build(&raws(kv), AppSpec::Module { target: "a:b".into(), call: false }, false) {
+    match build(
+        &raws(kv),
+        AppSpec::Module {
+            target: "a:b".into(),
+            call: false,
+        },
+        false,
+    ) {
         Ok(_) => panic!("{kv:?} accepted"),
         Err(e) => e.to_string(),
     }
@@ -53,7 +74,11 @@ fn defaults_are_waitress_defaults() {
     });
     assert_eq!(json, want);
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-    let table: Vec<&str> = defs::DEFS.iter().filter(|d| d.printed).map(|d| d.name).collect();
+    let table: Vec<&str> = defs::DEFS
+        .iter()
+        .filter(|d| d.printed)
+        .map(|d| d.name)
+        .collect();
     assert_eq!(keys, table, "JSON keys in table order");
 }
 
@@ -104,15 +129,27 @@ fn converters_per_key() {
 
 #[test]
 fn listen_forms() {
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
-        (&[("listen", "127.0.0.1:1 [::1]:2")], &["127.0.0.1:1", "[::1]:2"]),
-        (&[("listen", "127.0.0.1:1\n127.0.0.1:2")], &["127.0.0.1:1", "127.0.0.1:2"]),
+    let cases: &[(Kv, &[&str])] = &[
+        (
+            &[("listen", "127.0.0.1:1 [::1]:2")],
+            &["127.0.0.1:1", "[::1]:2"],
+        ),
+        (
+            &[("listen", "127.0.0.1:1\n127.0.0.1:2")],
+            &["127.0.0.1:1", "127.0.0.1:2"],
+        ),
         (&[("listen", "127.0.0.1")], &["127.0.0.1:8080"]),
         (&[("listen", "[::1]")], &["[::1]:8080"]),
         (&[("listen", "127.0.0.1:http")], &["127.0.0.1:80"]),
         (&[("listen", "127.0.0.1:1 127.0.0.1:1")], &["127.0.0.1:1"]),
-        (&[("listen", "127.0.0.1:0 127.0.0.1:0")], &["127.0.0.1:0", "127.0.0.1:0"]),
-        (&[("listen", "*:6543"), ("ipv6", "false")], &["0.0.0.0:6543"]),
+        (
+            &[("listen", "127.0.0.1:0 127.0.0.1:0")],
+            &["127.0.0.1:0", "127.0.0.1:0"],
+        ),
+        (
+            &[("listen", "*:6543"), ("ipv6", "false")],
+            &["0.0.0.0:6543"],
+        ),
         (&[("port", "6543")], &["0.0.0.0:6543"]),
         (&[("port", " +65_43 ")], &["0.0.0.0:6543"]),
         (&[("host", "127.0.0.1")], &["127.0.0.1:8080"]),
@@ -128,21 +165,63 @@ fn listen_forms() {
 
 #[test]
 fn each_validation_rule_rejects() {
-    let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("threads", "four")], "t.ini:2: [server:main] threads = 'four': invalid literal for int()"),
+    let cases: &[(Kv, &str)] = &[
+        (
+            &[("threads", "four")],
+            "t.ini:2: [server:main] threads = 'four': invalid literal for int()",
+        ),
         (&[("threads", "4.0")], "invalid literal for int()"),
-        (&[("unix_socket_perms", "rw")], "invalid literal for int() with base 8"),
-        (&[("thread", "4")], "Unknown adjustment 'thread' (did you mean 'threads'?)"),
-        (&[("socket_options", "x")], "Unknown adjustment 'socket_options'"),
+        (
+            &[("unix_socket_perms", "rw")],
+            "invalid literal for int() with base 8",
+        ),
+        (
+            &[("thread", "4")],
+            "Unknown adjustment 'thread' (did you mean 'threads'?)",
+        ),
+        (
+            &[("socket_options", "x")],
+            "Unknown adjustment 'socket_options'",
+        ),
         (&[("listen", "::1")], "Invalid host/port specified"),
-        (&[("listen", "127.0.0.1:nosuchservice")], "Invalid host/port specified"),
+        (
+            &[("listen", "127.0.0.1:nosuchservice")],
+            "Invalid host/port specified",
+        ),
         (&[("host", "")], "Invalid host/port specified"),
-        (&[("listen", "127.0.0.1:80"), ("ipv4", "false")], "with ipv4 off"),
-        (&[("trusted_proxy_count", "2")], "trusted_proxy_count has no meaning without setting trusted_proxy"),
-        (&[("trusted_proxy", ""), ("trusted_proxy_count", "2")], "no meaning without setting trusted_proxy"),
-        (&[("trusted_proxy_headers", "x-forwarded-for")], "trusted_proxy_headers has no meaning"),
-        (&[("trusted_proxy", "*"), ("trusted_proxy_headers", "x-forwarded-for, x-forwarded-proto")], "unknown trusted_proxy_headers value (x-forwarded-for,)"),
-        (&[("trusted_proxy", "*"), ("trusted_proxy_headers", "forwarded x-forwarded-for")], "mutually exclusive"),
+        (
+            &[("listen", "127.0.0.1:80"), ("ipv4", "false")],
+            "with ipv4 off",
+        ),
+        (
+            &[("trusted_proxy_count", "2")],
+            "trusted_proxy_count has no meaning without setting trusted_proxy",
+        ),
+        (
+            &[("trusted_proxy", ""), ("trusted_proxy_count", "2")],
+            "no meaning without setting trusted_proxy",
+        ),
+        (
+            &[("trusted_proxy_headers", "x-forwarded-for")],
+            "trusted_proxy_headers has no meaning",
+        ),
+        (
+            &[
+                ("trusted_proxy", "*"),
+                (
+                    "trusted_proxy_headers",
+                    "x-forwarded-for, x-forwarded-proto",
+                ),
+            ],
+            "unknown trusted_proxy_headers value (x-forwarded-for,)",
+        ),
+        (
+            &[
+                ("trusted_proxy", "*"),
+                ("trusted_proxy_headers", "forwarded x-forwarded-for"),
+            ],
+            "mutually exclusive",
+        ),
     ];
     for (kv, needle) in cases {
         let e = rejected(kv);
@@ -152,14 +231,35 @@ fn each_validation_rule_rejects() {
 
 #[test]
 fn each_mutual_exclusion_rejects_on_presence() {
-    let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("listen", "127.0.0.1:1"), ("host", "x")], "host or port may not be set if listen is set"),
-        (&[("listen", "127.0.0.1:1"), ("port", "1")], "host or port may not be set if listen is set"),
-        (&[("listen", ""), ("sockets", "")], "socket may not be set if listen is set"),
-        (&[("sockets", ""), ("port", "1")], "host or port may not be set if sockets is set"),
-        (&[("sockets", ""), ("unix_socket", "")], "unix_socket may not be set if sockets is set"),
-        (&[("unix_socket", ""), ("host", "")], "unix_socket may not be set if host or port is set"),
-        (&[("unix_socket", "/x"), ("listen", "")], "unix_socket may not be set if listen is set"),
+    let cases: &[(Kv, &str)] = &[
+        (
+            &[("listen", "127.0.0.1:1"), ("host", "x")],
+            "host or port may not be set if listen is set",
+        ),
+        (
+            &[("listen", "127.0.0.1:1"), ("port", "1")],
+            "host or port may not be set if listen is set",
+        ),
+        (
+            &[("listen", ""), ("sockets", "")],
+            "socket may not be set if listen is set",
+        ),
+        (
+            &[("sockets", ""), ("port", "1")],
+            "host or port may not be set if sockets is set",
+        ),
+        (
+            &[("sockets", ""), ("unix_socket", "")],
+            "unix_socket may not be set if sockets is set",
+        ),
+        (
+            &[("unix_socket", ""), ("host", "")],
+            "unix_socket may not be set if host or port is set",
+        ),
+        (
+            &[("unix_socket", "/x"), ("listen", "")],
+            "unix_socket may not be set if listen is set",
+        ),
     ];
     for (kv, needle) in cases {
         let e = rejected(kv);
@@ -169,14 +269,45 @@ fn each_mutual_exclusion_rejects_on_presence() {
 
 #[test]
 fn trusted_proxy_rules() {
-    assert_eq!(j(&[("trusted_proxy", "127.0.0.1")], "trusted_proxy_headers"), serde_json::json!(["x-forwarded-proto"]));
-    let kv = [("trusted_proxy", "*"), ("trusted_proxy_headers", "X-Forwarded-For\nx-forwarded-host x-forwarded-for"), ("trusted_proxy_count", "2")];
-    assert_eq!(j(&kv, "trusted_proxy_headers"), serde_json::json!(["x-forwarded-for", "x-forwarded-host"]));
+    assert_eq!(
+        j(&[("trusted_proxy", "127.0.0.1")], "trusted_proxy_headers"),
+        serde_json::json!(["x-forwarded-proto"])
+    );
+    let kv = [
+        ("trusted_proxy", "*"),
+        (
+            "trusted_proxy_headers",
+            "X-Forwarded-For\nx-forwarded-host x-forwarded-for",
+        ),
+        ("trusted_proxy_count", "2"),
+    ];
+    assert_eq!(
+        j(&kv, "trusted_proxy_headers"),
+        serde_json::json!(["x-forwarded-for", "x-forwarded-host"])
+    );
     assert_eq!(j(&kv, "trusted_proxy_count"), 2);
-    assert_eq!(j(&[("trusted_proxy", "*"), ("trusted_proxy_headers", "Forwarded")], "trusted_proxy_headers"), serde_json::json!(["forwarded"]));
+    assert_eq!(
+        j(
+            &[
+                ("trusted_proxy", "*"),
+                ("trusted_proxy_headers", "Forwarded")
+            ],
+            "trusted_proxy_headers"
+        ),
+        serde_json::json!(["forwarded"])
+    );
     // clear/log without trusted_proxy are accepted, as in waitress.
-    assert_eq!(j(&[("log_untrusted_proxy_headers", "true")], "log_untrusted_proxy_headers"), true);
-    assert_eq!(j(&[("trusted_proxy_headers", "")], "trusted_proxy_headers"), serde_json::json!([]));
+    assert_eq!(
+        j(
+            &[("log_untrusted_proxy_headers", "true")],
+            "log_untrusted_proxy_headers"
+        ),
+        true
+    );
+    assert_eq!(
+        j(&[("trusted_proxy_headers", "")], "trusted_proxy_headers"),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -211,7 +342,10 @@ fn range_rejections() {
         ("channel_request_lookahead", "-1"),
         ("unix_socket_perms", "-1"),
         ("unix_socket_perms", "10000"),
-        ("max_request_body_size", "99999999999999999999999999999999999999999999"),
+        (
+            "max_request_body_size",
+            "99999999999999999999999999999999999999999999",
+        ),
         ("workers", "0"),
         ("graceful_timeout", "-1"),
         ("umask", "1000"),
@@ -220,6 +354,8 @@ fn range_rejections() {
         let e = rejected(&[(k, v)]);
         assert!(e.contains(&format!("{k} = '{v}'")), "{e}");
     }
+    let e = rejected(&[("listen", "")]);
+    assert!(e.contains("nothing to listen on"), "{e}");
     let e = rejected(&[("listen", "127.0.0.1:65536")]);
     assert!(e.contains("out of range"), "{e}");
 }

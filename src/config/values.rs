@@ -25,10 +25,10 @@ pub fn py_split(s: &str) -> Vec<&str> {
 const DECIMAL_BLOCKS: [u32; 66] = [
     0x30, 0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66,
     0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
-    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0,
-    0xff10, 0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0,
-    0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0,
-    0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
+    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10,
+    0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650,
+    0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
+    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
 ];
 
 fn decimal_value(c: char) -> Option<u8> {
@@ -140,7 +140,11 @@ pub fn str_iftruthy(s: &str) -> Option<String> {
 
 /// Python's `repr()` of a `str`, for error messages (`'four'`, `"it's"`).
 pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -216,10 +220,14 @@ mod tests {
 
     #[test]
     fn asbool_word_list_and_everything_else_false() {
-        for s in ["t", "true", "TRUE", " yes ", "Y", "on", "On", "1", "\ttrue\n"] {
+        for s in [
+            "t", "true", "TRUE", " yes ", "Y", "on", "On", "1", "\ttrue\n",
+        ] {
             assert!(as_bool(s), "{s:?}");
         }
-        for s in ["", "2", "no", "false", "maybe", "0", "ok", "enabled", "truee", "1.0"] {
+        for s in [
+            "", "2", "no", "false", "maybe", "0", "ok", "enabled", "truee", "1.0",
+        ] {
             assert!(!as_bool(s), "{s:?}");
         }
     }

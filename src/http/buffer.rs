@@ -8,6 +8,9 @@ use std::os::unix::fs::FileExt;
 
 /// Size of the read window used once the data lives in the temp file.
 const READ_WINDOW: usize = 64 * 1024;
+/// Once spilled, small appends are gathered up to this size before one write (a chunked body of
+/// 1-byte chunks, or an app writing tiny pieces, would otherwise cost a syscall each).
+const WRITE_BEHIND: usize = 64 * 1024;
 
 /// Append at the end, read (and seek) from a cursor. Appending never disturbs the cursor, so
 /// it works both as a request body (fill, then read from 0) and as an output queue (append
@@ -15,9 +18,11 @@ const READ_WINDOW: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct OverflowableBuffer {
     overflow: u64,
-    /// All data while not spilled; empty afterwards.
+    /// All data while not spilled; afterwards the bytes `[flushed, len)` not yet written.
     mem: Vec<u8>,
     file: Option<File>,
+    /// Bytes in the file (spilled only).
+    flushed: u64,
     /// Total bytes appended since the last `clear`.
     len: u64,
     /// Absolute position of the next byte to read.
@@ -34,6 +39,7 @@ impl OverflowableBuffer {
             overflow,
             mem: Vec::new(),
             file: None,
+            flushed: 0,
             len: 0,
             pos: 0,
             win: Vec::new(),
@@ -56,7 +62,7 @@ impl OverflowableBuffer {
     pub fn is_spilled(&self) -> bool {
         self.file.is_some()
     }
-    /// Heap bytes held (memory part plus read window); bounded by about `overflow + 64 KiB`.
+    /// Heap bytes held (memory part plus read window); bounded by about `overflow + 128 KiB`.
     pub fn memory_footprint(&self) -> usize {
         self.mem.capacity() + self.win.capacity()
     }
@@ -71,6 +77,7 @@ impl OverflowableBuffer {
             self.mem.shrink_to(keep);
         }
         self.file = None;
+        self.flushed = 0;
         self.len = 0;
         self.pos = 0;
         self.win.clear();
@@ -83,19 +90,41 @@ impl OverflowableBuffer {
             return Ok(());
         }
         let new_len = self.len + data.len() as u64;
-        match &self.file {
-            Some(f) => f.write_all_at(data, self.len)?,
-            None if new_len >= self.overflow => {
-                let f = tempfile::tempfile()?;
-                f.write_all_at(&self.mem, 0)?;
-                f.write_all_at(data, self.len)?;
-                self.file = Some(f);
-                self.mem.clear();
-                self.mem.shrink_to(READ_WINDOW.min(self.mem.capacity()));
+        if self.file.is_none() {
+            if new_len < self.overflow {
+                self.mem.extend_from_slice(data);
+                self.len = new_len;
+                return Ok(());
             }
-            None => self.mem.extend_from_slice(data),
+            let f = tempfile::tempfile()?;
+            f.write_all_at(&self.mem, 0)?;
+            self.flushed = self.mem.len() as u64;
+            self.file = Some(f);
+            self.mem.clear();
+            self.mem.shrink_to(WRITE_BEHIND.min(self.mem.capacity()));
+        }
+        if self.mem.len() + data.len() > WRITE_BEHIND {
+            self.flush()?;
+        }
+        if let (Some(f), true) = (&self.file, data.len() >= WRITE_BEHIND) {
+            f.write_all_at(data, self.flushed)?;
+            self.flushed += data.len() as u64;
+        } else {
+            self.mem.extend_from_slice(data);
         }
         self.len = new_len;
+        Ok(())
+    }
+
+    /// Writes the gathered bytes to the temp file.
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(f) = &self.file {
+            if !self.mem.is_empty() {
+                f.write_all_at(&self.mem, self.flushed)?;
+                self.flushed += self.mem.len() as u64;
+                self.mem.clear();
+            }
+        }
         Ok(())
     }
 
@@ -125,9 +154,14 @@ impl BufRead for OverflowableBuffer {
             let start = self.pos as usize;
             return Ok(&self.mem[start..]);
         };
+        if self.pos >= self.flushed {
+            // Not yet written: serve it from the gathering buffer.
+            let start = (self.pos - self.flushed) as usize;
+            return Ok(&self.mem[start..]);
+        }
         let win_end = self.win_start + self.win.len() as u64;
         if self.pos < self.win_start || self.pos >= win_end {
-            let want = (self.len - self.pos).min(READ_WINDOW as u64) as usize;
+            let want = (self.flushed - self.pos).min(READ_WINDOW as u64) as usize;
             self.win.resize(want, 0);
             let mut got = 0;
             while got < want {
@@ -257,6 +291,31 @@ mod tests {
         b.read_all_into(&mut got).unwrap();
         let want: Vec<u8> = (0..50u8).flat_map(|i| [i; 3]).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn tiny_appends_after_spill_are_gathered_and_readable_at_any_point() {
+        let mut b = OverflowableBuffer::new(16);
+        let mut want = Vec::new();
+        for i in 0..200_000u32 {
+            let byte = [(i % 251) as u8];
+            b.append(&byte).unwrap();
+            want.push(byte[0]);
+            if i % 50_000 == 7 {
+                // Reading in the middle sees everything appended so far.
+                let mut got = Vec::new();
+                b.seek(SeekFrom::Start(0)).unwrap();
+                b.read_all_into(&mut got).unwrap();
+                assert!(got == want);
+            }
+        }
+        b.append(&[9u8; WRITE_BEHIND * 2]).unwrap();
+        want.extend_from_slice(&[9u8; WRITE_BEHIND * 2]);
+        b.seek(SeekFrom::Start(0)).unwrap();
+        let mut got = Vec::new();
+        b.read_all_into(&mut got).unwrap();
+        assert!(got == want);
+        assert!(b.memory_footprint() <= 3 * 64 * 1024);
     }
 
     #[test]

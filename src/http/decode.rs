@@ -57,8 +57,20 @@ const EXT: &str = "Invalid chunk extension";
 const TERM: &str = "Chunk not properly terminated";
 const TRAILER: &str = "Invalid trailer";
 
-/// RFC 9110 tchar.
-pub(crate) fn is_tchar(c: u8) -> bool {
+/// Byte classes as lookup tables (the hot path checks every head byte).
+macro_rules! table {
+    ($f:ident) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $f(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+const fn tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
@@ -79,9 +91,23 @@ pub(crate) fn is_tchar(c: u8) -> bool {
         )
 }
 
+const fn field_byte(c: u8) -> bool {
+    c == b'\t' || c == b' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80
+}
+
+static TCHAR: [bool; 256] = table!(tchar);
+static FIELD: [bool; 256] = table!(field_byte);
+
+/// RFC 9110 tchar.
+#[inline]
+pub(crate) fn is_tchar(c: u8) -> bool {
+    TCHAR[c as usize]
+}
+
 /// VCHAR, obs-text, SP or HTAB: what a field value may contain (RFC 9110 §5.5).
+#[inline]
 pub(crate) fn is_field_byte(c: u8) -> bool {
-    c == b'\t' || c == b' ' || (0x21..=0x7e).contains(&c) || c >= 0x80
+    FIELD[c as usize]
 }
 
 fn qdtext(c: u8) -> bool {

@@ -83,7 +83,7 @@ fn add_field(req: &mut Request, raw: Range<usize>, joined: Option<&[u8]>) -> Res
         _ => return Err(HttpError::bad_request("Invalid header")),
     };
     let value = &line[colon + 1..];
-    if !value.iter().all(|&c| is_field_byte(c)) {
+    if !valid_value(value) {
         return Err(HttpError::bad_request("Invalid header"));
     }
     // Only SP/HTAB are stripped (waitress 3.0.1; `\x85`/`\xa0` stay).
@@ -181,6 +181,35 @@ fn merge_repeats(req: &mut Request) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// Where the framing headers are (one pass over the names instead of one search each).
+#[derive(Default)]
+struct Known {
+    te: Option<usize>,
+    cl: Option<usize>,
+    host: Option<usize>,
+    conn: Option<usize>,
+    expect: Option<usize>,
+}
+
+impl Known {
+    fn scan(req: &Request) -> Known {
+        let mut k = Known::default();
+        for i in 0..req.fields.len() {
+            let n = name(req, i);
+            let slot = match n.len() {
+                4 if n.eq_ignore_ascii_case(b"host") => &mut k.host,
+                6 if n.eq_ignore_ascii_case(b"expect") => &mut k.expect,
+                10 if n.eq_ignore_ascii_case(b"connection") => &mut k.conn,
+                14 if n.eq_ignore_ascii_case(b"content-length") => &mut k.cl,
+                17 if n.eq_ignore_ascii_case(b"transfer-encoding") => &mut k.te,
+                _ => continue,
+            };
+            *slot = Some(i);
+        }
+        k
+    }
+}
+
 /// Target, Transfer-Encoding, Content-Length, Host, Connection and Expect.
 fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
     let v = req.version;
@@ -197,8 +226,9 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
     req.query = Span::new(target.start + split.query.start..target.start + split.query.end);
 
     // Transfer-Encoding: never visible to the app (waitress pops it on HTTP/1.1).
+    let known = Known::scan(req);
     let mut chunked = false;
-    if let Some(i) = req.find(b"transfer-encoding") {
+    if let Some(i) = known.te {
         let te = req.fields.remove(i).value;
         if v == Version::Http10 {
             // RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing (waitress ignored it).
@@ -232,8 +262,22 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
         chunked = true;
     }
 
+    // Indices after the TE one moved down by one.
+    let shift = |i: usize| match known.te {
+        Some(t) if i > t => i - 1,
+        _ => i,
+    };
+    let value =
+        |r: &Request, i: Option<usize>| -> Option<Span> { i.map(|i| r.fields[shift(i)].value) };
+    let (cl, host, conn, expect) = (
+        value(req, known.cl),
+        value(req, known.host),
+        value(req, known.conn),
+        value(req, known.expect),
+    );
+    let get = |s: Option<Span>| s.map(|s| &req.buf[s.range()]);
     let mut length = None;
-    if let Some(cl) = req.header(b"content-length") {
+    if let Some(cl) = get(cl) {
         if cl.is_empty() || !cl.iter().all(u8::is_ascii_digit) {
             return Err(bad("Content-Length is invalid"));
         }
@@ -252,21 +296,21 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
         return Err(bad("Content-Length and Transfer-Encoding are both present"));
     }
 
-    match req.header(b"host") {
+    match get(host) {
         Some(h) if !valid_host(h) => return Err(bad("Invalid Host header")),
         None if v == Version::Http11 => return Err(bad("Missing Host header")),
         _ => {}
     }
 
-    let conn = req.header(b"connection").unwrap_or_default();
-    req.keep_alive = match v {
+    let conn = get(conn).unwrap_or_default();
+    let keep_alive = match v {
         Version::Http10 => conn.eq_ignore_ascii_case(b"keep-alive"),
         Version::Http11 => !conn.eq_ignore_ascii_case(b"close"),
     };
-    req.expect_continue = v == Version::Http11
-        && req
-            .header(b"expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case(b"100-continue"));
+    let expect_continue = v == Version::Http11
+        && get(expect).is_some_and(|e| e.eq_ignore_ascii_case(b"100-continue"));
+    req.keep_alive = keep_alive;
+    req.expect_continue = expect_continue;
 
     req.content_length = length;
     Ok(match (chunked, length) {
@@ -274,6 +318,27 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
         (false, Some(n)) if n > 0 => BodyKind::Length(n),
         _ => BodyKind::None,
     })
+}
+
+/// Every byte is VCHAR, obs-text, SP or HTAB. Eight bytes at a time: a word with no byte below
+/// 0x20 and none equal to 0x7f is valid; only words that might hold one (or a TAB) are checked
+/// byte by byte.
+fn valid_value(v: &[u8]) -> bool {
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let below_space = x.wrapping_sub(L * 0x20) & !x & H;
+        let d = x ^ (L * 0x7f);
+        let del = d.wrapping_sub(L) & !d & H;
+        if below_space | del != 0 && !c.iter().all(|&b| is_field_byte(b)) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| is_field_byte(b))
 }
 
 fn trim_ows(s: &[u8]) -> &[u8] {

@@ -5,7 +5,17 @@
 //! `parse` (head framing, request line) · `head` (header fields → `Request`) · `decode` (body
 //! framing: fixed, chunked) · `response` (start_response checks, head encoding, keep-alive
 //! decision) · `encode` (body framing out) · `buffer` (`OverflowableBuffer`) · `uri` (path,
-//! query, url_prefix) · `proxy` (trusted proxy headers) · `date` · `error`.
+//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `date` · `error`.
+//!
+//! Where this layer deliberately differs from waitress 3.0.2 (RFC 9112 strictness):
+//! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; no version,
+//! trailing whitespace or leading spaces on the request line → 400; versions other than 1.0/1.1
+//! → 505; HTTP/1.1 without one valid Host → 400; repeated Host/Content-Length/Content-Type →
+//! 400; `chunked` twice → 400, other codings 501; TE with CL → 400; TE on HTTP/1.0 → 400; an
+//! empty chunk-size line → 400 (waitress skips it); trailers are validated. Responses: HEAD and
+//! 1xx/204/304 carry no body and need no length to stay alive; HTTP/1.1 stays alive after a
+//! chunked response. Kept from waitress: obs-fold accepted (joined, leading whitespace kept),
+//! `_` names dropped, repeats merged with ", ", error texts and status-line versions.
 pub mod app;
 pub mod buffer;
 pub mod date;
@@ -15,6 +25,7 @@ pub mod error;
 mod head;
 pub mod parse;
 pub mod proxy;
+mod pytext;
 pub mod request;
 pub mod response;
 pub mod uri;

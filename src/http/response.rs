@@ -158,8 +158,15 @@ pub struct ResponseHead<'a> {
 #[derive(Clone, Copy)]
 struct Line<'a> {
     name: &'a str,
-    value: &'a [u8],
+    value: Val<'a>,
     recase: bool,
+}
+
+/// App values are `str` (encoded as latin-1 when written); the server's own are bytes.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Str(&'a str),
+    Raw(&'a [u8]),
 }
 
 impl ResponseHead<'_> {
@@ -180,21 +187,21 @@ impl ResponseHead<'_> {
             let digits = super::parse::decimal(n, &mut cl_digits);
             extra[0] = Some(Line {
                 name: "Content-Length",
-                value: digits,
+                value: Val::Raw(digits),
                 recase: false,
             });
         }
         if let Some(c) = d.connection {
             extra[1] = Some(Line {
                 name: "Connection",
-                value: c.as_bytes(),
+                value: Val::Raw(c.as_bytes()),
                 recase: false,
             });
         }
         if d.framing == Framing::Chunked {
             extra[2] = Some(Line {
                 name: "Transfer-Encoding",
-                value: b"chunked",
+                value: Val::Raw(b"chunked"),
                 recase: false,
             });
         }
@@ -202,20 +209,20 @@ impl ResponseHead<'_> {
         extra[3] = match (app_server, ident) {
             (false, Some(i)) => Some(Line {
                 name: "Server",
-                value: i.as_bytes(),
+                value: Val::Raw(i.as_bytes()),
                 recase: false,
             }),
             (false, None) => None,
             (true, i) => Some(Line {
                 name: "Via",
-                value: i.unwrap_or("waitress").as_bytes(),
+                value: Val::Raw(i.unwrap_or("waitress").as_bytes()),
                 recase: false,
             }),
         };
         if !app_date {
             extra[4] = Some(Line {
                 name: "Date",
-                value: self.date,
+                value: Val::Raw(self.date),
                 recase: false,
             });
         }
@@ -226,7 +233,7 @@ impl ResponseHead<'_> {
             .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
             .map(|(n, v)| Line {
                 name: n,
-                value: v.as_bytes(),
+                value: Val::Str(v),
                 recase: true,
             });
         let all = app.chain(extra.iter().flatten().copied());
@@ -234,7 +241,7 @@ impl ResponseHead<'_> {
         const STACK: usize = 64;
         let mut stack = [Line {
             name: "",
-            value: b"",
+            value: Val::Raw(b""),
             recase: false,
         }; STACK];
         let mut heap = Vec::new();
@@ -293,12 +300,10 @@ fn write_head(
             out.extend_from_slice(l.name.as_bytes());
         }
         out.extend_from_slice(b": ");
-        if l.recase {
-            // App values are str: encode as latin-1 (waitress; other characters → 500).
-            let v = std::str::from_utf8(l.value).unwrap_or_default();
-            latin1_into(out, v, "value")?;
-        } else {
-            out.extend_from_slice(l.value);
+        match l.value {
+            // App values are str: encoded as latin-1 (waitress; other characters → 500).
+            Val::Str(v) => latin1_into(out, v, "value")?,
+            Val::Raw(v) => out.extend_from_slice(v),
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -321,12 +326,45 @@ fn recased(name: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
-/// Sort key: the re-cased name (the names waitressd adds are already in that form).
+/// Sort key: the re-cased name (the names waitressd adds are already in that form), compared
+/// byte by byte (re-casing only touches ASCII, and UTF-8 byte order is code point order).
 fn cmp_names(a: &Line<'_>, b: &Line<'_>) -> std::cmp::Ordering {
-    recased(a.name).cmp(recased(b.name))
+    let (x, y) = (a.name.as_bytes(), b.name.as_bytes());
+    let (mut up_x, mut up_y) = (true, true);
+    for (&cx, &cy) in x.iter().zip(y) {
+        let rx = if up_x {
+            cx.to_ascii_uppercase()
+        } else {
+            cx.to_ascii_lowercase()
+        };
+        let ry = if up_y {
+            cy.to_ascii_uppercase()
+        } else {
+            cy.to_ascii_lowercase()
+        };
+        if rx != ry {
+            return rx.cmp(&ry);
+        }
+        up_x = cx == b'-';
+        up_y = cy == b'-';
+    }
+    x.len().cmp(&y.len())
 }
 
 fn recase_into(out: &mut Vec<u8>, name: &str) -> Result<(), ResponseError> {
+    if name.is_ascii() {
+        let mut up = true;
+        out.extend(name.bytes().map(|c| {
+            let r = if up {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            up = c == b'-';
+            r
+        }));
+        return Ok(());
+    }
     for c in recased(name) {
         push_latin1(out, c, "name")?;
     }

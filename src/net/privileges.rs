@@ -99,6 +99,15 @@ impl Identity {
     pub fn assume(&self) -> Result<(), PrivilegeError> {
         let step = |step| move |source| PrivilegeError::Drop { step, source };
         let gid = Gid::from_raw(self.gid);
+        let already = Gid::effective() == gid
+            && Gid::current() == gid
+            && self
+                .uid
+                .is_none_or(|u| Uid::effective().as_raw() == u && Uid::current().as_raw() == u);
+        if already && !Uid::effective().is_root() {
+            // Started as that user already (no root to drop): nothing to change, only check.
+            return self.verify();
+        }
         // Supplementary groups first, while we still may change them.
         match &self.user_name {
             Some(name) => {

@@ -24,7 +24,10 @@ fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
 
 impl AccessLog {
     pub(crate) fn open(path: &Path) -> io::Result<AccessLog> {
-        Ok(AccessLog { path: path.to_path_buf(), out: open(path)? })
+        Ok(AccessLog {
+            path: path.to_path_buf(),
+            out: open(path)?,
+        })
     }
 
     /// Writes one batch of complete lines.
@@ -37,7 +40,9 @@ impl AccessLog {
     pub(crate) fn reopen(&mut self) {
         match open(&self.path) {
             Ok(out) => self.out = out,
-            Err(e) => log::error!(target: "waitress", "cannot reopen access log {}: {e}", self.path.display()),
+            Err(e) => {
+                log::error!(target: "waitress", "cannot reopen access log {}: {e}", self.path.display())
+            }
         }
     }
 }
@@ -51,7 +56,10 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn stamp(&mut self) -> &[u8] {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if secs != self.secs || self.buf.is_empty() {
             self.secs = secs;
             self.buf = clf_time(secs).into_bytes();
@@ -107,8 +115,9 @@ fn escaped(out: &mut Vec<u8>, v: &[u8]) {
 
 /// Common Log Format time in UTC.
 fn clf_time(secs: u64) -> String {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant).

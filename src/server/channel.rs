@@ -1,81 +1,21 @@
-//! One client connection (waitress's `HTTPChannel`): the part shared with app threads
-//! (`Shared`: socket, output, queued requests, under one lock) and the loop-only part
-//! (`Channel`: parser, timers, read state). Reading and parsing live here; the loop decides
-//! when to call them.
-use std::collections::VecDeque;
-use std::io;
+//! One client connection as the loop sees it (waitress's `HTTPChannel`): parser, timers,
+//! read state, and the responses the loop itself sends (`100 Continue`, parser errors).
+//! Reading and parsing live here; the loop decides when to call them. The part shared with
+//! app threads is in `shared`.
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::sys::socket::{recv, shutdown, MsgFlags, Shutdown};
+use nix::sys::socket::{recv, MsgFlags};
 
 use super::dispatch::{lock, Ctx};
-use super::outbuf::OutBuf;
-use crate::http::{HttpError, Origin, OverflowableBuffer, Request, RequestParser, Status};
+use super::shared::{copy_origin, socket_error, unix_now, ChanState, Job, Shared};
+use crate::http::{HttpError, RequestParser, Status};
 
 /// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// One parsed, complete request waiting for (or being run by) an app thread.
-pub(crate) struct Job {
-    pub(crate) req: Request,
-    pub(crate) body: OverflowableBuffer,
-    /// `100 Continue` still owed (bodiless `Expect: 100-continue` request, or one pipelined
-    /// behind a busy request): the task sends it before the response.
-    pub(crate) send_continue: bool,
-}
-
-/// State shared by the loop and the app thread serving the channel (one lock).
-pub(crate) struct ChanState {
-    pub(crate) out: OutBuf,
-    /// Complete requests not yet started, in arrival order.
-    pub(crate) queue: VecDeque<Box<Job>>,
-    /// An app thread owns the channel (running, or about to run, `queue`'s head).
-    pub(crate) running: bool,
-    /// The loop wants a notification when the channel stops running.
-    pub(crate) notify_on_done: bool,
-    /// Close once `out` is sent (error, `Connection: close`, HTTP/1.0 without keep-alive).
-    pub(crate) close_when_flushed: bool,
-    /// Nothing can be written any more (peer gone, socket error, or torn down by the loop).
-    pub(crate) closed: bool,
-    /// Last successful send or finished request (the loop tracks reads itself).
-    pub(crate) last_activity: Instant,
-}
-
-/// The connection, as app threads see it.
-pub(crate) struct Shared {
-    /// Closed only when the last reference goes: app threads may be writing while the loop
-    /// tears the channel down, so the loop shuts the socket down instead of closing it
-    /// (no fd reuse race; waitress CVE-2022-31015).
-    pub(crate) fd: OwnedFd,
-    pub(crate) token: usize,
-    pub(crate) st: Mutex<ChanState>,
-    /// Signalled when output drains below the watermark or the channel closes.
-    pub(crate) cv: Condvar,
-    pub(crate) disconnected: Arc<AtomicBool>,
-    pub(crate) origin: Origin,
-}
-
-impl Shared {
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-    /// Marks the channel closed and wakes blocked writers (loop teardown).
-    pub(crate) fn mark_closed(&self) {
-        let mut st = lock(&self.st);
-        st.closed = true;
-        st.queue.clear();
-        st.out.clear();
-        drop(st);
-        self.disconnected.store(true, std::sync::atomic::Ordering::Release);
-        self.cv.notify_all();
-        let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
-    }
-}
 
 /// Where the loop stands with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +55,8 @@ pub(crate) struct Channel {
     continue_done: bool,
     /// An error response was sent: the client is probably still sending, so linger.
     pub(crate) linger: bool,
+    /// Bytes thrown away since the connection started closing.
+    discarded: usize,
 }
 
 /// What reading did.
@@ -126,6 +68,9 @@ pub(crate) enum ReadOutcome {
     /// The channel has to go now.
     Close,
 }
+
+/// Most input discarded while a closing connection's last response is still unsent.
+const DISCARD_MAX: usize = 4 << 20;
 
 /// How many recv calls one readiness event may use before other channels get a turn.
 const READS_PER_EVENT: usize = 32;
@@ -145,6 +90,7 @@ impl Channel {
             peer_eof: false,
             continue_done: false,
             linger: false,
+            discarded: 0,
         }
     }
 
@@ -165,6 +111,17 @@ impl Channel {
             && st.out.is_empty()
             && !self.parser.head_complete()
             && self.held.is_none()
+    }
+
+    /// Since when the connection has been waiting on its client: the first byte of a half-sent
+    /// head, else its last activity.
+    pub(crate) fn idle_since(&self) -> Instant {
+        self.head_started.unwrap_or_else(|| self.last_active())
+    }
+
+    /// The last time the connection did anything (read, send, finished request).
+    pub(crate) fn last_active(&self) -> Instant {
+        self.last_read.max(lock(&self.shared.st).last_activity)
     }
 
     /// Reads what the socket has and parses it; complete requests are queued on the channel
@@ -207,7 +164,15 @@ impl Channel {
             }
             match &mut self.phase {
                 Phase::Open => {}
-                Phase::Closing => continue,
+                Phase::Closing => {
+                    // Discarded while the last response is still going out; a client that
+                    // sends without reading cannot keep the connection busy forever.
+                    self.discarded += n;
+                    if self.discarded > DISCARD_MAX {
+                        return ReadOutcome::Close;
+                    }
+                    continue;
+                }
                 Phase::Lingering { left, .. } => {
                     *left = left.saturating_sub(n);
                     if *left == 0 {
@@ -230,11 +195,15 @@ impl Channel {
     /// already has (a client may half-close after sending), then closes.
     fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
-        self.shared.disconnected.store(true, std::sync::atomic::Ordering::Release);
+        self.shared
+            .disconnected
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut st = lock(&self.shared.st);
-        if self.phase != Phase::Open || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
+        let lingering = matches!(self.phase, Phase::Lingering { .. });
+        if lingering || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
             return ReadOutcome::Close;
         }
+        // Output still to send (a half-closed client may still be reading): close after it.
         st.close_when_flushed = true;
         st.notify_on_done = true;
         drop(st);
@@ -279,6 +248,13 @@ impl Channel {
                     self.hold_or_send(ctx, Held::Error(e));
                     data = &[];
                 }
+                Ok(p) if p.consumed == 0 && p.status == Status::NeedMore => {
+                    // The parser promises to take what it is given; never spin on it.
+                    log::error!(target: "waitress", "internal error: the request parser stalled");
+                    self.cur = None;
+                    self.hold_or_send(ctx, Held::Error(HttpError::internal("parser stall".into())));
+                    data = &[];
+                }
                 Ok(p) => {
                     data = &data[p.consumed.min(data.len())..];
                     match p.status {
@@ -294,11 +270,11 @@ impl Channel {
                             self.head_started = None;
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
-                                job.req.origin.clone_from(&self.shared.origin);
+                                copy_origin(&mut job.req.origin, &self.shared.origin);
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;
-                                self.queue_job(job, batch);
+                                self.queue_job(ctx, job, batch);
                             }
                         }
                     }
@@ -312,8 +288,16 @@ impl Channel {
         false
     }
 
-    fn queue_job(&mut self, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
+    fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
         let mut st = lock(&self.shared.st);
+        if st.close_when_flushed || st.closed {
+            // The connection's last response is already decided (CVE-2024-49768: nothing
+            // after it may run, even when it was read ahead).
+            drop(st);
+            self.phase = Phase::Closing;
+            ctx.recycle(job);
+            return;
+        }
         st.queue.push_back(job);
         if !st.running {
             st.running = true;
@@ -341,7 +325,11 @@ impl Channel {
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
             Held::Error(e) => {
-                bytes = crate::http::error_response(e, ctx.opts.ident.as_deref(), &crate::http::date::http_date(unix_now()));
+                bytes = crate::http::error_response(
+                    e,
+                    ctx.opts.ident.as_deref(),
+                    &crate::http::date::http_date(unix_now()),
+                );
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
                 self.linger = true;
@@ -349,7 +337,10 @@ impl Channel {
                 &bytes
             }
         };
-        match st.out.send(self.shared.fd(), &[data]) {
+        let r = st.out.send(self.shared.fd(), &[data]);
+        // On the loop thread: a pending rest is sent on the writable edge that follows.
+        self.shared.note_output(&st);
+        match r {
             Ok(_) => st.last_activity = Instant::now(),
             Err(e) => {
                 st.closed = true;
@@ -391,23 +382,6 @@ impl Channel {
         }
         false
     }
-}
-
-/// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
-pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
-    if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
-        log::debug!(target: "waitress", "client disconnected during {what}: {e}");
-    } else if ctx.opts.log_socket_errors {
-        log::error!(target: "waitress", "Socket error during {what}: {e}");
-    }
-}
-
-/// Seconds since the epoch (error responses are rare: formatted on demand).
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

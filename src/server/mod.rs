@@ -7,6 +7,17 @@
 //! Threads: the loop thread (`event_loop`) does all accepting, reading, parsing and timers;
 //! `threads` app threads (`dispatch`) run the app, one `Task` per request, and write responses
 //! straight to the socket when they can (waitress's `write_soon`), leaving the rest to the loop.
+//!
+//! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
+//! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
+//! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
+//! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
+//! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
+//! (pending output: memory, spill file, sendfile) · `access_log`.
+//!
+//! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
+//! the app thread, no allocation once pools are warm, no loop round trip after the response;
+//! hand-offs are batched per poll iteration and the loop is woken at most once per batch.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -15,12 +26,16 @@ use std::time::Duration;
 use crate::http::app::App;
 use crate::net::Listener;
 
+mod accept;
 mod access_log;
 mod channel;
 mod dispatch;
 mod event_loop;
+mod job;
 mod outbuf;
+mod shared;
 mod task;
+mod timers;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -100,7 +115,10 @@ pub enum ServerError {
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot open access log {path}: {source}")]
-    AccessLog { path: PathBuf, source: std::io::Error },
+    AccessLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a `StopHandle` asked for.
@@ -125,7 +143,10 @@ impl StopHandle {
     /// Stop accepting, finish in-flight and already-received requests, close idle connections,
     /// then return from `run`.
     pub fn graceful(&self) {
-        let _ = self.ctl.stop.compare_exchange(RUNNING, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
+        let _ =
+            self.ctl
+                .stop
+                .compare_exchange(RUNNING, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
         let _ = self.ctl.waker.wake();
     }
     /// Return from `run` now: connections are cut, app threads still inside the app are left

@@ -19,9 +19,17 @@ const MAX_IOV: usize = 64;
 const SENDFILE_CHUNK: u64 = 1 << 30;
 
 enum Seg {
-    Mem { buf: Vec<u8>, pos: usize },
+    Mem {
+        buf: Vec<u8>,
+        pos: usize,
+    },
     /// `spill`: our own temp file (appended to, reused); otherwise an app file closed after send.
-    File { file: File, off: u64, end: u64, spill: bool },
+    File {
+        file: File,
+        off: u64,
+        end: u64,
+        spill: bool,
+    },
 }
 
 /// Pending output of one connection.
@@ -48,7 +56,13 @@ pub(crate) fn send_parts(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Resul
 
 impl OutBuf {
     pub(crate) fn new(overflow: u64) -> OutBuf {
-        OutBuf { segs: VecDeque::new(), pending: 0, mem: 0, overflow, spare_spill: None }
+        OutBuf {
+            segs: VecDeque::new(),
+            pending: 0,
+            mem: 0,
+            overflow,
+            spare_spill: None,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -64,21 +78,35 @@ impl OutBuf {
         if data.is_empty() {
             return Ok(());
         }
-        if let Some(Seg::File { file, end, spill: true, .. }) = self.segs.back_mut() {
+        if let Some(Seg::File {
+            file,
+            end,
+            spill: true,
+            ..
+        }) = self.segs.back_mut()
+        {
             file.write_all_at(data, *end)?;
             *end += data.len() as u64;
-        } else if self.mem + data.len() as u64 > self.overflow && self.mem > 0 {
+        } else if self.mem + data.len() as u64 > self.overflow {
             let file = match self.spare_spill.take() {
                 Some(f) => f,
                 None => tempfile::tempfile()?,
             };
             file.write_all_at(data, 0)?;
-            self.segs.push_back(Seg::File { file, off: 0, end: data.len() as u64, spill: true });
+            self.segs.push_back(Seg::File {
+                file,
+                off: 0,
+                end: data.len() as u64,
+                spill: true,
+            });
         } else {
             self.mem += data.len() as u64;
             match self.segs.back_mut() {
                 Some(Seg::Mem { buf, .. }) => buf.extend_from_slice(data),
-                _ => self.segs.push_back(Seg::Mem { buf: data.to_vec(), pos: 0 }),
+                _ => self.segs.push_back(Seg::Mem {
+                    buf: data.to_vec(),
+                    pos: 0,
+                }),
             }
         }
         self.pending += data.len() as u64;
@@ -90,7 +118,12 @@ impl OutBuf {
         if len == 0 {
             return;
         }
-        self.segs.push_back(Seg::File { file, off: offset, end: offset + len, spill: false });
+        self.segs.push_back(Seg::File {
+            file,
+            off: offset,
+            end: offset + len,
+            spill: false,
+        });
         self.pending += len;
     }
 
@@ -165,7 +198,12 @@ impl OutBuf {
                         return Ok(false);
                     }
                 }
-                Seg::File { file, off, end, spill } => {
+                Seg::File {
+                    file,
+                    off,
+                    end,
+                    spill,
+                } => {
                     let count = (*end - *off).min(SENDFILE_CHUNK) as usize;
                     let mut o = *off as libc::off64_t;
                     let r = nix::sys::sendfile::sendfile64(fd, file.as_fd(), Some(&mut o), count);
@@ -173,7 +211,10 @@ impl OutBuf {
                         Ok(0) => {
                             // The file is shorter than announced: the response cannot be
                             // completed, the connection has to go (as a short CL response).
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file shrank",
+                            ));
                         }
                         Ok(n) => {
                             *off += n as u64;
@@ -201,7 +242,9 @@ impl OutBuf {
         self.pending -= sent as u64;
         self.mem -= sent as u64;
         while sent > 0 {
-            let Some(Seg::Mem { buf, pos }) = self.segs.front_mut() else { return };
+            let Some(Seg::Mem { buf, pos }) = self.segs.front_mut() else {
+                return;
+            };
             let left = buf.len() - *pos;
             if sent >= left {
                 sent -= left;
@@ -244,13 +287,35 @@ mod tests {
     }
 
     #[test]
+    fn memory_held_never_exceeds_overflow() {
+        // (pushes, overflow) → bytes that stay in memory
+        let table: [(&[usize], u64, u64); 4] = [
+            (&[10, 10], 100, 20),
+            (&[60, 60], 100, 60),
+            (&[500], 100, 0),
+            (&[100], 100, 100),
+        ];
+        for (pushes, overflow, want_mem) in table {
+            let mut ob = OutBuf::new(overflow);
+            for &n in pushes {
+                ob.push(&vec![1u8; n]).unwrap();
+            }
+            assert_eq!(ob.mem, want_mem, "{pushes:?} with overflow {overflow}");
+            assert_eq!(ob.pending(), pushes.iter().sum::<usize>() as u64);
+        }
+    }
+
+    #[test]
     fn send_direct_copies_only_the_unsent_rest() {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let mut ob = OutBuf::new(1 << 20);
         let big = vec![7u8; 4 << 20];
         let done = ob.send(a.as_fd(), &[b"HEAD", &big]).unwrap();
-        assert!(!done, "a 4 MiB write into a socketpair cannot complete at once");
+        assert!(
+            !done,
+            "a 4 MiB write into a socketpair cannot complete at once"
+        );
         let total = 4 + big.len();
         let reader = std::thread::spawn(move || drain(&mut b, total));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

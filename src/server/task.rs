@@ -1,16 +1,16 @@
-//! One request on an app thread (waitress's `Task`): the `Exchange` the app drives, the head
-//! going out with the first body bytes, framing through `http`'s encoder, direct vectored
-//! writes on the socket (waitress `write_soon`), back-pressure, and app failures → 500.
+//! One request's response on an app thread (waitress's `Task`): the `Exchange` the app drives,
+//! the head going out with the first body bytes, framing through `http`'s encoder, direct
+//! vectored writes on the socket (waitress `write_soon`), back-pressure, and the 500 or cut
+//! connection when the app fails.
 use std::io::BufRead;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use super::access_log;
-use super::channel::{Job, Shared, CONTINUE};
+use super::channel::CONTINUE;
 use super::dispatch::{lock, Ctx};
-use crate::http::app::{AppFailure, Disconnected, Exchange};
+use super::shared::{socket_error, Shared};
+use crate::http::app::{Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
 use crate::http::proxy::ProxySettings;
@@ -19,128 +19,31 @@ use crate::http::{OverflowableBuffer, Request, RequestMeta, ResponseHead};
 /// Per-app-thread buffers, reused for every request the thread serves.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    head: Vec<u8>,
-    date: DateCache,
-    status: String,
-    log: access_log::Clock,
-    proxy: Option<ProxySettings>,
+    pub(super) head: Vec<u8>,
+    pub(super) date: DateCache,
+    pub(super) status: String,
+    pub(super) log: access_log::Clock,
+    pub(super) proxy: Option<ProxySettings>,
 }
 
-struct Task<'a> {
-    ctx: &'a Ctx,
-    ch: &'a Shared,
-    req: &'a Request,
-    body: &'a mut OverflowableBuffer,
-    sc: &'a mut Scratch,
-    meta: RequestMeta,
-    headers: Vec<(String, String)>,
-    started: bool,
-    enc: Option<BodyEncoder>,
-    send_continue: bool,
+pub(super) struct Task<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) ch: &'a Arc<Shared>,
+    pub(super) req: &'a Request,
+    pub(super) body: &'a mut OverflowableBuffer,
+    pub(super) sc: &'a mut Scratch,
+    pub(super) meta: RequestMeta,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) started: bool,
+    pub(super) enc: Option<BodyEncoder>,
+    pub(super) send_continue: bool,
     /// Body bytes handed to the socket layer (access log `%b`).
-    sent: u64,
+    pub(super) sent: u64,
     /// The client is gone or the socket failed: nothing more can be written.
-    gone: bool,
+    pub(super) gone: bool,
 }
 
-/// Serves one job on this app thread, then gives its buffers back to the pool.
-pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
-    sc.date.update(SystemTime::now());
-    let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
-        let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
-        match crate::http::proxy::apply(&mut job.req, s) {
-            Ok(outcome) => {
-                for w in outcome.warnings {
-                    log::warn!(target: "waitress", "{w}");
-                }
-                None
-            }
-            Err(m) => {
-                log::warn!(target: "waitress", "{}", m.log_line());
-                Some(m.body())
-            }
-        }
-    } else {
-        None
-    };
-    let mut meta = job.req.meta();
-    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) && lock(&ch.st).queue.is_empty() {
-        // Graceful stop: this is the last response on the connection.
-        meta.keep_alive = false;
-    }
-    let Job { req, body, send_continue } = &mut *job;
-    let mut t = Task {
-        ctx,
-        ch,
-        req,
-        body,
-        sc,
-        meta,
-        headers: Vec::new(),
-        started: false,
-        enc: None,
-        send_continue: *send_continue,
-        sent: 0,
-        gone: false,
-    };
-    match proxy_err {
-        // waitress's proxy middleware answers itself, through the normal response path.
-        Some(body) => {
-            let cl = body.len().to_string();
-            t.start_response(
-                "400 Bad Request",
-                vec![("Content-Type".into(), "text/plain".into()), ("Content-Length".into(), cl)],
-            );
-            let _ = t.write(&body);
-            t.finish();
-        }
-        None => match catch_unwind(AssertUnwindSafe(|| ctx.app.call(&mut t))) {
-            Ok(Ok(())) => t.finish(),
-            Ok(Err(AppFailure { traceback })) => {
-                if t.gone {
-                    log::info!(target: "waitress", "Client disconnected while serving {}", path(t.req));
-                } else {
-                    log::error!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
-                }
-                t.fail(&traceback);
-            }
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".to_string());
-                log::error!(target: "waitress", "Exception while serving {}: panic: {msg}", path(t.req));
-                t.fail(&format!("panic: {msg}"));
-            }
-        },
-    }
-    if let Some(buf) = &ctx.access {
-        let status = t.enc.as_ref().map(|_| t.sc.status.as_str()).unwrap_or("500");
-        let code = status.get(..3).unwrap_or("500");
-        let mut pending = lock(buf);
-        t.sc.log.line(&mut pending, t.req, code, t.sent);
-        let big = pending.len() > 64 * 1024;
-        drop(pending);
-        if big {
-            ctx.wake_loop();
-        }
-    }
-    ctx.recycle(job);
-}
-
-fn proxy_settings(ctx: &Ctx) -> ProxySettings {
-    let o = &ctx.opts;
-    ProxySettings {
-        trusted_proxy: o.trusted_proxy.clone(),
-        trusted_proxy_count: o.trusted_proxy_count,
-        trusted_proxy_headers: o.trusted_proxy_headers.clone(),
-        log_untrusted_proxy_headers: o.log_untrusted_proxy_headers,
-        clear_untrusted_proxy_headers: o.clear_untrusted_proxy_headers,
-    }
-}
-
-fn path(req: &Request) -> String {
+pub(super) fn path(req: &Request) -> String {
     String::from_utf8_lossy(req.path()).into_owned()
 }
 
@@ -187,6 +90,10 @@ impl Task<'_> {
         if self.gone {
             return Err(Disconnected);
         }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
         let wm = self.ctx.opts.outbuf_high_watermark;
         let mut st = lock(&self.ch.st);
         while !st.closed && st.out.pending() > wm {
@@ -200,10 +107,6 @@ impl Task<'_> {
             self.gone = true;
             return Err(Disconnected);
         }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 {
-            return Ok(());
-        }
         let r = if !last && st.out.pending() + (len as u64) < self.ctx.opts.send_bytes as u64 {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
@@ -214,15 +117,21 @@ impl Task<'_> {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "send", e);
+            socket_error(self.ctx, "send", e);
             return Err(Disconnected);
+        }
+        let tell_loop = self.ch.note_output(&st);
+        drop(st);
+        if tell_loop {
+            // waitress `write_soon`: what the direct send left is the loop's to send.
+            self.ctx.notify_loop(self.ch.clone());
         }
         Ok(())
     }
 
     /// The app returned: send what is left (the head if nothing was written, the chunked
     /// terminator) and decide whether the connection stays open.
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if self.gone {
             return self.close_after();
         }
@@ -247,14 +156,13 @@ impl Task<'_> {
         let r = self.output(&parts, true);
         self.sc.head = head;
         if r.is_err() || close {
-            return self.close_after();
+            self.close_after();
         }
-        lock(&self.ch.st).last_activity = Instant::now();
     }
 
     /// The app failed: a 500 if the head is not out yet, else cut the connection
     /// (waitress §3.6). Either way the connection closes.
-    fn fail(&mut self, traceback: &str) {
+    pub(super) fn fail(&mut self, traceback: &str) {
         if self.enc.is_none() && !self.gone {
             let tb = self.ctx.opts.expose_tracebacks.then_some(traceback);
             let mut bytes = Vec::new();
@@ -279,7 +187,6 @@ impl Task<'_> {
         let mut st = lock(&self.ch.st);
         st.close_when_flushed = true;
         st.queue.clear();
-        st.last_activity = Instant::now();
     }
 }
 
@@ -316,13 +223,13 @@ impl Exchange for Task<'_> {
             return Ok(());
         }
         let first = self.enc.is_none();
-        if first {
-            if !self.started || !self.encode_head() {
-                // The caller reports this as an app failure; nothing went out yet.
-                return Ok(());
-            }
+        if first && (!self.started || !self.encode_head()) {
+            // The caller reports this as an app failure; nothing went out yet.
+            return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (chunk, warning) = enc.encode(data);
         if let Some(w) = warning {
             log::warn!(target: "waitress", "{w}");
@@ -341,7 +248,12 @@ impl Exchange for Task<'_> {
         st.out.pending() + len as u64 > self.ctx.opts.outbuf_high_watermark
     }
 
-    fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> Result<(), Disconnected> {
+    fn send_file(
+        &mut self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), Disconnected> {
         if self.gone {
             return Err(Disconnected);
         }
@@ -349,7 +261,9 @@ impl Exchange for Task<'_> {
         if first && (!self.started || !self.encode_head()) {
             return Ok(());
         }
-        let Some(enc) = self.enc.as_mut() else { return Ok(()) };
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(());
+        };
         let (prefix, len) = frame_file(enc, len);
         let chunked = enc.framing() == Framing::Chunked && len > 0;
         if len == 0 && !first {
@@ -363,13 +277,22 @@ impl Exchange for Task<'_> {
         r?;
         let mut st = lock(&self.ch.st);
         st.out.push_file(file, offset, len);
-        let r = if chunked { st.out.send(self.ch.fd(), &[b"\r\n"]) } else { st.out.flush(self.ch.fd()) };
+        let r = if chunked {
+            st.out.send(self.ch.fd(), &[b"\r\n"])
+        } else {
+            st.out.flush(self.ch.fd())
+        };
         if let Err(e) = r {
             st.closed = true;
             drop(st);
             self.gone = true;
-            super::channel::socket_error(self.ctx, "sendfile", e);
+            socket_error(self.ctx, "sendfile", e);
             return Err(Disconnected);
+        }
+        let tell_loop = self.ch.note_output(&st);
+        drop(st);
+        if tell_loop {
+            self.ctx.notify_loop(self.ch.clone());
         }
         Ok(())
     }

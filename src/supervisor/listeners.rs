@@ -3,15 +3,17 @@
 //! new entries are bound, removed ones closed once the old workers are gone.
 //!
 //! Load spreading: one listening socket per entry, inherited by every worker (each polls it),
-//! rather than an SO_REUSEPORT socket per worker. Measured on loopback (2 cores, 2 workers,
-//! mio accept loops, wrk -c50): SO_REUSEPORT balanced better (keep-alive 24/27 connections
-//! vs 28/23 and 3/48 shared; close-per-request 33k/33k accepts vs 21k/32k and 30k/34k shared,
-//! with 0.2-0.5 % empty accept wake-ups on the shared socket) and was 5-20 % faster. But a
-//! reuseport socket's accept queue dies with its worker: connections queued to a crashed,
-//! retiring (reload) or TTOU-ed worker are reset, which breaks "no failed request during a
-//! reload" and "a crash is invisible except for the requests it was serving". A shared
-//! socket keeps queued connections for the surviving and the new workers, so it is the
-//! choice; the balance is the accept loop's job (accept in small batches per wake-up).
+//! rather than an SO_REUSEPORT socket per worker. A reuseport socket's accept queue dies with
+//! its worker: connections queued to a crashed, retiring (reload) or TTOU-ed worker are reset,
+//! which breaks "no failed request during a reload" and "a crash is invisible except for the
+//! requests it was serving"; a shared socket keeps them for the surviving and new workers.
+//! Measured on loopback (2 cores, 2 workers): a plain shared epoll registration balanced
+//! 21k/32k accepts with 0.2-0.5 % empty wake-ups (herd); SO_REUSEPORT 33k/33k but unsafe as
+//! said; the server registers the shared socket with EPOLLEXCLUSIVE (no herd), which alone
+//! sends everything to the first idle worker (619/181 requests), and re-registers it after
+//! each accept batch so idle workers take turns: 401/399 with one client, 394/406 with 16,
+//! keep-alive connections 9/7.
+
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -147,5 +149,44 @@ impl ListenerSet {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(set: &ListenerSet) -> Vec<String> {
+        set.entries.iter().map(|(_, l)| l.url()).collect()
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_sockets_binds_new_ones_and_drops_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("a.sock");
+        let mut s = super::super::testkit::settings(vec!["127.0.0.1:0".parse().unwrap()]);
+        s.unix_socket = Some(sock.clone());
+        let old = ListenerSet::open(&s, None, None).unwrap();
+        assert_eq!(wanted(&s).len(), 2);
+
+        // Same config: every socket is the same one (same bound port, nothing fresh).
+        let (same, fresh) = old.reopen(&s, None).unwrap();
+        assert!(fresh.is_empty());
+        assert_eq!(addrs(&same), addrs(&old));
+
+        // One TCP entry more, the unix socket gone.
+        let mut s2 = s.clone();
+        s2.listen.push("127.0.0.1:0".parse().unwrap());
+        s2.unix_socket = None;
+        let (next, fresh) = old.reopen(&s2, None).unwrap();
+        assert_eq!(fresh, vec![1]);
+        assert_eq!(next.entries.len(), 2);
+        assert_eq!(next.entries[0].1.url(), old.entries[0].1.url());
+        assert_ne!(next.entries[1].1.url(), old.entries[0].1.url());
+        // The old set's unix file goes once the new set takes over; kept ones stay.
+        old.remove_files_not_in(Some(&same));
+        assert!(sock.exists());
+        old.remove_files_not_in(Some(&next));
+        assert!(!sock.exists());
     }
 }

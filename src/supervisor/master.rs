@@ -1,6 +1,6 @@
 //! The master loop (gunicorn's arbiter, nginx's master cycle): signals arrive as commands on a
-//! signalfd; the loop reaps, respawns with backoff, reloads by generations and stops
-//! gracefully. It never runs Python itself unless `preload_app` is on.
+//! signalfd; the loop reaps, respawns with backoff, reloads by generations (reload.rs) and
+//! stops gracefully. Start-up is in boot.rs. It never runs Python unless `preload_app` is on.
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -15,9 +15,9 @@ use super::lifecycle::{on_exit, Backoff, ExitAction, ExitFacts};
 use super::listeners::ListenerSet;
 use super::signals::{self, Command};
 use super::spawn::{self, DaemonStatus};
-use super::systemd::{self, Notifier};
-use super::worker::WorkerStart;
-use super::{log_error, log_info, log_warn, RunOptions, SupervisorError};
+use super::systemd::Notifier;
+use super::worker::{Preloaded, WorkerStart};
+use super::{log_error, log_info, log_warn};
 use crate::config::Settings;
 use crate::exit;
 use crate::net::Identity;
@@ -28,137 +28,56 @@ pub type WorkerBody = fn(WorkerStart) -> i32;
 /// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
 
-struct Worker {
-    id: usize,
-    generation: u64,
-    pid: Pid,
-    ready: bool,
-    ready_fd: Option<OwnedFd>,
-    spawned: Instant,
+pub(super) struct Worker {
+    pub(super) id: usize,
+    pub(super) generation: u64,
+    pub(super) pid: Pid,
+    pub(super) ready: bool,
+    pub(super) ready_fd: Option<OwnedFd>,
+    pub(super) spawned: Instant,
     /// Asked to stop: SIGKILL at this instant if still alive.
-    kill_at: Option<Instant>,
+    pub(super) kill_at: Option<Instant>,
 }
 
-struct Pending {
-    generation: u64,
-    settings: Settings,
-    listeners: ListenerSet,
-    identity: Option<Identity>,
-    deadline: Instant,
+pub(super) struct Pending {
+    pub(super) generation: u64,
+    pub(super) settings: Settings,
+    pub(super) listeners: ListenerSet,
+    pub(super) identity: Option<Identity>,
+    pub(super) deadline: Instant,
 }
 
-enum Phase {
+pub(super) enum Phase {
     Running,
     Reloading(Box<Pending>),
     Stopping { immediate: bool },
 }
 
-struct Master {
-    pid: i32,
-    settings: Settings,
-    listeners: ListenerSet,
-    identity: Option<Identity>,
-    generation: u64,
-    target: usize,
-    workers: Vec<Worker>,
+pub(super) struct Master {
+    pub(super) pid: i32,
+    pub(super) settings: Settings,
+    pub(super) listeners: ListenerSet,
+    pub(super) identity: Option<Identity>,
+    pub(super) generation: u64,
+    pub(super) target: usize,
+    pub(super) workers: Vec<Worker>,
     /// (worker id, generation, when).
-    respawns: Vec<(usize, u64, Instant)>,
-    backoff: HashMap<usize, Backoff>,
-    phase: Phase,
-    sigfd: SignalFd,
-    notifier: Notifier,
-    reload: Option<super::ReloadFn>,
-    body: WorkerBody,
-    booted: bool,
-    daemon: DaemonStatus,
-    exit_code: i32,
-}
-
-fn boot<E: std::fmt::Display>(e: E) -> SupervisorError {
-    SupervisorError::Boot(e.to_string())
-}
-
-/// Start-up in nginx's order: umask, signals, identity, listeners ("Serving on"), detach,
-/// pidfile, title; then the loop.
-pub fn run(settings: Settings, opts: RunOptions, body: WorkerBody) -> Result<(), SupervisorError> {
-    if let Some(mask) = settings.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-            mask as libc::mode_t,
-        ));
-    }
-    let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
-    let identity =
-        Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
-    let inherited = systemd::take_listen_fds().map_err(boot)?;
-    let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
-    for (_, l) in &listeners.entries {
-        // Printed whatever the logging config (tests and users look for it), once the socket
-        // is listening: connections wait in the backlog until a worker accepts.
-        eprintln!("Serving on {}", l.url());
-    }
-    let notifier = Notifier::from_env();
-    let daemon = if opts.daemon {
-        spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
-    } else {
-        DaemonStatus::none()
-    };
-    let pid = std::process::id() as i32;
-    let mut m = Master {
-        pid,
-        target: settings.workers.max(1),
-        settings,
-        listeners,
-        identity,
-        generation: 1,
-        workers: Vec::new(),
-        respawns: Vec::new(),
-        backoff: HashMap::new(),
-        phase: Phase::Running,
-        sigfd,
-        notifier,
-        reload: opts.reload,
-        body,
-        booted: false,
-        daemon,
-        exit_code: exit::OK,
-    };
-    let _pidfile = match &m.settings.pidfile {
-        Some(p) => match super::pidfile::PidFile::create(p, pid) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                m.daemon.report(exit::BOOT);
-                m.listeners.remove_files_not_in(None);
-                return Err(boot(e));
-            }
-        },
-        None => None,
-    };
-    super::title::set(None);
-    log_info(&format!("master {pid}: starting {} worker(s)", m.target));
-    for id in 1..=m.target {
-        m.spawn(id, 1);
-    }
-    m.run_loop();
-    m.notifier.stopping();
-    m.listeners.remove_files_not_in(None);
-    m.daemon.report(m.exit_code);
-    log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
-    match m.exit_code {
-        exit::OK => Ok(()),
-        exit::CONFIG => Err(SupervisorError::Config(
-            "a worker found the configuration unusable".into(),
-        )),
-        exit::APP_LOAD => Err(SupervisorError::AppLoad(
-            "a worker could not load the application".into(),
-        )),
-        code => Err(SupervisorError::Boot(format!(
-            "a worker could not boot (exit code {code})"
-        ))),
-    }
+    pub(super) respawns: Vec<(usize, u64, Instant)>,
+    pub(super) backoff: HashMap<usize, Backoff>,
+    pub(super) phase: Phase,
+    pub(super) sigfd: SignalFd,
+    pub(super) notifier: Notifier,
+    pub(super) reload: Option<super::ReloadFn>,
+    pub(super) body: WorkerBody,
+    pub(super) booted: bool,
+    pub(super) daemon: DaemonStatus,
+    pub(super) exit_code: i32,
+    /// `preload_app`: loaded here before the first fork.
+    pub(super) preloaded: Option<Preloaded>,
 }
 
 impl Master {
-    fn run_loop(&mut self) {
+    pub(super) fn run_loop(&mut self) {
         loop {
             if matches!(self.phase, Phase::Stopping { .. }) && self.workers.is_empty() {
                 return;
@@ -174,7 +93,7 @@ impl Master {
     }
 
     /// Sleeps in poll(2) until a signal, a ready byte, or the next timer.
-    fn wait_events(&mut self) {
+    pub(super) fn wait_events(&mut self) {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(1);
         for w in &self.workers {
@@ -212,7 +131,7 @@ impl Master {
         }
     }
 
-    fn read_ready(&mut self, i: usize) {
+    pub(super) fn read_ready(&mut self, i: usize) {
         let w = &mut self.workers[i];
         let Some(fd) = &w.ready_fd else { return };
         let mut b = [0u8; 8];
@@ -227,7 +146,7 @@ impl Master {
         }
     }
 
-    fn command(&mut self, cmd: Command) {
+    pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Terminate | Command::Interrupt => match self.phase {
                 Phase::Stopping { immediate: false } if cmd == Command::Interrupt => {
@@ -286,7 +205,7 @@ impl Master {
         }
     }
 
-    fn begin_stop(&mut self, immediate: bool) {
+    pub(super) fn begin_stop(&mut self, immediate: bool) {
         self.notifier.stopping();
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
             p.listeners.remove_files_not_in(Some(&self.listeners));
@@ -305,111 +224,12 @@ impl Master {
         }
     }
 
-    fn begin_reload(&mut self) {
-        log_info(&format!("master {}: reloading", self.pid));
-        self.notifier.reloading();
-        let settings = match &self.reload {
-            Some(f) => f(),
-            None => Ok(self.settings.clone()),
-        };
-        let prepared = settings.and_then(|s| {
-            if s.pidfile != self.settings.pidfile {
-                log_warn("a changed pidfile takes effect at the next start, not on reload");
-            }
-            if let Some(mask) = s.umask {
-                // Before binding new unix sockets, as at start.
-                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-                    mask as libc::mode_t,
-                ));
-            }
-            let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
-                .map_err(|e| e.to_string())?;
-            let (set, fresh) = self
-                .listeners
-                .reopen(&s, id.as_ref())
-                .map_err(|e| e.to_string())?;
-            Ok((s, id, set, fresh))
-        });
-        let (settings, identity, listeners, fresh) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                log_error(&format!(
-                    "reload failed, still serving the old configuration: {e}"
-                ));
-                self.notifier.ready("serving (reload failed)");
-                return;
-            }
-        };
-        for i in fresh {
-            eprintln!("Serving on {}", listeners.entries[i].1.url());
-        }
-        let generation = self.generation + 1;
-        let grace = Duration::from_secs(settings.graceful_timeout.max(5));
-        let n = settings.workers.max(1);
-        self.phase = Phase::Reloading(Box::new(Pending {
-            generation,
-            settings,
-            listeners,
-            identity,
-            deadline: Instant::now() + grace,
-        }));
-        for id in 1..=n {
-            self.spawn(id, generation);
-        }
-    }
-
-    fn commit_reload(&mut self) {
-        let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) else {
-            return;
-        };
-        let old_gen = self.generation;
-        let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in self.workers.iter_mut().filter(|w| w.generation == old_gen) {
-            stop_worker(w, false, grace);
-        }
-        self.respawns.retain(|r| r.1 != old_gen);
-        let p = *p;
-        let old = std::mem::replace(&mut self.listeners, p.listeners);
-        old.remove_files_not_in(Some(&self.listeners));
-        drop(old);
-        self.settings = p.settings;
-        self.identity = p.identity;
-        self.generation = p.generation;
-        self.target = self.settings.workers.max(1);
-        self.backoff.clear();
-        log_info(&format!(
-            "master {}: reload complete (generation {})",
-            self.pid, self.generation
-        ));
-        self.notifier.ready(&self.status());
-    }
-
-    fn abort_reload(&mut self, why: &str) {
-        let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) else {
-            return;
-        };
-        log_error(&format!(
-            "reload aborted, still serving the old configuration: {why}"
-        ));
-        for w in self
-            .workers
-            .iter_mut()
-            .filter(|w| w.generation == p.generation)
-        {
-            let _ = kill(w.pid, Signal::SIGKILL);
-            w.kill_at = Some(Instant::now());
-        }
-        self.respawns.retain(|r| r.1 != p.generation);
-        p.listeners.remove_files_not_in(Some(&self.listeners));
-        self.notifier.ready(&self.status());
-    }
-
-    fn status(&self) -> String {
+    pub(super) fn status(&self) -> String {
         format!("serving with {} worker(s)", self.target)
     }
 
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
-    fn spawn(&mut self, id: usize, generation: u64) {
+    pub(super) fn spawn(&mut self, id: usize, generation: u64) {
         let (settings, listeners, identity) = match &self.phase {
             Phase::Reloading(p) if p.generation == generation => {
                 (&p.settings, &p.listeners, &p.identity)
@@ -444,9 +264,19 @@ impl Master {
             identity: identity.clone(),
             master: Pid::from_raw(self.pid),
             ready: None,
+            preloaded: self.preloaded.clone(),
         };
         let body = self.body;
-        match spawn::spawn_worker(&close, move |ready| body(start.with_ready(ready))) {
+        let preload = self.preloaded.is_some();
+        if preload {
+            // CPython's fork protocol: GIL and interpreter locks taken around fork(2).
+            crate::wsgi::before_fork();
+        }
+        let spawned = spawn::spawn_worker(&close, move |ready| body(start.with_ready(ready)));
+        if preload {
+            crate::wsgi::after_fork_parent();
+        }
+        match spawned {
             Ok(s) => {
                 log_info(&format!(
                     "worker {id} (pid {}): started, generation {generation}",
@@ -470,7 +300,7 @@ impl Master {
         }
     }
 
-    fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         loop {
             let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code)),
@@ -488,7 +318,7 @@ impl Master {
         }
     }
 
-    fn worker_exited(&mut self, w: Worker, code: Option<i32>) {
+    pub(super) fn worker_exited(&mut self, w: Worker, code: Option<i32>) {
         let how = match code {
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
@@ -534,7 +364,7 @@ impl Master {
         }
     }
 
-    fn timers(&mut self) {
+    pub(super) fn timers(&mut self) {
         let now = Instant::now();
         for w in &mut self.workers {
             if w.kill_at.is_some_and(|k| k <= now) {
@@ -559,7 +389,7 @@ impl Master {
         }
     }
 
-    fn check_progress(&mut self) {
+    pub(super) fn check_progress(&mut self) {
         let ready = |g: u64| {
             self.workers
                 .iter()
@@ -585,7 +415,7 @@ impl Master {
 }
 
 /// Asks one worker to stop (TERM: graceful, QUIT: now) and arms its SIGKILL deadline.
-fn stop_worker(w: &mut Worker, immediate: bool, grace: Duration) {
+pub(super) fn stop_worker(w: &mut Worker, immediate: bool, grace: Duration) {
     let (sig, grace) = if immediate {
         (Signal::SIGQUIT, IMMEDIATE_GRACE)
     } else {

@@ -6,17 +6,21 @@
 //! `SupervisorError::exit_code()` maps to the exit-code protocol in `crate::exit`.
 use crate::config::Settings;
 
+mod boot;
 pub mod lifecycle;
 pub mod listeners;
 mod master;
 pub mod options;
 pub mod pidfile;
+mod reload;
 pub mod signals;
 pub mod spawn;
 pub mod systemd;
 pub mod title;
 pub mod worker;
 
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -51,7 +55,7 @@ pub type ReloadFn = Box<dyn Fn() -> Result<Settings, String>>;
 /// How the daemon runs, beyond `Settings`.
 #[derive(Default)]
 pub struct RunOptions {
-    /// `--daemon`: detach; the foreground process exits 0 once workers are ready (or with the
+    /// `--daemon` (also honoured from `Settings::daemon`): detach; the foreground process exits 0 once workers are ready (or with the
     /// boot error's exit code).
     pub daemon: bool,
     /// SIGHUP re-runs this; without it, SIGHUP restarts the workers with the same settings.
@@ -65,7 +69,7 @@ pub fn run(settings: Settings) -> Result<(), SupervisorError> {
 
 /// Runs the daemon until it is stopped, with `--daemon` and the reload hook.
 pub fn run_with(settings: Settings, opts: RunOptions) -> Result<(), SupervisorError> {
-    master::run(settings, opts, worker::serve)
+    boot::run(settings, opts, worker::serve)
 }
 
 /// Logs at `level`, or straight to stderr when no logger is installed and the message

@@ -2,6 +2,11 @@
 //! signal, app (imported here in lazy mode, so a reload picks up new code), server, ready byte,
 //! signal thread, serve. Signals stay blocked in every thread (inherited from the master); one
 //! thread reads them with sigwait and maps them to the server's `StopHandle`.
+//!
+//! Workers are not pinned to CPUs: on the 2-core test host (2 workers x 4 threads, wrk -c32,
+//! hello app) pinned and unpinned runs were within noise of each other (11.8-17.4k vs
+//! 11.9-16.3k req/s with other jobs loading the host), and a pinned worker cannot move off a
+//! core that another process is using.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +17,7 @@ use super::spawn::ReadySignal;
 use super::{log_error, log_info, options};
 use crate::config::Settings;
 use crate::exit;
+use crate::http::app::App;
 use crate::net::{Identity, Listener};
 use crate::server::{Server, StopHandle};
 
@@ -29,6 +35,18 @@ pub struct WorkerStart {
     pub master: Pid,
     /// Set by the spawner in the child.
     pub ready: Option<ReadySignal>,
+    /// `preload_app`: the app the master loaded before forking.
+    pub preloaded: Option<Preloaded>,
+}
+
+/// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
+#[derive(Clone)]
+pub struct Preloaded(pub Arc<dyn App>);
+
+impl std::fmt::Debug for Preloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preloaded(..)")
+    }
 }
 
 impl WorkerStart {
@@ -106,29 +124,57 @@ fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
     immediate
 }
 
-/// The real worker: loads the WSGI app (lazy mode), builds the server, serves until stopped.
-pub fn serve(start: WorkerStart) -> i32 {
+/// The real worker: loads the WSGI app (lazy mode: after fork and privilege drop, so a reload
+/// imports new code) or takes the master's (preload), serves until stopped, finalises Python.
+pub fn serve(mut start: WorkerStart) -> i32 {
+    let preloaded = start.preloaded.take();
+    if preloaded.is_some() {
+        // First thing after fork: CPython's own child-side reset (PyOS_AfterFork_Child).
+        crate::wsgi::after_fork_child();
+    }
     if let Err(code) = start.enter() {
         return code;
     }
     let tag = start.tag();
-    let wo = options::wsgi_options(&start.settings);
-    if let Err(e) = crate::wsgi::init(&wo) {
-        log_error(&format!("{tag}: cannot start Python: {e}"));
-        return exit::APP_LOAD;
-    }
-    let app = match crate::wsgi::load(&wo) {
-        Ok(a) => a,
-        Err(e) => {
-            log_error(&format!("{tag}: cannot load the application: {e}"));
-            return exit::APP_LOAD;
+    let app = match preloaded {
+        Some(p) => p.0,
+        None => {
+            let wo = options::wsgi_options(&start.settings);
+            match crate::wsgi::init(&wo).and_then(|()| crate::wsgi::load(&wo)) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Lazy mode imports after the privilege drop: the interpreter, its stdlib
+                    // and the virtualenv must be readable by `user`.
+                    let hint = match (&start.identity, &e) {
+                        (Some(_), crate::wsgi::WsgiError::AppLoad { .. }) => "",
+                        (Some(_), _) => {
+                            " (workers start Python after dropping privileges: the Python \
+                             installation and the virtualenv must be readable by `user`, or \
+                             set preload_app = true to load the app before the drop)"
+                        }
+                        (None, _) => "",
+                    };
+                    log_error(&format!("{tag}: {e}{hint}"));
+                    return e.exit_code();
+                }
+            }
         }
     };
-    serve_app(start, app)
+    let (code, immediate) = serve_until_stopped(start, app);
+    if !immediate {
+        // Graceful stop: app threads are done; atexit handlers run.
+        crate::wsgi::shutdown();
+    }
+    code
 }
 
 /// Serves `app` (already loaded) on this worker's listeners until stopped; exit code.
-pub fn serve_app(mut start: WorkerStart, app: Arc<dyn crate::http::app::App>) -> i32 {
+pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
+    serve_until_stopped(start, app).0
+}
+
+/// (exit code, stopped immediately).
+fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
     let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
@@ -136,10 +182,10 @@ pub fn serve_app(mut start: WorkerStart, app: Arc<dyn crate::http::app::App>) ->
         Ok(s) => s,
         Err(e) => {
             log_error(&format!("{tag}: cannot start the server: {e}"));
-            return exit::BOOT;
+            return (exit::BOOT, false);
         }
     };
-    let _immediate = signal_thread(stop);
+    let immediate = signal_thread(stop);
     start.signal_ready();
     log_info(&format!("{tag}: serving"));
     let code = match server.run() {
@@ -150,5 +196,5 @@ pub fn serve_app(mut start: WorkerStart, app: Arc<dyn crate::http::app::App>) ->
         }
     };
     log_info(&format!("{tag}: stopped"));
-    code
+    (code, immediate.load(Ordering::SeqCst))
 }

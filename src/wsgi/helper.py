@@ -32,9 +32,9 @@ def load_ini(path, name, variables):
     defaults = {"__file__": path, "here": os.path.dirname(path)}
     defaults.update(variables)
     if _has_loggers_section(path):
-        import logging.config
+        import logging.config as _logging_config
 
-        logging.config.fileConfig(path, defaults, disable_existing_loggers=False)
+        _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
     else:
         logging.basicConfig()
     try:

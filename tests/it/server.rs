@@ -27,18 +27,25 @@ fn respond(ex: &mut dyn Exchange, status: &str, body: &[u8]) -> Result<(), AppFa
         ("Content-Length".to_string(), body.len().to_string()),
     ];
     ex.start_response(status, headers);
-    ex.write(body).map_err(|_| AppFailure { traceback: "client gone".into() })
+    ex.write(body).map_err(|_| AppFailure {
+        traceback: "client gone".into(),
+    })
 }
 
 fn query_num(ex: &dyn Exchange) -> u64 {
-    std::str::from_utf8(ex.request().query()).ok().and_then(|q| q.parse().ok()).unwrap_or(0)
+    std::str::from_utf8(ex.request().query())
+        .ok()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(0)
 }
 
 impl App for TestApp {
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let path = ex.request().path().to_vec();
-        let gone = |_| AppFailure { traceback: "client gone".into() };
+        let gone = |_| AppFailure {
+            traceback: "client gone".into(),
+        };
         match &path[..] {
             b"/hello" => respond(ex, "200 OK", b"hello"),
             b"/query" => {
@@ -47,13 +54,17 @@ impl App for TestApp {
             }
             b"/echo" => {
                 let mut body = Vec::new();
-                ex.body().read_to_end(&mut body).map_err(|e| AppFailure { traceback: e.to_string() })?;
+                ex.body().read_to_end(&mut body).map_err(|e| AppFailure {
+                    traceback: e.to_string(),
+                })?;
                 respond(ex, "200 OK", &body)
             }
             b"/count" => {
                 let mut n = 0u64;
                 loop {
-                    let buf = ex.body().fill_buf().map_err(|e| AppFailure { traceback: e.to_string() })?;
+                    let buf = ex.body().fill_buf().map_err(|e| AppFailure {
+                        traceback: e.to_string(),
+                    })?;
                     if buf.is_empty() {
                         break;
                     }
@@ -89,6 +100,20 @@ impl App for TestApp {
                 }
                 Ok(())
             }
+            b"/pattern" => {
+                // n bytes of (i % 251), in writes of varying size, no Content-Length.
+                let n = query_num(ex);
+                ex.start_response("200 OK", vec![]);
+                let (mut i, mut size) = (0u64, 1usize);
+                while i < n {
+                    let k = (size as u64).min(n - i);
+                    let chunk: Vec<u8> = (i..i + k).map(|j| (j % 251) as u8).collect();
+                    ex.write(&chunk).map_err(gone)?;
+                    i += k;
+                    size = size * 7 % 100_003 + 1;
+                }
+                Ok(())
+            }
             b"/file" => {
                 let mut f = tempfile::tempfile().unwrap();
                 f.write_all(b"0123456789").unwrap();
@@ -102,15 +127,20 @@ impl App for TestApp {
                 while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                self.saw_disconnect.store(flag.load(Ordering::SeqCst), Ordering::SeqCst);
+                self.saw_disconnect
+                    .store(flag.load(Ordering::SeqCst), Ordering::SeqCst);
                 respond(ex, "200 OK", b"done")
             }
             b"/panic" => panic!("boom in the app"),
-            b"/fail" => Err(AppFailure { traceback: "Traceback: ValueError: boom".into() }),
+            b"/fail" => Err(AppFailure {
+                traceback: "Traceback: ValueError: boom".into(),
+            }),
             b"/fail-after-head" => {
                 ex.start_response("200 OK", vec![]);
                 ex.write(b"partial").map_err(gone)?;
-                Err(AppFailure { traceback: "late".into() })
+                Err(AppFailure {
+                    traceback: "late".into(),
+                })
             }
             _ => respond(ex, "404 Not Found", b"not found"),
         }
@@ -132,10 +162,18 @@ impl TestServer {
     }
 
     fn start_with(opts: ServerOptions, ls: Vec<Listener>, addr: SocketAddr) -> TestServer {
-        let app = Arc::new(TestApp { calls: AtomicU64::new(0), saw_disconnect: Default::default() });
+        let app = Arc::new(TestApp {
+            calls: AtomicU64::new(0),
+            saw_disconnect: Default::default(),
+        });
         let (server, stop) = Server::new(opts, ls, app.clone()).expect("server");
         let join = Some(std::thread::spawn(move || server.run()));
-        TestServer { addr, stop, join, app }
+        TestServer {
+            addr,
+            stop,
+            join,
+            app,
+        }
     }
 
     fn connect(&self) -> TcpStream {
@@ -148,7 +186,8 @@ impl TestServer {
     fn wait(&mut self, secs: u64) -> bool {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
-            if self.join.as_ref().is_some_and(|j| j.is_finished()) {
+            let Some(j) = &self.join else { return true };
+            if j.is_finished() {
                 let r = self.join.take().unwrap().join().unwrap();
                 assert!(r.is_ok(), "run failed: {r:?}");
                 return true;
@@ -167,7 +206,10 @@ impl Drop for TestServer {
 }
 
 fn opts() -> ServerOptions {
-    ServerOptions { threads: 2, ..Default::default() }
+    ServerOptions {
+        threads: 2,
+        ..Default::default()
+    }
 }
 
 /// One response read off a stream: (status, head, body). Knows Content-Length and chunked
@@ -188,7 +230,10 @@ fn read_response(r: &mut impl Read) -> Option<(u16, String, Vec<u8>)> {
     if status == 100 || status == 204 || status == 304 {
         return Some((status, head, body));
     }
-    if let Some(cl) = lower.lines().find_map(|l| l.strip_prefix("content-length: ")) {
+    if let Some(cl) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+    {
         body.resize(cl.trim().parse().ok()?, 0);
         r.read_exact(&mut body).ok()?;
     } else if lower.contains("transfer-encoding: chunked") {
@@ -216,7 +261,8 @@ fn read_response(r: &mut impl Read) -> Option<(u16, String, Vec<u8>)> {
 fn closed_within(s: &mut TcpStream, secs: u64) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
     let mut b = [0u8; 64];
-    matches!(s.read(&mut b), Ok(0)) || matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    matches!(s.read(&mut b), Ok(0))
+        || matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
 }
 
 fn get(path: &str) -> String {
@@ -252,7 +298,8 @@ fn http10_keep_alive_with_length_stays_open() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
     for _ in 0..2 {
-        s.write_all(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        s.write_all(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let (status, head, body) = read_response(&mut s).unwrap();
         assert_eq!((status, &body[..]), (200, &b"hello"[..]));
         assert!(head.contains("Connection: Keep-Alive"), "{head}");
@@ -263,7 +310,8 @@ fn http10_keep_alive_with_length_stays_open() {
 fn http11_connection_close_closes() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let (status, head, _) = read_response(&mut s).unwrap();
     assert_eq!(status, 200);
     assert!(head.contains("Connection: close"), "{head}");
@@ -287,7 +335,10 @@ fn http11_stays_alive_after_chunked_response() {
 fn expect_100_continue_with_body_gets_interim_response_first() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
     let (status, head, _) = read_response(&mut s).unwrap();
     assert_eq!(status, 100, "{head}");
     assert_eq!(head, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -300,7 +351,8 @@ fn expect_100_continue_with_body_gets_interim_response_first() {
 fn expect_100_continue_without_body_is_served() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
     let (status, _, _) = read_response(&mut s).unwrap();
     assert_eq!(status, 100);
     let (status, _, body) = read_response(&mut s).unwrap();
@@ -312,10 +364,77 @@ fn expect_100_continue_without_body_is_served() {
 }
 
 #[test]
+fn expect_100_continue_behind_a_busy_request_comes_after_its_response() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let reqs = format!(
+        "{}POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+        get("/slow?300")
+    );
+    s.write_all(reqs.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+    assert_eq!(read_response(&mut s).unwrap().0, 100);
+    s.write_all(b"xyz").unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"xyz"[..]));
+}
+
+#[test]
+fn bad_request_behind_a_busy_request_is_answered_in_order_then_closed() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let reqs = format!(
+        "{}GET / HTTP/1.1\r\nBad Header\r\n\r\n{}",
+        get("/slow?300"),
+        get("/hello")
+    );
+    s.write_all(reqs.as_bytes()).unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+    let (status, head, _) = read_response(&mut s).unwrap();
+    assert_eq!(status, 400, "{head}");
+    assert!(closed_within(&mut s, 5));
+    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn trusted_proxy_headers_reach_the_app_and_malformed_ones_get_400() {
+    let srv = TestServer::start(ServerOptions {
+        trusted_proxy: Some("127.0.0.1".into()),
+        trusted_proxy_headers: [
+            "x-forwarded-for".to_string(),
+            "x-forwarded-proto".to_string(),
+        ]
+        .into(),
+        ..opts()
+    });
+    let mut s = srv.connect();
+    s.write_all(b"GET /origin HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n")
+        .unwrap();
+    let body = String::from_utf8(read_response(&mut s).unwrap().2).unwrap();
+    assert!(body.starts_with("10.1.2.3|"), "{body}");
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Forwarded-Proto: ftp\r\n\r\n")
+        .unwrap();
+    let (status, _, body) = read_response(&mut s).unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        b"Bad Request\r\n\r\nHeader \"X-Forwarded-Proto\" malformed.\r\n\r\n(generated by server)"
+    );
+    assert_eq!(
+        srv.app.calls.load(Ordering::SeqCst),
+        1,
+        "the app ran for a malformed proxy header"
+    );
+}
+
+#[test]
 fn head_response_has_no_body() {
     let srv = TestServer::start(opts());
     let mut s = srv.connect();
-    s.write_all(b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -335,7 +454,10 @@ fn oversized_head_gets_431_response() {
     o.limits.max_request_header_size = 1024;
     let srv = TestServer::start(o);
     let mut s = srv.connect();
-    let req = format!("GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(8192));
+    let req = format!(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(8192)
+    );
     let _ = s.write_all(req.as_bytes());
     let (status, head, body) = read_response(&mut s).expect("a 431 response, not a reset");
     assert_eq!(status, 431, "{head}");
@@ -349,7 +471,8 @@ fn oversized_body_gets_413_response_while_client_is_still_sending() {
     o.limits.max_request_body_size = 1000;
     let srv = TestServer::start(o);
     let mut s = srv.connect();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
     // The client goes on sending part of its body before it reads.
     let _ = s.write_all(&[b'z'; 64 * 1024]);
     let (status, _, body) = read_response(&mut s).expect("a 413 response, not a reset");
@@ -359,11 +482,18 @@ fn oversized_body_gets_413_response_while_client_is_still_sending() {
 
 #[test]
 fn idle_connection_is_closed_after_channel_timeout() {
-    let srv = TestServer::start(ServerOptions { channel_timeout: 1, cleanup_interval: 1, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        channel_timeout: 1,
+        cleanup_interval: 1,
+        ..opts()
+    });
     let mut s = srv.connect();
     s.write_all(get("/hello").as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).unwrap().0, 200);
-    assert!(closed_within(&mut s, 10), "idle keep-alive connection not closed");
+    assert!(
+        closed_within(&mut s, 10),
+        "idle keep-alive connection not closed"
+    );
     let mut half = srv.connect();
     half.write_all(b"GET /hello HTT").unwrap();
     assert!(closed_within(&mut half, 10), "half-sent request not closed");
@@ -371,7 +501,10 @@ fn idle_connection_is_closed_after_channel_timeout() {
 
 #[test]
 fn fresh_client_is_served_at_connection_limit() {
-    let srv = TestServer::start(ServerOptions { connection_limit: 3, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 3,
+        ..opts()
+    });
     let mut idle = Vec::new();
     for _ in 0..2 {
         let mut s = srv.connect();
@@ -385,18 +518,97 @@ fn fresh_client_is_served_at_connection_limit() {
     std::thread::sleep(Duration::from_millis(100));
     for i in 0..3 {
         let mut fresh = srv.connect();
-        fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        fresh
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         fresh.write_all(get("/hello").as_bytes()).unwrap();
         let r = read_response(&mut fresh);
-        assert_eq!(r.map(|r| r.0), Some(200), "fresh client {i} not served at the limit");
+        assert_eq!(
+            r.map(|r| r.0),
+            Some(200),
+            "fresh client {i} not served at the limit"
+        );
         idle.push(fresh);
     }
 }
 
 #[test]
+fn eviction_at_the_limit_takes_the_least_recently_active_connection() {
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 2,
+        ..opts()
+    });
+    let mut old = srv.connect();
+    old.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut old).unwrap();
+    let mut recent = srv.connect();
+    recent.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut recent).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    recent.write_all(get("/hello").as_bytes()).unwrap();
+    read_response(&mut recent).unwrap();
+    let mut fresh = srv.connect();
+    fresh.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut fresh).map(|r| r.0), Some(200));
+    assert!(
+        closed_within(&mut old, 5),
+        "the oldest idle connection was not evicted"
+    );
+    recent.write_all(get("/query?still").as_bytes()).unwrap();
+    assert_eq!(
+        read_response(&mut recent).map(|r| r.2),
+        Some(b"still".to_vec())
+    );
+}
+
+#[test]
+fn busy_keep_alive_clients_are_not_evicted_at_the_limit() {
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 2,
+        ..opts()
+    });
+    let addr = srv.addr;
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for _ in 0..30 {
+                    s.write_all(get("/hello").as_bytes()).unwrap();
+                    assert_eq!(
+                        read_response(&mut s).map(|r| r.0),
+                        Some(200),
+                        "busy client cut"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                s
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A third client waits in the backlog while the two are busy, then gets served once
+    // they have been idle a moment.
+    let mut third = srv.connect();
+    third.write_all(get("/query?third").as_bytes()).unwrap();
+    let _keep: Vec<TcpStream> = busy.into_iter().map(|h| h.join().unwrap()).collect();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        read_response(&mut third).map(|r| r.2),
+        Some(b"third".to_vec())
+    );
+}
+
+#[test]
 fn slow_header_client_is_cut_by_the_header_deadline() {
     // channel_timeout 2 s → whole-head deadline 2 s; the client is never idle that long.
-    let srv = TestServer::start(ServerOptions { channel_timeout: 2, cleanup_interval: 1, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        channel_timeout: 2,
+        cleanup_interval: 1,
+        ..opts()
+    });
     let mut s = srv.connect();
     let req = b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let start = Instant::now();
@@ -410,7 +622,10 @@ fn slow_header_client_is_cut_by_the_header_deadline() {
         }
     }
     let cut = start.elapsed() < Duration::from_secs(8);
-    assert!(cut && closed_within(&mut s, 2), "trickling client was not cut");
+    assert!(
+        cut && closed_within(&mut s, 2),
+        "trickling client was not cut"
+    );
 }
 
 fn vm_rss_kib() -> u64 {
@@ -463,17 +678,28 @@ fn upload_of_1gib_keeps_memory_bounded() {
     let watch = RssWatch::start();
     let mut s = srv.connect();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(s, "POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: {GIB}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: {GIB}\r\n\r\n"
+    )
+    .unwrap();
     let block = vec![b'u'; 1 << 20];
     let start = Instant::now();
     for _ in 0..1024 {
         s.write_all(&block).unwrap();
-        assert!(start.elapsed() < Duration::from_secs(120), "upload too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "upload too slow"
+        );
     }
     let (status, _, body) = read_response(&mut s).unwrap();
     assert_eq!((status, body), (200, GIB.to_string().into_bytes()));
     let grew = watch.peak().saturating_sub(before);
-    assert!(grew < 64 * 1024, "RSS grew by {grew} KiB during a 1 GiB upload");
+    eprintln!("1 GiB upload: peak RSS grew by {grew} KiB");
+    assert!(
+        grew < 64 * 1024,
+        "RSS grew by {grew} KiB during a 1 GiB upload"
+    );
 }
 
 #[test]
@@ -499,11 +725,18 @@ fn download_of_1gib_goes_through_backpressure() {
         assert!(n > 0, "connection closed after {got} bytes");
         r.consume(n);
         got += n as u64;
-        assert!(start.elapsed() < Duration::from_secs(120), "download too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "download too slow"
+        );
     }
     assert_eq!(got, GIB);
     let grew = watch.peak().saturating_sub(before);
-    assert!(grew < 64 * 1024, "RSS grew by {grew} KiB during a 1 GiB download");
+    eprintln!("1 GiB download: peak RSS grew by {grew} KiB");
+    assert!(
+        grew < 64 * 1024,
+        "RSS grew by {grew} KiB during a 1 GiB download"
+    );
 }
 
 #[test]
@@ -511,7 +744,8 @@ fn client_disconnect_mid_response_leaves_server_serving() {
     let srv = TestServer::start(opts());
     {
         let mut s = srv.connect();
-        s.write_all(get(&format!("/big?{}", 200 << 20)).as_bytes()).unwrap();
+        s.write_all(get(&format!("/big?{}", 200 << 20)).as_bytes())
+            .unwrap();
         let mut buf = [0u8; 4096];
         s.read_exact(&mut buf).unwrap();
     }
@@ -520,6 +754,21 @@ fn client_disconnect_mid_response_leaves_server_serving() {
         s.write_all(get("/hello").as_bytes()).unwrap();
         assert_eq!(read_response(&mut s).unwrap().2, b"hello");
     }
+}
+
+#[test]
+fn half_closed_client_gets_its_whole_response() {
+    let srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    let n = 8 << 20;
+    // HTTP/1.0 without keep-alive: the response is the connection's last.
+    s.write_all(format!("GET /big?{n} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let (status, _, body) = read_response(&mut r).expect("whole response after half-close");
+    assert_eq!((status, body.len()), (200, n));
 }
 
 #[test]
@@ -532,8 +781,14 @@ fn app_panic_gives_500_and_server_keeps_serving() {
         assert_eq!(status, 500);
         assert!(head.contains("Connection: close"));
         let body = String::from_utf8_lossy(&body).into_owned();
-        assert!(body.contains("The server encountered an unexpected internal server error"), "{body}");
-        assert!(!body.contains("boom"), "traceback exposed without expose_tracebacks");
+        assert!(
+            body.contains("The server encountered an unexpected internal server error"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("boom"),
+            "traceback exposed without expose_tracebacks"
+        );
     }
     let mut s = srv.connect();
     s.write_all(get("/hello").as_bytes()).unwrap();
@@ -542,7 +797,10 @@ fn app_panic_gives_500_and_server_keeps_serving() {
 
 #[test]
 fn app_failure_exposes_traceback_only_when_asked() {
-    let srv = TestServer::start(ServerOptions { expose_tracebacks: true, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        expose_tracebacks: true,
+        ..opts()
+    });
     let mut s = srv.connect();
     s.write_all(get("/fail").as_bytes()).unwrap();
     let (status, _, body) = read_response(&mut s).unwrap();
@@ -560,7 +818,10 @@ fn app_failure_after_head_cuts_the_connection() {
     let text = String::from_utf8_lossy(&all);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("partial"));
-    assert!(!text.ends_with("0\r\n\r\n"), "chunked terminator sent after a failure: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "chunked terminator sent after a failure: {text}"
+    );
 }
 
 #[test]
@@ -586,34 +847,94 @@ fn graceful_stop_completes_in_flight_request() {
     srv.stop.graceful();
     let (status, _, body) = read_response(&mut s).expect("in-flight response");
     assert_eq!((status, &body[..]), (200, &b"slept"[..]));
-    assert!(closed_within(&mut idle, 5), "idle keep-alive connection not closed");
+    assert!(
+        closed_within(&mut idle, 5),
+        "idle keep-alive connection not closed"
+    );
     assert!(srv.wait(10), "run did not return after a graceful stop");
-    assert!(TcpStream::connect(srv.addr).is_err(), "still accepting after stop");
+    assert!(
+        TcpStream::connect(srv.addr).is_err(),
+        "still accepting after stop"
+    );
 }
 
 #[test]
-fn unix_socket_serves_with_localhost_peer() {
+fn immediate_stop_returns_promptly_and_cuts_connections() {
+    let mut srv = TestServer::start(opts());
+    let mut s = srv.connect();
+    s.write_all(get("/slow?4000").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    srv.stop.immediate();
+    assert!(
+        srv.wait(3),
+        "run did not return promptly after an immediate stop"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(
+        read_response(&mut s).is_none(),
+        "a response after an immediate stop"
+    );
+}
+
+#[test]
+fn two_servers_sharing_a_listener_both_serve() {
+    // As pre-forked workers do: one listening socket, several event loops (EPOLLEXCLUSIVE).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let l2 = l.try_clone().unwrap();
+    let a = TestServer::start_with(opts(), vec![Listener::Tcp(l)], addr);
+    let b = TestServer::start_with(opts(), vec![Listener::Tcp(l2)], addr);
+    for _ in 0..40 {
+        let mut s = a.connect();
+        s.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s).map(|r| r.2), Some(b"hello".to_vec()));
+    }
+    let (na, nb) = (
+        a.app.calls.load(Ordering::SeqCst),
+        b.app.calls.load(Ordering::SeqCst),
+    );
+    assert_eq!(na + nb, 40);
+}
+
+#[test]
+fn unix_and_tcp_listeners_are_served_together() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sock");
-    let l = UnixListener::bind(&path).unwrap();
-    let dummy: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let srv = TestServer::start_with(opts(), vec![Listener::Unix(l, path.clone())], dummy);
+    let u = UnixListener::bind(&path).unwrap();
+    let t = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = t.local_addr().unwrap();
+    let ls = vec![Listener::Unix(u, path.clone()), Listener::Tcp(t)];
+    let srv = TestServer::start_with(opts(), ls, addr);
     let mut s = UnixStream::connect(&path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(get("/origin").as_bytes()).unwrap();
     let (status, _, body) = read_response(&mut s).unwrap();
     assert_eq!(status, 200);
-    assert_eq!(String::from_utf8_lossy(&body), format!("localhost|None|{}", path.display()));
-    drop(srv);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("localhost|None|{}", path.display())
+    );
+    let mut s = srv.connect();
+    s.write_all(get("/origin").as_bytes()).unwrap();
+    let body = String::from_utf8(read_response(&mut s).unwrap().2).unwrap();
+    let local = s.local_addr().unwrap();
+    assert_eq!(body, format!("127.0.0.1|{}|{}", local.port(), addr.port()));
 }
 
 #[test]
 fn access_log_has_one_combined_line_per_request() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    let mut srv = TestServer::start(ServerOptions { access_log: Some(log.clone()), ..opts() });
+    let mut srv = TestServer::start(ServerOptions {
+        access_log: Some(log.clone()),
+        ..opts()
+    });
     let mut s = srv.connect();
-    s.write_all(b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\nUser-Agent: t\"ua\r\n\r\n").unwrap();
+    s.write_all(
+        b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\nUser-Agent: t\"ua\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(read_response(&mut s).unwrap().0, 200);
     s.write_all(get("/nothing").as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).unwrap().0, 404);
@@ -624,28 +945,54 @@ fn access_log_has_one_combined_line_per_request() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
-    assert!(lines[0].ends_with("\"GET /hello?x=1 HTTP/1.1\" 200 5 \"http://r/\" \"t\\\"ua\""), "{}", lines[0]);
-    assert!(lines[1].ends_with("\"GET /nothing HTTP/1.1\" 404 9 \"-\" \"-\""), "{}", lines[1]);
+    assert!(
+        lines[0].ends_with("\"GET /hello?x=1 HTTP/1.1\" 200 5 \"http://r/\" \"t\\\"ua\""),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("\"GET /nothing HTTP/1.1\" 404 9 \"-\" \"-\""),
+        "{}",
+        lines[1]
+    );
     assert_eq!(srv.app.calls.load(Ordering::SeqCst), 2);
 }
 
 #[test]
 fn nothing_is_read_after_connection_close() {
-    let srv = TestServer::start(opts());
-    let mut s = srv.connect();
-    let two = format!("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}", get("/query?2"));
-    s.write_all(two.as_bytes()).unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let (status, _, body) = read_response(&mut &all[..]).unwrap();
-    assert_eq!((status, &body[..]), (200, &b"hello"[..]));
-    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 1, "a request after Connection: close ran");
-    assert_eq!(all.windows(5).filter(|w| w == b"HTTP/").count(), 1);
+    // With lookahead the second request is read while the first runs; it must still not run
+    // (CVE-2024-49768).
+    for lookahead in [0, 2] {
+        let srv = TestServer::start(ServerOptions {
+            channel_request_lookahead: lookahead,
+            ..opts()
+        });
+        let mut s = srv.connect();
+        let two = format!(
+            "GET /slow?100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}{}",
+            get("/query?2"),
+            get("/query?3")
+        );
+        s.write_all(two.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let (status, _, body) = read_response(&mut &all[..]).unwrap();
+        assert_eq!((status, &body[..]), (200, &b"slept"[..]));
+        assert_eq!(
+            srv.app.calls.load(Ordering::SeqCst),
+            1,
+            "a request after close ran"
+        );
+        assert_eq!(all.windows(5).filter(|w| w == b"HTTP/").count(), 1);
+    }
 }
 
 #[test]
 fn app_sees_client_disconnect_with_lookahead() {
-    let srv = TestServer::start(ServerOptions { channel_request_lookahead: 1, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        channel_request_lookahead: 1,
+        ..opts()
+    });
     let mut s = srv.connect();
     s.write_all(get("/wait-disconnect").as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -654,7 +1001,10 @@ fn app_sees_client_disconnect_with_lookahead() {
     while !srv.app.saw_disconnect.load(Ordering::SeqCst) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(srv.app.saw_disconnect.load(Ordering::SeqCst), "disconnect flag never set");
+    assert!(
+        srv.app.saw_disconnect.load(Ordering::SeqCst),
+        "disconnect flag never set"
+    );
 }
 
 #[test]
@@ -662,7 +1012,10 @@ fn access_log_is_reopened_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let rotated = dir.path().join("access.log.1");
-    let mut srv = TestServer::start(ServerOptions { access_log: Some(log.clone()), ..opts() });
+    let mut srv = TestServer::start(ServerOptions {
+        access_log: Some(log.clone()),
+        ..opts()
+    });
     let mut s = srv.connect();
     s.write_all(get("/hello").as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).unwrap().0, 200);
@@ -677,21 +1030,28 @@ fn access_log_is_reopened_on_request() {
     while !log.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    s.write_all(get("/query?after-rotation").as_bytes()).unwrap();
+    s.write_all(get("/query?after-rotation").as_bytes())
+        .unwrap();
     assert_eq!(read_response(&mut s).unwrap().0, 200);
     srv.stop.graceful();
     drop(s);
     assert!(srv.wait(10));
     let old = std::fs::read_to_string(&rotated).unwrap();
     let new = std::fs::read_to_string(&log).unwrap();
-    assert!(old.contains("GET /hello ") && !old.contains("after-rotation"), "{old}");
+    assert!(
+        old.contains("GET /hello ") && !old.contains("after-rotation"),
+        "{old}"
+    );
     assert!(new.contains("GET /query?after-rotation "), "{new}");
 }
 
 #[test]
 fn idle_keep_alive_connections_cost_little_memory() {
     let _g = RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let srv = TestServer::start(ServerOptions { connection_limit: 2000, ..opts() });
+    let srv = TestServer::start(ServerOptions {
+        connection_limit: 2000,
+        ..opts()
+    });
     let mut warm = srv.connect();
     for _ in 0..20 {
         warm.write_all(get("/hello").as_bytes()).unwrap();
@@ -708,7 +1068,102 @@ fn idle_keep_alive_connections_cost_little_memory() {
     }
     let per_conn = vm_rss_kib().saturating_sub(before) * 1024 / N;
     eprintln!("idle keep-alive connection: {per_conn} bytes of RSS");
-    assert!(per_conn <= 2048, "an idle keep-alive connection costs {per_conn} bytes");
+    assert!(
+        per_conn <= 2048,
+        "an idle keep-alive connection costs {per_conn} bytes"
+    );
+}
+
+#[test]
+fn garbage_input_never_takes_the_server_down() {
+    let srv = TestServer::start(opts());
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: [&[u8]; 12] = [
+        b"GET / HTTP/1.1\r\n",
+        b"Host: a\r\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"Content-Length: 5\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        b"\x00\xff",
+        b"POST /echo HTTP/1.0\r\n",
+        b"Expect: 100-continue\r\n",
+        b"HEAD /hello HTTP/1.1\r\n",
+    ];
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let mut conns = Vec::new();
+        for _ in 0..20 {
+            let mut msg = Vec::new();
+            for _ in 0..(next() % 12) {
+                if next() % 4 == 0 {
+                    msg.extend((0..next() % 40).map(|_| next() as u8));
+                } else {
+                    msg.extend_from_slice(pieces[(next() % 12) as usize]);
+                }
+            }
+            conns.push((msg, next() % 3));
+        }
+        let addr = srv.addr;
+        handles.push(std::thread::spawn(move || {
+            for (msg, how) in conns {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    continue;
+                };
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let _ = s.write_all(&msg);
+                match how {
+                    0 => drop(s),
+                    1 => {
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                        let _ = s.read_to_end(&mut Vec::new());
+                    }
+                    _ => {
+                        let _ = s.read(&mut [0u8; 1024]);
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut s = srv.connect();
+    s.write_all(get("/hello").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().2, b"hello");
+}
+
+#[test]
+fn slow_reader_gets_spilled_output_in_order() {
+    let srv = TestServer::start(ServerOptions {
+        outbuf_overflow: 64 * 1024,
+        outbuf_high_watermark: 1 << 20,
+        ..opts()
+    });
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let n: u64 = 24 << 20;
+    s.write_all(get(&format!("/pattern?{n}")).as_bytes())
+        .unwrap();
+    // Let the app run into back-pressure with output spilled to the temp file.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut r = std::io::BufReader::new(s);
+    let (status, head, body) = read_response(&mut r).unwrap();
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body.len() as u64, n);
+    assert!(
+        body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+        "output reordered"
+    );
 }
 
 /// Not a test: serves `/hello` for `WAITRESSD_BENCH_SECS` seconds (default 20) so `wrk` can be
@@ -717,13 +1172,28 @@ fn idle_keep_alive_connections_cost_little_memory() {
 #[test]
 #[ignore]
 fn bench_hello() {
-    let secs = std::env::var("WAITRESSD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let threads = std::env::var("WAITRESSD_BENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
-    let srv = TestServer::start(ServerOptions { threads, connection_limit: 1000, ..Default::default() });
+    let secs = std::env::var("WAITRESSD_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let threads = std::env::var("WAITRESSD_BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let srv = TestServer::start(ServerOptions {
+        threads,
+        connection_limit: 1000,
+        ..Default::default()
+    });
     println!("listening on {}", srv.addr);
     let cpu = || {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         // utime and stime are fields 14 and 15 (1-based); after ')' they are at 11 and 12.
         let tick = 100.0;
         (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick
@@ -732,5 +1202,9 @@ fn bench_hello() {
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, n1) = (cpu(), srv.app.calls.load(Ordering::SeqCst));
     let n = (n1 - n0).max(1);
-    println!("requests {n}, cpu {:.2}s, {:.2} us/request", c1 - c0, (c1 - c0) * 1e6 / n as f64);
+    println!(
+        "requests {n}, cpu {:.2}s, {:.2} us/request",
+        c1 - c0,
+        (c1 - c0) * 1e6 / n as f64
+    );
 }

@@ -87,11 +87,18 @@ impl Daemon {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("daemon did not report {n} listener(s); stderr so far:\n{}", seen.join("\n"));
+                    panic!(
+                        "daemon did not report {n} listener(s); stderr so far:\n{}",
+                        seen.join("\n")
+                    );
                 }
             }
         }
-        Daemon { child, urls, stderr: rx }
+        Daemon {
+            child,
+            urls,
+            stderr: rx,
+        }
     }
 
     /// `host:port` of the first TCP listener.
@@ -165,6 +172,10 @@ pub fn split_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
         return (0, String::from_utf8_lossy(raw).into_owned(), Vec::new());
     };
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, head, raw[end + 4..].to_vec())
 }

@@ -1,0 +1,72 @@
+//! `--print-config`: the effective `Settings` as one JSON object, a key per printed setting of
+//! the table, in table order, named as in waitress (host/port folded into `listen`).
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use super::{defs, Settings};
+
+/// `--print-config`: one JSON object, a key per printed setting in table order.
+pub fn to_json(s: &Settings) -> Value {
+    let mut map = serde_json::Map::new();
+    for def in defs::DEFS.iter().filter(|d| d.printed) {
+        map.insert(
+            def.name.to_string(),
+            field(s, def.name).unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(map)
+}
+
+fn path_json(p: &Option<PathBuf>) -> Value {
+    p.as_ref()
+        .map_or(Value::Null, |p| json!(p.to_string_lossy()))
+}
+
+/// The JSON value of one printed setting; `None` for a name `Settings` has no field for.
+pub fn field(s: &Settings, name: &str) -> Option<Value> {
+    Some(match name {
+        "ipv4" => json!(s.ipv4),
+        "ipv6" => json!(s.ipv6),
+        "listen" => json!(s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+        "threads" => json!(s.threads),
+        "trusted_proxy" => json!(s.trusted_proxy),
+        "trusted_proxy_count" => json!(s.trusted_proxy_count),
+        "trusted_proxy_headers" => json!(s.trusted_proxy_headers),
+        "log_untrusted_proxy_headers" => json!(s.log_untrusted_proxy_headers),
+        "clear_untrusted_proxy_headers" => json!(s.clear_untrusted_proxy_headers),
+        "url_scheme" => json!(s.url_scheme),
+        "url_prefix" => json!(s.url_prefix),
+        "backlog" => json!(s.backlog),
+        "recv_bytes" => json!(s.recv_bytes),
+        "send_bytes" => json!(s.send_bytes),
+        "outbuf_overflow" => json!(s.outbuf_overflow),
+        "outbuf_high_watermark" => json!(s.outbuf_high_watermark),
+        "inbuf_overflow" => json!(s.inbuf_overflow),
+        "connection_limit" => json!(s.connection_limit),
+        "cleanup_interval" => json!(s.cleanup_interval),
+        "channel_timeout" => json!(s.channel_timeout),
+        "log_socket_errors" => json!(s.log_socket_errors),
+        "max_request_header_size" => json!(s.max_request_header_size),
+        "max_request_body_size" => json!(s.max_request_body_size),
+        "expose_tracebacks" => json!(s.expose_tracebacks),
+        "ident" => json!(s.ident),
+        "asyncore_loop_timeout" => json!(s.asyncore_loop_timeout),
+        "asyncore_use_poll" => json!(s.asyncore_use_poll),
+        "unix_socket" => path_json(&s.unix_socket),
+        "unix_socket_perms" => json!(s.unix_socket_perms),
+        "sockets" => json!([]),
+        "channel_request_lookahead" => json!(s.channel_request_lookahead),
+        "server_name" => json!(s.server_name),
+        "workers" => json!(s.workers),
+        "preload_app" => json!(s.preload_app),
+        "user" => json!(s.user),
+        "group" => json!(s.group),
+        "umask" => json!(s.umask),
+        "pidfile" => path_json(&s.pidfile),
+        "graceful_timeout" => json!(s.graceful_timeout),
+        "virtualenv" => path_json(&s.virtualenv),
+        "access_log" => path_json(&s.access_log),
+        _ => return None,
+    })
+}

@@ -1,0 +1,120 @@
+//! One job from start to end on an app thread: trusted-proxy processing, the app call under
+//! `catch_unwind`, failure logging (waitress §3.6), the access-log line, and recycling the
+//! request's buffers.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::dispatch::{lock, Ctx};
+use super::shared::{Job, Shared};
+use super::task::{path, Scratch, Task};
+use crate::http::app::{AppFailure, Exchange};
+use crate::http::proxy::ProxySettings;
+
+/// Serves one job on this app thread, then gives its buffers back to the pool.
+pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
+    sc.date.update(SystemTime::now());
+    let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
+        let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
+        match crate::http::proxy::apply(&mut job.req, s) {
+            Ok(outcome) => {
+                for w in outcome.warnings {
+                    log::warn!(target: "waitress", "{w}");
+                }
+                None
+            }
+            Err(m) => {
+                log::warn!(target: "waitress", "{}", m.log_line());
+                Some(m.body())
+            }
+        }
+    } else {
+        None
+    };
+    let mut meta = job.req.meta();
+    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) && lock(&ch.st).queue.is_empty() {
+        // Graceful stop: this is the last response on the connection.
+        meta.keep_alive = false;
+    }
+    let Job {
+        req,
+        body,
+        send_continue,
+    } = &mut *job;
+    let mut t = Task {
+        ctx,
+        ch,
+        req,
+        body,
+        sc,
+        meta,
+        headers: Vec::new(),
+        started: false,
+        enc: None,
+        send_continue: *send_continue,
+        sent: 0,
+        gone: false,
+    };
+    match proxy_err {
+        // waitress's proxy middleware answers itself, through the normal response path.
+        Some(body) => {
+            let cl = body.len().to_string();
+            t.start_response(
+                "400 Bad Request",
+                vec![
+                    ("Content-Type".into(), "text/plain".into()),
+                    ("Content-Length".into(), cl),
+                ],
+            );
+            let _ = t.write(&body);
+            t.finish();
+        }
+        None => match catch_unwind(AssertUnwindSafe(|| ctx.app.call(&mut t))) {
+            Ok(Ok(())) => t.finish(),
+            Ok(Err(AppFailure { traceback })) => {
+                if t.gone {
+                    log::info!(target: "waitress", "Client disconnected while serving {}", path(t.req));
+                } else {
+                    log::error!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
+                }
+                t.fail(&traceback);
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                log::error!(target: "waitress", "Exception while serving {}: panic: {msg}", path(t.req));
+                t.fail(&format!("panic: {msg}"));
+            }
+        },
+    }
+    if let Some(buf) = &ctx.access {
+        let status = t
+            .enc
+            .as_ref()
+            .map(|_| t.sc.status.as_str())
+            .unwrap_or("500");
+        let code = status.get(..3).unwrap_or("500");
+        let mut pending = lock(buf);
+        t.sc.log.line(&mut pending, t.req, code, t.sent);
+        let big = pending.len() > 64 * 1024;
+        drop(pending);
+        if big {
+            ctx.wake_loop();
+        }
+    }
+    ctx.recycle(job);
+}
+
+fn proxy_settings(ctx: &Ctx) -> ProxySettings {
+    let o = &ctx.opts;
+    ProxySettings {
+        trusted_proxy: o.trusted_proxy.clone(),
+        trusted_proxy_count: o.trusted_proxy_count,
+        trusted_proxy_headers: o.trusted_proxy_headers.clone(),
+        log_untrusted_proxy_headers: o.log_untrusted_proxy_headers,
+        clear_untrusted_proxy_headers: o.clear_untrusted_proxy_headers,
+    }
+}

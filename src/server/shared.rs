@@ -1,0 +1,116 @@
+//! The part of a connection shared by the loop and the app thread serving it: socket, pending
+//! output, queued requests and flags, under one lock (`Shared`), plus the `Job` a request
+//! travels in.
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use nix::sys::socket::{shutdown, Shutdown};
+
+use super::dispatch::{lock, Ctx};
+use super::outbuf::OutBuf;
+use crate::http::{Origin, OverflowableBuffer, Request};
+
+/// One parsed, complete request waiting for (or being run by) an app thread.
+pub(crate) struct Job {
+    pub(crate) req: Request,
+    pub(crate) body: OverflowableBuffer,
+    /// `100 Continue` still owed (bodiless `Expect: 100-continue` request, or one pipelined
+    /// behind a busy request): the task sends it before the response.
+    pub(crate) send_continue: bool,
+}
+
+/// State shared by the loop and the app thread serving the channel (one lock).
+pub(crate) struct ChanState {
+    pub(crate) out: OutBuf,
+    /// Complete requests not yet started, in arrival order.
+    pub(crate) queue: VecDeque<Box<Job>>,
+    /// An app thread owns the channel (running, or about to run, `queue`'s head).
+    pub(crate) running: bool,
+    /// The loop wants a notification when the channel stops running.
+    pub(crate) notify_on_done: bool,
+    /// Close once `out` is sent (error, `Connection: close`, HTTP/1.0 without keep-alive).
+    pub(crate) close_when_flushed: bool,
+    /// Nothing can be written any more (peer gone, socket error, or torn down by the loop).
+    pub(crate) closed: bool,
+    /// Last successful send or finished request (the loop tracks reads itself).
+    pub(crate) last_activity: Instant,
+}
+
+/// The connection, as app threads see it.
+pub(crate) struct Shared {
+    /// Closed only when the last reference goes: app threads may be writing while the loop
+    /// tears the channel down, so the loop shuts the socket down instead of closing it
+    /// (no fd reuse race; waitress CVE-2022-31015).
+    pub(crate) fd: OwnedFd,
+    pub(crate) token: usize,
+    pub(crate) st: Mutex<ChanState>,
+    /// Signalled when output drains below the watermark or the channel closes.
+    pub(crate) cv: Condvar,
+    pub(crate) disconnected: Arc<AtomicBool>,
+    pub(crate) origin: Origin,
+    /// `!st.out.is_empty()`, readable without the lock: the loop's writable events (epoll
+    /// reports writability with every readable edge) skip the lock when nothing is pending,
+    /// so they do not contend with an app thread in the middle of a send.
+    pub(crate) has_output: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+    /// Records whether output is pending; call with the lock held after touching `out`.
+    /// True when output just became pending: an app thread must then tell the loop, which
+    /// may have skipped a writable event while the flag was still false.
+    pub(crate) fn note_output(&self, st: &ChanState) -> bool {
+        let pending = !st.out.is_empty();
+        let was = self.has_output.swap(pending, Ordering::AcqRel);
+        pending && !was
+    }
+
+    /// Marks the channel closed and wakes blocked writers (loop teardown).
+    pub(crate) fn mark_closed(&self) {
+        let mut st = lock(&self.st);
+        st.closed = true;
+        st.queue.clear();
+        st.out.clear();
+        self.has_output.store(false, Ordering::Release);
+        drop(st);
+        self.disconnected.store(true, Ordering::Release);
+        self.cv.notify_all();
+        let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
+    }
+}
+
+/// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
+pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    ) {
+        log::debug!(target: "waitress", "client disconnected during {what}: {e}");
+    } else if ctx.opts.log_socket_errors {
+        log::error!(target: "waitress", "Socket error during {what}: {e}");
+    }
+}
+
+/// Seconds since the epoch (error responses are rare: formatted on demand).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Field-wise `clone_from`: the derived `Origin::clone_from` clones whole strings (five
+/// allocations per request); this reuses the recycled request's capacity.
+pub(crate) fn copy_origin(dst: &mut Origin, src: &Origin) {
+    dst.remote_addr.clone_from(&src.remote_addr);
+    dst.remote_port.clone_from(&src.remote_port);
+    dst.server_name.clone_from(&src.server_name);
+    dst.server_port.clone_from(&src.server_port);
+    dst.url_scheme.clone_from(&src.url_scheme);
+}

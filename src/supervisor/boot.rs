@@ -1,0 +1,133 @@
+//! Start-up of the master in nginx's order: umask, signals, identity, listeners ("Serving
+//! on"), detach (`--daemon`), pidfile, title, preload; then the loop (master.rs).
+use std::collections::HashMap;
+
+use super::listeners::ListenerSet;
+use super::master::{Master, Phase, WorkerBody};
+use super::signals;
+use super::spawn::{self, DaemonStatus};
+use super::systemd::{self, Notifier};
+use super::worker::Preloaded;
+use super::{log_info, RunOptions, SupervisorError};
+use crate::config::Settings;
+use crate::exit;
+use crate::net::Identity;
+
+fn boot<E: std::fmt::Display>(e: E) -> SupervisorError {
+    SupervisorError::Boot(e.to_string())
+}
+
+/// Start-up in nginx's order: umask, signals, identity, listeners ("Serving on"), detach,
+/// pidfile, title; then the loop.
+pub(super) fn run(
+    settings: Settings,
+    opts: RunOptions,
+    body: WorkerBody,
+) -> Result<(), SupervisorError> {
+    if let Some(mask) = settings.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+            mask as libc::mode_t,
+        ));
+    }
+    let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
+    let identity =
+        Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
+    let inherited = systemd::take_listen_fds().map_err(boot)?;
+    let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
+    for (_, l) in &listeners.entries {
+        // Printed whatever the logging config (tests and users look for it), once the socket
+        // is listening: connections wait in the backlog until a worker accepts.
+        eprintln!("Serving on {}", l.url());
+    }
+    let notifier = Notifier::from_env();
+    let daemon = if opts.daemon || settings.daemon {
+        spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
+    } else {
+        DaemonStatus::none()
+    };
+    let pid = std::process::id() as i32;
+    let mut m = Master {
+        pid,
+        target: settings.workers.max(1),
+        settings,
+        listeners,
+        identity,
+        generation: 1,
+        workers: Vec::new(),
+        respawns: Vec::new(),
+        backoff: HashMap::new(),
+        phase: Phase::Running,
+        sigfd,
+        notifier,
+        reload: opts.reload,
+        body,
+        booted: false,
+        daemon,
+        exit_code: exit::OK,
+        preloaded: None,
+    };
+    let _pidfile = match &m.settings.pidfile {
+        Some(p) => match super::pidfile::PidFile::create(p, pid) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                m.daemon.report(exit::BOOT);
+                m.listeners.remove_files_not_in(None);
+                return Err(boot(e));
+            }
+        },
+        None => None,
+    };
+    super::title::set(None);
+    if m.settings.preload_app {
+        match preload(&m.settings) {
+            Ok(app) => m.preloaded = Some(app),
+            Err((code, msg)) => {
+                m.daemon.report(code);
+                m.listeners.remove_files_not_in(None);
+                return Err(error_for(code, msg));
+            }
+        }
+    }
+    log_info(&format!("master {pid}: starting {} worker(s)", m.target));
+    for id in 1..=m.target {
+        m.spawn(id, 1);
+    }
+    m.run_loop();
+    m.notifier.stopping();
+    m.listeners.remove_files_not_in(None);
+    m.daemon.report(m.exit_code);
+    if m.preloaded.take().is_some() {
+        crate::wsgi::shutdown();
+    }
+    log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
+    match m.exit_code {
+        exit::OK => Ok(()),
+        code => Err(error_for(code, worker_failure(code))),
+    }
+}
+
+fn worker_failure(code: i32) -> String {
+    match code {
+        exit::CONFIG => "a worker found the configuration unusable".into(),
+        exit::APP_LOAD => "a worker could not load the application".into(),
+        code => format!("a worker could not boot (exit code {code})"),
+    }
+}
+
+fn error_for(code: i32, msg: String) -> SupervisorError {
+    match code {
+        exit::CONFIG => SupervisorError::Config(msg),
+        exit::APP_LOAD => SupervisorError::AppLoad(msg),
+        _ => SupervisorError::Boot(msg),
+    }
+}
+
+/// `preload_app`: starts Python and loads the app in the master (as root, before any worker
+/// drops privileges), like `gunicorn --preload`. Err = (exit code, message).
+fn preload(settings: &Settings) -> Result<Preloaded, (i32, String)> {
+    let wo = super::options::wsgi_options(settings);
+    crate::wsgi::init(&wo)
+        .and_then(|()| crate::wsgi::load(&wo))
+        .map(Preloaded)
+        .map_err(|e| (e.exit_code(), e.to_string()))
+}

@@ -1,0 +1,116 @@
+//! SIGHUP: re-read the config, keep or bind listeners, start a new generation of workers,
+//! and retire the old one only once every new worker is ready (or give up and keep serving
+//! with the old one).
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+
+use super::master::{stop_worker, Master, Pending, Phase};
+use super::{log_error, log_info, log_warn};
+use crate::net::Identity;
+
+impl Master {
+    pub(super) fn begin_reload(&mut self) {
+        log_info(&format!("master {}: reloading", self.pid));
+        self.notifier.reloading();
+        let settings = match &self.reload {
+            Some(f) => f(),
+            None => Ok(self.settings.clone()),
+        };
+        let prepared = settings.and_then(|s| {
+            if s.pidfile != self.settings.pidfile {
+                log_warn("a changed pidfile takes effect at the next start, not on reload");
+            }
+            if let Some(mask) = s.umask {
+                // Before binding new unix sockets, as at start.
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+                    mask as libc::mode_t,
+                ));
+            }
+            let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
+                .map_err(|e| e.to_string())?;
+            let (set, fresh) = self
+                .listeners
+                .reopen(&s, id.as_ref())
+                .map_err(|e| e.to_string())?;
+            Ok((s, id, set, fresh))
+        });
+        let (settings, identity, listeners, fresh) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                log_error(&format!(
+                    "reload failed, still serving the old configuration: {e}"
+                ));
+                self.notifier.ready("serving (reload failed)");
+                return;
+            }
+        };
+        for i in fresh {
+            eprintln!("Serving on {}", listeners.entries[i].1.url());
+        }
+        if self.preloaded.is_some() {
+            log_warn(
+                "preload_app: the application loaded at start is kept; restart to load new code",
+            );
+        }
+        let generation = self.generation + 1;
+        let grace = Duration::from_secs(settings.graceful_timeout.max(5));
+        let n = settings.workers.max(1);
+        self.phase = Phase::Reloading(Box::new(Pending {
+            generation,
+            settings,
+            listeners,
+            identity,
+            deadline: Instant::now() + grace,
+        }));
+        for id in 1..=n {
+            self.spawn(id, generation);
+        }
+    }
+
+    pub(super) fn commit_reload(&mut self) {
+        let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) else {
+            return;
+        };
+        let old_gen = self.generation;
+        let grace = Duration::from_secs(self.settings.graceful_timeout);
+        for w in self.workers.iter_mut().filter(|w| w.generation == old_gen) {
+            stop_worker(w, false, grace);
+        }
+        self.respawns.retain(|r| r.1 != old_gen);
+        let p = *p;
+        let old = std::mem::replace(&mut self.listeners, p.listeners);
+        old.remove_files_not_in(Some(&self.listeners));
+        drop(old);
+        self.settings = p.settings;
+        self.identity = p.identity;
+        self.generation = p.generation;
+        self.target = self.settings.workers.max(1);
+        self.backoff.clear();
+        log_info(&format!(
+            "master {}: reload complete (generation {})",
+            self.pid, self.generation
+        ));
+        self.notifier.ready(&self.status());
+    }
+
+    pub(super) fn abort_reload(&mut self, why: &str) {
+        let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) else {
+            return;
+        };
+        log_error(&format!(
+            "reload aborted, still serving the old configuration: {why}"
+        ));
+        for w in self
+            .workers
+            .iter_mut()
+            .filter(|w| w.generation == p.generation)
+        {
+            let _ = kill(w.pid, Signal::SIGKILL);
+            w.kill_at = Some(Instant::now());
+        }
+        self.respawns.retain(|r| r.1 != p.generation);
+        p.listeners.remove_files_not_in(Some(&self.listeners));
+        self.notifier.ready(&self.status());
+    }
+}
