@@ -588,6 +588,25 @@ fn pyramid_app_from_its_production_ini() {
     );
 }
 
+/// Without [loggers], logging.basicConfig() is set up (pserve): app exceptions are logged in
+/// its format on logger `waitress`.
+#[test]
+fn ini_without_loggers_uses_basic_config() {
+    let ini = apps_dir().join("pyrapp/plain.ini");
+    let d = util::Daemon::start(&[ini.to_str().unwrap()], &apps_dir(), 1);
+    let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["greeting"], "plain");
+    let r = request(&d.addr(), b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 500);
+    let lines = stderr_until(&d, "Exception while serving /boom", 10);
+    assert!(
+        lines.iter().any(|l| l.starts_with("ERROR:waitress:Exception while serving /boom")),
+        "{lines:?}"
+    );
+}
+
 /// `NAME=VALUE` words after the INI file are PasteDeploy defaults (pserve's config vars).
 #[test]
 fn ini_command_line_vars_reach_the_app() {
