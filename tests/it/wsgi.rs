@@ -1,6 +1,9 @@
 //! Integration tests: wsgi. Fixture apps (tests/apps/wsgi) served by the real event loop and
 //! the real WSGI bridge over loopback sockets — waitress's functional-test behaviours — and
 //! real Pyramid/Flask apps and the example through the real binary.
+// Test tables are tuples of expectations.
+#![allow(clippy::type_complexity)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -602,7 +605,9 @@ fn ini_without_loggers_uses_basic_config() {
     assert_eq!(r.status, 500);
     let lines = stderr_until(&d, "Exception while serving /boom", 10);
     assert!(
-        lines.iter().any(|l| l.starts_with("ERROR:waitress:Exception while serving /boom")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR:waitress:Exception while serving /boom")),
         "{lines:?}"
     );
 }
