@@ -459,16 +459,14 @@ fn file_wrapper_table() {
     }
 }
 
-/// waitress SleepyThreadTests without timing: the waiter is released by a second request,
-/// which can only run if another app thread is free while the first one waits.
+/// waitress SleepyThreadTests without timing: two requests must be inside the app at the same
+/// time to pass its barrier, which needs a second app thread while the first one waits.
 #[test]
 fn a_waiting_request_does_not_block_others() {
     let s = serve("sleepy:app", |o| o.threads = 2);
     let addr = s.addr.clone();
     let waiter =
         std::thread::spawn(move || request(&addr, b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n"));
-    // Bounded retry: the release must come after the waiter is inside the app.
-    std::thread::sleep(Duration::from_millis(200));
     let r = request(&s.addr, b"GET /release HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(r.body, b"released the waiter");
     let w = waiter.join().unwrap();
