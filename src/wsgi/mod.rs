@@ -25,6 +25,8 @@ mod task;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_io;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
 
