@@ -261,3 +261,46 @@ fn missing_pastedeploy_is_one_clear_line() {
     );
     assert!(!err.contains("Traceback"), "{err}");
 }
+
+/// preload_app: the app is imported once in the master, then every worker gets CPython's fork
+/// hooks (PyOS_BeforeFork / AfterFork_Child): each child reseeds `random`, so two workers do
+/// not draw the same values.
+#[test]
+fn preload_app_forks_with_cpython_hooks() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "forked:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--preload-app",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let mut seen: std::collections::HashMap<String, (String, String)> = Default::default();
+    // Bounded: fresh connections until both workers have answered.
+    for _ in 0..400 {
+        let r = request(
+            &d.addr(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        );
+        let text = String::from_utf8(r.body).unwrap();
+        let mut f = text.split(' ').map(str::to_string);
+        let (pid, imported_in, first) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        seen.insert(pid, (imported_in, first));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "both workers answered: {seen:?}");
+    let v: Vec<_> = seen.values().collect();
+    assert_eq!(v[0].0, v[1].0, "imported once, in the master");
+    assert!(
+        !seen.contains_key(&v[0].0),
+        "the master imported it, not a worker"
+    );
+    assert_ne!(v[0].1, v[1].1, "random reseeded in each child");
+}
