@@ -6,17 +6,15 @@
 //! errors and the connection closed after them (or kept alive and serving, for good requests),
 //! the app saw exactly the intended requests (no smuggled one, ever), and a fresh connection is
 //! served afterwards. Every read is bounded by a timeout, so "never a hang" is checked too.
+mod client;
 mod corpus;
+mod half_close;
+mod proxy;
 
 use crate::util::{root, Daemon};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
+use client::{text, Conn};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
-
-/// Upper bound for any single read: a prompt answer takes milliseconds.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the connection must end once the expected responses are read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,136 +43,6 @@ pub struct Case {
     pub seen: &'static [&'static str],
 }
 
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-/// A client connection with its own read buffer; every read bounded by `READ_TIMEOUT`.
-struct Conn {
-    s: TcpStream,
-    buf: Vec<u8>,
-    /// The peer closed (EOF, or a reset once the expected responses were in).
-    closed: bool,
-}
-
-impl Conn {
-    fn connect(addr: &str) -> Result<Conn, String> {
-        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        Ok(Conn { s, buf: Vec::new(), closed: false })
-    }
-
-    /// Writes, ignoring errors: the server may already have closed on a hostile prefix.
-    fn send(&mut self, bytes: &[u8]) {
-        let _ = self.s.write_all(bytes);
-    }
-
-    /// Reads more bytes; Ok(false) once the peer has closed.
-    fn fill(&mut self, waiting_for: &str) -> Result<bool, String> {
-        if self.closed {
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 16384];
-        match self.s.read(&mut chunk) {
-            Ok(0) => {
-                self.closed = true;
-                Ok(false)
-            }
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(
-                format!("no {waiting_for} within {READ_TIMEOUT:?}; got {:?}", text(&self.buf)),
-            ),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
-                self.closed = true;
-                Ok(false)
-            }
-            Err(e) => Err(format!("read: {e}")),
-        }
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, String> {
-        while self.buf.len() < n {
-            if !self.fill(what)? {
-                return Err(format!("connection closed inside {what}: {:?}", text(&self.buf)));
-            }
-        }
-        Ok(self.buf.drain(..n).collect())
-    }
-
-    fn line(&mut self, what: &str) -> Result<Vec<u8>, String> {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = self.take(i + 2, what)?;
-                return Ok(line[..i].to_vec());
-            }
-            if !self.fill(what)? {
-                return Err(format!("connection closed inside {what}: {:?}", text(&self.buf)));
-            }
-        }
-    }
-
-    /// One response, framed as a client would (RFC 9112 section 6.3).
-    fn response(&mut self, to_head: bool) -> Result<Response, String> {
-        let mut head = String::new();
-        loop {
-            let line = self.line("response head")?;
-            if line.is_empty() {
-                break;
-            }
-            head.push_str(&text(&line));
-            head.push('\n');
-        }
-        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-        };
-        let body = if to_head || status < 200 || status == 204 || status == 304 {
-            Vec::new()
-        } else if let Some(cl) = header("content-length") {
-            let n = cl.parse().map_err(|_| format!("bad response Content-Length {cl}"))?;
-            self.take(n, "response body")?
-        } else if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-        {
-            let mut body = Vec::new();
-            loop {
-                let size = text(&self.line("chunk size")?);
-                let n = usize::from_str_radix(&size, 16).map_err(|_| format!("chunk {size}"))?;
-                if n == 0 {
-                    self.line("chunked terminator")?;
-                    break body;
-                }
-                body.extend(self.take(n, "chunk")?);
-                self.line("chunk end")?;
-            }
-        } else {
-            while self.fill("body until close")? {}
-            std::mem::take(&mut self.buf)
-        };
-        Ok(Response { status, head, body })
-    }
-
-    /// Nothing more arrives and the server closes (within the read timeout).
-    fn expect_closed(&mut self) -> Result<(), String> {
-        while self.fill("close")? {}
-        if !self.buf.is_empty() {
-            return Err(format!("unexpected bytes before close: {:?}", text(&self.buf)));
-        }
-        Ok(())
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn fill(template: &[u8], p: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(template.len() + 8);
     let mut rest = template;
@@ -188,9 +56,12 @@ fn fill(template: &[u8], p: &str) -> Vec<u8> {
 }
 
 /// Sends one case and checks statuses, headers on errors, and how the connection ends.
-fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
+fn run_case(addr: &str, c: &Case, p: &str, delivery: Delivery) -> Result<(), String> {
     let mut conn = Conn::connect(addr)?;
-    conn.send(&fill(c.raw, p));
+    match delivery {
+        Delivery::Whole => conn.send(&fill(c.raw, p)),
+        Delivery::Pieces => conn.send_in_pieces(&fill(c.raw, p)),
+    }
     let mut head_pending = c.head;
     for (i, &want) in c.statuses.iter().enumerate() {
         let r = conn.response(head_pending && want >= 200)?;
@@ -205,8 +76,15 @@ fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
                 text(&r.body)
             ));
         }
+        // waitress fabricates an HTTP/1.0 request for an oversize head (spec §2.2).
+        if want == 431 && !r.head.starts_with("HTTP/1.0 ") {
+            return Err(format!("431 not answered as HTTP/1.0:\n{}", r.head));
+        }
         if want >= 400 && !r.head.contains("Connection: close") {
-            return Err(format!("error response {want} without Connection: close:\n{}", r.head));
+            return Err(format!(
+                "error response {want} without Connection: close:\n{}",
+                r.head
+            ));
         }
         if i == 0 && !c.then.is_empty() {
             conn.send(&fill(c.then, p));
@@ -219,7 +97,10 @@ fn run_case(addr: &str, c: &Case, p: &str) -> Result<(), String> {
             conn.send(again.as_bytes());
             let r = conn.response(false)?;
             if r.status != 200 || !text(&r.body).contains(&format!("{p}/again")) {
-                return Err(format!("kept-alive connection did not serve a next request: {}", r.head));
+                return Err(format!(
+                    "kept-alive connection did not serve a next request: {}",
+                    r.head
+                ));
             }
             conn.expect_closed()
         }
@@ -239,22 +120,61 @@ fn lines_of(log: &str, p: &str) -> Vec<String> {
         .collect()
 }
 
-/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body), runs
-/// every case followed by a normal request on a fresh connection, then checks the recorder log.
+/// How a case's `raw` bytes are written.
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    /// In one write.
+    Whole,
+    /// Cut after line-ending bytes (`Conn::send_in_pieces`).
+    Pieces,
+}
+
+/// Runs one group and fails the test with every failing case.
 pub fn run_corpus(group: &str, cases: &[Case]) {
+    let failures = corpus_failures(group, cases, Delivery::Whole, &[]);
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body, plus
+/// `extra` arguments), logging to `log`.
+fn start_recorder(log: &Path, extra: &[&str]) -> Daemon {
+    let mut cmd = Command::new(crate::util::bin());
+    cmd.args([
+        "--app",
+        "recorder:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+    ])
+    .args([
+        "--max-request-header-size",
+        "4096",
+        "--max-request-body-size",
+        "1000",
+    ])
+    .args(extra)
+    .current_dir(root().join("tests/apps/conformance"))
+    .env("RECORDER_LOG", log);
+    Daemon::start_with(&mut cmd, 1)
+}
+
+/// Runs every case followed by a normal request on a fresh connection, then checks the
+/// recorder log.
+fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery, extra: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let log: PathBuf = dir.path().join("recorder.log");
-    let mut cmd = Command::new(crate::util::bin());
-    cmd.args(["--app", "recorder:app", "--listen", "127.0.0.1:0", "--threads", "2"])
-        .args(["--max-request-header-size", "4096", "--max-request-body-size", "1000"])
-        .current_dir(root().join("tests/apps/conformance"))
-        .env("RECORDER_LOG", &log);
-    let daemon = Daemon::start_with(&mut cmd, 1);
+    let daemon = start_recorder(&log, extra);
     let addr = daemon.addr();
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let p = format!("/c{group}{i:02}");
-        if let Err(e) = run_case(&addr, c, &p) {
+        if let Err(e) = run_case(&addr, c, &p, delivery) {
             failures.push(format!("{} ({p}): {e}", c.name));
         }
         let after = format!("GET {p}/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -276,14 +196,17 @@ pub fn run_corpus(group: &str, cases: &[Case]) {
         want.push(format!("GET {p}/after 0 -"));
         let got = lines_of(&recorded, &p);
         if got != want {
-            failures.push(format!("{} ({p}): app saw {got:?}, expected {want:?}", c.name));
+            failures.push(format!(
+                "{} ({p}): app saw {got:?}, expected {want:?}",
+                c.name
+            ));
         }
     }
     if recorded.contains("smuggled") {
         failures.push(format!("a smuggled request reached the app:\n{recorded}"));
     }
     drop(daemon);
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    failures
 }
 
 #[test]
@@ -314,4 +237,45 @@ fn request_line_version_and_host_rules() {
 #[test]
 fn valid_requests_are_served_pipelined_and_kept_alive() {
     run_corpus("v", corpus::VALID);
+}
+
+/// Every group, in one list.
+const GROUPS: [(&str, &[Case]); 6] = [
+    ("s", corpus::SMUGGLING),
+    ("l", corpus::LINES_AND_BYTES),
+    ("z", corpus::LIMITS),
+    ("k", corpus::CHUNKED),
+    ("r", corpus::REQUEST_LINE_AND_HOST),
+    ("v", corpus::VALID),
+];
+
+#[test]
+fn every_case_behaves_the_same_when_its_bytes_arrive_in_pieces() {
+    let mut failures = Vec::new();
+    for (group, cases) in GROUPS {
+        failures.extend(corpus_failures(group, cases, Delivery::Pieces, &[]));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn every_case_behaves_the_same_with_channel_request_lookahead() {
+    // Reading ahead while a request runs is where CVE-2024-49768 lived: requests read ahead
+    // behind an error or a `Connection: close` must still never run.
+    let lookahead = ["--channel-request-lookahead", "4"];
+    let mut failures = Vec::new();
+    for (group, cases) in GROUPS {
+        failures.extend(corpus_failures(group, cases, Delivery::Whole, &lookahead));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -3,6 +3,7 @@
 mod util;
 
 mod config;
+mod hostile;
 mod server;
 mod supervisor;
 mod wsgi;
