@@ -320,12 +320,8 @@ fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
     if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {
         return Ok(r.to_owned());
     }
+    // Python's own encode() raises the UnicodeEncodeError waitress's head building raises.
     s.call_method1("encode", ("latin-1",))?;
-    unreachable_encode(r)
-}
-
-fn unreachable_encode(r: &str) -> PyResult<String> {
-    // encode() raised for anything outside latin-1; keep a defined answer anyway.
     Err(PyValueError::new_err(format!(
         "cannot encode {r:?} as latin-1"
     )))
