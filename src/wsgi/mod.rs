@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::config::{AppSpec, Settings};
 use crate::http::app::App;
 
+mod checks;
 mod environ;
 mod input;
 pub mod interpreter;
