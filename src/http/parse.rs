@@ -90,10 +90,12 @@ impl RequestParser {
     }
 
     /// True while some bytes of a request head have arrived but the head is not complete
-    /// (the server evicts such connections first at `connection_limit`). Leading empty lines
-    /// do not count.
+    /// (the server evicts such connections first at `connection_limit` and applies its
+    /// whole-head deadline). Leading empty lines count too: otherwise a client sending one CRLF
+    /// a second would hold the connection forever.
     pub fn head_in_progress(&self) -> bool {
         matches!(self.state, State::RequestLine | State::Fields)
+            || (self.state == State::Start && (self.head_len > 0 || self.pending_cr))
     }
 
     /// True once the head of the current request is complete.

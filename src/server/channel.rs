@@ -50,6 +50,10 @@ pub(crate) struct Channel {
     pub(crate) head_started: Option<Instant>,
     /// Readable but not read (busy): read when the channel becomes idle.
     pub(crate) read_deferred: bool,
+    /// epoll reported the peer's FIN (EPOLLRDHUP). The edge comes once, possibly with the last
+    /// data, so from then on reads go on until recv returns 0 instead of stopping at a short
+    /// read.
+    pub(crate) read_closed: bool,
     pub(crate) peer_eof: bool,
     /// The current request's `100 Continue` was sent or is held.
     continue_done: bool,
@@ -87,6 +91,7 @@ impl Channel {
             last_read: Instant::now(),
             head_started: None,
             read_deferred: false,
+            read_closed: false,
             peer_eof: false,
             continue_done: false,
             linger: false,
@@ -184,7 +189,7 @@ impl Channel {
             if self.parse(ctx, &scratch[..n], batch, now) {
                 return ReadOutcome::Close;
             }
-            if n < scratch.len() {
+            if n < scratch.len() && !self.read_closed {
                 return ReadOutcome::Done;
             }
         }

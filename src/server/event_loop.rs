@@ -162,6 +162,11 @@ impl EventLoop {
                         if ev.is_writable() {
                             self.on_writable(i, now);
                         }
+                        if ev.is_read_closed() {
+                            if let Some(ch) = self.chan(i) {
+                                ch.read_closed = true;
+                            }
+                        }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.read(i, &mut batch, now);
                         }

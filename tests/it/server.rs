@@ -628,6 +628,30 @@ fn slow_header_client_is_cut_by_the_header_deadline() {
     );
 }
 
+#[test]
+fn client_trickling_empty_lines_is_cut_by_the_header_deadline() {
+    // Empty lines before a request line are tolerated (RFC 9112 §2.2) but start the whole-head
+    // deadline, so a CRLF every 250 ms cannot hold the connection open.
+    let srv = TestServer::start(ServerOptions {
+        channel_timeout: 2,
+        cleanup_interval: 1,
+        ..opts()
+    });
+    let mut s = srv.connect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        if s.write_all(b"\r\n").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Cut while still sending: a write after the server closed fails (EPIPE/ECONNRESET).
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "a client sending only empty lines was not cut"
+    );
+}
+
 fn vm_rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines()
