@@ -30,6 +30,13 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -x "$venv/bin/python" ]]; t
     exit 0
 fi
 
+# A venv left by another base interpreter (its pyvenv.cfg points elsewhere) is made anew.
+if [[ -x "$venv/bin/python" ]]; then
+    have="$("$venv/bin/python" -c 'import sys; print(sys._base_executable)' 2>/dev/null || true)"
+    if [[ "$(realpath -m "$have")" != "$(realpath -m "$base")" ]]; then
+        rm -rf "$venv"
+    fi
+fi
 if [[ ! -x "$venv/bin/python" ]]; then
     "$base" -m venv "$venv" >&2
 fi

@@ -90,20 +90,8 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
     settings::build(&raws, app, args.daemon)
 }
 
-/// Where the application comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppSpec {
-    /// PasteDeploy: `loadapp("config:<path>", name=app_name, global_conf=vars)`.
-    Ini {
-        /// Absolute path of the INI file.
-        path: PathBuf,
-        app_name: String,
-        /// `NAME=VALUE` words from the command line.
-        vars: Vec<(String, String)>,
-    },
-    /// `--app module:callable` (`call` = `--call`: call it to get the app).
-    Module { target: String, call: bool },
-}
+/// Where the application comes from (defined by the layer that loads it).
+pub use crate::wsgi::AppSpec;
 
 /// Every setting, typed and validated. Field names are waitress's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use std::sync::Arc;
 pub struct Disconnected;
 
 /// How an application call failed. The server answers 500 if the head is not yet sent, or cuts
-/// the connection if it is (waitress §3.6).
+/// the connection if it is (waitress §3.6). The app has already logged the failure (waitress's
+/// `Exception while serving <path>`); the server only traces it at debug level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppFailure {
     /// Text for the 500 body when `expose_tracebacks` is on (the formatted Python traceback).
@@ -33,8 +34,9 @@ pub trait App: Send + Sync + 'static {
 /// One request/response exchange, as seen from an app thread.
 ///
 /// Response semantics are waitress's: `start_response` records the head; it goes out with the
-/// first non-empty `write` (or at the end); framing (Content-Length, chunked, keep-alive/close,
-/// HEAD) is decided by the server when the head goes out.
+/// first `write` (an empty one too, as waitress's `write(b"")`) or at the end; framing
+/// (Content-Length, chunked, keep-alive/close, HEAD) is decided by the server when the head goes
+/// out.
 pub trait Exchange {
     /// The parsed request head, after trusted-proxy processing.
     fn request(&self) -> &crate::http::Request;

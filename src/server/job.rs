@@ -75,7 +75,9 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
                 if t.gone {
                     log::info!(target: "waitress", "Client disconnected while serving {}", path(t.req));
                 } else {
-                    log::error!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
+                    // The app logged it already (the WSGI bridge through Python's `waitress`
+                    // logger, so the INI's [loggers] decide where it goes): only a debug trace.
+                    log::debug!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
                 }
                 t.fail(&traceback);
             }

@@ -32,5 +32,12 @@ pub fn server_options(s: &Settings) -> ServerOptions {
 }
 
 pub fn wsgi_options(s: &Settings) -> WsgiOptions {
-    WsgiOptions::from_settings(s)
+    WsgiOptions {
+        app: s.app.clone(),
+        expose_tracebacks: s.expose_tracebacks,
+        ident: s.ident.clone(),
+        url_prefix: s.url_prefix.clone(),
+        virtualenv: s.virtualenv.clone(),
+        multiprocess: s.workers > 1,
+    }
 }

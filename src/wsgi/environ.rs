@@ -47,6 +47,27 @@ pub(crate) struct Keys {
     pub(crate) client_disconnected: Py<PyString>,
 }
 
+impl Keys {
+    /// The keys present in every environ (CONTENT_* only when the request has them).
+    fn always(&self) -> [&Py<PyString>; 13] {
+        [
+            &self.request_method,
+            &self.path_info,
+            &self.query_string,
+            &self.request_uri,
+            &self.server_protocol,
+            &self.server_name,
+            &self.server_port,
+            &self.remote_addr,
+            &self.remote_host,
+            &self.remote_port,
+            &self.url_scheme,
+            &self.input,
+            &self.client_disconnected,
+        ]
+    }
+}
+
 /// The per-app part of every environ.
 pub(crate) struct Template {
     dict: Py<PyDict>,
@@ -84,25 +105,32 @@ impl Template {
             .chars()
             .map(|ch| u8::try_from(u32::from(ch)).ok())
             .collect();
+        let keys = Keys {
+            request_method: intern(py, "REQUEST_METHOD"),
+            path_info: intern(py, "PATH_INFO"),
+            query_string: intern(py, "QUERY_STRING"),
+            request_uri: intern(py, "REQUEST_URI"),
+            server_protocol: intern(py, "SERVER_PROTOCOL"),
+            server_name: intern(py, "SERVER_NAME"),
+            server_port: intern(py, "SERVER_PORT"),
+            remote_addr: intern(py, "REMOTE_ADDR"),
+            remote_host: intern(py, "REMOTE_HOST"),
+            remote_port: intern(py, "REMOTE_PORT"),
+            content_length: intern(py, "CONTENT_LENGTH"),
+            content_type: intern(py, "CONTENT_TYPE"),
+            url_scheme: intern(py, "wsgi.url_scheme"),
+            input: intern(py, "wsgi.input"),
+            client_disconnected: intern(py, "waitress.client_disconnected"),
+        };
+        // Placeholders for the keys every request sets: the per-request copy of the template is
+        // then a flat clone already sized for them (and for the HTTP_* keys that follow), and
+        // setting them replaces values instead of inserting and resizing.
+        for k in keys.always() {
+            dict.set_item(k.bind(py), py.None())?;
+        }
         Ok(Template {
             dict: dict.unbind(),
-            keys: Keys {
-                request_method: intern(py, "REQUEST_METHOD"),
-                path_info: intern(py, "PATH_INFO"),
-                query_string: intern(py, "QUERY_STRING"),
-                request_uri: intern(py, "REQUEST_URI"),
-                server_protocol: intern(py, "SERVER_PROTOCOL"),
-                server_name: intern(py, "SERVER_NAME"),
-                server_port: intern(py, "SERVER_PORT"),
-                remote_addr: intern(py, "REMOTE_ADDR"),
-                remote_host: intern(py, "REMOTE_HOST"),
-                remote_port: intern(py, "REMOTE_PORT"),
-                content_length: intern(py, "CONTENT_LENGTH"),
-                content_type: intern(py, "CONTENT_TYPE"),
-                url_scheme: intern(py, "wsgi.url_scheme"),
-                input: intern(py, "wsgi.input"),
-                client_disconnected: intern(py, "waitress.client_disconnected"),
-            },
+            keys,
             empty: intern(py, ""),
             http10: intern(py, "HTTP/1.0"),
             http11: intern(py, "HTTP/1.1"),

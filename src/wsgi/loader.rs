@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use super::task::WsgiApp;
 use super::{WsgiError, WsgiOptions};
-use crate::config::AppSpec;
+use crate::wsgi::AppSpec;
 
 const HELPER_SOURCE: &str = include_str!("helper.py");
 

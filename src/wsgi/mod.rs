@@ -12,9 +12,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{AppSpec, Settings};
 use crate::http::app::App;
 
+mod checks;
 mod environ;
 mod input;
 pub mod interpreter;
@@ -25,6 +25,8 @@ mod task;
 mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_io;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
 
@@ -41,18 +43,19 @@ pub struct WsgiOptions {
     pub multiprocess: bool,
 }
 
-impl WsgiOptions {
-    /// The bridge's view of the settings.
-    pub fn from_settings(s: &Settings) -> WsgiOptions {
-        WsgiOptions {
-            app: s.app.clone(),
-            expose_tracebacks: s.expose_tracebacks,
-            ident: s.ident.clone(),
-            url_prefix: s.url_prefix.clone(),
-            virtualenv: s.virtualenv.clone(),
-            multiprocess: s.workers > 1,
-        }
-    }
+/// Where the application comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSpec {
+    /// PasteDeploy: `loadapp("config:<path>", name=app_name, global_conf=vars)`.
+    Ini {
+        /// Absolute path of the INI file.
+        path: PathBuf,
+        app_name: String,
+        /// `NAME=VALUE` words from the command line.
+        vars: Vec<(String, String)>,
+    },
+    /// `--app module:callable` (`call` = `--call`: call it to get the app).
+    Module { target: String, call: bool },
 }
 
 /// Why Python could not start, or the app could not be loaded.

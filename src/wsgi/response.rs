@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
+
+use super::checks::{checked_headers, checked_status};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes};
 
 use crate::http::app::{Disconnected, Exchange};
 
@@ -19,18 +21,6 @@ pyo3::create_exception!(
     pyo3::exceptions::PyException,
     "The client went away while the response was being written."
 );
-
-/// waitress task.py `hop_by_hop` (3.0.2 spells `trailers`, so `Trailer:` is allowed).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Runs `f` with the GIL released. `f` must not touch Python objects (it gets Rust data and
 /// the Exchange only); it runs on this thread, so the `Send` bound pyo3 asks for is moot.
@@ -232,105 +222,6 @@ impl StartResponse {
     }
 }
 
-/// waitress: status must be a str without CR/LF; its format is not checked.
-fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
-    let Ok(s) = status.cast::<PyString>() else {
-        return Err(PyAssertionError::new_err(format!(
-            "status {status} is not a string"
-        )));
-    };
-    let s = latin1_str(s)?;
-    if s.contains(['\r', '\n']) {
-        return Err(PyValueError::new_err(
-            "carriage return/line feed character present in status",
-        ));
-    }
-    Ok(s)
-}
-
-/// Response headers as handed to the exchange.
-type Headers = Vec<(String, String)>;
-
-/// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
-fn checked_headers(py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<(Headers, Option<u64>)> {
-    let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
-    let mut content_length = None;
-    for item in headers.try_iter()? {
-        let item = item?;
-        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-        let pair = || {
-            (k.clone(), v.clone())
-                .into_pyobject(py)
-                .and_then(|t| t.repr())
-                .map(|r| r.to_string())
-                .unwrap_or_default()
-        };
-        let (Ok(ks), Ok(vs)) = (k.cast::<PyString>(), v.cast::<PyString>()) else {
-            let (what, bad) = if k.cast::<PyString>().is_err() {
-                ("name", &k)
-            } else {
-                ("value", &v)
-            };
-            return Err(PyAssertionError::new_err(format!(
-                "Header {what} {} is not a string in {}",
-                bad.repr()?,
-                pair()
-            )));
-        };
-        let (name, value) = (latin1_str(ks)?, latin1_str(vs)?);
-        if value.contains(['\r', '\n']) {
-            return Err(PyValueError::new_err(
-                "carriage return/line feed character present in header value",
-            ));
-        }
-        if name.contains(['\r', '\n']) {
-            return Err(PyValueError::new_err(
-                "carriage return/line feed character present in header name",
-            ));
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(parse_content_length(&value)?);
-        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            return Err(PyAssertionError::new_err(format!(
-                "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
-            )));
-        }
-        out.push((name, value));
-    }
-    Ok((out, content_length))
-}
-
-/// waitress does `int(value)`; a negative length is refused too (it cannot frame a body).
-fn parse_content_length(v: &str) -> PyResult<u64> {
-    let t = v.trim();
-    let t = t.strip_prefix('+').unwrap_or(t);
-    t.replace('_', "")
-        .parse::<u64>()
-        .ok()
-        .filter(|_| !t.is_empty() && !t.starts_with('_') && !t.ends_with('_'))
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"))
-        })
-}
-
-/// A str that can be sent as latin-1 (the head is encoded latin-1, waitress task.py); other
-/// characters raise Python's own UnicodeEncodeError.
-fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
-    let r = s.to_str()?;
-    if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {
-        return Ok(r.to_owned());
-    }
-    s.call_method1("encode", ("latin-1",))?;
-    unreachable_encode(r)
-}
-
-fn unreachable_encode(r: &str) -> PyResult<String> {
-    // encode() raised for anything outside latin-1; keep a defined answer anyway.
-    Err(PyValueError::new_err(format!(
-        "cannot encode {r:?} as latin-1"
-    )))
-}
-
 /// The `write` callable returned by start_response.
 #[pyclass(frozen, module = "waitressd")]
 pub(crate) struct Write {
@@ -375,29 +266,5 @@ pub(crate) struct ClientGone {
 impl ClientGone {
     fn __call__(&self) -> bool {
         self.flag.load(Ordering::Relaxed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_length_parse_table() {
-        let cases = [
-            ("12", Some(12)),
-            (" 12 ", Some(12)),
-            ("+7", Some(7)),
-            ("1_000", Some(1000)),
-            ("0", Some(0)),
-            ("-1", None),
-            ("", None),
-            ("abc", None),
-            ("_1", None),
-            ("1.0", None),
-        ];
-        for (v, want) in cases {
-            assert_eq!(parse_content_length(v).ok(), want, "{v:?}");
-        }
     }
 }

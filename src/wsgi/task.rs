@@ -137,7 +137,10 @@ impl WsgiApp {
         gen: u64,
         app_iter: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        if app_iter.is_instance(self.file_wrapper.bind(py))? {
+        // Lists (the common case) skip the isinstance call, which goes through
+        // type.__instancecheck__.
+        let plain = app_iter.is_exact_instance_of::<PyList>();
+        if !plain && app_iter.is_instance(self.file_wrapper.bind(py))? {
             match self.send_wrapper(py, ctx, gen, app_iter) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}

@@ -12,9 +12,9 @@ use pyo3::types::PyModule;
 use super::interpreter;
 use super::task::WsgiApp;
 use super::WsgiOptions;
-use crate::config::AppSpec;
 use crate::http::app::{App, AppFailure, Disconnected, Exchange};
 use crate::http::{Origin, Request};
+use crate::wsgi::AppSpec;
 
 static INIT: Once = Once::new();
 

@@ -1,0 +1,160 @@
+//! waitress's `start_response` argument checks (task.py, spec §3.1), in its order and with its
+//! exception types and messages: status and header types, CR/LF, Content-Length, hop-by-hop,
+//! latin-1.
+use pyo3::exceptions::{PyAssertionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+/// waitress task.py `hop_by_hop` (3.0.2 spells `trailers`, so `Trailer:` is allowed).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// waitress: status must be a str without CR/LF; its format is not checked.
+pub(crate) fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
+    let Ok(s) = status.cast::<PyString>() else {
+        return Err(PyAssertionError::new_err(format!(
+            "status {status} is not a string"
+        )));
+    };
+    let s = latin1_str(s)?;
+    if has_crlf(&s) {
+        return Err(PyValueError::new_err(
+            "carriage return/line feed character present in status",
+        ));
+    }
+    Ok(s)
+}
+
+/// Response headers as handed to the exchange.
+type Headers = Vec<(String, String)>;
+
+/// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
+pub(crate) fn checked_headers(
+    py: Python<'_>,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<(Headers, Option<u64>)> {
+    let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
+    let mut content_length = None;
+    for item in headers.try_iter()? {
+        let item = item?;
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let pair = || {
+            (k.clone(), v.clone())
+                .into_pyobject(py)
+                .and_then(|t| t.repr())
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        };
+        let (Ok(ks), Ok(vs)) = (k.cast::<PyString>(), v.cast::<PyString>()) else {
+            let (what, bad) = if k.cast::<PyString>().is_err() {
+                ("name", &k)
+            } else {
+                ("value", &v)
+            };
+            return Err(PyAssertionError::new_err(format!(
+                "Header {what} {} is not a string in {}",
+                bad.repr()?,
+                pair()
+            )));
+        };
+        let (name, value) = (latin1_str(ks)?, latin1_str(vs)?);
+        if has_crlf(&value) {
+            return Err(PyValueError::new_err(
+                "carriage return/line feed character present in header value",
+            ));
+        }
+        if has_crlf(&name) {
+            return Err(PyValueError::new_err(
+                "carriage return/line feed character present in header name",
+            ));
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(parse_content_length(&value)?);
+        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return Err(PyAssertionError::new_err(format!(
+                "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
+            )));
+        }
+        out.push((name, value));
+    }
+    Ok((out, content_length))
+}
+
+/// waitress does `int(value)`: surrounding whitespace, a `+`, and `_` between digits are
+/// accepted; a negative length is refused too (it cannot frame a body). No allocation.
+fn parse_content_length(v: &str) -> PyResult<u64> {
+    let bad = || PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"));
+    let t = v.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let (mut n, mut after_digit) = (0u64, false);
+    for b in t.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                    .ok_or_else(bad)?;
+                after_digit = true;
+            }
+            b'_' if after_digit => after_digit = false,
+            _ => return Err(bad()),
+        }
+    }
+    if !after_digit {
+        return Err(bad());
+    }
+    Ok(n)
+}
+
+fn has_crlf(s: &str) -> bool {
+    memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some()
+}
+
+/// A str that can be sent as latin-1 (the head is encoded latin-1, waitress task.py); other
+/// characters raise Python's own UnicodeEncodeError.
+fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
+    let r = s.to_str()?;
+    if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {
+        return Ok(r.to_owned());
+    }
+    // Python's own encode() raises the UnicodeEncodeError waitress's head building raises.
+    s.call_method1("encode", ("latin-1",))?;
+    Err(PyValueError::new_err(format!(
+        "cannot encode {r:?} as latin-1"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_parse_table() {
+        let cases = [
+            ("12", Some(12)),
+            (" 12 ", Some(12)),
+            ("+7", Some(7)),
+            ("1_000", Some(1000)),
+            ("0", Some(0)),
+            ("-1", None),
+            ("", None),
+            ("abc", None),
+            ("_1", None),
+            ("1.0", None),
+            ("1__0", None),
+            ("1_", None),
+            ("99999999999999999999999", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse_content_length(v).ok(), want, "{v:?}");
+        }
+    }
+}

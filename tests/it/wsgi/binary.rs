@@ -1,0 +1,306 @@
+//! The real `waitressd` binary: INI files (pserve order), `--app`/`--call`, the example, load
+//! failures, and the venv under a bare environment.
+use std::time::Duration;
+
+use super::request;
+use crate::util;
+
+fn apps_dir() -> std::path::PathBuf {
+    util::root().join("tests/apps/wsgi")
+}
+
+/// Collects the daemon's stderr lines that arrive within `secs` until one contains `needle`.
+fn stderr_until(d: &util::Daemon, needle: &str, secs: u64) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = d.stderr.recv_timeout(Duration::from_millis(100)) {
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+/// A cookiecutter-style production.ini: [loggers] configures Python logging before the app
+/// loads (pserve order), `%(here)s` and [DEFAULT] interpolate, the [pipeline:main] filter
+/// (an `egg:` filter) wraps the Pyramid app.
+#[test]
+fn pyramid_app_from_its_production_ini() {
+    let ini = apps_dir().join("pyrapp/production.ini");
+    let d = util::Daemon::start(&[ini.to_str().unwrap()], &apps_dir(), 1);
+    let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("x-stamp"),
+        Some("from-ini"),
+        "pipeline filter applied"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["here_dir"], apps_dir().join("pyrapp").to_str().unwrap());
+    assert_eq!(v["greeting"], "hello");
+    // The app logs through the INI's [formatter_generic].
+    let lines = stderr_until(&d, "pyrapp home view called", 10);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("PYRLOG WARNING [pyrapp] pyrapp home view called")),
+        "{lines:?}"
+    );
+    let r = request(
+        &d.addr(),
+        b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 11\r\n\r\nname=abc%21",
+    );
+    assert_eq!(r.body, b"name=abc!");
+    // An exception in a view: waitress's 500, logged with the path on logger `waitress`
+    // through the INI's handler.
+    let r = request(&d.addr(), b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 500);
+    let lines = stderr_until(&d, "RuntimeError: pyrapp boom", 10);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("PYRLOG ERROR [waitress] Exception while serving /boom")),
+        "{lines:?}"
+    );
+}
+
+/// Without [loggers], logging.basicConfig() is set up (pserve): app exceptions are logged in
+/// its format on logger `waitress`.
+#[test]
+fn ini_without_loggers_uses_basic_config() {
+    let ini = apps_dir().join("pyrapp/plain.ini");
+    let d = util::Daemon::start(&[ini.to_str().unwrap()], &apps_dir(), 1);
+    let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["greeting"], "plain");
+    let r = request(&d.addr(), b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 500);
+    let lines = stderr_until(&d, "Exception while serving /boom", 10);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR:waitress:Exception while serving /boom")),
+        "{lines:?}"
+    );
+}
+
+/// `NAME=VALUE` words after the INI file are PasteDeploy defaults (pserve's config vars).
+#[test]
+fn ini_command_line_vars_reach_the_app() {
+    let ini = apps_dir().join("pyrapp/production.ini");
+    let d = util::Daemon::start(&[ini.to_str().unwrap(), "stamp=cli"], &apps_dir(), 1);
+    let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    // [DEFAULT] wins over a caller default for interpolation (PasteDeploy, spec §5.1).
+    assert_eq!(r.header("x-stamp"), Some("from-ini"));
+}
+
+#[test]
+fn flask_app_with_app_and_call() {
+    for args in [
+        &["--app", "flaskapp:app"][..],
+        &["--app", "flaskapp:create_app", "--call"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--listen", "127.0.0.1:0"]);
+        let d = util::Daemon::start(&all, &apps_dir(), 1);
+        let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"hello from flask"[..]),
+            "{args:?}"
+        );
+    }
+}
+
+/// The README's run command serves the bundled example (installed into the venv by
+/// tools/venv.sh) from example/production.ini; here on port 0 via a flag override.
+#[test]
+fn example_app_from_its_ini() {
+    let ini = util::root().join("example/production.ini");
+    let d = util::Daemon::start(
+        &[ini.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &util::root(),
+        1,
+    );
+    let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(
+        String::from_utf8_lossy(&r.body).starts_with("Hello from waitressd"),
+        "{r:?}"
+    );
+}
+
+/// What the venv's own python says about itself: (sys.prefix, sys.base_prefix, version).
+fn venv_facts(venv: &std::path::Path) -> (String, String, String) {
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import sys; print(sys.prefix); print(sys.base_prefix); print(sys.version.split()[0])",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut l = text.lines().map(str::to_string);
+    (l.next().unwrap(), l.next().unwrap(), l.next().unwrap())
+}
+
+/// Under `env -i PATH=/usr/bin:/bin` (systemd, init scripts) the venv — from `$VIRTUAL_ENV`
+/// or the `virtualenv` setting — still gives the right interpreter, stdlib and packages
+/// (Flask is only in the venv).
+#[test]
+fn venv_loads_under_a_bare_environment() {
+    let venv = util::venv();
+    let (prefix, base_prefix, version) = venv_facts(&venv);
+    let by_env = ["--app", "probe:app", "--listen", "127.0.0.1:0"];
+    let venv_flag = format!("--virtualenv={}", venv.display());
+    let by_setting = [
+        "--app",
+        "probe:app",
+        "--listen",
+        "127.0.0.1:0",
+        venv_flag.as_str(),
+    ];
+    for (args, env_venv) in [(&by_env[..], true), (&by_setting[..], false)] {
+        let mut cmd = std::process::Command::new(util::bin());
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(apps_dir())
+            .args(args);
+        if env_venv {
+            cmd.env("VIRTUAL_ENV", &venv);
+        } else {
+            // Daemon::start_with sets VIRTUAL_ENV when absent; an empty one means "unset".
+            cmd.env("VIRTUAL_ENV", "");
+        }
+        let d = util::Daemon::start_with(&mut cmd, 1);
+        let r = request(&d.addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["prefix"], prefix.as_str(), "{args:?}");
+        assert_eq!(v["base_prefix"], base_prefix.as_str(), "{args:?}");
+        assert_eq!(v["version"], version.as_str(), "{args:?}");
+        assert_eq!(v["flask"], true, "{args:?}");
+        assert_eq!(v["math"], true, "{args:?}");
+    }
+}
+
+/// Load failures: the traceback on stderr and exit code 4 (no respawn loop); a venv of
+/// another Python version is refused with a clear message.
+#[test]
+fn load_failures_exit_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.py"), "import no_such_module_xyz\n").unwrap();
+    std::fs::write(dir.path().join("notapp.py"), "app = 42\n").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--app", "broken:app"],
+            "ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        ),
+        (&["--app", "notapp:app"], "is not callable"),
+        (&["--app", "nosuchmod:app"], "No module named 'nosuchmod'"),
+    ];
+    for (args, text) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--listen", "127.0.0.1:0"]);
+        let (code, _out, err) = util::run(&all, dir.path());
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+    }
+    let (code, _, err) = util::run(
+        &["--app", "broken:app", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+    assert!(
+        err.contains("Traceback (most recent call last)"),
+        "{code} {err}"
+    );
+
+    let old = dir.path().join("oldvenv");
+    std::fs::create_dir_all(old.join("bin")).unwrap();
+    std::fs::write(
+        old.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 2.7.18\n",
+    )
+    .unwrap();
+    let flag = format!("--virtualenv={}", old.display());
+    let (code, _, err) = util::run(
+        &["--app", "x:app", "--listen", "127.0.0.1:0", &flag],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("2.7.18") && err.contains("recreate it"),
+        "{err}"
+    );
+}
+
+/// Without PasteDeploy in the interpreter's packages, one line says how to install it.
+#[test]
+fn missing_pastedeploy_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("bare");
+    let py = venv_facts(&util::venv()).1 + "/bin/python3";
+    let ok = std::process::Command::new(py)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let ini = apps_dir().join("pyrapp/production.ini");
+    let flag = format!("--virtualenv={}", bare.display());
+    let (code, _, err) = util::run(&[ini.to_str().unwrap(), &flag], dir.path());
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("PasteDeploy is not installed") && err.contains("pip install PasteDeploy"),
+        "{err}"
+    );
+    assert!(!err.contains("Traceback"), "{err}");
+}
+
+/// preload_app: the app is imported once in the master, then every worker gets CPython's fork
+/// hooks (PyOS_BeforeFork / AfterFork_Child): each child reseeds `random`, so two workers do
+/// not draw the same values.
+#[test]
+fn preload_app_forks_with_cpython_hooks() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "forked:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--preload-app",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let mut seen: std::collections::HashMap<String, (String, String)> = Default::default();
+    // Bounded: fresh connections until both workers have answered.
+    for _ in 0..400 {
+        let r = request(
+            &d.addr(),
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        );
+        let text = String::from_utf8(r.body).unwrap();
+        let mut f = text.split(' ').map(str::to_string);
+        let (pid, imported_in, first) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        seen.insert(pid, (imported_in, first));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "both workers answered: {seen:?}");
+    let v: Vec<_> = seen.values().collect();
+    assert_eq!(v[0].0, v[1].0, "imported once, in the master");
+    assert!(
+        !seen.contains_key(&v[0].0),
+        "the master imported it, not a worker"
+    );
+    assert_ne!(v[0].1, v[1].1, "random reseeded in each child");
+}
