@@ -51,12 +51,13 @@ impl General {
         !self.arg.is_empty()
     }
 
-    /// `-s, --server-name` / `--config`.
-    pub fn flags(&self) -> String {
-        match self.short {
+    /// `-s, --server-name NAME` / `--call`, as the docs show it.
+    pub fn usage(&self) -> String {
+        let flags = match self.short {
             Some(c) => format!("-{c}, --{}", self.long),
             None => format!("--{}", self.long),
-        }
+        };
+        format!("{flags} {}", self.arg).trim_end().to_string()
     }
 }
 

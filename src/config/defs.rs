@@ -103,13 +103,8 @@ const fn d(
     doc: &'static str,
 ) -> Def {
     Def {
-        name,
-        conv,
-        default,
-        range,
         owner: Owner::Waitressd,
-        printed: true,
-        doc,
+        ..w(name, conv, default, range, doc)
     }
 }
 

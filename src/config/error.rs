@@ -78,13 +78,7 @@ impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (key, value, reason) = (&self.key, py_repr(&self.value), &self.reason);
         match &self.origin {
-            Origin::Ini {
-                file,
-                line,
-                section,
-            } => {
-                write!(f, "{file}:{line}: [{section}] {key} = {value}: {reason}")
-            }
+            origin @ Origin::Ini { .. } => write!(f, "{origin} {key} = {value}: {reason}"),
             Origin::Flag(flag) => write!(f, "{flag} {value}: {reason}"),
         }
     }

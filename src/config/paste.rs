@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Origin, ValueError};
 use super::ini::{Ini, LoadError, Section};
-use super::settings::Raw;
+use super::settings::{err, Raw};
 use super::values::{py_repr, py_strip};
 
 /// A `use` chain longer than this is a loop (Python would hit its recursion limit).
@@ -205,7 +205,7 @@ fn get_context(
             base: base.clone(),
         };
         if depth >= MAX_USE_DEPTH {
-            return Err(use_err(&use_raw, "`use` chain too deep (does it loop?)"));
+            return Err(err(&use_raw, "`use` chain too deep (does it loop?)"));
         }
         let mut inner = context_from_use(ini, &use_raw, &global_conf, depth + 1)?;
         for r in raws(local) {
@@ -227,7 +227,7 @@ fn get_context(
                 origin: origin(line),
                 base,
             };
-            return Err(use_err(
+            return Err(err(
                 &r,
                 "not waitress's runner (expected waitress:serve_paste)",
             ));
@@ -257,15 +257,6 @@ fn warn_dropped(ini: &Ini, section: &Section, key: &str, line: usize) {
         line,
         section.name
     );
-}
-
-fn use_err(r: &Raw, reason: impl Into<String>) -> ConfigError {
-    ConfigError::from(ValueError {
-        origin: r.origin.clone(),
-        key: r.key.clone(),
-        value: r.value.clone(),
-        reason: reason.into(),
-    })
 }
 
 /// `importlib.metadata` distribution-name normalisation.
@@ -307,13 +298,13 @@ fn context_from_use(
         "egg" => {
             let dist = normalize_dist(path);
             if dist != "waitress" && dist != "waitressd" {
-                return Err(use_err(
+                return Err(err(
                     use_raw,
                     format!("this section configures {path}, not waitress; waitressd only replaces waitress (use = egg:waitress#main)"),
                 ));
             }
             if name != "main" {
-                return Err(use_err(use_raw, format!("{path} has no server entry point {}", py_repr(name))));
+                return Err(err(use_raw, format!("{path} has no server entry point {}", py_repr(name))));
             }
             Ok(Vec::new())
         }
@@ -336,8 +327,8 @@ fn context_from_use(
             };
             load_config(&PathBuf::from(&p), &display, name, (!global.is_empty()).then_some(global), depth)
         }
-        "call" => Err(use_err(use_raw, "call: server factories are not supported; waitressd replaces waitress (use = egg:waitress#main)")),
-        other => Err(use_err(use_raw, format!("URI scheme not known: {} (egg, config)", py_repr(other)))),
+        "call" => Err(err(use_raw, "call: server factories are not supported; waitressd replaces waitress (use = egg:waitress#main)")),
+        other => Err(err(use_raw, format!("URI scheme not known: {} (egg, config)", py_repr(other)))),
     }
 }
 

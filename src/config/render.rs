@@ -80,11 +80,7 @@ pub fn help() -> String {
          replaces all four from the file.\n\nOptions:\n",
     );
     for g in GENERAL {
-        out.push_str(&format!(
-            "  {:<37} {}\n",
-            format!("{} {}", g.flags(), g.arg).trim_end(),
-            g.help
-        ));
+        out.push_str(&format!("  {:<37} {}\n", g.usage(), g.help));
     }
     out.push_str("\nSettings (also keys of the [server:NAME] section):\n");
     for d in DEFS {
@@ -127,11 +123,7 @@ pub fn man_page() -> String {
     );
     out.push_str(".SH OPTIONS\n");
     for g in GENERAL {
-        out.push_str(&format!(
-            ".TP\n.B {}\n{}\n",
-            roff(format!("{} {}", g.flags(), g.arg).trim_end()),
-            roff(g.help)
-        ));
+        out.push_str(&format!(".TP\n.B {}\n{}\n", roff(&g.usage()), roff(g.help)));
     }
     out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");
     for d in DEFS {

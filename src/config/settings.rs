@@ -97,7 +97,8 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     Ok(v)
 }
 
-fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
+/// A value error for `r` (where it came from, its key and value) with `reason`.
+pub(super) fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
     ConfigError::from(ValueError {
         origin: r.origin.clone(),
         key: r.key.clone(),

@@ -14,6 +14,9 @@ use super::spawn;
 use super::worker::WorkerStart;
 use super::{log_error, log_info};
 
+/// A spawn that failed (sharing the sockets, or fork itself) is tried again after this long.
+const SPAWN_RETRY: Duration = Duration::from_secs(1);
+
 impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
@@ -39,7 +42,7 @@ impl Master {
             Err(e) => {
                 log_error(&format!("cannot share listeners with worker {id}: {e}"));
                 self.respawns
-                    .push((id, generation, Instant::now() + Duration::from_secs(1)));
+                    .push((id, generation, Instant::now() + SPAWN_RETRY));
                 return;
             }
         };
@@ -82,7 +85,7 @@ impl Master {
             Err(e) => {
                 log_error(&format!("fork of worker {id} failed: {e}"));
                 self.respawns
-                    .push((id, generation, Instant::now() + Duration::from_secs(1)));
+                    .push((id, generation, Instant::now() + SPAWN_RETRY));
             }
         }
     }
