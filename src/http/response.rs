@@ -29,7 +29,7 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Names an app may not set (PEP 3333 hop-by-hop; waitress's list has `trailers`, so `Trailer`
 /// is allowed, as in 3.0.2).
-const HOP_BY_HOP: [&str; 8] = [
+pub const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -39,6 +39,11 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// True for a hop-by-hop header name (any case).
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
 
 /// Checks a `start_response` call (waitress order: status, then per header value CR/LF, name
 /// CR/LF, Content-Length, hop-by-hop). Returns the app's Content-Length if it set one (the last
@@ -65,7 +70,7 @@ pub fn check_start_response(
                     value: value.clone(),
                 })?,
             );
-        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        } else if is_hop_by_hop(name) {
             return Err(ResponseError::HopByHop { name: name.clone() });
         }
     }

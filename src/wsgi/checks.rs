@@ -5,18 +5,6 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-/// waitress task.py `hop_by_hop` (3.0.2 spells `trailers`, so `Trailer:` is allowed).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// waitress: status must be a str without CR/LF; its format is not checked.
 pub(crate) fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
     let Ok(s) = status.cast::<PyString>() else {
@@ -78,7 +66,7 @@ pub(crate) fn checked_headers(
         }
         if name.eq_ignore_ascii_case("content-length") {
             content_length = Some(parse_content_length(&value)?);
-        } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        } else if crate::http::response::is_hop_by_hop(&name) {
             return Err(PyAssertionError::new_err(format!(
                 "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
             )));

@@ -154,6 +154,8 @@ pub fn exchange(addr: &str, request: &[u8], secs: u64) -> Vec<u8> {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
+            // A signal interrupted the read (handlers without SA_RESTART): retry.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }

@@ -95,6 +95,7 @@ fn read_response(r: &mut impl Read) -> Option<(u16, String, Vec<u8>)> {
     while !head.ends_with(b"\r\n\r\n") {
         match r.read(&mut b) {
             Ok(1) => head.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => return None,
         }
     }
@@ -136,8 +137,16 @@ fn read_response(r: &mut impl Read) -> Option<(u16, String, Vec<u8>)> {
 fn closed_within(s: &mut TcpStream, secs: u64) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
     let mut b = [0u8; 64];
-    matches!(s.read(&mut b), Ok(0))
-        || matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    // A signal may interrupt a read (Python, started in-process by the wsgi tests, installs
+    // handlers without SA_RESTART): read again.
+    let mut read = || loop {
+        match s.read(&mut b) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    };
+    matches!(read(), Ok(0))
+        || matches!(read(), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
 }
 
 fn get(path: &str) -> String {
