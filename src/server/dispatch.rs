@@ -114,10 +114,12 @@ impl Ctx {
             if jobs.stop {
                 return None;
             }
-            if !yielded {
+            if !yielded && jobs.idle == 0 {
                 // Before sleeping, let a runnable loop thread on this CPU go first: it usually
                 // has the next batch ready, which we then take without a futex wait + wake
                 // (pinned hello world: futex 0.15 → 0.002/request, for 0.05 sched_yield).
+                // Only when no other app thread sleeps idle: the loop would wake that one,
+                // and two threads taking turns at the GIL cost more context switches.
                 yielded = true;
                 drop(jobs);
                 // SAFETY: sched_yield takes no arguments and only gives up the CPU.
