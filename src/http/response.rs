@@ -167,6 +167,17 @@ struct Line<'a> {
     recase: bool,
 }
 
+impl<'a> Line<'a> {
+    const EMPTY: Line<'static> = Line::raw("", b"");
+    const fn raw(name: &'a str, value: &'a [u8]) -> Line<'a> {
+        Line {
+            name,
+            value: Val::Raw(value),
+            recase: false,
+        }
+    }
+}
+
 /// App values are `str` (encoded as latin-1 when written); the server's own are bytes.
 #[derive(Clone, Copy)]
 enum Val<'a> {
@@ -187,92 +198,64 @@ impl ResponseHead<'_> {
             app_date |= name.eq_ignore_ascii_case("date");
         }
         let mut cl_digits = [0u8; 20];
-        let mut extra: [Option<Line<'_>>; 5] = [None; 5];
+        // The server's own lines. Sorted with the app's as indices: an array of `Line`s would be
+        // initialised on every call, which cost more than the sort itself.
+        let mut own = [Line::EMPTY; 5];
+        let mut n_own = 0;
+        let mut add = |name, value| {
+            own[n_own] = Line::raw(name, value);
+            n_own += 1;
+        };
         if let Some(n) = d.content_length {
-            let digits = super::parse::decimal(n, &mut cl_digits);
-            extra[0] = Some(Line {
-                name: "Content-Length",
-                value: Val::Raw(digits),
-                recase: false,
-            });
+            add("Content-Length", super::parse::decimal(n, &mut cl_digits));
         }
         if let Some(c) = d.connection {
-            extra[1] = Some(Line {
-                name: "Connection",
-                value: Val::Raw(c.as_bytes()),
-                recase: false,
-            });
+            add("Connection", c.as_bytes());
         }
         if d.framing == Framing::Chunked {
-            extra[2] = Some(Line {
-                name: "Transfer-Encoding",
-                value: Val::Raw(b"chunked"),
-                recase: false,
-            });
+            add("Transfer-Encoding", b"chunked");
         }
         let ident = self.ident.filter(|i| !i.is_empty());
-        extra[3] = match (app_server, ident) {
-            (false, Some(i)) => Some(Line {
-                name: "Server",
-                value: Val::Raw(i.as_bytes()),
-                recase: false,
-            }),
-            (false, None) => None,
-            (true, i) => Some(Line {
-                name: "Via",
-                value: Val::Raw(i.unwrap_or("waitress").as_bytes()),
-                recase: false,
-            }),
-        };
-        if !app_date {
-            extra[4] = Some(Line {
-                name: "Date",
-                value: Val::Raw(self.date),
-                recase: false,
-            });
+        match (app_server, ident) {
+            (false, Some(i)) => add("Server", i.as_bytes()),
+            (false, None) => {}
+            (true, i) => add("Via", i.unwrap_or("waitress").as_bytes()),
         }
-        let app = self
-            .headers
-            .iter()
-            // The length is written from the decision (dropped for 1xx/204/304).
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
-            .map(|(n, v)| Line {
+        if !app_date {
+            add("Date", self.date);
+        }
+        let n_app = self.headers.len();
+        let line = |i: usize| match self.headers.get(i) {
+            Some((n, v)) => Line {
                 name: n,
                 value: Val::Str(v),
                 recase: true,
-            });
-        let all = app.chain(extra.iter().flatten().copied());
-
-        const STACK: usize = 64;
-        let mut stack = [Line {
-            name: "",
-            value: Val::Raw(b""),
-            recase: false,
-        }; STACK];
-        let mut heap = Vec::new();
-        let lines: &mut [Line<'_>] = if self.headers.len() + extra.len() <= STACK {
+            },
+            None => own[i - n_app],
+        };
+        // The length is written from the decision (dropped for 1xx/204/304).
+        let ids = (0..n_app)
+            .filter(|&i| !self.headers[i].0.eq_ignore_ascii_case("content-length"))
+            .chain(n_app..n_app + n_own);
+        let mut stack = [0u8; 64];
+        let start = out.len();
+        let r = if n_app + n_own <= stack.len() {
             let mut n = 0;
-            for l in all {
-                stack[n] = l;
+            for i in ids {
+                stack[n] = i as u8; // < 64
                 n += 1;
             }
-            &mut stack[..n]
+            sort_and_write(
+                out,
+                self.request.version,
+                self.status,
+                &mut stack[..n],
+                line,
+            )
         } else {
-            heap.extend(all);
-            &mut heap
+            let mut heap: Vec<usize> = ids.collect();
+            sort_and_write(out, self.request.version, self.status, &mut heap, line)
         };
-        // Stable sort by the re-cased name (insertion sort: tiny n, no allocation), so repeated
-        // names such as Set-Cookie keep their order (waitress sorts with key=name).
-        for i in 1..lines.len() {
-            let mut j = i;
-            while j > 0 && cmp_names(&lines[j - 1], &lines[j]) == std::cmp::Ordering::Greater {
-                lines.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-
-        let start = out.len();
-        let r = write_head(out, self.request.version, self.status, lines);
         if r.is_err() {
             out.truncate(start);
         }
@@ -288,17 +271,30 @@ impl ResponseHead<'_> {
     }
 }
 
-fn write_head(
+/// Stable-sorts the lines by re-cased name (insertion sort: tiny n, no allocation), so repeated
+/// names such as Set-Cookie keep their order (waitress sorts with key=name), then writes them.
+fn sort_and_write<'a, T: Copy + Into<usize>>(
     out: &mut Vec<u8>,
     version: Version,
     status: &str,
-    lines: &[Line<'_>],
+    ids: &mut [T],
+    line: impl Fn(usize) -> Line<'a>,
 ) -> Result<(), ResponseError> {
+    for i in 1..ids.len() {
+        let mut j = i;
+        while j > 0
+            && cmp_names(&line(ids[j - 1].into()), &line(ids[j].into()))
+                == std::cmp::Ordering::Greater
+        {
+            ids.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     out.extend_from_slice(version.as_str().as_bytes());
     out.push(b' ');
     latin1_into(out, status, "status")?;
     out.extend_from_slice(b"\r\n");
-    for l in lines {
+    for l in ids.iter().map(|&i| line(i.into())) {
         if l.recase {
             recase_into(out, l.name)?;
         } else {

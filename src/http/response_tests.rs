@@ -106,6 +106,34 @@ fn header_names_are_recased_and_sorted_stably() {
 }
 
 #[test]
+fn more_headers_than_fit_on_the_stack_sort_the_same_way() {
+    // 70 app headers: past the 64 stack slots, the same stable order (repeats keep theirs).
+    let mut pairs: Vec<(String, String)> = (0..68)
+        .map(|i| (format!("x-h{:02}", 67 - i), i.to_string()))
+        .collect();
+    pairs.push(("Set-Cookie".into(), "b".into()));
+    pairs.push(("set-cookie".into(), "a".into()));
+    let (s, _) = head(
+        meta(Version::Http11, true, false),
+        "200 OK",
+        &pairs,
+        Some(0),
+        None,
+    );
+    let names: Vec<&str> = s
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    let mut want = vec!["Content-Length", "Date", "Set-Cookie", "Set-Cookie"];
+    let xs: Vec<String> = (0..68).map(|i| format!("X-H{i:02}")).collect();
+    want.extend(xs.iter().map(|x| x.as_str()));
+    assert_eq!(&names[..want.len()], &want[..]);
+    assert!(s.contains("Set-Cookie: b\r\nSet-Cookie: a\r\n"));
+    assert!(s.contains("X-H00: 67\r\n"));
+}
+
+#[test]
 fn server_via_and_date() {
     let m = meta(Version::Http11, true, false);
     let (s, _) = head(m, "200 OK", &h(&[]), Some(0), None);

@@ -106,12 +106,26 @@ impl Ctx {
     /// Next channel to serve; None once stopping and the queue is empty.
     fn take(&self) -> Option<Arc<Shared>> {
         let mut jobs = lock(&self.jobs);
+        let mut yielded = false;
         loop {
             if let Some(c) = jobs.q.pop_front() {
                 return Some(c);
             }
             if jobs.stop {
                 return None;
+            }
+            if !yielded && jobs.idle == 0 {
+                // Before sleeping, let a runnable loop thread on this CPU go first: it usually
+                // has the next batch ready, which we then take without a futex wait + wake
+                // (pinned hello world: futex 0.15 → 0.002/request, for 0.05 sched_yield).
+                // Only when no other app thread sleeps idle: the loop would wake that one,
+                // and two threads taking turns at the GIL cost more context switches.
+                yielded = true;
+                drop(jobs);
+                // SAFETY: sched_yield takes no arguments and only gives up the CPU.
+                unsafe { libc::sched_yield() };
+                jobs = lock(&self.jobs);
+                continue;
             }
             jobs.idle += 1;
             jobs = self.jobs_cv.wait(jobs).unwrap_or_else(|e| e.into_inner());

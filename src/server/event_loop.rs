@@ -140,8 +140,10 @@ impl EventLoop {
         let mut next_tick = Instant::now() + TICK;
         let cleanup = Duration::from_secs(self.ctx.opts.cleanup_interval.max(1));
         let mut next_sweep = Instant::now() + cleanup;
+        // One clock read per iteration: the timeout is computed from the previous iteration's
+        // reading (at most one iteration's work late, far below the 1 s timer resolution).
+        let mut now = Instant::now();
         loop {
-            let now = Instant::now();
             let timeout = if self.again.is_empty() {
                 next_tick.min(next_sweep).saturating_duration_since(now)
             } else {
@@ -152,7 +154,7 @@ impl EventLoop {
                     return Err(e.into());
                 }
             }
-            let now = Instant::now();
+            now = Instant::now();
             let mut woke = false;
             for ev in events.iter() {
                 match ev.token() {

@@ -13,7 +13,7 @@ use crate::http::proxy::ProxySettings;
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
-    sc.date.update(SystemTime::now());
+    sc.date.update(coarse_now());
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
         match crate::http::proxy::apply(&mut job.req, s) {
@@ -108,6 +108,22 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         }
     }
     ctx.recycle(job);
+}
+
+/// The wall clock at tick resolution (a few ms): plenty for a `Date` that changes once a
+/// second, and it reads the vDSO's copy instead of the TSC (asked once per request).
+fn coarse_now() -> SystemTime {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec on our stack; CLOCK_REALTIME_COARSE exists
+    // on every Linux we run on, and on failure `ts` stays zeroed (checked below).
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    match u64::try_from(ts.tv_sec) {
+        Ok(secs) if r == 0 => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        _ => SystemTime::now(),
+    }
 }
 
 fn proxy_settings(ctx: &Ctx) -> ProxySettings {

@@ -67,8 +67,13 @@ impl Shared {
     /// may have skipped a writable event while the flag was still false.
     pub(crate) fn note_output(&self, st: &ChanState) -> bool {
         let pending = !st.out.is_empty();
-        let was = self.has_output.swap(pending, Ordering::AcqRel);
-        pending && !was
+        // Called once per response: a plain load when the flag is already right (the usual
+        // case: nothing left after a direct send) instead of a locked swap. Writers hold `st`.
+        if self.has_output.load(Ordering::Acquire) == pending {
+            return false;
+        }
+        self.has_output.store(pending, Ordering::Release);
+        pending
     }
 
     /// Marks the channel closed and wakes blocked writers (loop teardown).

@@ -244,8 +244,18 @@ impl Exchange for Task<'_> {
     }
 
     fn write_would_block(&self, len: usize) -> bool {
+        let wm = self.ctx.opts.outbuf_high_watermark;
+        // Asked before every write: nothing pending (the usual case, read without the lock;
+        // this thread is the only one that adds output, and the loop only removes it).
+        if !self
+            .ch
+            .has_output
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return len as u64 > wm;
+        }
         let st = lock(&self.ch.st);
-        st.out.pending() + len as u64 > self.ctx.opts.outbuf_high_watermark
+        st.out.pending() + len as u64 > wm
     }
 
     fn send_file(
