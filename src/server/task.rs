@@ -9,12 +9,13 @@ use std::sync::Arc;
 use super::access_log;
 use super::channel::CONTINUE;
 use super::dispatch::{lock, Ctx};
-use super::shared::{socket_error, Shared};
+use super::shared::{socket_error, ChanState, Shared};
 use crate::http::app::{Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
 use crate::http::proxy::ProxySettings;
 use crate::http::{OverflowableBuffer, Request, RequestMeta, ResponseHead};
+use std::sync::MutexGuard;
 
 /// Per-app-thread buffers, reused for every request the thread serves.
 #[derive(Default)]
@@ -113,20 +114,7 @@ impl Task<'_> {
         } else {
             st.out.send(self.ch.fd(), parts)
         };
-        if let Err(e) = r {
-            st.closed = true;
-            drop(st);
-            self.gone = true;
-            socket_error(self.ctx, "send", e);
-            return Err(Disconnected);
-        }
-        let tell_loop = self.ch.note_output(&st);
-        drop(st);
-        if tell_loop {
-            // waitress `write_soon`: what the direct send left is the loop's to send.
-            self.ctx.notify_loop(self.ch.clone());
-        }
-        Ok(())
+        settle(self.ctx, self.ch, st, r, "send").inspect_err(|_| self.gone = true)
     }
 
     /// The app returned: send what is left (the head if nothing was written, the chunked
@@ -292,19 +280,7 @@ impl Exchange for Task<'_> {
         } else {
             st.out.flush(self.ch.fd())
         };
-        if let Err(e) = r {
-            st.closed = true;
-            drop(st);
-            self.gone = true;
-            socket_error(self.ctx, "sendfile", e);
-            return Err(Disconnected);
-        }
-        let tell_loop = self.ch.note_output(&st);
-        drop(st);
-        if tell_loop {
-            self.ctx.notify_loop(self.ch.clone());
-        }
-        Ok(())
+        settle(self.ctx, self.ch, st, r, "sendfile").inspect_err(|_| self.gone = true)
     }
 
     fn disconnected(&self) -> Arc<AtomicBool> {
@@ -337,4 +313,28 @@ fn frame_file(enc: &mut BodyEncoder, len: u64) -> (ChunkPrefix, u64) {
             (ChunkPrefix::default(), 0)
         }
     }
+}
+
+/// After a send made under the channel lock: a failed send closes the channel (the client is
+/// gone); otherwise, when output is left pending, the loop is told to send it (waitress
+/// `write_soon`).
+fn settle<T>(
+    ctx: &Ctx,
+    ch: &Arc<Shared>,
+    mut st: MutexGuard<'_, ChanState>,
+    r: std::io::Result<T>,
+    what: &str,
+) -> Result<(), Disconnected> {
+    if let Err(e) = r {
+        st.closed = true;
+        drop(st);
+        socket_error(ctx, what, e);
+        return Err(Disconnected);
+    }
+    let tell_loop = ch.note_output(&st);
+    drop(st);
+    if tell_loop {
+        ctx.notify_loop(ch.clone());
+    }
+    Ok(())
 }
