@@ -136,6 +136,10 @@ pub fn start(executable: &Path) -> Result<(), WsgiError> {
 }
 
 /// The message of a failed PyStatus, if it failed.
+///
+/// # Safety
+/// `status` must come from a CPython initialisation call (its `err_msg` is NULL or a static C
+/// string).
 unsafe fn status_error(status: &ffi::PyStatus) -> Option<String> {
     // SAFETY: PyStatus_Exception only reads the struct; err_msg is a static C string or NULL.
     unsafe {
