@@ -72,9 +72,11 @@ impl Slot {
     pub(crate) fn hand_over(&mut self) {
         if !self.handed {
             self.handed = true;
+            // The status buffer is put back: it is reused by the next request on this thread.
             let status = std::mem::take(&mut self.status);
             let headers = std::mem::take(&mut self.headers);
             self.ex().start_response(&status, headers);
+            self.status = status;
         }
     }
 
@@ -99,6 +101,9 @@ impl Slot {
         self.write(py, b"")
     }
 }
+
+/// Largest status buffer kept between requests.
+const STATUS_KEEP: usize = 256;
 
 /// Per-app-thread request context, reused across requests.
 #[derive(Default)]
@@ -130,9 +135,12 @@ impl Ctx {
         // SAFETY: only the lifetime bound is erased; `end` (also run on unwind by the caller's
         // guard) clears the pointer before `ex`'s borrow ends.
         let ptr: *mut (dyn Exchange + 'static) = unsafe { std::mem::transmute(ptr) };
+        let mut status = std::mem::take(&mut s.status);
+        status.clear();
         *s = Slot {
             gen,
             ex: Some(ExPtr(ptr)),
+            status,
             ..Slot::default()
         };
         gen
@@ -143,7 +151,11 @@ impl Ctx {
         let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         s.ex = None;
         s.headers = Vec::new();
-        s.status = String::new();
+        // The status buffer is kept for the next request, unless an app made it large.
+        s.status.clear();
+        if s.status.capacity() > STATUS_KEEP {
+            s.status = String::new();
+        }
     }
 
     /// The slot, if `gen` is still the running request and no other thread is using it.
@@ -208,9 +220,8 @@ impl StartResponse {
             }
         }
         s.started = true;
-        let status = checked_status(status)?;
+        checked_status(status, &mut s.status)?;
         let (headers, content_length) = checked_headers(py, headers)?;
-        s.status = status;
         s.headers = headers;
         if content_length.is_some() {
             s.content_length = content_length;
