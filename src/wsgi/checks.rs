@@ -32,7 +32,8 @@ pub(crate) fn checked_headers(
     py: Python<'_>,
     headers: &Bound<'_, PyAny>,
 ) -> PyResult<(Headers, Option<u64>)> {
-    let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
+    // One spare slot: the Content-Length the task adds for a one-item body needs no regrowth.
+    let mut out = Vec::with_capacity(headers.len().unwrap_or(4) + 1);
     let mut content_length = None;
     for item in headers.try_iter()? {
         let item = item?;
