@@ -5,20 +5,23 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-/// waitress: status must be a str without CR/LF; its format is not checked.
-pub(crate) fn checked_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
+/// waitress: status must be a str without CR/LF; its format is not checked. On success it is
+/// copied into `out` (cleared first; its buffer is reused from request to request).
+pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
     let Ok(s) = status.cast::<PyString>() else {
         return Err(PyAssertionError::new_err(format!(
             "status {status} is not a string"
         )));
     };
-    let s = latin1_str(s)?;
-    if has_crlf(&s) {
+    let s = latin1_checked(s)?;
+    if has_crlf(s) {
         return Err(PyValueError::new_err(
             "carriage return/line feed character present in status",
         ));
     }
-    Ok(s)
+    out.clear();
+    out.push_str(s);
+    Ok(())
 }
 
 /// Response headers as handed to the exchange.
@@ -29,7 +32,8 @@ pub(crate) fn checked_headers(
     py: Python<'_>,
     headers: &Bound<'_, PyAny>,
 ) -> PyResult<(Headers, Option<u64>)> {
-    let mut out = Vec::with_capacity(headers.len().unwrap_or(4));
+    // One spare slot: the Content-Length the task adds for a one-item body needs no regrowth.
+    let mut out = Vec::with_capacity(headers.len().unwrap_or(4) + 1);
     let mut content_length = None;
     for item in headers.try_iter()? {
         let item = item?;
@@ -109,9 +113,14 @@ fn has_crlf(s: &str) -> bool {
 /// A str that can be sent as latin-1 (the head is encoded latin-1, waitress task.py); other
 /// characters raise Python's own UnicodeEncodeError.
 fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
+    latin1_checked(s).map(str::to_owned)
+}
+
+/// [`latin1_str`] without the copy.
+fn latin1_checked<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     let r = s.to_str()?;
     if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {
-        return Ok(r.to_owned());
+        return Ok(r);
     }
     // Python's own encode() raises the UnicodeEncodeError waitress's head building raises.
     s.call_method1("encode", ("latin-1",))?;

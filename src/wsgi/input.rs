@@ -2,6 +2,7 @@
 //! (in memory or spilled to a file). Not seekable (PEP 3333 does not ask for it); reads past
 //! the end return `b""` as waitress's BytesIO/TemporaryFile do.
 use std::io::{BufRead, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyStopIteration};
@@ -10,14 +11,15 @@ use pyo3::types::{PyBytes, PyList};
 
 use super::response::{detached, Ctx, SlotGuard};
 
-/// `wsgi.input` of one request; inert once the request has ended.
+/// `wsgi.input` of one request; inert once the request has ended (reused by the thread's next
+/// request when nothing else holds it, see `response::reuse`).
 #[pyclass(frozen, module = "waitressd")]
 pub(crate) struct Input {
     pub(crate) ctx: Arc<Ctx>,
-    pub(crate) gen: u64,
+    pub(crate) gen: AtomicU64,
     /// The body may hold bytes (a length was given): reads release the GIL, since a spilled body
     /// is read from disk.
-    pub(crate) has_body: bool,
+    pub(crate) has_body: AtomicBool,
 }
 
 /// How much one read takes: `None` = to the end.
@@ -31,9 +33,9 @@ impl Input {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn BufRead) -> std::io::Result<T>,
     ) -> PyResult<T> {
-        let mut s: SlotGuard<'_> = self.ctx.lock(self.gen)?;
+        let mut s: SlotGuard<'_> = self.ctx.lock(self.gen.load(Ordering::Relaxed))?;
         let body = s.ex().body();
-        let r = if self.has_body {
+        let r = if self.has_body.load(Ordering::Relaxed) {
             detached(py, || f(body))
         } else {
             f(body)

@@ -4,14 +4,18 @@
 //! The `Exchange` of the running request is published in a per-thread [`Ctx`] for the length
 //! of `App::call` only; Python objects handed to the app carry the request's generation number,
 //! so one kept past its request raises instead of touching the next request.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
 
 use super::checks::{checked_headers, checked_status};
+use super::input::Input;
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::True;
 use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::{PyClass, PyClassInitializer};
 
 use crate::http::app::{Disconnected, Exchange};
 
@@ -72,9 +76,11 @@ impl Slot {
     pub(crate) fn hand_over(&mut self) {
         if !self.handed {
             self.handed = true;
+            // The status buffer is put back: it is reused by the next request on this thread.
             let status = std::mem::take(&mut self.status);
             let headers = std::mem::take(&mut self.headers);
             self.ex().start_response(&status, headers);
+            self.status = status;
         }
     }
 
@@ -99,6 +105,9 @@ impl Slot {
         self.write(py, b"")
     }
 }
+
+/// Largest status buffer kept between requests.
+const STATUS_KEEP: usize = 256;
 
 /// Per-app-thread request context, reused across requests.
 #[derive(Default)]
@@ -130,9 +139,12 @@ impl Ctx {
         // SAFETY: only the lifetime bound is erased; `end` (also run on unwind by the caller's
         // guard) clears the pointer before `ex`'s borrow ends.
         let ptr: *mut (dyn Exchange + 'static) = unsafe { std::mem::transmute(ptr) };
+        let mut status = std::mem::take(&mut s.status);
+        status.clear();
         *s = Slot {
             gen,
             ex: Some(ExPtr(ptr)),
+            status,
             ..Slot::default()
         };
         gen
@@ -143,7 +155,11 @@ impl Ctx {
         let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         s.ex = None;
         s.headers = Vec::new();
-        s.status = String::new();
+        // The status buffer is kept for the next request, unless an app made it large.
+        s.status.clear();
+        if s.status.capacity() > STATUS_KEEP {
+            s.status = String::new();
+        }
     }
 
     /// The slot, if `gen` is still the running request and no other thread is using it.
@@ -166,24 +182,118 @@ impl Ctx {
     }
 }
 
-/// The `start_response` callable of one request.
+/// `cache`'s object, re-armed for this request by `arm(obj, v)`, if the cache holds its only
+/// reference; else a new one from `make(v)`, which replaces it in the cache. An object the app
+/// kept past its request is thus never re-armed: it keeps its old generation and stays inert.
+/// Saves an allocation, an initialisation and a deallocation per object and request.
+fn reuse<'py, T, V>(
+    py: Python<'py>,
+    cache: &mut Option<Py<T>>,
+    v: V,
+    arm: impl FnOnce(&T, V),
+    make: impl FnOnce(V) -> T,
+) -> PyResult<Bound<'py, T>>
+where
+    T: PyClass<Frozen = True> + Sync + Into<PyClassInitializer<T>>,
+{
+    if let Some(obj) = cache {
+        // SAFETY: `obj` is a live object we hold a reference to, and the GIL is held (`py`).
+        if unsafe { ffi::Py_REFCNT(obj.as_ptr()) } == 1 {
+            arm(obj.get(), v);
+            return Ok(obj.bind(py).clone());
+        }
+    }
+    let obj = Bound::new(py, make(v))?;
+    *cache = Some(obj.clone().unbind());
+    Ok(obj)
+}
+
+/// The request objects handed to the app, kept per app thread and reused (see [`reuse`]).
+#[derive(Default)]
+pub(crate) struct RequestObjects {
+    input: Option<Py<Input>>,
+    gone: Option<Py<ClientGone>>,
+    start_response: Option<Py<StartResponse>>,
+}
+
+/// What [`RequestObjects::arm`] returns: `wsgi.input`, `waitress.client_disconnected` and
+/// `start_response`.
+type Armed<'py> = (
+    Bound<'py, Input>,
+    Bound<'py, ClientGone>,
+    Bound<'py, StartResponse>,
+);
+
+impl RequestObjects {
+    /// The objects of request `gen` (running in `ctx`).
+    pub(crate) fn arm<'py>(
+        &mut self,
+        py: Python<'py>,
+        ctx: &Arc<Ctx>,
+        gen: u64,
+        has_body: bool,
+        flag: Arc<AtomicBool>,
+    ) -> PyResult<Armed<'py>> {
+        let input = reuse(
+            py,
+            &mut self.input,
+            (),
+            |i, ()| {
+                i.gen.store(gen, Ordering::Relaxed);
+                i.has_body.store(has_body, Ordering::Relaxed);
+            },
+            |()| Input {
+                ctx: ctx.clone(),
+                gen: AtomicU64::new(gen),
+                has_body: AtomicBool::new(has_body),
+            },
+        )?;
+        let gone = reuse(
+            py,
+            &mut self.gone,
+            flag,
+            |g, flag| *g.flag.lock().unwrap_or_else(|e| e.into_inner()) = flag,
+            |flag| ClientGone {
+                flag: Mutex::new(flag),
+            },
+        )?;
+        let sr = reuse(
+            py,
+            &mut self.start_response,
+            (),
+            |s, ()| s.gen.store(gen, Ordering::Relaxed),
+            |()| StartResponse {
+                ctx: ctx.clone(),
+                gen: AtomicU64::new(gen),
+                write: Mutex::new(None),
+            },
+        )?;
+        Ok((input, gone, sr))
+    }
+}
+
+/// The `start_response` callable of one request (reused by the thread's next request when
+/// nothing else holds it, see [`reuse`]).
 #[pyclass(frozen, module = "waitressd")]
 pub(crate) struct StartResponse {
     pub(crate) ctx: Arc<Ctx>,
-    pub(crate) gen: u64,
+    pub(crate) gen: AtomicU64,
+    /// The `write` callable last returned, reused the same way.
+    pub(crate) write: Mutex<Option<Py<Write>>>,
 }
 
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
-    fn __call__(
+    fn __call__<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Write> {
-        let mut s = self.ctx.lock(self.gen)?;
+    ) -> PyResult<Bound<'py, Write>> {
+        let gen = self.gen.load(Ordering::Relaxed);
+        let mut s = self.ctx.lock(gen)?;
         let exc_info = match exc_info {
             Some(e) if e.is_truthy()? => Some(e),
             _ => None,
@@ -208,17 +318,31 @@ impl StartResponse {
             }
         }
         s.started = true;
-        let status = checked_status(status)?;
+        checked_status(status, &mut s.status)?;
         let (headers, content_length) = checked_headers(py, headers)?;
-        s.status = status;
         s.headers = headers;
         if content_length.is_some() {
             s.content_length = content_length;
         }
-        Ok(Write {
-            ctx: self.ctx.clone(),
-            gen: self.gen,
-        })
+        drop(s);
+        // try_lock: never wait with the GIL held (a second thread sharing this start_response
+        // while the first is in `reuse` gets a fresh, uncached object instead).
+        let mut spare = None;
+        let mut cache = match self.write.try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        reuse(
+            py,
+            cache.as_deref_mut().unwrap_or(&mut spare),
+            gen,
+            |w, gen| w.gen.store(gen, Ordering::Relaxed),
+            |gen| Write {
+                ctx: self.ctx.clone(),
+                gen: AtomicU64::new(gen),
+            },
+        )
     }
 }
 
@@ -226,13 +350,13 @@ impl StartResponse {
 #[pyclass(frozen, module = "waitressd")]
 pub(crate) struct Write {
     ctx: Arc<Ctx>,
-    gen: u64,
+    gen: AtomicU64,
 }
 
 #[pymethods]
 impl Write {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut s = self.ctx.lock(self.gen)?;
+        let mut s = self.ctx.lock(self.gen.load(Ordering::Relaxed))?;
         if !s.started {
             return Err(PyRuntimeError::new_err(
                 "start_response was not called before body written",
@@ -259,12 +383,14 @@ impl Write {
 /// `waitress.client_disconnected`: true once the server knows the client is gone.
 #[pyclass(frozen, module = "waitressd")]
 pub(crate) struct ClientGone {
-    pub(crate) flag: Arc<AtomicBool>,
+    /// The flag of the request this object was last armed for.
+    pub(crate) flag: Mutex<Arc<AtomicBool>>,
 }
 
 #[pymethods]
 impl ClientGone {
     fn __call__(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
+        let flag = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        flag.load(Ordering::Relaxed)
     }
 }

@@ -11,8 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
 
 use super::environ::{Constants, Template, ThreadMemo};
-use super::input::Input;
-use super::response::{detached, ClientDisconnected, ClientGone, Ctx, StartResponse};
+use super::response::{detached, ClientDisconnected, Ctx, RequestObjects};
 use super::WsgiOptions;
 use crate::http::app::{App, AppFailure, Exchange};
 
@@ -34,6 +33,7 @@ pub(crate) struct WsgiApp {
 struct ThreadState {
     ctx: Arc<Ctx>,
     memo: ThreadMemo,
+    objects: RequestObjects,
 }
 
 thread_local! {
@@ -102,23 +102,9 @@ impl WsgiApp {
         let _end = EndGuard(&ctx);
         let run = || -> PyResult<()> {
             let keys = &self.template.keys;
-            let input = Input {
-                ctx: ctx.clone(),
-                gen,
-                has_body,
-            };
-            env.set_item(keys.input.bind(py), Bound::new(py, input)?)?;
-            env.set_item(
-                keys.client_disconnected.bind(py),
-                Bound::new(py, ClientGone { flag })?,
-            )?;
-            let sr = Bound::new(
-                py,
-                StartResponse {
-                    ctx: ctx.clone(),
-                    gen,
-                },
-            )?;
+            let (input, gone, sr) = ts.objects.arm(py, &ctx, gen, has_body, flag)?;
+            env.set_item(keys.input.bind(py), input)?;
+            env.set_item(keys.client_disconnected.bind(py), gone)?;
             let app_iter = self.app.bind(py).call1((env, sr))?;
             self.respond(py, &ctx, gen, &app_iter)
         };

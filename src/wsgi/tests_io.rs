@@ -60,6 +60,65 @@ fn wsgi_input_table() {
     }
 }
 
+const KEEP_APP: &str = r#"
+kept = {}
+def app(environ, start_response):
+    p = environ["PATH_INFO"]
+    objs = {"input": environ["wsgi.input"], "gone": environ["waitress.client_disconnected"],
+            "start_response": start_response}
+    if p == "/late":
+        out = []
+        for name, old in sorted(kept.items()):
+            out.append(name + (" same" if objs.get(name) is old else " new"))
+        for call in (lambda: kept["input"].read(), lambda: kept["start_response"]("200 OK", []),
+                     lambda: kept["write"](b"x")):
+            try:
+                call()
+                out.append("no error")
+            except ValueError as e:
+                out.append(str(e))
+        out.append("gone " + str(kept["gone"]()))
+    write = start_response("200 OK", [])
+    objs["write"] = write
+    if p == "/keep":
+        kept.update(objs)
+    if p != "/late":
+        out = [str(environ["wsgi.input"].read(), "latin-1"), str(environ["waitress.client_disconnected"]())]
+    write(", ".join(out).encode())
+    return []
+"#;
+
+/// The request objects of a thread are reused only while the app holds none of them: ones it
+/// kept stay inert and distinct from the next request's, which work as usual.
+#[test]
+fn reused_request_objects_work_and_kept_ones_stay_inert() {
+    let (app, _m) = app_from(KEEP_APP, &options());
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("/plain", b"one", "one, False"),
+        ("/plain", b"two", "two, False"),
+        ("/keep", b"three", "three, False"),
+        ("/plain", b"four", "four, False"),
+        (
+            "/late",
+            b"",
+            "gone new, input new, start_response new, write new, \
+             the WSGI request this object belongs to has ended, \
+             the WSGI request this object belongs to has ended, \
+             the WSGI request this object belongs to has ended, gone False",
+        ),
+        ("/plain", b"five", "five, False"),
+    ];
+    for &(path, body, want) in cases {
+        let mut m = Mock::new(request("POST", path, &[]), body);
+        call(&app, &mut m).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));
+        assert!(
+            String::from_utf8_lossy(&m.sent()).ends_with(want),
+            "{path}: {}",
+            String::from_utf8_lossy(&m.sent())
+        );
+    }
+}
+
 #[test]
 fn request_objects_are_inert_after_the_request() {
     let (app, _m) = app_from(INPUT_APP, &options());
