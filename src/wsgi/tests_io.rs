@@ -129,77 +129,33 @@ fn request_objects_are_inert_after_the_request() {
     assert!(String::from_utf8_lossy(&m.sent()).contains("has ended"));
 }
 
-const FILE_APP: &str = r#"
-import io, os, tempfile
-DATA = bytes(range(256)) * 40  # 10240 bytes
-fd, fn = tempfile.mkstemp()
-os.write(fd, DATA)
-os.close(fd)
-
-class KindaFilelike:
-    def __init__(self, b):
-        self.b = b
-    def read(self, n):
-        r, self.b = self.b[:n], self.b[n:]
-        return r
-
-class UnseekableIOBase(io.RawIOBase):
-    def __init__(self, b):
-        self.buf = io.BytesIO(b)
-    def readable(self):
-        return True
-    def seekable(self):
-        return False
-    def read(self, n):
-        return self.buf.read(n)
-
-def app(environ, start_response):
-    kind, _, cl = environ["PATH_INFO"][1:].partition("/")
-    if kind == "file":
-        f = open(fn, "rb")
-    elif kind == "file_at_100":
-        f = open(fn, "rb")
-        f.seek(100)
-    elif kind == "bytesio":
-        f = io.BytesIO(DATA)
-    elif kind == "kinda":
-        f = KindaFilelike(DATA)
-    else:
-        f = UnseekableIOBase(DATA)
-    headers = [("Content-Type", "application/octet-stream")]
-    if cl == "exact":
-        headers.append(("Content-Length", str(len(DATA))))
-    elif cl == "short":
-        headers.append(("Content-Length", "1"))
-    elif cl == "long":
-        headers.append(("Content-Length", str(len(DATA) + 10)))
-    start_response("200 OK", headers)
-    return environ["wsgi.file_wrapper"](f, 8192)
-"#;
+/// The file-wrapper fixture app, shared with the integration tests.
+const FILE_APP: &str = include_str!("../../tests/apps/wsgi/filewrapper.py");
 
 /// (path, sent with sendfile, Content-Length handed over, bytes sent) — waitress
 /// FileWrapperTests: seekable files get their real length, others are iterated.
 #[test]
 fn file_wrapper_table() {
     let (app, _m) = app_from(FILE_APP, &options());
-    let n = 10240usize;
+    let n = 76800usize;
+    let (full, at_100) = (n.to_string(), (n - 100).to_string());
     let long = (n + 10).to_string();
     let cases: &[(&str, bool, Option<&str>, usize)] = &[
-        ("/file/exact", true, Some("10240"), n),
-        ("/file/nocl", true, Some("10240"), n),
+        ("/file/exact", true, Some(&full), n),
+        ("/file/nocl", true, Some(&full), n),
         ("/file/short", true, Some("1"), 1),
-        ("/file/long", true, Some("10240"), n),
-        ("/file_at_100/nocl", true, Some("10140"), n - 100),
-        ("/bytesio/nocl", false, Some("10240"), n),
-        ("/bytesio/long", false, Some("10240"), n),
-        ("/kinda/exact", false, Some("10240"), n),
+        ("/file/long", true, Some(&full), n),
+        ("/file_at_100/nocl", true, Some(&at_100), n - 100),
+        ("/bytesio/nocl", false, Some(&full), n),
+        ("/bytesio/long", false, Some(&full), n),
+        ("/kinda/exact", false, Some(&full), n),
         ("/kinda/nocl", false, None, n),
         ("/kinda/long", false, Some(&long), n),
         ("/kinda/short", false, Some("1"), n),
-        ("/iobase/exact", false, Some("10240"), n),
+        ("/iobase/exact", false, Some(&full), n),
         ("/iobase/nocl", false, None, n),
     ];
-    let data: Vec<u8> = (0..40).flat_map(|_| 0..=255u8).collect();
+    let data: Vec<u8> = (0..300).flat_map(|_| 0..=255u8).collect();
     for &(path, zero_copy, cl, len) in cases {
         let mut m = Mock::new(request("GET", path, &[]), b"");
         call(&app, &mut m).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));

@@ -280,15 +280,15 @@ fn file_wrapper_table() {
     let data: Vec<u8> = (0..300).flat_map(|_| 0..=255u8).collect();
     let long = (n + 10).to_string();
     let cases: &[(&str, Option<&str>, usize)] = &[
-        ("/filelike", Some("76800"), n),
-        ("/filelike_nocl", Some("76800"), n),
-        ("/filelike_shortcl", Some("1"), 1),
-        ("/filelike_longcl", Some("76800"), n),
-        ("/notfilelike", Some("76800"), n),
-        ("/notfilelike_iobase", Some("76800"), n),
-        ("/notfilelike_nocl", None, n),
-        ("/notfilelike_shortcl", Some("1"), 1),
-        ("/notfilelike_longcl", Some(&long), n),
+        ("/file/exact", Some("76800"), n),
+        ("/file/nocl", Some("76800"), n),
+        ("/file/short", Some("1"), 1),
+        ("/file/long", Some("76800"), n),
+        ("/kinda/exact", Some("76800"), n),
+        ("/iobase/exact", Some("76800"), n),
+        ("/kinda/nocl", None, n),
+        ("/kinda/short", Some("1"), 1),
+        ("/kinda/long", Some(&long), n),
     ];
     for version in ["1.1", "1.0"] {
         for &(path, cl, len) in cases {
