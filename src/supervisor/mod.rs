@@ -14,6 +14,7 @@ mod master;
 pub mod options;
 pub mod pidfile;
 mod reload;
+mod retire;
 pub mod signals;
 pub mod spawn;
 pub mod systemd;

@@ -61,7 +61,8 @@ impl Master {
             settings,
             listeners,
             identity,
-            deadline: Instant::now() + grace,
+            deadline: crate::time::later(Instant::now(), grace),
+            serving: false,
         }));
         for id in 1..=n {
             self.spawn(id, generation);
@@ -87,6 +88,8 @@ impl Master {
         self.generation = p.generation;
         self.target = self.settings.workers.max(1);
         self.backoff.clear();
+        self.serving = true;
+        self.boot_failing.retain(|s| s.1 == self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
@@ -110,6 +113,7 @@ impl Master {
             w.kill_at = Some(Instant::now());
         }
         self.respawns.retain(|r| r.1 != p.generation);
+        self.boot_failing.retain(|s| s.1 != p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
         self.notifier.ready(&self.status());
     }

@@ -29,14 +29,21 @@ pub fn fork_child(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
     }
 }
 
-/// The write end of a worker's "ready" pipe: one byte tells the master the app is loaded and
-/// the server is built.
-#[derive(Debug)]
-pub struct ReadySignal(OwnedFd);
+/// The byte on a worker's status pipe that says it is ready.
+pub const READY: u8 = b'R';
+
+/// The write end of a worker's status pipe: `READY` tells the master the app is loaded and
+/// the server is built; later bytes ask the master for things (retire.rs). Safe from any
+/// thread (one write(2) of one byte is atomic).
+#[derive(Debug, Clone)]
+pub struct ReadySignal(std::sync::Arc<OwnedFd>);
 
 impl ReadySignal {
     pub fn send(&self) {
-        let _ = nix::unistd::write(self.0.as_fd(), b"R");
+        self.send_byte(READY);
+    }
+    pub fn send_byte(&self, b: u8) {
+        let _ = nix::unistd::write(self.0.as_fd(), &[b]);
     }
 }
 
@@ -63,7 +70,7 @@ pub fn spawn_worker(
             // are never used or dropped here).
             unsafe { libc::close(fd) };
         }
-        body(ReadySignal(w))
+        body(ReadySignal(std::sync::Arc::new(w)))
     })?;
     Ok(Spawned { pid, ready: r })
 }

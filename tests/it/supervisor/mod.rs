@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::util::{bin, root, split_response, Daemon};
 
 mod boot;
+mod failures;
 mod lifecycle;
 mod reload;
 mod systemd;

@@ -1,0 +1,106 @@
+//! Failure paths of the worker lifecycle on the real binary: a bad deploy discovered by a
+//! respawn, a HUP during a reload.
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::Daemon;
+
+use super::{ask, children, command, eventually, write_ini};
+
+/// Waits (bounded) for a stderr line containing `needle`.
+pub(super) fn line_with(d: &Daemon, needle: &str, secs: u64) -> Option<String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match d.stderr.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The daemon for an app module `deployed` that lives in `dir` (so the test can break it).
+fn start_deployed(dir: &Path, server: &str) -> Daemon {
+    let ini = write_ini(dir, "deployed:make_app", "one", server);
+    let mut c = command(&ini);
+    c.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1");
+    Daemon::start_with(&mut c, 1)
+}
+
+#[test]
+fn respawn_with_broken_app_on_disk_keeps_the_sibling_serving_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0\nworkers = 2");
+    let addr = d.addr();
+    let mut pids = std::collections::HashSet::new();
+    assert!(
+        eventually(30, || {
+            if let Some((pid, _, _)) = ask(&addr, "/") {
+                pids.insert(pid);
+            }
+            pids.len() == 2
+        }),
+        "both workers serve"
+    );
+    // Mid-deploy: broken code on disk, and a worker dies. Its respawn cannot import the app.
+    std::fs::write(&module, "raise ImportError('deploy in progress')\n").unwrap();
+    let victim = *pids.iter().next().unwrap();
+    // SAFETY: kill(2) on a worker of the daemon this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let line = line_with(&d, "failed to boot", 30).expect("the boot failure is logged");
+    assert!(line.contains("retrying"), "{line}");
+    // A second failed attempt (backoff) while the sibling serves every request.
+    assert!(line_with(&d, "failed to boot", 30).is_some());
+    let mut failures = 0;
+    for _ in 0..50 {
+        if ask(&addr, "/").is_none() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 0, "the healthy sibling served throughout");
+    assert!(d.child.try_wait().unwrap().is_none(), "the master is up");
+    // The deploy completes: the slot recovers by itself.
+    std::fs::write(&module, &good).unwrap();
+    let mut fresh = None;
+    assert!(
+        eventually(60, || {
+            match ask(&addr, "/") {
+                Some((pid, _, _)) if !pids.contains(&pid) => fresh = Some(pid),
+                Some(_) => {}
+                None => failures += 1,
+            }
+            fresh.is_some()
+        }),
+        "a new worker serves once the code is fixed"
+    );
+    assert_eq!(failures, 0);
+    assert_eq!(children(d.pid()).len(), 2);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn hup_during_a_reload_is_queued_and_applied_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "listen = 127.0.0.1:0";
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", server);
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // Generation "two" takes 3 s to load its app: the second HUP lands during that reload.
+    write_ini(dir.path(), "supapp:make_app", "two\nboot_delay = 3", server);
+    d.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(1));
+    write_ini(dir.path(), "supapp:make_app", "three", server);
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || ask(&addr, "/").is_some_and(|r| r.1 == "three")),
+        "the queued reload was applied"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
