@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::Daemon;
 
-use super::{ask, children, command, eventually, write_ini};
+use super::{ask, ask_within, children, command, eventually, write_ini};
 
 /// Waits (bounded) for a stderr line containing `needle`.
 pub(super) fn line_with(d: &Daemon, needle: &str, secs: u64) -> Option<String> {
@@ -101,6 +101,49 @@ fn hup_during_a_reload_is_queued_and_applied_after_it() {
         eventually(60, || ask(&addr, "/").is_some_and(|r| r.1 == "three")),
         "the queued reload was applied"
     );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+/// Every duration and size that passes validation is safe: with every numeric key at its
+/// largest accepted value (request_timeout, max_requests, max_worker_memory too), the daemon
+/// starts, serves, reloads and stops. Not `workers` (4096 Python processes is a capacity
+/// question, not arithmetic) nor `port` (`listen` names the port).
+#[test]
+fn every_key_at_its_largest_accepted_value_starts_serves_reloads_and_stops() {
+    use waitressd::config::defs::{Conv, DEFS};
+    let mut server = String::from("listen = 127.0.0.1:0\ntrusted_proxy = 127.0.0.1\n");
+    for d in DEFS
+        .iter()
+        .filter(|d| !["port", "workers"].contains(&d.name))
+    {
+        let max = d.range.1;
+        match d.conv {
+            Conv::Int | Conv::Size => server += &format!("{} = {max}\n", d.name),
+            Conv::Octal => server += &format!("{} = {max:o}\n", d.name),
+            _ => {}
+        }
+    }
+    assert!(server.contains("cleanup_interval = 18446744073709551615"));
+    assert!(server.contains("graceful_timeout = 18446744073709551615"));
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    // Short read timeouts: a worker that panics in a respawn loop never answers.
+    let (first, _, _) = (0..6)
+        .find_map(|_| ask_within(&addr, "/", 5))
+        .expect("serves");
+    for _ in 0..20 {
+        assert!(ask_within(&addr, "/", 5).is_some());
+    }
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || ask_within(&addr, "/", 5)
+            .is_some_and(|r| r.0 != first)),
+        "the reload's worker serves"
+    );
+    assert!(d.child.try_wait().unwrap().is_none());
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
