@@ -32,6 +32,10 @@ pub(super) fn run(
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
+    if let Some(p) = &settings.pidfile {
+        // Before binding: a live instance's unix socket file must stay untouched.
+        super::pidfile::PidFile::check(p, std::process::id() as i32).map_err(boot)?;
+    }
     let inherited = systemd::take_listen_fds().map_err(boot)?;
     let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
     for (_, l) in &listeners.entries {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PidFileError {
-    #[error("pidfile {} names running process {pid}", path.display())]
+    #[error("pidfile {} names running process {pid} (another waitressd? stop it first, or set another pidfile)", path.display())]
     Running { path: PathBuf, pid: i32 },
     #[error("cannot write pidfile {}: {source}", path.display())]
     Io {
@@ -35,6 +35,22 @@ fn alive(pid: i32) -> bool {
 }
 
 impl PidFile {
+    /// Refuses a pidfile that names a live process other than `pid` (checked before binding,
+    /// so a second daemon started by mistake never touches the first one's sockets).
+    pub fn check(path: &Path, pid: i32) -> Result<(), PidFileError> {
+        match std::fs::read_to_string(path)
+            .ok()
+            .as_deref()
+            .and_then(parse)
+        {
+            Some(old) if old != pid && alive(old) => Err(PidFileError::Running {
+                path: path.to_path_buf(),
+                pid: old,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes `pid` to `path` atomically. An existing file naming a live process other than
     /// `pid` is an error; one naming a dead process (stale) is replaced with a warning.
     pub fn create(path: &Path, pid: i32) -> Result<PidFile, PidFileError> {

@@ -147,3 +147,67 @@ fn every_key_at_its_largest_accepted_value_starts_serves_reloads_and_stops() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// A unix-socket request to the fixture app; its body's PID.
+fn ask_unix(path: &Path) -> Option<i32> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let body = out.split("\r\n\r\n").nth(1)?;
+    body.split(' ').next()?.parse().ok()
+}
+
+/// A second waitressd started by mistake with the same pidfile, or only the same unix socket,
+/// exits 3 naming the conflict, and the running instance stays reachable on its socket file.
+#[test]
+fn second_instance_never_touches_a_live_instances_socket_or_pidfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let pidfile = dir.path().join("app.pid");
+    let server = format!(
+        "unix_socket = {}\npidfile = {}",
+        sock.display(),
+        pidfile.display()
+    );
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
+    let mut first = super::start(&ini, 1);
+    assert!(eventually(30, || ask_unix(&sock).is_some()));
+    let pid_text = std::fs::read_to_string(&pidfile).unwrap();
+
+    // Same INI: the live pidfile is refused before anything is bound.
+    let out = command(&ini).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("names running process"), "{err}");
+    assert!(sock.exists(), "the socket file is still there");
+    assert!(
+        ask_unix(&sock).is_some(),
+        "the first instance still answers"
+    );
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid_text);
+
+    // Same unix socket, no pidfile: the live socket is refused, not replaced.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let ini2 = write_ini(
+        &other,
+        "supapp:make_app",
+        "two",
+        &format!("unix_socket = {}", sock.display()),
+    );
+    let out = command(&ini2).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("a running process answers on it"), "{err}");
+    assert!(
+        ask_unix(&sock).is_some(),
+        "the first instance still answers"
+    );
+
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait(30), Some(0));
+    assert!(!sock.exists() && !pidfile.exists());
+}
