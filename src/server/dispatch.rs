@@ -8,15 +8,15 @@
 //! once until it has drained its queue (`wake_pending`).
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::job;
 use super::shared::{Job, Shared};
 use super::task::Scratch;
-use super::ServerOptions;
+use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
 
@@ -46,6 +46,9 @@ pub(crate) struct Ctx {
     pool: Mutex<Vec<Box<Job>>>,
     /// Formatted access-log lines waiting for the loop to write them (None: logging off).
     pub(crate) access: Option<Mutex<Vec<u8>>>,
+    /// Requests finished (for `max_requests`).
+    served: AtomicU64,
+    retire_hook: OnceLock<RetireHook>,
 }
 
 /// Locks, ignoring poisoning: every critical section here leaves its data consistent, and a
@@ -73,6 +76,28 @@ impl Ctx {
             draining: AtomicBool::new(false),
             pool: Mutex::new(Vec::new()),
             access,
+            served: AtomicU64::new(0),
+            retire_hook: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_retire_hook(&self, hook: RetireHook) {
+        let _ = self.retire_hook.set(hook);
+    }
+
+    /// Asks the supervisor to replace this worker (no-op without a hook).
+    pub(crate) fn ask_retire(&self, why: RetireReason) {
+        if let Some(h) = self.retire_hook.get() {
+            h(why);
+        }
+    }
+
+    /// Counts a finished request; the `max_requests`-th asks for retirement (once).
+    pub(crate) fn request_done(&self) {
+        let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.opts.max_requests {
+            log::info!(target: "waitress", "served {n} requests (max_requests): asking to be replaced");
+            self.ask_retire(RetireReason::MaxRequests);
         }
     }
 

@@ -108,6 +108,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         }
     }
     ctx.recycle(job);
+    ctx.request_done();
 }
 
 /// The wall clock at tick resolution (a few ms): plenty for a `Date` that changes once a

@@ -14,6 +14,7 @@ use crate::util::{bin, root, split_response, Daemon};
 mod boot;
 mod failures;
 mod lifecycle;
+mod recycle;
 mod reload;
 mod systemd;
 
