@@ -69,6 +69,7 @@ pub(super) fn run(
         serving: false,
         boot_failing: Default::default(),
         reload_queued: false,
+        next_memory_check: std::time::Instant::now(),
         daemon,
         exit_code: exit::OK,
         preloaded: None,

@@ -25,6 +25,9 @@ use crate::net::Identity;
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
 pub type WorkerBody = fn(WorkerStart) -> i32;
 
+/// How often `max_worker_memory` is checked.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
+
 /// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
 
@@ -80,6 +83,8 @@ pub(super) struct Master {
     pub(super) boot_failing: HashSet<(usize, u64)>,
     /// A HUP arrived during a reload: reload again once this one is committed or abandoned.
     pub(super) reload_queued: bool,
+    /// Next `max_worker_memory` check.
+    pub(super) next_memory_check: Instant,
     pub(super) daemon: DaemonStatus,
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
@@ -98,6 +103,10 @@ impl Master {
             }
             self.reap();
             self.timers();
+            if Instant::now() >= self.next_memory_check {
+                self.next_memory_check = Instant::now() + MEMORY_CHECK;
+                self.check_memory();
+            }
             self.check_progress();
         }
     }

@@ -44,7 +44,7 @@ impl std::fmt::Display for Retire {
             Retire::StuckRequest => f.write_str("a request is stuck past request_timeout"),
             Retire::Memory(rss) => write!(
                 f,
-                "resident memory {} MiB exceeds max_worker_memory",
+                "resident memory {rss} bytes ({} MiB) exceeds max_worker_memory",
                 rss / (1024 * 1024)
             ),
         }
@@ -90,6 +90,25 @@ impl Master {
         }
     }
 
+    /// `max_worker_memory` (about once a second): retires the serving workers whose resident
+    /// memory exceeds it (uWSGI's `reload-on-rss`, but graceful).
+    pub(super) fn check_memory(&mut self) {
+        let limit = self.settings.max_worker_memory;
+        if limit == 0 {
+            return;
+        }
+        for i in 0..self.workers.len() {
+            let w = &self.workers[i];
+            if !w.ready || w.retiring.is_some() || w.kill_at.is_some() {
+                continue;
+            }
+            match rss(w.pid.as_raw()) {
+                Some(bytes) if bytes > limit => self.retire(i, Retire::Memory(bytes)),
+                _ => {}
+            }
+        }
+    }
+
     /// True if slot (`id`, `generation`) has a live worker that is not on its way out.
     pub(super) fn slot_filled(&self, id: usize, generation: u64) -> bool {
         self.workers.iter().any(|w| {
@@ -98,9 +117,24 @@ impl Master {
     }
 }
 
+/// Resident memory of a process in bytes (`VmRSS` in /proc/PID/status), None if it is gone.
+pub fn rss(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rss_of_this_process_is_plausible() {
+        let me = rss(std::process::id() as i32).unwrap();
+        assert!(me > 1 << 20 && me < 1 << 40, "{me}");
+        assert_eq!(rss(i32::MAX), None);
+    }
 
     #[test]
     fn status_bytes_round_trip() {

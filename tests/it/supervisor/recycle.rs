@@ -91,3 +91,43 @@ fn max_requests_recycles_workers_under_load_with_zero_failures() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+#[test]
+fn a_leaking_worker_crossing_max_worker_memory_is_replaced_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nmax_worker_memory = 150M",
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let (leaker, _, _) = ask(&addr, "/leak?40").unwrap();
+    for _ in 0..4 {
+        assert!(ask(&addr, "/leak?40").is_some(), "leaking requests succeed");
+    }
+    let line = line_with(&d, "exceeds max_worker_memory", 30).expect("logged with its RSS");
+    assert!(line.contains(&format!("pid {leaker}")), "{line}");
+    let mut failures = 0;
+    assert!(
+        eventually(60, || {
+            match ask(&addr, "/") {
+                Some((pid, _, _)) => pid != leaker,
+                None => {
+                    failures += 1;
+                    false
+                }
+            }
+        }),
+        "the replacement serves"
+    );
+    assert_eq!(failures, 0);
+    assert!(
+        eventually(30, || super::children(d.pid()).len() == 1),
+        "the leaking worker is gone"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
