@@ -268,6 +268,8 @@ impl EventLoop {
                 close_when_flushed: false,
                 closed: false,
                 last_activity: now,
+                head_out: false,
+                timed_out: false,
             }),
             cv: Condvar::new(),
             disconnected: Arc::new(AtomicBool::new(false)),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::job;
 use super::shared::{Job, Shared};
 use super::task::Scratch;
+use super::watchdog::Calls;
 use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
@@ -49,6 +50,8 @@ pub(crate) struct Ctx {
     /// Requests finished (for `max_requests`).
     served: AtomicU64,
     retire_hook: OnceLock<RetireHook>,
+    /// Each app thread's current call, for `request_timeout`.
+    pub(crate) calls: Calls,
 }
 
 /// Locks, ignoring poisoning: every critical section here leaves its data consistent, and a
@@ -61,6 +64,7 @@ impl Ctx {
     pub(crate) fn new(opts: ServerOptions, app: Arc<dyn App>, waker: Arc<mio::Waker>) -> Ctx {
         let access = opts.access_log.as_ref().map(|_| Mutex::new(Vec::new()));
         Ctx {
+            calls: Calls::new(opts.request_timeout, opts.threads),
             opts,
             app,
             waker,
@@ -236,7 +240,7 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
             .spawn(move || {
                 let app = ctx.app.clone();
                 let r = catch_unwind(AssertUnwindSafe(|| {
-                    app.run_thread(&mut || app_thread(&ctx))
+                    app.run_thread(&mut || app_thread(&ctx, i))
                 }));
                 if r.is_err() {
                     log::error!(target: "waitress", "app thread waitress-{i} died");
@@ -247,9 +251,12 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
     Ok(v)
 }
 
-/// One app thread: runs channels' requests until the dispatcher stops.
-pub(crate) fn app_thread(ctx: &Ctx) {
-    let mut scratch = Scratch::default();
+/// App thread number `slot`: runs channels' requests until the dispatcher stops.
+pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
+    let mut scratch = Scratch {
+        slot,
+        ..Scratch::default()
+    };
     while let Some(ch) = ctx.take() {
         serve_channel(ctx, &ch, &mut scratch);
     }

@@ -101,7 +101,13 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
         dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
+        let watchdog_stop = Arc::new(AtomicBool::new(false));
+        let watchdog = super::watchdog::spawn(&self.ctx, &watchdog_stop);
         let result = self.serve();
+        watchdog_stop.store(true, Ordering::Relaxed);
+        if let Some(w) = watchdog {
+            let _ = w.join();
+        }
         // Stop: cancel what never started, let the threads finish what they run.
         for i in 0..self.chans.len() {
             if self.chans[i].is_some() {

@@ -36,6 +36,7 @@ mod outbuf;
 mod shared;
 mod task;
 mod timers;
+mod watchdog;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ mod lifecycle;
 mod recycle;
 mod reload;
 mod systemd;
+mod timeout;
 
 fn apps() -> PathBuf {
     root().join("tests/apps/supervisor")
