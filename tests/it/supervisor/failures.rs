@@ -211,3 +211,57 @@ fn second_instance_never_touches_a_live_instances_socket_or_pidfile() {
     assert_eq!(first.wait(30), Some(0));
     assert!(!sock.exists() && !pidfile.exists());
 }
+
+/// Graceful stop with clients waiting in the listen backlog (the worker is at its
+/// `connection_limit`): every one of them is accepted and answered with `Connection: close`
+/// before the listener closes, none is reset.
+#[test]
+fn term_answers_connections_waiting_in_the_backlog_with_zero_resets() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nconnection_limit = 1\nthreads = 1",
+    );
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let a = addr.clone();
+    let slow = std::thread::spawn(move || ask(&a, "/sleep?2"));
+    std::thread::sleep(Duration::from_millis(500));
+    let waiting: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(libc::SIGTERM);
+    let mut failures = Vec::new();
+    for mut s in waiting {
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&out);
+                if !(text.starts_with("HTTP/1.1 200") && text.contains("Connection: close")) {
+                    failures.push(text.into_owned());
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "every queued client was answered"
+    );
+    assert!(
+        slow.join().unwrap().is_some(),
+        "the in-flight request completed"
+    );
+    assert_eq!(d.wait(30), Some(0));
+}
