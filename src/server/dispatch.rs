@@ -21,6 +21,9 @@ use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
 
+/// Pause before an app thread that died is started again (no spin if it dies at once).
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
+
 /// Most recycled `Request`s kept (more would only be idle memory).
 const POOL_MAX: usize = 256;
 
@@ -239,11 +242,17 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
             .name(format!("waitress-{i}"))
             .spawn(move || {
                 let app = ctx.app.clone();
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    app.run_thread(&mut || app_thread(&ctx, i))
-                }));
-                if r.is_err() {
-                    log::error!(target: "waitress", "app thread waitress-{i} died");
+                // A thread that dies (a panic outside the per-request guards) is started
+                // again in place, so the worker never runs with fewer app threads.
+                loop {
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        app.run_thread(&mut || app_thread(&ctx, i))
+                    }));
+                    if r.is_ok() || lock(&ctx.jobs).stop {
+                        break;
+                    }
+                    log::error!(target: "waitress", "app thread waitress-{i} died; starting it again");
+                    std::thread::sleep(RESTART_PAUSE);
                 }
             })?;
         v.push(h);
@@ -289,7 +298,12 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 }
             }
         };
-        job::run(ctx, ch, job, scratch);
+        if catch_unwind(AssertUnwindSafe(|| job::run(ctx, ch, job, scratch))).is_err() {
+            // A bug outside the app call's own guard: the response state is unknown, so the
+            // connection is cut (never wrong bytes) and the thread goes on serving.
+            log::error!(target: "waitress", "internal error while serving a request; connection closed");
+            ch.mark_closed();
+        }
     }
 }
 
