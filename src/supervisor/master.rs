@@ -52,6 +52,8 @@ pub(super) struct Pending {
     pub(super) deadline: Instant,
     /// One of its workers has been ready (its boot failures are then retried, not fatal).
     pub(super) serving: bool,
+    /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
+    pub(super) target: usize,
 }
 
 pub(super) enum Phase {
@@ -239,6 +241,15 @@ impl Master {
                     return;
                 }
                 if cmd == Command::MoreWorkers {
+                    let ceiling = ttin_ceiling(self.settings.workers);
+                    if self.target >= ceiling {
+                        log_warn(&format!(
+                            "master {}: TTIN ignored: {} workers is the ceiling (4 per CPU, or \
+                             `workers` if higher); raise `workers` and reload for more",
+                            self.pid, self.target
+                        ));
+                        return;
+                    }
                     self.target += 1;
                     self.spawn(self.target, self.generation);
                 } else if self.target > 1 {
@@ -314,9 +325,7 @@ impl Master {
                 self.notifier.ready(&self.status());
                 self.daemon.report(exit::OK);
             }
-            Phase::Reloading(p) if ready(p.generation) >= p.settings.workers.max(1) => {
-                self.commit_reload()
-            }
+            Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),
             _ => {}
         }
         if self.reload_queued && matches!(self.phase, Phase::Running) {
@@ -324,6 +333,13 @@ impl Master {
             self.begin_reload();
         }
     }
+}
+
+/// Most workers TTIN may reach: 4 per CPU, or the configured `workers` if that is higher
+/// (a runaway script sending TTIN cannot fork the machine to death).
+pub(super) fn ttin_ceiling(workers: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    workers.max(cpus.saturating_mul(4)).min(4096)
 }
 
 /// Asks one worker to stop (TERM: graceful, QUIT: now) and arms its SIGKILL deadline.

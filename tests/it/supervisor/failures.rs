@@ -265,3 +265,46 @@ fn term_answers_connections_waiting_in_the_backlog_with_zero_resets() {
     );
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// TTIN adds workers up to a ceiling (4 per CPU here, `workers = 1`), and a reload that does
+/// not change `workers` keeps the count TTIN set.
+#[test]
+fn ttin_stops_at_a_ceiling_and_a_reload_keeps_the_changed_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", "listen = 127.0.0.1:0");
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // One at a time: two signals sent together may be delivered as one.
+    for n in [2, 3] {
+        d.signal(libc::SIGTTIN);
+        assert!(eventually(30, || children(d.pid()).len() == n));
+    }
+    let before = children(d.pid());
+    write_ini(dir.path(), "supapp:make_app", "two", "listen = 127.0.0.1:0");
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || {
+            let now = children(d.pid());
+            now.len() == 3 && now.iter().all(|p| !before.contains(p))
+        }),
+        "three new workers after the reload: {:?}",
+        children(d.pid())
+    );
+    assert_eq!(ask(&addr, "/").map(|r| r.1).as_deref(), Some("two"));
+    let ceiling = 4 * std::thread::available_parallelism().unwrap().get();
+    for _ in 0..ceiling + 3 {
+        d.signal(libc::SIGTTIN);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(eventually(60, || children(d.pid()).len() == ceiling));
+    assert!(line_with(&d, "TTIN ignored", 10).is_some());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        children(d.pid()).len(),
+        ceiling,
+        "no worker past the ceiling"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(60), Some(0));
+}
