@@ -102,6 +102,11 @@ impl Master {
                 Err(_) => return,
             };
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+                let how = match code {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".to_string(),
+                };
+                self.upgrade_exited(pid, &how);
                 continue;
             };
             let w = self.workers.remove(i);

@@ -12,10 +12,12 @@ use nix::unistd::Pid;
 
 use super::lifecycle::Backoff;
 use super::listeners::ListenerSet;
+use super::pidfile::PidFile;
 use super::retire::Retire;
 use super::signals::{self, Command};
 use super::spawn::{self, DaemonStatus};
 use super::systemd::Notifier;
+use super::upgrade::Exec;
 use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
 use crate::config::Settings;
@@ -87,6 +89,13 @@ pub(super) struct Master {
     pub(super) reload_queued: bool,
     /// Next `max_worker_memory` check.
     pub(super) next_memory_check: Instant,
+    /// How this binary was started (USR2 starts it again).
+    pub(super) exec: Exec,
+    /// The new master a USR2 started, until it takes over or fails.
+    pub(super) upgrade: Option<Pid>,
+    /// This master came from a USR2: the old master, stopped once our workers are ready.
+    pub(super) handover_from: Option<i32>,
+    pub(super) pidfile: Option<PidFile>,
     pub(super) daemon: DaemonStatus,
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
@@ -271,11 +280,15 @@ impl Master {
                 ));
             }
             Command::Reap => {} // reaped on every turn
+            Command::Upgrade => self.begin_upgrade(),
         }
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
-        self.notifier.stopping();
+        if !self.handing_over() {
+            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
+            self.notifier.stopping();
+        }
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
             p.listeners.remove_files_not_in(Some(&self.listeners));
         }
@@ -324,6 +337,7 @@ impl Master {
                 ));
                 self.notifier.ready(&self.status());
                 self.daemon.report(exit::OK);
+                self.finish_takeover();
             }
             Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),
             _ => {}

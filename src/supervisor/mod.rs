@@ -19,6 +19,7 @@ pub mod signals;
 pub mod spawn;
 pub mod systemd;
 pub mod title;
+mod upgrade;
 pub mod worker;
 
 #[cfg(test)]

@@ -75,6 +75,36 @@ pub fn spawn_worker(
     Ok(Spawned { pid, ready: r })
 }
 
+/// Forks and execs `program args` with `env` added, keeping the descriptors `keep` open across
+/// the exec (every other descriptor of the master is close-on-exec). The USR2 upgrade.
+pub fn fork_exec(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    keep: &[RawFd],
+) -> nix::Result<Pid> {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |b: &[u8]| std::ffi::CString::new(b).map_err(|_| nix::Error::EINVAL);
+    let prog = cstr(program.as_os_str().as_bytes())?;
+    let mut argv = vec![prog.clone()];
+    for a in args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    fork_child(move || {
+        for &fd in keep {
+            // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+        for (k, v) in env {
+            std::env::set_var(k, v);
+        }
+        // The new master blocks its signals itself; it starts from a clean mask.
+        let _ = super::signals::unblock_all();
+        let _ = nix::unistd::execv(&prog, &argv);
+        127 // exec failed: the old master sees this exit code and keeps serving
+    })
+}
+
 /// Tells the foreground parent of `--daemon` how start-up went.
 #[derive(Debug)]
 pub struct DaemonStatus(Option<OwnedFd>);

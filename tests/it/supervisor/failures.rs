@@ -21,7 +21,7 @@ pub(super) fn line_with(d: &Daemon, needle: &str, secs: u64) -> Option<String> {
 }
 
 /// The daemon for an app module `deployed` that lives in `dir` (so the test can break it).
-fn start_deployed(dir: &Path, server: &str) -> Daemon {
+pub(super) fn start_deployed(dir: &Path, server: &str) -> Daemon {
     let ini = write_ini(dir, "deployed:make_app", "one", server);
     let mut c = command(&ini);
     c.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1");

@@ -18,6 +18,7 @@ mod recycle;
 mod reload;
 mod systemd;
 mod timeout;
+mod upgrade;
 
 fn apps() -> PathBuf {
     root().join("tests/apps/supervisor")

@@ -11,14 +11,14 @@ use super::{ask, eventually, start, write_ini};
 
 /// Bounded load: 2 keep-alive clients and 2 connection-per-request clients until `stop` (or
 /// 120 s). Returns (handles, ok count, failures, pids seen).
-type Load = (
+pub(super) type Load = (
     Vec<std::thread::JoinHandle<()>>,
     Arc<AtomicUsize>,
     Arc<Mutex<Vec<String>>>,
     Arc<Mutex<std::collections::HashSet<i32>>>,
 );
 
-fn load(addr: &str, stop: &Arc<AtomicBool>) -> Load {
+pub(super) fn load(addr: &str, stop: &Arc<AtomicBool>) -> Load {
     let ok = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let pids = Arc::new(Mutex::new(std::collections::HashSet::new()));
