@@ -266,13 +266,25 @@ fn term_answers_connections_waiting_in_the_backlog_with_zero_resets() {
     assert_eq!(d.wait(30), Some(0));
 }
 
-/// TTIN adds workers up to a ceiling (4 per CPU here, `workers = 1`), and a reload that does
-/// not change `workers` keeps the count TTIN set.
+/// TTIN adds workers up to a ceiling (4 per CPU: the daemon is confined to one CPU, so 4,
+/// whatever the machine), and a reload that does not change `workers` keeps the count TTIN set.
 #[test]
 fn ttin_stops_at_a_ceiling_and_a_reload_keeps_the_changed_count() {
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let ini = write_ini(dir.path(), "supapp:make_app", "one", "listen = 127.0.0.1:0");
-    let mut d = super::start(&ini, 1);
+    let mut c = command(&ini);
+    // SAFETY: between fork and exec the closure only calls sched_setaffinity(2) on a cpu_set_t
+    // on its stack (async-signal-safe; no allocation, no lock).
+    unsafe {
+        c.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        })
+    };
+    let mut d = Daemon::start_with(&mut c, 1);
     let addr = d.addr();
     assert!(eventually(30, || ask(&addr, "/").is_some()));
     // One at a time: two signals sent together may be delivered as one.
@@ -292,7 +304,7 @@ fn ttin_stops_at_a_ceiling_and_a_reload_keeps_the_changed_count() {
         children(d.pid())
     );
     assert_eq!(ask(&addr, "/").map(|r| r.1).as_deref(), Some("two"));
-    let ceiling = 4 * std::thread::available_parallelism().unwrap().get();
+    let ceiling = 4;
     for _ in 0..ceiling + 3 {
         d.signal(libc::SIGTTIN);
         std::thread::sleep(Duration::from_millis(150));
