@@ -116,9 +116,11 @@ fn look(ctx: &Arc<Ctx>, limit: Duration) {
         match run.interrupted {
             None if elapsed >= limit => {
                 run.interrupted = Some((now, false));
-                let (ch, version) = (run.ch.clone(), run.version);
+                // Under the slot lock, so the call cannot end and the thread start the next
+                // request on this connection in between (lock order: slot, then channel; app
+                // threads never hold a channel lock while taking their slot).
+                answer_for_the_client(ctx, &run.ch, run.version);
                 drop(s);
-                answer_for_the_client(ctx, &ch, version);
                 interrupt(ctx, thread, what, elapsed, limit);
             }
             Some((at, false)) if now.saturating_duration_since(at) >= STUCK_GRACE => {
