@@ -29,6 +29,12 @@ pub trait App: Send + Sync + 'static {
     }
     /// Serves one request on an app thread (inside `run_thread`).
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure>;
+    /// `request_timeout`: called from another thread when the app thread `thread`
+    /// (`pthread_self`) has been inside `call` too long; interrupts that call if the app can,
+    /// and returns the thread's stack for the log.
+    fn interrupt(&self, _thread: u64) -> Option<String> {
+        None
+    }
 }
 
 /// One request/response exchange, as seen from an app thread.

@@ -32,7 +32,7 @@ pub mod uri;
 
 pub use buffer::OverflowableBuffer;
 pub use encode::{BodyEncoder, Chunk, Finish, Warning};
-pub use error::{error_response, internal_error_response, HttpError};
+pub use error::{error_response, gateway_timeout_response, internal_error_response, HttpError};
 pub use parse::{Progress, RequestParser, Status};
 pub use request::{environ_key, Origin, Request, RequestMeta, Version};
 pub use response::{ResponseError, ResponseHead};

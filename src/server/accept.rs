@@ -16,6 +16,10 @@ use super::shared::{socket_error, ChanState, Shared};
 use crate::http::Origin;
 use crate::net::Listener;
 
+/// Most connections taken from one listener's backlog at a graceful stop (the kernel caps a
+/// backlog at `somaxconn`, 4096 by default).
+const BACKLOG_DRAIN_MAX: usize = 65536;
+
 /// How long a connection must have been idle (or sending one head) to be evicted.
 const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
 
@@ -162,20 +166,7 @@ impl EventLoop {
                         return;
                     }
                 }
-                let l = &self.listeners[li];
-                let r = match &l.sock {
-                    Lsock::Tcp(t) => t.accept().map(|(s, a)| {
-                        if let Err(e) = s.set_nodelay(true) {
-                            if self.ctx.opts.log_socket_errors {
-                                log::warn!(target: "waitress", "server accept() threw an exception: {e}");
-                            }
-                        }
-                        (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
-                    }),
-                    Lsock::Unix(u) => u
-                        .accept()
-                        .map(|(s, _)| (OwnedFd::from(s), "localhost".to_string(), "None".to_string())),
-                };
+                let r = self.accept_one(li);
                 match r {
                     Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -194,6 +185,43 @@ impl EventLoop {
                         self.listeners[li].accept_pending = false;
                         break;
                     }
+                }
+            }
+        }
+    }
+
+    /// One accept(2) on listener `li`: the socket (TCP_NODELAY set) and the peer as the
+    /// environ shows it (unix peers are `localhost`).
+    fn accept_one(&mut self, li: usize) -> std::io::Result<(OwnedFd, String, String)> {
+        match &self.listeners[li].sock {
+            Lsock::Tcp(t) => t.accept().map(|(s, a)| {
+                if let Err(e) = s.set_nodelay(true) {
+                    if self.ctx.opts.log_socket_errors {
+                        log::warn!(target: "waitress", "server accept() threw an exception: {e}");
+                    }
+                }
+                (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
+            }),
+            Lsock::Unix(u) => u.accept().map(|(s, _)| {
+                (
+                    OwnedFd::from(s),
+                    "localhost".to_string(),
+                    "None".to_string(),
+                )
+            }),
+        }
+    }
+
+    /// Graceful stop, before the listeners close: accepts every connection the kernel has
+    /// already queued for us (beyond `connection_limit`), so they are answered (with
+    /// `Connection: close`) instead of reset when the listening socket goes away.
+    pub(super) fn drain_backlog(&mut self, now: Instant) {
+        for li in 0..self.listeners.len() {
+            for _ in 0..BACKLOG_DRAIN_MAX {
+                match self.accept_one(li) {
+                    Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(_) => break, // WouldBlock: the backlog is empty
                 }
             }
         }
@@ -268,6 +296,8 @@ impl EventLoop {
                 close_when_flushed: false,
                 closed: false,
                 last_activity: now,
+                head_out: false,
+                timed_out: false,
             }),
             cv: Condvar::new(),
             disconnected: Arc::new(AtomicBool::new(false)),

@@ -101,7 +101,13 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
         dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
+        let watchdog_stop = Arc::new(AtomicBool::new(false));
+        let watchdog = super::watchdog::spawn(&self.ctx, &watchdog_stop);
         let result = self.serve();
+        watchdog_stop.store(true, Ordering::Relaxed);
+        if let Some(w) = watchdog {
+            let _ = w.join();
+        }
         // Stop: cancel what never started, let the threads finish what they run.
         for i in 0..self.chans.len() {
             if self.chans[i].is_some() {
@@ -139,7 +145,8 @@ impl EventLoop {
         let mut done: Vec<Arc<Shared>> = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         let cleanup = Duration::from_secs(self.ctx.opts.cleanup_interval.max(1));
-        let mut next_sweep = Instant::now() + cleanup;
+        // Saturating: `cleanup_interval` accepts up to 2^64-1 seconds.
+        let mut next_sweep = crate::time::later(Instant::now(), cleanup);
         // One clock read per iteration: the timeout is computed from the previous iteration's
         // reading (at most one iteration's work late, far below the 1 s timer resolution).
         let mut now = Instant::now();
@@ -208,7 +215,7 @@ impl EventLoop {
                 self.tick(now);
             }
             if now >= next_sweep {
-                next_sweep = now + cleanup;
+                next_sweep = crate::time::later(now, cleanup);
                 self.sweep(now);
             }
             self.close_idle_after_grace(now);

@@ -25,6 +25,8 @@ pub(crate) struct Scratch {
     pub(super) status: String,
     pub(super) log: access_log::Clock,
     pub(super) proxy: Option<ProxySettings>,
+    /// This app thread's number (its `request_timeout` record).
+    pub(super) slot: usize,
 }
 
 pub(super) struct Task<'a> {
@@ -97,6 +99,11 @@ impl Task<'_> {
         }
         let wm = self.ctx.opts.outbuf_high_watermark;
         let mut st = lock(&self.ch.st);
+        if st.timed_out {
+            self.gone = true;
+            return Err(Disconnected);
+        }
+        st.head_out = true;
         while !st.closed && st.out.pending() > wm {
             match st.out.flush(self.ch.fd()) {
                 Ok(true) => break,
