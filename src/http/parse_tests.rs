@@ -212,6 +212,8 @@ fn valid_request_contents() {
     assert!(!p.head_done_seen, "no body: straight to Complete");
 }
 
+const TARGET_FORM: &str = "Bad URI: the request-target must be an absolute path (/...), an absolute URI, * with OPTIONS, or host:port with CONNECT";
+
 /// (input, status, detail, prompt prefix: the error must happen after only these bytes).
 type Malformed = (&'static [u8], u16, &'static str, Option<&'static [u8]>);
 const MALFORMED: &[Malformed] = &[
@@ -228,6 +230,10 @@ const MALFORMED: &[Malformed] = &[
     (b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
     (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
     (b"GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
+    (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, Some(b"GET foo HTTP/1.1\r\n")),
+    (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
+    (b"GET 127.0.0.1:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
+    (b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
     (b"GET / HTTP/1.1\r\n\r\n", 400, "Missing Host header", None),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Duplicate header: Host", None),
     (b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400, "Duplicate header: Host", None),

@@ -58,6 +58,75 @@ pub fn split_target(target: &[u8]) -> Option<SplitTarget> {
     })
 }
 
+/// Whether `target` has a request-target form RFC 9112 §3.2 allows for `method`:
+/// origin-form (starts with `/`; waitress's `//path` included), absolute-form (`scheme:` then
+/// anything `split_target` accepts, so waitress's `h.example:80/x` quirk stays), authority-form
+/// (`host:port`) only with CONNECT, which takes no other form (RFC 9110 §9.3.6), and
+/// asterisk-form (`*`) only with OPTIONS. Anything else is answered 400 instead of being passed
+/// to the app as a relative path (waitress passed `GET foo` on as PATH_INFO `foo`).
+pub fn target_form_allowed(method: &[u8], target: &[u8]) -> bool {
+    if method == b"CONNECT" {
+        return is_authority_form(target);
+    }
+    match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target.len() == 1 && method == b"OPTIONS",
+        _ => has_scheme(target),
+    }
+}
+
+/// `scheme ":"` at the start (RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )).
+fn has_scheme(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', target) else {
+        return false;
+    };
+    let scheme = &target[..colon];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+/// `uri-host ":" port` (RFC 9112 §3.2.3; CONNECT needs the port, RFC 9110 §9.3.6): a bracketed
+/// IP literal or a reg-name/IPv4 of unreserved, sub-delims and `%`, then 1*DIGIT.
+fn is_authority_form(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memrchr(b':', target) else {
+        return false;
+    };
+    let (host, port) = (&target[..colon], &target[colon + 1..]);
+    if port.is_empty() || !port.iter().all(u8::is_ascii_digit) || host.is_empty() {
+        return false;
+    }
+    let literal = |h: &[u8]| {
+        h.iter()
+            .all(|&c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.' | b'v' | b'V'))
+    };
+    match host {
+        [b'[', inner @ .., b']'] => !inner.is_empty() && literal(inner),
+        _ => host.iter().all(|&c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        }),
+    }
+}
+
 /// Percent-decodes `src` into `out` like `urllib.parse.unquote_to_bytes`: `%XX` with two hex
 /// digits becomes one byte, anything else (`%zz`, a lone `%`) stays literal.
 pub fn percent_decode_into(src: &[u8], out: &mut Vec<u8>) {
@@ -174,6 +243,50 @@ mod tests {
                 split(target),
                 Some((path.to_string(), query.to_string())),
                 "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_target_forms_follow_rfc9112() {
+        for (method, target, ok) in [
+            ("GET", "/", true),
+            ("GET", "//host/x", true),
+            ("GET", "http://h/p", true),
+            ("GET", "https://h:8443", true),
+            ("GET", "h.example:80/x", true),
+            ("GET", "urn:x", true),
+            ("OPTIONS", "*", true),
+            ("OPTIONS", "/x", true),
+            ("CONNECT", "h.example:443", true),
+            ("CONNECT", "127.0.0.1:80", true),
+            ("CONNECT", "[::1]:8443", true),
+            ("GET", "*", false),
+            ("POST", "*", false),
+            ("OPTIONS", "**", false),
+            ("OPTIONS", "*/x", false),
+            ("GET", "foo", false),
+            ("GET", "foo/bar", false),
+            ("GET", "?x=1", false),
+            ("GET", "#f", false),
+            ("GET", "127.0.0.1:80", false),
+            ("GET", "[::1]:80", false),
+            ("GET", ":80", false),
+            ("GET", "1http://h/", false),
+            ("CONNECT", "/", false),
+            ("CONNECT", "http://h:80/", false),
+            ("CONNECT", "h.example", false),
+            ("CONNECT", "h.example:", false),
+            ("CONNECT", ":443", false),
+            ("CONNECT", "h/x:443", false),
+            ("CONNECT", "user@h:443", false),
+            ("CONNECT", "[::1:443", false),
+            ("CONNECT", "*", false),
+        ] {
+            assert_eq!(
+                target_form_allowed(method.as_bytes(), target.as_bytes()),
+                ok,
+                "{method} {target}"
             );
         }
     }
