@@ -309,6 +309,7 @@ impl EventLoop {
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
         let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
+        let at_limit = self.count >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let st = lock(&ch.shared.st);
         if st.closed {
@@ -339,6 +340,9 @@ impl EventLoop {
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
             self.close(i);
+        } else if at_limit && ch.is_idle_keepalive() {
+            // It may make room for a client waiting at the limit: look at the backlog again.
+            self.retry_accept();
         }
     }
 
@@ -358,9 +362,7 @@ impl EventLoop {
         self.count -= 1;
         if self.count + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
-            for l in &mut self.listeners {
-                l.accept_pending = true;
-            }
+            self.retry_accept();
         }
     }
 
@@ -382,7 +384,7 @@ impl EventLoop {
 }
 
 /// True if the client sent bytes we have not read (closing now would reset the connection).
-fn unread_input(sh: &Shared) -> bool {
+pub(super) fn unread_input(sh: &Shared) -> bool {
     let mut b = [0u8; 1];
     let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
     matches!(

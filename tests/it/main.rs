@@ -2,6 +2,7 @@
 //! core, the real event loop in-process) over real sockets on loopback.
 mod util;
 
+mod abuse;
 mod config;
 mod hostile;
 mod server;

@@ -7,6 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Held by tests that measure this process's RSS and by tests that make it allocate a lot
+/// (they share one process).
+pub static RSS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_waitressd"))
