@@ -5,6 +5,7 @@ mod util;
 mod abuse;
 mod config;
 mod hostile;
+mod props;
 mod server;
 mod supervisor;
 mod wsgi;

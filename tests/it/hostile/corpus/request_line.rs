@@ -178,10 +178,10 @@ pub const REQUEST_LINE_AND_HOST: &[Case] = &[
         smuggle!("GET {P} HTTP/1.1\r\nHost: user@x\r\n\r\n"),
     ),
     served(
-        "authority-form CONNECT reaches the app as waitress passes it (PATH_INFO 443)",
-        b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\nX-Case: {P}\r\n\r\n",
+        "authority-form CONNECT reaches the app as waitress passes it (PATH_INFO 443), then the connection closes: what follows would be a tunnel (RFC 9110 §9.3.6)",
+        b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\nX-Case: {P}\r\n\r\nGET {P}/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
         &[200],
-        End::Open,
+        End::Closed,
         &["CONNECT 443 0 {P}"],
     ),
     served(
