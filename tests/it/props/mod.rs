@@ -4,9 +4,11 @@
 //! ones; the `listen` splitter round-trips. The same properties run unbounded as coverage-guided
 //! fuzz targets (`tools/fuzz.sh`), and `differential` checks the framing against hyper's.
 pub mod gen;
+pub mod reference;
 pub mod stream;
 
 mod differential;
+mod seeds;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
