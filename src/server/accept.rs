@@ -19,6 +19,10 @@ use crate::net::Listener;
 
 /// How long a connection must have been idle (or sending one head) to be evicted.
 const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
+/// How often the backlog is looked at again while clients wait at the limit and nothing can
+/// be evicted yet (connections become evictable `EVICT_MIN_IDLE` after their last activity;
+/// waiting for the 1 s tick instead would double a waiting client's delay).
+const WAITING_RETRY: Duration = Duration::from_millis(100);
 
 pub(super) enum Lsock {
     Tcp(mio::net::TcpListener),
@@ -210,6 +214,19 @@ impl EventLoop {
             Lsock::Tcp(t) => t.as_raw_fd(),
             Lsock::Unix(u) => u.as_raw_fd(),
         }
+    }
+
+    /// The loop's next wake-up: `next`, or sooner while clients wait at the limit, when the
+    /// listeners are marked for another accept round every `WAITING_RETRY`.
+    pub(super) fn accept_deadline(&mut self, now: Instant, next: Instant) -> Instant {
+        if !self.ctx.clients_waiting.load(Ordering::Relaxed) {
+            return next;
+        }
+        if now >= self.waiting_retry {
+            self.retry_accept();
+            self.waiting_retry = now + WAITING_RETRY;
+        }
+        next.min(self.waiting_retry)
     }
 
     /// Marks every listener for another accept round (a connection closed, or one became an

@@ -45,6 +45,8 @@ pub(crate) struct EventLoop {
     pub(super) free: Vec<usize>,
     pub(super) count: usize,
     pub(super) at_limit_logged: bool,
+    /// Next look at the backlog while clients wait at the limit (see `accept_deadline`).
+    pub(super) waiting_retry: Instant,
     pub(super) scratch: Vec<u8>,
     /// Channels that stopped reading for fairness and must be read again.
     pub(super) again: Vec<usize>,
@@ -88,6 +90,7 @@ impl EventLoop {
             free: Vec::new(),
             count: 0,
             at_limit_logged: false,
+            waiting_retry: Instant::now(),
             scratch,
             again: Vec::new(),
             access,
@@ -145,7 +148,8 @@ impl EventLoop {
         let mut now = Instant::now();
         loop {
             let timeout = if self.again.is_empty() {
-                next_tick.min(next_sweep).saturating_duration_since(now)
+                let next = self.accept_deadline(now, next_tick.min(next_sweep));
+                next.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };

@@ -2,7 +2,10 @@
 //! `connection_limit`, slowloris, idle floods, header bombs, clients that never read or vanish,
 //! and apps that hang, raise or leak. Every test asserts that a fresh client is still served
 //! within a bound and that the worker's memory stays bounded.
+mod apps;
 mod burst;
+mod clients;
+mod heads;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
