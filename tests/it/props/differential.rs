@@ -20,7 +20,7 @@ use super::reference::check;
 use super::{config, gen};
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn waitressd_frames_nothing_hyper_frames_differently(data in gen::stream()) {
