@@ -26,6 +26,10 @@ if [ "$target" = all ]; then
 fi
 case " ${all[*]} " in *" $target "*) ;; *) echo "unknown target $target (${all[*]})" >&2; exit 2 ;; esac
 
+# libfuzzer-sys compiles libFuzzer's C++ source.
+if ! command -v c++ >/dev/null 2>&1; then
+    apt-get install -y g++ >/dev/null || { apt-get update >/dev/null && apt-get install -y g++ >/dev/null; }
+fi
 export PYO3_PYTHON="${PYO3_PYTHON:-$(python3 -c 'import sys; print(sys._base_executable)')}"
 # libpython for the waitressd library the targets link (they never start Python).
 libdir="$("$PYO3_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')"
