@@ -56,12 +56,15 @@ fn slowloris_below_and_above_the_connection_limit_does_not_starve_fresh_clients(
 fn an_idle_flood_above_the_limit_does_not_starve_fresh_clients() {
     let d = start(&["--connection-limit", "100"]);
     let addr = d.addr();
+    let base = rss_kib(d.pid());
     let _idle = connect_many(&addr, 300);
     std::thread::sleep(Duration::from_millis(300));
     for i in 0..5 {
         let took = fresh_client_served(&addr, 10).unwrap();
         assert!(took < Duration::from_secs(5), "fresh client {i}: {took:?}");
     }
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
 }
 
 fn send_and_read(addr: &str, req: &[u8]) -> Option<u16> {
