@@ -94,7 +94,24 @@ fn rss_kib(pid: i32) -> u64 {
 /// Connects `n` clients without blocking on the server (the kernel completes the handshake
 /// while they wait in the backlog).
 fn connect_many(addr: &str, n: usize) -> Vec<TcpStream> {
+    raise_fd_limit(n as u64 + 4096);
     (0..n)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect()
+}
+
+/// Raises this process's soft RLIMIT_NOFILE towards `want` (capped at the hard limit): the
+/// tests share one process, and a default soft limit of 1024 is too few for a 1000-client burst.
+fn raise_fd_limit(want: u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit on our stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < want {
+            r.rlim_cur = want.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
 }
