@@ -5,6 +5,7 @@ mod util;
 mod abuse;
 mod config;
 mod hostile;
+mod integrity;
 mod props;
 mod server;
 mod supervisor;
