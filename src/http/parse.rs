@@ -357,6 +357,13 @@ fn request_line(req: &mut Request, line: Range<usize>) -> Result<(), HttpError> 
     if target.iter().any(|&c| c < 0x20 || c == 0x7f) {
         return Err(HttpError::bad_request("Bad URI").with_version(v));
     }
+    if !super::uri::target_form_allowed(method, target) {
+        return Err(HttpError::bad_request(
+            "Bad URI: the request-target must be an absolute path (/...), an absolute URI, \
+             * with OPTIONS, or host:port with CONNECT",
+        )
+        .with_version(v));
+    }
     let m = line.start..line.start + sp1;
     let t = m.end + 1..m.end + 1 + sp2;
     req.method = Span::new(m);

@@ -61,6 +61,9 @@ pub(crate) struct Channel {
     pub(crate) linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
+    /// At least one whole request was read: between requests this is an idle keep-alive
+    /// connection, the first to be closed when clients wait at `connection_limit`.
+    kept_alive: bool,
 }
 
 /// What reading did.
@@ -96,6 +99,7 @@ impl Channel {
             continue_done: false,
             linger: false,
             discarded: 0,
+            kept_alive: false,
         }
     }
 
@@ -116,6 +120,13 @@ impl Channel {
             && st.out.is_empty()
             && !self.parser.head_complete()
             && self.held.is_none()
+    }
+
+    /// Idle between requests after at least one: an idle keep-alive connection (nginx closes
+    /// these first when it runs out of connections; a client retries on a new one, RFC 9112
+    /// §9.3.1).
+    pub(crate) fn is_idle_keepalive(&self) -> bool {
+        self.kept_alive && self.head_started.is_none() && self.is_idle()
     }
 
     /// Since when the connection has been waiting on its client: the first byte of a half-sent
@@ -273,6 +284,7 @@ impl Channel {
                         }
                         Status::Complete => {
                             self.head_started = None;
+                            self.kept_alive = true;
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);

@@ -45,6 +45,10 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
+    /// Clients wait at `connection_limit` and no connection could be evicted: app threads
+    /// tell the loop when they finish, since the connection becomes an idle keep-alive one
+    /// that can make room (see `accept::evict_one`).
+    pub(crate) clients_waiting: AtomicBool,
     // Boxed on purpose: jobs move between pool, channel and queue as one pointer.
     #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Job>>>,
@@ -81,6 +85,7 @@ impl Ctx {
             jobs_cv: Condvar::new(),
             done: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            clients_waiting: AtomicBool::new(false),
             pool: Mutex::new(Vec::new()),
             access,
             served: AtomicU64::new(0),
@@ -288,7 +293,10 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                     st.queue.clear();
                     st.running = false;
                     st.last_activity = Instant::now();
-                    let notify = st.notify_on_done || st.close_when_flushed || st.closed;
+                    let notify = st.notify_on_done
+                        || st.close_when_flushed
+                        || st.closed
+                        || ctx.clients_waiting.load(Ordering::Relaxed);
                     st.notify_on_done = false;
                     drop(st);
                     if notify {
