@@ -258,14 +258,20 @@ http {{
             time.sleep(0.3)
             rss0 = srv.mem_kib("VmRSS")
             deadline = time.time() + 60
+            err = ""
             for _ in range(n):
                 if time.time() > deadline:
                     break
-                s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-                s.sendall(req)
-                got = s.recv(4096)
+                try:
+                    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                    s.sendall(req)
+                    got = s.recv(4096)
+                except OSError as e:
+                    err = f"connection {len(conns) + 1}: {e}"
+                    break
                 if not got.startswith(b"HTTP/1.1 200"):
                     s.close()
+                    err = f"connection {len(conns) + 1}: {got[:40]!r}"
                     break
                 conns.append(s)
             time.sleep(0.5)
@@ -291,7 +297,7 @@ http {{
             "fresh_ms": times[len(times) // 2] * 1e3,
             "fresh_max_ms": times[-1] * 1e3,
             "rss": peak / 1024,
-            "error": "" if held == n else f"only {held} of {n} connections held",
+            "error": "" if held == n else f"only {held} of {n} connections held ({err})",
             "alive": alive,
         }
 
@@ -350,10 +356,13 @@ def main():
     ap.add_argument("--idle", type=int, default=10000, help="idle connections of the idle row")
     ap.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
     ap.add_argument("--servers", default="", help="comma-separated server names (default: all)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a server did not start or a waitressd cell saw errors (smoke)")
     a = ap.parse_args()
     rows = [r for r in ROWS if not a.rows or r[0] in a.rows.split(",")]
     only = set(a.servers.split(",")) if a.servers else None
     b = Bench(a)
+    failures = []
     os.sched_setaffinity(0, {int(CLIENT_CPU)})
     tls = "--certfile" in subprocess.run([a.waitressd, "--help"], capture_output=True, text=True).stdout
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {os.uname().nodename}, {os.cpu_count()} CPUs; "
@@ -375,6 +384,8 @@ def main():
             for s, r in res.items():
                 if r is None:
                     continue
+                if "held" not in r or (r["error"] and s.startswith(DEFAULT)):
+                    failures.append(f"{label}: {s}: {r['error']}")
                 if "held" not in r:
                     print(f"{s:<14} {r['error']}")
                     continue
@@ -394,6 +405,8 @@ def main():
             res[s] = r
         ref = res.get(DEFAULT) or {}
         for s, r in res.items():
+            if "rps" not in r or (r["error"] and s.startswith(DEFAULT)):
+                failures.append(f"{label}: {s}: {r['error']}")
             if "rps" not in r:
                 print(f"{s:<14} {r['error']}")
                 continue
@@ -406,7 +419,9 @@ def main():
             per_call = flask_per_call(a.venv, 2000 if a.secs <= 1 else 20000)
             print(f"(Flask app alone in a plain Python loop: {fmt(per_call, '.1f')} us/call; "
                   f"waitressd's share: {fmt(ref['cpu_us'] - per_call, '.1f')} us/req)")
-    return 0
+    for f in failures:
+        print(f"FAILED {f}", file=sys.stderr)
+    return 1 if failures and a.strict else 0
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ fi
 # The idle row holds 10,000 connections on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if ((smoke)); then
-  set -- --secs 1 --warmup 0 --idle 500
+  set -- --secs 1 --warmup 0 --idle 500 --strict
 else
   set --
 fi
