@@ -14,7 +14,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::accept::{self, Listening};
 use super::access_log::AccessLog;
-use super::channel::{Channel, Phase, ReadOutcome};
+use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
 use super::shared::{socket_error, Shared};
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -72,7 +72,7 @@ impl EventLoop {
             None => None,
         };
         let ls = accept::register(&poll, listeners)?;
-        let scratch = vec![0u8; opts.recv_bytes.clamp(1024, 1 << 20)];
+        let scratch = vec![0u8; head_recv(opts.recv_bytes).max(BODY_RECV)];
         let ctl = Arc::new(Control {
             stop: AtomicU8::new(RUNNING),
             reopen: AtomicBool::new(false),

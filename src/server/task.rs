@@ -187,6 +187,10 @@ impl Exchange for Task<'_> {
         self.body
     }
 
+    fn body_remaining(&self) -> u64 {
+        self.body.remaining()
+    }
+
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
         if self.enc.is_some() {
             return; // the head is out; the caller re-raises (waitress §3.1)
