@@ -99,7 +99,6 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
-        dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
         let result = self.serve();
         // Stop: cancel what never started, let the threads finish what they run.
