@@ -98,6 +98,15 @@ impl RequestParser {
             || (self.state == State::Start && (self.head_len > 0 || self.pending_cr))
     }
 
+    /// Body bytes still expected, while a body of known length (Content-Length) is arriving:
+    /// the server reads it in larger pieces than a head.
+    pub fn fixed_body_remaining(&self) -> Option<u64> {
+        match (&self.state, &self.decoder) {
+            (State::Body, BodyDecoder::Fixed { remaining }) => Some(*remaining),
+            _ => None,
+        }
+    }
+
     /// True once the head of the current request is complete.
     pub fn head_complete(&self) -> bool {
         matches!(self.state, State::Body | State::Complete)

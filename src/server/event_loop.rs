@@ -14,7 +14,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::accept::{self, Listening};
 use super::access_log::AccessLog;
-use super::channel::{Channel, Phase, ReadOutcome};
+use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
 use super::shared::{socket_error, Shared};
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -74,7 +74,7 @@ impl EventLoop {
             None => None,
         };
         let ls = accept::register(&poll, listeners)?;
-        let scratch = vec![0u8; opts.recv_bytes.clamp(1024, 1 << 20)];
+        let scratch = vec![0u8; head_recv(opts.recv_bytes).max(BODY_RECV)];
         let ctl = Arc::new(Control {
             stop: AtomicU8::new(RUNNING),
             reopen: AtomicBool::new(false),
@@ -102,7 +102,6 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
-        dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
         let watchdog_stop = Arc::new(AtomicBool::new(false));
         let watchdog = super::watchdog::spawn(&self.ctx, &watchdog_stop);
