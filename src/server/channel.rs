@@ -176,7 +176,9 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
-            let want = self.recv_size(head_recv(ctx.opts.recv_bytes)).min(scratch.len());
+            let want = self
+                .recv_size(head_recv(ctx.opts.recv_bytes))
+                .min(scratch.len());
             let buf = &mut scratch[..want];
             let n = match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
                 Ok(n) => n,
