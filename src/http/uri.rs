@@ -128,6 +128,17 @@ fn valid_authority(a: &[u8], port_required: bool) -> bool {
     let host_ok = match host {
         [b'[', inner @ .., b']'] => !inner.is_empty() && literal(inner),
         [] => false,
+        // A `%` starts a pct-encoded triplet (RFC 3986 §2.1; found by the differential fuzz
+        // target: a lone `%` in the host is refused by strict parsers).
+        _ if host.iter().enumerate().any(|(i, &c)| {
+            c == b'%'
+                && !host
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        }) =>
+        {
+            false
+        }
         _ => host.iter().all(|&c| {
             c.is_ascii_alphanumeric()
                 || matches!(
@@ -291,6 +302,9 @@ mod tests {
             ("GET", "http://::.example/p", false),
             ("GET", "http://u@h/p", false),
             ("GET", "http://h:x/p", false),
+            ("GET", "http://exAmpl-%.com/p", false),
+            ("GET", "http://h%4/p", false),
+            ("GET", "http://h%41/p", true),
             ("OPTIONS", "*", true),
             ("OPTIONS", "/x", true),
             ("CONNECT", "h.example:443", true),

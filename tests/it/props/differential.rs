@@ -13,7 +13,7 @@
 //! refuses: obs-fold continuation lines (joined, as waitress does, unless the continuation
 //! looks like a `name:` field, which is refused); raw bytes >= 0x80 in a
 //! target starting with `//` (taken verbatim, as waitress). Resource limits differ too (hyper
-//! allows 100 header fields); the generators stay below them.
+//! allows 100 header fields): where hyper stops at its own limit, that is not counted.
 use proptest::prelude::*;
 
 use super::reference::check;

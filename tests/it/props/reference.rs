@@ -163,6 +163,8 @@ pub fn check(data: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let (theirs, end) = hyper_frame(data);
+    // hyper's own limits (100 header fields, its buffer size) are not a framing difference.
+    let hyper_limit = end.contains("too large");
     for (i, w) in ours.requests.iter().enumerate() {
         let what = match theirs.get(i) {
             None => "hyper did not frame it",
@@ -171,7 +173,7 @@ pub fn check(data: &[u8]) -> Result<(), String> {
                 Some(what) => what,
             },
         };
-        if known_difference(data) {
+        if known_difference(data) || (hyper_limit && theirs.get(i).is_none()) {
             return Ok(());
         }
         return Err(format!(
