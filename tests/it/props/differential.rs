@@ -12,7 +12,8 @@
 //! Known, deliberate differences (waitress compatibility), where waitressd accepts what hyper
 //! refuses: obs-fold continuation lines (joined, as waitress does, unless the continuation
 //! looks like a `name:` field, which is refused); raw bytes >= 0x80 in a
-//! target starting with `//` (taken verbatim, as waitress). Resource limits differ too (hyper
+//! target starting with `//` (taken verbatim, as waitress); `<` `>` `"` `{` `}` `|` `\` `^` and
+//! backtick in a target (passed to the app, as waitress). Resource limits differ too (hyper
 //! allows 100 header fields): where hyper stops at its own limit, that is not counted.
 use proptest::prelude::*;
 

@@ -152,8 +152,13 @@ fn differs(w: &Framed, h: &Reference) -> Option<&'static str> {
 /// Inputs where waitressd deliberately accepts what hyper refuses (see the module comment).
 fn known_difference(data: &[u8]) -> bool {
     let obs_fold = data.windows(3).any(|w| w == b"\r\n " || w == b"\r\n\t");
+    // Bytes hyper's URI parser refuses but waitress passes to the app in a target (they do not
+    // move any framing boundary): `<` `>` `"` `{` `}` `|` `\` `^` and backtick.
+    let loose_target = data.split(|&c| c == b'\n').any(|line| {
+        line.windows(6).any(|w| w == b" HTTP/") && line.iter().any(|c| b"<>\"{}|\\^`".contains(c))
+    });
     let raw_slashes = data.windows(2).any(|w| w == b" /") && data.iter().any(|&c| c >= 0x80);
-    obs_fold || raw_slashes
+    obs_fold || raw_slashes || loose_target
 }
 
 /// `Err` describes the first request waitressd framed that hyper did not frame the same way.
