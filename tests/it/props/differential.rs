@@ -14,7 +14,8 @@
 //! looks like a `name:` field, which is refused); raw bytes >= 0x80 in a
 //! target starting with `//` (taken verbatim, as waitress); `<` `>` `"` `{` `}` `|` `\` `^` and
 //! backtick in a target (passed to the app, as waitress). Resource limits differ too (hyper
-//! allows 100 header fields): where hyper stops at its own limit, that is not counted.
+//! allows 100 header fields and 64-byte schemes): where hyper stops at its own limit, that is
+//! not counted.
 use proptest::prelude::*;
 
 use super::reference::check;

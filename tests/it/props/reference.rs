@@ -158,7 +158,15 @@ fn known_difference(data: &[u8]) -> bool {
         line.windows(6).any(|w| w == b" HTTP/") && line.iter().any(|c| b"<>\"{}|\\^`".contains(c))
     });
     let raw_slashes = data.windows(2).any(|w| w == b" /") && data.iter().any(|&c| c >= 0x80);
-    obs_fold || raw_slashes || loose_target
+    // The `http` crate refuses schemes over 64 bytes (its limit, not a framing rule).
+    let long_scheme = data.split(|&c| c == b'\n').any(|line| {
+        let target = line.split(|&c| c == b' ').nth(1).unwrap_or_default();
+        target
+            .windows(3)
+            .position(|w| w == b"://")
+            .is_some_and(|p| p > 64)
+    });
+    obs_fold || raw_slashes || loose_target || long_scheme
 }
 
 /// `Err` describes the first request waitressd framed that hyper did not frame the same way.
