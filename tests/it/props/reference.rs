@@ -105,7 +105,8 @@ fn normalize(headers: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// hyper drops the fragment and writes an empty absolute-form path as `/` (same resource).
+/// hyper drops the fragment, writes an empty absolute-form path as `/` and the scheme in lower
+/// case (the same resource).
 fn same_target(ours: &[u8], theirs: &str) -> bool {
     let mut ours = ours
         .split(|&c| c == b'#')
@@ -126,6 +127,8 @@ fn same_target(ours: &[u8], theirs: &str) -> bool {
         if ours.get(end) != Some(&b'/') {
             ours.insert(end, b'/');
         }
+        // hyper writes the scheme in lower case (schemes are case-insensitive, RFC 3986 §3.1).
+        ours[..p].make_ascii_lowercase();
     }
     ours == theirs.as_bytes()
 }
