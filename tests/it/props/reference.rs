@@ -105,8 +105,8 @@ fn normalize(headers: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// hyper drops the fragment, writes an empty absolute-form path as `/` and the scheme in lower
-/// case (the same resource).
+/// hyper drops the fragment, writes an empty absolute-form path as `/` and `HTTP:` as `http:`
+/// (the same resource).
 fn same_target(ours: &[u8], theirs: &str) -> bool {
     let mut ours = ours
         .split(|&c| c == b'#')
@@ -127,8 +127,11 @@ fn same_target(ours: &[u8], theirs: &str) -> bool {
         if ours.get(end) != Some(&b'/') {
             ours.insert(end, b'/');
         }
-        // hyper writes the scheme in lower case (schemes are case-insensitive, RFC 3986 §3.1).
-        ours[..p].make_ascii_lowercase();
+        // hyper lower-cases `http`/`https` only (schemes are case-insensitive, RFC 3986 §3.1).
+        let theirs = theirs.as_bytes();
+        return theirs.len() == ours.len()
+            && ours[..p].eq_ignore_ascii_case(&theirs[..p])
+            && ours[p..] == theirs[p..];
     }
     ours == theirs.as_bytes()
 }
