@@ -45,6 +45,10 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
+    /// Clients wait at `connection_limit` and no connection could be evicted: app threads
+    /// tell the loop when they finish, since the connection becomes an idle keep-alive one
+    /// that can make room (see `accept::evict_one`).
+    pub(crate) clients_waiting: AtomicBool,
     // Boxed on purpose: jobs move between pool, channel and queue as one pointer.
     #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Job>>>,
@@ -81,6 +85,7 @@ impl Ctx {
             jobs_cv: Condvar::new(),
             done: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            clients_waiting: AtomicBool::new(false),
             pool: Mutex::new(Vec::new()),
             access,
             served: AtomicU64::new(0),
@@ -241,6 +246,7 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
         let h = std::thread::Builder::new()
             .name(format!("waitress-{i}"))
             .spawn(move || {
+                batch_scheduling();
                 let app = ctx.app.clone();
                 // A thread that dies (a panic outside the per-request guards) is started
                 // again in place, so the worker never runs with fewer app threads.
@@ -288,7 +294,10 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                     st.queue.clear();
                     st.running = false;
                     st.last_activity = Instant::now();
-                    let notify = st.notify_on_done || st.close_when_flushed || st.closed;
+                    let notify = st.notify_on_done
+                        || st.close_when_flushed
+                        || st.closed
+                        || ctx.clients_waiting.load(Ordering::Relaxed);
                     st.notify_on_done = false;
                     drop(st);
                     if notify {
@@ -307,11 +316,17 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
     }
 }
 
-/// SCHED_BATCH for the loop thread (and the app threads, which inherit it): a wake-up of one
-/// does not preempt the other, so on a busy core the loop collects every ready event while
-/// the app thread finishes its batch, instead of the two preempting each other per request.
-/// Measured (hello world through Python, server pinned to one core, wrk -c32): context
-/// switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
+/// SCHED_BATCH for an app thread (called by each at its start): its wake-up does not preempt
+/// the thread running on that CPU, so on a busy core the loop collects every ready event
+/// while an app thread finishes its batch, instead of the two preempting each other per
+/// request. Measured (hello world through Python, server pinned to one core, wrk -c32):
+/// context switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
+///
+/// The loop thread stays SCHED_OTHER: it is the one that must run soon after a client's
+/// packet arrives, and a SCHED_BATCH loop waits out the time slice of whatever else runs on
+/// its CPU (another worker, another process): hello world at C=1 on a shared core took 2 ms
+/// per request with it and 0.05 ms without (README "Performance"), while at C=64 involuntary
+/// context switches stayed at 0.003 per request (0.03–0.05 with every thread SCHED_OTHER).
 pub(crate) fn batch_scheduling() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between

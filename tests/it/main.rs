@@ -2,9 +2,11 @@
 //! core, the real event loop in-process) over real sockets on loopback.
 mod util;
 
+mod abuse;
 mod config;
 mod hostile;
 mod integrity;
+mod props;
 mod server;
 mod supervisor;
 mod wsgi;
