@@ -87,6 +87,9 @@ const READS_PER_EVENT: usize = 32;
 /// Largest recv while a body of known length arrives (other reads: `recv_bytes`); never more
 /// than the body's rest unless that is below `recv_bytes`. A 1 MiB upload: 131 → 5 recv calls.
 pub(crate) const BODY_RECV: usize = 256 * 1024;
+/// Bytes one readiness event may read before other channels get a turn (with `BODY_RECV`
+/// reads, `READS_PER_EVENT` alone would let one uploader take 8 MiB per turn).
+const BYTES_PER_EVENT: usize = 1 << 20;
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
@@ -147,7 +150,11 @@ impl Channel {
         batch: &mut Vec<Arc<Shared>>,
         now: Instant,
     ) -> ReadOutcome {
+        let mut budget = BYTES_PER_EVENT;
         for _ in 0..READS_PER_EVENT {
+            if budget == 0 {
+                break;
+            }
             if let Phase::Open = self.phase {
                 let mut st = lock(&self.shared.st);
                 if st.close_when_flushed {
@@ -181,6 +188,7 @@ impl Channel {
             if n == 0 {
                 return self.on_eof();
             }
+            budget = budget.saturating_sub(n);
             match &mut self.phase {
                 Phase::Open => {}
                 Phase::Closing => {
