@@ -87,11 +87,12 @@ const DISCARD_MAX: usize = 4 << 20;
 /// How many recv calls one readiness event may use before other channels get a turn.
 const READS_PER_EVENT: usize = 32;
 
-/// Largest recv while a body of known length arrives. `recv_bytes` (8 KiB, waitress's
-/// default) sizes every other read; a 1 MiB upload took 131 recv calls at that size and 5
-/// at this one (`strace -c`, README "Performance"). The bytes read are the same: the recv
-/// never asks for more than the body's rest unless that is below `recv_bytes`.
+/// Largest recv while a body of known length arrives (other reads: `recv_bytes`); never more
+/// than the body's rest unless that is below `recv_bytes`. A 1 MiB upload: 131 → 5 recv calls.
 pub(crate) const BODY_RECV: usize = 256 * 1024;
+/// Bytes one readiness event may read before other channels get a turn (with `BODY_RECV`
+/// reads, `READS_PER_EVENT` alone would let one uploader take 8 MiB per turn).
+const BYTES_PER_EVENT: usize = 1 << 20;
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
@@ -160,7 +161,11 @@ impl Channel {
         batch: &mut Vec<Arc<Shared>>,
         now: Instant,
     ) -> ReadOutcome {
+        let mut budget = BYTES_PER_EVENT;
         for _ in 0..READS_PER_EVENT {
+            if budget == 0 {
+                break;
+            }
             if let Phase::Open = self.phase {
                 let mut st = lock(&self.shared.st);
                 if st.close_when_flushed {
@@ -176,11 +181,12 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
-            let want = self
-                .recv_size(head_recv(ctx.opts.recv_bytes))
-                .min(scratch.len());
-            let buf = &mut scratch[..want];
-            let n = match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+            let want = self.recv_size(ctx.opts.recv_bytes).min(scratch.len());
+            let n = match recv(
+                self.shared.fd.as_raw_fd(),
+                &mut scratch[..want],
+                MsgFlags::empty(),
+            ) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => return ReadOutcome::Done,
                 Err(Errno::EINTR) => continue,
@@ -193,6 +199,7 @@ impl Channel {
             if n == 0 {
                 return self.on_eof();
             }
+            budget = budget.saturating_sub(n);
             match &mut self.phase {
                 Phase::Open => {}
                 Phase::Closing => {
@@ -222,9 +229,9 @@ impl Channel {
         ReadOutcome::More
     }
 
-    /// How much the next recv asks for: `head` (from `recv_bytes`), or up to `BODY_RECV` of a
-    /// body of known length.
-    fn recv_size(&self, head: usize) -> usize {
+    /// How much the next recv asks for: `recv_bytes`, or up to `BODY_RECV` of a known body.
+    fn recv_size(&self, recv_bytes: usize) -> usize {
+        let head = head_recv(recv_bytes);
         match self.parser.fixed_body_remaining() {
             Some(rest) if self.phase == Phase::Open => {
                 usize::try_from(rest).map_or(BODY_RECV, |r| r.min(BODY_RECV).max(head))
