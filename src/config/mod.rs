@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 pub mod args;
 pub mod defs;
+pub mod edge;
 pub mod error;
 pub mod ini;
 pub mod interpolate;
@@ -157,6 +158,8 @@ pub struct Settings {
     pub virtualenv: Option<PathBuf>,
     /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
     pub access_log: Option<PathBuf>,
+    /// PROXY protocol, status listener, TLS (config/edge.rs).
+    pub edge: edge::Edge,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
 }

@@ -165,19 +165,28 @@ impl EventLoop {
                 let l = &self.listeners[li];
                 let r = match &l.sock {
                     Lsock::Tcp(t) => t.accept().map(|(s, a)| {
+                        if let Some(allow) = &self.ctx.opts.proxy_protocol {
+                            if !allow.allows(a.ip()) {
+                                // Not a proxy we know: the header it would send is not
+                                // trusted, and the connection never reaches the app.
+                                log::debug!(target: "waitress", "PROXY protocol: {a} is not in proxy_allow_ips, closing");
+                                return None;
+                            }
+                        }
                         if let Err(e) = s.set_nodelay(true) {
                             if self.ctx.opts.log_socket_errors {
                                 log::warn!(target: "waitress", "server accept() threw an exception: {e}");
                             }
                         }
-                        (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
+                        Some((OwnedFd::from(s), a.ip().to_string(), a.port().to_string()))
                     }),
-                    Lsock::Unix(u) => u
-                        .accept()
-                        .map(|(s, _)| (OwnedFd::from(s), "localhost".to_string(), "None".to_string())),
+                    Lsock::Unix(u) => u.accept().map(|(s, _)| {
+                        Some((OwnedFd::from(s), "localhost".to_string(), "None".to_string()))
+                    }),
                 };
                 match r {
-                    Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
+                    Ok(Some((fd, addr, port))) => self.add_channel(li, fd, addr, port, now),
+                    Ok(None) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         self.listeners[li].accept_pending = false;
                     }
@@ -284,7 +293,11 @@ impl EventLoop {
             self.free.push(i);
             return;
         }
-        self.chans[i] = Some(Channel::new(shared, opts.limits.clone()));
+        let mut ch = Channel::new(shared, opts.limits.clone());
+        if opts.proxy_protocol.is_some() {
+            ch.expect_proxy_header();
+        }
+        self.chans[i] = Some(ch);
         self.count += 1;
     }
 }

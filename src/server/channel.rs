@@ -61,6 +61,8 @@ pub(crate) struct Channel {
     pub(crate) linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
+    /// `proxy_protocol`: the header awaited, and the client address it named.
+    pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
 }
 
 /// What reading did.
@@ -96,6 +98,7 @@ impl Channel {
             continue_done: false,
             linger: false,
             discarded: 0,
+            proxy: None,
         }
     }
 
@@ -186,7 +189,14 @@ impl Channel {
                     continue;
                 }
             }
-            if self.parse(ctx, &scratch[..n], batch, now) {
+            let mut data = &scratch[..n];
+            if self.awaiting_proxy_header() {
+                match self.take_proxy_header(data, now) {
+                    Ok(used) => data = &data[used..],
+                    Err(()) => return ReadOutcome::Close,
+                }
+            }
+            if self.parse(ctx, data, batch, now) {
                 return ReadOutcome::Close;
             }
             if n < scratch.len() && !self.read_closed {
@@ -276,6 +286,7 @@ impl Channel {
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
+                                self.apply_proxy_origin(&mut job.req.origin);
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;

@@ -11,6 +11,7 @@
 //! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
 //! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
 //! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
+//! `proxy_header` (the PROXY protocol header opening a connection) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
 //! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
 //! (pending output: memory, spill file, sendfile) · `access_log`.
@@ -33,6 +34,7 @@ mod dispatch;
 mod event_loop;
 mod job;
 mod outbuf;
+mod proxy_header;
 mod shared;
 mod task;
 mod timers;
@@ -65,6 +67,9 @@ pub struct ServerOptions {
     pub clear_untrusted_proxy_headers: bool,
     /// Apache combined access log, one line per request (`-` = stdout); None = off.
     pub access_log: Option<PathBuf>,
+    /// `proxy_protocol`: every connection starts with a PROXY header, accepted only from
+    /// these peers (None = off).
+    pub proxy_protocol: Option<crate::net::AllowIps>,
 }
 
 impl Default for ServerOptions {
@@ -97,6 +102,7 @@ impl Default for ServerOptions {
             log_untrusted_proxy_headers: false,
             clear_untrusted_proxy_headers: true,
             access_log: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -28,6 +28,10 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         log_untrusted_proxy_headers: s.log_untrusted_proxy_headers,
         clear_untrusted_proxy_headers: s.clear_untrusted_proxy_headers,
         access_log: s.access_log.clone(),
+        proxy_protocol: s
+            .edge
+            .proxy_protocol
+            .then(|| s.edge.proxy_allow_ips.clone()),
     }
 }
 

@@ -62,6 +62,7 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         graceful_timeout: 10,
         virtualenv: None,
         access_log: None,
+        edge: Default::default(),
         daemon: false,
     }
 }

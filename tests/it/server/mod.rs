@@ -19,6 +19,7 @@ mod fixture;
 mod framing;
 mod lifecycle;
 mod limits;
+mod proxy;
 
 use fixture::TestApp;
 
