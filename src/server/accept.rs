@@ -299,6 +299,9 @@ impl EventLoop {
         }
         self.chans[i] = Some(ch);
         self.count += 1;
+        if let Some(m) = opts.metrics {
+            m.connection(true);
+        }
     }
 }
 

@@ -167,6 +167,9 @@ impl Channel {
                 }
             };
             self.last_read = now;
+            if let Some(m) = ctx.opts.metrics {
+                m.bytes_in(n);
+            }
             if n == 0 {
                 return self.on_eof();
             }
@@ -287,6 +290,7 @@ impl Channel {
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
                                 self.apply_proxy_origin(&mut job.req.origin);
+                                job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;

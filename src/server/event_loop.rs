@@ -356,6 +356,9 @@ impl EventLoop {
         }
         self.free.push(i);
         self.count -= 1;
+        if let Some(m) = self.ctx.opts.metrics {
+            m.connection(false);
+        }
         if self.count + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
             for l in &mut self.listeners {

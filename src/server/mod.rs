@@ -14,7 +14,8 @@
 //! `proxy_header` (the PROXY protocol header opening a connection) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
 //! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
-//! (pending output: memory, spill file, sendfile) · `access_log`.
+//! (pending output: memory, spill file, sendfile) · `access_log` · `metrics` (counters the
+//! master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
 //! the app thread, no allocation once pools are warm, no loop round trip after the response;
@@ -33,6 +34,7 @@ mod channel;
 mod dispatch;
 mod event_loop;
 mod job;
+pub mod metrics;
 mod outbuf;
 mod proxy_header;
 mod shared;
@@ -70,6 +72,8 @@ pub struct ServerOptions {
     /// `proxy_protocol`: every connection starts with a PROXY header, accepted only from
     /// these peers (None = off).
     pub proxy_protocol: Option<crate::net::AllowIps>,
+    /// This worker's `/metrics` counters (in memory shared with the master), if enabled.
+    pub metrics: Option<&'static metrics::Counters>,
 }
 
 impl Default for ServerOptions {
@@ -103,6 +107,7 @@ impl Default for ServerOptions {
             clear_untrusted_proxy_headers: true,
             access_log: None,
             proxy_protocol: None,
+            metrics: None,
         }
     }
 }

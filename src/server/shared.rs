@@ -21,6 +21,8 @@ pub(crate) struct Job {
     /// `100 Continue` still owed (bodiless `Expect: 100-continue` request, or one pipelined
     /// behind a busy request): the task sends it before the response.
     pub(crate) send_continue: bool,
+    /// When the request was complete (`/metrics` latency).
+    pub(crate) received: Instant,
 }
 
 /// State shared by the loop and the app thread serving the channel (one lock).

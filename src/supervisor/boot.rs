@@ -40,10 +40,25 @@ pub(super) fn run(
         eprintln!("Serving on {}", l.url());
     }
     let notifier = Notifier::from_env();
-    let daemon = if opts.daemon || settings.daemon {
+    let mut daemon = if opts.daemon || settings.daemon {
         spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
+    };
+    // After detaching: the thread must live in the daemon, not in the foreground parent.
+    let status = match settings.edge.status_listen {
+        Some(addr) => match super::status::Status::start(addr) {
+            Ok(s) => {
+                eprintln!("Status on {}", s.url());
+                Some(s)
+            }
+            Err(e) => {
+                daemon.report(exit::BOOT);
+                listeners.remove_files_not_in(None);
+                return Err(boot(format!("status_listen {addr}: {e}")));
+            }
+        },
+        None => None,
     };
     let pid = std::process::id() as i32;
     let mut m = Master {
@@ -65,6 +80,7 @@ pub(super) fn run(
         daemon,
         exit_code: exit::OK,
         preloaded: None,
+        status,
     };
     let _pidfile = match &m.settings.pidfile {
         Some(p) => match super::pidfile::PidFile::create(p, pid) {

@@ -37,6 +37,8 @@ impl Master {
             close.extend(p.listeners.raw_fds());
         }
         close.extend(self.daemon.raw_fd());
+        close.extend(self.status.as_ref().map(|s| s.raw_fd()));
+        let slot = self.status.as_mut().and_then(|s| s.take_slot());
         let socks = match listeners.for_worker() {
             Ok(s) => s,
             Err(e) => {
@@ -55,6 +57,7 @@ impl Master {
             master: Pid::from_raw(self.pid),
             ready: None,
             preloaded: self.preloaded.clone(),
+            metrics: slot.map(|s| s.1),
         };
         let body = self.body;
         let preload = self.preloaded.is_some();
@@ -68,6 +71,9 @@ impl Master {
         }
         match spawned {
             Ok(s) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.spawned(id, s.pid, i);
+                }
                 log_info(&format!(
                     "worker {id} (pid {}): started, generation {generation}",
                     s.pid
@@ -83,6 +89,9 @@ impl Master {
                 });
             }
             Err(e) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.return_slot(i);
+                }
                 log_error(&format!("fork of worker {id} failed: {e}"));
                 self.respawns
                     .push((id, generation, Instant::now() + SPAWN_RETRY));
@@ -128,6 +137,9 @@ impl Master {
                 "worker {} (pid {}): died unexpectedly ({how})",
                 w.id, w.pid
             ));
+        }
+        if let Some(st) = &mut self.status {
+            st.exited(w.pid, restart_reason(&facts, &self.phase));
         }
         match on_exit(facts) {
             ExitAction::Forget => {}
@@ -177,5 +189,15 @@ impl Master {
                 self.spawn(id, generation);
             }
         }
+    }
+}
+
+/// Why a worker's exit counts as a restart on `/metrics` (None: the server is stopping).
+fn restart_reason(f: &ExitFacts, phase: &Phase) -> Option<&'static str> {
+    match (f.expected, f.code) {
+        _ if matches!(phase, Phase::Stopping { .. }) => None,
+        (true, _) => Some("stopped"),
+        (false, Some(_)) => Some("exited"),
+        (false, None) => Some("signal"),
     }
 }

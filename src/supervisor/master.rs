@@ -73,6 +73,8 @@ pub(super) struct Master {
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
     pub(super) preloaded: Option<Preloaded>,
+    /// `status_listen`: the status listener and the workers' shared counters.
+    pub(super) status: Option<super::status::Status>,
 }
 
 impl Master {
@@ -88,6 +90,7 @@ impl Master {
             self.reap();
             self.timers();
             self.check_progress();
+            self.publish_readiness();
         }
     }
 
@@ -205,6 +208,10 @@ impl Master {
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
+        // First: a load balancer probing /ready stops sending before anything closes.
+        if let Some(s) = &self.status {
+            s.set_draining(true);
+        }
         self.notifier.stopping();
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
             p.listeners.remove_files_not_in(Some(&self.listeners));
@@ -221,6 +228,19 @@ impl Master {
                 stop_worker(w, immediate, grace);
             }
         }
+    }
+
+    /// `/ready`: every wanted worker of the serving generation is ready.
+    fn publish_readiness(&self) {
+        let Some(s) = &self.status else { return };
+        let ready = !matches!(self.phase, Phase::Stopping { .. })
+            && self
+                .workers
+                .iter()
+                .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
+                .count()
+                >= self.target;
+        s.publish(ready);
     }
 
     pub(super) fn status(&self) -> String {

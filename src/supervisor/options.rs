@@ -32,6 +32,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
             .edge
             .proxy_protocol
             .then(|| s.edge.proxy_allow_ips.clone()),
+        metrics: None,
     }
 }
 

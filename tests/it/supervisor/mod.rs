@@ -14,6 +14,7 @@ use crate::util::{bin, root, split_response, Daemon};
 mod boot;
 mod lifecycle;
 mod reload;
+mod status;
 mod systemd;
 
 fn apps() -> PathBuf {
