@@ -35,7 +35,7 @@ pub use buffer::OverflowableBuffer;
 pub use encode::{BodyEncoder, Chunk, Finish, Warning};
 pub use error::{error_response, internal_error_response, HttpError};
 pub use parse::{Progress, RequestParser, Status};
-pub use request::{environ_key, Origin, Request, RequestMeta, Version};
+pub use request::{environ_key, Origin, Request, RequestMeta, TlsInfo, Version};
 pub use response::{ResponseError, ResponseHead};
 
 /// Request limits (waitress `max_request_header_size`, `max_request_body_size`).

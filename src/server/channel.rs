@@ -63,6 +63,10 @@ pub(crate) struct Channel {
     discarded: usize,
     /// `proxy_protocol`: the header awaited, and the client address it named.
     pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
+    /// The connection speaks TLS (the session is in `ChanState::out`).
+    pub(crate) tls: bool,
+    /// TLS facts for the environ, once the handshake is done.
+    pub(crate) tls_info: Option<Box<crate::http::TlsInfo>>,
 }
 
 /// What reading did.
@@ -99,6 +103,8 @@ impl Channel {
             linger: false,
             discarded: 0,
             proxy: None,
+            tls: false,
+            tls_info: None,
         }
     }
 
@@ -157,19 +163,29 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
-            let n = match recv(self.shared.fd.as_raw_fd(), scratch, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => return ReadOutcome::Done,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    socket_error(ctx, "recv", e.into());
-                    return ReadOutcome::Close;
+            let tls = self.tls && self.phase == Phase::Open && !self.awaiting_proxy_header();
+            let n = if tls {
+                match self.recv_tls(ctx, scratch, &[], now) {
+                    Ok(n) => n,
+                    Err(outcome) => return outcome,
+                }
+            } else {
+                match recv(self.shared.fd.as_raw_fd(), scratch, MsgFlags::empty()) {
+                    Ok(n) => {
+                        if let Some(m) = ctx.opts.metrics {
+                            m.bytes_in(n);
+                        }
+                        n
+                    }
+                    Err(Errno::EAGAIN) => return ReadOutcome::Done,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        socket_error(ctx, "recv", e.into());
+                        return ReadOutcome::Close;
+                    }
                 }
             };
             self.last_read = now;
-            if let Some(m) = ctx.opts.metrics {
-                m.bytes_in(n);
-            }
             if n == 0 {
                 return self.on_eof();
             }
@@ -198,11 +214,30 @@ impl Channel {
                     Ok(used) => data = &data[used..],
                     Err(()) => return ReadOutcome::Close,
                 }
+                if self.tls && !self.awaiting_proxy_header() {
+                    // What followed the PROXY header is the start of the TLS handshake.
+                    if !data.is_empty() {
+                        let rest = data.to_vec();
+                        let mut plain = vec![0u8; scratch.len()];
+                        match self.recv_tls(ctx, &mut plain, &rest, now) {
+                            Ok(0) => return self.on_eof(),
+                            Ok(k) => {
+                                if self.parse(ctx, &plain[..k], batch, now) {
+                                    return ReadOutcome::Close;
+                                }
+                            }
+                            Err(ReadOutcome::Done) => {}
+                            Err(outcome) => return outcome,
+                        }
+                    }
+                    continue;
+                }
             }
             if self.parse(ctx, data, batch, now) {
                 return ReadOutcome::Close;
             }
-            if n < scratch.len() && !self.read_closed {
+            // A short read drained the socket (not under TLS: plaintext comes in records).
+            if n < scratch.len() && !self.read_closed && !tls {
                 return ReadOutcome::Done;
             }
         }
@@ -290,6 +325,9 @@ impl Channel {
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
                                 self.apply_proxy_origin(&mut job.req.origin);
+                                if let Some(t) = &self.tls_info {
+                                    job.req.origin.tls = Some((**t).clone());
+                                }
                                 job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;

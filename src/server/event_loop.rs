@@ -350,6 +350,17 @@ impl EventLoop {
         };
         let raw = ch.shared.fd.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
+        if ch.tls {
+            // A TLS close_notify first (best effort, one send), so clients reading to EOF see
+            // a clean end of the stream rather than a truncation.
+            let mut st = lock(&ch.shared.st);
+            if !st.closed {
+                if let Some(t) = st.out.tls_mut() {
+                    t.close_notify();
+                    let _ = st.out.flush(ch.shared.fd());
+                }
+            }
+        }
         ch.shared.mark_closed();
         if let Some(job) = ch.cur {
             self.ctx.recycle(job);

@@ -14,7 +14,7 @@
 //! `proxy_header` (the PROXY protocol header opening a connection) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
 //! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
-//! (pending output: memory, spill file, sendfile) · `access_log` · `metrics` (counters the
+//! (pending output: memory, spill file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `metrics` (counters the
 //! master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
@@ -40,6 +40,7 @@ mod proxy_header;
 mod shared;
 mod task;
 mod timers;
+mod tls;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -74,6 +75,8 @@ pub struct ServerOptions {
     pub proxy_protocol: Option<crate::net::AllowIps>,
     /// This worker's `/metrics` counters (in memory shared with the master), if enabled.
     pub metrics: Option<&'static metrics::Counters>,
+    /// `certfile`: every TCP connection speaks TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -108,6 +111,7 @@ impl Default for ServerOptions {
             access_log: None,
             proxy_protocol: None,
             metrics: None,
+            tls: None,
         }
     }
 }

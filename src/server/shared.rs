@@ -120,4 +120,7 @@ pub(crate) fn copy_origin(dst: &mut Origin, src: &Origin) {
     dst.server_name.clone_from(&src.server_name);
     dst.server_port.clone_from(&src.server_port);
     dst.url_scheme.clone_from(&src.url_scheme);
+    if dst.tls != src.tls {
+        dst.tls.clone_from(&src.tls);
+    }
 }

@@ -29,6 +29,9 @@ pub(super) fn run(
             mask as libc::mode_t,
         ));
     }
+    // Certificates are read first: a missing or mismatched file is exit 2, before binding.
+    let tls =
+        super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
@@ -81,6 +84,7 @@ pub(super) fn run(
         exit_code: exit::OK,
         preloaded: None,
         status,
+        tls,
     };
     let _pidfile = match &m.settings.pidfile {
         Some(p) => match super::pidfile::PidFile::create(p, pid) {

@@ -20,11 +20,11 @@ const SPAWN_RETRY: Duration = Duration::from_secs(1);
 impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
-        let (settings, listeners, identity) = match &self.phase {
+        let (settings, listeners, identity, tls) = match &self.phase {
             Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity)
+                (&p.settings, &p.listeners, &p.identity, &p.tls)
             }
-            _ => (&self.settings, &self.listeners, &self.identity),
+            _ => (&self.settings, &self.listeners, &self.identity, &self.tls),
         };
         let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
         close.extend(
@@ -58,6 +58,7 @@ impl Master {
             ready: None,
             preloaded: self.preloaded.clone(),
             metrics: slot.map(|s| s.1),
+            tls: tls.clone(),
         };
         let body = self.body;
         let preload = self.preloaded.is_some();

@@ -44,6 +44,8 @@ pub(super) struct Pending {
     pub(super) listeners: ListenerSet,
     pub(super) identity: Option<Identity>,
     pub(super) deadline: Instant,
+    /// The new generation's TLS configuration (certificates re-read by the reload).
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 pub(super) enum Phase {
@@ -75,6 +77,8 @@ pub(super) struct Master {
     pub(super) preloaded: Option<Preloaded>,
     /// `status_listen`: the status listener and the workers' shared counters.
     pub(super) status: Option<super::status::Status>,
+    /// `certfile`: the TLS configuration the current generation serves with.
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 impl Master {

@@ -20,6 +20,7 @@ pub mod spawn;
 mod status;
 pub mod systemd;
 pub mod title;
+pub mod tls;
 pub mod worker;
 
 #[cfg(test)]

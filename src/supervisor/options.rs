@@ -33,6 +33,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
             .proxy_protocol
             .then(|| s.edge.proxy_allow_ips.clone()),
         metrics: None,
+        tls: None,
     }
 }
 

@@ -27,15 +27,17 @@ impl Master {
                     mask as libc::mode_t,
                 ));
             }
+            // Renewed certificates are read here; a bad one fails the reload (old one kept).
+            let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
             let (set, fresh) = self
                 .listeners
                 .reopen(&s, id.as_ref())
                 .map_err(|e| e.to_string())?;
-            Ok((s, id, set, fresh))
+            Ok((s, id, set, fresh, tls))
         });
-        let (settings, identity, listeners, fresh) = match prepared {
+        let (settings, identity, listeners, fresh, tls) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 log_error(&format!(
@@ -62,6 +64,7 @@ impl Master {
             listeners,
             identity,
             deadline: Instant::now() + grace,
+            tls,
         }));
         for id in 1..=n {
             self.spawn(id, generation);
@@ -84,6 +87,7 @@ impl Master {
         drop(old);
         self.settings = p.settings;
         self.identity = p.identity;
+        self.tls = p.tls;
         self.generation = p.generation;
         self.target = self.settings.workers.max(1);
         self.backoff.clear();

@@ -39,6 +39,8 @@ pub struct WorkerStart {
     pub preloaded: Option<Preloaded>,
     /// `status_listen`: this worker's block of `/metrics` counters, shared with the master.
     pub metrics: Option<&'static crate::server::metrics::Counters>,
+    /// `certfile`: the TLS configuration the master read.
+    pub tls: Option<super::tls::Loaded>,
 }
 
 /// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
@@ -181,6 +183,7 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
     let listeners = std::mem::take(&mut start.listeners);
     let mut opts = options::server_options(&start.settings);
     opts.metrics = start.metrics;
+    opts.tls = start.tls.as_ref().map(|t| t.0.clone());
     let (server, stop) = match Server::new(opts, listeners, app) {
         Ok(s) => s,
         Err(e) => {
