@@ -76,10 +76,14 @@ fn json(body: &[u8]) -> serde_json::Value {
 }
 
 fn command(args: &[&str]) -> Command {
+    command_app("tlsenv:app", args)
+}
+
+fn command_app(app: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args([
         "--app",
-        "tlsenv:app",
+        app,
         "--listen",
         "127.0.0.1:0",
         "--threads",
@@ -304,4 +308,37 @@ fn hup_swaps_the_certificate_and_a_bad_one_keeps_the_old() {
     assert_eq!(serial(&addr), second);
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn file_wrapper_responses_are_exact_over_tls() {
+    // Files go out through a bounded pread copy into the TLS session (no sendfile under TLS).
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    let (cert, key) = certs::issue(dir.path(), "srv", "rsa", false);
+    let d = Daemon::start_with(
+        &mut command_app(
+            "filewrapper:app",
+            &["--certfile", p(&cert), "--keyfile", p(&key)],
+        ),
+        1,
+    );
+    let data: Vec<u8> = (0..300).flat_map(|_| 0..=255u8).collect();
+    let mut s = connect(&d.addr(), certs::client(&ca, 13, None)).unwrap();
+    // (path, expected body), all on one keep-alive connection
+    let cases: [(&str, &[u8]); 3] = [
+        ("/file/exact", &data),
+        ("/file_at_100/exact", &data[100..]),
+        ("/bytesio/exact", &data),
+    ];
+    for (path, want) in cases {
+        let (status, head, body) = get(&mut s, path).unwrap();
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(
+            body == want,
+            "{path}: {} bytes, not the file's {}",
+            body.len(),
+            want.len()
+        );
+    }
 }
