@@ -273,4 +273,7 @@ fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool)
         out.push_str(body);
     }
     let _ = s.write_all(out.as_bytes());
+    // shutdown, not only close: a worker forked while this connection was open holds a copy
+    // of its descriptor, and the client would not see the end until that worker exits.
+    let _ = s.shutdown(std::net::Shutdown::Both);
 }

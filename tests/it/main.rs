@@ -3,6 +3,7 @@
 mod util;
 
 mod config;
+mod haproxy;
 mod hostile;
 mod server;
 mod supervisor;

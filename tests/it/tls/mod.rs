@@ -81,16 +81,9 @@ fn command(args: &[&str]) -> Command {
 
 fn command_app(app: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
-    c.args([
-        "--app",
-        app,
-        "--listen",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-    ])
-    .args(args)
-    .current_dir(root().join("tests/apps/wsgi"));
+    c.args(["--app", app, "--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(args)
+        .current_dir(root().join("tests/apps/wsgi"));
     c
 }
 
