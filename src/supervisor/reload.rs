@@ -21,6 +21,9 @@ impl Master {
             if s.pidfile != self.settings.pidfile {
                 log_warn("a changed pidfile takes effect at the next start, not on reload");
             }
+            if s.edge.status_listen != self.settings.edge.status_listen {
+                log_warn("a changed status_listen takes effect at the next start, not on reload");
+            }
             if let Some(mask) = s.umask {
                 // Before binding new unix sockets, as at start.
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
