@@ -20,6 +20,7 @@ mod framing;
 mod lifecycle;
 mod limits;
 mod proxy;
+mod tls;
 
 use fixture::TestApp;
 
