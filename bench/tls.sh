@@ -30,7 +30,10 @@ ticks() { # session leader pid -> utime+stime of its session, in clock ticks
     for p in $(pgrep -s "$1"); do read -r -a f <"/proc/$p/stat" || continue; t=$((t + f[13] + f[14])); done
     echo "$t"
 }
-wait_up() { for _ in $(seq 100); do curl -ksf "$1" >/dev/null 2>&1 && return; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+wait_up() {
+    for _ in $(seq 300); do curl -ksf "$1" >/dev/null 2>&1 && return; sleep 0.1; done
+    echo "no answer from $1" >&2; tail -n 5 "$work"/*.log >&2; exit 1
+}
 hz=$(getconf CLK_TCK)
 measure() { # label, url, wrk extra args, session leaders...
     local label=$1 url=$2 extra=$3; shift 3
