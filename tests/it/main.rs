@@ -5,6 +5,7 @@ mod util;
 mod config;
 mod haproxy;
 mod hostile;
+mod integrity;
 mod server;
 mod supervisor;
 mod tls;
