@@ -10,7 +10,7 @@ mod client;
 mod corpus;
 mod half_close;
 mod proxy;
-mod tls;
+pub(crate) mod tls;
 
 use crate::util::{root, Daemon};
 use client::{text, Conn};

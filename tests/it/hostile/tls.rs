@@ -14,7 +14,7 @@ use super::{corpus_failures, Delivery, GROUPS};
 use crate::tls::certs;
 
 /// Relays plain connections on a local port to TLS connections to `target`.
-fn relay(target: String, cfg: Arc<rustls::ClientConfig>) -> String {
+pub(crate) fn relay(target: String, cfg: Arc<rustls::ClientConfig>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
