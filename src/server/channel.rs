@@ -215,20 +215,8 @@ impl Channel {
                     Err(()) => return ReadOutcome::Close,
                 }
                 if self.tls && !self.awaiting_proxy_header() {
-                    // What followed the PROXY header is the start of the TLS handshake.
-                    if !data.is_empty() {
-                        let rest = data.to_vec();
-                        let mut plain = vec![0u8; scratch.len()];
-                        match self.recv_tls(ctx, &mut plain, &rest, now) {
-                            Ok(0) => return self.on_eof(),
-                            Ok(k) => {
-                                if self.parse(ctx, &plain[..k], batch, now) {
-                                    return ReadOutcome::Close;
-                                }
-                            }
-                            Err(ReadOutcome::Done) => {}
-                            Err(outcome) => return outcome,
-                        }
+                    if let Some(outcome) = self.tls_after_proxy_header(ctx, data, batch, now) {
+                        return outcome;
                     }
                     continue;
                 }
@@ -246,7 +234,7 @@ impl Channel {
 
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
     /// already has (a client may half-close after sending), then closes.
-    fn on_eof(&mut self) -> ReadOutcome {
+    pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
         self.shared
             .disconnected

@@ -2,9 +2,12 @@
 //! that must open every connection, parses it with `http::proxy_protocol`, and from then on
 //! the connection's requests carry the client address it names. A missing, malformed or
 //! oversized header closes the connection before anything reaches the app.
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::channel::Channel;
+use super::channel::{Channel, ReadOutcome};
+use super::dispatch::Ctx;
+use super::shared::Shared;
 use crate::http::proxy_protocol::{self, Parsed, ProxyHeader};
 use crate::http::Origin;
 
@@ -79,6 +82,28 @@ impl Channel {
                 log::debug!(target: "waitress", "closing a connection from {}: {e}", self.shared.origin.remote_addr);
                 Err(())
             }
+        }
+    }
+
+    /// TLS behind a PROXY header: `rest`, what followed the header in the same read, is the
+    /// start of the handshake. Returns what `on_readable` must return, if anything.
+    pub(crate) fn tls_after_proxy_header(
+        &mut self,
+        ctx: &Ctx,
+        rest: &[u8],
+        batch: &mut Vec<Arc<Shared>>,
+        now: Instant,
+    ) -> Option<ReadOutcome> {
+        if rest.is_empty() {
+            return None;
+        }
+        let rest = rest.to_vec();
+        let mut plain = vec![0u8; ctx.opts.recv_bytes.clamp(1024, 1 << 20)];
+        match self.recv_tls(ctx, &mut plain, &rest, now) {
+            Ok(0) => Some(self.on_eof()),
+            Ok(k) if self.parse(ctx, &plain[..k], batch, now) => Some(ReadOutcome::Close),
+            Ok(_) | Err(ReadOutcome::Done) => None,
+            Err(outcome) => Some(outcome),
         }
     }
 

@@ -85,6 +85,16 @@ impl TlsSession {
         mut extra: &[u8],
     ) -> (Recv, usize) {
         let mut raw = 0;
+        // Bytes already read (after a PROXY header): all of them go in first.
+        while !extra.is_empty() {
+            match self.conn.read_tls(&mut extra) {
+                Ok(n) => raw += n,
+                Err(e) => return (Recv::Fail(e.to_string()), raw),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return (Recv::Fail(e.to_string()), raw);
+            }
+        }
         loop {
             match self.conn.reader().read(buf) {
                 Ok(0) => return (Recv::Eof, raw),
@@ -97,12 +107,7 @@ impl TlsSession {
             if self.eof {
                 return (Recv::Eof, raw);
             }
-            let r = if extra.is_empty() {
-                self.conn.read_tls(&mut FdIo(fd))
-            } else {
-                self.conn.read_tls(&mut extra)
-            };
-            match r {
+            match self.conn.read_tls(&mut FdIo(fd)) {
                 Ok(0) => self.eof = true,
                 Ok(n) => raw += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Recv::Again, raw),
