@@ -21,3 +21,6 @@ cargo test --all-targets "$@"
 # the deliberate differences listed in the README).
 cargo build --quiet
 tools/waitress-functional.sh
+# The benchmark harness, every row and server for a second each on the debug build (checks that
+# the harness and every peer run; no speed is asserted).
+bench/run.sh --smoke --debug >/dev/null

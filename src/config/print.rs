@@ -67,6 +67,10 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "graceful_timeout" => json!(s.graceful_timeout),
         "virtualenv" => path_json(&s.virtualenv),
         "access_log" => path_json(&s.access_log),
+        "request_timeout" => json!(s.request_timeout),
+        "max_requests" => json!(s.max_requests),
+        "max_requests_jitter" => json!(s.max_requests_jitter),
+        "max_worker_memory" => json!(s.max_worker_memory),
         "proxy_protocol" => json!(s.edge.proxy_protocol),
         "proxy_allow_ips" => {
             let a = &s.edge.proxy_allow_ips;

@@ -15,12 +15,14 @@ pub mod options;
 pub mod pidfile;
 mod prometheus;
 mod reload;
+mod retire;
 pub mod signals;
 pub mod spawn;
 mod status;
 pub mod systemd;
 pub mod title;
 pub mod tls;
+mod upgrade;
 pub mod worker;
 
 #[cfg(test)]

@@ -60,13 +60,20 @@ impl Master {
         }
         let generation = self.generation + 1;
         let grace = Duration::from_secs(settings.graceful_timeout.max(5));
-        let n = settings.workers.max(1);
+        // A count changed with TTIN/TTOU survives a reload unless the file changes `workers`.
+        let n = if settings.workers == self.settings.workers {
+            self.target
+        } else {
+            settings.workers.max(1)
+        };
         self.phase = Phase::Reloading(Box::new(Pending {
             generation,
             settings,
             listeners,
             identity,
-            deadline: Instant::now() + grace,
+            deadline: crate::time::later(Instant::now(), grace),
+            serving: false,
+            target: n,
             tls,
         }));
         for id in 1..=n {
@@ -92,8 +99,10 @@ impl Master {
         self.identity = p.identity;
         self.tls = p.tls;
         self.generation = p.generation;
-        self.target = self.settings.workers.max(1);
+        self.target = p.target;
         self.backoff.clear();
+        self.serving = true;
+        self.boot_failing.retain(|s| s.1 == self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
@@ -117,6 +126,7 @@ impl Master {
             w.kill_at = Some(Instant::now());
         }
         self.respawns.retain(|r| r.1 != p.generation);
+        self.boot_failing.retain(|s| s.1 != p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
         self.notifier.ready(&self.status());
     }

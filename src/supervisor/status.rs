@@ -208,24 +208,34 @@ fn handle(mut s: TcpStream, board: &Board) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let path = req.path.unwrap_or("/");
-                let path = path.split('?').next().unwrap_or(path).to_string();
-                break (req.method.unwrap_or("").to_string(), path);
+        // Only the request line matters; the head must end within 8 KiB.
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let line = buf[..end].split(|&b| b == b'\r').next().unwrap_or(&[]);
+            let line = String::from_utf8_lossy(line);
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(m), Some(target), Some(v), None) if v.starts_with("HTTP/1.") => {
+                    let path = target.split('?').next().unwrap_or(target);
+                    break (m.to_string(), path.to_string());
+                }
+                _ => {}
             }
-            Ok(httparse::Status::Partial) if buf.len() < 8192 => {}
-            _ => {
-                return respond(
-                    &mut s,
-                    "400 Bad Request",
-                    "text/plain",
-                    "bad request\n",
-                    false,
-                )
-            }
+            return respond(
+                &mut s,
+                "400 Bad Request",
+                "text/plain",
+                "bad request\n",
+                false,
+            );
+        }
+        if buf.len() >= 8192 {
+            return respond(
+                &mut s,
+                "400 Bad Request",
+                "text/plain",
+                "bad request\n",
+                false,
+            );
         }
     };
     let head = method == "HEAD";

@@ -62,6 +62,10 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         graceful_timeout: 10,
         virtualenv: None,
         access_log: None,
+        request_timeout: 0,
+        max_requests: 0,
+        max_requests_jitter: 0,
+        max_worker_memory: 0,
         edge: Default::default(),
         daemon: false,
     }
