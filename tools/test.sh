@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 # binary links and rpaths; see shared notes on embedding CPython).
 PYO3_PYTHON="${PYO3_PYTHON:-$(python3 -c 'import sys; print(sys._base_executable)')}"
 export PYO3_PYTHON
+# Real peers the edge tests use (TLS certificates made by openssl, HAProxy in front).
+if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
+    (apt-get install -y haproxy openssl || (apt-get update && apt-get install -y haproxy openssl)) >/dev/null
+fi
 WAITRESSD_TEST_VENV="$(tools/venv.sh)"
 export WAITRESSD_TEST_VENV
 unset VIRTUAL_ENV

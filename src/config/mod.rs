@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 pub mod args;
 pub mod defs;
+pub mod edge;
 pub mod error;
 pub mod ini;
 pub mod interpolate;
@@ -165,6 +166,8 @@ pub struct Settings {
     pub max_requests_jitter: u64,
     /// Resident bytes above which a worker is retired gracefully; 0 = off.
     pub max_worker_memory: u64,
+    /// PROXY protocol, status listener, TLS (config/edge.rs).
+    pub edge: edge::Edge,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
 }

@@ -61,6 +61,12 @@ pub(crate) struct Channel {
     pub(crate) linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
+    /// `proxy_protocol`: the header awaited, and the client address it named.
+    pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
+    /// The connection speaks TLS (the session is in `ChanState::out`).
+    pub(crate) tls: bool,
+    /// TLS facts for the environ, once the handshake is done.
+    pub(crate) tls_info: Option<Box<crate::http::TlsInfo>>,
     /// At least one whole request was read: between requests this is an idle keep-alive
     /// connection, the first to be closed when clients wait at `connection_limit`.
     kept_alive: bool,
@@ -111,6 +117,9 @@ impl Channel {
             continue_done: false,
             linger: false,
             discarded: 0,
+            proxy: None,
+            tls: false,
+            tls_info: None,
             kept_alive: false,
         }
     }
@@ -181,18 +190,28 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
+            let tls = self.tls && self.phase == Phase::Open && !self.awaiting_proxy_header();
             let want = self.recv_size(ctx.opts.recv_bytes).min(scratch.len());
-            let n = match recv(
-                self.shared.fd.as_raw_fd(),
-                &mut scratch[..want],
-                MsgFlags::empty(),
-            ) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => return ReadOutcome::Done,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    socket_error(ctx, "recv", e.into());
-                    return ReadOutcome::Close;
+            let buf = &mut scratch[..want];
+            let n = if tls {
+                match self.recv_tls(ctx, buf, &[], now) {
+                    Ok(n) => n,
+                    Err(outcome) => return outcome,
+                }
+            } else {
+                match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                    Ok(n) => {
+                        if let Some(m) = ctx.opts.metrics {
+                            m.bytes_in(n);
+                        }
+                        n
+                    }
+                    Err(Errno::EAGAIN) => return ReadOutcome::Done,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        socket_error(ctx, "recv", e.into());
+                        return ReadOutcome::Close;
+                    }
                 }
             };
             self.last_read = now;
@@ -219,10 +238,24 @@ impl Channel {
                     continue;
                 }
             }
-            if self.parse(ctx, &scratch[..n], batch, now) {
+            let mut data = &scratch[..n];
+            if self.awaiting_proxy_header() {
+                match self.take_proxy_header(data, now) {
+                    Ok(used) => data = &data[used..],
+                    Err(()) => return ReadOutcome::Close,
+                }
+                if self.tls && !self.awaiting_proxy_header() {
+                    if let Some(outcome) = self.tls_after_proxy_header(ctx, data, batch, now) {
+                        return outcome;
+                    }
+                    continue;
+                }
+            }
+            if self.parse(ctx, data, batch, now) {
                 return ReadOutcome::Close;
             }
-            if n < want && !self.read_closed {
+            // A short read drained the socket (not under TLS: plaintext comes in records).
+            if n < want && !self.read_closed && !tls {
                 return ReadOutcome::Done;
             }
         }
@@ -242,7 +275,7 @@ impl Channel {
 
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
     /// already has (a client may half-close after sending), then closes.
-    fn on_eof(&mut self) -> ReadOutcome {
+    pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
         self.shared
             .disconnected
@@ -321,6 +354,11 @@ impl Channel {
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
+                                self.apply_proxy_origin(&mut job.req.origin);
+                                if let Some(t) = &self.tls_info {
+                                    job.req.origin.tls = Some((**t).clone());
+                                }
+                                job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;

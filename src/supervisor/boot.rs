@@ -31,6 +31,9 @@ pub(super) fn run(
             mask as libc::mode_t,
         ));
     }
+    // Certificates are read first: a missing or mismatched file is exit 2, before binding.
+    let tls =
+        super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
@@ -53,10 +56,25 @@ pub(super) fn run(
     }
     let notifier = Notifier::from_env();
     // A USR2 upgrade's new master is already detached (its old master was).
-    let daemon = if (opts.daemon || settings.daemon) && from.is_none() {
+    let mut daemon = if (opts.daemon || settings.daemon) && from.is_none() {
         spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
+    };
+    // After detaching: the thread must live in the daemon, not in the foreground parent.
+    let status = match settings.edge.status_listen {
+        Some(addr) => match super::status::Status::start(addr) {
+            Ok(s) => {
+                eprintln!("Status on {}", s.url());
+                Some(s)
+            }
+            Err(e) => {
+                daemon.report(exit::BOOT);
+                listeners.remove_files_not_in(None);
+                return Err(boot(format!("status_listen {addr}: {e}")));
+            }
+        },
+        None => None,
     };
     let pid = std::process::id() as i32;
     let mut m = Master {
@@ -86,6 +104,8 @@ pub(super) fn run(
         daemon,
         exit_code: exit::OK,
         preloaded: None,
+        status,
+        tls,
     };
     m.pidfile = match &m.settings.pidfile {
         Some(p) => match from.map_or_else(

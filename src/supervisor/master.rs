@@ -56,6 +56,8 @@ pub(super) struct Pending {
     pub(super) serving: bool,
     /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
     pub(super) target: usize,
+    /// The new generation's TLS configuration (certificates re-read by the reload).
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 pub(super) enum Phase {
@@ -100,6 +102,10 @@ pub(super) struct Master {
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
     pub(super) preloaded: Option<Preloaded>,
+    /// `status_listen`: the status listener and the workers' shared counters.
+    pub(super) status: Option<super::status::Status>,
+    /// `certfile`: the TLS configuration the current generation serves with.
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 impl Master {
@@ -119,6 +125,7 @@ impl Master {
                 self.check_memory();
             }
             self.check_progress();
+            self.publish_readiness();
         }
     }
 
@@ -285,6 +292,10 @@ impl Master {
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
+        // First: a load balancer probing /ready stops sending before anything closes.
+        if let Some(s) = &self.status {
+            s.set_draining(true);
+        }
         if !self.handing_over() {
             // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
             self.notifier.stopping();
@@ -304,6 +315,19 @@ impl Master {
                 stop_worker(w, immediate, grace);
             }
         }
+    }
+
+    /// `/ready`: every wanted worker of the serving generation is ready.
+    fn publish_readiness(&self) {
+        let Some(s) = &self.status else { return };
+        let ready = !matches!(self.phase, Phase::Stopping { .. })
+            && self
+                .workers
+                .iter()
+                .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
+                .count()
+                >= self.target;
+        s.publish(ready);
     }
 
     pub(super) fn status(&self) -> String {

@@ -30,6 +30,12 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         access_log: s.access_log.clone(),
         max_requests: with_jitter(s.max_requests, s.max_requests_jitter),
         request_timeout: s.request_timeout,
+        proxy_protocol: s
+            .edge
+            .proxy_protocol
+            .then(|| s.edge.proxy_allow_ips.clone()),
+        metrics: None,
+        tls: None,
     }
 }
 

@@ -66,6 +66,7 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         max_requests: 0,
         max_requests_jitter: 0,
         max_worker_memory: 0,
+        edge: Default::default(),
         daemon: false,
     }
 }

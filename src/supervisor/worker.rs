@@ -38,6 +38,10 @@ pub struct WorkerStart {
     pub ready: Option<ReadySignal>,
     /// `preload_app`: the app the master loaded before forking.
     pub preloaded: Option<Preloaded>,
+    /// `status_listen`: this worker's block of `/metrics` counters, shared with the master.
+    pub metrics: Option<&'static crate::server::metrics::Counters>,
+    /// `certfile`: the TLS configuration the master read.
+    pub tls: Option<super::tls::Loaded>,
 }
 
 /// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
@@ -178,8 +182,10 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
 fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
-    let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
-    {
+    let mut opts = options::server_options(&start.settings);
+    opts.metrics = start.metrics;
+    opts.tls = start.tls.as_ref().map(|t| t.0.clone());
+    let (server, stop) = match Server::new(opts, listeners, app) {
         Ok(s) => s,
         Err(e) => {
             log_error(&format!("{tag}: cannot start the server: {e}"));

@@ -40,6 +40,7 @@ pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> R
         server_name: "waitress.invalid".into(),
         server_port: "8080".into(),
         url_scheme: "http".into(),
+        tls: None,
     };
     req
 }

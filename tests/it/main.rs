@@ -4,9 +4,11 @@ mod util;
 
 mod abuse;
 mod config;
+mod haproxy;
 mod hostile;
 mod integrity;
 mod props;
 mod server;
 mod supervisor;
+mod tls;
 mod wsgi;
