@@ -151,7 +151,7 @@ impl Master {
             ));
         }
         if let Some(st) = &mut self.status {
-            st.exited(w.pid, restart_reason(&facts, &self.phase));
+            st.exited(w.pid, restart_reason(&facts, &self.phase, w.retiring));
         }
         let action = on_exit(facts);
         match action {
@@ -218,9 +218,19 @@ impl Master {
 }
 
 /// Why a worker's exit counts as a restart on `/metrics` (None: the server is stopping).
-fn restart_reason(f: &ExitFacts, phase: &Phase) -> Option<&'static str> {
+fn restart_reason(
+    f: &ExitFacts,
+    phase: &Phase,
+    retiring: Option<super::retire::Retire>,
+) -> Option<&'static str> {
+    use super::retire::Retire;
     match (f.expected, f.code) {
         _ if matches!(phase, Phase::Stopping { .. }) => None,
+        _ if retiring.is_some() => Some(match retiring {
+            Some(Retire::MaxRequests) => "max_requests",
+            Some(Retire::StuckRequest) => "request_timeout",
+            _ => "max_worker_memory",
+        }),
         (true, _) => Some("stopped"),
         (false, Some(_)) => Some("exited"),
         (false, None) => Some("signal"),

@@ -182,7 +182,7 @@ fn rolling_restart_behind_haproxy_fails_no_request() {
         "{} of {} requests failed during the rolling restart; first: {:?}",
         failures.len(),
         served + failures.len() as u64,
-        failures.first()
+        &failures[..failures.len().min(3)]
     );
     assert!(served > 100, "only {served} requests in the whole run");
     eprintln!("rolling restart behind HAProxy: {served} requests served, none failed");

@@ -166,3 +166,41 @@ fn status_listen_on_a_taken_port_is_a_boot_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn retirements_are_counted_by_reason_and_keep_their_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nworkers = 1\nmax_requests = 5\nstatus_listen = 127.0.0.1:0\n",
+    );
+    let d = start(&ini, 1);
+    let status = status_addr(&d);
+    let app = d.addr();
+    let mut ok = 0;
+    for _ in 0..12 {
+        // A retirement in progress may close a keep-alive slot: retry once, as a client would.
+        if req(&app, "GET", "/x").0 == 200 || req(&app, "GET", "/x").0 == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 12);
+    let mut m = String::new();
+    assert!(
+        eventually(30, || {
+            m = req(&status, "GET", "/metrics").1;
+            sample(
+                &m,
+                "waitressd_worker_restarts_total{reason=\"max_requests\"}",
+            )
+            .is_some_and(|n| n >= 1.0)
+        }),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "waitressd_request_duration_seconds_count").unwrap() >= 12.0,
+        "{m}"
+    );
+}
