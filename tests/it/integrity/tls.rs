@@ -7,6 +7,7 @@ use crate::tls::certs;
 
 #[test]
 fn every_response_kind_is_intact_over_tls() {
+    let _rss = super::rss_lock();
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::ca(dir.path());
     let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
