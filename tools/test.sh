@@ -11,6 +11,9 @@ WAITRESSD_TEST_VENV="$(tools/venv.sh)"
 export WAITRESSD_TEST_VENV
 unset VIRTUAL_ENV
 cargo fmt --check
+# No dependency the code does not use (the README's table is checked by a test).
+command -v cargo-machete >/dev/null || cargo install --locked --quiet cargo-machete
+cargo machete
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets "$@"
 # waitress 3.0.2's own functional suite, pointed at the waitressd binary (strict xfails only for

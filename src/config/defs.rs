@@ -153,6 +153,9 @@ pub static DEFS: &[Def] = &[
     d("graceful_timeout", Conv::Int, Some("30"), (0, U64), "Seconds a graceful stop or reload waits for in-flight requests."),
     d("virtualenv", Conv::Path, None, NONE, "Virtualenv the embedded Python uses (default $VIRTUAL_ENV)."),
     d("access_log", Conv::Path, None, NONE, "Access log file (- = stdout); reopened on SIGUSR1."),
+    d("access_log_format", Conv::Str, Some(crate::http::log_format::COMBINED), NONE, "Access log line in gunicorn's atoms (%(h)s, %(r)s, %({Header}i)s ...; write %% for % in an INI file), or json for one JSON object per line."),
+    d("error_log", Conv::Path, None, NONE, "waitressd's own log and the standard error of master and workers (Python tracebacks too); unset or - = stderr; opened before the privilege drop, reopened on SIGUSR1."),
+    d("log_level", Conv::Str, Some("info"), NONE, "Level of waitressd's own log: debug, info, warning, error or critical (RUST_LOG, when set, wins)."),
 ];
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an

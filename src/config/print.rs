@@ -67,6 +67,9 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "graceful_timeout" => json!(s.graceful_timeout),
         "virtualenv" => path_json(&s.virtualenv),
         "access_log" => path_json(&s.access_log),
+        "access_log_format" => json!(s.access_log_format),
+        "error_log" => path_json(&s.error_log),
+        "log_level" => json!(s.log_level),
         _ => return None,
     })
 }

@@ -1,11 +1,12 @@
-//! The access log (a waitressd addition; waitress has none): Apache combined format, one line
-//! per request. App threads format lines into a shared buffer; the loop thread writes the
+//! The access log (a waitressd addition; waitress has none): one line per response in
+//! `access_log_format` (default Apache combined), the loop's own error responses included. App threads format lines into a shared buffer; the loop thread writes the
 //! buffer once per loop iteration, so logging costs one write(2) per batch, not per request.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
 
 /// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation.
@@ -67,50 +68,35 @@ impl Clock {
         &self.buf
     }
 
-    /// Appends `%h - - [%t] "%r" %s %b "%{Referer}i" "%{User-Agent}i"\n` to `out`.
-    pub(crate) fn line(&mut self, out: &mut Vec<u8>, req: &Request, status: &str, bytes: u64) {
-        out.extend_from_slice(req.origin.remote_addr.as_bytes());
-        out.extend_from_slice(b" - - ");
-        out.extend_from_slice(self.stamp());
-        out.extend_from_slice(b" \"");
-        escaped(out, req.method());
-        out.push(b' ');
-        escaped(out, req.target());
-        out.push(b' ');
-        out.extend_from_slice(req.version().as_str().as_bytes());
-        out.extend_from_slice(b"\" ");
-        out.extend_from_slice(status.as_bytes());
-        out.push(b' ');
-        if bytes == 0 {
-            out.push(b'-');
-        } else {
-            out.extend_from_slice(bytes.to_string().as_bytes());
-        }
-        for name in [&b"referer"[..], b"user-agent"] {
-            out.extend_from_slice(b" \"");
-            match req.header(name) {
-                Some(v) => escaped(out, v),
-                None => out.push(b'-'),
-            }
-            out.push(b'"');
-        }
-        out.push(b'\n');
+    /// Appends the line for one response in `fmt` to `out`.
+    pub(crate) fn line(&mut self, out: &mut Vec<u8>, fmt: &Format, e: Line) {
+        let entry = Entry {
+            req: e.req,
+            remote: e.remote,
+            time: self.stamp(),
+            status: e.status,
+            bytes: e.bytes,
+            elapsed: e.elapsed,
+            pid: std::process::id(),
+            resp_headers: e.resp_headers,
+        };
+        fmt.write(&entry, out);
     }
 }
 
-/// Copies `v`, escaping `"`, `\` and non-printable bytes as Apache does (`\xhh`), so a client
-/// cannot forge log lines.
-fn escaped(out: &mut Vec<u8>, v: &[u8]) {
-    for &b in v {
-        match b {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(b);
-            }
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
+/// One response's facts (the clock adds the time).
+pub(crate) struct Line<'a> {
+    pub(crate) req: Option<&'a Request>,
+    pub(crate) remote: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) resp_headers: &'a [(String, String)],
+}
+
+/// The body length of a complete response the server made itself (after the blank line).
+pub(crate) fn body_len(response: &[u8]) -> u64 {
+    memchr::memmem::find(response, b"\r\n\r\n").map_or(0, |i| (response.len() - i - 4) as u64)
 }
 
 /// Common Log Format time in UTC.
@@ -156,9 +142,8 @@ mod tests {
     }
 
     #[test]
-    fn escaping_keeps_lines_unforgeable() {
-        let mut out = Vec::new();
-        escaped(&mut out, b"a\"b\\c\n\x7f");
-        assert_eq!(out, b"a\\\"b\\\\c\\x0a\\x7f");
+    fn body_len_counts_after_the_head() {
+        assert_eq!(body_len(b"HTTP/1.1 400 Bad\r\nA: b\r\n\r\nhello"), 5);
+        assert_eq!(body_len(b"HTTP/1.1 400 Bad\r\n\r\n"), 0);
     }
 }

@@ -13,6 +13,7 @@ use crate::http::proxy::ProxySettings;
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
+    let started = std::time::Instant::now();
     sc.date.update(coarse_now());
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
@@ -99,8 +100,17 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             .map(|_| t.sc.status.as_str())
             .unwrap_or("500");
         let code = status.get(..3).unwrap_or("500");
+        let line = super::access_log::Line {
+            req: Some(t.req),
+            remote: &t.req.origin.remote_addr,
+            status: code,
+            bytes: t.sent,
+            elapsed: started.elapsed(),
+            resp_headers: &t.headers,
+        };
         let mut pending = lock(buf);
-        t.sc.log.line(&mut pending, t.req, code, t.sent);
+        t.sc.log
+            .line(&mut pending, &ctx.opts.access_log_format, line);
         let big = pending.len() > 64 * 1024;
         drop(pending);
         if big {

@@ -65,6 +65,8 @@ pub struct ServerOptions {
     pub clear_untrusted_proxy_headers: bool,
     /// Apache combined access log, one line per request (`-` = stdout); None = off.
     pub access_log: Option<PathBuf>,
+    /// The access log's line format (`access_log_format`).
+    pub access_log_format: crate::http::log_format::Format,
 }
 
 impl Default for ServerOptions {
@@ -97,6 +99,7 @@ impl Default for ServerOptions {
             log_untrusted_proxy_headers: false,
             clear_untrusted_proxy_headers: true,
             access_log: None,
+            access_log_format: crate::http::log_format::Format::combined(),
         }
     }
 }

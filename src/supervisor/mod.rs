@@ -10,6 +10,7 @@ mod boot;
 mod children;
 pub mod lifecycle;
 pub mod listeners;
+pub mod logfiles;
 mod master;
 pub mod options;
 pub mod pidfile;

@@ -28,6 +28,9 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         log_untrusted_proxy_headers: s.log_untrusted_proxy_headers,
         clear_untrusted_proxy_headers: s.clear_untrusted_proxy_headers,
         access_log: s.access_log.clone(),
+        // Validated with the configuration; the default if it somehow is not.
+        access_log_format: crate::http::log_format::Format::parse(&s.access_log_format)
+            .unwrap_or_else(|_| crate::http::log_format::Format::combined()),
     }
 }
 

@@ -29,6 +29,7 @@ impl Master {
             }
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
+            super::logfiles::prepare(&s, id.as_ref())?;
             let (set, fresh) = self
                 .listeners
                 .reopen(&s, id.as_ref())
@@ -45,6 +46,9 @@ impl Master {
                 return;
             }
         };
+        // The new workers inherit the master's standard error: point it at the new error_log.
+        super::logfiles::redirect(&settings);
+        crate::logging::apply_level(&settings.log_level);
         for i in fresh {
             eprintln!("Serving on {}", listeners.entries[i].1.url());
         }

@@ -62,6 +62,9 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         graceful_timeout: 10,
         virtualenv: None,
         access_log: None,
+        access_log_format: crate::http::log_format::COMBINED.to_string(),
+        error_log: None,
+        log_level: "info".to_string(),
         daemon: false,
     }
 }

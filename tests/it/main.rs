@@ -4,6 +4,7 @@ mod util;
 
 mod config;
 mod hostile;
+mod ops;
 mod server;
 mod supervisor;
 mod wsgi;
