@@ -51,6 +51,10 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("waitressd: internal error: {msg}{at}");
     }));
     init_logging();
+    if argv.first().map(String::as_str) == Some("reload") {
+        // `waitressd reload`: HUP the master and wait for the outcome (ExecReload=).
+        return crate::supervisor::control::main(&argv[1..]);
+    }
     let args = match parse(argv) {
         Ok(a) => a,
         Err(e) => {

@@ -164,10 +164,13 @@ impl Master {
             }
             Command::Reload => match self.phase {
                 Phase::Running => self.begin_reload(),
-                _ => log_warn(&format!(
-                    "master {}: SIGHUP ignored (reload or stop under way)",
-                    self.pid
-                )),
+                _ => {
+                    log_warn(&format!(
+                        "master {}: SIGHUP ignored (reload or stop under way)",
+                        self.pid
+                    ));
+                    super::control::report(false, "a reload or stop is already under way");
+                }
             },
             Command::ReopenLogs => {
                 // The master first (as root it can create the files logrotate moved away and

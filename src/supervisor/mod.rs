@@ -8,6 +8,7 @@ use crate::config::Settings;
 
 mod boot;
 mod children;
+pub mod control;
 pub mod lifecycle;
 pub mod listeners;
 pub mod logfiles;

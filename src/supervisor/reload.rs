@@ -42,6 +42,7 @@ impl Master {
                 log_error(&format!(
                     "reload failed, still serving the old configuration: {e}"
                 ));
+                super::control::report(false, &e);
                 self.notifier.ready("serving (reload failed)");
                 return;
             }
@@ -96,6 +97,7 @@ impl Master {
             self.pid, self.generation
         ));
         self.notifier.ready(&self.status());
+        super::control::report(true, &format!("generation {}", self.generation));
     }
 
     pub(super) fn abort_reload(&mut self, why: &str) {
@@ -105,6 +107,7 @@ impl Master {
         log_error(&format!(
             "reload aborted, still serving the old configuration: {why}"
         ));
+        super::control::report(false, why);
         for w in self
             .workers
             .iter_mut()

@@ -10,6 +10,7 @@ use crate::util::{bin, root, Daemon};
 
 mod access;
 mod logs;
+mod reload;
 
 fn apps() -> PathBuf {
     root().join("tests/apps/ops")
