@@ -10,6 +10,10 @@ export PYO3_PYTHON
 WAITRESSD_TEST_VENV="$(tools/venv.sh)"
 export WAITRESSD_TEST_VENV
 unset VIRTUAL_ENV
+# Tools the tests use, installed once (CI runs as root on a fresh machine).
+if [ "$(id -u)" = 0 ] && ! command -v mandoc >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc >/dev/null
+fi
 cargo fmt --check
 # No dependency the code does not use (the README's table is checked by a test).
 command -v cargo-machete >/dev/null || cargo install --locked --quiet cargo-machete
@@ -20,3 +24,9 @@ cargo test --all-targets "$@"
 # the deliberate differences listed in the README).
 cargo build --quiet
 tools/waitress-functional.sh
+# The Debian package (built on Debian's python3.11): dpkg, init script, logrotate and purge on
+# this machine, then under a real systemd in a booted Debian 12 container. Root only.
+if [ "$(id -u)" = 0 ]; then
+    tools/deb-test.sh
+    tools/systemd-test.sh
+fi

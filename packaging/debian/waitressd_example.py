@@ -1,0 +1,16 @@
+"""The example app of /etc/waitressd/example.ini: says hello, logs to stderr on /stderr."""
+import sys
+
+
+def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/stderr":
+        print("waitressd_example: a line on stderr", file=sys.stderr, flush=True)
+    body = b"Hello from waitressd\n"
+    start_response(
+        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def factory(global_conf, **local_conf):
+    return app

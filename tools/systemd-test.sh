@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# tools/systemd-test.sh: the package under a real systemd on a fresh Debian 12. Boots the
+# cached minbase root (tools/systemd-root.sh) with systemd-nspawn on a throw-away overlay,
+# sharing the host's network, installs the .deb with apt (its Depends resolved from the
+# archive), and drives systemctl through nsenter: start returns once the service answers
+# (Type=notify), STATUS= shows, reload under load fails no request and returns once the new
+# config serves, a reload with a broken app fails while the old workers serve, socket
+# activation serves, stop exits cleanly, and the journal holds the daemon's log with
+# priorities. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
+step() { echo "systemd-test: $*" >&2; }
+[ "$(id -u)" = 0 ] || { echo "systemd-test: skipped (needs root)"; exit 0; }
+
+deb=$(tools/deb.sh)
+root=$(tools/systemd-root.sh)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+port2=$(free_port)
+
+log=target/systemd-test-nspawn.log
+systemd-nspawn -q -D "$root" --volatile=overlay --register=no --keep-unit \
+	--bind-ro="$(dirname "$deb"):/debs" -b >"$log" 2>&1 </dev/null &
+nspawn=$!
+loader=""
+cleanup() {
+	[ -n "$loader" ] && kill "$loader" 2>/dev/null || true
+	if kill -0 "$nspawn" 2>/dev/null; then
+		kill -TERM "$nspawn" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$nspawn" 2>/dev/null || true
+	fi
+	wait "$nspawn" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# The container's init: the child of systemd-nspawn.
+init=""
+for _ in $(seq 1 300); do
+	init=$(cat "/proc/$nspawn/task/$nspawn/children" 2>/dev/null | awk '{print $1}') || true
+	[ -n "$init" ] && break
+	kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited: $(tail -20 "$log")"
+	sleep 0.1
+done
+[ -n "$init" ] || fail "no container init"
+in() { nsenter -t "$init" -a -- "$@"; }
+state=$(timeout 120 nsenter -t "$init" -a -- systemctl is-system-running --wait 2>/dev/null || true)
+case "$state" in running|degraded) ;; *) fail "container systemd state: $state ($(tail -20 "$log"))" ;; esac
+step "container booted ($state), init pid $init"
+
+in env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+in env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
+	|| fail "apt-get install of the package"
+in getent passwd waitressd >/dev/null || fail "no user waitressd"
+in sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
+
+# get PORT PATH: prints the response head (empty on failure).
+head_of() {
+	if exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+		printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3
+		sed '/^\r$/q' <&3 || true
+		exec 3<&- 3>&-
+	fi
+}
+code() { head_of "$1" "$2" | head -1 | cut -d' ' -f2; }
+
+in systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(in systemctl status waitressd@example --no-pager)"
+# Type=notify: start returned, so it answers now (no retry).
+[ "$(code "$port" /)" = 200 ] || fail "not answering right after systemctl start"
+status=$(in systemctl show -p StatusText --value waitressd@example)
+[[ "$status" == "serving with 2 worker(s)" ]] || fail "StatusText: $status"
+in systemctl status waitressd@example --no-pager | grep -q 'Status: "serving with 2 worker(s)"' || fail "no Status: in systemctl status"
+step "start: serving, $status"
+
+# Reload under a bounded load (at most 30 s): every request answered 200.
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+in sh -c 'echo "ident = gen2" >> /etc/waitressd/example.ini'
+in systemctl reload waitressd@example || fail "systemctl reload"
+# Returned only once the new configuration serves: the very next response has it.
+head_of "$port" / | grep -q '^Server: gen2' || fail "reload returned before the new config served"
+in sed -i 's/waitressd_example:factory/waitressd_example:no_such_factory/' /etc/waitressd/example.ini
+if in systemctl reload waitressd@example 2>/dev/null; then fail "reload with a broken app succeeded"; fi
+head_of "$port" / | grep -q '^Server: gen2' || fail "old workers stopped serving after the failed reload"
+[ "$(in systemctl is-active waitressd@example)" = active ] || fail "service not active after the failed reload"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 during reloads"
+rm -f "$codes" "$stopflag"
+in sed -i 's/waitressd_example:no_such_factory/waitressd_example:factory/' /etc/waitressd/example.ini
+step "reload: $n requests during two reloads, all 200; broken app: reload failed, old workers serve"
+
+# Socket activation: systemd binds, the first connection starts waitressd@sock.
+in sh -c "sed 's/example/sock/g' /etc/waitressd/example.ini > /etc/waitressd/sock.ini"
+in mkdir -p /etc/systemd/system/waitressd@sock.socket.d
+in sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$port2\n' > /etc/systemd/system/waitressd@sock.socket.d/port.conf"
+in systemctl daemon-reload
+in systemctl start waitressd@sock.socket || fail "start waitressd@sock.socket"
+[ "$(code "$port2" /)" = 200 ] || fail "socket activation: no 200 on $port2"
+[ "$(in systemctl is-active waitressd@sock.service)" = active ] || fail "waitressd@sock not active"
+in journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
+step "socket activation: served on 127.0.0.1:$port2"
+
+in systemctl stop waitressd@example || fail "systemctl stop"
+[ "$(in systemctl show -p Result --value waitressd@example)" = success ] || fail "stop result"
+[ "$(in systemctl show -p ExecMainStatus --value waitressd@example)" = 0 ] || fail "exit status after stop"
+in systemctl stop waitressd@sock.socket waitressd@sock.service
+
+journal=$(in journalctl -u waitressd@example --no-pager -o cat)
+grep -q "worker(s) ready" <<<"$journal" || fail "journal lacks the ready line"
+grep -q "reload complete" <<<"$journal" || fail "journal lacks the reload"
+grep -q "exiting with code 0" <<<"$journal" || fail "journal lacks the clean exit"
+in journalctl -u waitressd@example -p err --no-pager -o cat | grep -q "reload aborted" \
+	|| fail "journalctl -p err lacks the aborted reload (priority prefixes)"
+in systemd-analyze verify /lib/systemd/system/waitressd@.service /lib/systemd/system/waitressd@.socket 2>&1 \
+	| grep -v '^$' | grep -iv 'no such file' > /tmp/systemd-test-verify.$$ || true
+[ -s /tmp/systemd-test-verify.$$ ] && { cat /tmp/systemd-test-verify.$$ >&2; rm -f /tmp/systemd-test-verify.$$; fail "systemd-analyze verify"; }
+rm -f /tmp/systemd-test-verify.$$
+step "ok"
