@@ -39,21 +39,29 @@ trap cleanup EXIT
 init=""
 for _ in $(seq 1 300); do
 	init=$(cat "/proc/$nspawn/task/$nspawn/children" 2>/dev/null | awk '{print $1}') || true
-	[ -n "$init" ] && break
+	# nspawn forks helpers first: wait for the child that is systemd.
+	[ -n "$init" ] && [ "$(cat "/proc/$init/comm" 2>/dev/null)" = systemd ] && break
+	init=""
 	kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited: $(tail -20 "$log")"
 	sleep 0.1
 done
 [ -n "$init" ] || fail "no container init"
-in() { nsenter -t "$init" -a -- "$@"; }
-state=$(timeout 120 nsenter -t "$init" -a -- systemctl is-system-running --wait 2>/dev/null || true)
+ct() { nsenter -t "$init" -a -- "$@"; }
+# Until PID 1 answers on its bus and has finished booting (at most 120 s).
+state=""
+for _ in $(seq 1 240); do
+	state=$(ct systemctl is-system-running 2>/dev/null || true)
+	case "$state" in running|degraded) break ;; esac
+	sleep 0.5
+done
 case "$state" in running|degraded) ;; *) fail "container systemd state: $state ($(tail -20 "$log"))" ;; esac
 step "container booted ($state), init pid $init"
 
-in env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-in env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
+ct env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
 	|| fail "apt-get install of the package"
-in getent passwd waitressd >/dev/null || fail "no user waitressd"
-in sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
+ct getent passwd waitressd >/dev/null || fail "no user waitressd"
+ct sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
 
 # get PORT PATH: prints the response head (empty on failure).
 head_of() {
@@ -65,12 +73,12 @@ head_of() {
 }
 code() { head_of "$1" "$2" | head -1 | cut -d' ' -f2; }
 
-in systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(in systemctl status waitressd@example --no-pager)"
+ct systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(ct systemctl status waitressd@example --no-pager)"
 # Type=notify: start returned, so it answers now (no retry).
 [ "$(code "$port" /)" = 200 ] || fail "not answering right after systemctl start"
-status=$(in systemctl show -p StatusText --value waitressd@example)
+status=$(ct systemctl show -p StatusText --value waitressd@example)
 [[ "$status" == "serving with 2 worker(s)" ]] || fail "StatusText: $status"
-in systemctl status waitressd@example --no-pager | grep -q 'Status: "serving with 2 worker(s)"' || fail "no Status: in systemctl status"
+ct systemctl status waitressd@example --no-pager | grep -q 'Status: "serving with 2 worker(s)"' || fail "no Status: in systemctl status"
 step "start: serving, $status"
 
 # Reload under a bounded load (at most 30 s): every request answered 200.
@@ -82,46 +90,51 @@ stopflag=$(mktemp -u)
 ) &
 loader=$!
 sleep 1
-in sh -c 'echo "ident = gen2" >> /etc/waitressd/example.ini'
-in systemctl reload waitressd@example || fail "systemctl reload"
+ct sh -c 'echo "ident = gen2" >> /etc/waitressd/example.ini'
+ct systemctl reload waitressd@example || fail "systemctl reload"
 # Returned only once the new configuration serves: the very next response has it.
 head_of "$port" / | grep -q '^Server: gen2' || fail "reload returned before the new config served"
-in sed -i 's/waitressd_example:factory/waitressd_example:no_such_factory/' /etc/waitressd/example.ini
-if in systemctl reload waitressd@example 2>/dev/null; then fail "reload with a broken app succeeded"; fi
+ct sed -i 's/waitressd_example:factory/waitressd_example:no_such_factory/' /etc/waitressd/example.ini
+if ct systemctl reload waitressd@example 2>/dev/null; then fail "reload with a broken app succeeded"; fi
 head_of "$port" / | grep -q '^Server: gen2' || fail "old workers stopped serving after the failed reload"
-[ "$(in systemctl is-active waitressd@example)" = active ] || fail "service not active after the failed reload"
+[ "$(ct systemctl is-active waitressd@example)" = active ] || fail "service not active after the failed reload"
 sleep 1
 touch "$stopflag"
 wait "$loader"; loader=""
 n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
 [ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 during reloads"
 rm -f "$codes" "$stopflag"
-in sed -i 's/waitressd_example:no_such_factory/waitressd_example:factory/' /etc/waitressd/example.ini
+ct sed -i 's/waitressd_example:no_such_factory/waitressd_example:factory/' /etc/waitressd/example.ini
 step "reload: $n requests during two reloads, all 200; broken app: reload failed, old workers serve"
 
 # Socket activation: systemd binds, the first connection starts waitressd@sock.
-in sh -c "sed 's/example/sock/g' /etc/waitressd/example.ini > /etc/waitressd/sock.ini"
-in mkdir -p /etc/systemd/system/waitressd@sock.socket.d
-in sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$port2\n' > /etc/systemd/system/waitressd@sock.socket.d/port.conf"
-in systemctl daemon-reload
-in systemctl start waitressd@sock.socket || fail "start waitressd@sock.socket"
-[ "$(code "$port2" /)" = 200 ] || fail "socket activation: no 200 on $port2"
-[ "$(in systemctl is-active waitressd@sock.service)" = active ] || fail "waitressd@sock not active"
-in journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
+ct sh -c "sed 's|/example\.|/sock.|' /etc/waitressd/example.ini > /etc/waitressd/sock.ini"
+ct mkdir -p /etc/systemd/system/waitressd@sock.socket.d
+ct sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$port2\n' > /etc/systemd/system/waitressd@sock.socket.d/port.conf"
+ct systemctl daemon-reload
+ct systemctl start waitressd@sock.socket || fail "start waitressd@sock.socket"
+[ "$(code "$port2" /)" = 200 ] || fail "socket activation: no 200 on $port2: $(ct systemctl status waitressd@sock.service --no-pager)"
+# The first worker may answer before the second is ready (READY=1): active soon after.
+for _ in $(seq 1 100); do
+	[ "$(ct systemctl is-active waitressd@sock.service)" = active ] && break
+	sleep 0.1
+done
+[ "$(ct systemctl is-active waitressd@sock.service)" = active ] || fail "waitressd@sock not active"
+ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
 step "socket activation: served on 127.0.0.1:$port2"
 
-in systemctl stop waitressd@example || fail "systemctl stop"
-[ "$(in systemctl show -p Result --value waitressd@example)" = success ] || fail "stop result"
-[ "$(in systemctl show -p ExecMainStatus --value waitressd@example)" = 0 ] || fail "exit status after stop"
-in systemctl stop waitressd@sock.socket waitressd@sock.service
+ct systemctl stop waitressd@example || fail "systemctl stop"
+[ "$(ct systemctl show -p Result --value waitressd@example)" = success ] || fail "stop result"
+[ "$(ct systemctl show -p ExecMainStatus --value waitressd@example)" = 0 ] || fail "exit status after stop"
+ct systemctl stop waitressd@sock.socket waitressd@sock.service
 
-journal=$(in journalctl -u waitressd@example --no-pager -o cat)
+journal=$(ct journalctl -u waitressd@example --no-pager -o cat)
 grep -q "worker(s) ready" <<<"$journal" || fail "journal lacks the ready line"
 grep -q "reload complete" <<<"$journal" || fail "journal lacks the reload"
 grep -q "exiting with code 0" <<<"$journal" || fail "journal lacks the clean exit"
-in journalctl -u waitressd@example -p err --no-pager -o cat | grep -q "reload aborted" \
+ct journalctl -u waitressd@example -p err --no-pager -o cat | grep -q "reload aborted" \
 	|| fail "journalctl -p err lacks the aborted reload (priority prefixes)"
-in systemd-analyze verify /lib/systemd/system/waitressd@.service /lib/systemd/system/waitressd@.socket 2>&1 \
+ct systemd-analyze verify --man=no /lib/systemd/system/waitressd@.service /lib/systemd/system/waitressd@.socket 2>&1 \
 	| grep -v '^$' | grep -iv 'no such file' > /tmp/systemd-test-verify.$$ || true
 [ -s /tmp/systemd-test-verify.$$ ] && { cat /tmp/systemd-test-verify.$$ >&2; rm -f /tmp/systemd-test-verify.$$; fail "systemd-analyze verify"; }
 rm -f /tmp/systemd-test-verify.$$
