@@ -123,7 +123,15 @@ done
 ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
 step "socket activation: served on 127.0.0.1:$port2"
 
+# Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
+slow=$(mktemp)
+( code "$port" '/slow?2' > "$slow" ) &
+slowpid=$!
+sleep 0.5
 ct systemctl stop waitressd@example || fail "systemctl stop"
+wait "$slowpid"
+[ "$(cat "$slow")" = 200 ] || fail "in-flight request during stop got: $(cat "$slow")"
+rm -f "$slow"
 [ "$(ct systemctl show -p Result --value waitressd@example)" = success ] || fail "stop result"
 [ "$(ct systemctl show -p ExecMainStatus --value waitressd@example)" = 0 ] || fail "exit status after stop"
 ct systemctl stop waitressd@sock.socket waitressd@sock.service
@@ -138,4 +146,5 @@ ct systemd-analyze verify --man=no /lib/systemd/system/waitressd@.service /lib/s
 	| grep -v '^$' | grep -iv 'no such file' > /tmp/systemd-test-verify.$$ || true
 [ -s /tmp/systemd-test-verify.$$ ] && { cat /tmp/systemd-test-verify.$$ >&2; rm -f /tmp/systemd-test-verify.$$; fail "systemd-analyze verify"; }
 rm -f /tmp/systemd-test-verify.$$
+step "stop: in-flight request answered, exit 0; journal has the log with priorities"
 step "ok"
