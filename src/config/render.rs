@@ -114,7 +114,8 @@ pub fn example_ini() -> String {
          [app:main]\nuse = egg:myproject\n\n[server:main]\nuse = egg:waitress#main\n",
     );
     for d in DEFS {
-        let default = d.default.unwrap_or("");
+        // configparser interpolation: a literal % is %% (access_log_format's atoms).
+        let default = d.default.unwrap_or("").replace('%', "%%");
         let sep = if default.is_empty() { "" } else { " " };
         out.push_str(&format!(
             "\n# {} ({})\n#{} ={sep}{default}\n",

@@ -127,3 +127,65 @@ fn journal_stream_lines_carry_priorities_and_log_level_filters() {
     let info: Vec<&String> = lines.iter().filter(|l| l.contains("INFO")).collect();
     assert!(info.is_empty(), "log_level = warning let through {info:?}");
 }
+
+/// `--daemon` with `error_log`: the foreground returns once serving, and the detached master's
+/// and workers' log lines land in the file; without `error_log` it says where the log goes.
+#[test]
+fn daemon_writes_its_log_to_error_log_and_says_so_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, pid) = (dir.path().join("error.log"), dir.path().join("d.pid"));
+    // Files, not pipes: the detached daemon keeps its inherited stdout and stderr.
+    let fg = dir.path().join("fg.txt");
+    let to_fg = || Stdio::from(std::fs::File::create(&fg).unwrap());
+    let out = super::command(&[
+        "--daemon",
+        "--listen",
+        "127.0.0.1:0",
+        "--error-log",
+        err.to_str().unwrap(),
+        "--pidfile",
+        pid.to_str().unwrap(),
+    ])
+    .env("VIRTUAL_ENV", crate::util::venv())
+    .stdin(Stdio::null())
+    .stdout(to_fg())
+    .stderr(to_fg())
+    .status()
+    .unwrap();
+    assert_eq!(out.code(), Some(0), "{}", read(&fg));
+    assert!(!read(&fg).contains("without error_log"), "{}", read(&fg));
+    let master: i32 = read(&pid).trim().parse().expect("pidfile");
+    assert!(
+        eventually(10, || read(&err).contains("worker 1")
+            && read(&err).contains("ready")),
+        "{}",
+        read(&err)
+    );
+    // SAFETY: kill(2) on the daemon this test started (its PID from its pidfile).
+    unsafe { libc::kill(master, libc::SIGTERM) };
+    assert!(eventually(30, || read(&err).contains("exiting with code 0")));
+
+    let out = super::command(&[
+        "--daemon",
+        "--listen",
+        "127.0.0.1:0",
+        "--pidfile",
+        pid.to_str().unwrap(),
+    ])
+    .env("VIRTUAL_ENV", crate::util::venv())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(to_fg())
+    .status()
+    .unwrap();
+    assert_eq!(out.code(), Some(0), "{}", read(&fg));
+    assert!(
+        read(&fg).contains("--daemon without error_log"),
+        "{}",
+        read(&fg)
+    );
+    let master: i32 = read(&pid).trim().parse().expect("pidfile");
+    // SAFETY: as above.
+    unsafe { libc::kill(master, libc::SIGTERM) };
+    assert!(eventually(30, || !pid.exists()));
+}
