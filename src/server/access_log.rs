@@ -1,18 +1,27 @@
 //! The access log (a waitressd addition; waitress has none): one line per response in
-//! `access_log_format` (default Apache combined), the loop's own error responses included. App threads format lines into a shared buffer; the loop thread writes the
-//! buffer once per loop iteration, so logging costs one write(2) per batch, not per request.
+//! `access_log_format` (default Apache combined), the loop's own error responses included.
+//! App threads format lines into a shared buffer; the loop thread hands the buffer once per
+//! loop iteration to a writer thread, so logging costs one write(2) per batch, not per
+//! request, and a slow disk never stalls the loop.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
 
-/// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation.
+/// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation. A writer thread owns the
+/// file, so a slow disk never blocks the event loop; dropping the log writes what is queued.
 pub(crate) struct AccessLog {
-    path: PathBuf,
-    out: Box<dyn Write + Send>,
+    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Msg {
+    Lines(Vec<u8>),
+    Reopen,
 }
 
 fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
@@ -23,27 +32,59 @@ fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
     Ok(Box::new(f))
 }
 
+/// The writer thread: writes batches in order, reopens on request, ends when the log drops.
+fn writer(path: PathBuf, mut out: Box<dyn Write + Send>, rx: mpsc::Receiver<Msg>) {
+    for msg in rx {
+        match msg {
+            Msg::Lines(batch) => {
+                if let Err(e) = out.write_all(&batch).and_then(|_| out.flush()) {
+                    log::error!(target: "waitress", "cannot write access log {}: {e}", path.display());
+                }
+            }
+            Msg::Reopen => match open(&path) {
+                Ok(o) => out = o,
+                Err(e) => {
+                    log::error!(target: "waitress", "cannot reopen access log {}: {e}", path.display())
+                }
+            },
+        }
+    }
+}
+
 impl AccessLog {
+    /// Opens the file here (so an error stops the worker at start), then starts its writer.
     pub(crate) fn open(path: &Path) -> io::Result<AccessLog> {
+        let out = open(path)?;
+        let (tx, rx) = mpsc::channel();
+        let path = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || writer(path, out, rx))?;
         Ok(AccessLog {
-            path: path.to_path_buf(),
-            out: open(path)?,
+            tx: Some(tx),
+            writer: Some(writer),
         })
     }
 
-    /// Writes one batch of complete lines.
+    /// Queues one batch of complete lines.
     pub(crate) fn write(&mut self, batch: &[u8]) {
-        if let Err(e) = self.out.write_all(batch).and_then(|_| self.out.flush()) {
-            log::error!(target: "waitress", "cannot write access log {}: {e}", self.path.display());
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Lines(batch.to_vec()));
         }
     }
 
     pub(crate) fn reopen(&mut self) {
-        match open(&self.path) {
-            Ok(out) => self.out = out,
-            Err(e) => {
-                log::error!(target: "waitress", "cannot reopen access log {}: {e}", self.path.display())
-            }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Reopen);
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
 }
