@@ -16,6 +16,7 @@ const REQUESTS: &[(&[u8], u16)] = &[
     (b"GET /long HTTP/1.1\r\nHost: t\r\nX-Pad: PAD\r\n\r\n", 431),
     (b"GET /v12 HTTP/1.2\r\nHost: t\r\n\r\n", 505),
     (b"GET /proxied HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n", 200),
+    (b"GET /boom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 500),
 ];
 
 fn send_all(addr: &str) -> Vec<(Vec<u8>, u16)> {
@@ -133,6 +134,12 @@ fn combined_lines_for_app_and_loop_responses_over_v4_v6_and_proxy() {
     assert_eq!(bad[4], "-", "an unparsed request line logs -");
     assert!(got.iter().any(|f| f[5] == "505"), "505 line");
     assert_eq!(find("/proxied")[0], "203.0.113.9", "trusted proxy client");
+    let boom = find("/boom");
+    assert_eq!(boom[5], "500");
+    assert!(
+        boom[6].parse::<u64>().unwrap() > 0,
+        "server-made 500 body counted"
+    );
     assert_eq!(find("/six")[0], "::1");
 }
 
@@ -165,7 +172,7 @@ fn custom_and_json_formats() {
         .collect();
     let mut statuses: Vec<u64> = got.iter().map(|v| v["status"].as_u64().unwrap()).collect();
     statuses.sort();
-    assert_eq!(statuses, [200, 200, 400, 413, 431, 505]);
+    assert_eq!(statuses, [200, 200, 400, 413, 431, 500, 505]);
     let app = got.iter().find(|v| v["path"] == "/app").unwrap();
     assert_eq!(app["remote_addr"], "127.0.0.1");
     assert_eq!(app["user"], "alice");
