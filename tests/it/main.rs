@@ -4,6 +4,7 @@ mod util;
 
 mod config;
 mod hostile;
+mod integrity;
 mod ops;
 mod server;
 mod supervisor;
