@@ -123,6 +123,25 @@ done
 ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
 step "socket activation: served on 127.0.0.1:$port2"
 
+# An upgrade's restart under socket activation: systemd keeps the listening socket, so
+# connections made while the new master starts wait in its backlog; none fails.
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port2" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+ct systemctl restart waitressd@sock.service || fail "restart waitressd@sock"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 across a socket-activated restart"
+rm -f "$codes" "$stopflag"
+step "restart under socket activation: $n requests, all 200"
+
 # Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
 slow=$(mktemp)
 ( code "$port" '/slow?2' > "$slow" ) &
