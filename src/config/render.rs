@@ -72,7 +72,8 @@ pub(super) fn default_desc(d: &Def) -> &'static str {
 pub fn help() -> String {
     let mut out = String::from(
         "Usage: waitressd [OPTIONS] [--config] FILE.ini [NAME=VALUE ...]\n       \
-         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n\n\
+         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n       \
+         waitressd reload [--pid PID | --pidfile PATH] [--timeout SECONDS]\n\n\
          Serves a Python WSGI application; a drop-in replacement for the waitress 3.0.2 server.\n\
          INI mode reads [server:main] of a PasteDeploy INI file as pserve does (NAME=VALUE words\n\
          are defaults for %(NAME)s) and loads [app:main]. --app mode works like waitress-serve.\n\
@@ -92,7 +93,9 @@ pub fn help() -> String {
     for (code, text) in EXIT_CODES {
         out.push_str(&format!("  {code}  {text}\n"));
     }
-    out.push_str("\nEnvironment:\n  RUST_LOG  waitressd's log level (default info)\n");
+    out.push_str(
+        "\nEnvironment:\n  RUST_LOG  waitressd's log filter (e.g. debug); wins over log_level\n",
+    );
     out
 }
 
