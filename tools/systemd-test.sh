@@ -20,7 +20,7 @@ port=$(free_port)
 port2=$(free_port)
 
 log=target/systemd-test-nspawn.log
-systemd-nspawn -q -D "$root" --volatile=overlay --register=no --keep-unit \
+systemd-nspawn -q -D "$root" --machine="waitressd-test-$$" --volatile=overlay --register=no --keep-unit \
 	--bind-ro="$(dirname "$deb"):/debs" -b >"$log" 2>&1 </dev/null &
 nspawn=$!
 loader=""
@@ -141,6 +141,20 @@ n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
 [ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 across a socket-activated restart"
 rm -f "$codes" "$stopflag"
 step "restart under socket activation: $n requests, all 200"
+
+# logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null || fail "install logrotate"
+[ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
+ct logrotate -f /etc/logrotate.d/waitressd || fail "logrotate"
+rotated=0
+for _ in $(seq 1 100); do
+	code "$port" /after-rotate >/dev/null
+	if ct grep -q after-rotate /var/log/waitressd/example.access.log 2>/dev/null; then rotated=1; break; fi
+	sleep 0.1
+done
+[ $rotated = 1 ] || fail "the access log was not reopened after logrotate"
+ct grep -q before-rotate /var/log/waitressd/example.access.log.1 || fail "rotated access log lacks the earlier line"
+step "logrotate: renamed, USR1 through systemctl kill, new lines in the new file"
 
 # Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
 slow=$(mktemp)
