@@ -24,6 +24,9 @@ cargo test --all-targets "$@"
 # the deliberate differences listed in the README).
 cargo build --quiet
 tools/waitress-functional.sh
+# The benchmark harness, every row and server for a second each on the debug build (checks that
+# the harness and every peer run; no speed is asserted).
+bench/run.sh --smoke --debug >/dev/null
 # The Debian package (built on Debian's python3.11): dpkg, init script, logrotate and purge on
 # this machine, then under a real systemd in a booted Debian 12 container. Root only.
 if [ "$(id -u)" = 0 ]; then

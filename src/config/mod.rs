@@ -158,6 +158,14 @@ pub struct Settings {
     pub virtualenv: Option<PathBuf>,
     /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
     pub access_log: Option<PathBuf>,
+    /// Seconds an app call may run before it is interrupted; 0 = off.
+    pub request_timeout: u64,
+    /// Requests after which a worker is retired gracefully; 0 = off.
+    pub max_requests: u64,
+    /// Up to this many extra requests per worker (random), so workers do not retire together.
+    pub max_requests_jitter: u64,
+    /// Resident bytes above which a worker is retired gracefully; 0 = off.
+    pub max_worker_memory: u64,
     /// The access log's line format: gunicorn atoms, or `json` (validated).
     pub access_log_format: String,
     /// waitressd's log and the standard error of master and workers; `None` or `-` = stderr.

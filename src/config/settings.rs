@@ -54,6 +54,11 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
         Conv::Str => Val::Str(s.to_string()),
         Conv::Int => Val::Int(int(s, 10)?),
         Conv::Octal => Val::Int(int(s, 8)?),
+        Conv::Size => {
+            let (digits, unit) = split_size(py_strip(s));
+            let n = int(digits, 10).map_err(|e| format!("{e} (a size takes K, M or G)"))?;
+            Val::Int(n.checked_mul(unit).ok_or("integer too large")?)
+        }
         Conv::IntOrAuto if py_strip(s).eq_ignore_ascii_case("auto") => {
             Val::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i128)
         }
@@ -95,6 +100,18 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
         }
     }
     Ok(v)
+}
+
+/// `64M` → ("64", 2^20): the suffix K, M or G (either case) as a multiplier.
+fn split_size(s: &str) -> (&str, i128) {
+    let units = [('k', 1i128 << 10), ('m', 1 << 20), ('g', 1 << 30)];
+    match s.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some(c) => match units.iter().find(|u| u.0 == c) {
+            Some(&(_, n)) => (&s[..s.len() - 1], n),
+            None => (s, 1),
+        },
+        None => (s, 1),
+    }
 }
 
 /// A value error for `r` (where it came from, its key and value) with `reason`.
@@ -282,6 +299,10 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         graceful_timeout: vals.int("graceful_timeout") as u64,
         virtualenv: vals.path("virtualenv"),
         access_log: vals.path("access_log"),
+        request_timeout: vals.int("request_timeout") as u64,
+        max_requests: vals.int("max_requests") as u64,
+        max_requests_jitter: vals.int("max_requests_jitter") as u64,
+        max_worker_memory: vals.int("max_worker_memory") as u64,
         access_log_format,
         error_log: vals.path("error_log"),
         log_level,

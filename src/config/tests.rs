@@ -73,6 +73,15 @@ fn defaults_are_waitress_defaults() {
         "virtualenv": null, "access_log": null
     });
     let mut want = want;
+    // The worker-lifecycle keys (one json! literal would exceed the macro recursion limit).
+    for k in [
+        "request_timeout",
+        "max_requests",
+        "max_requests_jitter",
+        "max_worker_memory",
+    ] {
+        want.as_object_mut().unwrap().insert(k.into(), 0.into());
+    }
     for (k, v) in [
         (
             "access_log_format",
@@ -130,6 +139,16 @@ fn converters_per_key() {
         ("access_log", "-", "-".into()),
         ("umask", "022", 0o22.into()),
         ("workers", "3", 3.into()),
+        ("max_worker_memory", "512", 512.into()),
+        ("max_worker_memory", " 64k ", (64u64 << 10).into()),
+        ("max_worker_memory", "200M", (200u64 << 20).into()),
+        ("max_worker_memory", "2g", (2u64 << 30).into()),
+        (
+            "max_worker_memory",
+            "16_000_000_000G",
+            (16_000_000_000u64 << 30).into(),
+        ),
+        ("max_requests", "1000", 1000.into()),
     ];
     for (k, v, want) in cases {
         assert_eq!(&j(&[(k, v)], k), want, "{k} = {v:?}");
@@ -233,6 +252,18 @@ fn each_validation_rule_rejects() {
             ],
             "mutually exclusive",
         ),
+        (&[("threads", "4097")], "must be between 1 and 4096"),
+        (
+            &[("max_worker_memory", "lots")],
+            "invalid literal for int() (a size takes K, M or G)",
+        ),
+        (&[("max_worker_memory", "1T")], "invalid literal for int()"),
+        (&[("max_worker_memory", "-1M")], "must not be negative"),
+        (
+            &[("max_worker_memory", "16000000000000G")],
+            "integer too large",
+        ),
+        (&[("request_timeout", "-1")], "must not be negative"),
     ];
     for (kv, needle) in cases {
         let e = rejected(kv);

@@ -95,8 +95,8 @@ pub(crate) struct Field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestMeta {
     pub version: Version,
-    /// HTTP/1.0: the request said exactly `Connection: keep-alive`; HTTP/1.1: it did not say
-    /// exactly `Connection: close` (case-insensitive, waitress §2.9 / §3.3).
+    /// HTTP/1.0: the request said exactly `Connection: keep-alive` (waitress §2.9 / §3.3);
+    /// HTTP/1.1: no `close` option in its Connection list (RFC 9112 §9.6; case-insensitive).
     pub keep_alive: bool,
     /// `HEAD` requests get no response body (a waitressd difference, §3.7).
     pub is_head: bool,

@@ -71,7 +71,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             let _ = t.write(&body);
             t.finish();
         }
-        None => match catch_unwind(AssertUnwindSafe(|| ctx.app.call(&mut t))) {
+        None => match catch_unwind(AssertUnwindSafe(|| call_app(&mut t))) {
             Ok(Ok(())) => t.finish(),
             Ok(Err(AppFailure { traceback })) => {
                 if t.gone {
@@ -119,6 +119,20 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         }
     }
     ctx.recycle(job);
+    ctx.request_done();
+}
+
+/// The app call, recorded for `request_timeout`'s watchdog while it runs.
+fn call_app(t: &mut Task<'_>) -> Result<(), AppFailure> {
+    let (ctx, ch, slot) = (t.ctx, t.ch, t.sc.slot);
+    if !ctx.calls.enabled() {
+        return ctx.app.call(t);
+    }
+    lock(&ch.st).head_out = false;
+    ctx.calls.begin(slot, ch, t.req, t.meta.version);
+    let r = ctx.app.call(t);
+    ctx.calls.end(slot);
+    r
 }
 
 /// The wall clock at tick resolution (a few ms): plenty for a `Date` that changes once a

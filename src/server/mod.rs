@@ -36,6 +36,7 @@ mod outbuf;
 mod shared;
 mod task;
 mod timers;
+mod watchdog;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -65,6 +66,11 @@ pub struct ServerOptions {
     pub clear_untrusted_proxy_headers: bool,
     /// Apache combined access log, one line per request (`-` = stdout); None = off.
     pub access_log: Option<PathBuf>,
+    /// Requests after which the server asks to be retired (the retire hook); 0 = never. The
+    /// supervisor adds the jitter.
+    pub max_requests: u64,
+    /// Seconds an app call may run before it is interrupted; 0 = off.
+    pub request_timeout: u64,
     /// The access log's line format (`access_log_format`).
     pub access_log_format: crate::http::log_format::Format,
 }
@@ -99,6 +105,8 @@ impl Default for ServerOptions {
             log_untrusted_proxy_headers: false,
             clear_untrusted_proxy_headers: true,
             access_log: None,
+            max_requests: 0,
+            request_timeout: 0,
             access_log_format: crate::http::log_format::Format::combined(),
         }
     }
@@ -123,6 +131,19 @@ pub enum ServerError {
         source: std::io::Error,
     },
 }
+
+/// Why a server asks its supervisor to replace it (`Server::on_retire`); it keeps serving
+/// until it is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireReason {
+    /// `max_requests` requests were served.
+    MaxRequests,
+    /// An app call outlived `request_timeout` and did not return when interrupted.
+    StuckRequest,
+}
+
+/// The supervisor's retire hook (called at most once per reason, from any thread).
+pub type RetireHook = Box<dyn Fn(RetireReason) + Send + Sync>;
 
 /// What a `StopHandle` asked for.
 pub(crate) const RUNNING: u8 = 0;
@@ -179,6 +200,10 @@ impl Server {
     ) -> Result<(Server, StopHandle), ServerError> {
         let (inner, ctl) = event_loop::EventLoop::new(opts, listeners, app)?;
         Ok((Server { inner }, StopHandle { ctl }))
+    }
+    /// Sets the hook called when this server wants to be replaced (`RetireReason`).
+    pub fn on_retire(&self, hook: RetireHook) {
+        self.inner.ctx.set_retire_hook(hook);
     }
     /// Runs the event loop (and the app threads) until stopped.
     pub fn run(self) -> Result<(), ServerError> {

@@ -38,6 +38,11 @@ pub(crate) struct ChanState {
     pub(crate) closed: bool,
     /// Last successful send or finished request (the loop tracks reads itself).
     pub(crate) last_activity: Instant,
+    /// Some of the current response went out (or is queued): a failure can only cut.
+    pub(crate) head_out: bool,
+    /// The running request outlived `request_timeout` and was answered for (watchdog.rs):
+    /// the app thread's writes fail as if the client had gone.
+    pub(crate) timed_out: bool,
 }
 
 /// The connection, as app threads see it.

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use super::listeners::ListenerSet;
 use super::logfiles;
 use super::master::{Master, Phase, WorkerBody};
+use super::pidfile::PidFile;
 use super::signals;
 use super::spawn::{self, DaemonStatus};
 use super::systemd::{self, Notifier};
+use super::upgrade;
 use super::worker::Preloaded;
 use super::{log_info, RunOptions, SupervisorError};
 use crate::config::Settings;
@@ -33,8 +35,18 @@ pub(super) fn run(
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
+    let handover = upgrade::take_handover();
+    let from = handover.as_ref().map(|h| h.from);
+    if let Some(p) = &settings.pidfile {
+        // Before binding: a live instance's unix socket file must stay untouched.
+        PidFile::check(p, std::process::id() as i32, from).map_err(boot)?;
+    }
     let inherited = systemd::take_listen_fds().map_err(boot)?;
-    let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
+    let listeners = match handover {
+        Some(h) => ListenerSet::open_handed(&settings, identity.as_ref(), h.fds),
+        None => ListenerSet::open(&settings, identity.as_ref(), inherited),
+    }
+    .map_err(boot)?;
     for (_, l) in &listeners.entries {
         // Printed whatever the logging config (tests and users look for it), once the socket
         // is listening: connections wait in the backlog until a worker accepts.
@@ -47,7 +59,8 @@ pub(super) fn run(
         return Err(boot(e));
     }
     let notifier = Notifier::from_env();
-    let detach = opts.daemon || settings.daemon;
+    // A USR2 upgrade's new master is already detached (its old master was).
+    let detach = (opts.daemon || settings.daemon) && from.is_none();
     if detach && settings.error_log.is_none() {
         eprintln!(
             "waitressd: --daemon without error_log: once detached, the log goes to the inherited \
@@ -78,12 +91,23 @@ pub(super) fn run(
         reload: opts.reload,
         body,
         booted: false,
+        serving: false,
+        boot_failing: Default::default(),
+        reload_queued: false,
+        next_memory_check: std::time::Instant::now(),
+        exec: upgrade::Exec::current(),
+        upgrade: None,
+        handover_from: from,
+        pidfile: None,
         daemon,
         exit_code: exit::OK,
         preloaded: None,
     };
-    let _pidfile = match &m.settings.pidfile {
-        Some(p) => match super::pidfile::PidFile::create(p, pid) {
+    m.pidfile = match &m.settings.pidfile {
+        Some(p) => match from.map_or_else(
+            || PidFile::create(p, pid),
+            |from| PidFile::take_over(p, pid, from),
+        ) {
             Ok(f) => Some(f),
             Err(e) => {
                 m.daemon.report(exit::BOOT);
@@ -109,8 +133,12 @@ pub(super) fn run(
         m.spawn(id, 1);
     }
     m.run_loop();
-    m.notifier.stopping();
-    m.listeners.remove_files_not_in(None);
+    // A new master took over (the unix socket files are its own now), or this one is a new
+    // master that never did (they are still the old master's): leave them, say nothing.
+    if !m.handing_over() && m.handover_from.is_none() {
+        m.notifier.stopping();
+        m.listeners.remove_files_not_in(None);
+    }
     m.daemon.report(m.exit_code);
     if m.preloaded.take().is_some() {
         crate::wsgi::shutdown();

@@ -80,6 +80,7 @@ impl Master {
                     ready_fd: Some(s.ready),
                     spawned: Instant::now(),
                     kill_at: None,
+                    retiring: None,
                 });
             }
             Err(e) => {
@@ -101,6 +102,11 @@ impl Master {
                 Err(_) => return,
             };
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+                let how = match code {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".to_string(),
+                };
+                self.upgrade_exited(pid, &how);
                 continue;
             };
             let w = self.workers.remove(i);
@@ -115,10 +121,15 @@ impl Master {
         };
         let reload_pending =
             matches!(&self.phase, Phase::Reloading(p) if p.generation == w.generation);
+        let serving = match &self.phase {
+            Phase::Reloading(p) if p.generation == w.generation => p.serving,
+            _ => w.generation == self.generation && self.serving,
+        };
         let facts = ExitFacts {
             expected: w.kill_at.is_some() || matches!(self.phase, Phase::Stopping { .. }),
             ever_ready: w.ready,
             reload_pending,
+            serving,
             code,
         };
         if facts.expected {
@@ -129,11 +140,13 @@ impl Master {
                 w.id, w.pid
             ));
         }
-        match on_exit(facts) {
+        let action = on_exit(facts);
+        match action {
             ExitAction::Forget => {}
-            ExitAction::Respawn => {
+            ExitAction::Respawn | ExitAction::RetryBoot => {
                 let current = w.generation == self.generation && w.id <= self.target;
-                if current || reload_pending {
+                // A retiring worker's replacement may already fill the slot.
+                if (current || reload_pending) && !self.slot_filled(w.id, w.generation) {
                     let delay = self
                         .backoff
                         .entry(w.id)
@@ -141,6 +154,17 @@ impl Master {
                         .on_crash(w.spawned.elapsed());
                     self.respawns
                         .push((w.id, w.generation, Instant::now() + delay));
+                    if action == ExitAction::RetryBoot {
+                        self.boot_failing.insert((w.id, w.generation));
+                        log_error(&format!(
+                            "worker {} failed to boot ({how}) while the others serve; \
+                             retrying in {:.1} s (fix the code or config on disk: it recovers \
+                             by itself)",
+                            w.id,
+                            delay.as_secs_f64()
+                        ));
+                        self.notifier.status(&self.status());
+                    }
                 }
             }
             ExitAction::AbortReload => {
@@ -173,7 +197,7 @@ impl Master {
                 Phase::Reloading(p) => generation == p.generation || generation == self.generation,
                 Phase::Stopping { .. } => false,
             };
-            if wanted {
+            if wanted && !self.slot_filled(id, generation) {
                 self.spawn(id, generation);
             }
         }

@@ -16,10 +16,12 @@ mod master;
 pub mod options;
 pub mod pidfile;
 mod reload;
+mod retire;
 pub mod signals;
 pub mod spawn;
 pub mod systemd;
 pub mod title;
+mod upgrade;
 pub mod worker;
 
 #[cfg(test)]

@@ -60,13 +60,20 @@ impl Master {
         }
         let generation = self.generation + 1;
         let grace = Duration::from_secs(settings.graceful_timeout.max(5));
-        let n = settings.workers.max(1);
+        // A count changed with TTIN/TTOU survives a reload unless the file changes `workers`.
+        let n = if settings.workers == self.settings.workers {
+            self.target
+        } else {
+            settings.workers.max(1)
+        };
         self.phase = Phase::Reloading(Box::new(Pending {
             generation,
             settings,
             listeners,
             identity,
-            deadline: Instant::now() + grace,
+            deadline: crate::time::later(Instant::now(), grace),
+            serving: false,
+            target: n,
         }));
         for id in 1..=n {
             self.spawn(id, generation);
@@ -90,14 +97,19 @@ impl Master {
         self.settings = p.settings;
         self.identity = p.identity;
         self.generation = p.generation;
-        self.target = self.settings.workers.max(1);
+        self.target = p.target;
         self.backoff.clear();
+        self.serving = true;
+        self.boot_failing.retain(|s| s.1 == self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
         ));
         self.notifier.ready(&self.status());
-        super::control::report(true, &format!("generation {}", self.generation));
+        if !self.reload_queued {
+            // A queued HUP starts another reload at once: its outcome is the one to report.
+            super::control::report(true, &format!("generation {}", self.generation));
+        }
     }
 
     pub(super) fn abort_reload(&mut self, why: &str) {
@@ -107,7 +119,9 @@ impl Master {
         log_error(&format!(
             "reload aborted, still serving the old configuration: {why}"
         ));
-        super::control::report(false, why);
+        if !self.reload_queued {
+            super::control::report(false, why);
+        }
         for w in self
             .workers
             .iter_mut()
@@ -117,6 +131,7 @@ impl Master {
             w.kill_at = Some(Instant::now());
         }
         self.respawns.retain(|r| r.1 != p.generation);
+        self.boot_failing.retain(|s| s.1 != p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
         self.notifier.ready(&self.status());
     }

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
+use super::retire::Retire;
 use super::spawn::ReadySignal;
 use super::{log_error, log_info, options};
 use crate::config::Settings;
 use crate::exit;
 use crate::http::app::App;
 use crate::net::{Identity, Listener};
-use crate::server::{Server, StopHandle};
+use crate::server::{RetireReason, Server, StopHandle};
 
 /// Everything a worker gets from the master.
 #[derive(Debug)]
@@ -189,6 +190,18 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
             return (exit::BOOT, false);
         }
     };
+    if let Some(ready) = start.ready.clone() {
+        // The server asks for its replacement over the status pipe (retire.rs).
+        server.on_retire(Box::new(move |why| {
+            let r = match why {
+                RetireReason::MaxRequests => Retire::MaxRequests,
+                RetireReason::StuckRequest => Retire::StuckRequest,
+            };
+            if let Some(b) = r.byte() {
+                ready.send_byte(b);
+            }
+        }));
+    }
     let immediate = signal_thread(stop, start.settings.clone());
     start.signal_ready();
     log_info(&format!("{tag}: serving"));

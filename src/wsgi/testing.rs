@@ -109,6 +109,9 @@ impl Exchange for Mock {
     fn body(&mut self) -> &mut dyn std::io::BufRead {
         &mut self.body
     }
+    fn body_remaining(&self) -> u64 {
+        (self.body.get_ref().len() as u64).saturating_sub(self.body.position())
+    }
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
         assert!(!self.head_sent, "start_response after the head was sent");
         self.starts.push((status.to_string(), headers));

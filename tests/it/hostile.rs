@@ -7,7 +7,7 @@
 //! the app saw exactly the intended requests (no smuggled one, ever), and a fresh connection is
 //! served afterwards. Every read is bounded by a timeout, so "never a hang" is checked too.
 mod client;
-mod corpus;
+pub(crate) mod corpus;
 mod half_close;
 mod proxy;
 
@@ -43,7 +43,7 @@ pub struct Case {
     pub seen: &'static [&'static str],
 }
 
-fn fill(template: &[u8], p: &str) -> Vec<u8> {
+pub(crate) fn fill(template: &[u8], p: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(template.len() + 8);
     let mut rest = template;
     while let Some(i) = rest.windows(3).position(|w| w == b"{P}") {

@@ -2,10 +2,12 @@
 //! core, the real event loop in-process) over real sockets on loopback.
 mod util;
 
+mod abuse;
 mod config;
 mod hostile;
 mod integrity;
 mod ops;
+mod props;
 mod server;
 mod supervisor;
 mod wsgi;

@@ -171,3 +171,51 @@ fn access_log_is_reopened_on_request() {
     );
     assert!(new.contains("GET /query?after-rotation "), "{new}");
 }
+
+/// An app whose every thread dies (panics in `run_thread`) the first time it starts.
+struct DiesOnce {
+    died: std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+}
+
+impl waitressd::http::app::App for DiesOnce {
+    fn run_thread(&self, serve: &mut dyn FnMut()) {
+        if self
+            .died
+            .lock()
+            .unwrap()
+            .insert(std::thread::current().id())
+        {
+            panic!("app thread dies");
+        }
+        serve()
+    }
+    fn call(
+        &self,
+        ex: &mut dyn waitressd::http::app::Exchange,
+    ) -> Result<(), waitressd::http::app::AppFailure> {
+        ex.start_response("200 OK", vec![("Content-Length".into(), "2".into())]);
+        ex.write(b"ok")
+            .map_err(|_| waitressd::http::app::AppFailure {
+                traceback: String::new(),
+            })
+    }
+}
+
+#[test]
+fn a_dead_app_thread_is_started_again_and_serves() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = std::sync::Arc::new(DiesOnce {
+        died: Default::default(),
+    });
+    let (server, stop) =
+        waitressd::server::Server::new(opts(), vec![Listener::Tcp(l)], app).unwrap();
+    let join = std::thread::spawn(move || server.run());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(get("/").as_bytes()).unwrap();
+    let r = read_response(&mut s);
+    stop.immediate();
+    assert!(join.join().unwrap().is_ok());
+    assert_eq!(r.map(|r| (r.0, r.2)), Some((200, b"ok".to_vec())));
+}
