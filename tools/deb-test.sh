@@ -116,6 +116,33 @@ err=$(zcat -f "$logs/$name".error.log* | grep -c 'waitressd_example: a line on s
 [ -s "$logs/$name.access.log" ] || fail "nothing in the reopened access log"
 step "rotation under load: $ok requests, $acc access lines, $err error-log lines"
 
+# A package upgrade under a bounded load: postinst USR2s the running instance (new binary in
+# place, listeners handed over); every request is answered.
+: > /tmp/deb-test-$$.codes
+(
+	end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ] && [ ! -e /tmp/deb-test-$$.stop ]; do get / >> /tmp/deb-test-$$.codes; done
+) &
+loader=$!
+sleep 1
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null || fail "reinstall"
+newmaster=$(cat "/run/waitressd/$name.pid")
+[ "$newmaster" != "$master" ] || fail "the upgrade did not replace the master ($master)"
+for _ in $(seq 1 300); do kill -0 "$master" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$master" 2>/dev/null && fail "old master $master still running after the upgrade"
+sleep 1
+touch /tmp/deb-test-$$.stop
+wait "$loader"
+sent=$(wc -l < /tmp/deb-test-$$.codes)
+ok=$(grep -c '^200$' /tmp/deb-test-$$.codes || true)
+[ "$sent" -gt 0 ] && [ "$ok" = "$sent" ] || fail "$ok of $sent requests got 200 during the upgrade"
+master=$newmaster
+for w in $(cat "/proc/$master/task/$master/children"); do
+	uids=$(awk '/^Uid:/{print $2,$3,$4,$5}' "/proc/$w/status")
+	[ "$uids" = "$wuid $wuid $wuid $wuid" ] || fail "worker $w uids after upgrade: $uids"
+done
+step "upgrade under load: master $master, $ok requests, all 200"
+
 /etc/init.d/waitressd stop "$name" || fail "stop"
 kill -0 "$master" 2>/dev/null && fail "master still running after stop"
 grep -q "exiting with code 0" "$logs/$name.error.log" || fail "no clean exit in the error log"

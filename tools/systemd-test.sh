@@ -142,6 +142,37 @@ n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
 rm -f "$codes" "$stopflag"
 step "restart under socket activation: $n requests, all 200"
 
+# A package upgrade under a bounded load: postinst sends USR2 to every running instance; the
+# new master takes over (MAINPID=), no request fails.
+oldmain=$(ct systemctl show -p MainPID --value waitressd@example)
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 40))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "/debs/$(basename "$deb")" >/dev/null \
+	|| fail "apt-get install --reinstall"
+newmain=$oldmain
+for _ in $(seq 1 300); do
+	newmain=$(ct systemctl show -p MainPID --value waitressd@example)
+	[ "$newmain" != "$oldmain" ] && [ "$newmain" != 0 ] && ! ct test -d "/proc/$oldmain" && break
+	sleep 0.1
+done
+[ "$newmain" != "$oldmain" ] || fail "MainPID still $oldmain after the upgrade"
+ct test -d "/proc/$oldmain" && fail "old master $oldmain still running after the upgrade"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+[ "$(ct systemctl is-active waitressd@example)" = active ] || fail "not active after the upgrade"
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 during the upgrade"
+rm -f "$codes" "$stopflag"
+ct systemctl reload waitressd@example || fail "reload after the upgrade (ExecReload on the new MAINPID)"
+step "upgrade (USR2 from postinst): MainPID $oldmain -> $newmain, $n requests, all 200; reload works after"
+
 # logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
 ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null || fail "install logrotate"
 [ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
