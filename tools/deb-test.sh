@@ -38,7 +38,7 @@ name=citest$$
 ini=/etc/waitressd/$name.ini
 cleanup() {
 	/etc/init.d/waitressd stop "$name" >/dev/null 2>&1 || true
-	rm -f "$ini"
+	rm -f "$ini" /tmp/deb-test-$$.*
 }
 trap cleanup EXIT
 cat > "$ini" <<INI
