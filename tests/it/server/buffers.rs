@@ -169,6 +169,8 @@ fn idle_keep_alive_connections_cost_little_memory() {
         read_response(&mut warm).unwrap();
     }
     const N: u64 = 500;
+    // 3 rounds: 3,000 descriptors in this process (client and server ends).
+    crate::abuse::raise_fd_limit(4096);
     let mut conns = Vec::new();
     // RSS is the whole test process's: other tests of this binary allocate concurrently, so
     // the least of three rounds of N more connections is the connections' own cost.
