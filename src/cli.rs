@@ -19,13 +19,10 @@ pub const VERSION: &str = concat!(
     " (waitress 3.0.2 compatible)"
 );
 
-/// Sets up waitressd's own logging on stderr: level info unless `RUST_LOG` says otherwise.
-/// Safe to call more than once.
+/// Sets up waitressd's own logging on stderr: level info unless `RUST_LOG` says otherwise
+/// (`log_level` applies once the configuration is read). Safe to call more than once.
 pub fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    crate::logging::init();
 }
 
 /// Writes to stdout, ignoring a closed pipe (`waitressd --help | head` is not an error).
@@ -54,6 +51,10 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("waitressd: internal error: {msg}{at}");
     }));
     init_logging();
+    if argv.first().map(String::as_str) == Some("reload") {
+        // `waitressd reload`: HUP the master and wait for the outcome (ExecReload=).
+        return crate::supervisor::control::main(&argv[1..]);
+    }
     let args = match parse(argv) {
         Ok(a) => a,
         Err(e) => {
@@ -79,6 +80,7 @@ pub fn main(argv: &[String]) -> i32 {
             return crate::exit::CONFIG;
         }
     };
+    crate::logging::apply_level(&settings.log_level);
     match args.action {
         Action::CheckConfig => {
             out("configuration ok\n");

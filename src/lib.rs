@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod net;
 pub mod server;
 pub mod supervisor;

@@ -168,6 +168,9 @@ pub static DEFS: &[Def] = &[
     d("ca_certs", Conv::Path, None, NONE, "PEM CA certificates that client certificates are verified against (for cert_reqs)."),
     d("cert_reqs", Conv::Str, Some("none"), NONE, "Client certificates: none, optional (verified when sent) or required."),
     d("ssl_min_version", Conv::Str, Some("1.2"), NONE, "Lowest TLS version accepted: 1.2 or 1.3."),
+    d("access_log_format", Conv::Str, Some(crate::http::log_format::COMBINED), NONE, "Access log line in gunicorn's atoms (%(h)s, %(r)s, %({Header}i)s ...; write %% for % in an INI file), or json for one JSON object per line."),
+    d("error_log", Conv::Path, None, NONE, "waitressd's own log and the standard error of master and workers (Python tracebacks too); unset or - = stderr; opened before the privilege drop, reopened on SIGUSR1."),
+    d("log_level", Conv::Str, Some("info"), NONE, "Level of waitressd's own log: debug, info, warning, error or critical (RUST_LOG, when set, wins)."),
 ];
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an

@@ -17,6 +17,7 @@ pub mod error;
 pub mod ini;
 pub mod interpolate;
 pub mod listen;
+pub mod manpages;
 pub mod paste;
 pub mod print;
 pub mod render;
@@ -168,6 +169,12 @@ pub struct Settings {
     pub max_worker_memory: u64,
     /// PROXY protocol, status listener, TLS (config/edge.rs).
     pub edge: edge::Edge,
+    /// The access log's line format: gunicorn atoms, or `json` (validated).
+    pub access_log_format: String,
+    /// waitressd's log and the standard error of master and workers; `None` or `-` = stderr.
+    pub error_log: Option<PathBuf>,
+    /// `debug`, `info`, `warning`, `error` or `critical` (validated).
+    pub log_level: String,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
 }

@@ -253,6 +253,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     }
     let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
     let listen_for_edge = listen.clone();
+    let (access_log_format, log_level) = logging_keys(&vals)?;
     let unix_socket = vals
         .opt("unix_socket")
         .filter(|s| !s.is_empty())
@@ -304,6 +305,9 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         max_requests_jitter: vals.int("max_requests_jitter") as u64,
         max_worker_memory: vals.int("max_worker_memory") as u64,
         edge: super::edge::build(&vals, &listen_for_edge)?,
+        access_log_format,
+        error_log: vals.path("error_log"),
+        log_level,
         daemon,
     })
 }
@@ -343,6 +347,26 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             None => ConfigError::Usage(format!("default listen: {reason}")),
         }
     })
+}
+
+/// waitressd's `access_log_format` and `log_level`, checked here so a typo is exit 2 at start.
+fn logging_keys(vals: &Values) -> Result<(String, String), ConfigError> {
+    let format = vals.string("access_log_format");
+    if let (Err(e), Some(r)) = (
+        crate::http::log_format::Format::parse(&format),
+        vals.raw("access_log_format"),
+    ) {
+        return Err(err(r, e.to_string()));
+    }
+    let level = vals.string("log_level").trim().to_lowercase();
+    if let (None, Some(r)) = (crate::logging::level(&level), vals.raw("log_level")) {
+        let names: Vec<&str> = crate::logging::LEVELS.iter().map(|l| l.0).collect();
+        return Err(err(
+            r,
+            format!("not a log level: use one of {}", names.join(", ")),
+        ));
+    }
+    Ok((format, level))
 }
 
 /// waitress steps 12-15: the trusted-proxy rules.

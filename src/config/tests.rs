@@ -89,6 +89,16 @@ fn defaults_are_waitress_defaults() {
     want.as_object_mut()
         .unwrap()
         .extend(edge.as_object().unwrap().clone());
+    for (k, v) in [
+        (
+            "access_log_format",
+            crate::http::log_format::COMBINED.into(),
+        ),
+        ("error_log", serde_json::Value::Null),
+        ("log_level", "info".into()),
+    ] {
+        want.as_object_mut().unwrap().insert(k.into(), v);
+    }
     assert_eq!(json, want);
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     let table: Vec<&str> = defs::DEFS

@@ -27,6 +27,7 @@ mod decode;
 pub mod encode;
 pub mod error;
 mod head;
+pub mod log_format;
 pub mod parse;
 pub mod proxy;
 pub mod proxy_protocol;

@@ -5,11 +5,12 @@
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 
+use super::access_log;
 use super::dispatch::{lock, Ctx};
 use super::shared::{copy_origin, socket_error, unix_now, ChanState, Job, Shared};
 use crate::http::{HttpError, RequestParser, Status};
@@ -32,7 +33,8 @@ pub(crate) enum Phase {
 /// What the loop holds back until the channel is idle (responses must stay in order).
 pub(crate) enum Held {
     Continue,
-    Error(HttpError),
+    /// The error, and the request it interrupted (what was parsed of it, for the access log).
+    Error(HttpError, Option<Box<Job>>),
 }
 
 /// A connection, as the loop sees it.
@@ -323,18 +325,19 @@ impl Channel {
             match progress {
                 Err(e) => {
                     log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
-                    if let Some(job) = self.cur.take() {
-                        ctx.recycle(job);
-                    }
+                    let job = self.cur.take();
                     self.head_started = None;
-                    self.hold_or_send(ctx, Held::Error(e));
+                    self.hold_or_send(ctx, Held::Error(e, job));
                     data = &[];
                 }
                 Ok(p) if p.consumed == 0 && p.status == Status::NeedMore => {
                     // The parser promises to take what it is given; never spin on it.
                     log::error!(target: "waitress", "internal error: the request parser stalled");
                     self.cur = None;
-                    self.hold_or_send(ctx, Held::Error(HttpError::internal("parser stall".into())));
+                    self.hold_or_send(
+                        ctx,
+                        Held::Error(HttpError::internal("parser stall".into()), None),
+                    );
                     data = &[];
                 }
                 Ok(p) => {
@@ -412,12 +415,13 @@ impl Channel {
         let bytes: Vec<u8>;
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
-            Held::Error(e) => {
+            Held::Error(e, job) => {
                 bytes = crate::http::error_response(
                     e,
                     ctx.opts.ident.as_deref(),
                     &crate::http::date::http_date(unix_now()),
                 );
+                self.log_error_response(ctx, e, job.as_deref(), &bytes);
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
                 self.linger = true;
@@ -435,6 +439,26 @@ impl Channel {
                 socket_error(ctx, "send", e);
             }
         }
+    }
+
+    /// The access-log line of an error response the loop sends itself (400, 413, 431, 505 …):
+    /// the request as far as it was parsed, the peer's address (proxy headers are not applied
+    /// to a request that failed to parse).
+    fn log_error_response(&self, ctx: &Ctx, e: &HttpError, job: Option<&Job>, resp: &[u8]) {
+        let Some(buf) = &ctx.access else { return };
+        let status = e.status().to_string();
+        let len = access_log::body_len(resp);
+        let headers = [("Content-Length".to_string(), len.to_string())];
+        let line = access_log::Line {
+            req: job.map(|j| &j.req),
+            remote: &self.shared.origin.remote_addr,
+            status: &status,
+            bytes: len,
+            elapsed: self.head_started.map_or(Duration::ZERO, |t| t.elapsed()),
+            resp_headers: &headers,
+        };
+        // Rare: a clock per error response is cheaper than one per channel.
+        access_log::Clock::default().line(&mut lock(buf), &ctx.opts.access_log_format, line);
     }
 
     /// The app thread finished with the channel: send what was held, parse what was kept.

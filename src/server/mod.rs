@@ -83,6 +83,8 @@ pub struct ServerOptions {
     pub metrics: Option<&'static metrics::Counters>,
     /// `certfile`: every TCP connection speaks TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The access log's line format (`access_log_format`).
+    pub access_log_format: crate::http::log_format::Format,
 }
 
 impl Default for ServerOptions {
@@ -120,6 +122,7 @@ impl Default for ServerOptions {
             proxy_protocol: None,
             metrics: None,
             tls: None,
+            access_log_format: crate::http::log_format::Format::combined(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::listeners::ListenerSet;
+use super::logfiles;
 use super::master::{Master, Phase, WorkerBody};
 use super::pidfile::PidFile;
 use super::signals;
@@ -54,13 +55,28 @@ pub(super) fn run(
         // is listening: connections wait in the backlog until a worker accepts.
         eprintln!("Serving on {}", l.url());
     }
+    // As root, before any worker drops privileges; a failure is a boot error seen in the
+    // foreground, before `--daemon` detaches.
+    if let Err(e) = logfiles::prepare(&settings, identity.as_ref()) {
+        listeners.remove_files_not_in(None);
+        return Err(boot(e));
+    }
     let notifier = Notifier::from_env();
     // A USR2 upgrade's new master is already detached (its old master was).
-    let mut daemon = if (opts.daemon || settings.daemon) && from.is_none() {
+    let detach = (opts.daemon || settings.daemon) && from.is_none();
+    if detach && settings.error_log.is_none() {
+        eprintln!(
+            "waitressd: --daemon without error_log: once detached, the log goes to the inherited \
+             standard error, or nowhere if that is a terminal; set error_log = PATH to keep it"
+        );
+    }
+    let mut daemon = if detach {
         spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
     };
+    // After detaching (which may point the standard streams at /dev/null).
+    logfiles::redirect(&settings);
     // After detaching: the thread must live in the daemon, not in the foreground parent.
     let status = match settings.edge.status_listen {
         Some(addr) => match super::status::Status::start(addr) {

@@ -243,10 +243,18 @@ impl Master {
                     self.reload_queued = true;
                 }
                 Phase::Stopping { .. } => {
-                    log_warn(&format!("master {}: SIGHUP ignored (stopping)", self.pid))
+                    log_warn(&format!("master {}: SIGHUP ignored (stopping)", self.pid));
+                    super::control::report(false, "the master is stopping");
                 }
             },
             Command::ReopenLogs => {
+                // The master first (as root it can create the files logrotate moved away and
+                // hand them to `user`), then the workers, which reopen by path.
+                if let Err(e) = super::logfiles::prepare(&self.settings, self.identity.as_ref()) {
+                    super::log_error(&e);
+                }
+                super::logfiles::redirect(&self.settings);
+                log_info(&format!("master {}: log files reopened", self.pid));
                 for w in &self.workers {
                     let _ = kill(w.pid, Signal::SIGUSR1);
                 }

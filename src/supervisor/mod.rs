@@ -8,8 +8,10 @@ use crate::config::Settings;
 
 mod boot;
 mod children;
+pub mod control;
 pub mod lifecycle;
 pub mod listeners;
+pub mod logfiles;
 mod master;
 pub mod options;
 pub mod pidfile;

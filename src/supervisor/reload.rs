@@ -34,6 +34,7 @@ impl Master {
             let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
+            super::logfiles::prepare(&s, id.as_ref())?;
             let (set, fresh) = self
                 .listeners
                 .reopen(&s, id.as_ref())
@@ -46,10 +47,14 @@ impl Master {
                 log_error(&format!(
                     "reload failed, still serving the old configuration: {e}"
                 ));
+                super::control::report(false, &e);
                 self.notifier.ready("serving (reload failed)");
                 return;
             }
         };
+        // The new workers inherit the master's standard error: point it at the new error_log.
+        super::logfiles::redirect(&settings);
+        crate::logging::apply_level(&settings.log_level);
         for i in fresh {
             eprintln!("Serving on {}", listeners.entries[i].1.url());
         }
@@ -108,6 +113,10 @@ impl Master {
             self.pid, self.generation
         ));
         self.notifier.ready(&self.status());
+        if !self.reload_queued {
+            // A queued HUP starts another reload at once: its outcome is the one to report.
+            super::control::report(true, &format!("generation {}", self.generation));
+        }
     }
 
     pub(super) fn abort_reload(&mut self, why: &str) {
@@ -117,6 +126,9 @@ impl Master {
         log_error(&format!(
             "reload aborted, still serving the old configuration: {why}"
         ));
+        if !self.reload_queued {
+            super::control::report(false, why);
+        }
         for w in self
             .workers
             .iter_mut()

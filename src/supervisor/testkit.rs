@@ -67,6 +67,9 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         max_requests_jitter: 0,
         max_worker_memory: 0,
         edge: Default::default(),
+        access_log_format: crate::http::log_format::COMBINED.to_string(),
+        error_log: None,
+        log_level: "info".to_string(),
         daemon: false,
     }
 }

@@ -107,7 +107,7 @@ fn worker_set() -> SigSet {
 
 /// Starts the thread that turns signals into server stops. Returns the "stopped immediately"
 /// flag.
-fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
+fn signal_thread(stop: StopHandle, settings: Settings) -> Arc<AtomicBool> {
     let immediate = Arc::new(AtomicBool::new(false));
     let flag = immediate.clone();
     let set = worker_set();
@@ -120,7 +120,11 @@ fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
                     flag.store(true, Ordering::SeqCst);
                     stop.immediate();
                 }
-                Ok(Signal::SIGUSR1) => stop.reopen_logs(),
+                Ok(Signal::SIGUSR1) => {
+                    // The master reopened (and created) the files before signalling.
+                    super::logfiles::redirect(&settings);
+                    stop.reopen_logs();
+                }
                 Ok(_) => {} // HUP goes to the master; a worker ignores it
                 Err(_) => return,
             }
@@ -204,7 +208,7 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
             }
         }));
     }
-    let immediate = signal_thread(stop);
+    let immediate = signal_thread(stop, start.settings.clone());
     start.signal_ready();
     log_info(&format!("{tag}: serving"));
     let code = match server.run() {

@@ -332,7 +332,14 @@ fn generated_docs_match_the_settings_table() {
             }
         }
     };
-    check("man/waitressd.1", render::man_page());
+    check(
+        "man/waitressd.8",
+        waitressd::config::manpages::waitressd_8(),
+    );
+    check(
+        "man/waitressd.ini.5",
+        waitressd::config::manpages::waitressd_ini_5(),
+    );
     check("conf/waitressd.ini", render::example_ini());
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
     let blocks = [
