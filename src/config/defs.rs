@@ -116,7 +116,7 @@ pub static DEFS: &[Def] = &[
     w("ipv6", Conv::Bool, Some("true"), NONE, "Resolve listen hosts to IPv6 addresses."),
     w("listen", Conv::List, Some("0.0.0.0:8080"), NONE, "Space-separated HOST:PORT entries ([v6]:port, *:port, service names); resolved at start-up."),
     w("threads", Conv::Int, Some("4"), (1, U64), "Application threads per worker process."),
-    w("trusted_proxy", Conv::StrIfTruthy, None, NONE, "Peer address whose proxy headers are trusted (* = any peer)."),
+    w("trusted_proxy", Conv::StrIfTruthy, None, NONE, "Peer address whose proxy headers are trusted (* = any peer); waitressd also takes a list of addresses and CIDRs (127.0.0.1 10.0.0.0/8)."),
     w("trusted_proxy_count", Conv::Int, Some("1"), (0, U64), "How many trailing hops of X-Forwarded-*/Forwarded lists to trust (needs trusted_proxy)."),
     w("trusted_proxy_headers", Conv::Set, Some(""), NONE, "Trusted proxy headers: x-forwarded-for/-host/-proto/-port/-by or forwarded (default with trusted_proxy: x-forwarded-proto)."),
     w("log_untrusted_proxy_headers", Conv::Bool, Some("false"), NONE, "Log a warning naming untrusted proxy headers that were removed."),
@@ -153,6 +153,7 @@ pub static DEFS: &[Def] = &[
     d("graceful_timeout", Conv::Int, Some("30"), (0, U64), "Seconds a graceful stop or reload waits for in-flight requests."),
     d("virtualenv", Conv::Path, None, NONE, "Virtualenv the embedded Python uses (default $VIRTUAL_ENV)."),
     d("access_log", Conv::Path, None, NONE, "Access log file (- = stdout); reopened on SIGUSR1."),
+    d("proc_name", Conv::StrIfTruthy, None, NONE, "Name of this instance in process titles, log lines and systemd STATUS (default: the INI file's name or the app)."),
 ];
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an

@@ -26,17 +26,61 @@ pub mod values;
 
 pub use args::{Action, CliArgs};
 pub use error::{ConfigError, Origin, ValueError};
-pub use print::to_json;
+pub use print::{to_json, to_json_verbose};
 
-use settings::Raw;
+pub use settings::Raw;
 
-/// Keys that choose where to listen. A command-line flag for any of them replaces all of them
-/// from the INI file (so `--port 8000` works on a file that has `listen = *:6543`).
+/// Keys that choose where to listen. A flag (or environment variable) for `listen`,
+/// `unix_socket` or `sockets` replaces all of them from the layers below; one for only `host`
+/// or only `port` keeps the other half of each `listen` entry below it.
 const BIND_KEYS: [&str; 5] = ["host", "port", "listen", "unix_socket", "sockets"];
 
+/// The prefix of the environment variables that set settings (`WAITRESSD_THREADS=8`).
+pub const ENV_PREFIX: &str = "WAITRESSD_";
+
 /// Command line (+ INI file) → validated `Settings`. INI values come from the server section
-/// exactly as PasteDeploy would pass them to waitress; flags win over the file.
+/// exactly as PasteDeploy would pass them to waitress; `WAITRESSD_<KEY>` environment variables
+/// win over the file, flags over both.
 pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
+    let (raws, app) = collect(args, &env_settings())?;
+    let mut s = settings::build(&raws, app, args.daemon)?;
+    if s.proc_name.is_none() {
+        s.proc_name = Some(default_proc_name(args));
+    }
+    s.log_config = args.log_config.as_deref().map(ini::abspath);
+    Ok(s)
+}
+
+/// `proc_name`'s default: the INI file's name without `.ini`, or the `--app` target.
+fn default_proc_name(args: &CliArgs) -> String {
+    match (&args.config, &args.app) {
+        (Some(cfg), _) => cfg
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, Some(app)) => app.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// Every `WAITRESSD_<KEY>` variable of the environment that names a setting, as
+/// (key, value, variable name), in table order.
+pub fn env_settings() -> Vec<(String, String, String)> {
+    defs::DEFS
+        .iter()
+        .filter_map(|d| {
+            let var = format!("{ENV_PREFIX}{}", d.name.to_uppercase());
+            let value = std::env::var(&var).ok()?;
+            Some((d.name.to_string(), value, var))
+        })
+        .collect()
+}
+
+/// The raw settings after every layer (INI < environment < flags), each with its origin.
+pub fn collect(
+    args: &CliArgs,
+    env: &[(String, String, String)],
+) -> Result<(Vec<Raw>, AppSpec), ConfigError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let (mut raws, app) = match (&args.config, &args.app) {
         (Some(_), Some(_)) => {
@@ -64,30 +108,121 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
         ),
         (None, None) => {
             return Err(ConfigError::Usage(
-                "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
+                "no INI file and no application given: waitressd FILE.ini, or waitressd \
+                 MODULE:OBJECT as with waitress-serve (see waitressd --help)"
+                    .into(),
             ))
         }
     };
-    if args
+    let env_layer: Vec<Raw> = env
+        .iter()
+        .map(|(key, value, var)| Raw {
+            key: key.clone(),
+            value: value.clone(),
+            origin: Origin::Env(var.clone()),
+            base: cwd.clone(),
+        })
+        .collect();
+    overlay(&mut raws, env_layer)?;
+    let flag_layer: Vec<Raw> = args
         .overrides
         .iter()
-        .any(|(k, _)| BIND_KEYS.contains(&k.as_str()))
-    {
-        raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
-    }
-    for (key, value) in &args.overrides {
-        let raw = Raw {
+        .map(|(key, value)| Raw {
             key: key.clone(),
             value: value.clone(),
             origin: Origin::Flag(defs::flag(key)),
             base: cwd.clone(),
-        };
-        match raws.iter_mut().find(|r| r.key == *key) {
+        })
+        .collect();
+    overlay(&mut raws, flag_layer)?;
+    Ok((raws, app))
+}
+
+/// Puts `layer` over `raws` (a key in `layer` wins), with the bind-key rules of `BIND_KEYS`.
+fn overlay(raws: &mut Vec<Raw>, layer: Vec<Raw>) -> Result<(), ConfigError> {
+    let given = |k: &str| layer.iter().any(|r| r.key == k);
+    let whole = given("listen") || given("unix_socket") || given("sockets");
+    let half = given("host") || given("port");
+    let mut layer = layer;
+    if whole {
+        raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
+    } else if half {
+        raws.retain(|r| r.key != "unix_socket" && r.key != "sockets");
+        if let Some(i) = raws.iter().position(|r| r.key == "listen") {
+            // Only one half given: keep the other half of each entry below.
+            let host = layer
+                .iter()
+                .position(|r| r.key == "host")
+                .map(|i| layer.remove(i));
+            let port = layer
+                .iter()
+                .position(|r| r.key == "port")
+                .map(|i| layer.remove(i));
+            if let Some(p) = &port {
+                check_port(p)?;
+            }
+            let below = &raws[i];
+            let entries: Vec<String> = values::as_list(&below.value)
+                .iter()
+                .map(|e| {
+                    let split = listen::split(e, "8080");
+                    let h = match &host {
+                        Some(h) => h.value.trim().to_string(),
+                        None => split.host.unwrap_or_else(|| "*".into()),
+                    };
+                    let p = port
+                        .as_ref()
+                        .map_or(split.port, |p| p.value.trim().to_string());
+                    if h.contains(':') && !h.starts_with('[') {
+                        format!("[{h}]:{p}")
+                    } else {
+                        format!("{h}:{p}")
+                    }
+                })
+                .collect();
+            let mut entries_dedup: Vec<String> = Vec::new();
+            for e in entries {
+                if !entries_dedup.contains(&e) {
+                    entries_dedup.push(e);
+                }
+            }
+            let from = host
+                .as_ref()
+                .or(port.as_ref())
+                .expect("one of them is given");
+            let merged = Raw {
+                key: "listen".into(),
+                value: entries_dedup.join(" "),
+                origin: from.origin.clone(),
+                base: from.base.clone(),
+            };
+            log::debug!(
+                "{} keeps the other half of listen: {}",
+                from.origin,
+                merged.value
+            );
+            raws[i] = merged;
+        }
+    }
+    for raw in layer {
+        match raws.iter_mut().find(|r| r.key == raw.key) {
             Some(slot) => *slot = raw,
             None => raws.push(raw),
         }
     }
-    settings::build(&raws, app, args.daemon)
+    Ok(())
+}
+
+/// A `port` merged into `listen` entries is checked on its own first, so a bad one is
+/// reported as itself.
+fn check_port(r: &Raw) -> Result<(), ConfigError> {
+    match values::py_int(&r.value, 10) {
+        Ok(n) if (0..=65535).contains(&n) => Ok(()),
+        _ => Err(settings::err(
+            r,
+            "must be a port number between 0 and 65535",
+        )),
+    }
 }
 
 /// Where the application comes from (defined by the layer that loads it).
@@ -159,6 +294,11 @@ pub struct Settings {
     pub access_log: Option<PathBuf>,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
+    /// The instance's name in process titles, log lines and systemd `STATUS=` (default: the
+    /// INI file's name or the app spec).
+    pub proc_name: Option<String>,
+    /// `--log-config FILE` (absolute): Python logging set up from it before the app loads.
+    pub log_config: Option<PathBuf>,
 }
 
 impl Settings {

@@ -72,12 +72,13 @@ fn default_desc(d: &Def) -> &'static str {
 pub fn help() -> String {
     let mut out = String::from(
         "Usage: waitressd [OPTIONS] [--config] FILE.ini [NAME=VALUE ...]\n       \
-         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n\n\
+         waitressd [OPTIONS] [--app] MODULE:OBJECT [--call]    (also MODULE:factory())\n\n\
          Serves a Python WSGI application; a drop-in replacement for the waitress 3.0.2 server.\n\
          INI mode reads [server:main] of a PasteDeploy INI file as pserve does (NAME=VALUE words\n\
-         are defaults for %(NAME)s) and loads [app:main]. --app mode works like waitress-serve.\n\
-         Setting flags win over the INI file; a flag for host, port, listen or unix_socket\n\
-         replaces all four from the file.\n\nOptions:\n",
+         are defaults for %(NAME)s) and loads [app:main]. MODULE:OBJECT works like waitress-serve.\n\
+         Setting flags win over WAITRESSD_<KEY> environment variables, which win over the INI\n\
+         file. A flag for listen or unix_socket replaces every listen entry of the file; one for\n\
+         only host or only port keeps the other half of each entry.\n\nOptions:\n",
     );
     for g in GENERAL {
         out.push_str(&format!("  {:<37} {}\n", g.usage(), g.help));
@@ -92,7 +93,11 @@ pub fn help() -> String {
     for (code, text) in EXIT_CODES {
         out.push_str(&format!("  {code}  {text}\n"));
     }
-    out.push_str("\nEnvironment:\n  RUST_LOG  waitressd's log level (default info)\n");
+    out.push_str(
+        "\nEnvironment:\n  RUST_LOG          waitressd's log level (default info)\n  \
+         WAITRESSD_<KEY>   any setting, e.g. WAITRESSD_THREADS=8 (flags win over it, it wins over the INI)\n  \
+         VIRTUAL_ENV       the virtualenv the embedded Python uses (unless virtualenv is set)\n",
+    );
     out
 }
 
@@ -141,6 +146,11 @@ pub fn man_page() -> String {
         out.push_str(&format!(".TP\n.B {code}\n{}\n", roff(text)));
     }
     out.push_str(".SH ENVIRONMENT\n.TP\n.B RUST_LOG\nwaitressd's log level (default info).\n");
+    out.push_str(&format!(
+        ".TP\n.B WAITRESSD_<KEY>\n{}\n.TP\n.B VIRTUAL_ENV\n{}\n",
+        roff("Any setting, e.g. WAITRESSD_THREADS=8; command-line flags win over it, it wins over the INI file."),
+        roff("The virtualenv the embedded Python uses, unless the virtualenv setting is given.")
+    ));
     out.push_str(".SH SEE ALSO\n.BR pserve (1),\n.BR waitress\\-serve (1)\n");
     out
 }

@@ -28,6 +28,7 @@ pub mod proxy;
 mod pytext;
 pub mod request;
 pub mod response;
+pub mod trust;
 pub mod uri;
 
 pub use buffer::OverflowableBuffer;

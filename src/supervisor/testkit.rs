@@ -63,6 +63,8 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         virtualenv: None,
         access_log: None,
         daemon: false,
+        proc_name: None,
+        log_config: None,
     }
 }
 

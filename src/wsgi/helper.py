@@ -40,13 +40,37 @@ def load_ini(path, name, variables):
     try:
         from paste.deploy import loadapp
     except ImportError as exc:
-        raise MissingPasteDeploy(
-            "PasteDeploy is not installed for %s (%s); install it into the virtualenv "
-            "waitressd uses: %s -m pip install PasteDeploy"
-            % (sys.version.split()[0], exc, sys.executable)
-        ) from None
+        raise MissingPasteDeploy(_missing_message("PasteDeploy", exc)) from None
     app = loadapp("config:" + path, name=name, global_conf=defaults)
     return _check(app, "config:%s#%s" % (path, name))
+
+
+def _missing_message(dist, exc):
+    """Names the fix: which virtualenv, and how to choose another."""
+    if sys.prefix == sys.base_prefix:
+        return (
+            "%s is not installed for python %s (%s) and no virtualenv is in use: point waitressd "
+            "at the app's virtualenv with VIRTUAL_ENV=/path/to/venv, --virtualenv or "
+            "virtualenv = in [server:main], or install it with %s -m pip install %s"
+            % (dist, sys.version.split()[0], exc, sys.executable, dist)
+        )
+    return (
+        "%s is not installed in the virtualenv %s (%s): %s -m pip install %s, or point "
+        "waitressd at another virtualenv with --virtualenv or virtualenv = in [server:main]"
+        % (dist, sys.prefix, exc, sys.executable, dist)
+    )
+
+
+def module_hint(exc):
+    """A hint for an app that cannot be imported, or None."""
+    if isinstance(exc, ModuleNotFoundError):
+        where = "the virtualenv " + sys.prefix if sys.prefix != sys.base_prefix else (
+            "python " + sys.version.split()[0] + " (no virtualenv: set VIRTUAL_ENV or --virtualenv)")
+        return (
+            "module %r is not importable from %s; install it there, or add its directory "
+            "with --pythonpath DIR or --chdir DIR" % (exc.name, where)
+        )
+    return None
 
 
 def load_module(target, call):

@@ -47,8 +47,12 @@ pub fn choose_executable(
         path: venv.to_path_buf(),
         reason,
     };
-    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg"))
-        .map_err(|e| bad(format!("no readable pyvenv.cfg ({e}); is it a virtualenv?")))?;
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).map_err(|e| {
+        bad(format!(
+            "no readable pyvenv.cfg ({e}); is it a virtualenv? Point --virtualenv, \
+                 virtualenv = or VIRTUAL_ENV at one (made with {BASE_PYTHON} -m venv DIR)"
+        ))
+    })?;
     if let Some(version) = pyvenv_version(&cfg) {
         if !same_minor(&version, PYTHON_VERSION) {
             return Err(bad(format!(

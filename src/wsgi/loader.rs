@@ -75,8 +75,15 @@ fn load_error(py: Python<'_>, what: &str, err: PyErr) -> WsgiError {
         None,
         None,
     );
-    let message = err.to_string();
+    let mut message = err.to_string();
     let exc = err.into_value(py);
+    if let Some(hint) = helper(py)
+        .and_then(|h| h.call_method1("module_hint", (exc.clone_ref(py),)))
+        .ok()
+        .and_then(|h| h.extract::<String>().ok())
+    {
+        message = format!("{}: {hint}", message.lines().next().unwrap_or(""));
+    }
     let tb = helper(py)
         .and_then(|h| h.call_method1("format_exception", (exc,)))
         .and_then(|t| t.extract::<String>())

@@ -41,6 +41,8 @@ pub struct WsgiOptions {
     pub virtualenv: Option<PathBuf>,
     /// `wsgi.multiprocess`: true when more than one worker process serves the app.
     pub multiprocess: bool,
+    /// `--log-config FILE`: Python logging from this file (else from the INI's `[loggers]`).
+    pub log_config: Option<PathBuf>,
 }
 
 /// Where the application comes from.

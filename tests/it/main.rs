@@ -6,4 +6,5 @@ mod config;
 mod hostile;
 mod server;
 mod supervisor;
+mod switch;
 mod wsgi;

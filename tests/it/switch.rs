@@ -1,0 +1,242 @@
+//! Integration tests: switching from waitress-serve, pserve and gunicorn (issue 13) — the
+//! positional `MODULE:OBJECT` and `factory()`, half-listen flags, `WAITRESSD_<KEY>` precedence,
+//! `--print-config --verbose`, `trusted_proxy` lists, `--chdir`/`--pythonpath`/`--env`, and
+//! `--check-config` exiting with a start's code and message. The real binary, real apps.
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{self, bin, get, root, run, venv, Daemon};
+
+mod check;
+
+pub fn apps() -> PathBuf {
+    root().join("tests/apps/switch")
+}
+
+/// GET `path` → the JSON body (asserting 200).
+pub fn get_json(addr: &str, path: &str) -> Value {
+    let (status, head, body) = get(addr, path);
+    assert_eq!(status, 200, "{head}\n{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// `waitressd ARGS` with extra environment variables: (exit code, stdout, stderr).
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(apps())
+        .env("VIRTUAL_ENV", venv())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn print_config(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--print-config");
+    let (code, out, err) = run_env(&a, env);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn waitress_serve_positional_app_and_factory_call_serve() {
+    for spec in ["envapp:app", "envapp:create_app()"] {
+        let d = Daemon::start(&[spec, "--listen=127.0.0.1:0"], &apps(), 1);
+        let v = get_json(&d.addr(), "/");
+        assert_eq!(v["version"], 1, "{spec}");
+    }
+    // waitress-serve's own order: flags first, then the app; and --app with factory().
+    let d = Daemon::start(
+        &[
+            "--threads=2",
+            "--app",
+            "envapp:create_app()",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ],
+        &apps(),
+        1,
+    );
+    assert_eq!(get_json(&d.addr(), "/")["version"], 1);
+    // Two applications, as waitress-serve says it.
+    let (code, _, err) = run(&["envapp:app", "other:app", "--check-config"], &apps());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("specify one application only"), "{err}");
+}
+
+#[test]
+fn a_flag_for_only_port_or_host_keeps_the_other_half_of_listen() {
+    let v = print_config(&["switch.ini", "--port", "6603"], &[]);
+    assert_eq!(v["listen"], serde_json::json!(["127.0.0.1:6603"]));
+    let v = print_config(&["switch.ini", "--host", "::1"], &[]);
+    assert_eq!(v["listen"], serde_json::json!(["[::1]:6543"]));
+    let v = print_config(&["switch.ini"], &[("WAITRESSD_PORT", "6604")]);
+    assert_eq!(v["listen"], serde_json::json!(["127.0.0.1:6604"]));
+    // listen itself still replaces everything.
+    let v = print_config(&["switch.ini", "--listen", "127.0.0.2:1"], &[]);
+    assert_eq!(v["listen"], serde_json::json!(["127.0.0.2:1"]));
+    let (code, _, err) = run_env(&["switch.ini", "--port", "70000", "--check-config"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--port '70000'"), "{err}");
+    // The real daemon binds the INI's host with the flag's port.
+    let d = Daemon::start(
+        &["switch.ini", "--port", "0", "--pythonpath", "."],
+        &apps(),
+        1,
+    );
+    assert!(d.urls[0].starts_with("http://127.0.0.1:"), "{:?}", d.urls);
+    assert_eq!(get_json(&d.addr(), "/")["version"], 1);
+}
+
+#[test]
+fn environment_variables_set_settings_below_flags_above_the_ini() {
+    let v = print_config(&["switch.ini"], &[]);
+    assert_eq!(v["threads"], 2);
+    let v = print_config(&["switch.ini"], &[("WAITRESSD_THREADS", "3")]);
+    assert_eq!(v["threads"], 3);
+    let v = print_config(
+        &["switch.ini", "--threads", "5"],
+        &[("WAITRESSD_THREADS", "3")],
+    );
+    assert_eq!(v["threads"], 5);
+    let v = print_config(&["envapp:app"], &[("WAITRESSD_EXPOSE_TRACEBACKS", "yes")]);
+    assert_eq!(v["expose_tracebacks"], true);
+    let (code, _, err) = run_env(
+        &["switch.ini", "--check-config"],
+        &[("WAITRESSD_THREADS", "x")],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.trim(),
+        "waitressd: environment WAITRESSD_THREADS='x': invalid literal for int()"
+    );
+}
+
+#[test]
+fn print_config_verbose_says_where_each_value_came_from() {
+    let v = print_config(
+        &["switch.ini", "--verbose", "--ident", "x"],
+        &[("WAITRESSD_BACKLOG", "7")],
+    );
+    assert_eq!(
+        v["threads"],
+        serde_json::json!({"value": 2, "from": "switch.ini:8"})
+    );
+    assert_eq!(v["listen"]["from"], "switch.ini:7");
+    assert_eq!(
+        v["backlog"],
+        serde_json::json!({"value": 7, "from": "env WAITRESSD_BACKLOG"})
+    );
+    assert_eq!(
+        v["ident"],
+        serde_json::json!({"value": "x", "from": "flag --ident"})
+    );
+    assert_eq!(
+        v["channel_timeout"],
+        serde_json::json!({"value": 120, "from": "default"})
+    );
+    assert_eq!(v["proc_name"]["value"], "switch");
+}
+
+#[test]
+fn trusted_proxy_takes_lists_and_cidrs() {
+    let v = print_config(
+        &["envapp:app", "--trusted-proxy", "10.0.0.0/8 127.0.0.1"],
+        &[],
+    );
+    assert_eq!(v["trusted_proxy"], "10.0.0.0/8 127.0.0.1");
+    let (code, _, err) = run(
+        &[
+            "envapp:app",
+            "--trusted-proxy",
+            "127.0.0.1 proxy.lan",
+            "--check-config",
+        ],
+        &apps(),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--trusted-proxy '127.0.0.1 proxy.lan': \"proxy.lan\" is neither"),
+        "{err}"
+    );
+    // A CIDR that holds the loopback peer: X-Forwarded-Proto is honoured.
+    let req = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+    for (proxy, scheme) in [("10.0.0.0/8 127.0.0.0/8", "https"), ("10.0.0.0/8", "http")] {
+        let d = Daemon::start(
+            &[
+                "envapp:app",
+                "--listen",
+                "127.0.0.1:0",
+                "--trusted-proxy",
+                proxy,
+            ],
+            &apps(),
+            1,
+        );
+        let (status, _, body) = util::split_response(&util::exchange(&d.addr(), req, 30));
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["url_scheme"], scheme, "{proxy}");
+    }
+}
+
+#[test]
+fn chdir_pythonpath_and_env_reach_the_app() {
+    let elsewhere = std::env::temp_dir();
+    let dir = apps();
+    let d = Daemon::start(
+        &[
+            "--chdir",
+            dir.to_str().unwrap(),
+            "envapp:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--env",
+            "SWITCH_A=1",
+            "-e",
+            "SWITCH_B=two words",
+        ],
+        &elsewhere,
+        1,
+    );
+    let v = get_json(&d.addr(), "/");
+    assert_eq!(v["cwd"], dir.to_str().unwrap());
+    assert_eq!(
+        v["env"],
+        serde_json::json!({"SWITCH_A": "1", "SWITCH_B": "two words"})
+    );
+    // An INI whose app factory module is only importable through --pythonpath.
+    let ini = dir.join("switch.ini");
+    let d = Daemon::start(
+        &[
+            ini.to_str().unwrap(),
+            "--pythonpath",
+            dir.to_str().unwrap(),
+            "--port",
+            "0",
+        ],
+        &elsewhere,
+        1,
+    );
+    let v = get_json(&d.addr(), "/");
+    assert_eq!(v["sys_path"][0], dir.to_str().unwrap());
+    let (code, _, err) = run(
+        &["envapp:app", "--chdir", "/nonexistent", "--check-config"],
+        &dir,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--chdir /nonexistent"), "{err}");
+    let (code, _, err) = run(&["envapp:app", "--env", "NOEQUALS", "--check-config"], &dir);
+    assert_eq!(code, 2);
+    assert!(err.contains("NAME=VALUE"), "{err}");
+}

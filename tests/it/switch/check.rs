@@ -1,0 +1,65 @@
+//! `--check-config` checks what a start checks, short of binding: each case exits with the
+//! start's code and message.
+use super::apps;
+use crate::util::{run, Daemon};
+
+/// (args, exit code, text in the last stderr line) for `--check-config` and for a start.
+const CASES: &[(&[&str], i32, &str)] = &[
+    (&["missing_egg.ini"], 4, "cannot load the application"),
+    (&["no_app_section.ini"], 4, "cannot load the application"),
+    (
+        &["envapp:app", "--virtualenv", "/nonexistent"],
+        2,
+        "virtualenv /nonexistent: no readable pyvenv.cfg",
+    ),
+    (
+        &["--app", "nosuchmod:app"],
+        4,
+        "module 'nosuchmod' is not importable",
+    ),
+    (
+        &["envapp:app", "--user", "no-such-user-x"],
+        3,
+        "unknown user",
+    ),
+];
+
+#[test]
+fn check_config_exits_with_the_starts_code_and_message() {
+    for (args, code, needle) in CASES {
+        let mut a = args.to_vec();
+        a.extend(["--listen", "127.0.0.1:0", "--check-config"]);
+        let (got, out, err) = run(&a, &apps());
+        assert_eq!(got, *code, "{args:?}: {out}{err}");
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("waitressd: ") && last.contains(needle),
+            "{args:?}: {err}"
+        );
+        // A real start says the same and exits with the same code.
+        let mut a = args.to_vec();
+        a.extend(["--listen", "127.0.0.1:0"]);
+        let (got, _, start_err) = run(&a, &apps());
+        assert_eq!(got, *code, "start {args:?}: {start_err}");
+        assert!(start_err.contains(needle), "start {args:?}: {start_err}");
+    }
+}
+
+#[test]
+fn check_config_imports_the_app_without_serving_it() {
+    let (code, out, err) = run(&["envapp:create_app()", "--check-config"], &apps());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "configuration ok: app envapp:create_app() loads; would listen on 0.0.0.0:8080"
+        ),
+        "{out}"
+    );
+    // The same configuration then starts.
+    let d = Daemon::start(
+        &["envapp:create_app()", "--listen", "127.0.0.1:0"],
+        &apps(),
+        1,
+    );
+    assert_eq!(super::get_json(&d.addr(), "/")["version"], 1);
+}
