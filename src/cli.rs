@@ -23,10 +23,7 @@ pub const VERSION: &str = concat!(
 /// Sets up waitressd's own logging on stderr: level info unless `RUST_LOG` says otherwise.
 /// Safe to call more than once.
 pub fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    crate::logbridge::init();
 }
 
 /// Writes to stdout, ignoring a closed pipe (`waitressd --help | head` is not an error).
@@ -115,6 +112,7 @@ pub fn main(argv: &[String]) -> i32 {
             return crate::exit::CONFIG;
         }
     };
+    crate::logbridge::set_proc_name(settings.proc_name.as_deref().unwrap_or(""));
     match args.action {
         Action::CheckConfig => check::run(&settings),
         Action::PrintConfig => {

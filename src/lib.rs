@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logbridge;
 pub mod net;
 pub mod server;
 pub mod supervisor;

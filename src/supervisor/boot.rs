@@ -34,10 +34,10 @@ pub(super) fn run(
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
     let inherited = systemd::take_listen_fds().map_err(boot)?;
     let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
+    // Connections wait in the backlog until a worker accepts; the first worker says
+    // "Serving on" once it has loaded the app (worker.rs).
     for (_, l) in &listeners.entries {
-        // Printed whatever the logging config (tests and users look for it), once the socket
-        // is listening: connections wait in the backlog until a worker accepts.
-        eprintln!("Serving on {}", l.url());
+        log_info(&format!("listening on {}", l.url()));
     }
     let notifier = Notifier::from_env();
     let daemon = if opts.daemon || settings.daemon {
@@ -77,6 +77,7 @@ pub(super) fn run(
         },
         None => None,
     };
+    super::title::set_name(m.settings.proc_name.as_deref().unwrap_or(""));
     super::title::set(None);
     if m.settings.preload_app {
         match preload(&m.settings) {

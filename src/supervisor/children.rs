@@ -55,6 +55,9 @@ impl Master {
             master: Pid::from_raw(self.pid),
             ready: None,
             preloaded: self.preloaded.clone(),
+            // waitress's "Serving on" comes once, from the first worker of the first start,
+            // once it has loaded the app.
+            announce: !self.booted && generation == 1 && id == 1,
         };
         let body = self.body;
         let preload = self.preloaded.is_some();

@@ -224,7 +224,10 @@ impl Master {
     }
 
     pub(super) fn status(&self) -> String {
-        format!("serving with {} worker(s)", self.target)
+        match self.settings.proc_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name}: serving with {} worker(s)", self.target),
+            None => format!("serving with {} worker(s)", self.target),
+        }
     }
 
     pub(super) fn check_progress(&mut self) {

@@ -37,6 +37,8 @@ pub struct WorkerStart {
     pub ready: Option<ReadySignal>,
     /// `preload_app`: the app the master loaded before forking.
     pub preloaded: Option<Preloaded>,
+    /// Say waitress's `Serving on URL` once the app is loaded and the server is built.
+    pub announce: bool,
 }
 
 /// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
@@ -82,6 +84,17 @@ impl WorkerStart {
         if let Some(r) = &self.ready {
             r.send();
         }
+    }
+}
+
+/// waitress's start-up line: through Python logging (logger `waitress`, INFO) when the app's
+/// logging is configured from a file, else on stderr whatever the log level (tests and users
+/// look for it).
+fn announce(line: &str) {
+    if crate::logbridge::forwarding() {
+        crate::wsgi::log_now("waitress", log::Level::Info, line);
+    } else {
+        eprintln!("{line}");
     }
 }
 
@@ -160,6 +173,8 @@ pub fn serve(mut start: WorkerStart) -> i32 {
             }
         }
     };
+    // The INI's [logger_waitress] (or --log-config) now decides about waitress's messages.
+    crate::wsgi::forward_waitress_logs();
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {
         // Graceful stop: app threads are done; atexit handlers run.
@@ -177,6 +192,7 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
 fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
+    let urls: Vec<String> = listeners.iter().map(|l| l.url()).collect();
     let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
     {
         Ok(s) => s,
@@ -186,6 +202,11 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
         }
     };
     let immediate = signal_thread(stop);
+    if start.announce {
+        for url in &urls {
+            announce(&format!("Serving on {url}"));
+        }
+    }
     start.signal_ready();
     log_info(&format!("{tag}: serving"));
     let code = match server.run() {

@@ -26,15 +26,33 @@ def _has_loggers_section(path):
     return parser.has_section("loggers")
 
 
-def load_ini(path, name, variables):
+# True once logging was configured from a file (INI [loggers] or --log-config): waitress's own
+# records then go through Python logging.
+logging_configured = False
+
+
+def name_thread(name):
+    threading.current_thread().name = name
+
+
+def _file_config(path, defaults):
+    global logging_configured
+    import logging.config as _logging_config
+
+    _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    logging_configured = True
+
+
+def load_ini(path, name, variables, log_config=None):
     """pserve's order: logging from the INI first, then PasteDeploy's loadapp."""
     path = os.path.abspath(path)
     defaults = {"__file__": path, "here": os.path.dirname(path)}
     defaults.update(variables)
-    if _has_loggers_section(path):
-        import logging.config as _logging_config
-
-        _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    if log_config:
+        log_config = os.path.abspath(log_config)
+        _file_config(log_config, {"__file__": log_config, "here": os.path.dirname(log_config)})
+    elif _has_loggers_section(path):
+        _file_config(path, defaults)
     else:
         logging.basicConfig()
     try:
@@ -73,11 +91,15 @@ def module_hint(exc):
     return None
 
 
-def load_module(target, call):
+def load_module(target, call, log_config=None):
     """waitress-serve's order: logging.basicConfig, cwd appended to sys.path, resolve_name."""
     import pkgutil
 
-    logging.basicConfig()
+    if log_config:
+        log_config = os.path.abspath(log_config)
+        _file_config(log_config, {"__file__": log_config, "here": os.path.dirname(log_config)})
+    else:
+        logging.basicConfig()
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     cwd = os.getcwd()

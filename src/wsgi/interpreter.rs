@@ -249,6 +249,7 @@ pub fn shutdown() {
     if !STARTED.swap(false, Ordering::AcqRel) {
         return;
     }
+    crate::logbridge::stop_forwarding();
     // SAFETY: the interpreter is running and no app thread is attached (caller's contract);
     // Py_FinalizeEx needs the GIL, taken here and never released (the interpreter is gone).
     unsafe {

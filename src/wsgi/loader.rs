@@ -53,9 +53,11 @@ pub(crate) fn load(opts: &WsgiOptions) -> Result<WsgiApp, WsgiError> {
                 for (k, val) in vars {
                     v.set_item(k, val).map_err(|e| load_error(py, &what, e))?;
                 }
-                helper.call_method1("load_ini", (path, app_name, v))
+                helper.call_method1("load_ini", (path, app_name, v, &opts.log_config))
             }
-            AppSpec::Module { target, call } => helper.call_method1("load_module", (target, *call)),
+            AppSpec::Module { target, call } => {
+                helper.call_method1("load_module", (target, *call, &opts.log_config))
+            }
         };
         let app = app.map_err(|e| load_error(py, &what, e))?;
         WsgiApp::new(py, app, helper, opts).map_err(|e| load_error(py, &what, e))

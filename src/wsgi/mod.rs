@@ -19,6 +19,7 @@ mod environ;
 mod input;
 pub mod interpreter;
 mod loader;
+mod pylog;
 mod response;
 mod task;
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod tests;
 mod tests_io;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
+pub use pylog::{forward_waitress_logs, log_now};
 
 /// What the WSGI bridge needs from `Settings`.
 #[derive(Debug, Clone)]

@@ -4,9 +4,12 @@ import json
 import os
 import sys
 import threading
+import time
 
 
 def app(environ, start_response):
+    if environ.get("QUERY_STRING") == "sleep":
+        time.sleep(0.5)
     body = json.dumps(
         {
             "env": {k: v for k, v in os.environ.items() if k.startswith("SWITCH_")},
