@@ -8,6 +8,7 @@ use crate::config::Settings;
 
 mod boot;
 mod children;
+pub mod daemon;
 pub mod lifecycle;
 pub mod listeners;
 mod master;

@@ -208,6 +208,8 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
         }
     }
     start.signal_ready();
+    // --daemon: leave the boot pipe to the caller for the log target (no-op otherwise).
+    super::daemon::detach_std_streams();
     log_info(&format!("{tag}: serving"));
     let code = match server.run() {
         Ok(()) => exit::OK,

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::util::{self, bin, get, root, run, venv, Daemon};
 
 mod check;
+mod daemon;
 mod logging;
 
 pub fn apps() -> PathBuf {
