@@ -48,6 +48,20 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
         s.proc_name = Some(default_proc_name(args));
     }
     s.log_config = args.log_config.as_deref().map(ini::abspath);
+    if args.reload {
+        s.reload = true;
+        s.reload_files = args
+            .config
+            .iter()
+            .chain(&args.reload_extra)
+            .map(|p| ini::abspath(p))
+            .collect();
+        if s.preload_app {
+            // The master's preloaded code would come back unchanged on every reload.
+            log::warn!("--reload: preload_app is off (a reload must import the app anew)");
+            s.preload_app = false;
+        }
+    }
     Ok(s)
 }
 
@@ -299,6 +313,11 @@ pub struct Settings {
     pub proc_name: Option<String>,
     /// `--log-config FILE` (absolute): Python logging set up from it before the app loads.
     pub log_config: Option<PathBuf>,
+    /// `--reload`: a worker watches the app's Python files and `reload_files`; a change
+    /// reloads the workers as SIGHUP does.
+    pub reload: bool,
+    /// The INI file and every `--reload-extra-file` (absolute), watched with `--reload`.
+    pub reload_files: Vec<PathBuf>,
 }
 
 impl Settings {

@@ -284,6 +284,8 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         daemon,
         proc_name: vals.opt("proc_name"),
         log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     })
 }
 

@@ -15,6 +15,7 @@ mod master;
 pub mod options;
 pub mod pidfile;
 mod reload;
+pub mod reloader;
 pub mod signals;
 pub mod spawn;
 pub mod systemd;

@@ -65,6 +65,8 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         daemon: false,
         proc_name: None,
         log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     }
 }
 

@@ -31,6 +31,25 @@ def _has_loggers_section(path):
 logging_configured = False
 
 
+def module_files():
+    """The Python files of every imported module outside the standard library (--reload)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if k in paths)
+    out = set()
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if not f or not f.endswith(".py"):
+            continue
+        f = os.path.abspath(f)
+        if f.startswith(stdlib) and "site-packages" not in f:
+            continue
+        if os.path.exists(f):
+            out.add(f)
+    return sorted(out)
+
+
 def name_thread(name):
     threading.current_thread().name = name
 

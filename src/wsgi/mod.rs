@@ -30,7 +30,7 @@ mod tests;
 mod tests_io;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
-pub use pylog::{forward_waitress_logs, log_now};
+pub use pylog::{forward_waitress_logs, log_now, module_files};
 
 /// What the WSGI bridge needs from `Settings`.
 #[derive(Debug, Clone)]

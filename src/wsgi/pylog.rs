@@ -2,6 +2,7 @@
 //! and `waitress.queue`), when the app's logging is configured from a file (an INI
 //! `[loggers]` section or `--log-config`). Records from the event loop (which never runs
 //! Python) go over a channel to one `waitress-log` thread that keeps a Python thread state.
+//! Also the list of imported module files that `--reload` watches.
 use std::sync::mpsc;
 
 use pyo3::prelude::*;
@@ -24,6 +25,16 @@ pub fn configured() -> bool {
             .and_then(|h| h.getattr("logging_configured"))
             .and_then(|v| v.extract::<bool>())
             .unwrap_or(false)
+    })
+}
+
+/// The Python files of every module imported so far, outside the standard library.
+pub fn module_files() -> Vec<std::path::PathBuf> {
+    Python::attach(|py| {
+        helper(py)
+            .and_then(|h| h.call_method0("module_files"))
+            .and_then(|v| v.extract::<Vec<std::path::PathBuf>>())
+            .unwrap_or_default()
     })
 }
 

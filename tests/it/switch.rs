@@ -12,6 +12,7 @@ use crate::util::{self, bin, get, root, run, venv, Daemon};
 mod check;
 mod daemon;
 mod logging;
+mod reload;
 
 pub fn apps() -> PathBuf {
     root().join("tests/apps/switch")
