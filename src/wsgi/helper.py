@@ -127,13 +127,37 @@ def load_module(target, call, log_config=None):
     app = pkgutil.resolve_name(target)
     if call:
         app = app()
-    return _check(app, target)
+    return _check(app, target, factory_hint=not call)
 
 
-def _check(app, what):
+def _check(app, what, factory_hint=False):
     if not callable(app):
         raise TypeError("%s did not give a WSGI application: %r is not callable" % (what, app))
+    if factory_hint and _is_factory(app):
+        raise TypeError(
+            "%s is a factory, not a WSGI application (it takes no arguments): call it with "
+            "%s() or --call" % (what, what)
+        )
     return app
+
+
+def _is_factory(obj):
+    """A function that can be called with no arguments but not with (environ, start_response)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind()
+    except TypeError:
+        return False
+    try:
+        sig.bind({}, None)
+    except TypeError:
+        return True
+    return False
 
 
 def report_exception(path, exc):

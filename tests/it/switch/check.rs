@@ -63,3 +63,55 @@ fn check_config_imports_the_app_without_serving_it() {
     );
     assert_eq!(super::get_json(&d.addr(), "/")["version"], 1);
 }
+
+#[test]
+fn a_factory_given_as_the_app_names_the_call_form() {
+    let (code, _, err) = run(&["envapp:create_app", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("envapp:create_app is a factory, not a WSGI application (it takes no arguments): call it with envapp:create_app() or --call"),
+        "{err}"
+    );
+}
+
+/// Runs the binary as `nobody` (setpriv, util-linux): (exit code, stderr).
+fn as_nobody(args: &[&str]) -> Option<(i32, String)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return None; // only root can become nobody; CI runs as root
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::util::bin())
+        .args(args)
+        .current_dir("/")
+        .output()
+        .ok()?;
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn not_root_for_a_low_port_or_for_user_names_the_fix() {
+    let Some((code, err)) = as_nobody(&["--app", "x:y", "--listen", "127.0.0.1:80"]) else {
+        return;
+    };
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("cannot listen on 127.0.0.1:80: Permission denied")
+            && err.contains("ports below 1024 need root"),
+        "{err}"
+    );
+    for extra in [&[][..], &["--check-config"][..]] {
+        let mut args = vec!["--app", "x:y", "--listen", "127.0.0.1:0", "--user", "root"];
+        args.extend_from_slice(extra);
+        let (code, err) = as_nobody(&args).unwrap();
+        assert_eq!(code, 3, "{extra:?} {err}");
+        assert!(
+            err.contains("cannot drop privileges")
+                && err.contains("switching to user/group needs root"),
+            "{extra:?} {err}"
+        );
+    }
+}
