@@ -243,3 +243,50 @@ fn chdir_pythonpath_and_env_reach_the_app() {
     assert_eq!(code, 2);
     assert!(err.contains("NAME=VALUE"), "{err}");
 }
+
+/// A Django project as Django users run it: `project.wsgi:application`, settings from the
+/// environment (`--env`, and `WAITRESSD_<KEY>` for waitressd's own settings).
+#[test]
+fn django_project_serves_with_env_and_environment_settings() {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "djsite.wsgi:application",
+        "--env",
+        "DJANGO_SETTINGS_MODULE=djsite.settings",
+        "--env",
+        "DJSITE_GREETING=hi from --env",
+    ])
+    .current_dir(apps())
+    .env("WAITRESSD_LISTEN", "127.0.0.1:0")
+    .env("WAITRESSD_WORKERS", "2");
+    let d = Daemon::start_with(&mut cmd, 1);
+    let (status, _, body) = get(&d.addr(), "/hello/");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"hi from --env".as_slice())
+    );
+    let v = get_json(&d.addr(), "/info/");
+    assert_eq!(
+        v["multiprocess"], true,
+        "WAITRESSD_WORKERS=2 reached the app"
+    );
+    assert!(
+        v["thread"].as_str().unwrap().starts_with("waitress-"),
+        "{v}"
+    );
+    let (status, _, _) = get(&d.addr(), "/missing/");
+    assert_eq!(status, 404);
+    drop(d);
+    // A settings module that does not exist: --check-config fails as a start would.
+    let (code, _, err) = run_env(
+        &[
+            "djsite.wsgi:application",
+            "--env",
+            "DJANGO_SETTINGS_MODULE=djsite.nosuch",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("No module named 'djsite.nosuch'"), "{err}");
+}
