@@ -169,3 +169,57 @@ fn development_and_environment_flags() {
     assert_eq!(a.log_config, Some("log.ini".into()));
     assert!(p(&["--env", "1A=2"]).is_err());
 }
+
+/// Every flag of waitress-serve 3.0.2 (runner.py, the spec's full list) parses, in its own
+/// spelling, with a value where it takes one.
+#[test]
+fn every_waitress_serve_flag_is_accepted() {
+    let valued = [
+        "host",
+        "port",
+        "listen",
+        "threads",
+        "trusted-proxy",
+        "trusted-proxy-count",
+        "trusted-proxy-headers",
+        "url-scheme",
+        "url-prefix",
+        "backlog",
+        "recv-bytes",
+        "send-bytes",
+        "outbuf-overflow",
+        "outbuf-high-watermark",
+        "inbuf-overflow",
+        "connection-limit",
+        "cleanup-interval",
+        "channel-timeout",
+        "max-request-header-size",
+        "max-request-body-size",
+        "ident",
+        "asyncore-loop-timeout",
+        "unix-socket",
+        "unix-socket-perms",
+        "sockets",
+        "channel-request-lookahead",
+        "server-name",
+    ];
+    let flags = [
+        "ipv4",
+        "ipv6",
+        "log-untrusted-proxy-headers",
+        "clear-untrusted-proxy-headers",
+        "log-socket-errors",
+        "expose-tracebacks",
+        "asyncore-use-poll",
+    ];
+    for f in valued {
+        let a = p(&[&format!("--{f}=1"), "m:app"]).unwrap_or_else(|e| panic!("--{f}: {e}"));
+        assert_eq!(a.app.as_deref(), Some("m:app"), "--{f}");
+    }
+    for f in flags {
+        p(&[&format!("--{f}"), "m:app"]).unwrap_or_else(|e| panic!("--{f}: {e}"));
+        p(&[&format!("--no-{f}"), "m:app"]).unwrap_or_else(|e| panic!("--no-{f}: {e}"));
+    }
+    assert!(p(&["--call", "m:app"]).unwrap().call);
+    assert_eq!(p(&["--help"]).unwrap().action, Action::Help);
+}

@@ -115,3 +115,46 @@ fn not_root_for_a_low_port_or_for_user_names_the_fix() {
         );
     }
 }
+
+#[test]
+fn missing_paste_deploy_names_the_virtualenv_to_use() {
+    // An empty virtualenv (no PasteDeploy): the message names it and how to choose another.
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("empty");
+    let base = waitressd::wsgi::interpreter::BASE_PYTHON;
+    let made = std::process::Command::new(base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let v = venv.to_str().unwrap();
+    let (code, _, err) = run(
+        &["missing_egg.ini", "--virtualenv", v, "--check-config"],
+        &apps(),
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(&format!(
+            "PasteDeploy is not installed in the virtualenv {v}"
+        )) && err.contains("--virtualenv or virtualenv = in [server:main]"),
+        "{err}"
+    );
+    // No virtualenv at all: the base interpreter (without PasteDeploy on CI) is named, and so
+    // are VIRTUAL_ENV and --virtualenv.
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["missing_egg.ini", "--check-config"])
+        .current_dir(apps())
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("PasteDeploy is not installed") {
+        assert_eq!(out.status.code(), Some(4));
+        assert!(
+            err.contains("no virtualenv is in use")
+                && err.contains("VIRTUAL_ENV=/path/to/venv, --virtualenv"),
+            "{err}"
+        );
+    }
+}
