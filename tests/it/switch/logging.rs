@@ -183,3 +183,36 @@ fn proc_name_is_in_the_process_titles() {
         "waitressd: master [switch]"
     );
 }
+
+#[test]
+fn proc_name_is_in_log_lines_and_systemd_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.args([
+        "envapp:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--proc-name",
+        "shop",
+    ])
+    .current_dir(apps())
+    .env("NOTIFY_SOCKET", &sock_path);
+    let d = Daemon::start_with(&mut cmd, 1);
+    let mut buf = [0u8; 1024];
+    let n = sock.recv(&mut buf).expect("READY notification");
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        ready.contains("STATUS=shop: serving with 1 worker(s)"),
+        "{ready}"
+    );
+    let seen = lines(&d, 5, "worker(s) ready");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(" waitressd shop] ") && l.contains("worker(s) ready")),
+        "{seen:?}"
+    );
+}
