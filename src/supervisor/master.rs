@@ -18,7 +18,6 @@ use super::systemd::Notifier;
 use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
 use crate::config::Settings;
-use crate::exit;
 use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
@@ -245,7 +244,7 @@ impl Master {
                     self.pid, self.target
                 ));
                 self.notifier.ready(&self.status());
-                self.daemon.report(exit::OK);
+                self.daemon.report_ready();
             }
             Phase::Reloading(p) if ready(p.generation) >= p.settings.workers.max(1) => {
                 self.commit_reload()

@@ -81,21 +81,23 @@ impl DaemonStatus {
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.0.as_ref().map(|f| f.as_raw_fd())
     }
-    /// Sends the exit code the foreground process should exit with (0 = serving); only once.
-    /// When serving, says once where the logs go and moves stdout/stderr there.
+    /// Sends the exit code the foreground process should exit with; only once.
     pub fn report(&mut self, code: i32) {
         if let Some(fd) = self.0.take() {
-            if code == 0 {
-                eprintln!(
-                    "waitressd: daemon {} is serving; {}",
-                    std::process::id(),
-                    self.1
-                );
-            }
             let _ = nix::unistd::write(fd.as_fd(), &[code as u8]);
-            if code == 0 {
-                super::daemon::detach_std_streams();
-            }
+        }
+    }
+    /// Every worker is ready: says once where the logs go, lets the foreground exit 0, and
+    /// moves stdout/stderr to the log target.
+    pub fn report_ready(&mut self) {
+        if self.0.is_some() {
+            eprintln!(
+                "waitressd: daemon {} is serving; {}",
+                std::process::id(),
+                self.1
+            );
+            self.report(0);
+            super::daemon::detach_std_streams();
         }
     }
 }
