@@ -33,38 +33,52 @@ pub fn collect(
     env: &[(String, String, String)],
 ) -> Result<(Vec<Raw>, AppSpec), ConfigError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let (mut raws, app) = match (&args.config, &args.app) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Usage(
-                "--app and an INI file exclude each other (the INI file names the app)".into(),
-            ))
-        }
-        (Some(cfg), None) => {
-            let abs = ini::abspath(cfg);
-            let display = cfg.to_string_lossy();
-            let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
-            let app = AppSpec::Ini {
-                path: abs,
-                app_name: args.app_name.clone(),
-                vars: args.vars.clone(),
-            };
-            (raws, app)
-        }
-        (None, Some(target)) => (
-            Vec::new(),
-            AppSpec::Module {
-                target: target.clone(),
-                call: args.call,
-            },
-        ),
-        (None, None) => {
-            return Err(ConfigError::Usage(
-                "no INI file and no application given: waitressd FILE.ini, or waitressd \
+    let (mut raws, app) =
+        match (&args.config, &args.app) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Usage(
+                    "--app and an INI file exclude each other (the INI file names the app)".into(),
+                ))
+            }
+            (Some(cfg), None) => {
+                let abs = ini::abspath(cfg);
+                let display = cfg.to_string_lossy();
+                let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)
+                    .map_err(|e| match e {
+                        // The command line's own file: say what else the word could have meant.
+                        ConfigError::Io { file, source }
+                            if file == display && source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            ConfigError::Usage(format!(
+                                "cannot read {file}: {source} (give the path of the INI file, or \
+                             MODULE:OBJECT to serve an app as waitress-serve does, e.g. \
+                             myapp.wsgi:application)"
+                            ))
+                        }
+                        e => e,
+                    })?;
+                let app = AppSpec::Ini {
+                    path: abs,
+                    app_name: args.app_name.clone(),
+                    vars: args.vars.clone(),
+                };
+                (raws, app)
+            }
+            (None, Some(target)) => (
+                Vec::new(),
+                AppSpec::Module {
+                    target: target.clone(),
+                    call: args.call,
+                },
+            ),
+            (None, None) => {
+                return Err(ConfigError::Usage(
+                    "no INI file and no application given: waitressd FILE.ini, or waitressd \
                  MODULE:OBJECT as with waitress-serve (see waitressd --help)"
-                    .into(),
-            ))
-        }
-    };
+                        .into(),
+                ))
+            }
+        };
     let env_layer: Vec<Raw> = env
         .iter()
         .map(|(key, value, var)| Raw {

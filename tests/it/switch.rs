@@ -75,6 +75,13 @@ fn waitress_serve_positional_app_and_factory_call_serve() {
     let (code, _, err) = run(&["envapp:app", "other:app", "--check-config"], &apps());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("specify one application only"), "{err}");
+    // A word that is neither a file nor MODULE:OBJECT: both readings are offered.
+    let (code, _, err) = run(&["envapp", "--check-config"], &apps());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot read envapp") && err.contains("or MODULE:OBJECT"),
+        "{err}"
+    );
 }
 
 #[test]
