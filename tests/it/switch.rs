@@ -297,3 +297,37 @@ fn django_project_serves_with_env_and_environment_settings() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("No module named 'djsite.nosuch'"), "{err}");
 }
+
+/// Real Flask and Pyramid projects, typed as their users did with waitress-serve and pserve.
+#[test]
+fn flask_factory_and_pyramid_ini_as_their_users_type_them() {
+    let wsgi_apps = root().join("tests/apps/wsgi");
+    // waitress-serve --call flaskapp:create_app, spelled both ways.
+    for args in [
+        &["--listen=127.0.0.1:0", "flaskapp:create_app()"][..],
+        &["--listen=127.0.0.1:0", "--call", "flaskapp:create_app"][..],
+    ] {
+        let d = Daemon::start(args, &wsgi_apps, 1);
+        let (status, _, body) = get(&d.addr(), "/");
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, b"hello from flask".as_slice()),
+            "{args:?}"
+        );
+    }
+    // pserve production.ini: its [logger_root] is WARN and it has no [logger_waitress], so
+    // waitress's INFO "Serving on" is not shown, as under pserve; the master's line is.
+    let ini = wsgi_apps.join("pyrapp/production.ini");
+    let d = Daemon::start(&[ini.to_str().unwrap()], &wsgi_apps, 1);
+    let (status, _, _) = get(&d.addr(), "/");
+    assert_eq!(status, 200);
+    let mut seen = Vec::new();
+    while let Ok(l) = d.stderr.recv_timeout(std::time::Duration::from_millis(500)) {
+        seen.push(l);
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("worker(s) ready")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("Serving on")), "{seen:?}");
+}
