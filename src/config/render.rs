@@ -7,14 +7,17 @@ use super::defs::{Conv, Def, DEFS};
 const EXIT_CODES: &[(u8, &str)] = &[
     (
         0,
-        "clean stop; also --check-config, --print-config, --help, --version",
+        "clean stop; also --check-config (all passed), --print-config, --help, --version",
     ),
     (
         2,
         "bad command line or configuration (one line on stderr naming file:line, key and value)",
     ),
     (3, "boot error: bind, privileges, pidfile"),
-    (4, "the application could not be imported or built"),
+    (
+        4,
+        "the application could not be imported or built (--check-config exits 2, 3, 4 as a start would)",
+    ),
 ];
 
 /// `--threads INT` / `--[no-]ipv4`.
