@@ -94,15 +94,24 @@ fn as_nobody(args: &[&str]) -> Option<(i32, String)> {
 
 #[test]
 fn not_root_for_a_low_port_or_for_user_names_the_fix() {
-    let Some((code, err)) = as_nobody(&["--app", "x:y", "--listen", "127.0.0.1:80"]) else {
+    if as_nobody(&["--version"]).is_none() {
         return;
-    };
-    assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("cannot listen on 127.0.0.1:80: Permission denied")
-            && err.contains("ports below 1024 need root"),
-        "{err}"
-    );
+    }
+    // Port 80 needs privileges unless the host lowered ip_unprivileged_port_start.
+    let unprivileged_start: u32 =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1024);
+    if unprivileged_start > 80 {
+        let (code, err) = as_nobody(&["--app", "x:y", "--listen", "127.0.0.1:80"]).unwrap();
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("cannot listen on 127.0.0.1:80: Permission denied")
+                && err.contains("ports below 1024 need root"),
+            "{err}"
+        );
+    }
     for extra in [&[][..], &["--check-config"][..]] {
         let mut args = vec!["--app", "x:y", "--listen", "127.0.0.1:0", "--user", "root"];
         args.extend_from_slice(extra);
