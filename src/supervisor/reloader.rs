@@ -1,5 +1,6 @@
 //! `--reload` (pserve's and gunicorn's development loop): worker 1 watches the Python files the
-//! app imported, the INI file and every `--reload-extra-file` (inotify through `notify`), and
+//! app imported (read again every second, as gunicorn does), the INI file and every
+//! `--reload-extra-file` (inotify through `notify`), and
 //! on a change asks the master for a reload with SIGHUP, after a short quiet period (editors
 //! write a file in several steps). The master's reload imports the new code in new workers and
 //! retires the old ones only once the new ones are ready: a syntax error fails the new worker
@@ -18,53 +19,89 @@ use super::{log_info, log_warn};
 /// Events closer together than this are one change.
 const QUIET: Duration = Duration::from_millis(250);
 
-/// Starts the watcher thread for `files`; SIGHUP to `master` on a change.
-pub fn start(files: Vec<PathBuf>, master: Pid) {
-    let files: BTreeSet<PathBuf> = files.into_iter().collect();
-    let dirs: BTreeSet<PathBuf> = files
-        .iter()
-        .filter_map(|f| f.parent().map(PathBuf::from))
-        .collect();
+/// How often the list of imported modules is read again (apps import more on first requests,
+/// e.g. Django's views).
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// The files to watch now: the app's imported modules plus the fixed ones.
+pub type Rescan = Box<dyn Fn() -> Vec<PathBuf> + Send>;
+
+/// Starts the watcher thread; SIGHUP to `master` when a watched file changes. `rescan` is
+/// called at start and every second.
+pub fn start(rescan: Rescan, master: Pid) {
     let spawned = std::thread::Builder::new()
         .name("reloader".into())
-        .spawn(move || {
-            let (tx, rx) = mpsc::channel();
-            let mut watcher = match notify::recommended_watcher(tx) {
-                Ok(w) => w,
-                Err(e) => {
-                    log_warn(&format!("--reload: cannot watch files: {e}"));
-                    return;
-                }
-            };
-            // Directories, not files: an editor's save-by-rename replaces the watched inode.
-            for d in &dirs {
-                if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
-                    log_warn(&format!("--reload: cannot watch {}: {e}", d.display()));
-                }
-            }
-            log_info(&format!(
-                "--reload: watching {} files in {} directories",
-                files.len(),
-                dirs.len()
-            ));
-            let changed = |ev: &notify::Result<notify::Event>| -> Option<PathBuf> {
-                let ev = ev.as_ref().ok()?;
-                if matches!(ev.kind, EventKind::Access(_)) {
-                    return None;
-                }
-                ev.paths.iter().find(|p| files.contains(*p)).cloned()
-            };
-            while let Ok(ev) = rx.recv() {
-                let Some(path) = changed(&ev) else { continue };
-                // Let the writes settle.
-                while rx.recv_timeout(QUIET).is_ok() {}
-                log_info(&format!("--reload: {} changed, reloading", path.display()));
-                if kill(master, Signal::SIGHUP).is_err() {
-                    return;
-                }
-            }
-        });
+        .spawn(move || watch(rescan, master));
     if let Err(e) = spawned {
         log_warn(&format!("--reload: cannot start the watcher: {e}"));
     }
+}
+
+fn watch(rescan: Rescan, master: Pid) {
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(tx) {
+        Ok(w) => w,
+        Err(e) => {
+            log_warn(&format!("--reload: cannot watch files: {e}"));
+            return;
+        }
+    };
+    let mut files: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut add = |found: Vec<PathBuf>, files: &mut BTreeSet<PathBuf>| {
+        for f in found {
+            // Directories, not files: an editor's save-by-rename replaces the watched inode.
+            if let Some(d) = f.parent().map(PathBuf::from) {
+                if !dirs.contains(&d) {
+                    if let Err(e) = watcher.watch(&d, RecursiveMode::NonRecursive) {
+                        log_warn(&format!("--reload: cannot watch {}: {e}", d.display()));
+                    }
+                    dirs.insert(d);
+                }
+            }
+            files.insert(f);
+        }
+    };
+    add(rescan(), &mut files);
+    log_info(&format!(
+        "--reload: watching {} files in {} directories",
+        files.len(),
+        dirs_len(&files)
+    ));
+    loop {
+        let ev = match rx.recv_timeout(RESCAN) {
+            Ok(ev) => ev,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                add(rescan(), &mut files);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let Some(path) = changed(&ev, &files) else {
+            continue;
+        };
+        // Let the writes settle.
+        while rx.recv_timeout(QUIET).is_ok() {}
+        log_info(&format!("--reload: {} changed, reloading", path.display()));
+        if kill(master, Signal::SIGHUP).is_err() {
+            return;
+        }
+    }
+}
+
+fn dirs_len(files: &BTreeSet<PathBuf>) -> usize {
+    files
+        .iter()
+        .filter_map(|f| f.parent())
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// The watched file an event is about, if any (reads are not changes).
+fn changed(ev: &notify::Result<notify::Event>, files: &BTreeSet<PathBuf>) -> Option<PathBuf> {
+    let ev = ev.as_ref().ok()?;
+    if matches!(ev.kind, EventKind::Access(_)) {
+        return None;
+    }
+    ev.paths.iter().find(|p| files.contains(*p)).cloned()
 }

@@ -176,9 +176,13 @@ pub fn serve(mut start: WorkerStart) -> i32 {
     // The INI's [logger_waitress] (or --log-config) now decides about waitress's messages.
     crate::wsgi::forward_waitress_logs();
     if start.settings.reload && start.id == 1 {
-        let mut files = crate::wsgi::module_files();
-        files.extend(start.settings.reload_files.iter().cloned());
-        super::reloader::start(files, start.master);
+        let fixed = start.settings.reload_files.clone();
+        let rescan = move || {
+            let mut files = crate::wsgi::module_files();
+            files.extend(fixed.iter().cloned());
+            files
+        };
+        super::reloader::start(Box::new(rescan), start.master);
     }
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {

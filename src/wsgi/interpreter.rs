@@ -28,6 +28,14 @@ static START_LOCK: Mutex<()> = Mutex::new(());
 const GUARDED_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT];
 static SAVED_SIGACTIONS: Mutex<Vec<(libc::c_int, libc::sigaction)>> = Mutex::new(Vec::new());
 
+/// Runs `f` (which may attach to Python) only while the interpreter is running, and keeps
+/// `shutdown` from finalising it meanwhile: for helper threads (log forwarding, `--reload`'s
+/// rescans) that may still be awake when the worker stops. None when not running.
+pub fn with_live<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let _lock = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    STARTED.load(Ordering::Acquire).then(f)
+}
+
 /// True once `start` has succeeded in this process.
 pub fn started() -> bool {
     STARTED.load(Ordering::Acquire)

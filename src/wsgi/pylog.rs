@@ -30,12 +30,15 @@ pub fn configured() -> bool {
 
 /// The Python files of every module imported so far, outside the standard library.
 pub fn module_files() -> Vec<std::path::PathBuf> {
-    Python::attach(|py| {
-        helper(py)
-            .and_then(|h| h.call_method0("module_files"))
-            .and_then(|v| v.extract::<Vec<std::path::PathBuf>>())
-            .unwrap_or_default()
+    super::interpreter::with_live(|| {
+        Python::attach(|py| {
+            helper(py)
+                .and_then(|h| h.call_method0("module_files"))
+                .and_then(|v| v.extract::<Vec<std::path::PathBuf>>())
+                .unwrap_or_default()
+        })
     })
+    .unwrap_or_default()
 }
 
 /// Logs one record on Python logger `name` now, from this (non-event-loop) thread.
@@ -58,22 +61,18 @@ pub fn forward_waitress_logs() -> bool {
         return false;
     }
     let (tx, rx) = mpsc::channel::<(String, log::Level, String)>();
-    // `detach` needs a Sync closure: the receiver is only ever used by this one thread.
-    let rx = std::sync::Mutex::new(rx);
     let started = std::thread::Builder::new()
         .name("waitress-log".into())
         .spawn(move || {
-            Python::attach(|py| {
-                while let Ok((name, level, msg)) =
-                    py.detach(|| rx.lock().map_err(|_| mpsc::RecvError)?.recv())
-                {
-                    if !crate::logbridge::forwarding() {
-                        eprintln!("{name}: {msg}");
-                        continue;
-                    }
-                    log_now(&name, level, &msg);
+            // Attached only per record (under `with_live`), so Python can be finalised while
+            // this thread waits.
+            while let Ok((name, level, msg)) = rx.recv() {
+                let logged = crate::logbridge::forwarding()
+                    && super::interpreter::with_live(|| log_now(&name, level, &msg)).is_some();
+                if !logged {
+                    eprintln!("{name}: {msg}");
                 }
-            })
+            }
         });
     if started.is_err() {
         return false;

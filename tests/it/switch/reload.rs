@@ -196,3 +196,42 @@ fn reload_watches_the_ini_file_and_extra_files() {
     }
     assert!(reloaded, "the extra file's change reloads");
 }
+
+/// Modules an app imports only when serving (Django's views, on the first request) are
+/// watched too: the list of imported modules is read again every second.
+#[test]
+fn reload_watches_modules_imported_after_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lazyapp.py"),
+        "def app(environ, start_response):\n    import lazyview\n    body = lazyview.TEXT.encode()\n    \
+         start_response('200 OK', [('Content-Length', str(len(body)))])\n    return [body]\n",
+    )
+    .unwrap();
+    let view = dir.path().join("lazyview.py");
+    std::fs::write(&view, "TEXT = 'one'\n").unwrap();
+    let d = Daemon::start(
+        &[
+            "--chdir",
+            dir.path().to_str().unwrap(),
+            "lazyapp:app",
+            "--reload",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+        1,
+    );
+    let body = |addr: &str| get(addr, "/").2;
+    assert_eq!(body(&d.addr()), b"one");
+    // The next rescan (within a second) adds lazyview.py; then edit it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let tmp = view.with_extension("tmp");
+    std::fs::write(&tmp, "TEXT = 'two!'\n").unwrap();
+    std::fs::rename(&tmp, &view).unwrap();
+    let t = Instant::now();
+    while body(&d.addr()) != b"two!" && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(body(&d.addr()), b"two!");
+}
