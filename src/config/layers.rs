@@ -27,6 +27,28 @@ pub fn env_settings() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Warns about `WAITRESSD_*` variables that are a likely typo of a setting's (they would be
+/// ignored silently otherwise). Variables of waitressd's own tools are not settings either,
+/// and are left alone when they are not close to one.
+pub fn warn_unknown_env() {
+    for (var, _) in std::env::vars_os() {
+        let Some(key) = var.to_str().and_then(|v| v.strip_prefix(ENV_PREFIX)) else {
+            continue;
+        };
+        let key = key.to_lowercase();
+        if defs::find(&key).is_some() {
+            continue;
+        }
+        if let Some(s) = defs::suggest(&key) {
+            log::warn!(
+                "environment {ENV_PREFIX}{} is not a setting and is ignored (did you mean {ENV_PREFIX}{}?)",
+                key.to_uppercase(),
+                s.to_uppercase()
+            );
+        }
+    }
+}
+
 /// The raw settings after every layer (INI < environment < flags), each with its origin.
 pub fn collect(
     args: &CliArgs,

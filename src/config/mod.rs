@@ -30,13 +30,14 @@ pub use args::{Action, CliArgs};
 pub use error::{ConfigError, Origin, ValueError};
 pub use print::{to_json, to_json_verbose};
 
-pub use layers::{collect, env_settings, ENV_PREFIX};
+pub use layers::{collect, env_settings, warn_unknown_env, ENV_PREFIX};
 pub use settings::Raw;
 
 /// Command line (+ INI file) → validated `Settings`. INI values come from the server section
 /// exactly as PasteDeploy would pass them to waitress; `WAITRESSD_<KEY>` environment variables
 /// win over the file, flags over both.
 pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
+    warn_unknown_env();
     let (raws, app) = collect(args, &env_settings())?;
     let mut s = settings::build(&raws, app, args.daemon)?;
     if s.proc_name.is_none() {

@@ -130,6 +130,16 @@ fn environment_variables_set_settings_below_flags_above_the_ini() {
         err.trim(),
         "waitressd: environment WAITRESSD_THREADS='x': invalid literal for int()"
     );
+    // A near miss is named, not silently ignored.
+    let (code, _, err) = run_env(
+        &["switch.ini", "--pythonpath", ".", "--check-config"],
+        &[("WAITRESSD_THREAD", "8")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("environment WAITRESSD_THREAD is not a setting and is ignored (did you mean WAITRESSD_THREADS?)"),
+        "{err}"
+    );
 }
 
 #[test]
