@@ -103,6 +103,16 @@ pub(super) fn wait_for_daemon(status: &OwnedFd, output: &OwnedFd) -> i32 {
             }
         }
     }
+    if code.is_none() && status_open {
+        // The output ended first: the status byte, if any, was written before that.
+        let mut fds = [PollFd::new(status.as_fd(), PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) > 0 {
+            let mut b = [0u8; 1];
+            if let Ok(1) = nix::unistd::read(status.as_fd(), &mut b) {
+                code = Some(b[0] as i32);
+            }
+        }
+    }
     if code == Some(0) {
         // What the daemon wrote before it reported (its "logs:" line) is in the pipe already.
         let _ = nix::fcntl::fcntl(
