@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -28,16 +28,18 @@ pub type Rescan = Box<dyn Fn() -> Vec<PathBuf> + Send>;
 
 /// Starts the watcher thread; SIGHUP to `master` when a watched file changes. `rescan` is
 /// called at start and every second.
-pub fn start(rescan: Rescan, master: Pid) {
+/// `loading_since`: when this worker began to import the app; a file changed after that (before
+/// the watch began) may not be in the code it runs, so it reloads at once.
+pub fn start(rescan: Rescan, master: Pid, loading_since: SystemTime) {
     let spawned = std::thread::Builder::new()
         .name("reloader".into())
-        .spawn(move || watch(rescan, master));
+        .spawn(move || watch(rescan, master, loading_since));
     if let Err(e) = spawned {
         log_warn(&format!("--reload: cannot start the watcher: {e}"));
     }
 }
 
-fn watch(rescan: Rescan, master: Pid) {
+fn watch(rescan: Rescan, master: Pid, loading_since: SystemTime) {
     let (tx, rx) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(tx) {
         Ok(w) => w,
@@ -68,6 +70,19 @@ fn watch(rescan: Rescan, master: Pid) {
         files.len(),
         dirs_len(&files)
     ));
+    // Saved while this worker was importing, before the watch began: not seen by inotify.
+    let stale = files.iter().find(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > loading_since)
+    });
+    if let Some(path) = stale {
+        log_info(&format!(
+            "--reload: {} changed while the app was loading, reloading",
+            path.display()
+        ));
+        let _ = kill(master, Signal::SIGHUP);
+    }
     loop {
         let ev = match rx.recv_timeout(RESCAN) {
             Ok(ev) => ev,

@@ -149,6 +149,7 @@ pub fn serve(mut start: WorkerStart) -> i32 {
         return code;
     }
     let tag = start.tag();
+    let loading_since = std::time::SystemTime::now();
     let app = match preloaded {
         Some(p) => p.0,
         None => {
@@ -182,7 +183,7 @@ pub fn serve(mut start: WorkerStart) -> i32 {
             files.extend(fixed.iter().cloned());
             files
         };
-        super::reloader::start(Box::new(rescan), start.master);
+        super::reloader::start(Box::new(rescan), start.master, loading_since);
     }
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {

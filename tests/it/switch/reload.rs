@@ -7,9 +7,16 @@ use std::time::{Duration, Instant};
 use super::apps;
 use crate::util::{get, Daemon};
 
-/// The version the app reports, or None for a failed request.
+/// The version the app reports, or None for a failed request (refused, reset, not 200).
 fn version(addr: &str) -> Option<i64> {
-    let (status, _, body) = get(addr, "/");
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let (status, _, body) = crate::util::split_response(&raw);
     if status != 200 {
         return None;
     }
