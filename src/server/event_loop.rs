@@ -253,12 +253,9 @@ impl EventLoop {
         }
         let before = st.out.pending();
         let r = st.out.flush(sh.fd());
-        sh.note_output(&st);
+        sh.flushed(&st, wm);
         if st.out.pending() < before {
             st.last_activity = now;
-        }
-        if st.out.pending() <= wm {
-            sh.cv.notify_all();
         }
         drop(st);
         if let Err(e) = r {
@@ -284,7 +281,7 @@ impl EventLoop {
             }
             if !st.out.is_empty() {
                 let r = st.out.flush(sh.fd());
-                sh.note_output(&st);
+                sh.flushed(&st, ctx.opts.outbuf_high_watermark);
                 if let Err(e) = r {
                     drop(st);
                     socket_error(&ctx, "send", e);

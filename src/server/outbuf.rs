@@ -4,6 +4,15 @@
 //! Waitress keeps a list of `OverflowableBuffer`s per channel; this is the same idea with the
 //! sending built in: memory segments go out with one vectored `sendmsg`, file segments with
 //! `sendfile`, so a response never costs more syscalls than it has segments.
+//!
+//! Zero-copy rule: sendfile(2) to a socket queues references to the file's page-cache pages,
+//! not copies; the kernel reads them when it transmits (and, over loopback, when the peer
+//! reads its receive queue), long after the call returned and `off` moved past them. There is
+//! no notification of when that is over. So a spill file is append-only: bytes once written
+//! are never written again, a drained spill file is closed, never reused (closing drops only
+//! the page-cache mapping; pages still queued stay alive and unchanged until the kernel lets
+//! go of them), and a long stream moves on to a new file every `SPILL_FILE_MAX` bytes so its
+//! disk use stays bounded. Memory segments go out with `sendmsg`, which copies.
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -17,13 +26,17 @@ use nix::sys::socket::{sendmsg, MsgFlags};
 const MAX_IOV: usize = 64;
 /// Largest single sendfile(2) call.
 const SENDFILE_CHUNK: u64 = 1 << 30;
+/// A spill file takes no more appends once it holds this much; the next spill starts a new
+/// file, and the full one is closed once sent (disk per connection: pending + this).
+const SPILL_FILE_MAX: u64 = 16 << 20;
 
 enum Seg {
     Mem {
         buf: Vec<u8>,
         pos: usize,
     },
-    /// `spill`: our own temp file (appended to, reused); otherwise an app file closed after send.
+    /// `spill`: our own temp file (append-only, closed once sent, never reused); otherwise an
+    /// app file, also closed once sent.
     File {
         file: File,
         off: u64,
@@ -39,7 +52,6 @@ pub(crate) struct OutBuf {
     /// Bytes held in memory segments (spill trigger).
     mem: u64,
     overflow: u64,
-    spare_spill: Option<File>,
 }
 
 /// Sends `parts` with one `sendmsg` (MSG_NOSIGNAL: a gone peer is an error, not a SIGPIPE).
@@ -61,7 +73,6 @@ impl OutBuf {
             pending: 0,
             mem: 0,
             overflow,
-            spare_spill: None,
         }
     }
 
@@ -73,43 +84,52 @@ impl OutBuf {
         self.pending
     }
 
-    /// Appends bytes: to memory, or to the spill file once `overflow` bytes are held in memory.
+    /// Appends bytes: to memory, or to a spill file once `overflow` bytes are held in memory.
+    /// Once output spills, later bytes follow it into a file (order), a new one when the last
+    /// is full; file bytes are only ever appended (see the module doc).
     pub(crate) fn push(&mut self, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        if let Some(Seg::File {
-            file,
-            end,
-            spill: true,
-            ..
-        }) = self.segs.back_mut()
-        {
-            file.write_all_at(data, *end)?;
-            *end += data.len() as u64;
-        } else if self.mem + data.len() as u64 > self.overflow {
-            let file = match self.spare_spill.take() {
-                Some(f) => f,
-                None => tempfile::tempfile()?,
-            };
-            file.write_all_at(data, 0)?;
-            self.segs.push_back(Seg::File {
+        let len = data.len() as u64;
+        match self.segs.back_mut() {
+            Some(Seg::File {
                 file,
-                off: 0,
-                end: data.len() as u64,
+                end,
                 spill: true,
-            });
-        } else {
-            self.mem += data.len() as u64;
-            match self.segs.back_mut() {
-                Some(Seg::Mem { buf, .. }) => buf.extend_from_slice(data),
-                _ => self.segs.push_back(Seg::Mem {
+                ..
+            }) if *end < SPILL_FILE_MAX => {
+                file.write_all_at(data, *end)?;
+                *end += len;
+            }
+            Some(Seg::File { spill: true, .. }) => self.spill(data)?,
+            _ if self.mem + len > self.overflow => self.spill(data)?,
+            Some(Seg::Mem { buf, .. }) => {
+                buf.extend_from_slice(data);
+                self.mem += len;
+            }
+            _ => {
+                self.segs.push_back(Seg::Mem {
                     buf: data.to_vec(),
                     pos: 0,
-                }),
+                });
+                self.mem += len;
             }
         }
-        self.pending += data.len() as u64;
+        self.pending += len;
+        Ok(())
+    }
+
+    /// Starts a new spill file holding `data`.
+    fn spill(&mut self, data: &[u8]) -> io::Result<()> {
+        let file = tempfile::tempfile()?;
+        file.write_all_at(data, 0)?;
+        self.segs.push_back(Seg::File {
+            file,
+            off: 0,
+            end: data.len() as u64,
+            spill: true,
+        });
         Ok(())
     }
 
@@ -132,7 +152,6 @@ impl OutBuf {
         self.segs.clear();
         self.pending = 0;
         self.mem = 0;
-        self.spare_spill = None;
     }
 
     /// Sends `parts` after whatever is pending, in as few syscalls as possible: when nothing is
@@ -198,12 +217,7 @@ impl OutBuf {
                         return Ok(false);
                     }
                 }
-                Seg::File {
-                    file,
-                    off,
-                    end,
-                    spill,
-                } => {
+                Seg::File { file, off, end, .. } => {
                     let count = (*end - *off).min(SENDFILE_CHUNK) as usize;
                     let mut o = *off as libc::off64_t;
                     let r = nix::sys::sendfile::sendfile64(fd, file.as_fd(), Some(&mut o), count);
@@ -220,12 +234,8 @@ impl OutBuf {
                             *off += n as u64;
                             self.pending -= n as u64;
                             if *off == *end {
-                                let spill = *spill;
-                                if let Some(Seg::File { file, .. }) = self.segs.pop_front() {
-                                    if spill {
-                                        self.spare_spill = Some(file);
-                                    }
-                                }
+                                // Closed, never rewritten: its pages may still be queued.
+                                self.segs.pop_front();
                             }
                         }
                         Err(Errno::EAGAIN) => return Ok(false),
@@ -284,6 +294,71 @@ mod tests {
         assert!(ob.flush(a.as_fd()).unwrap());
         assert!(ob.is_empty());
         assert_eq!(drain(&mut b, 20), b"head;abcdefghij23456");
+    }
+
+    /// Spill after spill while the peer reads nothing: the first spill's pages are still
+    /// queued in the kernel (zero-copy) when the next spill is written. Reusing the drained
+    /// file from offset 0 rewrote them, and the peer read the second bytes twice.
+    fn spills_queued_by_sendfile_are_never_rewritten(a: &impl AsFd, b: &mut impl Read) {
+        let mut ob = OutBuf::new(0);
+        let mut want = Vec::new();
+        for fill in [b'A', b'B', b'C'] {
+            let part = vec![fill; 48 * 1024];
+            ob.push(&part).unwrap();
+            assert!(
+                ob.flush(a.as_fd()).unwrap(),
+                "the socket buffer holds 144 KiB"
+            );
+            want.extend_from_slice(&part);
+        }
+        let mut got = vec![0u8; want.len()];
+        b.read_exact(&mut got).unwrap();
+        let first_bad = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert_eq!(first_bad, None, "queued spill bytes were rewritten");
+    }
+
+    #[test]
+    fn spilled_bytes_queued_on_a_unix_socket_stay_intact() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        spills_queued_by_sendfile_are_never_rewritten(&a, &mut b);
+    }
+
+    #[test]
+    fn spilled_bytes_queued_on_a_loopback_tcp_socket_stay_intact() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut b, _) = l.accept().unwrap();
+        a.set_nonblocking(true).unwrap();
+        spills_queued_by_sendfile_are_never_rewritten(&a, &mut b);
+    }
+
+    #[test]
+    fn a_long_spill_moves_to_new_files_and_drops_sent_ones() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut ob = OutBuf::new(0);
+        let part: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        let parts = (SPILL_FILE_MAX / part.len() as u64) * 2 + 1;
+        for _ in 0..parts {
+            ob.push(&part).unwrap();
+        }
+        let files = ob
+            .segs
+            .iter()
+            .filter(|s| matches!(s, Seg::File { .. }))
+            .count();
+        assert_eq!(files, 3, "one file per SPILL_FILE_MAX bytes");
+        let total = part.len() * parts as usize;
+        let reader = std::thread::spawn(move || drain(&mut b, total));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ob.flush(a.as_fd()).unwrap() {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(ob.segs.is_empty());
+        let got = reader.join().unwrap();
+        assert!(got.chunks(part.len()).all(|c| c == &part[..]));
     }
 
     #[test]

@@ -76,6 +76,18 @@ impl Shared {
         pending
     }
 
+    /// The loop sent pending output (lock held): records whether some is left, and wakes the
+    /// app threads waiting for it to drop to the watermark (in `Task::output`, and between
+    /// pipelined requests). Every flush that can lower `pending` must end here: a flush that
+    /// drained the output without waking them left them waiting for a writable edge that no
+    /// longer comes (nothing is pending, so the loop ignores it).
+    pub(crate) fn flushed(&self, st: &ChanState, watermark: u64) {
+        self.note_output(st);
+        if st.out.pending() <= watermark {
+            self.cv.notify_all();
+        }
+    }
+
     /// Marks the channel closed and wakes blocked writers (loop teardown).
     pub(crate) fn mark_closed(&self) {
         let mut st = lock(&self.st);

@@ -4,6 +4,7 @@ mod util;
 
 mod config;
 mod hostile;
+mod integrity;
 mod server;
 mod supervisor;
 mod switch;

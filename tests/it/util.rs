@@ -7,9 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Path of the binary under test.
+/// Path of the binary under test: `$WAITRESSD_TEST_BIN` when set (another build of the same
+/// sources, e.g. a release or packaged one, or an older commit's to show a regression test
+/// fails there), else the one cargo built for this test run.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_waitressd"))
+    std::env::var_os("WAITRESSD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_waitressd")))
 }
 
 /// The repository root.

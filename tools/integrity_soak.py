@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""tools/integrity_soak.py: a bounded end-to-end integrity soak of a running build.
+
+Starts `waitressd` (the binary given, default target/release/waitressd) with the integrity
+fixture app (tests/apps/integrity/integrity.py) at a spill threshold, then for SECONDS runs
+CLIENTS threads that each pick a random kind of exchange — download by a route of the fixture
+(chunked stream, Content-Length, one bytes object, write(), file_wrapper with and without
+Content-Length), HTTP/1.1 or 1.0, a pipelined mix with HEAD, or an upload (Content-Length or
+chunked) — of a random size up to --max-size, read at a random pace, and checks every body by
+SHA-256 against the app's digest. Optionally sends the master SIGHUP every --hup seconds.
+Prints bytes moved and failures; exits 1 on any corrupted, lost or cut response.
+Loopback only; the daemon it started is stopped by its PID.
+
+  tools/integrity_soak.py --seconds 120 --clients 6 --overflow 65536 --hup 10
+"""
+import argparse
+import hashlib
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUTES = ["/stream", "/cl", "/once", "/write", "/file", "/filenocl"]
+
+
+class Reader:
+    def __init__(self, sock, pace):
+        self.s, self.pace, self.buf = sock, pace, bytearray()
+
+    def fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+        if self.pace:
+            time.sleep(self.pace)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.fill()
+        i = self.buf.index(b"\r\n")
+        out = bytes(self.buf[:i])
+        del self.buf[: i + 2]
+        return out
+
+    def take(self, n, h):
+        while n > 0:
+            if not self.buf:
+                self.fill()
+            k = min(n, len(self.buf))
+            h.update(self.buf[:k])
+            del self.buf[:k]
+            n -= k
+
+    def rest(self, h):
+        try:
+            while True:
+                h.update(self.buf)
+                self.buf.clear()
+                self.fill()
+        except EOFError:
+            pass
+
+    def response(self, method):
+        head = []
+        while True:
+            l = self.line()
+            if not l:
+                break
+            head.append(l.decode("latin-1").lower())
+        status = int(head[0].split()[1])
+        fields = dict(h.split(":", 1) for h in head[1:])
+        h, n0 = hashlib.sha256(), 0
+        if method == "HEAD":
+            return status, h.hexdigest()
+        if "content-length" in fields:
+            self.take(int(fields["content-length"]), h)
+        elif fields.get("transfer-encoding", "").strip() == "chunked":
+            while True:
+                size = int(self.line(), 16)
+                self.take(size, h)
+                if self.line() != b"":
+                    raise ValueError("chunk data not followed by CRLF")
+                if size == 0:
+                    break
+        else:
+            self.rest(h)
+        return status, h.hexdigest()
+
+
+def digest(port, seed, n):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"GET /digest?seed={seed}&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        r = Reader(s, 0)
+        head = []
+        while True:
+            l = r.line()
+            if not l:
+                break
+            head.append(l)
+        cl = int([h for h in head if h.lower().startswith(b"content-length")][0].split(b":")[1])
+        while len(r.buf) < cl:
+            r.fill()
+        return bytes(r.buf[:cl]).decode()
+
+
+def one(port, rng, max_size, stats):
+    kind = rng.random()
+    pace = rng.choice([0, 0, 0.001, 0.003])
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(120)
+    r = Reader(s, pace)
+    try:
+        if kind < 0.15:  # upload
+            n = rng.randint(0, max_size)
+            seed = rng.getrandbits(32)
+            data = random.Random(seed).randbytes(n)
+            if rng.random() < 0.5:
+                s.sendall(f"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n".encode())
+                s.sendall(data)
+            else:
+                s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+                i = 0
+                while i < n:
+                    k = rng.randint(1, 1 << 20)
+                    part = data[i : i + k]
+                    s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                    i += k
+                s.sendall(b"0\r\n\r\n")
+            status, got = r.response("POST")
+            # The app answers "LEN SHA256" of what wsgi.input gave it.
+            want = f"{n} {hashlib.sha256(data).hexdigest()}".encode()
+            if status != 200 or got != hashlib.sha256(want).hexdigest():
+                return f"upload seed {seed} n {n}: status {status}, app saw other bytes"
+            stats["up"] += n
+            return None
+        if kind < 0.3:  # pipelined mix
+            asks = [(rng.choice(["GET", "GET", "HEAD"]), rng.choice(ROUTES),
+                     rng.getrandbits(32), rng.randint(0, max_size // 4)) for _ in range(rng.randint(2, 5))]
+            s.sendall(b"".join(f"{m} {u}?seed={sd}&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+                               for m, u, sd, n in asks))
+            for m, u, sd, n in asks:
+                status, got = r.response(m)
+                if status != 200 or (m == "GET" and got != digest(port, sd, n)):
+                    return f"pipelined {m} {u} seed {sd} n {n}: status {status}"
+                stats["down"] += n if m == "GET" else 0
+            return None
+        route, seed, n = rng.choice(ROUTES), rng.getrandbits(32), rng.randint(0, max_size)
+        version = rng.choice(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"])
+        s.sendall(f"GET {route}?seed={seed}&n={n} {version}\r\nHost: t\r\n\r\n".encode())
+        status, got = r.response("GET")
+        if status != 200 or got != digest(port, seed, n):
+            return f"{route} {version} seed {seed} n {n}: status {status}, sha mismatch"
+        stats["down"] += n
+        return None
+    except Exception as e:  # a cut or a framing error
+        return f"kind {kind:.2f}: {type(e).__name__}: {e}"
+    finally:
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/waitressd"))
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--overflow", default="65536")
+    ap.add_argument("--max-size", type=int, default=32 << 20)
+    ap.add_argument("--hup", type=float, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    env = dict(os.environ)
+    d = subprocess.Popen([a.bin, "--app", "integrity:app", "--listen", "127.0.0.1:0",
+                          "--threads", "4", "--workers", "2", "--outbuf-overflow", a.overflow,
+                          "--inbuf-overflow", a.overflow],
+                         cwd=os.path.join(ROOT, "tests/apps/integrity"), env=env,
+                         stderr=subprocess.PIPE, text=True)
+    port = None
+    for line in d.stderr:
+        m = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            port = int(m.group(1))
+            break
+    threading.Thread(target=lambda: [None for _ in d.stderr], daemon=True).start()
+    stats = {"down": 0, "up": 0, "n": 0}
+    fails, lock = [], threading.Lock()
+    end = time.monotonic() + a.seconds
+
+    def client(i):
+        rng = random.Random(a.seed * 1000 + i)
+        while time.monotonic() < end:
+            err = one(port, rng, a.max_size, stats)
+            with lock:
+                stats["n"] += 1
+                if err:
+                    fails.append(err)
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
+    for t in ts:
+        t.start()
+    hups = 0
+    while any(t.is_alive() for t in ts):
+        time.sleep(a.hup or 0.5)
+        if a.hup and time.monotonic() < end:
+            d.send_signal(signal.SIGHUP)
+            hups += 1
+    for t in ts:
+        t.join()
+    d.send_signal(signal.SIGTERM)
+    d.wait(60)
+    gib = (stats["down"] + stats["up"]) / (1 << 30)
+    print(f"{stats['n']} exchanges, {stats['down'] / (1 << 30):.2f} GiB down, "
+          f"{stats['up'] / (1 << 30):.2f} GiB up ({gib:.2f} GiB), {hups} HUPs, "
+          f"outbuf_overflow {a.overflow}: {len(fails)} failed")
+    for f in fails[:20]:
+        print("  " + f)
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
