@@ -41,7 +41,7 @@ pub(super) fn run(
     }
     let notifier = Notifier::from_env();
     let daemon = if opts.daemon || settings.daemon {
-        spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
+        spawn::daemonize(&settings).map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
     };

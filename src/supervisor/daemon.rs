@@ -20,7 +20,9 @@ const LAST_WORDS: Duration = Duration::from_secs(10);
 /// Where a serving daemon's stdout and stderr go, opened before any worker is forked (so a
 /// worker that dropped privileges can still use it). Returns the descriptor and what to tell
 /// the user. The error_log setting (another issue) extends this one function.
-pub(super) fn open_log_target() -> std::io::Result<(OwnedFd, String)> {
+pub(super) fn open_log_target(
+    _settings: &crate::config::Settings,
+) -> std::io::Result<(OwnedFd, String)> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -106,11 +106,11 @@ impl DaemonStatus {
 /// until the daemon reports (ready → 0, boot failure → its exit code, after its message) and
 /// exits with that; the daemon becomes a session leader whose standard streams never are the
 /// caller's (stdin /dev/null; stdout/stderr the boot pipe, then the log target).
-pub fn daemonize() -> nix::Result<DaemonStatus> {
+pub fn daemonize(settings: &crate::config::Settings) -> nix::Result<DaemonStatus> {
     let io = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let (log_fd, where_logs_go) = super::daemon::open_log_target().map_err(io)?;
+    let (log_fd, where_logs_go) = super::daemon::open_log_target(settings).map_err(io)?;
     // SAFETY: as in `fork_child`: single-threaded master, before any worker exists. The
     // parent branch only reads the pipes and `_exit`s.
     match unsafe { nix::unistd::fork() }? {
