@@ -24,7 +24,7 @@ pub struct CliArgs {
     pub app_name: String,
     /// `NAME=VALUE` words after the INI file.
     pub vars: Vec<(String, String)>,
-    /// `--app MODULE:CALLABLE`.
+    /// `--app MODULE:OBJECT`.
     pub app: Option<String>,
     /// `--call`.
     pub call: bool,
@@ -98,14 +98,14 @@ pub const GENERAL: &[General] = &[
     General {
         long: "app",
         short: None,
-        arg: "MODULE:CALLABLE",
-        help: "serve this WSGI app without an INI file, like waitress-serve",
+        arg: "MODULE:OBJECT",
+        help: "serve this WSGI app without an INI file (or give MODULE:OBJECT as the argument)",
     },
     General {
         long: "call",
         short: None,
         arg: "",
-        help: "call CALLABLE() to get the app",
+        help: "call OBJECT() to get the app (also written MODULE:OBJECT())",
     },
     General {
         long: "check-config",

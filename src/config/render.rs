@@ -126,7 +126,7 @@ pub fn man_page() -> String {
             "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \
              reads the [server:main] section of a PasteDeploy INI file exactly as pserve and waitress \
              would (NAME=VALUE words are defaults for %(NAME)s interpolation) and loads [app:main]. \
-             With --app it serves MODULE:CALLABLE like waitress-serve. Setting flags win over the file."
+             With MODULE:OBJECT (or --app) it serves that app like waitress-serve. Setting flags win over WAITRESSD_<KEY> environment variables, which win over the file."
         )
     );
     out.push_str(".SH OPTIONS\n");
