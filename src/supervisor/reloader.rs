@@ -5,7 +5,7 @@
 //! write a file in several steps). The master's reload imports the new code in new workers and
 //! retires the old ones only once the new ones are ready: a syntax error fails the new worker
 //! (its traceback printed once) and the old ones keep serving.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -70,17 +70,25 @@ fn watch(rescan: Rescan, master: Pid, loading_since: SystemTime) {
         files.len(),
         dirs_len(&files)
     ));
+    // The version of each file a reload was asked for: one save reported twice (by the check
+    // below and by inotify, or by two events) reloads once.
+    let mut acted: HashMap<PathBuf, Stamp> = HashMap::new();
     // Saved while this worker was importing, before the watch began: not seen by inotify.
-    let stale = files.iter().find(|f| {
-        std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t > loading_since)
-    });
-    if let Some(path) = stale {
+    let stale: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| stamp(f).is_some_and(|(t, _)| t > loading_since))
+        .cloned()
+        .collect();
+    if let Some(path) = stale.first() {
         log_info(&format!(
             "--reload: {} changed while the app was loading, reloading",
             path.display()
         ));
+        for f in &stale {
+            if let Some(st) = stamp(f) {
+                acted.insert(f.clone(), st);
+            }
+        }
         let _ = kill(master, Signal::SIGHUP);
     }
     loop {
@@ -97,11 +105,26 @@ fn watch(rescan: Rescan, master: Pid, loading_since: SystemTime) {
         };
         // Let the writes settle.
         while rx.recv_timeout(QUIET).is_ok() {}
+        let now = stamp(&path);
+        if now.is_some() && acted.get(&path) == now.as_ref() {
+            continue; // this version already asked for a reload
+        }
+        if let Some(st) = now {
+            acted.insert(path.clone(), st);
+        }
         log_info(&format!("--reload: {} changed, reloading", path.display()));
         if kill(master, Signal::SIGHUP).is_err() {
             return;
         }
     }
+}
+
+/// What identifies one saved version of a file: (modification time, size).
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 fn dirs_len(files: &BTreeSet<PathBuf>) -> usize {

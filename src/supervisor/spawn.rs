@@ -91,11 +91,13 @@ impl DaemonStatus {
     /// moves stdout/stderr to the log target.
     pub fn report_ready(&mut self) {
         if self.0.is_some() {
-            eprintln!(
-                "waitressd: daemon {} is serving; {}",
+            // One write(2): the foreground copies whole lines.
+            let line = format!(
+                "waitressd: daemon {} is serving; {}\n",
                 std::process::id(),
                 self.1
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             self.report(0);
             super::daemon::detach_std_streams();
         }

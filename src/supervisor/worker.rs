@@ -94,7 +94,9 @@ fn announce(line: &str) {
     if crate::logbridge::forwarding() {
         crate::wsgi::log_now("waitress", log::Level::Info, line);
     } else {
-        eprintln!("{line}");
+        // One write(2), so other processes' output on the same stream cannot split the line.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
     }
 }
 

@@ -80,6 +80,7 @@ fn daemon_under_command_substitution_returns_once_every_worker_is_ready() {
         .lines()
         .find_map(|l| l.strip_prefix("Serving on http://"))
         .expect("Serving on in the caller's output");
+    assert!(url.starts_with("127.0.0.1:"), "a whole line: {url:?}");
     let (status, _, body) = get(url, "/");
     assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
     // The daemon's standard streams are not the caller's: none is a pipe any more.
