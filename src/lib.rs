@@ -24,3 +24,17 @@ pub mod exit {
     /// The application could not be imported or built.
     pub const APP_LOAD: i32 = 4;
 }
+
+/// Deadlines that cannot overflow: every duration a setting accepts (up to 2^64-1 seconds) is
+/// safe to add to the clock.
+pub mod time {
+    use std::time::{Duration, Instant};
+
+    /// Far enough to mean "never" (about a century), near enough for every clock.
+    pub const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// `now + d`, saturating at `now + NEVER`.
+    pub fn later(now: Instant, d: Duration) -> Instant {
+        now + d.min(NEVER)
+    }
+}

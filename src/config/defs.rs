@@ -28,6 +28,8 @@ pub enum Conv {
     /// waitressd: a path; relative paths are relative to the INI file's directory (`here`),
     /// or to the current directory for a command-line flag. Empty → unset.
     Path,
+    /// waitressd: bytes as `int()`, or with a `K`, `M` or `G` suffix (powers of 1024).
+    Size,
 }
 
 impl Conv {
@@ -45,6 +47,7 @@ impl Conv {
             Conv::SocketList => "(ignored)",
             Conv::IntOrAuto => "int or auto",
             Conv::Path => "path",
+            Conv::Size => "size",
         }
     }
 }
@@ -115,7 +118,7 @@ pub static DEFS: &[Def] = &[
     w("ipv4", Conv::Bool, Some("true"), NONE, "Resolve listen hosts to IPv4 addresses (both false means both true)."),
     w("ipv6", Conv::Bool, Some("true"), NONE, "Resolve listen hosts to IPv6 addresses."),
     w("listen", Conv::List, Some("0.0.0.0:8080"), NONE, "Space-separated HOST:PORT entries ([v6]:port, *:port, service names); resolved at start-up."),
-    w("threads", Conv::Int, Some("4"), (1, U64), "Application threads per worker process."),
+    w("threads", Conv::Int, Some("4"), (1, 4096), "Application threads per worker process."),
     w("trusted_proxy", Conv::StrIfTruthy, None, NONE, "Peer address whose proxy headers are trusted (* = any peer); waitressd also takes a list of addresses and CIDRs (127.0.0.1 10.0.0.0/8)."),
     w("trusted_proxy_count", Conv::Int, Some("1"), (0, U64), "How many trailing hops of X-Forwarded-*/Forwarded lists to trust (needs trusted_proxy)."),
     w("trusted_proxy_headers", Conv::Set, Some(""), NONE, "Trusted proxy headers: x-forwarded-for/-host/-proto/-port/-by or forwarded (default with trusted_proxy: x-forwarded-proto)."),
@@ -137,7 +140,7 @@ pub static DEFS: &[Def] = &[
     w("max_request_body_size", Conv::Int, Some("1073741824"), (0, U64), "Largest request body, in bytes (413 above)."),
     w("expose_tracebacks", Conv::Bool, Some("false"), NONE, "Put the Python traceback into 500 responses."),
     w("ident", Conv::StrIfTruthy, Some("waitress"), NONE, "Server header and SERVER_SOFTWARE (empty: no Server header)."),
-    w("asyncore_loop_timeout", Conv::Int, Some("1"), (0, U64), "Seconds the event loop may sleep between timer checks."),
+    w("asyncore_loop_timeout", Conv::Int, Some("1"), (0, U64), "Accepted and ignored: waitressd's event loop sleeps until its next timer (a 1 s tick)."),
     w("asyncore_use_poll", Conv::Bool, Some("false"), NONE, "waitress: poll() instead of select(); waitressd always uses epoll."),
     w("unix_socket", Conv::Str, None, NONE, "Path of a unix socket to listen on instead of TCP (not with host, port, listen or sockets)."),
     w("unix_socket_perms", Conv::Octal, Some("600"), (0, 0o7777), "Octal permissions of the unix socket file."),
@@ -154,6 +157,18 @@ pub static DEFS: &[Def] = &[
     d("virtualenv", Conv::Path, None, NONE, "Virtualenv the embedded Python uses (default $VIRTUAL_ENV)."),
     d("access_log", Conv::Path, None, NONE, "Access log file (- = stdout); reopened on SIGUSR1."),
     d("proc_name", Conv::StrIfTruthy, None, NONE, "Name of this instance in process titles, log lines and systemd STATUS (default: the INI file's name or the app)."),
+    d("request_timeout", Conv::Int, Some("0"), (0, U64), "Seconds an app call may run before it is interrupted (504 to the client, stack logged); 0 = off."),
+    d("max_requests", Conv::Int, Some("0"), (0, U64), "Requests after which a worker is replaced gracefully (gunicorn's max_requests); 0 = off."),
+    d("max_requests_jitter", Conv::Int, Some("0"), (0, U64), "Random extra requests (0 to this) added to max_requests per worker, so workers do not restart together."),
+    d("max_worker_memory", Conv::Size, Some("0"), (0, U64), "Resident memory (bytes; K, M, G suffixes) above which a worker is replaced gracefully; 0 = off."),
+    d("proxy_protocol", Conv::Bool, Some("false"), NONE, "Every connection starts with a PROXY protocol v1 or v2 header (HAProxy send-proxy); REMOTE_ADDR comes from it."),
+    d("proxy_allow_ips", Conv::List, Some("127.0.0.1 ::1"), NONE, "Peers allowed to send the PROXY header: addresses or CIDR networks, comma or space separated (* = any); others are closed."),
+    d("status_listen", Conv::StrIfTruthy, None, NONE, "HOST:PORT of a separate listener serving /ready, /live and /metrics (Prometheus); never on the app's listeners."),
+    d("certfile", Conv::Path, None, NONE, "PEM certificate chain: every TCP listener speaks TLS (rustls); re-read on SIGHUP."),
+    d("keyfile", Conv::Path, None, NONE, "PEM private key (RSA, ECDSA or Ed25519) for certfile (default: certfile itself)."),
+    d("ca_certs", Conv::Path, None, NONE, "PEM CA certificates that client certificates are verified against (for cert_reqs)."),
+    d("cert_reqs", Conv::Str, Some("none"), NONE, "Client certificates: none, optional (verified when sent) or required."),
+    d("ssl_min_version", Conv::Str, Some("1.2"), NONE, "Lowest TLS version accepted: 1.2 or 1.3."),
 ];
 
 /// Keys that waitress's `serve()`/`create_server()` take before `Adjustments` sees them, so an

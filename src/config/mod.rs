@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 pub mod args;
 pub mod defs;
+pub mod edge;
 pub mod error;
 pub mod ini;
 pub mod interpolate;
@@ -140,6 +141,16 @@ pub struct Settings {
     pub virtualenv: Option<PathBuf>,
     /// Access log file (`-` = stdout); unset = no access log. Reopened on SIGUSR1.
     pub access_log: Option<PathBuf>,
+    /// Seconds an app call may run before it is interrupted; 0 = off.
+    pub request_timeout: u64,
+    /// Requests after which a worker is retired gracefully; 0 = off.
+    pub max_requests: u64,
+    /// Up to this many extra requests per worker (random), so workers do not retire together.
+    pub max_requests_jitter: u64,
+    /// Resident bytes above which a worker is retired gracefully; 0 = off.
+    pub max_worker_memory: u64,
+    /// PROXY protocol, status listener, TLS (config/edge.rs).
+    pub edge: edge::Edge,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
     /// The instance's name in process titles, log lines and systemd `STATUS=` (default: the

@@ -97,6 +97,39 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "virtualenv" => path_json(&s.virtualenv),
         "access_log" => path_json(&s.access_log),
         "proc_name" => json!(s.proc_name),
+        "request_timeout" => json!(s.request_timeout),
+        "max_requests" => json!(s.max_requests),
+        "max_requests_jitter" => json!(s.max_requests_jitter),
+        "max_worker_memory" => json!(s.max_worker_memory),
+        "proxy_protocol" => json!(s.edge.proxy_protocol),
+        "proxy_allow_ips" => {
+            let a = &s.edge.proxy_allow_ips;
+            let mut v: Vec<String> = a
+                .nets
+                .iter()
+                .map(|n| match n.prefix_len() == n.max_prefix_len() {
+                    true => n.addr().to_string(),
+                    false => n.to_string(),
+                })
+                .collect();
+            if a.any {
+                v.push("*".into());
+            }
+            json!(v)
+        }
+        "status_listen" => json!(s.edge.status_listen.map(|a| a.to_string())),
+        "certfile" => path_json(&s.edge.tls.as_ref().map(|t| t.certfile.clone())),
+        "keyfile" => path_json(&s.edge.tls.as_ref().map(|t| t.keyfile.clone())),
+        "ca_certs" => path_json(&s.edge.tls.as_ref().and_then(|t| t.ca_certs.clone())),
+        "cert_reqs" => json!(match s.edge.tls.as_ref().map(|t| t.cert_reqs) {
+            Some(super::edge::CertReqs::Optional) => "optional",
+            Some(super::edge::CertReqs::Required) => "required",
+            _ => "none",
+        }),
+        "ssl_min_version" => json!(match s.edge.tls.as_ref().is_some_and(|t| t.tls13_only) {
+            true => "1.3",
+            false => "1.2",
+        }),
         _ => return None,
     })
 }

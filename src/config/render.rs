@@ -35,6 +35,7 @@ fn arg_name(c: Conv) -> &'static str {
         Conv::Octal => "OCTAL",
         Conv::IntOrAuto => "N|auto",
         Conv::Path => "PATH",
+        Conv::Size => "BYTES",
         Conv::List => "HOST:PORT",
         Conv::Set => "HEADERS",
         _ => "STR",
@@ -45,7 +46,7 @@ fn arg_name(c: Conv) -> &'static str {
 pub fn type_desc(d: &Def) -> String {
     let (lo, hi) = d.range;
     match d.conv {
-        Conv::Int | Conv::IntOrAuto | Conv::Octal => {
+        Conv::Int | Conv::IntOrAuto | Conv::Octal | Conv::Size => {
             let show = |x: i128| {
                 if d.conv == Conv::Octal {
                     format!("{x:o}")

@@ -54,6 +54,11 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
         Conv::Str => Val::Str(s.to_string()),
         Conv::Int => Val::Int(int(s, 10)?),
         Conv::Octal => Val::Int(int(s, 8)?),
+        Conv::Size => {
+            let (digits, unit) = split_size(py_strip(s));
+            let n = int(digits, 10).map_err(|e| format!("{e} (a size takes K, M or G)"))?;
+            Val::Int(n.checked_mul(unit).ok_or("integer too large")?)
+        }
         Conv::IntOrAuto if py_strip(s).eq_ignore_ascii_case("auto") => {
             Val::Int(std::thread::available_parallelism().map_or(1, |n| n.get()) as i128)
         }
@@ -97,6 +102,18 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     Ok(v)
 }
 
+/// `64M` → ("64", 2^20): the suffix K, M or G (either case) as a multiplier.
+fn split_size(s: &str) -> (&str, i128) {
+    let units = [('k', 1i128 << 10), ('m', 1 << 20), ('g', 1 << 30)];
+    match s.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some(c) => match units.iter().find(|u| u.0 == c) {
+            Some(&(_, n)) => (&s[..s.len() - 1], n),
+            None => (s, 1),
+        },
+        None => (s, 1),
+    }
+}
+
 /// A value error for `r` (where it came from, its key and value) with `reason`.
 pub(super) fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
     ConfigError::from(ValueError {
@@ -108,12 +125,12 @@ pub(super) fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The converted values: what was given, else the table's default.
-struct Values<'a> {
+pub(super) struct Values<'a> {
     given: HashMap<&'static str, (Val, &'a Raw)>,
 }
 
 impl<'a> Values<'a> {
-    fn raw(&self, name: &str) -> Option<&'a Raw> {
+    pub(super) fn raw(&self, name: &str) -> Option<&'a Raw> {
         self.given.get(name).map(|(_, r)| *r)
     }
     fn val(&self, name: &str) -> Val {
@@ -127,36 +144,36 @@ impl<'a> Values<'a> {
             None => Val::Opt(None),
         }
     }
-    fn int(&self, name: &str) -> i128 {
+    pub(super) fn int(&self, name: &str) -> i128 {
         match self.val(name) {
             Val::Int(n) => n,
             _ => 0,
         }
     }
-    fn boolean(&self, name: &str) -> bool {
+    pub(super) fn boolean(&self, name: &str) -> bool {
         matches!(self.val(name), Val::Bool(true))
     }
-    fn string(&self, name: &str) -> String {
+    pub(super) fn string(&self, name: &str) -> String {
         match self.val(name) {
             Val::Str(s) => s,
             Val::Opt(s) => s.unwrap_or_default(),
             _ => String::new(),
         }
     }
-    fn opt(&self, name: &str) -> Option<String> {
+    pub(super) fn opt(&self, name: &str) -> Option<String> {
         match self.val(name) {
             Val::Opt(s) => s,
             Val::Str(s) => Some(s),
             _ => None,
         }
     }
-    fn list(&self, name: &str) -> Vec<String> {
+    pub(super) fn list(&self, name: &str) -> Vec<String> {
         match self.val(name) {
             Val::List(l) => l,
             _ => Vec::new(),
         }
     }
-    fn path(&self, name: &str) -> Option<PathBuf> {
+    pub(super) fn path(&self, name: &str) -> Option<PathBuf> {
         match self.val(name) {
             Val::Path(p) => p,
             _ => None,
@@ -235,6 +252,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         listen.clear();
     }
     let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
+    let listen_for_edge = listen.clone();
     let unix_socket = vals
         .opt("unix_socket")
         .filter(|s| !s.is_empty())
@@ -281,6 +299,11 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         graceful_timeout: vals.int("graceful_timeout") as u64,
         virtualenv: vals.path("virtualenv"),
         access_log: vals.path("access_log"),
+        request_timeout: vals.int("request_timeout") as u64,
+        max_requests: vals.int("max_requests") as u64,
+        max_requests_jitter: vals.int("max_requests_jitter") as u64,
+        max_worker_memory: vals.int("max_worker_memory") as u64,
+        edge: super::edge::build(&vals, &listen_for_edge)?,
         daemon,
         proc_name: vals.opt("proc_name"),
         log_config: None,

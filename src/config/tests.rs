@@ -57,7 +57,7 @@ fn j(kv: &[(&str, &str)], key: &str) -> serde_json::Value {
 #[test]
 fn defaults_are_waitress_defaults() {
     let json = to_json(&ok(&[]));
-    let want = serde_json::json!({
+    let mut want = serde_json::json!({
         "listen": ["0.0.0.0:8080"], "ipv4": true, "ipv6": true, "threads": 4,
         "trusted_proxy": null, "trusted_proxy_count": 1, "trusted_proxy_headers": [],
         "log_untrusted_proxy_headers": false, "clear_untrusted_proxy_headers": true,
@@ -72,6 +72,23 @@ fn defaults_are_waitress_defaults() {
         "group": null, "umask": null, "pidfile": null, "graceful_timeout": 30,
         "virtualenv": null, "access_log": null, "proc_name": null
     });
+    // The worker-lifecycle keys (one json! literal would exceed the macro recursion limit).
+    for k in [
+        "request_timeout",
+        "max_requests",
+        "max_requests_jitter",
+        "max_worker_memory",
+    ] {
+        want.as_object_mut().unwrap().insert(k.into(), 0.into());
+    }
+    let edge = serde_json::json!({
+        "proxy_protocol": false, "proxy_allow_ips": ["127.0.0.1", "::1"], "status_listen": null,
+        "certfile": null, "keyfile": null, "ca_certs": null, "cert_reqs": "none",
+        "ssl_min_version": "1.2"
+    });
+    want.as_object_mut()
+        .unwrap()
+        .extend(edge.as_object().unwrap().clone());
     assert_eq!(json, want);
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     let table: Vec<&str> = defs::DEFS
@@ -119,6 +136,16 @@ fn converters_per_key() {
         ("access_log", "-", "-".into()),
         ("umask", "022", 0o22.into()),
         ("workers", "3", 3.into()),
+        ("max_worker_memory", "512", 512.into()),
+        ("max_worker_memory", " 64k ", (64u64 << 10).into()),
+        ("max_worker_memory", "200M", (200u64 << 20).into()),
+        ("max_worker_memory", "2g", (2u64 << 30).into()),
+        (
+            "max_worker_memory",
+            "16_000_000_000G",
+            (16_000_000_000u64 << 30).into(),
+        ),
+        ("max_requests", "1000", 1000.into()),
     ];
     for (k, v, want) in cases {
         assert_eq!(&j(&[(k, v)], k), want, "{k} = {v:?}");
@@ -222,6 +249,18 @@ fn each_validation_rule_rejects() {
             ],
             "mutually exclusive",
         ),
+        (&[("threads", "4097")], "must be between 1 and 4096"),
+        (
+            &[("max_worker_memory", "lots")],
+            "invalid literal for int() (a size takes K, M or G)",
+        ),
+        (&[("max_worker_memory", "1T")], "invalid literal for int()"),
+        (&[("max_worker_memory", "-1M")], "must not be negative"),
+        (
+            &[("max_worker_memory", "16000000000000G")],
+            "integer too large",
+        ),
+        (&[("request_timeout", "-1")], "must not be negative"),
     ];
     for (kv, needle) in cases {
         let e = rejected(kv);

@@ -29,6 +29,12 @@ pub trait App: Send + Sync + 'static {
     }
     /// Serves one request on an app thread (inside `run_thread`).
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure>;
+    /// `request_timeout`: called from another thread when the app thread `thread`
+    /// (`pthread_self`) has been inside `call` too long; interrupts that call if the app can,
+    /// and returns the thread's stack for the log.
+    fn interrupt(&self, _thread: u64) -> Option<String> {
+        None
+    }
 }
 
 /// One request/response exchange, as seen from an app thread.
@@ -43,6 +49,8 @@ pub trait Exchange {
     /// The request body, complete before the app runs (in memory or spilled to a temp file).
     /// Reads past the end return 0 bytes.
     fn body(&mut self) -> &mut dyn BufRead;
+    /// Body bytes not yet read from `body` (so a whole read can be sized up front).
+    fn body_remaining(&self) -> u64;
     /// Records (or, before the head is sent, replaces) the response status and headers.
     /// Status and headers are already validated by the caller (see `http` response checks).
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>);

@@ -128,6 +128,30 @@ impl OverflowableBuffer {
         Ok(())
     }
 
+    /// A read of at least a window's size of spilled bytes outside the window goes from the
+    /// file straight into `out` (`wsgi.input.read()` of a large body: one pread, no window
+    /// copy). `None` when the window or the gathering buffer serves it.
+    fn read_file_direct(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let win_end = self.win_start + self.win.len() as u64;
+        let in_window = self.pos >= self.win_start && self.pos < win_end;
+        if out.len() < READ_WINDOW || self.pos >= self.flushed || in_window {
+            return Ok(None);
+        }
+        let want = (self.flushed - self.pos).min(out.len() as u64) as usize;
+        let n = file.read_at(&mut out[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "overflow buffer temp file is shorter than expected",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(Some(n))
+    }
+
     /// Reads everything from the cursor to the end into `out` (tests, small bodies).
     pub fn read_all_into(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         self.read_to_end(out).map(|_| ())
@@ -136,6 +160,9 @@ impl OverflowableBuffer {
 
 impl Read for OverflowableBuffer {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.read_file_direct(out)? {
+            return Ok(n);
+        }
         let avail = self.fill_buf()?;
         let n = avail.len().min(out.len());
         out[..n].copy_from_slice(&avail[..n]);
@@ -316,6 +343,37 @@ mod tests {
         b.read_all_into(&mut got).unwrap();
         assert!(got == want);
         assert!(b.memory_footprint() <= 3 * 64 * 1024);
+    }
+
+    #[test]
+    fn large_reads_of_a_spilled_body_match_small_ones_from_any_position() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut b = OverflowableBuffer::new(1000);
+        for piece in data.chunks(10_000) {
+            b.append(piece).unwrap();
+        }
+        assert!(b.is_spilled());
+        for start in [0usize, 1, 999, 65_535, 70_000, 299_000] {
+            for size in [READ_WINDOW, READ_WINDOW + 1, 200_000, 400_000] {
+                b.seek(SeekFrom::Start(start as u64)).unwrap();
+                let mut one = [0u8; 1];
+                let _ = b.read(&mut one).unwrap(); // leaves a window around `start`
+                let mut got = vec![one[0]];
+                let mut buf = vec![0u8; size];
+                loop {
+                    let n = b.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(got == data[start..], "start {start}, size {size}");
+            }
+        }
+        b.seek(SeekFrom::Start(0)).unwrap();
+        let mut all = vec![0u8; data.len()];
+        b.read_exact(&mut all).unwrap();
+        assert!(all == data);
     }
 
     #[test]

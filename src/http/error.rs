@@ -111,6 +111,7 @@ pub fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -142,6 +143,12 @@ pub fn internal_error_response(
 ) -> Vec<u8> {
     let text = traceback.unwrap_or("The server encountered an unexpected internal server error");
     plain_response(version, 500, text, ident, date, true)
+}
+
+/// The 504 for an app call that outlived `request_timeout` (waitress's error format; closes).
+pub fn gateway_timeout_response(version: Version, ident: Option<&str>, date: &[u8]) -> Vec<u8> {
+    let text = "The application did not answer within request_timeout";
+    plain_response(version, 504, text, ident, date, true)
 }
 
 /// The 400 body waitress's proxy middleware produces for a malformed trusted proxy header:

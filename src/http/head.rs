@@ -24,6 +24,14 @@ const SINGLETONS: [(&[u8], &str); 3] = [
     (b"content-type", "Content-Type"),
 ];
 
+/// A continuation line whose content is `token ":"`: a field name to any parser that strips
+/// leading whitespace instead of folding.
+fn looks_like_a_field(line: &[u8]) -> bool {
+    let t = line.trim_ascii_start();
+    let name = t.iter().take_while(|&&c| is_tchar(c)).count();
+    name > 0 && t.get(name) == Some(&b':')
+}
+
 /// Turns the raw header lines `fields` (each ending in CRLF, bare CR/LF already excluded by the
 /// framing scan) into `req`'s fields and decides the body framing. `scratch` is reused for
 /// obs-folded lines.
@@ -53,6 +61,14 @@ pub(crate) fn finish_head(
                     latin1(&req.buf[line])
                 )));
             };
+            if looks_like_a_field(&req.buf[line.clone()]) {
+                // ` Content-Length: 40` read as a field by a front-end but folded into the
+                // previous value here would frame the body as the next request: refused.
+                return Err(HttpError::bad_request(format!(
+                    "Malformed header line \"{}\" (a continuation line that looks like a header)",
+                    latin1(&req.buf[line])
+                )));
+            }
             if !folded {
                 scratch.clear();
                 scratch.extend_from_slice(&req.buf[c.clone()]);
@@ -239,7 +255,9 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
         for coding in req.buf[te.range()].split(|&c| c == b',') {
             let coding = trim_ows(coding);
             if coding.is_empty() {
-                continue;
+                // RFC 9110 §5.6.1 lets recipients skip empty list elements, but a front-end
+                // that does not would frame this message differently: refused, as hyper does.
+                return Err(bad("Transfer-Encoding is invalid"));
             }
             codings += 1;
             if coding.eq_ignore_ascii_case(b"chunked") {
@@ -305,8 +323,17 @@ fn framing(req: &mut Request) -> Result<BodyKind, HttpError> {
     let conn = get(conn).unwrap_or_default();
     let keep_alive = match v {
         Version::Http10 => conn.eq_ignore_ascii_case(b"keep-alive"),
-        Version::Http11 => !conn.eq_ignore_ascii_case(b"close"),
+        // RFC 9112 §9.6: a `close` option anywhere in the list (`close, te`, or two merged
+        // Connection fields) ends the connection, as hyper and every front-end read it;
+        // waitress only honoured the exact value `close`.
+        Version::Http11 => !conn
+            .split(|&c| c == b',')
+            .any(|t| trim_ows(t).eq_ignore_ascii_case(b"close")),
     };
+    // RFC 9110 §9.3.6: after a CONNECT the client's bytes are a tunnel, not requests. An app
+    // cannot tunnel, so the connection closes after the answer rather than read on what a
+    // proxy in front would have passed through unparsed (waitress kept it open).
+    let keep_alive = keep_alive && &req.buf[req.method.range()] != b"CONNECT";
     let expect_continue = v == Version::Http11
         && get(expect).is_some_and(|e| e.eq_ignore_ascii_case(b"100-continue"));
     req.keep_alive = keep_alive;

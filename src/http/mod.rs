@@ -5,10 +5,14 @@
 //! `parse` (head framing, request line) · `head` (header fields → `Request`) · `decode` (body
 //! framing: fixed, chunked) · `response` (start_response checks, head encoding, keep-alive
 //! decision) · `encode` (body framing out) · `buffer` (`OverflowableBuffer`) · `uri` (path,
-//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `date` · `error`.
+//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `proxy_protocol` (HAProxy PROXY v1/v2 header) · `date` · `error`.
 //!
 //! Where this layer deliberately differs from waitress 3.0.2 (RFC 9112 strictness):
-//! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; no version,
+//! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; a target in
+//! none of the RFC 9112 §3.2 forms allowed for its method → 400 (`uri::target_form_allowed`);
+//! empty Transfer-Encoding list elements and obs-fold lines that look like a `name:` field →
+//! 400; `close` anywhere in an HTTP/1.1 Connection list, and any CONNECT, close the connection
+//! after the response (each found by the differential check against hyper); no version,
 //! trailing whitespace or leading spaces on the request line → 400; versions other than 1.0/1.1
 //! → 505; HTTP/1.1 without one valid Host → 400; repeated Host/Content-Length/Content-Type →
 //! 400; `chunked` twice → 400, other codings 501; TE with CL → 400; TE on HTTP/1.0 → 400; an
@@ -25,6 +29,7 @@ pub mod error;
 mod head;
 pub mod parse;
 pub mod proxy;
+pub mod proxy_protocol;
 mod pytext;
 pub mod request;
 pub mod response;
@@ -33,9 +38,9 @@ pub mod uri;
 
 pub use buffer::OverflowableBuffer;
 pub use encode::{BodyEncoder, Chunk, Finish, Warning};
-pub use error::{error_response, internal_error_response, HttpError};
+pub use error::{error_response, gateway_timeout_response, internal_error_response, HttpError};
 pub use parse::{Progress, RequestParser, Status};
-pub use request::{environ_key, Origin, Request, RequestMeta, Version};
+pub use request::{environ_key, Origin, Request, RequestMeta, TlsInfo, Version};
 pub use response::{ResponseError, ResponseHead};
 
 /// Request limits (waitress `max_request_header_size`, `max_request_body_size`).

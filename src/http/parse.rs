@@ -98,6 +98,15 @@ impl RequestParser {
             || (self.state == State::Start && (self.head_len > 0 || self.pending_cr))
     }
 
+    /// Body bytes still expected, while a body of known length (Content-Length) is arriving:
+    /// the server reads it in larger pieces than a head.
+    pub fn fixed_body_remaining(&self) -> Option<u64> {
+        match (&self.state, &self.decoder) {
+            (State::Body, BodyDecoder::Fixed { remaining }) => Some(*remaining),
+            _ => None,
+        }
+    }
+
     /// True once the head of the current request is complete.
     pub fn head_complete(&self) -> bool {
         matches!(self.state, State::Body | State::Complete)
@@ -356,6 +365,13 @@ fn request_line(req: &mut Request, line: Range<usize>) -> Result<(), HttpError> 
     // bytes >= 0x80 are refused later as "Bad URI" unless the path starts with `//`, as waitress.
     if target.iter().any(|&c| c < 0x20 || c == 0x7f) {
         return Err(HttpError::bad_request("Bad URI").with_version(v));
+    }
+    if !super::uri::target_form_allowed(method, target) {
+        return Err(HttpError::bad_request(
+            "Bad URI: the request-target must be an absolute path (/...), an absolute URI, \
+             * with OPTIONS, or host:port with CONNECT",
+        )
+        .with_version(v));
     }
     let m = line.start..line.start + sp1;
     let t = m.end + 1..m.end + 1 + sp2;

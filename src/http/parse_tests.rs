@@ -212,6 +212,8 @@ fn valid_request_contents() {
     assert!(!p.head_done_seen, "no body: straight to Complete");
 }
 
+const TARGET_FORM: &str = "Bad URI: the request-target must be an absolute path (/...), an absolute URI, * with OPTIONS, or host:port with CONNECT";
+
 /// (input, status, detail, prompt prefix: the error must happen after only these bytes).
 type Malformed = (&'static [u8], u16, &'static str, Option<&'static [u8]>);
 const MALFORMED: &[Malformed] = &[
@@ -227,7 +229,11 @@ const MALFORMED: &[Malformed] = &[
     (b"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
     (b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
     (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
-    (b"GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "Bad URI", None),
+    (b"GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
+    (b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, Some(b"GET foo HTTP/1.1\r\n")),
+    (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
+    (b"GET 127.0.0.1:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
+    (b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400, TARGET_FORM, None),
     (b"GET / HTTP/1.1\r\n\r\n", 400, "Missing Host header", None),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Duplicate header: Host", None),
     (b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400, "Duplicate header: Host", None),
@@ -352,3 +358,41 @@ fn head_in_progress_tracks_partial_heads_only() {
 
 #[path = "parse_tests_limits.rs"]
 mod limits;
+
+/// Found by the differential check against hyper (tests/it/props/differential.rs): where a
+/// front-end would end the connection or frame the body differently, waitressd does too.
+#[test]
+fn connection_close_options_connect_and_empty_codings_match_a_strict_front_end() {
+    for (raw, keep_alive) in [
+        (
+            &b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, close\r\n\r\n"[..],
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: te\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: te , CLOSE\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n",
+            true,
+        ),
+        (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", false),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+            false,
+        ),
+    ] {
+        assert_eq!(one(raw).unwrap().keep_alive, keep_alive, "{:?}", s(raw));
+    }
+    for raw in [
+        &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n0\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n",
+        b"GET http:/a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(err(raw).status(), 400, "{:?}", s(raw));
+    }
+}

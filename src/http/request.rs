@@ -38,6 +38,17 @@ pub struct Origin {
     pub server_port: String,
     /// wsgi.url_scheme.
     pub url_scheme: String,
+    /// A TLS connection: `HTTPS=on` and the client certificate facts (None: plain TCP).
+    pub tls: Option<TlsInfo>,
+}
+
+/// What a TLS connection adds to the environ (mod_ssl's names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `SSL_CLIENT_S_DN`: the verified client certificate's subject, if one was sent.
+    pub client_s_dn: Option<String>,
+    /// `SSL_CLIENT_VERIFY`: `SUCCESS` or `NONE`.
+    pub client_verify: &'static str,
 }
 
 /// The environ key for header `name` (waitress): upper-cased, `-` → `_`, prefixed `HTTP_`
@@ -95,8 +106,8 @@ pub(crate) struct Field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RequestMeta {
     pub version: Version,
-    /// HTTP/1.0: the request said exactly `Connection: keep-alive`; HTTP/1.1: it did not say
-    /// exactly `Connection: close` (case-insensitive, waitress §2.9 / §3.3).
+    /// HTTP/1.0: the request said exactly `Connection: keep-alive` (waitress §2.9 / §3.3);
+    /// HTTP/1.1: no `close` option in its Connection list (RFC 9112 §9.6; case-insensitive).
     pub keep_alive: bool,
     /// `HEAD` requests get no response body (a waitressd difference, §3.7).
     pub is_head: bool,

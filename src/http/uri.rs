@@ -58,6 +58,101 @@ pub fn split_target(target: &[u8]) -> Option<SplitTarget> {
     })
 }
 
+/// Whether `target` has a request-target form RFC 9112 §3.2 allows for `method`:
+/// origin-form (starts with `/`; waitress's `//path` included), absolute-form
+/// (`scheme://authority[/path]` with a non-empty authority, RFC 9110 §4.2: `http:/x`,
+/// `urn:x` and waitress's `h.example:80/x` quirk are refused, as hyper does), authority-form
+/// (`host:port`) only with CONNECT, which takes no other form (RFC 9110 §9.3.6), and
+/// asterisk-form (`*`) only with OPTIONS. Anything else is answered 400 instead of being passed
+/// to the app as a relative path (waitress passed `GET foo` on as PATH_INFO `foo`).
+pub fn target_form_allowed(method: &[u8], target: &[u8]) -> bool {
+    if method == b"CONNECT" {
+        return is_authority_form(target);
+    }
+    match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target.len() == 1 && method == b"OPTIONS",
+        _ => is_absolute_form(target),
+    }
+}
+
+/// `scheme "://" authority` then nothing, or `/`, `?` (RFC 3986 §3.1 scheme: ALPHA
+/// *( ALPHA / DIGIT / "+" / "-" / "." )), with a non-empty authority.
+fn is_absolute_form(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', target) else {
+        return false;
+    };
+    let scheme = &target[..colon];
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    let Some(rest) = target[colon + 1..].strip_prefix(b"//") else {
+        return false;
+    };
+    let authority = rest
+        .iter()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .map_or(rest, |p| &rest[..p]);
+    scheme_ok && valid_authority(authority, false)
+}
+
+/// `uri-host ":" port` (RFC 9112 §3.2.3; CONNECT needs the port, RFC 9110 §9.3.6).
+fn is_authority_form(target: &[u8]) -> bool {
+    valid_authority(target, true)
+}
+
+/// `uri-host [":" port]` without userinfo (RFC 9110 §4.2.4): a bracketed IP literal or a
+/// reg-name/IPv4 of unreserved, sub-delims and `%`, then `:` and 1*DIGIT (`required`) or
+/// optionally `:` *DIGIT.
+fn valid_authority(a: &[u8], port_required: bool) -> bool {
+    let host_end = match a.first() {
+        Some(b'[') => match memchr::memchr(b']', a) {
+            Some(e) => e + 1,
+            None => return false,
+        },
+        _ => memchr::memchr(b':', a).unwrap_or(a.len()),
+    };
+    let (host, port) = a.split_at(host_end);
+    let port_ok = match port {
+        [] => !port_required,
+        [b':', digits @ ..] => {
+            digits.iter().all(u8::is_ascii_digit) && !(port_required && digits.is_empty())
+        }
+        _ => false,
+    };
+    let literal = |h: &[u8]| {
+        h.iter()
+            .all(|&c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.' | b'v' | b'V'))
+    };
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => !inner.is_empty() && literal(inner),
+        [] => false,
+        _ => host.iter().all(|&c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        }),
+    };
+    port_ok && host_ok
+}
+
 /// Percent-decodes `src` into `out` like `urllib.parse.unquote_to_bytes`: `%XX` with two hex
 /// digits becomes one byte, anything else (`%zz`, a lone `%`) stays literal.
 pub fn percent_decode_into(src: &[u8], out: &mut Vec<u8>) {
@@ -174,6 +269,59 @@ mod tests {
                 split(target),
                 Some((path.to_string(), query.to_string())),
                 "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_target_forms_follow_rfc9112() {
+        for (method, target, ok) in [
+            ("GET", "/", true),
+            ("GET", "//host/x", true),
+            ("GET", "http://h/p", true),
+            ("GET", "https://h:8443", true),
+            ("GET", "h.example:80/x", false),
+            ("GET", "urn:x", false),
+            ("GET", "http:/h/p", false),
+            ("GET", "http:///p", false),
+            ("GET", "http://h?q", true),
+            ("GET", "http://h:8080/p", true),
+            ("GET", "http://[::1]/p", true),
+            ("GET", "http://`.example/p", false),
+            ("GET", "http://::.example/p", false),
+            ("GET", "http://u@h/p", false),
+            ("GET", "http://h:x/p", false),
+            ("OPTIONS", "*", true),
+            ("OPTIONS", "/x", true),
+            ("CONNECT", "h.example:443", true),
+            ("CONNECT", "127.0.0.1:80", true),
+            ("CONNECT", "[::1]:8443", true),
+            ("GET", "*", false),
+            ("POST", "*", false),
+            ("OPTIONS", "**", false),
+            ("OPTIONS", "*/x", false),
+            ("GET", "foo", false),
+            ("GET", "foo/bar", false),
+            ("GET", "?x=1", false),
+            ("GET", "#f", false),
+            ("GET", "127.0.0.1:80", false),
+            ("GET", "[::1]:80", false),
+            ("GET", ":80", false),
+            ("GET", "1http://h/", false),
+            ("CONNECT", "/", false),
+            ("CONNECT", "http://h:80/", false),
+            ("CONNECT", "h.example", false),
+            ("CONNECT", "h.example:", false),
+            ("CONNECT", ":443", false),
+            ("CONNECT", "h/x:443", false),
+            ("CONNECT", "user@h:443", false),
+            ("CONNECT", "[::1:443", false),
+            ("CONNECT", "*", false),
+        ] {
+            assert_eq!(
+                target_form_allowed(method.as_bytes(), target.as_bytes()),
+                ok,
+                "{method} {target}"
             );
         }
     }

@@ -25,6 +25,8 @@ pub enum BindError {
     },
     #[error("cannot listen on unix socket {}: a file that is not a socket is in the way", path.display())]
     NotASocket { path: PathBuf },
+    #[error("cannot listen on unix socket {}: a running process answers on it (stop it first, or set another unix_socket)", path.display())]
+    UnixInUse { path: PathBuf },
     #[error("inherited file descriptor {fd} is not a listening stream socket: {reason}")]
     Inherited { fd: RawFd, reason: String },
 }
@@ -63,8 +65,9 @@ pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> Result<Listener, BindError> {
     Ok(Listener::Tcp(sock.into()))
 }
 
-/// Binds a unix socket: a stale socket file is replaced, any other file is an error; the file
-/// is chmod-ed to `perms` and, when `owner` is given, chown-ed so a dropped user can use it.
+/// Binds a unix socket: a stale socket file (nothing answers on it) is replaced; a live one
+/// (another daemon's) and any other file are errors and left alone. The file is chmod-ed to
+/// `perms` and, when `owner` is given, chown-ed so a dropped user can use it.
 pub fn bind_unix(
     path: &Path,
     perms: u32,
@@ -76,7 +79,14 @@ pub fn bind_unix(
         source,
     };
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(err)?,
+        Ok(m) if m.file_type().is_socket() => {
+            if answers(path).map_err(err)? {
+                return Err(BindError::UnixInUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            std::fs::remove_file(path).map_err(err)?
+        }
         Ok(_) => {
             return Err(BindError::NotASocket {
                 path: path.to_path_buf(),
@@ -96,6 +106,21 @@ pub fn bind_unix(
     sock.listen(backlog).map_err(err)?;
     sock.set_nonblocking(true).map_err(err)?;
     Ok(Listener::Unix(sock.into(), path.to_path_buf()))
+}
+
+/// True if a process listens on the unix socket at `path` (a non-blocking connect: accepted
+/// or queued, or refused only because its backlog is full); false if it is stale.
+fn answers(path: &Path) -> std::io::Result<bool> {
+    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Ok(()) => Ok(true),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Ok(false),
+            Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(true),
+            _ => Err(e),
+        },
+    }
 }
 
 /// Takes over an inherited listening socket (systemd socket activation): it must be a
@@ -202,6 +227,16 @@ mod tests {
         let (mut s, _) = ul.accept().unwrap();
         let mut b = [0u8; 1];
         s.read_exact(&mut b).unwrap();
+
+        // A live socket (someone listens) is refused and left in place.
+        let again = bind_unix(&path, 0o600, 16, None).unwrap_err();
+        assert!(matches!(again, BindError::UnixInUse { .. }), "{again}");
+        assert!(path.exists());
+        drop(l);
+        assert!(
+            bind_unix(&path, 0o600, 16, None).is_ok(),
+            "stale again: rebound"
+        );
 
         let plain = dir.path().join("plain");
         std::fs::write(&plain, b"data").unwrap();

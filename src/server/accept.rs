@@ -1,8 +1,9 @@
 //! Listeners and admission: taking over the bound sockets, accepting (TCP_NODELAY, unix peers
-//! as `localhost`), `connection_limit`, and waitressd's eviction of connections that have not
-//! sent a complete request head when clients are waiting at the limit.
+//! as `localhost`), `connection_limit`, and waitressd's eviction when clients are waiting at the
+//! limit: idle keep-alive connections at once, oldest first, then connections that have not
+//! sent a complete request head for a second.
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,14 +11,23 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
 
 use super::channel::Channel;
-use super::event_loop::{EventLoop, CHANNEL0, LISTENER0};
+use super::event_loop::{unread_input, EventLoop, CHANNEL0, LISTENER0};
 use super::outbuf::OutBuf;
 use super::shared::{socket_error, ChanState, Shared};
+use super::tls::TlsSession;
 use crate::http::Origin;
 use crate::net::Listener;
 
+/// Most connections taken from one listener's backlog at a graceful stop (the kernel caps a
+/// backlog at `somaxconn`, 4096 by default).
+const BACKLOG_DRAIN_MAX: usize = 65536;
+
 /// How long a connection must have been idle (or sending one head) to be evicted.
 const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
+/// How often the backlog is looked at again while clients wait at the limit and nothing can
+/// be evicted yet (connections become evictable `EVICT_MIN_IDLE` after their last activity;
+/// waiting for the 1 s tick instead would double a waiting client's delay).
+const WAITING_RETRY: Duration = Duration::from_millis(100);
 
 pub(super) enum Lsock {
     Tcp(mio::net::TcpListener),
@@ -109,6 +119,9 @@ impl EventLoop {
                 self.rearm_listener(li);
             }
         }
+        if self.count < self.ctx.opts.connection_limit {
+            self.ctx.clients_waiting.store(false, Ordering::Relaxed);
+        }
         if self.at_limit_logged && self.count < self.ctx.opts.connection_limit {
             self.at_limit_logged = false;
             log::info!(target: "waitress", "total open connections dropped below the connection limit, listening again");
@@ -150,9 +163,11 @@ impl EventLoop {
                 if self.count >= self.ctx.opts.connection_limit.max(1) {
                     if !listener_has_pending(self.listener_fd(li)) {
                         self.listeners[li].accept_pending = false;
+                        self.ctx.clients_waiting.store(false, Ordering::Relaxed);
                         break;
                     }
                     if !self.evict_one(now, victims) {
+                        self.ctx.clients_waiting.store(true, Ordering::Relaxed);
                         if !self.at_limit_logged {
                             self.at_limit_logged = true;
                             log::warn!(target: "waitress", "total open connections reached the connection limit, no longer accepting new connections");
@@ -162,20 +177,7 @@ impl EventLoop {
                         return;
                     }
                 }
-                let l = &self.listeners[li];
-                let r = match &l.sock {
-                    Lsock::Tcp(t) => t.accept().map(|(s, a)| {
-                        if let Err(e) = s.set_nodelay(true) {
-                            if self.ctx.opts.log_socket_errors {
-                                log::warn!(target: "waitress", "server accept() threw an exception: {e}");
-                            }
-                        }
-                        (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
-                    }),
-                    Lsock::Unix(u) => u
-                        .accept()
-                        .map(|(s, _)| (OwnedFd::from(s), "localhost".to_string(), "None".to_string())),
-                };
+                let r = self.accept_one(li);
                 match r {
                     Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -199,6 +201,43 @@ impl EventLoop {
         }
     }
 
+    /// One accept(2) on listener `li`: the socket (TCP_NODELAY set) and the peer as the
+    /// environ shows it (unix peers are `localhost`).
+    fn accept_one(&mut self, li: usize) -> std::io::Result<(OwnedFd, String, String)> {
+        match &self.listeners[li].sock {
+            Lsock::Tcp(t) => t.accept().map(|(s, a)| {
+                if let Err(e) = s.set_nodelay(true) {
+                    if self.ctx.opts.log_socket_errors {
+                        log::warn!(target: "waitress", "server accept() threw an exception: {e}");
+                    }
+                }
+                (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
+            }),
+            Lsock::Unix(u) => u.accept().map(|(s, _)| {
+                (
+                    OwnedFd::from(s),
+                    "localhost".to_string(),
+                    "None".to_string(),
+                )
+            }),
+        }
+    }
+
+    /// Graceful stop, before the listeners close: accepts every connection the kernel has
+    /// already queued for us (beyond `connection_limit`), so they are answered (with
+    /// `Connection: close`) instead of reset when the listening socket goes away.
+    pub(super) fn drain_backlog(&mut self, now: Instant) {
+        for li in 0..self.listeners.len() {
+            for _ in 0..BACKLOG_DRAIN_MAX {
+                match self.accept_one(li) {
+                    Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(_) => break, // WouldBlock: the backlog is empty
+                }
+            }
+        }
+    }
+
     fn listener_fd(&self, li: usize) -> RawFd {
         match &self.listeners[li].sock {
             Lsock::Tcp(t) => t.as_raw_fd(),
@@ -206,13 +245,36 @@ impl EventLoop {
         }
     }
 
-    /// At `connection_limit` with clients waiting: closes the connection that has not sent a
-    /// complete request head and has been idle longest (waitressd: a fresh client must be
-    /// served within seconds, not wait for idle keep-alive connections to time out). Only
-    /// connections idle for `EVICT_MIN_IDLE` qualify (a half-sent head counts from its first
-    /// byte), so busy keep-alive clients are not churned when more clients than the limit
-    /// are active; the rest wait in the backlog as in waitress. Candidates are collected once
-    /// per accept round, so a burst costs one scan.
+    /// The loop's next wake-up: `next`, or sooner while clients wait at the limit, when the
+    /// listeners are marked for another accept round every `WAITING_RETRY`.
+    pub(super) fn accept_deadline(&mut self, now: Instant, next: Instant) -> Instant {
+        if !self.ctx.clients_waiting.load(Ordering::Relaxed) {
+            return next;
+        }
+        if now >= self.waiting_retry {
+            self.retry_accept();
+            self.waiting_retry = now + WAITING_RETRY;
+        }
+        next.min(self.waiting_retry)
+    }
+
+    /// Marks every listener for another accept round (a connection closed, or one became an
+    /// idle keep-alive connection that can be evicted).
+    pub(super) fn retry_accept(&mut self) {
+        for l in &mut self.listeners {
+            l.accept_pending = true;
+        }
+    }
+
+    /// At `connection_limit` with clients waiting: closes one idle connection so a waiting
+    /// client is served within a second, not when idle keep-alive connections time out
+    /// (waitress makes it wait). Idle keep-alive connections (between requests, nothing in
+    /// flight or unsent, nothing unread in the socket) go at once, oldest first, as nginx
+    /// reuses them: their clients retry on a new connection (RFC 9112 §9.3.1). Connections
+    /// that have sent nothing yet or only part of a head qualify after `EVICT_MIN_IDLE` (a
+    /// half-sent head counts from its first byte), so clients that just connected are not
+    /// churned when more clients than the limit are active; the rest wait in the backlog as in
+    /// waitress. Candidates are collected once per accept round, so a burst costs one scan.
     fn evict_one(&mut self, now: Instant, victims: &mut Option<Vec<(Instant, usize)>>) -> bool {
         let v = victims.get_or_insert_with(|| {
             let mut v: Vec<(Instant, usize)> = self
@@ -222,19 +284,21 @@ impl EventLoop {
                 .filter_map(|(i, c)| {
                     let ch = c.as_ref().filter(|ch| ch.is_idle())?;
                     let since = ch.idle_since();
-                    (now.saturating_duration_since(since) >= EVICT_MIN_IDLE).then_some((since, i))
+                    let old = now.saturating_duration_since(since) >= EVICT_MIN_IDLE;
+                    (old || ch.is_idle_keepalive()).then_some((since, i))
                 })
                 .collect();
             v.sort_unstable_by(|a, b| b.cmp(a)); // oldest last
             v
         });
-        while let Some((_, i)) = v.pop() {
-            if self
-                .chans
-                .get(i)
-                .and_then(|c| c.as_ref())
-                .is_some_and(|ch| ch.is_idle())
-            {
+        while let Some((since, i)) = v.pop() {
+            let Some(ch) = self.chans.get(i).and_then(|c| c.as_ref()) else {
+                continue;
+            };
+            let still = ch.is_idle_keepalive()
+                || (ch.is_idle() && now.saturating_duration_since(since) >= EVICT_MIN_IDLE);
+            // Bytes waiting in the socket are its next request: read it rather than lose it.
+            if still && !unread_input(&ch.shared) {
                 log::debug!(target: "waitress", "connection limit: evicting an idle connection");
                 self.close(i);
                 return true;
@@ -244,30 +308,66 @@ impl EventLoop {
     }
 
     fn add_channel(&mut self, li: usize, fd: OwnedFd, addr: String, port: String, now: Instant) {
+        if let (Some(allow), Lsock::Tcp(_)) =
+            (&self.ctx.opts.proxy_protocol, &self.listeners[li].sock)
+        {
+            if !addr.parse().is_ok_and(|ip| allow.allows(ip)) {
+                // Not a proxy we know: the header it would send is not trusted, and the
+                // connection never reaches the app (dropping `fd` closes it).
+                log::debug!(target: "waitress", "PROXY protocol: {addr} is not in proxy_allow_ips, closing");
+                return;
+            }
+        }
         let i = self.free.pop().unwrap_or_else(|| {
             self.chans.push(None);
             self.chans.len() - 1
         });
         let opts = &self.ctx.opts;
+        // `certfile`: TCP listeners speak TLS; unix sockets stay plain (local peers).
+        let tls = match (&opts.tls, &self.listeners[li].sock) {
+            (Some(cfg), Lsock::Tcp(_)) => match rustls::ServerConnection::new(cfg.clone()) {
+                Ok(c) => Some(TlsSession::new(c)),
+                Err(e) => {
+                    log::error!(target: "waitress", "TLS session: {e}");
+                    self.free.push(i);
+                    return;
+                }
+            },
+            _ => None,
+        };
         let origin = Origin {
             remote_addr: addr,
             remote_port: port,
             server_name: opts.server_name.clone(),
             server_port: self.listeners[li].server_port.clone(),
-            url_scheme: opts.url_scheme.clone(),
+            url_scheme: match tls {
+                Some(_) => "https".to_string(),
+                None => opts.url_scheme.clone(),
+            },
+            tls: tls.as_ref().map(|_| crate::http::TlsInfo {
+                client_s_dn: None,
+                client_verify: "NONE",
+            }),
         };
+        let is_tls = tls.is_some();
+        let mut out = OutBuf::new(opts.outbuf_overflow);
+        if let Some(t) = tls {
+            out.set_tls(t);
+        }
         let raw = fd.as_raw_fd();
         let shared = Arc::new(Shared {
             fd,
             token: CHANNEL0 + i,
             st: Mutex::new(ChanState {
-                out: OutBuf::new(opts.outbuf_overflow),
+                out,
                 queue: Default::default(),
                 running: false,
                 notify_on_done: false,
                 close_when_flushed: false,
                 closed: false,
                 last_activity: now,
+                head_out: false,
+                timed_out: false,
             }),
             cv: Condvar::new(),
             disconnected: Arc::new(AtomicBool::new(false)),
@@ -284,8 +384,16 @@ impl EventLoop {
             self.free.push(i);
             return;
         }
-        self.chans[i] = Some(Channel::new(shared, opts.limits.clone()));
+        let mut ch = Channel::new(shared, opts.limits.clone());
+        if opts.proxy_protocol.is_some() {
+            ch.expect_proxy_header();
+        }
+        ch.tls = is_tls;
+        self.chans[i] = Some(ch);
         self.count += 1;
+        if let Some(m) = opts.metrics {
+            m.connection(true);
+        }
     }
 }
 

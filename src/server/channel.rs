@@ -61,6 +61,20 @@ pub(crate) struct Channel {
     pub(crate) linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
+    /// `proxy_protocol`: the header awaited, and the client address it named.
+    pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
+    /// The connection speaks TLS (the session is in `ChanState::out`).
+    pub(crate) tls: bool,
+    /// TLS facts for the environ, once the handshake is done.
+    pub(crate) tls_info: Option<Box<crate::http::TlsInfo>>,
+    /// At least one whole request was read: between requests this is an idle keep-alive
+    /// connection, the first to be closed when clients wait at `connection_limit`.
+    kept_alive: bool,
+}
+
+/// The recv size for heads and bodies of unknown length: `recv_bytes`, within 1 KiB..1 MiB.
+pub(crate) fn head_recv(recv_bytes: usize) -> usize {
+    recv_bytes.clamp(1024, 1 << 20)
 }
 
 /// What reading did.
@@ -79,6 +93,13 @@ const DISCARD_MAX: usize = 4 << 20;
 /// How many recv calls one readiness event may use before other channels get a turn.
 const READS_PER_EVENT: usize = 32;
 
+/// Largest recv while a body of known length arrives (other reads: `recv_bytes`); never more
+/// than the body's rest unless that is below `recv_bytes`. A 1 MiB upload: 131 → 5 recv calls.
+pub(crate) const BODY_RECV: usize = 256 * 1024;
+/// Bytes one readiness event may read before other channels get a turn (with `BODY_RECV`
+/// reads, `READS_PER_EVENT` alone would let one uploader take 8 MiB per turn).
+const BYTES_PER_EVENT: usize = 1 << 20;
+
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
         Channel {
@@ -96,6 +117,10 @@ impl Channel {
             continue_done: false,
             linger: false,
             discarded: 0,
+            proxy: None,
+            tls: false,
+            tls_info: None,
+            kept_alive: false,
         }
     }
 
@@ -118,6 +143,13 @@ impl Channel {
             && self.held.is_none()
     }
 
+    /// Idle between requests after at least one: an idle keep-alive connection (nginx closes
+    /// these first when it runs out of connections; a client retries on a new one, RFC 9112
+    /// §9.3.1).
+    pub(crate) fn is_idle_keepalive(&self) -> bool {
+        self.kept_alive && self.head_started.is_none() && self.is_idle()
+    }
+
     /// Since when the connection has been waiting on its client: the first byte of a half-sent
     /// head, else its last activity.
     pub(crate) fn idle_since(&self) -> Instant {
@@ -138,7 +170,11 @@ impl Channel {
         batch: &mut Vec<Arc<Shared>>,
         now: Instant,
     ) -> ReadOutcome {
+        let mut budget = BYTES_PER_EVENT;
         for _ in 0..READS_PER_EVENT {
+            if budget == 0 {
+                break;
+            }
             if let Phase::Open = self.phase {
                 let mut st = lock(&self.shared.st);
                 if st.close_when_flushed {
@@ -154,19 +190,35 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
-            let n = match recv(self.shared.fd.as_raw_fd(), scratch, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => return ReadOutcome::Done,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    socket_error(ctx, "recv", e.into());
-                    return ReadOutcome::Close;
+            let tls = self.tls && self.phase == Phase::Open && !self.awaiting_proxy_header();
+            let want = self.recv_size(ctx.opts.recv_bytes).min(scratch.len());
+            let buf = &mut scratch[..want];
+            let n = if tls {
+                match self.recv_tls(ctx, buf, &[], now) {
+                    Ok(n) => n,
+                    Err(outcome) => return outcome,
+                }
+            } else {
+                match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                    Ok(n) => {
+                        if let Some(m) = ctx.opts.metrics {
+                            m.bytes_in(n);
+                        }
+                        n
+                    }
+                    Err(Errno::EAGAIN) => return ReadOutcome::Done,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        socket_error(ctx, "recv", e.into());
+                        return ReadOutcome::Close;
+                    }
                 }
             };
             self.last_read = now;
             if n == 0 {
                 return self.on_eof();
             }
+            budget = budget.saturating_sub(n);
             match &mut self.phase {
                 Phase::Open => {}
                 Phase::Closing => {
@@ -186,19 +238,44 @@ impl Channel {
                     continue;
                 }
             }
-            if self.parse(ctx, &scratch[..n], batch, now) {
+            let mut data = &scratch[..n];
+            if self.awaiting_proxy_header() {
+                match self.take_proxy_header(data, now) {
+                    Ok(used) => data = &data[used..],
+                    Err(()) => return ReadOutcome::Close,
+                }
+                if self.tls && !self.awaiting_proxy_header() {
+                    if let Some(outcome) = self.tls_after_proxy_header(ctx, data, batch, now) {
+                        return outcome;
+                    }
+                    continue;
+                }
+            }
+            if self.parse(ctx, data, batch, now) {
                 return ReadOutcome::Close;
             }
-            if n < scratch.len() && !self.read_closed {
+            // A short read drained the socket (not under TLS: plaintext comes in records).
+            if n < want && !self.read_closed && !tls {
                 return ReadOutcome::Done;
             }
         }
         ReadOutcome::More
     }
 
+    /// How much the next recv asks for: `recv_bytes`, or up to `BODY_RECV` of a known body.
+    fn recv_size(&self, recv_bytes: usize) -> usize {
+        let head = head_recv(recv_bytes);
+        match self.parser.fixed_body_remaining() {
+            Some(rest) if self.phase == Phase::Open => {
+                usize::try_from(rest).map_or(BODY_RECV, |r| r.min(BODY_RECV).max(head))
+            }
+            _ => head,
+        }
+    }
+
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
     /// already has (a client may half-close after sending), then closes.
-    fn on_eof(&mut self) -> ReadOutcome {
+    pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
         self.shared
             .disconnected
@@ -273,9 +350,15 @@ impl Channel {
                         }
                         Status::Complete => {
                             self.head_started = None;
+                            self.kept_alive = true;
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
+                                self.apply_proxy_origin(&mut job.req.origin);
+                                if let Some(t) = &self.tls_info {
+                                    job.req.origin.tls = Some((**t).clone());
+                                }
+                                job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;

@@ -8,17 +8,21 @@
 //! once until it has drained its queue (`wake_pending`).
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::job;
 use super::shared::{Job, Shared};
 use super::task::Scratch;
-use super::ServerOptions;
+use super::watchdog::Calls;
+use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
+
+/// Pause before an app thread that died is started again (no spin if it dies at once).
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
 
 /// Most recycled `Request`s kept (more would only be idle memory).
 const POOL_MAX: usize = 256;
@@ -41,11 +45,20 @@ pub(crate) struct Ctx {
     done: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
+    /// Clients wait at `connection_limit` and no connection could be evicted: app threads
+    /// tell the loop when they finish, since the connection becomes an idle keep-alive one
+    /// that can make room (see `accept::evict_one`).
+    pub(crate) clients_waiting: AtomicBool,
     // Boxed on purpose: jobs move between pool, channel and queue as one pointer.
     #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Job>>>,
     /// Formatted access-log lines waiting for the loop to write them (None: logging off).
     pub(crate) access: Option<Mutex<Vec<u8>>>,
+    /// Requests finished (for `max_requests`).
+    served: AtomicU64,
+    retire_hook: OnceLock<RetireHook>,
+    /// Each app thread's current call, for `request_timeout`.
+    pub(crate) calls: Calls,
 }
 
 /// Locks, ignoring poisoning: every critical section here leaves its data consistent, and a
@@ -58,6 +71,7 @@ impl Ctx {
     pub(crate) fn new(opts: ServerOptions, app: Arc<dyn App>, waker: Arc<mio::Waker>) -> Ctx {
         let access = opts.access_log.as_ref().map(|_| Mutex::new(Vec::new()));
         Ctx {
+            calls: Calls::new(opts.request_timeout, opts.threads),
             opts,
             app,
             waker,
@@ -71,8 +85,31 @@ impl Ctx {
             jobs_cv: Condvar::new(),
             done: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            clients_waiting: AtomicBool::new(false),
             pool: Mutex::new(Vec::new()),
             access,
+            served: AtomicU64::new(0),
+            retire_hook: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_retire_hook(&self, hook: RetireHook) {
+        let _ = self.retire_hook.set(hook);
+    }
+
+    /// Asks the supervisor to replace this worker (no-op without a hook).
+    pub(crate) fn ask_retire(&self, why: RetireReason) {
+        if let Some(h) = self.retire_hook.get() {
+            h(why);
+        }
+    }
+
+    /// Counts a finished request; the `max_requests`-th asks for retirement (once).
+    pub(crate) fn request_done(&self) {
+        let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.opts.max_requests {
+            log::info!(target: "waitress", "served {n} requests (max_requests): asking to be replaced");
+            self.ask_retire(RetireReason::MaxRequests);
         }
     }
 
@@ -82,6 +119,9 @@ impl Ctx {
             return;
         }
         let n = batch.len();
+        if let Some(m) = self.opts.metrics {
+            m.queued(n, true);
+        }
         let mut jobs = lock(&self.jobs);
         jobs.q.extend(batch.drain(..));
         let depth = jobs.q.len();
@@ -109,6 +149,9 @@ impl Ctx {
         let mut yielded = false;
         loop {
             if let Some(c) = jobs.q.pop_front() {
+                if let Some(m) = self.opts.metrics {
+                    m.queued(1, false);
+                }
                 return Some(c);
             }
             if jobs.stop {
@@ -143,6 +186,9 @@ impl Ctx {
     pub(crate) fn cancel_queued(&self) -> usize {
         let mut jobs = lock(&self.jobs);
         let n = jobs.q.len();
+        if let Some(m) = self.opts.metrics {
+            m.queued(n, false);
+        }
         for ch in jobs.q.drain(..) {
             let mut st = lock(&ch.st);
             st.queue.clear();
@@ -179,6 +225,7 @@ impl Ctx {
                 req: Request::new(),
                 body: OverflowableBuffer::new(self.opts.inbuf_overflow),
                 send_continue: false,
+                received: Instant::now(),
             })
         })
     }
@@ -209,12 +256,19 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
         let h = std::thread::Builder::new()
             .name(format!("waitress-{i}"))
             .spawn(move || {
+                batch_scheduling();
                 let app = ctx.app.clone();
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    app.run_thread(&mut || app_thread(&ctx))
-                }));
-                if r.is_err() {
-                    log::error!(target: "waitress", "app thread waitress-{i} died");
+                // A thread that dies (a panic outside the per-request guards) is started
+                // again in place, so the worker never runs with fewer app threads.
+                loop {
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        app.run_thread(&mut || app_thread(&ctx, i))
+                    }));
+                    if r.is_ok() || lock(&ctx.jobs).stop {
+                        break;
+                    }
+                    log::error!(target: "waitress", "app thread waitress-{i} died; starting it again");
+                    std::thread::sleep(RESTART_PAUSE);
                 }
             })?;
         v.push(h);
@@ -222,9 +276,12 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
     Ok(v)
 }
 
-/// One app thread: runs channels' requests until the dispatcher stops.
-pub(crate) fn app_thread(ctx: &Ctx) {
-    let mut scratch = Scratch::default();
+/// App thread number `slot`: runs channels' requests until the dispatcher stops.
+pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
+    let mut scratch = Scratch {
+        slot,
+        ..Scratch::default()
+    };
     while let Some(ch) = ctx.take() {
         serve_channel(ctx, &ch, &mut scratch);
     }
@@ -247,7 +304,10 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                     st.queue.clear();
                     st.running = false;
                     st.last_activity = Instant::now();
-                    let notify = st.notify_on_done || st.close_when_flushed || st.closed;
+                    let notify = st.notify_on_done
+                        || st.close_when_flushed
+                        || st.closed
+                        || ctx.clients_waiting.load(Ordering::Relaxed);
                     st.notify_on_done = false;
                     drop(st);
                     if notify {
@@ -257,15 +317,26 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 }
             }
         };
-        job::run(ctx, ch, job, scratch);
+        if catch_unwind(AssertUnwindSafe(|| job::run(ctx, ch, job, scratch))).is_err() {
+            // A bug outside the app call's own guard: the response state is unknown, so the
+            // connection is cut (never wrong bytes) and the thread goes on serving.
+            log::error!(target: "waitress", "internal error while serving a request; connection closed");
+            ch.mark_closed();
+        }
     }
 }
 
-/// SCHED_BATCH for the loop thread (and the app threads, which inherit it): a wake-up of one
-/// does not preempt the other, so on a busy core the loop collects every ready event while
-/// the app thread finishes its batch, instead of the two preempting each other per request.
-/// Measured (hello world through Python, server pinned to one core, wrk -c32): context
-/// switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
+/// SCHED_BATCH for an app thread (called by each at its start): its wake-up does not preempt
+/// the thread running on that CPU, so on a busy core the loop collects every ready event
+/// while an app thread finishes its batch, instead of the two preempting each other per
+/// request. Measured (hello world through Python, server pinned to one core, wrk -c32):
+/// context switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
+///
+/// The loop thread stays SCHED_OTHER: it is the one that must run soon after a client's
+/// packet arrives, and a SCHED_BATCH loop waits out the time slice of whatever else runs on
+/// its CPU (another worker, another process): hello world at C=1 on a shared core took 2 ms
+/// per request with it and 0.05 ms without (README "Performance"), while at C=64 involuntary
+/// context switches stayed at 0.003 per request (0.03–0.05 with every thread SCHED_OTHER).
 pub(crate) fn batch_scheduling() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between

@@ -14,7 +14,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::accept::{self, Listening};
 use super::access_log::AccessLog;
-use super::channel::{Channel, Phase, ReadOutcome};
+use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
 use super::shared::{socket_error, Shared};
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -45,6 +45,8 @@ pub(crate) struct EventLoop {
     pub(super) free: Vec<usize>,
     pub(super) count: usize,
     pub(super) at_limit_logged: bool,
+    /// Next look at the backlog while clients wait at the limit (see `accept_deadline`).
+    pub(super) waiting_retry: Instant,
     pub(super) scratch: Vec<u8>,
     /// Channels that stopped reading for fairness and must be read again.
     pub(super) again: Vec<usize>,
@@ -72,7 +74,7 @@ impl EventLoop {
             None => None,
         };
         let ls = accept::register(&poll, listeners)?;
-        let scratch = vec![0u8; opts.recv_bytes.clamp(1024, 1 << 20)];
+        let scratch = vec![0u8; head_recv(opts.recv_bytes).max(BODY_RECV)];
         let ctl = Arc::new(Control {
             stop: AtomicU8::new(RUNNING),
             reopen: AtomicBool::new(false),
@@ -88,6 +90,7 @@ impl EventLoop {
             free: Vec::new(),
             count: 0,
             at_limit_logged: false,
+            waiting_retry: Instant::now(),
             scratch,
             again: Vec::new(),
             access,
@@ -99,9 +102,14 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
-        dispatch::batch_scheduling();
         let threads = dispatch::spawn_threads(&self.ctx)?;
+        let watchdog_stop = Arc::new(AtomicBool::new(false));
+        let watchdog = super::watchdog::spawn(&self.ctx, &watchdog_stop);
         let result = self.serve();
+        watchdog_stop.store(true, Ordering::Relaxed);
+        if let Some(w) = watchdog {
+            let _ = w.join();
+        }
         // Stop: cancel what never started, let the threads finish what they run.
         for i in 0..self.chans.len() {
             if self.chans[i].is_some() {
@@ -139,13 +147,15 @@ impl EventLoop {
         let mut done: Vec<Arc<Shared>> = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         let cleanup = Duration::from_secs(self.ctx.opts.cleanup_interval.max(1));
-        let mut next_sweep = Instant::now() + cleanup;
+        // Saturating: `cleanup_interval` accepts up to 2^64-1 seconds.
+        let mut next_sweep = crate::time::later(Instant::now(), cleanup);
         // One clock read per iteration: the timeout is computed from the previous iteration's
         // reading (at most one iteration's work late, far below the 1 s timer resolution).
         let mut now = Instant::now();
         loop {
             let timeout = if self.again.is_empty() {
-                next_tick.min(next_sweep).saturating_duration_since(now)
+                let next = self.accept_deadline(now, next_tick.min(next_sweep));
+                next.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -208,7 +218,7 @@ impl EventLoop {
                 self.tick(now);
             }
             if now >= next_sweep {
-                next_sweep = now + cleanup;
+                next_sweep = crate::time::later(now, cleanup);
                 self.sweep(now);
             }
             self.close_idle_after_grace(now);
@@ -306,6 +316,7 @@ impl EventLoop {
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
         let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
+        let at_limit = self.count >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let st = lock(&ch.shared.st);
         if st.closed {
@@ -336,6 +347,9 @@ impl EventLoop {
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
             self.close(i);
+        } else if at_limit && ch.is_idle_keepalive() {
+            // It may make room for a client waiting at the limit: look at the backlog again.
+            self.retry_accept();
         }
     }
 
@@ -347,17 +361,29 @@ impl EventLoop {
         };
         let raw = ch.shared.fd.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
+        if ch.tls {
+            // A TLS close_notify first (best effort, one send), so clients reading to EOF see
+            // a clean end of the stream rather than a truncation.
+            let mut st = lock(&ch.shared.st);
+            if !st.closed {
+                if let Some(t) = st.out.tls_mut() {
+                    t.close_notify();
+                    let _ = st.out.flush(ch.shared.fd());
+                }
+            }
+        }
         ch.shared.mark_closed();
         if let Some(job) = ch.cur {
             self.ctx.recycle(job);
         }
         self.free.push(i);
         self.count -= 1;
+        if let Some(m) = self.ctx.opts.metrics {
+            m.connection(false);
+        }
         if self.count + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
-            for l in &mut self.listeners {
-                l.accept_pending = true;
-            }
+            self.retry_accept();
         }
     }
 
@@ -379,7 +405,7 @@ impl EventLoop {
 }
 
 /// True if the client sent bytes we have not read (closing now would reset the connection).
-fn unread_input(sh: &Shared) -> bool {
+pub(super) fn unread_input(sh: &Shared) -> bool {
     let mut b = [0u8; 1];
     let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
     matches!(

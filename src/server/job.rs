@@ -14,6 +14,9 @@ use crate::http::proxy::ProxySettings;
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
     sc.date.update(coarse_now());
+    if let Some(m) = ctx.opts.metrics {
+        m.in_flight(true);
+    }
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
         match crate::http::proxy::apply(&mut job.req, s) {
@@ -36,10 +39,12 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
+    let received = job.received;
     let Job {
         req,
         body,
         send_continue,
+        ..
     } = &mut *job;
     let mut t = Task {
         ctx,
@@ -69,7 +74,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             let _ = t.write(&body);
             t.finish();
         }
-        None => match catch_unwind(AssertUnwindSafe(|| ctx.app.call(&mut t))) {
+        None => match catch_unwind(AssertUnwindSafe(|| call_app(&mut t))) {
             Ok(Ok(())) => t.finish(),
             Ok(Err(AppFailure { traceback })) => {
                 if t.gone {
@@ -92,13 +97,18 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             }
         },
     }
+    let status = t
+        .enc
+        .as_ref()
+        .map(|_| t.sc.status.as_str())
+        .unwrap_or("500");
+    let code = status.get(..3).unwrap_or("500");
+    if let Some(m) = ctx.opts.metrics {
+        let took = received.elapsed();
+        m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
+        m.in_flight(false);
+    }
     if let Some(buf) = &ctx.access {
-        let status = t
-            .enc
-            .as_ref()
-            .map(|_| t.sc.status.as_str())
-            .unwrap_or("500");
-        let code = status.get(..3).unwrap_or("500");
         let mut pending = lock(buf);
         t.sc.log.line(&mut pending, t.req, code, t.sent);
         let big = pending.len() > 64 * 1024;
@@ -108,6 +118,20 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         }
     }
     ctx.recycle(job);
+    ctx.request_done();
+}
+
+/// The app call, recorded for `request_timeout`'s watchdog while it runs.
+fn call_app(t: &mut Task<'_>) -> Result<(), AppFailure> {
+    let (ctx, ch, slot) = (t.ctx, t.ch, t.sc.slot);
+    if !ctx.calls.enabled() {
+        return ctx.app.call(t);
+    }
+    lock(&ch.st).head_out = false;
+    ctx.calls.begin(slot, ch, t.req, t.meta.version);
+    let r = ctx.app.call(t);
+    ctx.calls.end(slot);
+    r
 }
 
 /// The wall clock at tick resolution (a few ms): plenty for a `Date` that changes once a

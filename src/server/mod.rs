@@ -11,9 +11,11 @@
 //! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
 //! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
 //! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
+//! `proxy_header` (the PROXY protocol header opening a connection) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
 //! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
-//! (pending output: memory, spill file, sendfile) · `access_log`.
+//! (pending output: memory, spill file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `metrics` (counters the
+//! master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
 //! the app thread, no allocation once pools are warm, no loop round trip after the response;
@@ -32,10 +34,14 @@ mod channel;
 mod dispatch;
 mod event_loop;
 mod job;
+pub mod metrics;
 mod outbuf;
+mod proxy_header;
 mod shared;
 mod task;
 mod timers;
+mod tls;
+mod watchdog;
 
 /// What one worker's server needs from `Settings` (never all of it).
 #[derive(Debug, Clone)]
@@ -65,6 +71,18 @@ pub struct ServerOptions {
     pub clear_untrusted_proxy_headers: bool,
     /// Apache combined access log, one line per request (`-` = stdout); None = off.
     pub access_log: Option<PathBuf>,
+    /// Requests after which the server asks to be retired (the retire hook); 0 = never. The
+    /// supervisor adds the jitter.
+    pub max_requests: u64,
+    /// Seconds an app call may run before it is interrupted; 0 = off.
+    pub request_timeout: u64,
+    /// `proxy_protocol`: every connection starts with a PROXY header, accepted only from
+    /// these peers (None = off).
+    pub proxy_protocol: Option<crate::net::AllowIps>,
+    /// This worker's `/metrics` counters (in memory shared with the master), if enabled.
+    pub metrics: Option<&'static metrics::Counters>,
+    /// `certfile`: every TCP connection speaks TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -97,6 +115,11 @@ impl Default for ServerOptions {
             log_untrusted_proxy_headers: false,
             clear_untrusted_proxy_headers: true,
             access_log: None,
+            max_requests: 0,
+            request_timeout: 0,
+            proxy_protocol: None,
+            metrics: None,
+            tls: None,
         }
     }
 }
@@ -120,6 +143,19 @@ pub enum ServerError {
         source: std::io::Error,
     },
 }
+
+/// Why a server asks its supervisor to replace it (`Server::on_retire`); it keeps serving
+/// until it is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireReason {
+    /// `max_requests` requests were served.
+    MaxRequests,
+    /// An app call outlived `request_timeout` and did not return when interrupted.
+    StuckRequest,
+}
+
+/// The supervisor's retire hook (called at most once per reason, from any thread).
+pub type RetireHook = Box<dyn Fn(RetireReason) + Send + Sync>;
 
 /// What a `StopHandle` asked for.
 pub(crate) const RUNNING: u8 = 0;
@@ -176,6 +212,10 @@ impl Server {
     ) -> Result<(Server, StopHandle), ServerError> {
         let (inner, ctl) = event_loop::EventLoop::new(opts, listeners, app)?;
         Ok((Server { inner }, StopHandle { ctl }))
+    }
+    /// Sets the hook called when this server wants to be replaced (`RetireReason`).
+    pub fn on_retire(&self, hook: RetireHook) {
+        self.inner.ctx.set_retire_hook(hook);
     }
     /// Runs the event loop (and the app threads) until stopped.
     pub fn run(self) -> Result<(), ServerError> {

@@ -22,6 +22,8 @@ use std::os::unix::fs::FileExt;
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags};
 
+use super::tls::{TlsSession, CHUNK};
+
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
 /// Largest single sendfile(2) call.
@@ -52,6 +54,8 @@ pub(crate) struct OutBuf {
     /// Bytes held in memory segments (spill trigger).
     mem: u64,
     overflow: u64,
+    /// TLS: everything goes out encrypted through this session.
+    tls: Option<Box<TlsSession>>,
 }
 
 /// Sends `parts` with one `sendmsg` (MSG_NOSIGNAL: a gone peer is an error, not a SIGPIPE).
@@ -73,11 +77,22 @@ impl OutBuf {
             pending: 0,
             mem: 0,
             overflow,
+            tls: None,
         }
     }
 
+    /// From now on output is encrypted by `s` (set before the first byte goes out).
+    pub(crate) fn set_tls(&mut self, s: TlsSession) {
+        self.tls = Some(Box::new(s));
+    }
+
+    pub(crate) fn tls_mut(&mut self) -> Option<&mut TlsSession> {
+        self.tls.as_deref_mut()
+    }
+
+    /// Nothing left to send (with TLS: no plaintext and no encrypted record either).
     pub(crate) fn is_empty(&self) -> bool {
-        self.pending == 0
+        self.pending == 0 && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     pub(crate) fn pending(&self) -> u64 {
@@ -158,6 +173,9 @@ impl OutBuf {
     /// pending they go out directly in one vectored write and only the unsent rest is copied.
     /// Returns true when everything was sent.
     pub(crate) fn send(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.send_tls(fd, parts);
+        }
         if self.is_empty() {
             let mut iov: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
             let mut n = 0;
@@ -191,6 +209,9 @@ impl OutBuf {
 
     /// Sends pending output until done or the socket would block. Returns true when empty.
     pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.flush_tls(fd);
+        }
         while let Some(front) = self.segs.front_mut() {
             match front {
                 Seg::Mem { .. } => {
@@ -246,6 +267,70 @@ impl OutBuf {
             }
         }
         Ok(true)
+    }
+
+    /// TLS `send`: plaintext goes straight into the session while nothing is queued (rustls
+    /// buffers a bounded amount), the rest is queued; then records are sent.
+    fn send_tls(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<bool> {
+        let mut direct = self.segs.is_empty();
+        for p in parts {
+            let mut p: &[u8] = p;
+            if direct {
+                if let Some(t) = self.tls.as_deref_mut() {
+                    let n = t.encrypt(p)?;
+                    p = &p[n..];
+                }
+                direct = p.is_empty();
+            }
+            self.push(p)?;
+        }
+        self.flush_tls(fd)
+    }
+
+    /// TLS `flush`: records out first, then the next chunk of plaintext in, until everything
+    /// is sent or the socket would block. Files are copied with pread, a chunk at a time.
+    fn flush_tls(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        let mut tmp = [0u8; CHUNK];
+        loop {
+            let Some(t) = self.tls.as_deref_mut() else {
+                return Ok(true);
+            };
+            if !t.send_records(fd)? {
+                return Ok(false);
+            }
+            let took = match self.segs.front_mut() {
+                None => return Ok(true),
+                Some(Seg::Mem { buf, pos }) => {
+                    let end = (*pos + CHUNK).min(buf.len());
+                    t.encrypt(&buf[*pos..end])?
+                }
+                Some(Seg::File { file, off, end, .. }) => {
+                    let want = ((*end - *off) as usize).min(CHUNK);
+                    let n = file.read_at(&mut tmp[..want], *off)?;
+                    if n == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                    }
+                    // rustls takes all of it: its buffer was just emptied.
+                    let took = t.encrypt(&tmp[..n])?;
+                    *off += took as u64;
+                    took
+                }
+            };
+            if took == 0 {
+                return Ok(false);
+            }
+            match self.segs.front() {
+                Some(Seg::Mem { .. }) => self.advance_mem(took),
+                Some(Seg::File { off, end, .. }) => {
+                    self.pending -= took as u64;
+                    if off == end {
+                        // Closed once sent, like every file (module doc: never reused).
+                        self.segs.pop_front();
+                    }
+                }
+                None => {}
+            }
+        }
     }
 
     fn advance_mem(&mut self, mut sent: usize) {

@@ -53,6 +53,7 @@ impl EventLoop {
     pub(super) fn start_drain(&mut self) {
         self.draining = true;
         self.ctx.draining.store(true, Ordering::SeqCst);
+        self.drain_backlog(Instant::now());
         for l in self.listeners.drain(..) {
             l.deregister(self.poll.registry());
         }

@@ -4,9 +4,11 @@ use std::collections::HashMap;
 
 use super::listeners::ListenerSet;
 use super::master::{Master, Phase, WorkerBody};
+use super::pidfile::PidFile;
 use super::signals;
 use super::spawn::{self, DaemonStatus};
 use super::systemd::{self, Notifier};
+use super::upgrade;
 use super::worker::Preloaded;
 use super::{log_info, RunOptions, SupervisorError};
 use crate::config::Settings;
@@ -29,21 +31,50 @@ pub(super) fn run(
             mask as libc::mode_t,
         ));
     }
+    // Certificates are read first: a missing or mismatched file is exit 2, before binding.
+    let tls =
+        super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
+    let handover = upgrade::take_handover();
+    let from = handover.as_ref().map(|h| h.from);
+    if let Some(p) = &settings.pidfile {
+        // Before binding: a live instance's unix socket file must stay untouched.
+        PidFile::check(p, std::process::id() as i32, from).map_err(boot)?;
+    }
     let inherited = systemd::take_listen_fds().map_err(boot)?;
-    let listeners = ListenerSet::open(&settings, identity.as_ref(), inherited).map_err(boot)?;
+    let listeners = match handover {
+        Some(h) => ListenerSet::open_handed(&settings, identity.as_ref(), h.fds),
+        None => ListenerSet::open(&settings, identity.as_ref(), inherited),
+    }
+    .map_err(boot)?;
     // Connections wait in the backlog until a worker accepts; the first worker says
     // "Serving on" once it has loaded the app (worker.rs).
     for (_, l) in &listeners.entries {
         log_info(&format!("listening on {}", l.url()));
     }
     let notifier = Notifier::from_env();
-    let daemon = if opts.daemon || settings.daemon {
+    // A USR2 upgrade's new master is already detached (its old master was).
+    let mut daemon = if (opts.daemon || settings.daemon) && from.is_none() {
         spawn::daemonize(&settings).map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
+    };
+    // After detaching: the thread must live in the daemon, not in the foreground parent.
+    let status = match settings.edge.status_listen {
+        Some(addr) => match super::status::Status::start(addr) {
+            Ok(s) => {
+                eprintln!("Status on {}", s.url());
+                Some(s)
+            }
+            Err(e) => {
+                daemon.report(exit::BOOT);
+                listeners.remove_files_not_in(None);
+                return Err(boot(format!("status_listen {addr}: {e}")));
+            }
+        },
+        None => None,
     };
     let pid = std::process::id() as i32;
     let mut m = Master {
@@ -62,12 +93,25 @@ pub(super) fn run(
         reload: opts.reload,
         body,
         booted: false,
+        serving: false,
+        boot_failing: Default::default(),
+        reload_queued: false,
+        next_memory_check: std::time::Instant::now(),
+        exec: upgrade::Exec::current(),
+        upgrade: None,
+        handover_from: from,
+        pidfile: None,
         daemon,
         exit_code: exit::OK,
         preloaded: None,
+        status,
+        tls,
     };
-    let _pidfile = match &m.settings.pidfile {
-        Some(p) => match super::pidfile::PidFile::create(p, pid) {
+    m.pidfile = match &m.settings.pidfile {
+        Some(p) => match from.map_or_else(
+            || PidFile::create(p, pid),
+            |from| PidFile::take_over(p, pid, from),
+        ) {
             Ok(f) => Some(f),
             Err(e) => {
                 m.daemon.report(exit::BOOT);
@@ -94,8 +138,12 @@ pub(super) fn run(
         m.spawn(id, 1);
     }
     m.run_loop();
-    m.notifier.stopping();
-    m.listeners.remove_files_not_in(None);
+    // A new master took over (the unix socket files are its own now), or this one is a new
+    // master that never did (they are still the old master's): leave them, say nothing.
+    if !m.handing_over() && m.handover_from.is_none() {
+        m.notifier.stopping();
+        m.listeners.remove_files_not_in(None);
+    }
     m.daemon.report(m.exit_code);
     if m.preloaded.take().is_some() {
         crate::wsgi::shutdown();

@@ -20,11 +20,11 @@ const SPAWN_RETRY: Duration = Duration::from_secs(1);
 impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
-        let (settings, listeners, identity) = match &self.phase {
+        let (settings, listeners, identity, tls) = match &self.phase {
             Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity)
+                (&p.settings, &p.listeners, &p.identity, &p.tls)
             }
-            _ => (&self.settings, &self.listeners, &self.identity),
+            _ => (&self.settings, &self.listeners, &self.identity, &self.tls),
         };
         let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
         close.extend(
@@ -37,6 +37,8 @@ impl Master {
             close.extend(p.listeners.raw_fds());
         }
         close.extend(self.daemon.raw_fd());
+        close.extend(self.status.as_ref().map(|s| s.raw_fd()));
+        let slot = self.status.as_mut().and_then(|s| s.take_slot());
         let socks = match listeners.for_worker() {
             Ok(s) => s,
             Err(e) => {
@@ -58,6 +60,8 @@ impl Master {
             // waitress's "Serving on" comes once, from the first worker of the first start,
             // once it has loaded the app.
             announce: !self.booted && generation == 1 && id == 1,
+            metrics: slot.map(|s| s.1),
+            tls: tls.clone(),
         };
         let body = self.body;
         let preload = self.preloaded.is_some();
@@ -71,6 +75,9 @@ impl Master {
         }
         match spawned {
             Ok(s) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.spawned(id, s.pid, i);
+                }
                 log_info(&format!(
                     "worker {id} (pid {}): started, generation {generation}",
                     s.pid
@@ -83,9 +90,13 @@ impl Master {
                     ready_fd: Some(s.ready),
                     spawned: Instant::now(),
                     kill_at: None,
+                    retiring: None,
                 });
             }
             Err(e) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.return_slot(i);
+                }
                 log_error(&format!("fork of worker {id} failed: {e}"));
                 self.respawns
                     .push((id, generation, Instant::now() + SPAWN_RETRY));
@@ -104,6 +115,11 @@ impl Master {
                 Err(_) => return,
             };
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+                let how = match code {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".to_string(),
+                };
+                self.upgrade_exited(pid, &how);
                 continue;
             };
             let w = self.workers.remove(i);
@@ -118,10 +134,15 @@ impl Master {
         };
         let reload_pending =
             matches!(&self.phase, Phase::Reloading(p) if p.generation == w.generation);
+        let serving = match &self.phase {
+            Phase::Reloading(p) if p.generation == w.generation => p.serving,
+            _ => w.generation == self.generation && self.serving,
+        };
         let facts = ExitFacts {
             expected: w.kill_at.is_some() || matches!(self.phase, Phase::Stopping { .. }),
             ever_ready: w.ready,
             reload_pending,
+            serving,
             code,
         };
         if facts.expected {
@@ -132,11 +153,16 @@ impl Master {
                 w.id, w.pid
             ));
         }
-        match on_exit(facts) {
+        if let Some(st) = &mut self.status {
+            st.exited(w.pid, restart_reason(&facts, &self.phase, w.retiring));
+        }
+        let action = on_exit(facts);
+        match action {
             ExitAction::Forget => {}
-            ExitAction::Respawn => {
+            ExitAction::Respawn | ExitAction::RetryBoot => {
                 let current = w.generation == self.generation && w.id <= self.target;
-                if current || reload_pending {
+                // A retiring worker's replacement may already fill the slot.
+                if (current || reload_pending) && !self.slot_filled(w.id, w.generation) {
                     let delay = self
                         .backoff
                         .entry(w.id)
@@ -144,6 +170,17 @@ impl Master {
                         .on_crash(w.spawned.elapsed());
                     self.respawns
                         .push((w.id, w.generation, Instant::now() + delay));
+                    if action == ExitAction::RetryBoot {
+                        self.boot_failing.insert((w.id, w.generation));
+                        log_error(&format!(
+                            "worker {} failed to boot ({how}) while the others serve; \
+                             retrying in {:.1} s (fix the code or config on disk: it recovers \
+                             by itself)",
+                            w.id,
+                            delay.as_secs_f64()
+                        ));
+                        self.notifier.status(&self.status());
+                    }
                 }
             }
             ExitAction::AbortReload => {
@@ -176,9 +213,29 @@ impl Master {
                 Phase::Reloading(p) => generation == p.generation || generation == self.generation,
                 Phase::Stopping { .. } => false,
             };
-            if wanted {
+            if wanted && !self.slot_filled(id, generation) {
                 self.spawn(id, generation);
             }
         }
+    }
+}
+
+/// Why a worker's exit counts as a restart on `/metrics` (None: the server is stopping).
+fn restart_reason(
+    f: &ExitFacts,
+    phase: &Phase,
+    retiring: Option<super::retire::Retire>,
+) -> Option<&'static str> {
+    use super::retire::Retire;
+    match (f.expected, f.code) {
+        _ if matches!(phase, Phase::Stopping { .. }) => None,
+        _ if retiring.is_some() => Some(match retiring {
+            Some(Retire::MaxRequests) => "max_requests",
+            Some(Retire::StuckRequest) => "request_timeout",
+            _ => "max_worker_memory",
+        }),
+        (true, _) => Some("stopped"),
+        (false, Some(_)) => Some("exited"),
+        (false, None) => Some("signal"),
     }
 }

@@ -1,6 +1,11 @@
 //! Pure decisions of the master about a worker that exited: forget it, respawn it (with
-//! backoff), abort a reload, or stop the master with the worker's boot exit code (gunicorn's
-//! WORKER_BOOT_ERROR / APP_LOAD_ERROR rule: no respawn storm for a worker that can never boot).
+//! backoff), abort a reload, or stop the master with the worker's boot exit code.
+//!
+//! The boot-failure policy: gunicorn halts on WORKER_BOOT_ERROR / APP_LOAD_ERROR whenever it
+//! happens; waitressd halts only while no worker of that configuration has ever been ready
+//! (first start: the config or the app is broken; a reload: it is abandoned instead). Once a
+//! configuration serves, a worker failing at boot (broken code on disk mid-deploy) is retried
+//! with backoff while its siblings serve, and the service recovers when the code is fixed.
 use std::time::Duration;
 
 use crate::exit;
@@ -14,6 +19,8 @@ pub struct ExitFacts {
     pub ever_ready: bool,
     /// Its generation is a reload that has not been committed yet.
     pub reload_pending: bool,
+    /// Some worker of its generation (its configuration) has been ready.
+    pub serving: bool,
     /// Exit code, or None when killed by a signal.
     pub code: Option<i32>,
 }
@@ -24,6 +31,8 @@ pub enum ExitAction {
     Forget,
     /// Start a replacement (after the slot's backoff delay).
     Respawn,
+    /// It failed at boot while its configuration serves: retry with backoff, loudly.
+    RetryBoot,
     /// The new generation cannot boot: kill it, keep serving with the old one.
     AbortReload,
     /// Stop the master with this exit code.
@@ -34,11 +43,12 @@ pub fn on_exit(f: ExitFacts) -> ExitAction {
     // 2 too: a worker can find a configuration error only it sees (e.g. the virtualenv).
     let boot_failure =
         !f.ever_ready && matches!(f.code, Some(exit::CONFIG | exit::BOOT | exit::APP_LOAD));
-    match (f.expected, boot_failure, f.reload_pending) {
-        (true, _, _) => ExitAction::Forget,
-        (false, true, true) => ExitAction::AbortReload,
-        (false, true, false) => ExitAction::Halt(f.code.unwrap_or(exit::BOOT)),
-        (false, false, _) => ExitAction::Respawn,
+    match (f.expected, boot_failure, f.serving, f.reload_pending) {
+        (true, ..) => ExitAction::Forget,
+        (false, true, true, _) => ExitAction::RetryBoot,
+        (false, true, false, true) => ExitAction::AbortReload,
+        (false, true, false, false) => ExitAction::Halt(f.code.unwrap_or(exit::BOOT)),
+        (false, false, ..) => ExitAction::Respawn,
     }
 }
 
@@ -79,7 +89,12 @@ mod tests {
             expected,
             ever_ready,
             reload_pending,
+            serving: false,
             code,
+        };
+        let serving = |facts: ExitFacts| ExitFacts {
+            serving: true,
+            ..facts
         };
         let table = [
             (f(true, true, false, Some(0)), ExitAction::Forget),
@@ -93,6 +108,21 @@ mod tests {
             (f(false, true, false, None), ExitAction::Respawn),    // kill -9
             (f(false, true, false, Some(1)), ExitAction::Respawn),
             (f(false, false, true, Some(70)), ExitAction::Respawn),
+            // Its configuration serves (a sibling was ready): retried, never a halt.
+            (
+                serving(f(false, false, false, Some(4))),
+                ExitAction::RetryBoot,
+            ),
+            (
+                serving(f(false, false, false, Some(3))),
+                ExitAction::RetryBoot,
+            ),
+            (
+                serving(f(false, false, true, Some(4))),
+                ExitAction::RetryBoot,
+            ),
+            (serving(f(true, false, false, Some(4))), ExitAction::Forget),
+            (serving(f(false, true, false, Some(1))), ExitAction::Respawn),
         ];
         for (facts, want) in table {
             assert_eq!(on_exit(facts), want, "{facts:?}");

@@ -77,6 +77,37 @@ impl ListenerSet {
         Ok(set)
     }
 
+    /// A USR2 upgrade: the old master's sockets (`handed`) for the entries still configured
+    /// (or for every socket systemd passed it), new ones bound, and handed sockets no longer
+    /// wanted closed.
+    pub fn open_handed(
+        settings: &Settings,
+        identity: Option<&Identity>,
+        mut handed: Vec<(Wanted, RawFd)>,
+    ) -> Result<ListenerSet, BindError> {
+        let wanted: Vec<Wanted> = if handed
+            .iter()
+            .any(|(w, _)| matches!(w, Wanted::Inherited(_)))
+        {
+            handed.iter().map(|(w, _)| w.clone()).collect()
+        } else {
+            wanted(settings)
+        };
+        let mut set = ListenerSet::default();
+        for w in wanted {
+            let l = match handed.iter().position(|(hw, _)| *hw == w) {
+                Some(i) => net::from_inherited_fd(handed.remove(i).1)?,
+                None => open_one(&w, settings, identity)?,
+            };
+            set.entries.push((w, l));
+        }
+        for (_, fd) in handed {
+            // SAFETY: a descriptor the old master handed to this process and nothing owns.
+            unsafe { libc::close(fd) };
+        }
+        Ok(set)
+    }
+
     /// The set a reload to `settings` needs: unchanged entries share the open sockets (dup),
     /// others are bound now. Returns the new set and the indices of freshly bound entries.
     pub fn reopen(

@@ -1,7 +1,7 @@
 //! The master loop (gunicorn's arbiter, nginx's master cycle): signals arrive as commands on a
 //! signalfd; the loop reaps and respawns with backoff (children.rs), reloads by generations
 //! (reload.rs) and stops gracefully. Start-up is in boot.rs. It never runs Python unless `preload_app` is on.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,12 @@ use nix::unistd::Pid;
 
 use super::lifecycle::Backoff;
 use super::listeners::ListenerSet;
+use super::pidfile::PidFile;
+use super::retire::Retire;
 use super::signals::{self, Command};
-use super::spawn::DaemonStatus;
+use super::spawn::{self, DaemonStatus};
 use super::systemd::Notifier;
+use super::upgrade::Exec;
 use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
 use crate::config::Settings;
@@ -22,6 +25,9 @@ use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
 pub type WorkerBody = fn(WorkerStart) -> i32;
+
+/// How often `max_worker_memory` is checked.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
 
 /// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
@@ -35,6 +41,8 @@ pub(super) struct Worker {
     pub(super) spawned: Instant,
     /// Asked to stop: SIGKILL at this instant if still alive.
     pub(super) kill_at: Option<Instant>,
+    /// On its way out (retire.rs): stopped once its replacement is ready.
+    pub(super) retiring: Option<Retire>,
 }
 
 pub(super) struct Pending {
@@ -43,6 +51,12 @@ pub(super) struct Pending {
     pub(super) listeners: ListenerSet,
     pub(super) identity: Option<Identity>,
     pub(super) deadline: Instant,
+    /// One of its workers has been ready (its boot failures are then retried, not fatal).
+    pub(super) serving: bool,
+    /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
+    pub(super) target: usize,
+    /// The new generation's TLS configuration (certificates re-read by the reload).
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 pub(super) enum Phase {
@@ -68,10 +82,29 @@ pub(super) struct Master {
     pub(super) reload: Option<super::ReloadFn>,
     pub(super) body: WorkerBody,
     pub(super) booted: bool,
+    /// A worker of the current generation has been ready: its configuration serves.
+    pub(super) serving: bool,
+    /// Slots (id, generation) whose last start failed at boot; retried with backoff.
+    pub(super) boot_failing: HashSet<(usize, u64)>,
+    /// A HUP arrived during a reload: reload again once this one is committed or abandoned.
+    pub(super) reload_queued: bool,
+    /// Next `max_worker_memory` check.
+    pub(super) next_memory_check: Instant,
+    /// How this binary was started (USR2 starts it again).
+    pub(super) exec: Exec,
+    /// The new master a USR2 started, until it takes over or fails.
+    pub(super) upgrade: Option<Pid>,
+    /// This master came from a USR2: the old master, stopped once our workers are ready.
+    pub(super) handover_from: Option<i32>,
+    pub(super) pidfile: Option<PidFile>,
     pub(super) daemon: DaemonStatus,
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
     pub(super) preloaded: Option<Preloaded>,
+    /// `status_listen`: the status listener and the workers' shared counters.
+    pub(super) status: Option<super::status::Status>,
+    /// `certfile`: the TLS configuration the current generation serves with.
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 impl Master {
@@ -86,7 +119,12 @@ impl Master {
             }
             self.reap();
             self.timers();
+            if Instant::now() >= self.next_memory_check {
+                self.next_memory_check = Instant::now() + MEMORY_CHECK;
+                self.check_memory();
+            }
             self.check_progress();
+            self.publish_readiness();
         }
     }
 
@@ -109,7 +147,7 @@ impl Master {
         let mut fds = vec![PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
         let mut idx = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
-            if let (false, Some(fd)) = (w.ready, &w.ready_fd) {
+            if let Some(fd) = &w.ready_fd {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 idx.push(i);
             }
@@ -129,19 +167,50 @@ impl Master {
         }
     }
 
+    /// Reads a worker's status pipe: `R` = ready; later bytes ask for its retirement
+    /// (retire.rs); end of file = it is exiting (CHLD follows).
     pub(super) fn read_ready(&mut self, i: usize) {
-        let w = &mut self.workers[i];
-        let Some(fd) = &w.ready_fd else { return };
-        let mut b = [0u8; 8];
-        match nix::unistd::read(fd.as_fd(), &mut b) {
-            Ok(n) if n > 0 => {
-                w.ready = true;
-                w.ready_fd = None;
-                log_info(&format!("worker {} (pid {}): ready", w.id, w.pid));
+        let mut b = [0u8; 16];
+        let got = match &self.workers[i].ready_fd {
+            Some(fd) => nix::unistd::read(fd.as_fd(), &mut b),
+            None => return,
+        };
+        match got {
+            Ok(0) => self.workers[i].ready_fd = None,
+            Ok(n) => {
+                for &byte in &b[..n] {
+                    if byte == spawn::READY {
+                        self.became_ready(i);
+                    } else if let Some(why) = Retire::from_byte(byte) {
+                        self.retire(i, why);
+                    }
+                }
             }
-            Ok(_) => w.ready_fd = None, // closed without a byte: it is exiting; CHLD follows
             Err(_) => {}
         }
+    }
+
+    fn became_ready(&mut self, i: usize) {
+        let w = &mut self.workers[i];
+        if w.ready {
+            return;
+        }
+        w.ready = true;
+        let (id, generation) = (w.id, w.generation);
+        log_info(&format!("worker {} (pid {}): ready", w.id, w.pid));
+        if generation == self.generation {
+            self.serving = true;
+        }
+        if let Phase::Reloading(p) = &mut self.phase {
+            p.serving |= p.generation == generation;
+        }
+        if self.boot_failing.remove(&(id, generation)) {
+            log_info(&format!("worker {id}: recovered, booting again"));
+            if self.boot_failing.is_empty() && self.booted {
+                self.notifier.status(&self.status());
+            }
+        }
+        self.replacement_ready(id, generation);
     }
 
     pub(super) fn command(&mut self, cmd: Command) {
@@ -163,10 +232,18 @@ impl Master {
             }
             Command::Reload => match self.phase {
                 Phase::Running => self.begin_reload(),
-                _ => log_warn(&format!(
-                    "master {}: SIGHUP ignored (reload or stop under way)",
-                    self.pid
-                )),
+                Phase::Reloading(_) => {
+                    // Applied once this reload is committed or abandoned (a systemd reload
+                    // waits for its own RELOADING=1 ... READY=1 round).
+                    log_info(&format!(
+                        "master {}: SIGHUP during a reload: queued",
+                        self.pid
+                    ));
+                    self.reload_queued = true;
+                }
+                Phase::Stopping { .. } => {
+                    log_warn(&format!("master {}: SIGHUP ignored (stopping)", self.pid))
+                }
             },
             Command::ReopenLogs => {
                 for w in &self.workers {
@@ -179,6 +256,15 @@ impl Master {
                     return;
                 }
                 if cmd == Command::MoreWorkers {
+                    let ceiling = ttin_ceiling(self.settings.workers);
+                    if self.target >= ceiling {
+                        log_warn(&format!(
+                            "master {}: TTIN ignored: {} workers is the ceiling (4 per CPU, or \
+                             `workers` if higher); raise `workers` and reload for more",
+                            self.pid, self.target
+                        ));
+                        return;
+                    }
                     self.target += 1;
                     self.spawn(self.target, self.generation);
                 } else if self.target > 1 {
@@ -200,11 +286,19 @@ impl Master {
                 ));
             }
             Command::Reap => {} // reaped on every turn
+            Command::Upgrade => self.begin_upgrade(),
         }
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
-        self.notifier.stopping();
+        // First: a load balancer probing /ready stops sending before anything closes.
+        if let Some(s) = &self.status {
+            s.set_draining(true);
+        }
+        if !self.handing_over() {
+            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
+            self.notifier.stopping();
+        }
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
             p.listeners.remove_files_not_in(Some(&self.listeners));
         }
@@ -222,10 +316,29 @@ impl Master {
         }
     }
 
+    /// `/ready`: every wanted worker of the serving generation is ready.
+    fn publish_readiness(&self) {
+        let Some(s) = &self.status else { return };
+        let ready = !matches!(self.phase, Phase::Stopping { .. })
+            && self
+                .workers
+                .iter()
+                .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
+                .count()
+                >= self.target;
+        s.publish(ready);
+    }
+
     pub(super) fn status(&self) -> String {
+        let state = match self.boot_failing.len() {
+            0 => format!("serving with {} worker(s)", self.target),
+            n => format!(
+                "degraded: serving, {n} worker(s) failing to boot (retrying; see the error log)"
+            ),
+        };
         match self.settings.proc_name.as_deref().filter(|n| !n.is_empty()) {
-            Some(name) => format!("{name}: serving with {} worker(s)", self.target),
-            None => format!("serving with {} worker(s)", self.target),
+            Some(name) => format!("{name}: {state}"),
+            None => state,
         }
     }
 
@@ -237,21 +350,37 @@ impl Master {
                 .count()
         };
         match &self.phase {
-            Phase::Running if !self.booted && ready(self.generation) >= self.target => {
+            // Degraded start (a sibling serves, another fails at boot): serving all the same.
+            Phase::Running
+                if !self.booted
+                    && (ready(self.generation) >= self.target
+                        || (self.serving && !self.boot_failing.is_empty())) =>
+            {
                 self.booted = true;
                 log_info(&format!(
                     "master {}: {} worker(s) ready",
-                    self.pid, self.target
+                    self.pid,
+                    ready(self.generation)
                 ));
                 self.notifier.ready(&self.status());
                 self.daemon.report_ready();
+                self.finish_takeover();
             }
-            Phase::Reloading(p) if ready(p.generation) >= p.settings.workers.max(1) => {
-                self.commit_reload()
-            }
+            Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),
             _ => {}
         }
+        if self.reload_queued && matches!(self.phase, Phase::Running) {
+            self.reload_queued = false;
+            self.begin_reload();
+        }
     }
+}
+
+/// Most workers TTIN may reach: 4 per CPU, or the configured `workers` if that is higher
+/// (a runaway script sending TTIN cannot fork the machine to death).
+pub(super) fn ttin_ceiling(workers: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    workers.max(cpus.saturating_mul(4)).min(4096)
 }
 
 /// Asks one worker to stop (TERM: graceful, QUIT: now) and arms its SIGKILL deadline.
@@ -262,6 +391,6 @@ pub(super) fn stop_worker(w: &mut Worker, immediate: bool, grace: Duration) {
         (Signal::SIGTERM, grace)
     };
     let _ = kill(w.pid, sig);
-    let at = Instant::now() + grace;
+    let at = crate::time::later(Instant::now(), grace);
     w.kill_at = Some(w.kill_at.map_or(at, |k| k.min(at)));
 }

@@ -14,12 +14,17 @@ pub mod listeners;
 mod master;
 pub mod options;
 pub mod pidfile;
+mod prometheus;
 mod reload;
 pub mod reloader;
+mod retire;
 pub mod signals;
 pub mod spawn;
+mod status;
 pub mod systemd;
 pub mod title;
+pub mod tls;
+mod upgrade;
 pub mod worker;
 
 #[cfg(test)]

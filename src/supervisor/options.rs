@@ -28,6 +28,14 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         log_untrusted_proxy_headers: s.log_untrusted_proxy_headers,
         clear_untrusted_proxy_headers: s.clear_untrusted_proxy_headers,
         access_log: s.access_log.clone(),
+        max_requests: with_jitter(s.max_requests, s.max_requests_jitter),
+        request_timeout: s.request_timeout,
+        proxy_protocol: s
+            .edge
+            .proxy_protocol
+            .then(|| s.edge.proxy_allow_ips.clone()),
+        metrics: None,
+        tls: None,
     }
 }
 
@@ -40,5 +48,35 @@ pub fn wsgi_options(s: &Settings) -> WsgiOptions {
         virtualenv: s.virtualenv.clone(),
         multiprocess: s.workers > 1,
         log_config: s.log_config.clone(),
+    }
+}
+
+/// gunicorn's rule: each worker retires after `max_requests` plus a random 0..=`jitter`
+/// requests, so workers started together do not all restart together. 0 stays off.
+fn with_jitter(max_requests: u64, jitter: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    if max_requests == 0 || jitter == 0 {
+        return max_requests;
+    }
+    // std's randomly keyed hasher: a fresh random number per call (per worker), no crate.
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    max_requests.saturating_add(r % jitter.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jitter_stays_in_range_and_saturates() {
+        assert_eq!(super::with_jitter(0, 10), 0);
+        assert_eq!(super::with_jitter(5, 0), 5);
+        for _ in 0..100 {
+            assert!((100..=110).contains(&super::with_jitter(100, 10)));
+        }
+        assert!(super::with_jitter(u64::MAX, u64::MAX) == u64::MAX);
+        let seen: std::collections::HashSet<u64> =
+            (0..50).map(|_| super::with_jitter(100, 1000)).collect();
+        assert!(seen.len() > 1, "random per worker");
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PidFileError {
-    #[error("pidfile {} names running process {pid}", path.display())]
+    #[error("pidfile {} names running process {pid} (another waitressd? stop it first, or set another pidfile)", path.display())]
     Running { path: PathBuf, pid: i32 },
     #[error("cannot write pidfile {}: {source}", path.display())]
     Io {
@@ -35,6 +35,25 @@ fn alive(pid: i32) -> bool {
 }
 
 impl PidFile {
+    /// Refuses a pidfile that names a live process other than `pid` (checked before binding,
+    /// so a second daemon started by mistake never touches the first one's sockets).
+    /// `from`: the old master of a USR2 upgrade, whose pidfile this one takes over.
+    pub fn check(path: &Path, pid: i32, from: Option<i32>) -> Result<(), PidFileError> {
+        match std::fs::read_to_string(path)
+            .ok()
+            .as_deref()
+            .and_then(parse)
+        {
+            Some(old) if old != pid && Some(old) != from && alive(old) => {
+                Err(PidFileError::Running {
+                    path: path.to_path_buf(),
+                    pid: old,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Writes `pid` to `path` atomically. An existing file naming a live process other than
     /// `pid` is an error; one naming a dead process (stale) is replaced with a warning.
     pub fn create(path: &Path, pid: i32) -> Result<PidFile, PidFileError> {
@@ -81,6 +100,25 @@ impl PidFile {
             path: path.to_path_buf(),
             pid,
         })
+    }
+
+    /// A USR2 upgrade: the new master writes its PID over the old master's.
+    pub fn take_over(path: &Path, pid: i32, from: i32) -> Result<PidFile, PidFileError> {
+        if std::fs::read_to_string(path)
+            .ok()
+            .as_deref()
+            .and_then(parse)
+            == Some(from)
+        {
+            // `create` refuses a file naming a live process: this one is handed over.
+            let _ = std::fs::remove_file(path);
+        }
+        PidFile::create(path, pid)
+    }
+
+    /// A failed upgrade: the file names the dead new master; write our PID back.
+    pub fn take_back(&self) -> Result<(), PidFileError> {
+        PidFile::create(&self.path, self.pid).map(std::mem::forget)
     }
 
     pub fn path(&self) -> &Path {

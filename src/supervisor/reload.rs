@@ -21,21 +21,26 @@ impl Master {
             if s.pidfile != self.settings.pidfile {
                 log_warn("a changed pidfile takes effect at the next start, not on reload");
             }
+            if s.edge.status_listen != self.settings.edge.status_listen {
+                log_warn("a changed status_listen takes effect at the next start, not on reload");
+            }
             if let Some(mask) = s.umask {
                 // Before binding new unix sockets, as at start.
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
                     mask as libc::mode_t,
                 ));
             }
+            // Renewed certificates are read here; a bad one fails the reload (old one kept).
+            let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
             let (set, fresh) = self
                 .listeners
                 .reopen(&s, id.as_ref())
                 .map_err(|e| e.to_string())?;
-            Ok((s, id, set, fresh))
+            Ok((s, id, set, fresh, tls))
         });
-        let (settings, identity, listeners, fresh) = match prepared {
+        let (settings, identity, listeners, fresh, tls) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 log_error(&format!(
@@ -55,13 +60,21 @@ impl Master {
         }
         let generation = self.generation + 1;
         let grace = Duration::from_secs(settings.graceful_timeout.max(5));
-        let n = settings.workers.max(1);
+        // A count changed with TTIN/TTOU survives a reload unless the file changes `workers`.
+        let n = if settings.workers == self.settings.workers {
+            self.target
+        } else {
+            settings.workers.max(1)
+        };
         self.phase = Phase::Reloading(Box::new(Pending {
             generation,
             settings,
             listeners,
             identity,
-            deadline: Instant::now() + grace,
+            deadline: crate::time::later(Instant::now(), grace),
+            serving: false,
+            target: n,
+            tls,
         }));
         for id in 1..=n {
             self.spawn(id, generation);
@@ -84,9 +97,12 @@ impl Master {
         drop(old);
         self.settings = p.settings;
         self.identity = p.identity;
+        self.tls = p.tls;
         self.generation = p.generation;
-        self.target = self.settings.workers.max(1);
+        self.target = p.target;
         self.backoff.clear();
+        self.serving = true;
+        self.boot_failing.retain(|s| s.1 == self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
@@ -110,6 +126,7 @@ impl Master {
             w.kill_at = Some(Instant::now());
         }
         self.respawns.retain(|r| r.1 != p.generation);
+        self.boot_failing.retain(|s| s.1 != p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
         self.notifier.ready(&self.status());
     }

@@ -23,6 +23,8 @@ pub enum Command {
     FewerWorkers,
     /// CHLD: reap.
     Reap,
+    /// USR2: start a new master from the binary on disk, hand it the listeners, stop.
+    Upgrade,
 }
 
 /// Every signal the master handles.
@@ -38,7 +40,7 @@ pub const HANDLED: [Signal; 9] = [
     Signal::SIGCHLD,
 ];
 
-/// The signal → command table. USR2 is blocked (so it cannot kill us) but does nothing.
+/// The signal → command table.
 pub fn command(sig: Signal) -> Option<Command> {
     Some(match sig {
         Signal::SIGTERM => Command::Terminate,
@@ -49,6 +51,7 @@ pub fn command(sig: Signal) -> Option<Command> {
         Signal::SIGTTIN => Command::MoreWorkers,
         Signal::SIGTTOU => Command::FewerWorkers,
         Signal::SIGCHLD => Command::Reap,
+        Signal::SIGUSR2 => Command::Upgrade,
         _ => return None,
     })
 }
@@ -105,7 +108,7 @@ mod tests {
             (Signal::SIGTTIN, Some(Command::MoreWorkers)),
             (Signal::SIGTTOU, Some(Command::FewerWorkers)),
             (Signal::SIGCHLD, Some(Command::Reap)),
-            (Signal::SIGUSR2, None),
+            (Signal::SIGUSR2, Some(Command::Upgrade)),
             (Signal::SIGPIPE, None),
         ];
         for (sig, want) in table {

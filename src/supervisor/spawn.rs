@@ -29,14 +29,21 @@ pub fn fork_child(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
     }
 }
 
-/// The write end of a worker's "ready" pipe: one byte tells the master the app is loaded and
-/// the server is built.
-#[derive(Debug)]
-pub struct ReadySignal(OwnedFd);
+/// The byte on a worker's status pipe that says it is ready.
+pub const READY: u8 = b'R';
+
+/// The write end of a worker's status pipe: `READY` tells the master the app is loaded and
+/// the server is built; later bytes ask the master for things (retire.rs). Safe from any
+/// thread (one write(2) of one byte is atomic).
+#[derive(Debug, Clone)]
+pub struct ReadySignal(std::sync::Arc<OwnedFd>);
 
 impl ReadySignal {
     pub fn send(&self) {
-        let _ = nix::unistd::write(self.0.as_fd(), b"R");
+        self.send_byte(READY);
+    }
+    pub fn send_byte(&self, b: u8) {
+        let _ = nix::unistd::write(self.0.as_fd(), &[b]);
     }
 }
 
@@ -63,9 +70,39 @@ pub fn spawn_worker(
             // are never used or dropped here).
             unsafe { libc::close(fd) };
         }
-        body(ReadySignal(w))
+        body(ReadySignal(std::sync::Arc::new(w)))
     })?;
     Ok(Spawned { pid, ready: r })
+}
+
+/// Forks and execs `program args` with `env` added, keeping the descriptors `keep` open across
+/// the exec (every other descriptor of the master is close-on-exec). The USR2 upgrade.
+pub fn fork_exec(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    keep: &[RawFd],
+) -> nix::Result<Pid> {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |b: &[u8]| std::ffi::CString::new(b).map_err(|_| nix::Error::EINVAL);
+    let prog = cstr(program.as_os_str().as_bytes())?;
+    let mut argv = vec![prog.clone()];
+    for a in args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    fork_child(move || {
+        for &fd in keep {
+            // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+        for (k, v) in env {
+            std::env::set_var(k, v);
+        }
+        // The new master blocks its signals itself; it starts from a clean mask.
+        let _ = super::signals::unblock_all();
+        let _ = nix::unistd::execv(&prog, &argv);
+        127 // exec failed: the old master sees this exit code and keeps serving
+    })
 }
 
 /// Tells the foreground parent of `--daemon` how start-up went.

@@ -11,6 +11,8 @@ pub const LISTEN_FDS_START: RawFd = 3;
 #[derive(Debug, Default)]
 pub struct Notifier {
     addr: Option<SocketAddr>,
+    /// `NOTIFY_SOCKET` as given (handed to a new master at a USR2 upgrade).
+    raw: Option<String>,
 }
 
 impl Notifier {
@@ -24,7 +26,12 @@ impl Notifier {
         let raw = raw.to_string_lossy().into_owned();
         Notifier {
             addr: parse_addr(&raw),
+            raw: Some(raw),
         }
+    }
+
+    pub fn raw(&self) -> Option<&str> {
+        self.raw.as_deref()
     }
 
     pub fn enabled(&self) -> bool {
@@ -154,6 +161,7 @@ mod tests {
         let sock = UnixDatagram::bind(&path).unwrap();
         let n = Notifier {
             addr: parse_addr(path.to_str().unwrap()),
+            raw: None,
         };
         assert!(n.enabled());
         n.ready("serving");

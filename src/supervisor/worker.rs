@@ -13,13 +13,14 @@ use std::sync::Arc;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
+use super::retire::Retire;
 use super::spawn::ReadySignal;
 use super::{log_error, log_info, options};
 use crate::config::Settings;
 use crate::exit;
 use crate::http::app::App;
 use crate::net::{Identity, Listener};
-use crate::server::{Server, StopHandle};
+use crate::server::{RetireReason, Server, StopHandle};
 
 /// Everything a worker gets from the master.
 #[derive(Debug)]
@@ -39,6 +40,10 @@ pub struct WorkerStart {
     pub preloaded: Option<Preloaded>,
     /// Say waitress's `Serving on URL` once the app is loaded and the server is built.
     pub announce: bool,
+    /// `status_listen`: this worker's block of `/metrics` counters, shared with the master.
+    pub metrics: Option<&'static crate::server::metrics::Counters>,
+    /// `certfile`: the TLS configuration the master read.
+    pub tls: Option<super::tls::Loaded>,
 }
 
 /// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
@@ -205,14 +210,28 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
     let urls: Vec<String> = listeners.iter().map(|l| l.url()).collect();
-    let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
-    {
+    let mut opts = options::server_options(&start.settings);
+    opts.metrics = start.metrics;
+    opts.tls = start.tls.as_ref().map(|t| t.0.clone());
+    let (server, stop) = match Server::new(opts, listeners, app) {
         Ok(s) => s,
         Err(e) => {
             log_error(&format!("{tag}: cannot start the server: {e}"));
             return (exit::BOOT, false);
         }
     };
+    if let Some(ready) = start.ready.clone() {
+        // The server asks for its replacement over the status pipe (retire.rs).
+        server.on_retire(Box::new(move |why| {
+            let r = match why {
+                RetireReason::MaxRequests => Retire::MaxRequests,
+                RetireReason::StuckRequest => Retire::StuckRequest,
+            };
+            if let Some(b) = r.byte() {
+                ready.send_byte(b);
+            }
+        }));
+    }
     let immediate = signal_thread(stop);
     if start.announce {
         for url in &urls {

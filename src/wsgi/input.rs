@@ -64,18 +64,23 @@ impl Input {
         if lim == Some(0) {
             return Ok(PyBytes::new(py, b""));
         }
-        let data = self.with_body(py, |body| {
-            let mut buf = Vec::new();
-            match lim {
-                Some(n) => {
-                    buf.reserve(n.min(1 << 16) as usize);
-                    body.take(n).read_to_end(&mut buf)?
-                }
-                None => body.read_to_end(&mut buf)?,
+        // The body's length is known: the bytes object is made at its final size and filled
+        // in place (no growing buffer, no second copy of the body).
+        let mut s: SlotGuard<'_> = self.ctx.lock(self.gen.load(Ordering::Relaxed))?;
+        let ex = s.ex();
+        let rest = ex.body_remaining();
+        let want = usize::try_from(lim.map_or(rest, |n| n.min(rest)))
+            .map_err(|_| PyOSError::new_err("reading the request body: too large"))?;
+        let slow = self.has_body.load(Ordering::Relaxed);
+        let body = ex.body();
+        PyBytes::new_with(py, want, |buf| {
+            let r = if slow {
+                detached(py, || body.read_exact(buf))
+            } else {
+                body.read_exact(buf)
             };
-            Ok(buf)
-        })?;
-        Ok(PyBytes::new(py, &data))
+            r.map_err(|e| PyOSError::new_err(format!("reading the request body: {e}")))
+        })
     }
 
     #[pyo3(signature = (size=None))]

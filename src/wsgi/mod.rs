@@ -18,6 +18,7 @@ mod checks;
 mod environ;
 mod input;
 pub mod interpreter;
+mod interrupt;
 mod loader;
 mod pylog;
 mod response;

@@ -367,6 +367,10 @@ impl App for WsgiApp {
         })
     }
 
+    fn interrupt(&self, thread: u64) -> Option<String> {
+        super::interrupt::interrupt(thread)
+    }
+
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
         match catch_unwind(AssertUnwindSafe(|| Python::attach(|py| self.serve(py, ex)))) {
             Ok(r) => r,

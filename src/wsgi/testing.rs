@@ -40,6 +40,7 @@ pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> R
         server_name: "waitress.invalid".into(),
         server_port: "8080".into(),
         url_scheme: "http".into(),
+        tls: None,
     };
     req
 }
@@ -108,6 +109,9 @@ impl Exchange for Mock {
     }
     fn body(&mut self) -> &mut dyn std::io::BufRead {
         &mut self.body
+    }
+    fn body_remaining(&self) -> u64 {
+        (self.body.get_ref().len() as u64).saturating_sub(self.body.position())
     }
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
         assert!(!self.head_sent, "start_response after the head was sent");

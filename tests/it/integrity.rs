@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::util::{self, Daemon};
 
 mod client;
+mod tls;
 use client::{sha256_hex, Broken, Conn, Seen};
 
 const MIB: u64 = 1 << 20;

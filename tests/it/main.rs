@@ -2,10 +2,14 @@
 //! core, the real event loop in-process) over real sockets on loopback.
 mod util;
 
+mod abuse;
 mod config;
+mod haproxy;
 mod hostile;
 mod integrity;
+mod props;
 mod server;
 mod supervisor;
 mod switch;
+mod tls;
 mod wsgi;

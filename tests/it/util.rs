@@ -7,6 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Held by tests that measure this process's RSS and by tests that make it allocate a lot
+/// (they share one process).
+pub static RSS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Path of the binary under test: `$WAITRESSD_TEST_BIN` when set (another build of the same
 /// sources, e.g. a release or packaged one, or an older commit's to show a regression test
 /// fails there), else the one cargo built for this test run.

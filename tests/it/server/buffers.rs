@@ -3,7 +3,7 @@
 //! or half-close.
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use waitressd::server::ServerOptions;
@@ -11,7 +11,7 @@ use waitressd::server::ServerOptions;
 use super::{get, opts, read_response, TestServer};
 
 /// Tests that measure the process's RSS run one at a time.
-static RSS_LOCK: Mutex<()> = Mutex::new(());
+use crate::util::RSS_LOCK;
 
 fn vm_rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();

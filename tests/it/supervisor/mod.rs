@@ -12,9 +12,14 @@ use std::time::{Duration, Instant};
 use crate::util::{bin, root, split_response, Daemon};
 
 mod boot;
+mod failures;
 mod lifecycle;
+mod recycle;
 mod reload;
+mod status;
 mod systemd;
+mod timeout;
+mod upgrade;
 
 fn apps() -> PathBuf {
     root().join("tests/apps/supervisor")
@@ -46,8 +51,13 @@ fn start(ini: &Path, listeners: usize) -> Daemon {
 /// The fixture's answer: (pid, name, "ruid,euid,suid"), or None on any failure.
 /// (Never panics: a refused connection is a failed request, counted by the callers.)
 fn ask(addr: &str, path: &str) -> Option<(i32, String, String)> {
+    ask_within(addr, path, 60)
+}
+
+/// `ask` with a read timeout of `secs`.
+fn ask_within(addr: &str, path: &str, secs: u64) -> Option<(i32, String, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(secs))).ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).ok()?;
     let mut raw = Vec::new();

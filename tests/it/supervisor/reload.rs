@@ -29,13 +29,13 @@ fn stderr_has(d: &Daemon, needle: &str, secs: u64) -> bool {
 /// nothing across a reload).
 const RETRY_IDLE_CLOSE: bool = false;
 
-struct Client {
-    addr: String,
-    conn: Option<BufReader<TcpStream>>,
+pub(super) struct Client {
+    pub(super) addr: String,
+    pub(super) conn: Option<BufReader<TcpStream>>,
 }
 
 impl Client {
-    fn get(&mut self, path: &str) -> Result<String, String> {
+    pub(super) fn get(&mut self, path: &str) -> Result<String, String> {
         for _ in 0..2 {
             let reused = self.conn.is_some();
             if self.conn.is_none() {

@@ -178,10 +178,10 @@ pub const REQUEST_LINE_AND_HOST: &[Case] = &[
         smuggle!("GET {P} HTTP/1.1\r\nHost: user@x\r\n\r\n"),
     ),
     served(
-        "authority-form CONNECT reaches the app as waitress passes it (PATH_INFO 443)",
-        b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\nX-Case: {P}\r\n\r\n",
+        "authority-form CONNECT reaches the app as waitress passes it (PATH_INFO 443), then the connection closes: what follows would be a tunnel (RFC 9110 §9.3.6)",
+        b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\nX-Case: {P}\r\n\r\nGET {P}/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
         &[200],
-        End::Open,
+        End::Closed,
         &["CONNECT 443 0 {P}"],
     ),
     served(
@@ -190,6 +190,81 @@ pub const REQUEST_LINE_AND_HOST: &[Case] = &[
         &[200],
         End::Open,
         &["OPTIONS * 0 {P}"],
+    ),
+    // RFC 9112 §3.2 request-target forms (a waitressd difference: waitress passed any target on).
+    refused(
+        "a relative target without a leading slash is 400 (RFC 9112 §3.2)",
+        400,
+        smuggle!("GET foo{P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "a query-only target is 400",
+        400,
+        smuggle!("GET ?{P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "a fragment-only target is 400",
+        400,
+        smuggle!("GET #{P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "asterisk-form with GET is 400 (only OPTIONS)",
+        400,
+        smuggle!("GET * HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "asterisk-form with a POST body is 400 and the body is not read as a request",
+        400,
+        smuggle!("POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+    ),
+    refused(
+        "OPTIONS with * followed by more is 400",
+        400,
+        smuggle!("OPTIONS *{P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "authority-form with GET is 400 (only CONNECT)",
+        400,
+        smuggle!("GET 127.0.0.1:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "authority-form with an IPv6 literal and GET is 400",
+        400,
+        smuggle!("GET [::1]:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "CONNECT with an origin-form target is 400 (RFC 9110 §9.3.6)",
+        400,
+        smuggle!("CONNECT {P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "CONNECT with an absolute-form target is 400",
+        400,
+        smuggle!("CONNECT http://x.example{P} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "CONNECT without a port is 400",
+        400,
+        smuggle!("CONNECT x.example HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    refused(
+        "CONNECT with userinfo is 400",
+        400,
+        smuggle!("CONNECT u@x.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ),
+    served(
+        "absolute-form with an IPv6 authority is served, PATH_INFO from its path",
+        b"GET http://[::1]:80{P}/v6 HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[200],
+        End::Open,
+        &["GET {P}/v6 0 -"],
+    ),
+    served(
+        "OPTIONS with an origin-form path is served",
+        b"OPTIONS {P}/o HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[200],
+        End::Open,
+        &["OPTIONS {P}/o 0 -"],
     ),
     served(
         "the fragment is dropped from PATH_INFO, percent-escapes decoded",

@@ -205,12 +205,10 @@ pub const SMUGGLING: &[Case] = &[
         400,
         smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , ,\r\n\r\n0\r\n\r\n"),
     ),
-    served(
-        "empty list elements around chunked are ignored (RFC 9110 §5.6.1)",
-        b"POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked,\r\n\r\n1\r\nq\r\n0\r\n\r\n",
-        &[200],
-        End::Open,
-        &["POST {P} 1 -"],
+    refused(
+        "empty list elements around chunked are 400 (a front-end that does not read `, chunked,` as chunked would frame the body as the next request; hyper refuses it too)",
+        400,
+        smuggle!("POST {P} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked,\r\n\r\n1\r\nq\r\n0\r\n\r\n"),
     ),
     refused(
         "an empty Content-Length is 400",

@@ -1,0 +1,191 @@
+//! USR2: upgrade the binary in place (nginx's and gunicorn's USR2, finished by the new master
+//! itself). The master forks and execs the binary on disk with the same arguments, handing it
+//! every listening socket (descriptor numbers in `WAITRESSD_UPGRADE_FDS`, each with what it was
+//! configured as, so the new master keeps them instead of binding) and systemd's notify socket.
+//! The new master boots as usual; once its workers are ready it sends `MAINPID=` and `READY=1`
+//! and asks the old master (`WAITRESSD_UPGRADE_FROM`) to stop gracefully (TERM). The old master
+//! then drains like any graceful stop, but leaves the unix socket files and the pidfile (which
+//! now names the new master) and tells systemd nothing. If the new master exits before that,
+//! the old one logs why, takes the pidfile back and keeps serving.
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::listeners::Wanted;
+use super::master::{Master, Phase};
+use super::{log_error, log_info, log_warn, spawn};
+
+const ENV_FDS: &str = "WAITRESSD_UPGRADE_FDS";
+const ENV_FROM: &str = "WAITRESSD_UPGRADE_FROM";
+
+/// What an old master handed to this one.
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// The old master's PID.
+    pub from: i32,
+    /// Its listening sockets, with what each was configured as.
+    pub fds: Vec<(Wanted, RawFd)>,
+}
+
+/// How this binary was started, to start it again (captured at boot, before a package upgrade
+/// replaces the file: the path then names the new binary).
+#[derive(Debug, Default)]
+pub struct Exec {
+    pub program: Option<PathBuf>,
+    pub args: Vec<std::ffi::OsString>,
+}
+
+impl Exec {
+    pub fn current() -> Exec {
+        Exec {
+            program: std::env::current_exe().ok(),
+            args: std::env::args_os().skip(1).collect(),
+        }
+    }
+}
+
+fn encode(w: &Wanted) -> String {
+    match w {
+        Wanted::Tcp(a) => format!("tcp:{a}"),
+        Wanted::Unix(p) => format!("unix:{}", p.display()),
+        Wanted::Inherited(fd) => format!("sd:{fd}"),
+    }
+}
+
+fn decode(s: &str) -> Option<Wanted> {
+    let (kind, v) = s.split_once(':')?;
+    Some(match kind {
+        "tcp" => Wanted::Tcp(v.parse().ok()?),
+        "unix" => Wanted::Unix(PathBuf::from(v)),
+        "sd" => Wanted::Inherited(v.parse().ok()?),
+        _ => return None,
+    })
+}
+
+/// `5=tcp:127.0.0.1:0;6=unix:/run/app.sock` ↔ entries. Unix paths with `;` are not handed over.
+fn parse_fds(s: &str) -> Vec<(Wanted, RawFd)> {
+    s.split(';')
+        .filter_map(|e| {
+            let (fd, w) = e.split_once('=')?;
+            Some((decode(w)?, fd.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Reads and removes the handover variables (workers and the app never see them).
+pub fn take_handover() -> Option<Handover> {
+    let from = std::env::var(ENV_FROM).ok();
+    let fds = std::env::var(ENV_FDS).ok();
+    std::env::remove_var(ENV_FROM);
+    std::env::remove_var(ENV_FDS);
+    Some(Handover {
+        from: from?.parse().ok()?,
+        fds: parse_fds(&fds.unwrap_or_default()),
+    })
+}
+
+impl Master {
+    /// USR2: starts the new master from the binary on disk.
+    pub(super) fn begin_upgrade(&mut self) {
+        if !matches!(self.phase, Phase::Running) || self.upgrade.is_some() {
+            log_warn(&format!(
+                "master {}: USR2 ignored (a reload, stop or upgrade is under way)",
+                self.pid
+            ));
+            return;
+        }
+        let Some(program) = self.exec.program.clone() else {
+            log_error("USR2: cannot upgrade: the path of this binary is unknown");
+            return;
+        };
+        let fds: Vec<RawFd> = self.listeners.raw_fds();
+        let handed: Vec<String> = self
+            .listeners
+            .entries
+            .iter()
+            .map(|(w, l)| format!("{}={}", l.raw_fd(), encode(w)))
+            .collect();
+        let mut env = vec![
+            (ENV_FDS.to_string(), handed.join(";")),
+            (ENV_FROM.to_string(), self.pid.to_string()),
+        ];
+        if let Some(raw) = self.notifier.raw() {
+            env.push(("NOTIFY_SOCKET".to_string(), raw.to_string()));
+        }
+        match spawn::fork_exec(&program, &self.exec.args, &env, &fds) {
+            Ok(pid) => {
+                log_info(&format!(
+                    "master {}: USR2: started the new master (pid {pid}) from {}",
+                    self.pid,
+                    program.display()
+                ));
+                self.upgrade = Some(pid);
+            }
+            Err(e) => log_error(&format!("USR2: cannot start {}: {e}", program.display())),
+        }
+    }
+
+    /// True while a new master we started is alive: a graceful stop is then its takeover.
+    pub(super) fn handing_over(&self) -> bool {
+        self.upgrade.is_some_and(|p| kill(p, None).is_ok())
+    }
+
+    /// Reaped `pid`; true if it was the new master of an upgrade (which failed to take over).
+    pub(super) fn upgrade_exited(&mut self, pid: Pid, how: &str) -> bool {
+        if self.upgrade != Some(pid) {
+            return false;
+        }
+        self.upgrade = None;
+        log_error(&format!(
+            "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still serving",
+            self.pid
+        ));
+        if let Some(p) = &self.pidfile {
+            if let Err(e) = p.take_back() {
+                log_warn(&format!("cannot take the pidfile back: {e}"));
+            }
+        }
+        self.notifier
+            .notify(&format!("MAINPID={}\nSTATUS={}", self.pid, self.status()));
+        true
+    }
+
+    /// The new master is serving: ask the old one (our parent, usually) to stop gracefully.
+    pub(super) fn finish_takeover(&mut self) {
+        if let Some(from) = self.handover_from.take() {
+            log_info(&format!(
+                "master {}: serving; stopping the old master (pid {from})",
+                self.pid
+            ));
+            let _ = kill(Pid::from_raw(from), Signal::SIGTERM);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handed_fds_round_trip() {
+        let entries = [
+            Wanted::Tcp("127.0.0.1:0".parse().unwrap()),
+            Wanted::Tcp("[::1]:8080".parse().unwrap()),
+            Wanted::Unix(PathBuf::from("/run/app.sock")),
+            Wanted::Inherited(3),
+        ];
+        let text: Vec<String> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{}={}", i + 5, encode(w)))
+            .collect();
+        let back = parse_fds(&text.join(";"));
+        assert_eq!(back.len(), 4);
+        for (i, (w, fd)) in back.iter().enumerate() {
+            assert_eq!((w, *fd), (&entries[i], i as RawFd + 5));
+        }
+        assert!(parse_fds("x;5=nope:1;=tcp:1.2.3.4:5").is_empty());
+    }
+}

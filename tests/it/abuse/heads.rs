@@ -1,0 +1,117 @@
+//! Slowloris, idle floods and header bombs: the loop cuts them and a fresh client is served.
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::{connect_many, fresh_client_served, read_response, rss_kib, start};
+
+/// Clients that send a head one byte every 300 ms, below `connection_limit` (the others are
+/// served beside them) and above it (they are evicted for waiting clients, and the whole-head
+/// deadline cuts them anyway).
+#[test]
+fn slowloris_below_and_above_the_connection_limit_does_not_starve_fresh_clients() {
+    let d = start(&[
+        "--connection-limit",
+        "20",
+        "--channel-timeout",
+        "4",
+        "--cleanup-interval",
+        "1",
+    ]);
+    let addr = d.addr();
+    let base = rss_kib(d.pid());
+    // Below the limit they cost nothing; above it, 40 of them wait in the backlog ahead of the
+    // fresh client and each is evicted a second after its first byte (two rounds of 20).
+    for (n, bound) in [(10, 2), (60, 6)] {
+        let mut slow = connect_many(&addr, n);
+        for s in &mut slow {
+            let _ = s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n");
+        }
+        let t = Instant::now();
+        let mut served = Vec::new();
+        while t.elapsed() < Duration::from_secs(3) {
+            for s in &mut slow {
+                let _ = s.write_all(b"X");
+            }
+            served.push(fresh_client_served(&addr, 10));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        for (i, r) in served.iter().enumerate() {
+            let took = r
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{n} slow clients: {e}"));
+            assert!(
+                *took < Duration::from_secs(bound),
+                "{n} slow clients: fresh client {i} took {took:?}"
+            );
+        }
+    }
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
+}
+
+/// 300 connections that never send a byte, at a `connection_limit` of 100: the ones idle
+/// longest make room, and fresh clients keep being served.
+#[test]
+fn an_idle_flood_above_the_limit_does_not_starve_fresh_clients() {
+    let d = start(&["--connection-limit", "100"]);
+    let addr = d.addr();
+    let base = rss_kib(d.pid());
+    let _idle = connect_many(&addr, 300);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5 {
+        let took = fresh_client_served(&addr, 10).unwrap();
+        assert!(took < Duration::from_secs(5), "fresh client {i}: {took:?}");
+    }
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
+}
+
+fn send_and_read(addr: &str, req: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may answer 431 and close before the whole bomb is written.
+    let _ = s.write_all(req);
+    read_response(&mut s).map(|r| r.0)
+}
+
+/// Header bombs within and beyond `max_request_header_size` (262144 by default): many small
+/// header lines, one huge header, a huge request line. Each gets its answer (served or 431,
+/// never a hang or a crash), the worker's memory stays bounded, and a fresh client is served.
+#[test]
+fn header_bombs_get_431_or_are_served_and_memory_stays_bounded() {
+    let d = start(&[]);
+    let addr = d.addr();
+    let base = rss_kib(d.pid());
+    let many_small = |n: usize| {
+        let mut r = b"GET /hello HTTP/1.1\r\nHost: t\r\n".to_vec();
+        for i in 0..n {
+            r.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    };
+    assert_eq!(send_and_read(&addr, &many_small(5_000)), Some(200));
+    assert_eq!(send_and_read(&addr, &many_small(40_000)), Some(431));
+    let huge_header = format!(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    assert_eq!(send_and_read(&addr, huge_header.as_bytes()), Some(431));
+    let huge_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(1 << 20));
+    assert_eq!(send_and_read(&addr, huge_line.as_bytes()), Some(431));
+    // Many at once.
+    let bombs: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            let bomb = huge_header.clone();
+            std::thread::spawn(move || send_and_read(&addr, bomb.as_bytes()))
+        })
+        .collect();
+    for b in bombs {
+        assert_eq!(b.join().unwrap(), Some(431));
+    }
+    fresh_client_served(&addr, 10).unwrap();
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
+}

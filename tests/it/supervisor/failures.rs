@@ -1,0 +1,322 @@
+//! Failure paths of the worker lifecycle on the real binary: a bad deploy discovered by a
+//! respawn, a HUP during a reload.
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::Daemon;
+
+use super::{ask, ask_within, children, command, eventually, write_ini};
+
+/// Waits (bounded) for a stderr line containing `needle`.
+pub(super) fn line_with(d: &Daemon, needle: &str, secs: u64) -> Option<String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match d.stderr.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The daemon for an app module `deployed` that lives in `dir` (so the test can break it).
+pub(super) fn start_deployed(dir: &Path, server: &str) -> Daemon {
+    let ini = write_ini(dir, "deployed:make_app", "one", server);
+    let mut c = command(&ini);
+    c.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1");
+    Daemon::start_with(&mut c, 1)
+}
+
+#[test]
+fn respawn_with_broken_app_on_disk_keeps_the_sibling_serving_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0\nworkers = 2");
+    let addr = d.addr();
+    let mut pids = std::collections::HashSet::new();
+    assert!(
+        eventually(30, || {
+            if let Some((pid, _, _)) = ask(&addr, "/") {
+                pids.insert(pid);
+            }
+            pids.len() == 2
+        }),
+        "both workers serve"
+    );
+    // Mid-deploy: broken code on disk, and a worker dies. Its respawn cannot import the app.
+    std::fs::write(&module, "raise ImportError('deploy in progress')\n").unwrap();
+    let victim = *pids.iter().next().unwrap();
+    // SAFETY: kill(2) on a worker of the daemon this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let line = line_with(&d, "failed to boot", 30).expect("the boot failure is logged");
+    assert!(line.contains("retrying"), "{line}");
+    // A second failed attempt (backoff) while the sibling serves every request.
+    assert!(line_with(&d, "failed to boot", 30).is_some());
+    let mut failures = 0;
+    for _ in 0..50 {
+        if ask(&addr, "/").is_none() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 0, "the healthy sibling served throughout");
+    assert!(d.child.try_wait().unwrap().is_none(), "the master is up");
+    // The deploy completes: the slot recovers by itself.
+    std::fs::write(&module, &good).unwrap();
+    let mut fresh = None;
+    assert!(
+        eventually(60, || {
+            match ask(&addr, "/") {
+                Some((pid, _, _)) if !pids.contains(&pid) => fresh = Some(pid),
+                Some(_) => {}
+                None => failures += 1,
+            }
+            fresh.is_some()
+        }),
+        "a new worker serves once the code is fixed"
+    );
+    assert_eq!(failures, 0);
+    assert_eq!(children(d.pid()).len(), 2);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn hup_during_a_reload_is_queued_and_applied_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "listen = 127.0.0.1:0";
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", server);
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // Generation "two" takes 3 s to load its app: the second HUP lands during that reload.
+    write_ini(dir.path(), "supapp:make_app", "two\nboot_delay = 3", server);
+    d.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(1));
+    write_ini(dir.path(), "supapp:make_app", "three", server);
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || ask(&addr, "/").is_some_and(|r| r.1 == "three")),
+        "the queued reload was applied"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+/// Every duration and size that passes validation is safe: with every numeric key at its
+/// largest accepted value (request_timeout, max_requests, max_worker_memory too), the daemon
+/// starts, serves, reloads and stops. Not `workers` (4096 Python processes is a capacity
+/// question, not arithmetic) nor `port` (`listen` names the port).
+#[test]
+fn every_key_at_its_largest_accepted_value_starts_serves_reloads_and_stops() {
+    use waitressd::config::defs::{Conv, DEFS};
+    let mut server = String::from("listen = 127.0.0.1:0\ntrusted_proxy = 127.0.0.1\n");
+    for d in DEFS
+        .iter()
+        .filter(|d| !["port", "workers"].contains(&d.name))
+    {
+        let max = d.range.1;
+        match d.conv {
+            Conv::Int | Conv::Size => server += &format!("{} = {max}\n", d.name),
+            Conv::Octal => server += &format!("{} = {max:o}\n", d.name),
+            _ => {}
+        }
+    }
+    assert!(server.contains("cleanup_interval = 18446744073709551615"));
+    assert!(server.contains("graceful_timeout = 18446744073709551615"));
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    // Short read timeouts: a worker that panics in a respawn loop never answers.
+    let (first, _, _) = (0..6)
+        .find_map(|_| ask_within(&addr, "/", 5))
+        .expect("serves");
+    for _ in 0..20 {
+        assert!(ask_within(&addr, "/", 5).is_some());
+    }
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || ask_within(&addr, "/", 5)
+            .is_some_and(|r| r.0 != first)),
+        "the reload's worker serves"
+    );
+    assert!(d.child.try_wait().unwrap().is_none());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+/// A unix-socket request to the fixture app; its body's PID.
+fn ask_unix(path: &Path) -> Option<i32> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let body = out.split("\r\n\r\n").nth(1)?;
+    body.split(' ').next()?.parse().ok()
+}
+
+/// A second waitressd started by mistake with the same pidfile, or only the same unix socket,
+/// exits 3 naming the conflict, and the running instance stays reachable on its socket file.
+#[test]
+fn second_instance_never_touches_a_live_instances_socket_or_pidfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let pidfile = dir.path().join("app.pid");
+    let server = format!(
+        "unix_socket = {}\npidfile = {}",
+        sock.display(),
+        pidfile.display()
+    );
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
+    let mut first = super::start(&ini, 1);
+    assert!(eventually(30, || ask_unix(&sock).is_some()));
+    let pid_text = std::fs::read_to_string(&pidfile).unwrap();
+
+    // Same INI: the live pidfile is refused before anything is bound.
+    let out = command(&ini).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("names running process"), "{err}");
+    assert!(sock.exists(), "the socket file is still there");
+    assert!(
+        ask_unix(&sock).is_some(),
+        "the first instance still answers"
+    );
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid_text);
+
+    // Same unix socket, no pidfile: the live socket is refused, not replaced.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let ini2 = write_ini(
+        &other,
+        "supapp:make_app",
+        "two",
+        &format!("unix_socket = {}", sock.display()),
+    );
+    let out = command(&ini2).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("a running process answers on it"), "{err}");
+    assert!(
+        ask_unix(&sock).is_some(),
+        "the first instance still answers"
+    );
+
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait(30), Some(0));
+    assert!(!sock.exists() && !pidfile.exists());
+}
+
+/// Graceful stop with clients waiting in the listen backlog (the worker is at its
+/// `connection_limit`): every one of them is accepted and answered with `Connection: close`
+/// before the listener closes, none is reset.
+#[test]
+fn term_answers_connections_waiting_in_the_backlog_with_zero_resets() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nconnection_limit = 1\nthreads = 1",
+    );
+    let mut d = super::start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let a = addr.clone();
+    let slow = std::thread::spawn(move || ask(&a, "/sleep?2"));
+    std::thread::sleep(Duration::from_millis(500));
+    let waiting: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(libc::SIGTERM);
+    let mut failures = Vec::new();
+    for mut s in waiting {
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&out);
+                if !(text.starts_with("HTTP/1.1 200") && text.contains("Connection: close")) {
+                    failures.push(text.into_owned());
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "every queued client was answered"
+    );
+    assert!(
+        slow.join().unwrap().is_some(),
+        "the in-flight request completed"
+    );
+    assert_eq!(d.wait(30), Some(0));
+}
+
+/// TTIN adds workers up to a ceiling (4 per CPU: the daemon is confined to one CPU, so 4,
+/// whatever the machine), and a reload that does not change `workers` keeps the count TTIN set.
+#[test]
+fn ttin_stops_at_a_ceiling_and_a_reload_keeps_the_changed_count() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", "listen = 127.0.0.1:0");
+    let mut c = command(&ini);
+    // SAFETY: between fork and exec the closure only calls sched_setaffinity(2) on a cpu_set_t
+    // on its stack (async-signal-safe; no allocation, no lock).
+    unsafe {
+        c.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        })
+    };
+    let mut d = Daemon::start_with(&mut c, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // One at a time: two signals sent together may be delivered as one.
+    for n in [2, 3] {
+        d.signal(libc::SIGTTIN);
+        assert!(eventually(30, || children(d.pid()).len() == n));
+    }
+    let before = children(d.pid());
+    write_ini(dir.path(), "supapp:make_app", "two", "listen = 127.0.0.1:0");
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || {
+            let now = children(d.pid());
+            now.len() == 3 && now.iter().all(|p| !before.contains(p))
+        }),
+        "three new workers after the reload: {:?}",
+        children(d.pid())
+    );
+    assert_eq!(ask(&addr, "/").map(|r| r.1).as_deref(), Some("two"));
+    let ceiling = 4;
+    for _ in 0..ceiling + 3 {
+        d.signal(libc::SIGTTIN);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(eventually(60, || children(d.pid()).len() == ceiling));
+    assert!(line_with(&d, "TTIN ignored", 10).is_some());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        children(d.pid()).len(),
+        ceiling,
+        "no worker past the ceiling"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(60), Some(0));
+}

@@ -1,0 +1,108 @@
+//! USR2 on the real binary: the master re-execs the binary on disk, hands it the listeners,
+//! and stops once the new master serves (no request fails, the pidfile moves); a new master
+//! that cannot start leaves the old one serving.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::failures::{line_with, start_deployed};
+use super::recycle::load;
+use super::{ask, children, eventually, start, write_ini};
+
+/// True while `pid` runs (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}
+
+/// Stops (by PID) a master this test caused to exist but did not spawn itself.
+struct Reaper(i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            // SAFETY: kill(2) on the new master the test's daemon started.
+            unsafe { libc::kill(self.0, libc::SIGQUIT) };
+            if !eventually(5, || !alive(self.0)) {
+                // SAFETY: as above.
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn read_pid(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_pidfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!(
+            "listen = 127.0.0.1:0\nworkers = 2\npidfile = {}",
+            pidfile.display()
+        ),
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    let old = d.pid();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (handles, ok, failures, _) = load(&addr, &stop);
+    assert!(eventually(30, || ok.load(Ordering::SeqCst) > 200));
+    d.signal(libc::SIGUSR2);
+    // The old master stops by itself once the new one serves.
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master stopped gracefully");
+    let new = new.expect("pidfile");
+    assert_ne!(new, old, "the pidfile names the new master");
+    assert!(alive(new));
+    let before = ok.load(Ordering::SeqCst);
+    assert!(eventually(60, || ok.load(Ordering::SeqCst) > before + 200));
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(*failures.lock().unwrap(), Vec::<String>::new());
+    let (pid, _, _) = ask(&addr, "/").expect("the new master serves");
+    assert!(
+        children(new).contains(&pid),
+        "served by the new master's worker"
+    );
+    // SAFETY: kill(2) on the new master this test's daemon started.
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    assert!(eventually(30, || !alive(new)));
+    assert!(!pidfile.exists(), "removed by the new master at exit");
+}
+
+#[test]
+fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let mut d = start_deployed(
+        dir.path(),
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // The new master's workers cannot import the app: it exits 4 before serving.
+    std::fs::write(&module, "raise ImportError('half-installed upgrade')\n").unwrap();
+    d.signal(libc::SIGUSR2);
+    assert!(line_with(&d, "upgrade failed", 60).is_some());
+    assert!(eventually(10, || read_pid(&pidfile) == Some(d.pid())));
+    let (pid, _, _) = ask(&addr, "/").expect("the old master still serves");
+    assert!(children(d.pid()).contains(&pid));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
