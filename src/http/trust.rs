@@ -1,15 +1,17 @@
 //! `trusted_proxy` matching: waitress compares the peer's address with the setting as one exact
 //! string (`*` = any peer); waitressd also takes a list of addresses and CIDRs, separated by
 //! spaces or commas (`127.0.0.1 10.0.0.0/8`, gunicorn's `forwarded_allow_ips` habit). A list
-//! matched nothing under waitress, so no working configuration changes meaning.
+//! matched nothing under waitress, so no working configuration changes meaning. CIDRs: ipnet.
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 /// One item of the list.
 enum Item {
     Any,
     /// An exact string: an address, or `localhost` (waitress's peer name for unix sockets).
     Exact(String),
-    Net(IpAddr, u8),
+    Net(IpNet),
 }
 
 fn items(setting: &str) -> impl Iterator<Item = &str> {
@@ -25,11 +27,7 @@ fn parse(item: &str) -> Option<Item> {
     if item == "localhost" || item.parse::<IpAddr>().is_ok() {
         return Some(Item::Exact(item.to_string()));
     }
-    let (addr, len) = item.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some(Item::Net(addr, len))
+    item.parse::<IpNet>().ok().map(Item::Net)
 }
 
 /// Checks every item; Err = the first one that is neither an address, a CIDR, `localhost` nor
@@ -51,28 +49,18 @@ pub fn peer_trusted(setting: &str, peer: &str) -> bool {
     items(setting).any(|i| match parse(i) {
         Some(Item::Any) => true,
         Some(Item::Exact(s)) => s == peer,
-        Some(Item::Net(net, len)) => peer_ip.is_some_and(|ip| in_net(ip, net, len)),
+        Some(Item::Net(net)) => peer_ip.is_some_and(|ip| in_net(ip, &net)),
         None => false,
     })
 }
 
-fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    let ip = match ip {
+fn in_net(ip: IpAddr, net: &IpNet) -> bool {
+    let ip = match (ip, net) {
         // A v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
-        IpAddr::V6(v6) if net.is_ipv4() => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        (IpAddr::V6(v6), IpNet::V4(_)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         _ => ip,
     };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+    net.contains(&ip)
 }
 
 #[cfg(test)]
