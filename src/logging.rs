@@ -1,10 +1,12 @@
-//! waitressd's own log: the env_logger set-up, `log_level`, syslog priority prefixes for the
-//! journal, and pointing the process's standard error at `error_log` (so Python tracebacks and
-//! `print(..., file=sys.stderr)` land in the same file as waitressd's lines).
+//! waitressd's own log: the logger (env_logger lines on stderr, `proc_name` in the prefix,
+//! waitress's own loggers forwarded to Python logging when the app configures it; see
+//! `logbridge`), `log_level`, syslog priority prefixes for the journal, and pointing the
+//! process's standard error at `error_log` (so Python tracebacks and `print(...,
+//! file=sys.stderr)` land in the same file as waitressd's lines).
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// `log_level` values (Python's logging names) and the `log` filter each maps to.
 pub const LEVELS: &[(&str, log::LevelFilter)] = &[
@@ -21,6 +23,37 @@ static JOURNAL: AtomicBool = AtomicBool::new(false);
 
 /// Set when `RUST_LOG` chose the filter: `log_level` then changes nothing.
 static FROM_ENV: AtomicBool = AtomicBool::new(false);
+
+/// `log_level` as a `log::LevelFilter` number (records above it are dropped here; the global
+/// `log::max_level` stays at least info so waitress's records can reach Python logging).
+static LEVEL: AtomicUsize = AtomicUsize::new(log::LevelFilter::Info as usize);
+
+struct Logger {
+    inner: env_logger::Logger,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        (crate::logbridge::forwarding() && crate::logbridge::is_waitress_logger(m.target()))
+            || (self.passes(m.level()) && self.inner.enabled(m))
+    }
+
+    fn log(&self, r: &log::Record) {
+        if !crate::logbridge::forward(r) && self.passes(r.level()) {
+            self.inner.log(r);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+impl Logger {
+    fn passes(&self, level: log::Level) -> bool {
+        FROM_ENV.load(Ordering::Relaxed) || level as usize <= LEVEL.load(Ordering::Relaxed)
+    }
+}
 
 /// The filter for a `log_level` value (`None`: not a level).
 pub fn level(name: &str) -> Option<log::LevelFilter> {
@@ -41,7 +74,7 @@ pub fn priority(level: log::Level) -> u8 {
 }
 
 /// Installs the logger on standard error: level info until `apply_level`, unless `RUST_LOG`
-/// says otherwise. Safe to call more than once.
+/// says otherwise. Safe to call more than once (later calls change nothing).
 pub fn init() {
     let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
     FROM_ENV.store(from_env, Ordering::SeqCst);
@@ -54,11 +87,13 @@ pub fn init() {
         b.filter_level(log::LevelFilter::Trace);
     }
     b.format(|buf, rec| {
+        let name = crate::logbridge::proc_name();
+        let (sep, name) = (if name.is_some() { " " } else { "" }, name.unwrap_or(""));
         if JOURNAL.load(Ordering::Relaxed) {
             // The journal stamps each line itself.
             writeln!(
                 buf,
-                "<{}>{} {}: {}",
+                "<{}>{} {}{sep}{name}: {}",
                 priority(rec.level()),
                 rec.level(),
                 rec.target(),
@@ -67,7 +102,7 @@ pub fn init() {
         } else {
             writeln!(
                 buf,
-                "[{} {:<5} {}] {}",
+                "[{} {:<5} {}{sep}{name}] {}",
                 buf.timestamp_millis(),
                 rec.level(),
                 rec.target(),
@@ -75,8 +110,15 @@ pub fn init() {
             )
         }
     });
-    if b.try_init().is_ok() && !from_env {
-        log::set_max_level(log::LevelFilter::Info);
+    let inner = b.build();
+    // Python logging filters forwarded records itself; INFO (`Serving on`) must reach it.
+    let max = if from_env {
+        inner.filter()
+    } else {
+        log::LevelFilter::Info
+    };
+    if log::set_boxed_logger(Box::new(Logger { inner })).is_ok() {
+        log::set_max_level(max.max(log::LevelFilter::Info));
     }
 }
 
@@ -86,7 +128,8 @@ pub fn apply_level(name: &str) {
         return;
     }
     if let Some(l) = level(name) {
-        log::set_max_level(l);
+        LEVEL.store(l as usize, Ordering::Relaxed);
+        log::set_max_level(l.max(log::LevelFilter::Info));
     }
 }
 

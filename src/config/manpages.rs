@@ -66,6 +66,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("LISTEN_FDS, LISTEN_PID", "Socket activation: the passed sockets are served instead of binding listen."),
     ("JOURNAL_STREAM", "Set by systemd: while standard error is the journal, each log line starts with its syslog priority."),
     ("RUST_LOG", "waitressd's log filter (e.g. debug); wins over log_level."),
+    ("WAITRESSD_<KEY>", "Any setting, e.g. WAITRESSD_THREADS=8: command-line flags win over it, it wins over the INI file."),
 ];
 
 const EXAMPLES: &str = ".nf\n\
@@ -86,14 +87,16 @@ pub fn waitressd_8() -> String {
     out.push_str(
         ".SH NAME\nwaitressd \\- pre\\-forking WSGI server, a drop\\-in replacement for waitress\n\
          .SH SYNOPSIS\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR] \\fIFILE\\fR \
-         [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n.B waitressd\n[\\fIOPTIONS\\fR] \\fB\\-\\-app\\fR \
-         \\fIMODULE\\fR:\\fICALLABLE\\fR [\\fB\\-\\-call\\fR]\n.br\n.B waitressd reload\n\
+         [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-app\\fR] \
+         \\fIMODULE\\fR:\\fIOBJECT\\fR [\\fB\\-\\-call\\fR]\n.br\n.B waitressd reload\n\
          \\fB\\-\\-pid\\fR \\fIPID\\fR | \\fB\\-\\-pidfile\\fR \\fIPATH\\fR [\\fB\\-\\-timeout\\fR \\fISECONDS\\fR]\n",
     );
     out.push_str(&format!(".SH DESCRIPTION\n{}\n", text_lines(
         "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \
          reads the [server:main] section of a PasteDeploy INI file as pserve and waitress do and \
-         loads [app:main]; with --app it serves MODULE:CALLABLE like waitress-serve. The master \
+         loads [app:main]; with MODULE:OBJECT (or --app; MODULE:factory() calls a factory) it serves \
+         that app like waitress-serve. Flags win over WAITRESSD_<KEY> environment variables, which \
+         win over the INI file. The master \
          binds every listener and opens the log files as root, then forks workers that drop to \
          user and group. Every setting is described in waitressd.ini(5); each is also a flag."
     )));

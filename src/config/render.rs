@@ -7,14 +7,17 @@ use super::defs::{Conv, Def, DEFS};
 pub(super) const EXIT_CODES: &[(u8, &str)] = &[
     (
         0,
-        "clean stop; also --check-config, --print-config, --help, --version",
+        "clean stop; also --check-config (all passed), --print-config, --help, --version",
     ),
     (
         2,
         "bad command line or configuration (one line on stderr naming file:line, key and value)",
     ),
     (3, "boot error: bind, privileges, pidfile"),
-    (4, "the application could not be imported or built"),
+    (
+        4,
+        "the application could not be imported or built (--check-config exits 2, 3, 4 as a start would)",
+    ),
 ];
 
 /// `--threads INT` / `--[no-]ipv4`.
@@ -73,13 +76,14 @@ pub(super) fn default_desc(d: &Def) -> &'static str {
 pub fn help() -> String {
     let mut out = String::from(
         "Usage: waitressd [OPTIONS] [--config] FILE.ini [NAME=VALUE ...]\n       \
-         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n       \
+         waitressd [OPTIONS] [--app] MODULE:OBJECT [--call]    (also MODULE:factory())\n       \
          waitressd reload [--pid PID | --pidfile PATH] [--timeout SECONDS]\n\n\
          Serves a Python WSGI application; a drop-in replacement for the waitress 3.0.2 server.\n\
          INI mode reads [server:main] of a PasteDeploy INI file as pserve does (NAME=VALUE words\n\
-         are defaults for %(NAME)s) and loads [app:main]. --app mode works like waitress-serve.\n\
-         Setting flags win over the INI file; a flag for host, port, listen or unix_socket\n\
-         replaces all four from the file.\n\nOptions:\n",
+         are defaults for %(NAME)s) and loads [app:main]. MODULE:OBJECT works like waitress-serve.\n\
+         Setting flags win over WAITRESSD_<KEY> environment variables, which win over the INI\n\
+         file. A flag for listen or unix_socket replaces every listen entry of the file; one for\n\
+         only host or only port keeps the other half of each entry.\n\nOptions:\n",
     );
     for g in GENERAL {
         out.push_str(&format!("  {:<37} {}\n", g.usage(), g.help));
@@ -95,7 +99,9 @@ pub fn help() -> String {
         out.push_str(&format!("  {code}  {text}\n"));
     }
     out.push_str(
-        "\nEnvironment:\n  RUST_LOG  waitressd's log filter (e.g. debug); wins over log_level\n",
+        "\nEnvironment:\n  RUST_LOG          waitressd's log filter (e.g. debug); wins over log_level\n  \
+         WAITRESSD_<KEY>   any setting, e.g. WAITRESSD_THREADS=8 (flags win over it, it wins over the INI)\n  \
+         VIRTUAL_ENV       the virtualenv the embedded Python uses (unless virtualenv is set)\n",
     );
     out
 }

@@ -309,6 +309,10 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         error_log: vals.path("error_log"),
         log_level,
         daemon,
+        proc_name: vals.opt("proc_name"),
+        log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     })
 }
 
@@ -372,6 +376,17 @@ fn logging_keys(vals: &Values) -> Result<(String, String), ConfigError> {
 /// waitress steps 12-15: the trusted-proxy rules.
 fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), ConfigError> {
     let proxy = vals.opt("trusted_proxy");
+    if let (Some(p), Some(r)) = (&proxy, vals.raw("trusted_proxy")) {
+        crate::http::trust::check(p).map_err(|bad| {
+            err(
+                r,
+                format!(
+                    "{bad:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix \
+                     socket peer) nor * (trusted_proxy takes one or more, separated by spaces)"
+                ),
+            )
+        })?;
+    }
     if let (Some(r), None) = (vals.raw("trusted_proxy_count"), &proxy) {
         return Err(err(
             r,

@@ -70,7 +70,7 @@ fn defaults_are_waitress_defaults() {
         "unix_socket_perms": 384, "sockets": [], "channel_request_lookahead": 0,
         "server_name": "waitress.invalid", "workers": 1, "preload_app": false, "user": null,
         "group": null, "umask": null, "pidfile": null, "graceful_timeout": 30,
-        "virtualenv": null, "access_log": null
+        "virtualenv": null, "access_log": null, "proc_name": null
     });
     // The worker-lifecycle keys (one json! literal would exceed the macro recursion limit).
     for k in [

@@ -34,6 +34,7 @@ pub mod proxy_protocol;
 mod pytext;
 pub mod request;
 pub mod response;
+pub mod trust;
 pub mod uri;
 
 pub use buffer::OverflowableBuffer;

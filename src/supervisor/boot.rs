@@ -50,10 +50,10 @@ pub(super) fn run(
         None => ListenerSet::open(&settings, identity.as_ref(), inherited),
     }
     .map_err(boot)?;
+    // Connections wait in the backlog until a worker accepts; the first worker says
+    // "Serving on" once it has loaded the app (worker.rs).
     for (_, l) in &listeners.entries {
-        // Printed whatever the logging config (tests and users look for it), once the socket
-        // is listening: connections wait in the backlog until a worker accepts.
-        eprintln!("Serving on {}", l.url());
+        log_info(&format!("listening on {}", l.url()));
     }
     // As root, before any worker drops privileges; a failure is a boot error seen in the
     // foreground, before `--daemon` detaches.
@@ -64,19 +64,15 @@ pub(super) fn run(
     let notifier = Notifier::from_env();
     // A USR2 upgrade's new master is already detached (its old master was).
     let detach = (opts.daemon || settings.daemon) && from.is_none();
-    if detach && settings.error_log.is_none() {
-        eprintln!(
-            "waitressd: --daemon without error_log: once detached, the log goes to the inherited \
-             standard error, or nowhere if that is a terminal; set error_log = PATH to keep it"
-        );
-    }
     let mut daemon = if detach {
-        spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
+        spawn::daemonize(&settings).map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
     };
-    // After detaching (which may point the standard streams at /dev/null).
-    logfiles::redirect(&settings);
+    // A daemon's streams are the boot pipe, then the log target (`error_log`), already.
+    if !detach {
+        logfiles::redirect(&settings);
+    }
     // After detaching: the thread must live in the daemon, not in the foreground parent.
     let status = match settings.edge.status_listen {
         Some(addr) => match super::status::Status::start(addr) {
@@ -137,6 +133,7 @@ pub(super) fn run(
         },
         None => None,
     };
+    super::title::set_name(m.settings.proc_name.as_deref().unwrap_or(""));
     super::title::set(None);
     if m.settings.preload_app {
         match preload(&m.settings) {

@@ -57,6 +57,9 @@ impl Master {
             master: Pid::from_raw(self.pid),
             ready: None,
             preloaded: self.preloaded.clone(),
+            // waitress's "Serving on" comes once, from the first worker of the first start,
+            // once it has loaded the app.
+            announce: !self.booted && generation == 1 && id == 1,
             metrics: slot.map(|s| s.1),
             tls: tls.clone(),
         };

@@ -21,7 +21,6 @@ use super::upgrade::Exec;
 use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
 use crate::config::Settings;
-use crate::exit;
 use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
@@ -339,11 +338,15 @@ impl Master {
     }
 
     pub(super) fn status(&self) -> String {
-        match self.boot_failing.len() {
+        let state = match self.boot_failing.len() {
             0 => format!("serving with {} worker(s)", self.target),
             n => format!(
                 "degraded: serving, {n} worker(s) failing to boot (retrying; see the error log)"
             ),
+        };
+        match self.settings.proc_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name}: {state}"),
+            None => state,
         }
     }
 
@@ -368,7 +371,7 @@ impl Master {
                     ready(self.generation)
                 ));
                 self.notifier.ready(&self.status());
-                self.daemon.report(exit::OK);
+                self.daemon.report_ready();
                 self.finish_takeover();
             }
             Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),

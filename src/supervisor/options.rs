@@ -50,6 +50,7 @@ pub fn wsgi_options(s: &Settings) -> WsgiOptions {
         url_prefix: s.url_prefix.clone(),
         virtualenv: s.virtualenv.clone(),
         multiprocess: s.workers > 1,
+        log_config: s.log_config.clone(),
     }
 }
 

@@ -71,6 +71,10 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         error_log: None,
         log_level: "info".to_string(),
         daemon: false,
+        proc_name: None,
+        log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     }
 }
 

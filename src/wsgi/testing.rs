@@ -165,6 +165,7 @@ pub(crate) fn options() -> WsgiOptions {
         url_prefix: String::new(),
         virtualenv: None,
         multiprocess: false,
+        log_config: None,
     }
 }
 

@@ -11,5 +11,6 @@ mod ops;
 mod props;
 mod server;
 mod supervisor;
+mod switch;
 mod tls;
 mod wsgi;

@@ -154,6 +154,11 @@ fn daemon_writes_its_log_to_error_log_and_says_so_without_it() {
     .unwrap();
     assert_eq!(out.code(), Some(0), "{}", read(&fg));
     assert!(!read(&fg).contains("without error_log"), "{}", read(&fg));
+    assert!(
+        read(&fg).contains(&format!("logs: {}", err.display())),
+        "{}",
+        read(&fg)
+    );
     let master: i32 = read(&pid).trim().parse().expect("pidfile");
     assert!(
         eventually(10, || read(&err).contains("worker 1")
