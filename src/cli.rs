@@ -5,6 +5,7 @@
 //! CONTRACT (owned by the config work): `parse(argv) -> Result<CliArgs, CliError>`.
 use crate::config;
 
+mod check;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -19,13 +20,10 @@ pub const VERSION: &str = concat!(
     " (waitress 3.0.2 compatible)"
 );
 
-/// Sets up waitressd's own logging on stderr: level info unless `RUST_LOG` says otherwise.
-/// Safe to call more than once.
+/// Sets up waitressd's own logging on stderr: level info unless `RUST_LOG` says otherwise
+/// (`log_level` applies once the configuration is read). Safe to call more than once.
 pub fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    crate::logging::init();
 }
 
 /// Writes to stdout, ignoring a closed pipe (`waitressd --help | head` is not an error).
@@ -35,6 +33,37 @@ fn out(text: &str) {
     let _ = stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
+}
+
+/// `--chdir`, `--env`, `--pythonpath`: the process environment the config and the app see.
+/// Runs while the process is single-threaded (before any worker or Python exists).
+fn prepare_process(args: &CliArgs) -> Result<(), String> {
+    if let Some(dir) = &args.chdir {
+        std::env::set_current_dir(dir).map_err(|e| {
+            format!(
+                "--chdir {}: {e} (give a directory that exists)",
+                dir.display()
+            )
+        })?;
+    }
+    for (k, v) in &args.env {
+        std::env::set_var(k, v);
+    }
+    if !args.pythonpath.is_empty() {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let mut dirs: Vec<String> = args
+            .pythonpath
+            .iter()
+            .map(|d| cwd.join(d).to_string_lossy().into_owned())
+            .collect();
+        // CPython reads PYTHONPATH at start-up (PEP 587's python config): these directories
+        // come before the stdlib and the virtualenv, as gunicorn's --pythonpath.
+        if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
+            dirs.push(old.to_string_lossy().into_owned());
+        }
+        std::env::set_var("PYTHONPATH", dirs.join(":"));
+    }
+    Ok(())
 }
 
 /// Whole program: returns the process exit code (see `crate::exit`). Errors are one line on
@@ -54,6 +83,10 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("waitressd: internal error: {msg}{at}");
     }));
     init_logging();
+    if argv.first().map(String::as_str) == Some("reload") {
+        // `waitressd reload`: HUP the master and wait for the outcome (ExecReload=).
+        return crate::supervisor::control::main(&argv[1..]);
+    }
     let args = match parse(argv) {
         Ok(a) => a,
         Err(e) => {
@@ -72,6 +105,10 @@ pub fn main(argv: &[String]) -> i32 {
         }
         _ => {}
     }
+    if let Err(msg) = prepare_process(&args) {
+        eprintln!("waitressd: {msg}");
+        return crate::exit::CONFIG;
+    }
     let settings = match config::load(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -79,17 +116,26 @@ pub fn main(argv: &[String]) -> i32 {
             return crate::exit::CONFIG;
         }
     };
+    crate::logging::apply_level(&settings.log_level);
+    crate::logbridge::set_proc_name(settings.proc_name.as_deref().unwrap_or(""));
     match args.action {
-        Action::CheckConfig => {
-            out("configuration ok\n");
-            crate::exit::OK
-        }
+        Action::CheckConfig => check::run(&settings),
         Action::PrintConfig => {
-            let json = config::to_json(&settings);
-            println!(
-                "{}",
+            let json = if args.verbose {
+                match config::collect(&args, &config::env_settings()) {
+                    Ok((raws, _)) => config::to_json_verbose(&settings, &raws),
+                    Err(e) => {
+                        eprintln!("waitressd: {e}");
+                        return crate::exit::CONFIG;
+                    }
+                }
+            } else {
+                config::to_json(&settings)
+            };
+            out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&json).unwrap_or_default()
-            );
+            ));
             crate::exit::OK
         }
         _ => {

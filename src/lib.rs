@@ -2,9 +2,13 @@
 //!
 //! Layers depend one way: `cli → config → supervisor → server → {http, wsgi}`, with `net` used by
 //! supervisor and server. `http` is sans-IO; `wsgi` is the only module that touches pyo3.
+// serde_json::json! of the whole settings table (tests) nests deeper than the default 128.
+#![recursion_limit = "256"]
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logbridge;
+pub mod logging;
 pub mod net;
 pub mod server;
 pub mod supervisor;

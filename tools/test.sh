@@ -7,10 +7,21 @@ cd "$(dirname "$0")/.."
 # binary links and rpaths; see shared notes on embedding CPython).
 PYO3_PYTHON="${PYO3_PYTHON:-$(python3 -c 'import sys; print(sys._base_executable)')}"
 export PYO3_PYTHON
+# Real peers the edge tests use (TLS certificates made by openssl, HAProxy in front).
+if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
+    (apt-get install -y haproxy openssl || (apt-get update && apt-get install -y haproxy openssl)) >/dev/null
+fi
 WAITRESSD_TEST_VENV="$(tools/venv.sh)"
 export WAITRESSD_TEST_VENV
 unset VIRTUAL_ENV
+# Tools the tests use, installed once (CI runs as root on a fresh machine).
+if [ "$(id -u)" = 0 ] && ! command -v mandoc >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc >/dev/null
+fi
 cargo fmt --check
+# No dependency the code does not use (the README's table is checked by a test).
+command -v cargo-machete >/dev/null || cargo install --locked --quiet cargo-machete
+cargo machete
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets "$@"
 # waitress 3.0.2's own functional suite, pointed at the waitressd binary (strict xfails only for
@@ -20,3 +31,9 @@ tools/waitress-functional.sh
 # The benchmark harness, every row and server for a second each on the debug build (checks that
 # the harness and every peer run; no speed is asserted).
 bench/run.sh --smoke --debug >/dev/null
+# The Debian package (built on Debian's python3.11): dpkg, init script, logrotate and purge on
+# this machine, then under a real systemd in a booted Debian 12 container. Root only.
+if [ "$(id -u)" = 0 ]; then
+    tools/deb-test.sh
+    tools/systemd-test.sh
+fi

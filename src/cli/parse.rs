@@ -61,6 +61,13 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
         call: false,
         overrides: Vec::new(),
         daemon: false,
+        verbose: false,
+        log_config: None,
+        reload: false,
+        reload_extra: Vec::new(),
+        chdir: None,
+        pythonpath: Vec::new(),
+        env: Vec::new(),
     };
     let mut positionals: Vec<String> = Vec::new();
     // (-s or --server-name, value): a section in INI mode, the SERVER_NAME setting otherwise.
@@ -134,6 +141,22 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             "check-config" => a.action = Action::CheckConfig,
             "print-config" => a.action = Action::PrintConfig,
             "daemon" => a.daemon = true,
+            "verbose" => a.verbose = true,
+            "log-config" => a.log_config = Some(value.into()),
+            "reload" => a.reload = true,
+            "reload-extra-file" => a.reload_extra.push(value.into()),
+            "chdir" => a.chdir = Some(value.into()),
+            "pythonpath" => a
+                .pythonpath
+                .extend(value.split(',').filter(|d| !d.is_empty()).map(String::from)),
+            "env" => {
+                let Some((k, v)) = value.split_once('=').filter(|(k, _)| valid_env_name(k)) else {
+                    return Err(CliError::Usage(format!(
+                        "--env {value:?}: expected NAME=VALUE (e.g. --env DJANGO_SETTINGS_MODULE=site.settings)"
+                    )));
+                };
+                a.env.push((k.to_string(), v.to_string()));
+            }
             "call" => a.call = true,
             "app" => a.app = Some(value),
             "config" => a.config = Some(value.into()),
@@ -163,9 +186,31 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
     if matches!(a.action, Action::Help | Action::Version) {
         return Ok(a);
     }
-    let mut pos = positionals.into_iter();
-    if a.config.is_none() {
-        a.config = pos.next().map(Into::into);
+    let mut pos = positionals.into_iter().peekable();
+    if a.config.is_none() && a.app.is_none() {
+        // waitress-serve's form: a trailing MODULE:OBJECT that is not a file is the app.
+        match pos.peek() {
+            Some(first) if looks_like_app(first, a.chdir.as_deref()) => a.app = pos.next(),
+            _ => a.config = pos.next().map(Into::into),
+        }
+    }
+    if a.app.is_some() && a.config.is_none() {
+        if let Some(word) = pos.next() {
+            return Err(CliError::Usage(format!(
+                "unexpected argument {word:?}: specify one application only (MODULE:OBJECT or --app), \
+                 as waitress-serve; NAME=VALUE words go with an INI file"
+            )));
+        }
+    }
+    if let Some(app) = a.app.take() {
+        // `MODULE:factory()` is waitress-serve's `--call`, spelled as Python would.
+        a.app = Some(match app.strip_suffix("()") {
+            Some(target) => {
+                a.call = true;
+                target.to_string()
+            }
+            None => app,
+        });
     }
     for word in pos {
         let Some((k, v)) = word.split_once('=') else {
@@ -201,4 +246,35 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
         }
     }
     Ok(a)
+}
+
+/// `pkg.module:object` (optionally `()`) that is not an existing file: waitress-serve's
+/// positional application.
+fn looks_like_app(word: &str, chdir: Option<&std::path::Path>) -> bool {
+    let path = std::path::Path::new(word);
+    let exists = match chdir {
+        Some(dir) => dir.join(path).exists(),
+        None => path.exists(),
+    };
+    let Some((module, object)) = word.strip_suffix("()").unwrap_or(word).split_once(':') else {
+        return false;
+    };
+    let dotted = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    !exists && dotted(module) && dotted(object)
+}
+
+/// A POSIX environment variable name.
+fn valid_env_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -109,3 +109,117 @@ fn usage_errors_name_the_flag() {
         assert!(e.contains(needle), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn waitress_serve_positional_app_and_factory() {
+    let a = p(&["--threads=2", "pkg.mod:app"]).unwrap();
+    assert_eq!(
+        (a.app.as_deref(), a.call, a.config),
+        (Some("pkg.mod:app"), false, None)
+    );
+    let a = p(&["pkg:create_app()"]).unwrap();
+    assert_eq!((a.app.as_deref(), a.call), (Some("pkg:create_app"), true));
+    let a = p(&["--app", "pkg:create_app()"]).unwrap();
+    assert_eq!((a.app.as_deref(), a.call), (Some("pkg:create_app"), true));
+    // Not an app spec: an INI path (existing or not), or pserve's file#name.
+    for word in [
+        "production.ini",
+        "conf/x.ini",
+        "c:\\x.ini",
+        "x.ini#web",
+        "a:b/c",
+    ] {
+        assert!(p(&[word]).unwrap().app.is_none(), "{word}");
+    }
+    assert!(p(&["a:b", "c:d"])
+        .unwrap_err()
+        .to_string()
+        .contains("one application"));
+}
+
+#[test]
+fn development_and_environment_flags() {
+    let a = p(&[
+        "x.ini",
+        "--chdir",
+        "/srv",
+        "--pythonpath",
+        "src,lib",
+        "--pythonpath=more",
+        "--env",
+        "A=1",
+        "-e",
+        "B=x=y",
+        "--reload",
+        "--reload-extra-file",
+        "a.txt",
+        "--log-config",
+        "log.ini",
+        "-v",
+    ])
+    .unwrap();
+    assert_eq!(a.chdir, Some("/srv".into()));
+    assert_eq!(a.pythonpath, ["src", "lib", "more"]);
+    assert_eq!(
+        a.env,
+        [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+    );
+    assert!(a.reload && a.verbose);
+    assert_eq!(a.reload_extra, [std::path::PathBuf::from("a.txt")]);
+    assert_eq!(a.log_config, Some("log.ini".into()));
+    assert!(p(&["--env", "1A=2"]).is_err());
+}
+
+/// Every flag of waitress-serve 3.0.2 (runner.py, the spec's full list) parses, in its own
+/// spelling, with a value where it takes one.
+#[test]
+fn every_waitress_serve_flag_is_accepted() {
+    let valued = [
+        "host",
+        "port",
+        "listen",
+        "threads",
+        "trusted-proxy",
+        "trusted-proxy-count",
+        "trusted-proxy-headers",
+        "url-scheme",
+        "url-prefix",
+        "backlog",
+        "recv-bytes",
+        "send-bytes",
+        "outbuf-overflow",
+        "outbuf-high-watermark",
+        "inbuf-overflow",
+        "connection-limit",
+        "cleanup-interval",
+        "channel-timeout",
+        "max-request-header-size",
+        "max-request-body-size",
+        "ident",
+        "asyncore-loop-timeout",
+        "unix-socket",
+        "unix-socket-perms",
+        "sockets",
+        "channel-request-lookahead",
+        "server-name",
+    ];
+    let flags = [
+        "ipv4",
+        "ipv6",
+        "log-untrusted-proxy-headers",
+        "clear-untrusted-proxy-headers",
+        "log-socket-errors",
+        "expose-tracebacks",
+        "asyncore-use-poll",
+    ];
+    for f in valued {
+        let a = p(&[&format!("--{f}=1"), "m:app"]).unwrap_or_else(|e| panic!("--{f}: {e}"));
+        assert_eq!(a.app.as_deref(), Some("m:app"), "--{f}");
+    }
+    for f in flags {
+        p(&[&format!("--{f}"), "m:app"]).unwrap_or_else(|e| panic!("--{f}: {e}"));
+        p(&[&format!("--no-{f}"), "m:app"]).unwrap_or_else(|e| panic!("--no-{f}: {e}"));
+    }
+    assert!(p(&["--call", "m:app"]).unwrap().call);
+    assert_eq!(p(&["--help"]).unwrap().action, Action::Help);
+}

@@ -24,7 +24,7 @@ pub struct CliArgs {
     pub app_name: String,
     /// `NAME=VALUE` words after the INI file.
     pub vars: Vec<(String, String)>,
-    /// `--app MODULE:CALLABLE`.
+    /// `--app MODULE:OBJECT`.
     pub app: Option<String>,
     /// `--call`.
     pub call: bool,
@@ -33,6 +33,20 @@ pub struct CliArgs {
     pub overrides: Vec<(String, String)>,
     /// `--daemon`: detach from the terminal.
     pub daemon: bool,
+    /// `--verbose` (with `--print-config`: where each value came from).
+    pub verbose: bool,
+    /// `--log-config FILE`: a Python logging config (`fileConfig`) set up before the app loads.
+    pub log_config: Option<std::path::PathBuf>,
+    /// `--reload`: restart the workers when the app's Python files or the INI file change.
+    pub reload: bool,
+    /// `--reload-extra-file FILE` (repeatable): more files `--reload` watches.
+    pub reload_extra: Vec<std::path::PathBuf>,
+    /// `--chdir DIR`: change to DIR before anything else (relative paths start there).
+    pub chdir: Option<std::path::PathBuf>,
+    /// `--pythonpath DIRS` (comma-separated, repeatable): put in front of `sys.path`.
+    pub pythonpath: Vec<String>,
+    /// `--env NAME=VALUE` (repeatable): set in the environment of the daemon and the app.
+    pub env: Vec<(String, String)>,
 }
 
 /// One option that is not a setting.
@@ -84,20 +98,20 @@ pub const GENERAL: &[General] = &[
     General {
         long: "app",
         short: None,
-        arg: "MODULE:CALLABLE",
-        help: "serve this WSGI app without an INI file, like waitress-serve",
+        arg: "MODULE:OBJECT",
+        help: "serve this WSGI app without an INI file (or give MODULE:OBJECT as the argument)",
     },
     General {
         long: "call",
         short: None,
         arg: "",
-        help: "call CALLABLE() to get the app",
+        help: "call OBJECT() to get the app (also written MODULE:OBJECT())",
     },
     General {
         long: "check-config",
-        short: None,
+        short: Some('t'),
         arg: "",
-        help: "validate the configuration, print \"configuration ok\", exit",
+        help: "check everything a start would short of binding (app imported in a throw-away child), exit",
     },
     General {
         long: "print-config",
@@ -106,10 +120,52 @@ pub const GENERAL: &[General] = &[
         help: "print the effective settings as one JSON object, exit",
     },
     General {
+        long: "verbose",
+        short: Some('v'),
+        arg: "",
+        help: "with --print-config: say where each value came from (file:line, env, flag, default)",
+    },
+    General {
         long: "daemon",
         short: None,
         arg: "",
-        help: "detach from the terminal",
+        help: "detach; the caller returns once every worker is ready, or with the boot error",
+    },
+    General {
+        long: "log-config",
+        short: None,
+        arg: "FILE",
+        help: "configure Python logging from FILE (fileConfig INI), as an INI's [loggers] does",
+    },
+    General {
+        long: "reload",
+        short: None,
+        arg: "",
+        help: "restart the workers when a Python file of the app or the INI file changes (development)",
+    },
+    General {
+        long: "reload-extra-file",
+        short: None,
+        arg: "FILE",
+        help: "with --reload: also watch FILE (repeatable)",
+    },
+    General {
+        long: "chdir",
+        short: None,
+        arg: "DIR",
+        help: "change to DIR first (the INI file, --app modules and relative paths are found from there)",
+    },
+    General {
+        long: "pythonpath",
+        short: None,
+        arg: "DIRS",
+        help: "comma-separated directories put in front of sys.path (repeatable)",
+    },
+    General {
+        long: "env",
+        short: Some('e'),
+        arg: "NAME=VALUE",
+        help: "set an environment variable for the daemon and the app (repeatable)",
     },
     General {
         long: "help",

@@ -14,6 +14,8 @@ pub enum Origin {
     },
     /// A command-line flag, e.g. `--threads`.
     Flag(String),
+    /// An environment variable, e.g. `WAITRESSD_THREADS`.
+    Env(String),
 }
 
 impl Origin {
@@ -21,7 +23,7 @@ impl Origin {
     pub fn short(&self, key: &str) -> String {
         match self {
             Origin::Ini { file, line, .. } => format!("{key} at {file}:{line}"),
-            Origin::Flag(f) => f.clone(),
+            Origin::Flag(f) | Origin::Env(f) => f.clone(),
         }
     }
 }
@@ -80,6 +82,7 @@ impl fmt::Display for ValueError {
         match &self.origin {
             origin @ Origin::Ini { .. } => write!(f, "{origin} {key} = {value}: {reason}"),
             Origin::Flag(flag) => write!(f, "{flag} {value}: {reason}"),
+            Origin::Env(var) => write!(f, "environment {var}={value}: {reason}"),
         }
     }
 }
@@ -93,6 +96,7 @@ impl fmt::Display for Origin {
                 section,
             } => write!(f, "{file}:{line}: [{section}]"),
             Origin::Flag(flag) => f.write_str(flag),
+            Origin::Env(var) => write!(f, "environment {var}"),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! CONTRACT (owned by the config work; other layers read these names):
 //! `Settings` fields below, `AppSpec`, `ConfigError`, and `load(&CliArgs) -> Result<Settings>`.
 //!
-//! Modules: `args` (the typed command line), `ini` (configparser), `paste` (PasteDeploy's server section), `defs` (the one
+//! Modules: `args` (the typed command line), `ini` (configparser), `layers` (INI < environment
+//! < flags), `paste` (PasteDeploy's server section), `defs` (the one
 //! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
 //! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
@@ -12,10 +13,13 @@ use std::path::PathBuf;
 
 pub mod args;
 pub mod defs;
+pub mod edge;
 pub mod error;
 pub mod ini;
 pub mod interpolate;
+pub mod layers;
 pub mod listen;
+pub mod manpages;
 pub mod paste;
 pub mod print;
 pub mod render;
@@ -26,68 +30,49 @@ pub mod values;
 
 pub use args::{Action, CliArgs};
 pub use error::{ConfigError, Origin, ValueError};
-pub use print::to_json;
+pub use print::{to_json, to_json_verbose};
 
-use settings::Raw;
-
-/// Keys that choose where to listen. A command-line flag for any of them replaces all of them
-/// from the INI file (so `--port 8000` works on a file that has `listen = *:6543`).
-const BIND_KEYS: [&str; 5] = ["host", "port", "listen", "unix_socket", "sockets"];
+pub use layers::{collect, env_settings, warn_unknown_env, ENV_PREFIX};
+pub use settings::Raw;
 
 /// Command line (+ INI file) → validated `Settings`. INI values come from the server section
-/// exactly as PasteDeploy would pass them to waitress; flags win over the file.
+/// exactly as PasteDeploy would pass them to waitress; `WAITRESSD_<KEY>` environment variables
+/// win over the file, flags over both.
 pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let (mut raws, app) = match (&args.config, &args.app) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Usage(
-                "--app and an INI file exclude each other (the INI file names the app)".into(),
-            ))
-        }
-        (Some(cfg), None) => {
-            let abs = ini::abspath(cfg);
-            let display = cfg.to_string_lossy();
-            let raws = paste::load_server(&abs, &display, &args.server_name, &args.vars)?;
-            let app = AppSpec::Ini {
-                path: abs,
-                app_name: args.app_name.clone(),
-                vars: args.vars.clone(),
-            };
-            (raws, app)
-        }
-        (None, Some(target)) => (
-            Vec::new(),
-            AppSpec::Module {
-                target: target.clone(),
-                call: args.call,
-            },
-        ),
-        (None, None) => {
-            return Err(ConfigError::Usage(
-                "no INI file and no --app MODULE:CALLABLE given (see waitressd --help)".into(),
-            ))
-        }
-    };
-    if args
-        .overrides
-        .iter()
-        .any(|(k, _)| BIND_KEYS.contains(&k.as_str()))
-    {
-        raws.retain(|r| !BIND_KEYS.contains(&r.key.as_str()));
+    warn_unknown_env();
+    let (raws, app) = collect(args, &env_settings())?;
+    let mut s = settings::build(&raws, app, args.daemon)?;
+    if s.proc_name.is_none() {
+        s.proc_name = Some(default_proc_name(args));
     }
-    for (key, value) in &args.overrides {
-        let raw = Raw {
-            key: key.clone(),
-            value: value.clone(),
-            origin: Origin::Flag(defs::flag(key)),
-            base: cwd.clone(),
-        };
-        match raws.iter_mut().find(|r| r.key == *key) {
-            Some(slot) => *slot = raw,
-            None => raws.push(raw),
+    s.log_config = args.log_config.as_deref().map(ini::abspath);
+    if args.reload {
+        s.reload = true;
+        s.reload_files = args
+            .config
+            .iter()
+            .chain(&args.reload_extra)
+            .map(|p| ini::abspath(p))
+            .collect();
+        if s.preload_app {
+            // The master's preloaded code would come back unchanged on every reload.
+            log::warn!("--reload: preload_app is off (a reload must import the app anew)");
+            s.preload_app = false;
         }
     }
-    settings::build(&raws, app, args.daemon)
+    Ok(s)
+}
+
+/// `proc_name`'s default: the INI file's name without `.ini`, or the `--app` target.
+fn default_proc_name(args: &CliArgs) -> String {
+    match (&args.config, &args.app) {
+        (Some(cfg), _) => cfg
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, Some(app)) => app.clone(),
+        (None, None) => String::new(),
+    }
 }
 
 /// Where the application comes from (defined by the layer that loads it).
@@ -165,8 +150,26 @@ pub struct Settings {
     pub max_requests_jitter: u64,
     /// Resident bytes above which a worker is retired gracefully; 0 = off.
     pub max_worker_memory: u64,
+    /// PROXY protocol, status listener, TLS (config/edge.rs).
+    pub edge: edge::Edge,
+    /// The access log's line format: gunicorn atoms, or `json` (validated).
+    pub access_log_format: String,
+    /// waitressd's log and the standard error of master and workers; `None` or `-` = stderr.
+    pub error_log: Option<PathBuf>,
+    /// `debug`, `info`, `warning`, `error` or `critical` (validated).
+    pub log_level: String,
     /// `--daemon`: detach from the terminal (command line only, not an INI key).
     pub daemon: bool,
+    /// The instance's name in process titles, log lines and systemd `STATUS=` (default: the
+    /// INI file's name or the app spec).
+    pub proc_name: Option<String>,
+    /// `--log-config FILE` (absolute): Python logging set up from it before the app loads.
+    pub log_config: Option<PathBuf>,
+    /// `--reload`: a worker watches the app's Python files and `reload_files`; a change
+    /// reloads the workers as SIGHUP does.
+    pub reload: bool,
+    /// The INI file and every `--reload-extra-file` (absolute), watched with `--reload`.
+    pub reload_files: Vec<PathBuf>,
 }
 
 impl Settings {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::{defs, Settings};
+use super::settings::Raw;
+use super::{defs, Origin, Settings};
 
 /// `--print-config`: one JSON object, a key per printed setting in table order.
 pub fn to_json(s: &Settings) -> Value {
@@ -14,6 +15,34 @@ pub fn to_json(s: &Settings) -> Value {
             def.name.to_string(),
             field(s, def.name).unwrap_or(Value::Null),
         );
+    }
+    Value::Object(map)
+}
+
+/// `--print-config --verbose`: each printed setting as `{"value": ..., "from": ...}`, where
+/// `from` is `FILE:LINE`, `env NAME`, `flag --name` or `default`.
+pub fn to_json_verbose(s: &Settings, raws: &[Raw]) -> Value {
+    let from = |name: &str| -> String {
+        let keys: &[&str] = match name {
+            // host and port are folded into listen.
+            "listen" => &["listen", "host", "port", "unix_socket"],
+            _ => &[name],
+        };
+        let found = keys
+            .iter()
+            .find_map(|k| raws.iter().rev().find(|r| r.key == *k));
+        match found.map(|r| &r.origin) {
+            Some(Origin::Ini { file, line, .. }) => format!("{file}:{line}"),
+            Some(Origin::Env(var)) => format!("env {var}"),
+            Some(Origin::Flag(flag)) => format!("flag {flag}"),
+            None if name == "proc_name" => "default (the INI file's name or the app)".into(),
+            None => "default".into(),
+        }
+    };
+    let plain = to_json(s);
+    let mut map = serde_json::Map::new();
+    for (name, value) in plain.as_object().into_iter().flatten() {
+        map.insert(name.clone(), json!({"value": value, "from": from(name)}));
     }
     Value::Object(map)
 }
@@ -67,10 +96,43 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "graceful_timeout" => json!(s.graceful_timeout),
         "virtualenv" => path_json(&s.virtualenv),
         "access_log" => path_json(&s.access_log),
+        "proc_name" => json!(s.proc_name),
         "request_timeout" => json!(s.request_timeout),
         "max_requests" => json!(s.max_requests),
         "max_requests_jitter" => json!(s.max_requests_jitter),
         "max_worker_memory" => json!(s.max_worker_memory),
+        "proxy_protocol" => json!(s.edge.proxy_protocol),
+        "proxy_allow_ips" => {
+            let a = &s.edge.proxy_allow_ips;
+            let mut v: Vec<String> = a
+                .nets
+                .iter()
+                .map(|n| match n.prefix_len() == n.max_prefix_len() {
+                    true => n.addr().to_string(),
+                    false => n.to_string(),
+                })
+                .collect();
+            if a.any {
+                v.push("*".into());
+            }
+            json!(v)
+        }
+        "status_listen" => json!(s.edge.status_listen.map(|a| a.to_string())),
+        "certfile" => path_json(&s.edge.tls.as_ref().map(|t| t.certfile.clone())),
+        "keyfile" => path_json(&s.edge.tls.as_ref().map(|t| t.keyfile.clone())),
+        "ca_certs" => path_json(&s.edge.tls.as_ref().and_then(|t| t.ca_certs.clone())),
+        "cert_reqs" => json!(match s.edge.tls.as_ref().map(|t| t.cert_reqs) {
+            Some(super::edge::CertReqs::Optional) => "optional",
+            Some(super::edge::CertReqs::Required) => "required",
+            _ => "none",
+        }),
+        "ssl_min_version" => json!(match s.edge.tls.as_ref().is_some_and(|t| t.tls13_only) {
+            true => "1.3",
+            false => "1.2",
+        }),
+        "access_log_format" => json!(s.access_log_format),
+        "error_log" => path_json(&s.error_log),
+        "log_level" => json!(s.log_level),
         _ => return None,
     })
 }

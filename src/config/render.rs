@@ -1,20 +1,23 @@
-//! Documents generated from the one settings table (and `args::GENERAL`): `--help`, the man page
-//! (`man/waitressd.1`), the example INI (`conf/waitressd.ini`) and the README settings table.
+//! Documents generated from the one settings table (and `args::GENERAL`): `--help`, the man pages
+//! (in `manpages`), the example INI (`conf/waitressd.ini`) and the README settings table.
 //! A test keeps the committed files equal to these (`WAITRESSD_BLESS=1` rewrites them).
 use super::args::GENERAL;
 use super::defs::{Conv, Def, DEFS};
 
-const EXIT_CODES: &[(u8, &str)] = &[
+pub(super) const EXIT_CODES: &[(u8, &str)] = &[
     (
         0,
-        "clean stop; also --check-config, --print-config, --help, --version",
+        "clean stop; also --check-config (all passed), --print-config, --help, --version",
     ),
     (
         2,
         "bad command line or configuration (one line on stderr naming file:line, key and value)",
     ),
     (3, "boot error: bind, privileges, pidfile"),
-    (4, "the application could not be imported or built"),
+    (
+        4,
+        "the application could not be imported or built (--check-config exits 2, 3, 4 as a start would)",
+    ),
 ];
 
 /// `--threads INT` / `--[no-]ipv4`.
@@ -61,7 +64,7 @@ pub fn type_desc(d: &Def) -> String {
     }
 }
 
-fn default_desc(d: &Def) -> &'static str {
+pub(super) fn default_desc(d: &Def) -> &'static str {
     match d.default {
         Some("") => "(empty)",
         Some(v) => v,
@@ -73,12 +76,14 @@ fn default_desc(d: &Def) -> &'static str {
 pub fn help() -> String {
     let mut out = String::from(
         "Usage: waitressd [OPTIONS] [--config] FILE.ini [NAME=VALUE ...]\n       \
-         waitressd [OPTIONS] --app MODULE:CALLABLE [--call]\n\n\
+         waitressd [OPTIONS] [--app] MODULE:OBJECT [--call]    (also MODULE:factory())\n       \
+         waitressd reload [--pid PID | --pidfile PATH] [--timeout SECONDS]\n\n\
          Serves a Python WSGI application; a drop-in replacement for the waitress 3.0.2 server.\n\
          INI mode reads [server:main] of a PasteDeploy INI file as pserve does (NAME=VALUE words\n\
-         are defaults for %(NAME)s) and loads [app:main]. --app mode works like waitress-serve.\n\
-         Setting flags win over the INI file; a flag for host, port, listen or unix_socket\n\
-         replaces all four from the file.\n\nOptions:\n",
+         are defaults for %(NAME)s) and loads [app:main]. MODULE:OBJECT works like waitress-serve.\n\
+         Setting flags win over WAITRESSD_<KEY> environment variables, which win over the INI\n\
+         file. A flag for listen or unix_socket replaces every listen entry of the file; one for\n\
+         only host or only port keeps the other half of each entry.\n\nOptions:\n",
     );
     for g in GENERAL {
         out.push_str(&format!("  {:<37} {}\n", g.usage(), g.help));
@@ -93,57 +98,21 @@ pub fn help() -> String {
     for (code, text) in EXIT_CODES {
         out.push_str(&format!("  {code}  {text}\n"));
     }
-    out.push_str("\nEnvironment:\n  RUST_LOG  waitressd's log level (default info)\n");
+    out.push_str(
+        "\nEnvironment:\n  RUST_LOG          waitressd's log filter (e.g. debug); wins over log_level\n  \
+         WAITRESSD_<KEY>   any setting, e.g. WAITRESSD_THREADS=8 (flags win over it, it wins over the INI)\n  \
+         VIRTUAL_ENV       the virtualenv the embedded Python uses (unless virtualenv is set)\n",
+    );
     out
 }
 
-fn roff(s: &str) -> String {
+pub(super) fn roff(s: &str) -> String {
     let s = s.replace('\\', "\\e").replace('-', "\\-");
     if s.starts_with('.') || s.starts_with('\'') {
         format!("\\&{s}")
     } else {
         s
     }
-}
-
-/// `man/waitressd.1`.
-pub fn man_page() -> String {
-    let mut out = format!(
-        ".TH WAITRESSD 1 \"\" \"waitressd {}\" \"User Commands\"\n.SH NAME\nwaitressd \\- \
-         pre\\-forking WSGI server, a drop\\-in replacement for waitress\n.SH SYNOPSIS\n.B waitressd\n\
-         [\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR] \\fIFILE\\fR [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n\
-         .B waitressd\n[\\fIOPTIONS\\fR] \\fB\\-\\-app\\fR \\fIMODULE\\fR:\\fICALLABLE\\fR [\\fB\\-\\-call\\fR]\n\
-         .SH DESCRIPTION\n{}\n",
-        env!("CARGO_PKG_VERSION"),
-        roff(
-            "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \
-             reads the [server:main] section of a PasteDeploy INI file exactly as pserve and waitress \
-             would (NAME=VALUE words are defaults for %(NAME)s interpolation) and loads [app:main]. \
-             With --app it serves MODULE:CALLABLE like waitress-serve. Setting flags win over the file."
-        )
-    );
-    out.push_str(".SH OPTIONS\n");
-    for g in GENERAL {
-        out.push_str(&format!(".TP\n.B {}\n{}\n", roff(&g.usage()), roff(g.help)));
-    }
-    out.push_str(".SH SETTINGS\nEach setting is a key of the [server:NAME] section and a command\\-line flag.\n");
-    for d in DEFS {
-        out.push_str(&format!(
-            ".TP\n\\fB{}\\fR (\\fB{}\\fR)\n{} Type: {}. Default: {}.\n",
-            roff(d.name),
-            roff(&flag_usage(d)),
-            roff(d.doc),
-            roff(&type_desc(d)),
-            roff(default_desc(d))
-        ));
-    }
-    out.push_str(".SH EXIT STATUS\n");
-    for (code, text) in EXIT_CODES {
-        out.push_str(&format!(".TP\n.B {code}\n{}\n", roff(text)));
-    }
-    out.push_str(".SH ENVIRONMENT\n.TP\n.B RUST_LOG\nwaitressd's log level (default info).\n");
-    out.push_str(".SH SEE ALSO\n.BR pserve (1),\n.BR waitress\\-serve (1)\n");
-    out
 }
 
 /// `conf/waitressd.ini`: a commented example with every key at its default.
@@ -155,7 +124,8 @@ pub fn example_ini() -> String {
          [app:main]\nuse = egg:myproject\n\n[server:main]\nuse = egg:waitress#main\n",
     );
     for d in DEFS {
-        let default = d.default.unwrap_or("");
+        // configparser interpolation: a literal % is %% (access_log_format's atoms).
+        let default = d.default.unwrap_or("").replace('%', "%%");
         let sep = if default.is_empty() { "" } else { " " };
         out.push_str(&format!(
             "\n# {} ({})\n#{} ={sep}{default}\n",

@@ -125,12 +125,12 @@ pub(super) fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The converted values: what was given, else the table's default.
-struct Values<'a> {
+pub(super) struct Values<'a> {
     given: HashMap<&'static str, (Val, &'a Raw)>,
 }
 
 impl<'a> Values<'a> {
-    fn raw(&self, name: &str) -> Option<&'a Raw> {
+    pub(super) fn raw(&self, name: &str) -> Option<&'a Raw> {
         self.given.get(name).map(|(_, r)| *r)
     }
     fn val(&self, name: &str) -> Val {
@@ -144,36 +144,36 @@ impl<'a> Values<'a> {
             None => Val::Opt(None),
         }
     }
-    fn int(&self, name: &str) -> i128 {
+    pub(super) fn int(&self, name: &str) -> i128 {
         match self.val(name) {
             Val::Int(n) => n,
             _ => 0,
         }
     }
-    fn boolean(&self, name: &str) -> bool {
+    pub(super) fn boolean(&self, name: &str) -> bool {
         matches!(self.val(name), Val::Bool(true))
     }
-    fn string(&self, name: &str) -> String {
+    pub(super) fn string(&self, name: &str) -> String {
         match self.val(name) {
             Val::Str(s) => s,
             Val::Opt(s) => s.unwrap_or_default(),
             _ => String::new(),
         }
     }
-    fn opt(&self, name: &str) -> Option<String> {
+    pub(super) fn opt(&self, name: &str) -> Option<String> {
         match self.val(name) {
             Val::Opt(s) => s,
             Val::Str(s) => Some(s),
             _ => None,
         }
     }
-    fn list(&self, name: &str) -> Vec<String> {
+    pub(super) fn list(&self, name: &str) -> Vec<String> {
         match self.val(name) {
             Val::List(l) => l,
             _ => Vec::new(),
         }
     }
-    fn path(&self, name: &str) -> Option<PathBuf> {
+    pub(super) fn path(&self, name: &str) -> Option<PathBuf> {
         match self.val(name) {
             Val::Path(p) => p,
             _ => None,
@@ -252,6 +252,8 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         listen.clear();
     }
     let (trusted_proxy, trusted_proxy_headers) = trusted_proxy(&vals)?;
+    let listen_for_edge = listen.clone();
+    let (access_log_format, log_level) = logging_keys(&vals)?;
     let unix_socket = vals
         .opt("unix_socket")
         .filter(|s| !s.is_empty())
@@ -302,7 +304,15 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         max_requests: vals.int("max_requests") as u64,
         max_requests_jitter: vals.int("max_requests_jitter") as u64,
         max_worker_memory: vals.int("max_worker_memory") as u64,
+        edge: super::edge::build(&vals, &listen_for_edge)?,
+        access_log_format,
+        error_log: vals.path("error_log"),
+        log_level,
         daemon,
+        proc_name: vals.opt("proc_name"),
+        log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     })
 }
 
@@ -343,9 +353,40 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
     })
 }
 
+/// waitressd's `access_log_format` and `log_level`, checked here so a typo is exit 2 at start.
+fn logging_keys(vals: &Values) -> Result<(String, String), ConfigError> {
+    let format = vals.string("access_log_format");
+    if let (Err(e), Some(r)) = (
+        crate::http::log_format::Format::parse(&format),
+        vals.raw("access_log_format"),
+    ) {
+        return Err(err(r, e.to_string()));
+    }
+    let level = vals.string("log_level").trim().to_lowercase();
+    if let (None, Some(r)) = (crate::logging::level(&level), vals.raw("log_level")) {
+        let names: Vec<&str> = crate::logging::LEVELS.iter().map(|l| l.0).collect();
+        return Err(err(
+            r,
+            format!("not a log level: use one of {}", names.join(", ")),
+        ));
+    }
+    Ok((format, level))
+}
+
 /// waitress steps 12-15: the trusted-proxy rules.
 fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), ConfigError> {
     let proxy = vals.opt("trusted_proxy");
+    if let (Some(p), Some(r)) = (&proxy, vals.raw("trusted_proxy")) {
+        crate::http::trust::check(p).map_err(|bad| {
+            err(
+                r,
+                format!(
+                    "{bad:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix \
+                     socket peer) nor * (trusted_proxy takes one or more, separated by spaces)"
+                ),
+            )
+        })?;
+    }
     if let (Some(r), None) = (vals.raw("trusted_proxy_count"), &proxy) {
         return Err(err(
             r,

@@ -57,7 +57,7 @@ fn j(kv: &[(&str, &str)], key: &str) -> serde_json::Value {
 #[test]
 fn defaults_are_waitress_defaults() {
     let json = to_json(&ok(&[]));
-    let want = serde_json::json!({
+    let mut want = serde_json::json!({
         "listen": ["0.0.0.0:8080"], "ipv4": true, "ipv6": true, "threads": 4,
         "trusted_proxy": null, "trusted_proxy_count": 1, "trusted_proxy_headers": [],
         "log_untrusted_proxy_headers": false, "clear_untrusted_proxy_headers": true,
@@ -70,9 +70,8 @@ fn defaults_are_waitress_defaults() {
         "unix_socket_perms": 384, "sockets": [], "channel_request_lookahead": 0,
         "server_name": "waitress.invalid", "workers": 1, "preload_app": false, "user": null,
         "group": null, "umask": null, "pidfile": null, "graceful_timeout": 30,
-        "virtualenv": null, "access_log": null
+        "virtualenv": null, "access_log": null, "proc_name": null
     });
-    let mut want = want;
     // The worker-lifecycle keys (one json! literal would exceed the macro recursion limit).
     for k in [
         "request_timeout",
@@ -81,6 +80,24 @@ fn defaults_are_waitress_defaults() {
         "max_worker_memory",
     ] {
         want.as_object_mut().unwrap().insert(k.into(), 0.into());
+    }
+    let edge = serde_json::json!({
+        "proxy_protocol": false, "proxy_allow_ips": ["127.0.0.1", "::1"], "status_listen": null,
+        "certfile": null, "keyfile": null, "ca_certs": null, "cert_reqs": "none",
+        "ssl_min_version": "1.2"
+    });
+    want.as_object_mut()
+        .unwrap()
+        .extend(edge.as_object().unwrap().clone());
+    for (k, v) in [
+        (
+            "access_log_format",
+            crate::http::log_format::COMBINED.into(),
+        ),
+        ("error_log", serde_json::Value::Null),
+        ("log_level", "info".into()),
+    ] {
+        want.as_object_mut().unwrap().insert(k.into(), v);
     }
     assert_eq!(json, want);
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();

@@ -5,7 +5,7 @@
 //! `parse` (head framing, request line) · `head` (header fields → `Request`) · `decode` (body
 //! framing: fixed, chunked) · `response` (start_response checks, head encoding, keep-alive
 //! decision) · `encode` (body framing out) · `buffer` (`OverflowableBuffer`) · `uri` (path,
-//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `date` · `error`.
+//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `proxy_protocol` (HAProxy PROXY v1/v2 header) · `date` · `error`.
 //!
 //! Where this layer deliberately differs from waitress 3.0.2 (RFC 9112 strictness):
 //! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; a target in
@@ -27,18 +27,21 @@ mod decode;
 pub mod encode;
 pub mod error;
 mod head;
+pub mod log_format;
 pub mod parse;
 pub mod proxy;
+pub mod proxy_protocol;
 mod pytext;
 pub mod request;
 pub mod response;
+pub mod trust;
 pub mod uri;
 
 pub use buffer::OverflowableBuffer;
 pub use encode::{BodyEncoder, Chunk, Finish, Warning};
 pub use error::{error_response, gateway_timeout_response, internal_error_response, HttpError};
 pub use parse::{Progress, RequestParser, Status};
-pub use request::{environ_key, Origin, Request, RequestMeta, Version};
+pub use request::{environ_key, Origin, Request, RequestMeta, TlsInfo, Version};
 pub use response::{ResponseError, ResponseHead};
 
 /// Request limits (waitress `max_request_header_size`, `max_request_body_size`).

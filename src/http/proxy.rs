@@ -94,7 +94,7 @@ pub fn apply(req: &mut Request, s: &ProxySettings) -> Result<ProxyOutcome, Malfo
     let trusted = s
         .trusted_proxy
         .as_deref()
-        .is_some_and(|t| t == "*" || t == req.origin.remote_addr);
+        .is_some_and(|t| super::trust::peer_trusted(t, &req.origin.remote_addr));
     let mut untrusted = ALL;
     if trusted {
         untrusted =

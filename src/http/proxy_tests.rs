@@ -15,6 +15,7 @@ fn request(headers: &[(&str, &str)]) -> Request {
         server_name: "waitress.invalid".into(),
         server_port: "8080".into(),
         url_scheme: "http".into(),
+        tls: None,
     };
     req
 }

@@ -38,6 +38,17 @@ pub struct Origin {
     pub server_port: String,
     /// wsgi.url_scheme.
     pub url_scheme: String,
+    /// A TLS connection: `HTTPS=on` and the client certificate facts (None: plain TCP).
+    pub tls: Option<TlsInfo>,
+}
+
+/// What a TLS connection adds to the environ (mod_ssl's names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `SSL_CLIENT_S_DN`: the verified client certificate's subject, if one was sent.
+    pub client_s_dn: Option<String>,
+    /// `SSL_CLIENT_VERIFY`: `SUCCESS` or `NONE`.
+    pub client_verify: &'static str,
 }
 
 /// The environ key for header `name` (waitress): upper-cased, `-` → `_`, prefixed `HTTP_`

@@ -13,7 +13,7 @@ use super::Listener;
 /// Why a listener could not be made (exit code 3).
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(*addr, source))]
     Tcp {
         addr: SocketAddr,
         source: std::io::Error,
@@ -32,6 +32,24 @@ pub enum BindError {
 }
 
 /// Binds and listens on one TCP address (non-blocking, close-on-exec).
+/// The fix for the two bind errors users meet: a privileged port, a port in use.
+fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) if addr.port() < 1024 => format!(
+            " (ports below 1024 need root: start waitressd as root and set user = to the \
+             account the app runs as, or give it CAP_NET_BIND_SERVICE, or use a port of 1024 \
+             or more, e.g. --port {})",
+            8000 + addr.port()
+        ),
+        Some(libc::EADDRINUSE) => format!(
+            " (another process listens there: stop it (ss -ltnp 'sport = :{}' names it) or \
+             choose another port with --port or listen =)",
+            addr.port()
+        ),
+        _ => String::new(),
+    }
+}
+
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> Result<Listener, BindError> {
     let err = |source| BindError::Tcp { addr, source };
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;

@@ -1,4 +1,5 @@
-//! Sockets and identity: binding listeners (socket2) and dropping privileges.
+//! Sockets and identity: binding listeners (socket2), dropping privileges, and which peers
+//! may send a PROXY header.
 //!
 //! CONTRACT: `Listener` is what the supervisor binds (before forking) and the server polls.
 use std::net::TcpListener;
@@ -6,9 +7,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
+pub mod allow;
 pub mod bind;
 pub mod privileges;
 
+pub use allow::AllowIps;
 pub use bind::{bind_tcp, bind_unix, from_inherited_fd, BindError};
 pub use privileges::{Identity, PrivilegeError};
 

@@ -17,7 +17,10 @@ pub enum PrivilegeError {
         name: String,
         source: nix::Error,
     },
-    #[error("cannot drop privileges ({step}): {source}")]
+    #[error("cannot drop privileges ({step}): {source}{}", if *source == nix::Error::EPERM {
+        " (switching to user/group needs root: start waitressd as root, or remove user = and \
+         group = to run as the current user)"
+    } else { "" })]
     Drop {
         step: &'static str,
         source: nix::Error,

@@ -14,6 +14,7 @@ use super::channel::Channel;
 use super::event_loop::{unread_input, EventLoop, CHANNEL0, LISTENER0};
 use super::outbuf::OutBuf;
 use super::shared::{socket_error, ChanState, Shared};
+use super::tls::TlsSession;
 use crate::http::Origin;
 use crate::net::Listener;
 
@@ -307,24 +308,58 @@ impl EventLoop {
     }
 
     fn add_channel(&mut self, li: usize, fd: OwnedFd, addr: String, port: String, now: Instant) {
+        if let (Some(allow), Lsock::Tcp(_)) =
+            (&self.ctx.opts.proxy_protocol, &self.listeners[li].sock)
+        {
+            if !addr.parse().is_ok_and(|ip| allow.allows(ip)) {
+                // Not a proxy we know: the header it would send is not trusted, and the
+                // connection never reaches the app (dropping `fd` closes it).
+                log::debug!(target: "waitress", "PROXY protocol: {addr} is not in proxy_allow_ips, closing");
+                return;
+            }
+        }
         let i = self.free.pop().unwrap_or_else(|| {
             self.chans.push(None);
             self.chans.len() - 1
         });
         let opts = &self.ctx.opts;
+        // `certfile`: TCP listeners speak TLS; unix sockets stay plain (local peers).
+        let tls = match (&opts.tls, &self.listeners[li].sock) {
+            (Some(cfg), Lsock::Tcp(_)) => match rustls::ServerConnection::new(cfg.clone()) {
+                Ok(c) => Some(TlsSession::new(c)),
+                Err(e) => {
+                    log::error!(target: "waitress", "TLS session: {e}");
+                    self.free.push(i);
+                    return;
+                }
+            },
+            _ => None,
+        };
         let origin = Origin {
             remote_addr: addr,
             remote_port: port,
             server_name: opts.server_name.clone(),
             server_port: self.listeners[li].server_port.clone(),
-            url_scheme: opts.url_scheme.clone(),
+            url_scheme: match tls {
+                Some(_) => "https".to_string(),
+                None => opts.url_scheme.clone(),
+            },
+            tls: tls.as_ref().map(|_| crate::http::TlsInfo {
+                client_s_dn: None,
+                client_verify: "NONE",
+            }),
         };
+        let is_tls = tls.is_some();
+        let mut out = OutBuf::new(opts.outbuf_overflow);
+        if let Some(t) = tls {
+            out.set_tls(t);
+        }
         let raw = fd.as_raw_fd();
         let shared = Arc::new(Shared {
             fd,
             token: CHANNEL0 + i,
             st: Mutex::new(ChanState {
-                out: OutBuf::new(opts.outbuf_overflow),
+                out,
                 queue: Default::default(),
                 running: false,
                 notify_on_done: false,
@@ -349,8 +384,16 @@ impl EventLoop {
             self.free.push(i);
             return;
         }
-        self.chans[i] = Some(Channel::new(shared, opts.limits.clone()));
+        let mut ch = Channel::new(shared, opts.limits.clone());
+        if opts.proxy_protocol.is_some() {
+            ch.expect_proxy_header();
+        }
+        ch.tls = is_tls;
+        self.chans[i] = Some(ch);
         self.count += 1;
+        if let Some(m) = opts.metrics {
+            m.connection(true);
+        }
     }
 }
 

@@ -1,17 +1,27 @@
-//! The access log (a waitressd addition; waitress has none): Apache combined format, one line
-//! per request. App threads format lines into a shared buffer; the loop thread writes the
-//! buffer once per loop iteration, so logging costs one write(2) per batch, not per request.
+//! The access log (a waitressd addition; waitress has none): one line per response in
+//! `access_log_format` (default Apache combined), the loop's own error responses included.
+//! App threads format lines into a shared buffer; the loop thread hands the buffer once per
+//! loop iteration to a writer thread, so logging costs one write(2) per batch, not per
+//! request, and a slow disk never stalls the loop.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
 
-/// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation.
+/// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation. A writer thread owns the
+/// file, so a slow disk never blocks the event loop; dropping the log writes what is queued.
 pub(crate) struct AccessLog {
-    path: PathBuf,
-    out: Box<dyn Write + Send>,
+    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Msg {
+    Lines(Vec<u8>),
+    Reopen,
 }
 
 fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
@@ -22,27 +32,59 @@ fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
     Ok(Box::new(f))
 }
 
+/// The writer thread: writes batches in order, reopens on request, ends when the log drops.
+fn writer(path: PathBuf, mut out: Box<dyn Write + Send>, rx: mpsc::Receiver<Msg>) {
+    for msg in rx {
+        match msg {
+            Msg::Lines(batch) => {
+                if let Err(e) = out.write_all(&batch).and_then(|_| out.flush()) {
+                    log::error!(target: "waitress", "cannot write access log {}: {e}", path.display());
+                }
+            }
+            Msg::Reopen => match open(&path) {
+                Ok(o) => out = o,
+                Err(e) => {
+                    log::error!(target: "waitress", "cannot reopen access log {}: {e}", path.display())
+                }
+            },
+        }
+    }
+}
+
 impl AccessLog {
+    /// Opens the file here (so an error stops the worker at start), then starts its writer.
     pub(crate) fn open(path: &Path) -> io::Result<AccessLog> {
+        let out = open(path)?;
+        let (tx, rx) = mpsc::channel();
+        let path = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || writer(path, out, rx))?;
         Ok(AccessLog {
-            path: path.to_path_buf(),
-            out: open(path)?,
+            tx: Some(tx),
+            writer: Some(writer),
         })
     }
 
-    /// Writes one batch of complete lines.
+    /// Queues one batch of complete lines.
     pub(crate) fn write(&mut self, batch: &[u8]) {
-        if let Err(e) = self.out.write_all(batch).and_then(|_| self.out.flush()) {
-            log::error!(target: "waitress", "cannot write access log {}: {e}", self.path.display());
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Lines(batch.to_vec()));
         }
     }
 
     pub(crate) fn reopen(&mut self) {
-        match open(&self.path) {
-            Ok(out) => self.out = out,
-            Err(e) => {
-                log::error!(target: "waitress", "cannot reopen access log {}: {e}", self.path.display())
-            }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Reopen);
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
 }
@@ -67,55 +109,35 @@ impl Clock {
         &self.buf
     }
 
-    /// Appends `%h - - [%t] "%r" %s %b "%{Referer}i" "%{User-Agent}i"\n` to `out`.
-    pub(crate) fn line(&mut self, out: &mut Vec<u8>, req: &Request, status: &str, bytes: u64) {
-        out.extend_from_slice(req.origin.remote_addr.as_bytes());
-        out.extend_from_slice(b" - - ");
-        out.extend_from_slice(self.stamp());
-        out.extend_from_slice(b" \"");
-        escaped(out, req.method());
-        out.push(b' ');
-        escaped(out, req.target());
-        out.push(b' ');
-        out.extend_from_slice(req.version().as_str().as_bytes());
-        out.extend_from_slice(b"\" ");
-        out.extend_from_slice(status.as_bytes());
-        out.push(b' ');
-        if bytes == 0 {
-            out.push(b'-');
-        } else {
-            out.extend_from_slice(crate::http::parse::decimal(bytes, &mut [0; 20]));
-        }
-        for name in [&b"referer"[..], b"user-agent"] {
-            out.extend_from_slice(b" \"");
-            match req.header(name) {
-                Some(v) => escaped(out, v),
-                None => out.push(b'-'),
-            }
-            out.push(b'"');
-        }
-        out.push(b'\n');
+    /// Appends the line for one response in `fmt` to `out`.
+    pub(crate) fn line(&mut self, out: &mut Vec<u8>, fmt: &Format, e: Line) {
+        let entry = Entry {
+            req: e.req,
+            remote: e.remote,
+            time: self.stamp(),
+            status: e.status,
+            bytes: e.bytes,
+            elapsed: e.elapsed,
+            pid: std::process::id(),
+            resp_headers: e.resp_headers,
+        };
+        fmt.write(&entry, out);
     }
 }
 
-/// Copies `v`, escaping `"`, `\` and non-printable bytes as Apache does (`\xhh`), so a client
-/// cannot forge log lines.
-fn escaped(out: &mut Vec<u8>, v: &[u8]) {
-    // Usually nothing needs escaping: copy printable runs whole (a hello-world line cost 1.2k
-    // instructions per request with a push per byte; callgrind, README "Performance").
-    let plain = |b: &u8| matches!(b, 0x20..=0x7e) && *b != b'"' && *b != b'\\';
-    let run = v.iter().position(|b| !plain(b)).unwrap_or(v.len());
-    out.extend_from_slice(&v[..run]);
-    for &b in &v[run..] {
-        match b {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(b);
-            }
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
+/// One response's facts (the clock adds the time).
+pub(crate) struct Line<'a> {
+    pub(crate) req: Option<&'a Request>,
+    pub(crate) remote: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) resp_headers: &'a [(String, String)],
+}
+
+/// The body length of a complete response the server made itself (after the blank line).
+pub(crate) fn body_len(response: &[u8]) -> u64 {
+    memchr::memmem::find(response, b"\r\n\r\n").map_or(0, |i| (response.len() - i - 4) as u64)
 }
 
 /// Common Log Format time in UTC.
@@ -161,9 +183,8 @@ mod tests {
     }
 
     #[test]
-    fn escaping_keeps_lines_unforgeable() {
-        let mut out = Vec::new();
-        escaped(&mut out, b"a\"b\\c\n\x7f");
-        assert_eq!(out, b"a\\\"b\\\\c\\x0a\\x7f");
+    fn body_len_counts_after_the_head() {
+        assert_eq!(body_len(b"HTTP/1.1 400 Bad\r\nA: b\r\n\r\nhello"), 5);
+        assert_eq!(body_len(b"HTTP/1.1 400 Bad\r\n\r\n"), 0);
     }
 }

@@ -5,11 +5,12 @@
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 
+use super::access_log;
 use super::dispatch::{lock, Ctx};
 use super::shared::{copy_origin, socket_error, unix_now, ChanState, Job, Shared};
 use crate::http::{HttpError, RequestParser, Status};
@@ -32,7 +33,8 @@ pub(crate) enum Phase {
 /// What the loop holds back until the channel is idle (responses must stay in order).
 pub(crate) enum Held {
     Continue,
-    Error(HttpError),
+    /// The error, and the request it interrupted (what was parsed of it, for the access log).
+    Error(HttpError, Option<Box<Job>>),
 }
 
 /// A connection, as the loop sees it.
@@ -61,6 +63,12 @@ pub(crate) struct Channel {
     pub(crate) linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
+    /// `proxy_protocol`: the header awaited, and the client address it named.
+    pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
+    /// The connection speaks TLS (the session is in `ChanState::out`).
+    pub(crate) tls: bool,
+    /// TLS facts for the environ, once the handshake is done.
+    pub(crate) tls_info: Option<Box<crate::http::TlsInfo>>,
     /// At least one whole request was read: between requests this is an idle keep-alive
     /// connection, the first to be closed when clients wait at `connection_limit`.
     kept_alive: bool,
@@ -87,11 +95,12 @@ const DISCARD_MAX: usize = 4 << 20;
 /// How many recv calls one readiness event may use before other channels get a turn.
 const READS_PER_EVENT: usize = 32;
 
-/// Largest recv while a body of known length arrives. `recv_bytes` (8 KiB, waitress's
-/// default) sizes every other read; a 1 MiB upload took 131 recv calls at that size and 5
-/// at this one (`strace -c`, README "Performance"). The bytes read are the same: the recv
-/// never asks for more than the body's rest unless that is below `recv_bytes`.
+/// Largest recv while a body of known length arrives (other reads: `recv_bytes`); never more
+/// than the body's rest unless that is below `recv_bytes`. A 1 MiB upload: 131 → 5 recv calls.
 pub(crate) const BODY_RECV: usize = 256 * 1024;
+/// Bytes one readiness event may read before other channels get a turn (with `BODY_RECV`
+/// reads, `READS_PER_EVENT` alone would let one uploader take 8 MiB per turn).
+const BYTES_PER_EVENT: usize = 1 << 20;
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
@@ -110,6 +119,9 @@ impl Channel {
             continue_done: false,
             linger: false,
             discarded: 0,
+            proxy: None,
+            tls: false,
+            tls_info: None,
             kept_alive: false,
         }
     }
@@ -160,7 +172,11 @@ impl Channel {
         batch: &mut Vec<Arc<Shared>>,
         now: Instant,
     ) -> ReadOutcome {
+        let mut budget = BYTES_PER_EVENT;
         for _ in 0..READS_PER_EVENT {
+            if budget == 0 {
+                break;
+            }
             if let Phase::Open = self.phase {
                 let mut st = lock(&self.shared.st);
                 if st.close_when_flushed {
@@ -176,23 +192,35 @@ impl Channel {
                     return ReadOutcome::Done;
                 }
             }
-            let want = self
-                .recv_size(head_recv(ctx.opts.recv_bytes))
-                .min(scratch.len());
+            let tls = self.tls && self.phase == Phase::Open && !self.awaiting_proxy_header();
+            let want = self.recv_size(ctx.opts.recv_bytes).min(scratch.len());
             let buf = &mut scratch[..want];
-            let n = match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => return ReadOutcome::Done,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    socket_error(ctx, "recv", e.into());
-                    return ReadOutcome::Close;
+            let n = if tls {
+                match self.recv_tls(ctx, buf, &[], now) {
+                    Ok(n) => n,
+                    Err(outcome) => return outcome,
+                }
+            } else {
+                match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                    Ok(n) => {
+                        if let Some(m) = ctx.opts.metrics {
+                            m.bytes_in(n);
+                        }
+                        n
+                    }
+                    Err(Errno::EAGAIN) => return ReadOutcome::Done,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        socket_error(ctx, "recv", e.into());
+                        return ReadOutcome::Close;
+                    }
                 }
             };
             self.last_read = now;
             if n == 0 {
                 return self.on_eof();
             }
+            budget = budget.saturating_sub(n);
             match &mut self.phase {
                 Phase::Open => {}
                 Phase::Closing => {
@@ -212,19 +240,33 @@ impl Channel {
                     continue;
                 }
             }
-            if self.parse(ctx, &scratch[..n], batch, now) {
+            let mut data = &scratch[..n];
+            if self.awaiting_proxy_header() {
+                match self.take_proxy_header(data, now) {
+                    Ok(used) => data = &data[used..],
+                    Err(()) => return ReadOutcome::Close,
+                }
+                if self.tls && !self.awaiting_proxy_header() {
+                    if let Some(outcome) = self.tls_after_proxy_header(ctx, data, batch, now) {
+                        return outcome;
+                    }
+                    continue;
+                }
+            }
+            if self.parse(ctx, data, batch, now) {
                 return ReadOutcome::Close;
             }
-            if n < want && !self.read_closed {
+            // A short read drained the socket (not under TLS: plaintext comes in records).
+            if n < want && !self.read_closed && !tls {
                 return ReadOutcome::Done;
             }
         }
         ReadOutcome::More
     }
 
-    /// How much the next recv asks for: `head` (from `recv_bytes`), or up to `BODY_RECV` of a
-    /// body of known length.
-    fn recv_size(&self, head: usize) -> usize {
+    /// How much the next recv asks for: `recv_bytes`, or up to `BODY_RECV` of a known body.
+    fn recv_size(&self, recv_bytes: usize) -> usize {
+        let head = head_recv(recv_bytes);
         match self.parser.fixed_body_remaining() {
             Some(rest) if self.phase == Phase::Open => {
                 usize::try_from(rest).map_or(BODY_RECV, |r| r.min(BODY_RECV).max(head))
@@ -235,7 +277,7 @@ impl Channel {
 
     /// The peer closed its side. waitress closes at once; waitressd still answers requests it
     /// already has (a client may half-close after sending), then closes.
-    fn on_eof(&mut self) -> ReadOutcome {
+    pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
         self.shared
             .disconnected
@@ -283,18 +325,19 @@ impl Channel {
             match progress {
                 Err(e) => {
                     log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
-                    if let Some(job) = self.cur.take() {
-                        ctx.recycle(job);
-                    }
+                    let job = self.cur.take();
                     self.head_started = None;
-                    self.hold_or_send(ctx, Held::Error(e));
+                    self.hold_or_send(ctx, Held::Error(e, job));
                     data = &[];
                 }
                 Ok(p) if p.consumed == 0 && p.status == Status::NeedMore => {
                     // The parser promises to take what it is given; never spin on it.
                     log::error!(target: "waitress", "internal error: the request parser stalled");
                     self.cur = None;
-                    self.hold_or_send(ctx, Held::Error(HttpError::internal("parser stall".into())));
+                    self.hold_or_send(
+                        ctx,
+                        Held::Error(HttpError::internal("parser stall".into()), None),
+                    );
                     data = &[];
                 }
                 Ok(p) => {
@@ -314,6 +357,11 @@ impl Channel {
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
                                 copy_origin(&mut job.req.origin, &self.shared.origin);
+                                self.apply_proxy_origin(&mut job.req.origin);
+                                if let Some(t) = &self.tls_info {
+                                    job.req.origin.tls = Some((**t).clone());
+                                }
+                                job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;
                                 self.continue_done = false;
@@ -367,12 +415,13 @@ impl Channel {
         let bytes: Vec<u8>;
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
-            Held::Error(e) => {
+            Held::Error(e, job) => {
                 bytes = crate::http::error_response(
                     e,
                     ctx.opts.ident.as_deref(),
                     &crate::http::date::http_date(unix_now()),
                 );
+                self.log_error_response(ctx, e, job.as_deref(), &bytes);
                 st.close_when_flushed = true;
                 self.phase = Phase::Closing;
                 self.linger = true;
@@ -390,6 +439,26 @@ impl Channel {
                 socket_error(ctx, "send", e);
             }
         }
+    }
+
+    /// The access-log line of an error response the loop sends itself (400, 413, 431, 505 …):
+    /// the request as far as it was parsed, the peer's address (proxy headers are not applied
+    /// to a request that failed to parse).
+    fn log_error_response(&self, ctx: &Ctx, e: &HttpError, job: Option<&Job>, resp: &[u8]) {
+        let Some(buf) = &ctx.access else { return };
+        let status = e.status().to_string();
+        let len = access_log::body_len(resp);
+        let headers = [("Content-Length".to_string(), len.to_string())];
+        let line = access_log::Line {
+            req: job.map(|j| &j.req),
+            remote: &self.shared.origin.remote_addr,
+            status: &status,
+            bytes: len,
+            elapsed: self.head_started.map_or(Duration::ZERO, |t| t.elapsed()),
+            resp_headers: &headers,
+        };
+        // Rare: a clock per error response is cheaper than one per channel.
+        access_log::Clock::default().line(&mut lock(buf), &ctx.opts.access_log_format, line);
     }
 
     /// The app thread finished with the channel: send what was held, parse what was kept.

@@ -119,6 +119,9 @@ impl Ctx {
             return;
         }
         let n = batch.len();
+        if let Some(m) = self.opts.metrics {
+            m.queued(n, true);
+        }
         let mut jobs = lock(&self.jobs);
         jobs.q.extend(batch.drain(..));
         let depth = jobs.q.len();
@@ -146,6 +149,9 @@ impl Ctx {
         let mut yielded = false;
         loop {
             if let Some(c) = jobs.q.pop_front() {
+                if let Some(m) = self.opts.metrics {
+                    m.queued(1, false);
+                }
                 return Some(c);
             }
             if jobs.stop {
@@ -180,6 +186,9 @@ impl Ctx {
     pub(crate) fn cancel_queued(&self) -> usize {
         let mut jobs = lock(&self.jobs);
         let n = jobs.q.len();
+        if let Some(m) = self.opts.metrics {
+            m.queued(n, false);
+        }
         for ch in jobs.q.drain(..) {
             let mut st = lock(&ch.st);
             st.queue.clear();
@@ -216,6 +225,7 @@ impl Ctx {
                 req: Request::new(),
                 body: OverflowableBuffer::new(self.opts.inbuf_overflow),
                 send_continue: false,
+                received: Instant::now(),
             })
         })
     }

@@ -361,12 +361,26 @@ impl EventLoop {
         };
         let raw = ch.shared.fd.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
+        if ch.tls {
+            // A TLS close_notify first (best effort, one send), so clients reading to EOF see
+            // a clean end of the stream rather than a truncation.
+            let mut st = lock(&ch.shared.st);
+            if !st.closed {
+                if let Some(t) = st.out.tls_mut() {
+                    t.close_notify();
+                    let _ = st.out.flush(ch.shared.fd());
+                }
+            }
+        }
         ch.shared.mark_closed();
         if let Some(job) = ch.cur {
             self.ctx.recycle(job);
         }
         self.free.push(i);
         self.count -= 1;
+        if let Some(m) = self.ctx.opts.metrics {
+            m.connection(false);
+        }
         if self.count + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
             self.retry_accept();

@@ -13,7 +13,12 @@ use crate::http::proxy::ProxySettings;
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
+    // Only the access log needs the request's duration (a clock read per request otherwise).
+    let started = ctx.access.as_ref().map(|_| std::time::Instant::now());
     sc.date.update(coarse_now());
+    if let Some(m) = ctx.opts.metrics {
+        m.in_flight(true);
+    }
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
         let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
         match crate::http::proxy::apply(&mut job.req, s) {
@@ -36,10 +41,12 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
+    let received = job.received;
     let Job {
         req,
         body,
         send_continue,
+        ..
     } = &mut *job;
     let mut t = Task {
         ctx,
@@ -92,15 +99,29 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             }
         },
     }
+    let status = t
+        .enc
+        .as_ref()
+        .map(|_| t.sc.status.as_str())
+        .unwrap_or("500");
+    let code = status.get(..3).unwrap_or("500");
+    if let Some(m) = ctx.opts.metrics {
+        let took = received.elapsed();
+        m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
+        m.in_flight(false);
+    }
     if let Some(buf) = &ctx.access {
-        let status = t
-            .enc
-            .as_ref()
-            .map(|_| t.sc.status.as_str())
-            .unwrap_or("500");
-        let code = status.get(..3).unwrap_or("500");
+        let line = super::access_log::Line {
+            req: Some(t.req),
+            remote: &t.req.origin.remote_addr,
+            status: code,
+            bytes: t.sent,
+            elapsed: started.map_or(std::time::Duration::ZERO, |s| s.elapsed()),
+            resp_headers: &t.headers,
+        };
         let mut pending = lock(buf);
-        t.sc.log.line(&mut pending, t.req, code, t.sent);
+        t.sc.log
+            .line(&mut pending, &ctx.opts.access_log_format, line);
         let big = pending.len() > 64 * 1024;
         drop(pending);
         if big {

@@ -11,9 +11,11 @@
 //! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
 //! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
 //! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
+//! `proxy_header` (the PROXY protocol header opening a connection) ·
 //! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
 //! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
-//! (pending output: memory, spill file, sendfile) · `access_log`.
+//! (pending output: memory, spill file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `metrics` (counters the
+//! master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
 //! the app thread, no allocation once pools are warm, no loop round trip after the response;
@@ -32,10 +34,13 @@ mod channel;
 mod dispatch;
 mod event_loop;
 mod job;
+pub mod metrics;
 mod outbuf;
+mod proxy_header;
 mod shared;
 mod task;
 mod timers;
+mod tls;
 mod watchdog;
 
 /// What one worker's server needs from `Settings` (never all of it).
@@ -71,6 +76,15 @@ pub struct ServerOptions {
     pub max_requests: u64,
     /// Seconds an app call may run before it is interrupted; 0 = off.
     pub request_timeout: u64,
+    /// `proxy_protocol`: every connection starts with a PROXY header, accepted only from
+    /// these peers (None = off).
+    pub proxy_protocol: Option<crate::net::AllowIps>,
+    /// This worker's `/metrics` counters (in memory shared with the master), if enabled.
+    pub metrics: Option<&'static metrics::Counters>,
+    /// `certfile`: every TCP connection speaks TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The access log's line format (`access_log_format`).
+    pub access_log_format: crate::http::log_format::Format,
 }
 
 impl Default for ServerOptions {
@@ -105,6 +119,10 @@ impl Default for ServerOptions {
             access_log: None,
             max_requests: 0,
             request_timeout: 0,
+            proxy_protocol: None,
+            metrics: None,
+            tls: None,
+            access_log_format: crate::http::log_format::Format::combined(),
         }
     }
 }

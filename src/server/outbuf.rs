@@ -22,6 +22,8 @@ use std::os::unix::fs::FileExt;
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags};
 
+use super::tls::{TlsSession, CHUNK};
+
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
 /// Largest single sendfile(2) call.
@@ -52,6 +54,8 @@ pub(crate) struct OutBuf {
     /// Bytes held in memory segments (spill trigger).
     mem: u64,
     overflow: u64,
+    /// TLS: everything goes out encrypted through this session.
+    tls: Option<Box<TlsSession>>,
 }
 
 /// Sends `parts` with one `sendmsg` (MSG_NOSIGNAL: a gone peer is an error, not a SIGPIPE).
@@ -73,11 +77,22 @@ impl OutBuf {
             pending: 0,
             mem: 0,
             overflow,
+            tls: None,
         }
     }
 
+    /// From now on output is encrypted by `s` (set before the first byte goes out).
+    pub(crate) fn set_tls(&mut self, s: TlsSession) {
+        self.tls = Some(Box::new(s));
+    }
+
+    pub(crate) fn tls_mut(&mut self) -> Option<&mut TlsSession> {
+        self.tls.as_deref_mut()
+    }
+
+    /// Nothing left to send (with TLS: no plaintext and no encrypted record either).
     pub(crate) fn is_empty(&self) -> bool {
-        self.pending == 0
+        self.pending == 0 && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     pub(crate) fn pending(&self) -> u64 {
@@ -158,6 +173,9 @@ impl OutBuf {
     /// pending they go out directly in one vectored write and only the unsent rest is copied.
     /// Returns true when everything was sent.
     pub(crate) fn send(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.send_tls(fd, parts);
+        }
         if self.is_empty() {
             let mut iov: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
             let mut n = 0;
@@ -191,6 +209,9 @@ impl OutBuf {
 
     /// Sends pending output until done or the socket would block. Returns true when empty.
     pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.flush_tls(fd);
+        }
         while let Some(front) = self.segs.front_mut() {
             match front {
                 Seg::Mem { .. } => {
@@ -248,6 +269,70 @@ impl OutBuf {
         Ok(true)
     }
 
+    /// TLS `send`: plaintext goes straight into the session while nothing is queued (rustls
+    /// buffers a bounded amount), the rest is queued; then records are sent.
+    fn send_tls(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<bool> {
+        let mut direct = self.segs.is_empty();
+        for p in parts {
+            let mut p: &[u8] = p;
+            if direct {
+                if let Some(t) = self.tls.as_deref_mut() {
+                    let n = t.encrypt(p)?;
+                    p = &p[n..];
+                }
+                direct = p.is_empty();
+            }
+            self.push(p)?;
+        }
+        self.flush_tls(fd)
+    }
+
+    /// TLS `flush`: records out first, then the next chunk of plaintext in, until everything
+    /// is sent or the socket would block. Files are copied with pread, a chunk at a time.
+    fn flush_tls(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        let mut tmp = [0u8; CHUNK];
+        loop {
+            let Some(t) = self.tls.as_deref_mut() else {
+                return Ok(true);
+            };
+            if !t.send_records(fd)? {
+                return Ok(false);
+            }
+            let took = match self.segs.front_mut() {
+                None => return Ok(true),
+                Some(Seg::Mem { buf, pos }) => {
+                    let end = (*pos + CHUNK).min(buf.len());
+                    t.encrypt(&buf[*pos..end])?
+                }
+                Some(Seg::File { file, off, end, .. }) => {
+                    let want = ((*end - *off) as usize).min(CHUNK);
+                    let n = file.read_at(&mut tmp[..want], *off)?;
+                    if n == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                    }
+                    // rustls takes all of it: its buffer was just emptied.
+                    let took = t.encrypt(&tmp[..n])?;
+                    *off += took as u64;
+                    took
+                }
+            };
+            if took == 0 {
+                return Ok(false);
+            }
+            match self.segs.front() {
+                Some(Seg::Mem { .. }) => self.advance_mem(took),
+                Some(Seg::File { off, end, .. }) => {
+                    self.pending -= took as u64;
+                    if off == end {
+                        // Closed once sent, like every file (module doc: never reused).
+                        self.segs.pop_front();
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
     fn advance_mem(&mut self, mut sent: usize) {
         self.pending -= sent as u64;
         self.mem -= sent as u64;
@@ -268,138 +353,5 @@ impl OutBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read;
-    use std::os::unix::net::UnixStream;
-
-    fn drain(b: &mut UnixStream, want: usize) -> Vec<u8> {
-        let mut out = vec![0u8; want];
-        b.read_exact(&mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn memory_spill_and_files_go_out_in_order() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let mut ob = OutBuf::new(8);
-        let mut f = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut f, b"0123456789").unwrap();
-        ob.push(b"head;").unwrap();
-        ob.push(b"abcdefgh").unwrap(); // past overflow: spills
-        ob.push(b"ij").unwrap(); // appended to the spill file
-        ob.push_file(f, 2, 5);
-        assert_eq!(ob.pending(), 5 + 8 + 2 + 5);
-        assert!(ob.flush(a.as_fd()).unwrap());
-        assert!(ob.is_empty());
-        assert_eq!(drain(&mut b, 20), b"head;abcdefghij23456");
-    }
-
-    /// Spill after spill while the peer reads nothing: the first spill's pages are still
-    /// queued in the kernel (zero-copy) when the next spill is written. Reusing the drained
-    /// file from offset 0 rewrote them, and the peer read the second bytes twice.
-    fn spills_queued_by_sendfile_are_never_rewritten(a: &impl AsFd, b: &mut impl Read) {
-        let mut ob = OutBuf::new(0);
-        let mut want = Vec::new();
-        for fill in [b'A', b'B', b'C'] {
-            let part = vec![fill; 48 * 1024];
-            ob.push(&part).unwrap();
-            assert!(
-                ob.flush(a.as_fd()).unwrap(),
-                "the socket buffer holds 144 KiB"
-            );
-            want.extend_from_slice(&part);
-        }
-        let mut got = vec![0u8; want.len()];
-        b.read_exact(&mut got).unwrap();
-        let first_bad = got.iter().zip(&want).position(|(g, w)| g != w);
-        assert_eq!(first_bad, None, "queued spill bytes were rewritten");
-    }
-
-    #[test]
-    fn spilled_bytes_queued_on_a_unix_socket_stay_intact() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        spills_queued_by_sendfile_are_never_rewritten(&a, &mut b);
-    }
-
-    #[test]
-    fn spilled_bytes_queued_on_a_loopback_tcp_socket_stay_intact() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (mut b, _) = l.accept().unwrap();
-        a.set_nonblocking(true).unwrap();
-        spills_queued_by_sendfile_are_never_rewritten(&a, &mut b);
-    }
-
-    #[test]
-    fn a_long_spill_moves_to_new_files_and_drops_sent_ones() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let mut ob = OutBuf::new(0);
-        let part: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
-        let parts = (SPILL_FILE_MAX / part.len() as u64) * 2 + 1;
-        for _ in 0..parts {
-            ob.push(&part).unwrap();
-        }
-        let files = ob
-            .segs
-            .iter()
-            .filter(|s| matches!(s, Seg::File { .. }))
-            .count();
-        assert_eq!(files, 3, "one file per SPILL_FILE_MAX bytes");
-        let total = part.len() * parts as usize;
-        let reader = std::thread::spawn(move || drain(&mut b, total));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !ob.flush(a.as_fd()).unwrap() {
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(ob.segs.is_empty());
-        let got = reader.join().unwrap();
-        assert!(got.chunks(part.len()).all(|c| c == &part[..]));
-    }
-
-    #[test]
-    fn memory_held_never_exceeds_overflow() {
-        // (pushes, overflow) → bytes that stay in memory
-        let table: [(&[usize], u64, u64); 4] = [
-            (&[10, 10], 100, 20),
-            (&[60, 60], 100, 60),
-            (&[500], 100, 0),
-            (&[100], 100, 100),
-        ];
-        for (pushes, overflow, want_mem) in table {
-            let mut ob = OutBuf::new(overflow);
-            for &n in pushes {
-                ob.push(&vec![1u8; n]).unwrap();
-            }
-            assert_eq!(ob.mem, want_mem, "{pushes:?} with overflow {overflow}");
-            assert_eq!(ob.pending(), pushes.iter().sum::<usize>() as u64);
-        }
-    }
-
-    #[test]
-    fn send_direct_copies_only_the_unsent_rest() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let mut ob = OutBuf::new(1 << 20);
-        let big = vec![7u8; 4 << 20];
-        let done = ob.send(a.as_fd(), &[b"HEAD", &big]).unwrap();
-        assert!(
-            !done,
-            "a 4 MiB write into a socketpair cannot complete at once"
-        );
-        let total = 4 + big.len();
-        let reader = std::thread::spawn(move || drain(&mut b, total));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !ob.flush(a.as_fd()).unwrap() {
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let got = reader.join().unwrap();
-        assert_eq!(&got[..4], b"HEAD");
-        assert!(got[4..].iter().all(|&c| c == 7));
-    }
-}
+#[path = "outbuf_tests.rs"]
+mod tests;

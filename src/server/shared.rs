@@ -21,6 +21,8 @@ pub(crate) struct Job {
     /// `100 Continue` still owed (bodiless `Expect: 100-continue` request, or one pipelined
     /// behind a busy request): the task sends it before the response.
     pub(crate) send_continue: bool,
+    /// When the request was complete (`/metrics` latency).
+    pub(crate) received: Instant,
 }
 
 /// State shared by the loop and the app thread serving the channel (one lock).
@@ -135,4 +137,7 @@ pub(crate) fn copy_origin(dst: &mut Origin, src: &Origin) {
     dst.server_name.clone_from(&src.server_name);
     dst.server_port.clone_from(&src.server_port);
     dst.url_scheme.clone_from(&src.url_scheme);
+    if dst.tls != src.tls {
+        dst.tls.clone_from(&src.tls);
+    }
 }

@@ -170,12 +170,14 @@ impl Task<'_> {
             if self.send_continue {
                 bytes.extend_from_slice(CONTINUE);
             }
-            bytes.extend_from_slice(&crate::http::internal_error_response(
+            let resp = crate::http::internal_error_response(
                 self.meta.version,
                 tb,
                 self.ctx.opts.ident.as_deref(),
                 self.sc.date.get(),
-            ));
+            );
+            self.sent = access_log::body_len(&resp);
+            bytes.extend_from_slice(&resp);
             self.sc.status.clear();
             self.sc.status.push_str("500 Internal Server Error");
             let _ = self.output(&[&bytes], true);

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::listeners::ListenerSet;
+use super::logfiles;
 use super::master::{Master, Phase, WorkerBody};
 use super::pidfile::PidFile;
 use super::signals;
@@ -31,6 +32,9 @@ pub(super) fn run(
             mask as libc::mode_t,
         ));
     }
+    // Certificates are read first: a missing or mismatched file is exit 2, before binding.
+    let tls =
+        super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
     let identity =
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
@@ -46,17 +50,43 @@ pub(super) fn run(
         None => ListenerSet::open(&settings, identity.as_ref(), inherited),
     }
     .map_err(boot)?;
+    // Connections wait in the backlog until a worker accepts; the first worker says
+    // "Serving on" once it has loaded the app (worker.rs).
     for (_, l) in &listeners.entries {
-        // Printed whatever the logging config (tests and users look for it), once the socket
-        // is listening: connections wait in the backlog until a worker accepts.
-        eprintln!("Serving on {}", l.url());
+        log_info(&format!("listening on {}", l.url()));
+    }
+    // As root, before any worker drops privileges; a failure is a boot error seen in the
+    // foreground, before `--daemon` detaches.
+    if let Err(e) = logfiles::prepare(&settings, identity.as_ref()) {
+        listeners.remove_files_not_in(None);
+        return Err(boot(e));
     }
     let notifier = Notifier::from_env();
     // A USR2 upgrade's new master is already detached (its old master was).
-    let daemon = if (opts.daemon || settings.daemon) && from.is_none() {
-        spawn::daemonize().map_err(|e| boot(format!("daemonize: {e}")))?
+    let detach = (opts.daemon || settings.daemon) && from.is_none();
+    let mut daemon = if detach {
+        spawn::daemonize(&settings).map_err(|e| boot(format!("daemonize: {e}")))?
     } else {
         DaemonStatus::none()
+    };
+    // A daemon's streams are the boot pipe, then the log target (`error_log`), already.
+    if !detach {
+        logfiles::redirect(&settings);
+    }
+    // After detaching: the thread must live in the daemon, not in the foreground parent.
+    let status = match settings.edge.status_listen {
+        Some(addr) => match super::status::Status::start(addr) {
+            Ok(s) => {
+                eprintln!("Status on {}", s.url());
+                Some(s)
+            }
+            Err(e) => {
+                daemon.report(exit::BOOT);
+                listeners.remove_files_not_in(None);
+                return Err(boot(format!("status_listen {addr}: {e}")));
+            }
+        },
+        None => None,
     };
     let pid = std::process::id() as i32;
     let mut m = Master {
@@ -86,6 +116,8 @@ pub(super) fn run(
         daemon,
         exit_code: exit::OK,
         preloaded: None,
+        status,
+        tls,
     };
     m.pidfile = match &m.settings.pidfile {
         Some(p) => match from.map_or_else(
@@ -101,6 +133,7 @@ pub(super) fn run(
         },
         None => None,
     };
+    super::title::set_name(m.settings.proc_name.as_deref().unwrap_or(""));
     super::title::set(None);
     if m.settings.preload_app {
         match preload(&m.settings) {

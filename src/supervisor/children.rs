@@ -20,11 +20,11 @@ const SPAWN_RETRY: Duration = Duration::from_secs(1);
 impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
-        let (settings, listeners, identity) = match &self.phase {
+        let (settings, listeners, identity, tls) = match &self.phase {
             Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity)
+                (&p.settings, &p.listeners, &p.identity, &p.tls)
             }
-            _ => (&self.settings, &self.listeners, &self.identity),
+            _ => (&self.settings, &self.listeners, &self.identity, &self.tls),
         };
         let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
         close.extend(
@@ -37,6 +37,8 @@ impl Master {
             close.extend(p.listeners.raw_fds());
         }
         close.extend(self.daemon.raw_fd());
+        close.extend(self.status.as_ref().map(|s| s.raw_fd()));
+        let slot = self.status.as_mut().and_then(|s| s.take_slot());
         let socks = match listeners.for_worker() {
             Ok(s) => s,
             Err(e) => {
@@ -55,6 +57,11 @@ impl Master {
             master: Pid::from_raw(self.pid),
             ready: None,
             preloaded: self.preloaded.clone(),
+            // waitress's "Serving on" comes once, from the first worker of the first start,
+            // once it has loaded the app.
+            announce: !self.booted && generation == 1 && id == 1,
+            metrics: slot.map(|s| s.1),
+            tls: tls.clone(),
         };
         let body = self.body;
         let preload = self.preloaded.is_some();
@@ -68,6 +75,9 @@ impl Master {
         }
         match spawned {
             Ok(s) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.spawned(id, s.pid, i);
+                }
                 log_info(&format!(
                     "worker {id} (pid {}): started, generation {generation}",
                     s.pid
@@ -84,6 +94,9 @@ impl Master {
                 });
             }
             Err(e) => {
+                if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
+                    st.return_slot(i);
+                }
                 log_error(&format!("fork of worker {id} failed: {e}"));
                 self.respawns
                     .push((id, generation, Instant::now() + SPAWN_RETRY));
@@ -139,6 +152,9 @@ impl Master {
                 "worker {} (pid {}): died unexpectedly ({how})",
                 w.id, w.pid
             ));
+        }
+        if let Some(st) = &mut self.status {
+            st.exited(w.pid, restart_reason(&facts, &self.phase, w.retiring));
         }
         let action = on_exit(facts);
         match action {
@@ -201,5 +217,25 @@ impl Master {
                 self.spawn(id, generation);
             }
         }
+    }
+}
+
+/// Why a worker's exit counts as a restart on `/metrics` (None: the server is stopping).
+fn restart_reason(
+    f: &ExitFacts,
+    phase: &Phase,
+    retiring: Option<super::retire::Retire>,
+) -> Option<&'static str> {
+    use super::retire::Retire;
+    match (f.expected, f.code) {
+        _ if matches!(phase, Phase::Stopping { .. }) => None,
+        _ if retiring.is_some() => Some(match retiring {
+            Some(Retire::MaxRequests) => "max_requests",
+            Some(Retire::StuckRequest) => "request_timeout",
+            _ => "max_worker_memory",
+        }),
+        (true, _) => Some("stopped"),
+        (false, Some(_)) => Some("exited"),
+        (false, None) => Some("signal"),
     }
 }

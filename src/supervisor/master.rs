@@ -21,7 +21,6 @@ use super::upgrade::Exec;
 use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
 use crate::config::Settings;
-use crate::exit;
 use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
@@ -56,6 +55,8 @@ pub(super) struct Pending {
     pub(super) serving: bool,
     /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
     pub(super) target: usize,
+    /// The new generation's TLS configuration (certificates re-read by the reload).
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 pub(super) enum Phase {
@@ -100,6 +101,10 @@ pub(super) struct Master {
     pub(super) exit_code: i32,
     /// `preload_app`: loaded here before the first fork.
     pub(super) preloaded: Option<Preloaded>,
+    /// `status_listen`: the status listener and the workers' shared counters.
+    pub(super) status: Option<super::status::Status>,
+    /// `certfile`: the TLS configuration the current generation serves with.
+    pub(super) tls: Option<super::tls::Loaded>,
 }
 
 impl Master {
@@ -119,6 +124,7 @@ impl Master {
                 self.check_memory();
             }
             self.check_progress();
+            self.publish_readiness();
         }
     }
 
@@ -236,10 +242,18 @@ impl Master {
                     self.reload_queued = true;
                 }
                 Phase::Stopping { .. } => {
-                    log_warn(&format!("master {}: SIGHUP ignored (stopping)", self.pid))
+                    log_warn(&format!("master {}: SIGHUP ignored (stopping)", self.pid));
+                    super::control::report(false, "the master is stopping");
                 }
             },
             Command::ReopenLogs => {
+                // The master first (as root it can create the files logrotate moved away and
+                // hand them to `user`), then the workers, which reopen by path.
+                if let Err(e) = super::logfiles::prepare(&self.settings, self.identity.as_ref()) {
+                    super::log_error(&e);
+                }
+                super::logfiles::redirect(&self.settings);
+                log_info(&format!("master {}: log files reopened", self.pid));
                 for w in &self.workers {
                     let _ = kill(w.pid, Signal::SIGUSR1);
                 }
@@ -285,6 +299,10 @@ impl Master {
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
+        // First: a load balancer probing /ready stops sending before anything closes.
+        if let Some(s) = &self.status {
+            s.set_draining(true);
+        }
         if !self.handing_over() {
             // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
             self.notifier.stopping();
@@ -306,12 +324,29 @@ impl Master {
         }
     }
 
+    /// `/ready`: every wanted worker of the serving generation is ready.
+    fn publish_readiness(&self) {
+        let Some(s) = &self.status else { return };
+        let ready = !matches!(self.phase, Phase::Stopping { .. })
+            && self
+                .workers
+                .iter()
+                .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
+                .count()
+                >= self.target;
+        s.publish(ready);
+    }
+
     pub(super) fn status(&self) -> String {
-        match self.boot_failing.len() {
+        let state = match self.boot_failing.len() {
             0 => format!("serving with {} worker(s)", self.target),
             n => format!(
                 "degraded: serving, {n} worker(s) failing to boot (retrying; see the error log)"
             ),
+        };
+        match self.settings.proc_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name}: {state}"),
+            None => state,
         }
     }
 
@@ -336,7 +371,7 @@ impl Master {
                     ready(self.generation)
                 ));
                 self.notifier.ready(&self.status());
-                self.daemon.report(exit::OK);
+                self.daemon.report_ready();
                 self.finish_takeover();
             }
             Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),

@@ -8,17 +8,24 @@ use crate::config::Settings;
 
 mod boot;
 mod children;
+pub mod control;
+pub mod daemon;
 pub mod lifecycle;
 pub mod listeners;
+pub mod logfiles;
 mod master;
 pub mod options;
 pub mod pidfile;
+mod prometheus;
 mod reload;
+pub mod reloader;
 mod retire;
 pub mod signals;
 pub mod spawn;
+mod status;
 pub mod systemd;
 pub mod title;
+pub mod tls;
 mod upgrade;
 pub mod worker;
 

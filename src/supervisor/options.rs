@@ -30,6 +30,15 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         access_log: s.access_log.clone(),
         max_requests: with_jitter(s.max_requests, s.max_requests_jitter),
         request_timeout: s.request_timeout,
+        proxy_protocol: s
+            .edge
+            .proxy_protocol
+            .then(|| s.edge.proxy_allow_ips.clone()),
+        metrics: None,
+        tls: None,
+        // Validated with the configuration; the default if it somehow is not.
+        access_log_format: crate::http::log_format::Format::parse(&s.access_log_format)
+            .unwrap_or_else(|_| crate::http::log_format::Format::combined()),
     }
 }
 
@@ -41,6 +50,7 @@ pub fn wsgi_options(s: &Settings) -> WsgiOptions {
         url_prefix: s.url_prefix.clone(),
         virtualenv: s.virtualenv.clone(),
         multiprocess: s.workers > 1,
+        log_config: s.log_config.clone(),
     }
 }
 

@@ -21,30 +21,40 @@ impl Master {
             if s.pidfile != self.settings.pidfile {
                 log_warn("a changed pidfile takes effect at the next start, not on reload");
             }
+            if s.edge.status_listen != self.settings.edge.status_listen {
+                log_warn("a changed status_listen takes effect at the next start, not on reload");
+            }
             if let Some(mask) = s.umask {
                 // Before binding new unix sockets, as at start.
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
                     mask as libc::mode_t,
                 ));
             }
+            // Renewed certificates are read here; a bad one fails the reload (old one kept).
+            let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
+            super::logfiles::prepare(&s, id.as_ref())?;
             let (set, fresh) = self
                 .listeners
                 .reopen(&s, id.as_ref())
                 .map_err(|e| e.to_string())?;
-            Ok((s, id, set, fresh))
+            Ok((s, id, set, fresh, tls))
         });
-        let (settings, identity, listeners, fresh) = match prepared {
+        let (settings, identity, listeners, fresh, tls) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 log_error(&format!(
                     "reload failed, still serving the old configuration: {e}"
                 ));
+                super::control::report(false, &e);
                 self.notifier.ready("serving (reload failed)");
                 return;
             }
         };
+        // The new workers inherit the master's standard error: point it at the new error_log.
+        super::logfiles::redirect(&settings);
+        crate::logging::apply_level(&settings.log_level);
         for i in fresh {
             eprintln!("Serving on {}", listeners.entries[i].1.url());
         }
@@ -69,6 +79,7 @@ impl Master {
             deadline: crate::time::later(Instant::now(), grace),
             serving: false,
             target: n,
+            tls,
         }));
         for id in 1..=n {
             self.spawn(id, generation);
@@ -91,6 +102,7 @@ impl Master {
         drop(old);
         self.settings = p.settings;
         self.identity = p.identity;
+        self.tls = p.tls;
         self.generation = p.generation;
         self.target = p.target;
         self.backoff.clear();
@@ -101,6 +113,10 @@ impl Master {
             self.pid, self.generation
         ));
         self.notifier.ready(&self.status());
+        if !self.reload_queued {
+            // A queued HUP starts another reload at once: its outcome is the one to report.
+            super::control::report(true, &format!("generation {}", self.generation));
+        }
     }
 
     pub(super) fn abort_reload(&mut self, why: &str) {
@@ -110,6 +126,9 @@ impl Master {
         log_error(&format!(
             "reload aborted, still serving the old configuration: {why}"
         ));
+        if !self.reload_queued {
+            super::control::report(false, why);
+        }
         for w in self
             .workers
             .iter_mut()

@@ -107,64 +107,68 @@ pub fn fork_exec(
 
 /// Tells the foreground parent of `--daemon` how start-up went.
 #[derive(Debug)]
-pub struct DaemonStatus(Option<OwnedFd>);
+pub struct DaemonStatus(Option<OwnedFd>, String);
 
 impl DaemonStatus {
     /// Not daemonized: nothing to tell.
     pub fn none() -> DaemonStatus {
-        DaemonStatus(None)
+        DaemonStatus(None, String::new())
     }
     /// The pipe's descriptor, which forked workers must close.
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.0.as_ref().map(|f| f.as_raw_fd())
     }
-    /// Sends the exit code the foreground process should exit with (0 = serving); only once.
+    /// Sends the exit code the foreground process should exit with; only once.
     pub fn report(&mut self, code: i32) {
         if let Some(fd) = self.0.take() {
             let _ = nix::unistd::write(fd.as_fd(), &[code as u8]);
         }
     }
+    /// Every worker is ready: says once where the logs go, lets the foreground exit 0, and
+    /// moves stdout/stderr to the log target.
+    pub fn report_ready(&mut self) {
+        if self.0.is_some() {
+            // One write(2): the foreground copies whole lines.
+            let line = format!(
+                "waitressd: daemon {} is serving; {}\n",
+                std::process::id(),
+                self.1
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            self.report(0);
+            super::daemon::detach_std_streams();
+        }
+    }
 }
 
-/// `--daemon`: forks; the foreground parent waits until the daemon reports (ready → 0, boot
-/// failure → its exit code) and exits with that; the daemon becomes a session leader with
-/// stdin on /dev/null (stdout/stderr too when they are a terminal).
-pub fn daemonize() -> nix::Result<DaemonStatus> {
+/// `--daemon`: forks; the foreground parent copies the daemon's boot output to its stderr
+/// until the daemon reports (ready → 0, boot failure → its exit code, after its message) and
+/// exits with that; the daemon becomes a session leader whose standard streams never are the
+/// caller's (stdin /dev/null; stdout/stderr the boot pipe, then the log target).
+pub fn daemonize(settings: &crate::config::Settings) -> nix::Result<DaemonStatus> {
+    let io = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let r_fd = r.as_raw_fd();
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (log_fd, where_logs_go) = super::daemon::open_log_target(settings).map_err(io)?;
     // SAFETY: as in `fork_child`: single-threaded master, before any worker exists. The
-    // parent branch only reads a pipe and `_exit`s.
+    // parent branch only reads the pipes and `_exit`s.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { .. } => {
             drop(w);
-            let mut b = [0u8; 1];
-            let code = match nix::unistd::read(r.as_fd(), &mut b) {
-                Ok(1) => b[0] as i32,
-                _ => 1,
-            };
-            let _ = std::io::stderr().flush();
+            drop(out_w);
+            let code = super::daemon::wait_for_daemon(&r, &out_r, &log_fd);
             // SAFETY: the foreground parent ends here without touching the state the daemon
             // now owns (listeners, unix socket files).
             unsafe { libc::_exit(code) }
         }
         ForkResult::Child => {
-            let _ = r_fd;
             drop(r);
+            drop(out_r);
             nix::unistd::setsid()?;
-            let null = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-            for fd in [0, 1, 2] {
-                // SAFETY: isatty only inspects the descriptor.
-                let tty = unsafe { libc::isatty(fd) } == 1;
-                if fd == 0 || tty {
-                    // SAFETY: dup2 onto a standard descriptor we own; /dev/null stays open.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
-            }
-            Ok(DaemonStatus(Some(w)))
+            super::daemon::redirect_into_pipe(&out_w, log_fd.as_raw_fd());
+            drop(out_w);
+            super::daemon::set_log_fd(log_fd);
+            Ok(DaemonStatus(Some(w), where_logs_go))
         }
     }
 }

@@ -66,7 +66,15 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         max_requests: 0,
         max_requests_jitter: 0,
         max_worker_memory: 0,
+        edge: Default::default(),
+        access_log_format: crate::http::log_format::COMBINED.to_string(),
+        error_log: None,
+        log_level: "info".to_string(),
         daemon: false,
+        proc_name: None,
+        log_config: None,
+        reload: false,
+        reload_files: Vec::new(),
     }
 }
 

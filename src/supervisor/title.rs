@@ -1,7 +1,18 @@
 //! Process titles, so `ps` tells master from workers: `/proc/PID/comm` (15 bytes max) gets
 //! `waitressd-m` / `waitressd-wN`, and the argv area (`/proc/PID/cmdline`, what `ps -f` shows)
-//! is overwritten with `waitressd: master` / `waitressd: worker N`, truncated to fit.
+//! is overwritten with `waitressd: master [NAME]` / `waitressd: worker N [NAME]` (NAME is
+//! `proc_name`, gunicorn's form), truncated to fit.
 use std::ffi::CString;
+use std::sync::OnceLock;
+
+static NAME: OnceLock<String> = OnceLock::new();
+
+/// Sets the instance name shown in every later title (`proc_name`; once per process).
+pub fn set_name(name: &str) {
+    if !name.is_empty() {
+        let _ = NAME.set(name.to_string());
+    }
+}
 
 /// The short name for `comm` (`PR_SET_NAME` keeps 15 bytes).
 pub fn comm_for(worker: Option<usize>) -> String {
@@ -13,9 +24,13 @@ pub fn comm_for(worker: Option<usize>) -> String {
 
 /// The long title for the command line.
 pub fn title_for(worker: Option<usize>) -> String {
-    match worker {
+    let role = match worker {
         None => "waitressd: master".to_string(),
         Some(n) => format!("waitressd: worker {n}"),
+    };
+    match NAME.get() {
+        Some(name) => format!("{role} [{name}]"),
+        None => role,
     }
 }
 

@@ -38,6 +38,12 @@ pub struct WorkerStart {
     pub ready: Option<ReadySignal>,
     /// `preload_app`: the app the master loaded before forking.
     pub preloaded: Option<Preloaded>,
+    /// Say waitress's `Serving on URL` once the app is loaded and the server is built.
+    pub announce: bool,
+    /// `status_listen`: this worker's block of `/metrics` counters, shared with the master.
+    pub metrics: Option<&'static crate::server::metrics::Counters>,
+    /// `certfile`: the TLS configuration the master read.
+    pub tls: Option<super::tls::Loaded>,
 }
 
 /// An app loaded in the master (`preload_app`), shared copy-on-write with the workers.
@@ -86,6 +92,19 @@ impl WorkerStart {
     }
 }
 
+/// waitress's start-up line: through Python logging (logger `waitress`, INFO) when the app's
+/// logging is configured from a file, else on stderr whatever the log level (tests and users
+/// look for it).
+fn announce(line: &str) {
+    if crate::logbridge::forwarding() {
+        crate::wsgi::log_now("waitress", log::Level::Info, line);
+    } else {
+        // One write(2), so other processes' output on the same stream cannot split the line.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+    }
+}
+
 /// The signals a worker reacts to (all blocked; read by the signal thread).
 fn worker_set() -> SigSet {
     let mut set = SigSet::empty();
@@ -103,7 +122,7 @@ fn worker_set() -> SigSet {
 
 /// Starts the thread that turns signals into server stops. Returns the "stopped immediately"
 /// flag.
-fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
+fn signal_thread(stop: StopHandle, settings: Settings) -> Arc<AtomicBool> {
     let immediate = Arc::new(AtomicBool::new(false));
     let flag = immediate.clone();
     let set = worker_set();
@@ -116,7 +135,11 @@ fn signal_thread(stop: StopHandle) -> Arc<AtomicBool> {
                     flag.store(true, Ordering::SeqCst);
                     stop.immediate();
                 }
-                Ok(Signal::SIGUSR1) => stop.reopen_logs(),
+                Ok(Signal::SIGUSR1) => {
+                    // The master reopened (and created) the files before signalling.
+                    super::logfiles::redirect(&settings);
+                    stop.reopen_logs();
+                }
                 Ok(_) => {} // HUP goes to the master; a worker ignores it
                 Err(_) => return,
             }
@@ -137,6 +160,7 @@ pub fn serve(mut start: WorkerStart) -> i32 {
         return code;
     }
     let tag = start.tag();
+    let loading_since = std::time::SystemTime::now();
     let app = match preloaded {
         Some(p) => p.0,
         None => {
@@ -161,6 +185,17 @@ pub fn serve(mut start: WorkerStart) -> i32 {
             }
         }
     };
+    // The INI's [logger_waitress] (or --log-config) now decides about waitress's messages.
+    crate::wsgi::forward_waitress_logs();
+    if start.settings.reload && start.id == 1 {
+        let fixed = start.settings.reload_files.clone();
+        let rescan = move || {
+            let mut files = crate::wsgi::module_files();
+            files.extend(fixed.iter().cloned());
+            files
+        };
+        super::reloader::start(Box::new(rescan), start.master, loading_since);
+    }
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {
         // Graceful stop: app threads are done; atexit handlers run.
@@ -178,8 +213,11 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
 fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
-    let (server, stop) = match Server::new(options::server_options(&start.settings), listeners, app)
-    {
+    let urls: Vec<String> = listeners.iter().map(|l| l.url()).collect();
+    let mut opts = options::server_options(&start.settings);
+    opts.metrics = start.metrics;
+    opts.tls = start.tls.as_ref().map(|t| t.0.clone());
+    let (server, stop) = match Server::new(opts, listeners, app) {
         Ok(s) => s,
         Err(e) => {
             log_error(&format!("{tag}: cannot start the server: {e}"));
@@ -198,8 +236,15 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
             }
         }));
     }
-    let immediate = signal_thread(stop);
+    let immediate = signal_thread(stop, start.settings.clone());
+    if start.announce {
+        for url in &urls {
+            announce(&format!("Serving on {url}"));
+        }
+    }
     start.signal_ready();
+    // --daemon: leave the boot pipe to the caller for the log target (no-op otherwise).
+    super::daemon::detach_std_streams();
     log_info(&format!("{tag}: serving"));
     let code = match server.run() {
         Ok(()) => exit::OK,

@@ -177,6 +177,13 @@ impl Template {
             k.url_scheme.bind(py),
             memo.url_scheme.get(py, o.url_scheme.as_bytes())?,
         )?;
+        if let Some(t) = &o.tls {
+            env.set_item("HTTPS", "on")?;
+            env.set_item("SSL_CLIENT_VERIFY", t.client_verify)?;
+            if let Some(dn) = &t.client_s_dn {
+                env.set_item("SSL_CLIENT_S_DN", dn)?;
+            }
+        }
         let addr = memo.remote_addr.get(py, o.remote_addr.as_bytes())?;
         env.set_item(k.remote_addr.bind(py), &addr)?;
         env.set_item(k.remote_host.bind(py), &addr)?;

@@ -26,34 +26,99 @@ def _has_loggers_section(path):
     return parser.has_section("loggers")
 
 
-def load_ini(path, name, variables):
+# True once logging was configured from a file (INI [loggers] or --log-config): waitress's own
+# records then go through Python logging.
+logging_configured = False
+
+
+def module_files():
+    """The Python files of every imported module outside the standard library (--reload)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = tuple(os.path.join(paths[k], "") for k in ("stdlib", "platstdlib") if k in paths)
+    out = set()
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if not f or not f.endswith(".py"):
+            continue
+        f = os.path.abspath(f)
+        if f.startswith(stdlib) and "site-packages" not in f:
+            continue
+        if os.path.exists(f):
+            out.add(f)
+    return sorted(out)
+
+
+def name_thread(name):
+    threading.current_thread().name = name
+
+
+def _file_config(path, defaults):
+    global logging_configured
+    import logging.config as _logging_config
+
+    _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    logging_configured = True
+
+
+def load_ini(path, name, variables, log_config=None):
     """pserve's order: logging from the INI first, then PasteDeploy's loadapp."""
     path = os.path.abspath(path)
     defaults = {"__file__": path, "here": os.path.dirname(path)}
     defaults.update(variables)
-    if _has_loggers_section(path):
-        import logging.config as _logging_config
-
-        _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    if log_config:
+        log_config = os.path.abspath(log_config)
+        _file_config(log_config, {"__file__": log_config, "here": os.path.dirname(log_config)})
+    elif _has_loggers_section(path):
+        _file_config(path, defaults)
     else:
         logging.basicConfig()
     try:
         from paste.deploy import loadapp
     except ImportError as exc:
-        raise MissingPasteDeploy(
-            "PasteDeploy is not installed for %s (%s); install it into the virtualenv "
-            "waitressd uses: %s -m pip install PasteDeploy"
-            % (sys.version.split()[0], exc, sys.executable)
-        ) from None
+        raise MissingPasteDeploy(_missing_message("PasteDeploy", exc)) from None
     app = loadapp("config:" + path, name=name, global_conf=defaults)
     return _check(app, "config:%s#%s" % (path, name))
 
 
-def load_module(target, call):
+def _missing_message(dist, exc):
+    """Names the fix: which virtualenv, and how to choose another."""
+    if sys.prefix == sys.base_prefix:
+        return (
+            "%s is not installed for python %s (%s) and no virtualenv is in use: point waitressd "
+            "at the app's virtualenv with VIRTUAL_ENV=/path/to/venv, --virtualenv or "
+            "virtualenv = in [server:main], or install it with %s -m pip install %s"
+            % (dist, sys.version.split()[0], exc, sys.executable, dist)
+        )
+    return (
+        "%s is not installed in the virtualenv %s (%s): %s -m pip install %s, or point "
+        "waitressd at another virtualenv with --virtualenv or virtualenv = in [server:main]"
+        % (dist, sys.prefix, exc, sys.executable, dist)
+    )
+
+
+def module_hint(exc):
+    """A hint for an app that cannot be imported, or None."""
+    if isinstance(exc, ModuleNotFoundError):
+        where = "the virtualenv " + sys.prefix if sys.prefix != sys.base_prefix else (
+            "python " + sys.version.split()[0] + " (no virtualenv: set VIRTUAL_ENV or --virtualenv)")
+        return (
+            "module %r is not importable from %s; install it there, or add its directory "
+            "with --pythonpath DIR or --chdir DIR" % (exc.name, where)
+        )
+    return None
+
+
+def load_module(target, call, log_config=None):
     """waitress-serve's order: logging.basicConfig, cwd appended to sys.path, resolve_name."""
     import pkgutil
 
-    logging.basicConfig()
+    if log_config:
+        log_config = os.path.abspath(log_config)
+        _file_config(log_config, {"__file__": log_config, "here": os.path.dirname(log_config)})
+    else:
+        logging.basicConfig()
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     cwd = os.getcwd()
@@ -62,13 +127,37 @@ def load_module(target, call):
     app = pkgutil.resolve_name(target)
     if call:
         app = app()
-    return _check(app, target)
+    return _check(app, target, factory_hint=not call)
 
 
-def _check(app, what):
+def _check(app, what, factory_hint=False):
     if not callable(app):
         raise TypeError("%s did not give a WSGI application: %r is not callable" % (what, app))
+    if factory_hint and _is_factory(app):
+        raise TypeError(
+            "%s is a factory, not a WSGI application (it takes no arguments): call it with "
+            "%s() or --call" % (what, what)
+        )
     return app
+
+
+def _is_factory(obj):
+    """A function that can be called with no arguments but not with (environ, start_response)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind()
+    except TypeError:
+        return False
+    try:
+        sig.bind({}, None)
+    except TypeError:
+        return True
+    return False
 
 
 def report_exception(path, exc):

@@ -28,6 +28,14 @@ static START_LOCK: Mutex<()> = Mutex::new(());
 const GUARDED_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT];
 static SAVED_SIGACTIONS: Mutex<Vec<(libc::c_int, libc::sigaction)>> = Mutex::new(Vec::new());
 
+/// Runs `f` (which may attach to Python) only while the interpreter is running, and keeps
+/// `shutdown` from finalising it meanwhile: for helper threads (log forwarding, `--reload`'s
+/// rescans) that may still be awake when the worker stops. None when not running.
+pub fn with_live<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let _lock = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    STARTED.load(Ordering::Acquire).then(f)
+}
+
 /// True once `start` has succeeded in this process.
 pub fn started() -> bool {
     STARTED.load(Ordering::Acquire)
@@ -47,8 +55,12 @@ pub fn choose_executable(
         path: venv.to_path_buf(),
         reason,
     };
-    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg"))
-        .map_err(|e| bad(format!("no readable pyvenv.cfg ({e}); is it a virtualenv?")))?;
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).map_err(|e| {
+        bad(format!(
+            "no readable pyvenv.cfg ({e}); is it a virtualenv? Point --virtualenv, \
+                 virtualenv = or VIRTUAL_ENV at one (made with {BASE_PYTHON} -m venv DIR)"
+        ))
+    })?;
     if let Some(version) = pyvenv_version(&cfg) {
         if !same_minor(&version, PYTHON_VERSION) {
             return Err(bad(format!(
@@ -245,6 +257,7 @@ pub fn shutdown() {
     if !STARTED.swap(false, Ordering::AcqRel) {
         return;
     }
+    crate::logbridge::stop_forwarding();
     // SAFETY: the interpreter is running and no app thread is attached (caller's contract);
     // Py_FinalizeEx needs the GIL, taken here and never released (the interpreter is gone).
     unsafe {

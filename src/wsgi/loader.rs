@@ -53,9 +53,11 @@ pub(crate) fn load(opts: &WsgiOptions) -> Result<WsgiApp, WsgiError> {
                 for (k, val) in vars {
                     v.set_item(k, val).map_err(|e| load_error(py, &what, e))?;
                 }
-                helper.call_method1("load_ini", (path, app_name, v))
+                helper.call_method1("load_ini", (path, app_name, v, &opts.log_config))
             }
-            AppSpec::Module { target, call } => helper.call_method1("load_module", (target, *call)),
+            AppSpec::Module { target, call } => {
+                helper.call_method1("load_module", (target, *call, &opts.log_config))
+            }
         };
         let app = app.map_err(|e| load_error(py, &what, e))?;
         WsgiApp::new(py, app, helper, opts).map_err(|e| load_error(py, &what, e))
@@ -75,8 +77,15 @@ fn load_error(py: Python<'_>, what: &str, err: PyErr) -> WsgiError {
         None,
         None,
     );
-    let message = err.to_string();
+    let mut message = err.to_string();
     let exc = err.into_value(py);
+    if let Some(hint) = helper(py)
+        .and_then(|h| h.call_method1("module_hint", (exc.clone_ref(py),)))
+        .ok()
+        .and_then(|h| h.extract::<String>().ok())
+    {
+        message = format!("{}: {hint}", message.lines().next().unwrap_or(""));
+    }
     let tb = helper(py)
         .and_then(|h| h.call_method1("format_exception", (exc,)))
         .and_then(|t| t.extract::<String>())

@@ -20,6 +20,7 @@ mod input;
 pub mod interpreter;
 mod interrupt;
 mod loader;
+mod pylog;
 mod response;
 mod task;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod tests;
 mod tests_io;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
+pub use pylog::{forward_waitress_logs, log_now, module_files};
 
 /// What the WSGI bridge needs from `Settings`.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct WsgiOptions {
     pub virtualenv: Option<PathBuf>,
     /// `wsgi.multiprocess`: true when more than one worker process serves the app.
     pub multiprocess: bool,
+    /// `--log-config FILE`: Python logging from this file (else from the INI's `[loggers]`).
+    pub log_config: Option<PathBuf>,
 }
 
 /// Where the application comes from.

@@ -354,6 +354,13 @@ impl App for WsgiApp {
     /// One Python thread state for the thread's whole life; detached while waiting for work.
     fn run_thread(&self, serve: &mut dyn FnMut()) {
         Python::attach(|py| {
+            // waitress's app threads are `waitress-N` to Python too (not `Dummy-N`), so
+            // `%(threadName)s` in a log format reads as under waitress.
+            if let Some(name) = std::thread::current().name() {
+                if let Ok(h) = super::loader::helper(py) {
+                    let _ = h.call_method1("name_thread", (name,));
+                }
+            }
             detached(py, serve);
             // Drop the thread's cached Python objects while attached.
             THREAD.with(|t| t.borrow_mut().take());

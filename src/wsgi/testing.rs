@@ -40,6 +40,7 @@ pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> R
         server_name: "waitress.invalid".into(),
         server_port: "8080".into(),
         url_scheme: "http".into(),
+        tls: None,
     };
     req
 }
@@ -164,6 +165,7 @@ pub(crate) fn options() -> WsgiOptions {
         url_prefix: String::new(),
         virtualenv: None,
         multiprocess: false,
+        log_config: None,
     }
 }
 

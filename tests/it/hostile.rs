@@ -10,6 +10,7 @@ mod client;
 pub(crate) mod corpus;
 mod half_close;
 mod proxy;
+pub(crate) mod tls;
 
 use crate::util::{root, Daemon};
 use client::{text, Conn};
@@ -120,6 +121,11 @@ fn lines_of(log: &str, p: &str) -> Vec<String> {
         .collect()
 }
 
+/// The daemon's own address (plain TCP).
+fn direct(addr: &str) -> String {
+    addr.to_string()
+}
+
 /// How a case's `raw` bytes are written.
 #[derive(Clone, Copy, PartialEq)]
 enum Delivery {
@@ -131,7 +137,7 @@ enum Delivery {
 
 /// Runs one group and fails the test with every failing case.
 pub fn run_corpus(group: &str, cases: &[Case]) {
-    let failures = corpus_failures(group, cases, Delivery::Whole, &[]);
+    let failures = corpus_failures(group, cases, Delivery::Whole, &[], &direct);
     assert!(
         failures.is_empty(),
         "{} case(s) failed:\n{}",
@@ -166,11 +172,18 @@ fn start_recorder(log: &Path, extra: &[&str]) -> Daemon {
 
 /// Runs every case followed by a normal request on a fresh connection, then checks the
 /// recorder log.
-fn corpus_failures(group: &str, cases: &[Case], delivery: Delivery, extra: &[&str]) -> Vec<String> {
+/// `via` maps the daemon's address to the one the harness connects to (a TLS relay).
+fn corpus_failures(
+    group: &str,
+    cases: &[Case],
+    delivery: Delivery,
+    extra: &[&str],
+    via: &dyn Fn(&str) -> String,
+) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let log: PathBuf = dir.path().join("recorder.log");
     let daemon = start_recorder(&log, extra);
-    let addr = daemon.addr();
+    let addr = via(&daemon.addr());
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let p = format!("/c{group}{i:02}");
@@ -253,7 +266,13 @@ const GROUPS: [(&str, &[Case]); 6] = [
 fn every_case_behaves_the_same_when_its_bytes_arrive_in_pieces() {
     let mut failures = Vec::new();
     for (group, cases) in GROUPS {
-        failures.extend(corpus_failures(group, cases, Delivery::Pieces, &[]));
+        failures.extend(corpus_failures(
+            group,
+            cases,
+            Delivery::Pieces,
+            &[],
+            &direct,
+        ));
     }
     assert!(
         failures.is_empty(),
@@ -270,7 +289,13 @@ fn every_case_behaves_the_same_with_channel_request_lookahead() {
     let lookahead = ["--channel-request-lookahead", "4"];
     let mut failures = Vec::new();
     for (group, cases) in GROUPS {
-        failures.extend(corpus_failures(group, cases, Delivery::Whole, &lookahead));
+        failures.extend(corpus_failures(
+            group,
+            cases,
+            Delivery::Whole,
+            &lookahead,
+            &direct,
+        ));
     }
     assert!(
         failures.is_empty(),

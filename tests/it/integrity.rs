@@ -9,9 +9,16 @@ use std::time::Duration;
 use crate::util::{self, Daemon};
 
 mod client;
+mod tls;
 use client::{sha256_hex, Broken, Conn, Seen};
 
 const MIB: u64 = 1 << 20;
+
+/// The integrity clients hold megabytes of buffers in this process: tests that measure the test
+/// process's RSS must not run beside them.
+fn rss_lock() -> std::sync::MutexGuard<'static, ()> {
+    util::RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn apps_dir() -> std::path::PathBuf {
     util::root().join("tests/apps/integrity")
@@ -70,6 +77,7 @@ fn concurrently(clients: usize, jobs: impl Fn(usize) -> Vec<String> + Sync) -> V
 /// (2–3 of 20 in two runs of this test against the old binary).
 #[test]
 fn spilled_chunked_streams_reach_slow_clients_intact() {
+    let _rss = rss_lock();
     let d = daemon(&["--threads", "4", "--outbuf-overflow", "65536"]);
     let addr = d.addr();
     let bad = concurrently(4, |i| {
@@ -98,6 +106,7 @@ fn spilled_chunked_streams_reach_slow_clients_intact() {
 /// spills" to "nothing spills".
 #[test]
 fn every_response_kind_is_intact_at_every_spill_threshold() {
+    let _rss = rss_lock();
     let routes = ["/stream", "/cl", "/once", "/write", "/file", "/filenocl"];
     for overflow in ["0", "4096", "1048576", "1073741824"] {
         let d = daemon(&["--threads", "4", "--outbuf-overflow", overflow]);
@@ -124,6 +133,7 @@ fn every_response_kind_is_intact_at_every_spill_threshold() {
 /// `outbuf_high_watermark` by slow readers.
 #[test]
 fn send_bytes_and_back_pressure_keep_bytes_intact() {
+    let _rss = rss_lock();
     let d = daemon(&[
         "--threads",
         "2",
@@ -148,6 +158,7 @@ fn send_bytes_and_back_pressure_keep_bytes_intact() {
 /// in order, HEAD with no body, on one connection.
 #[test]
 fn pipelined_responses_behind_a_spilled_one_are_intact_and_in_order() {
+    let _rss = rss_lock();
     let d = daemon(&["--threads", "4", "--outbuf-overflow", "65536"]);
     let addr = d.addr();
     let asks: [(&str, &str, u64); 6] = [
@@ -185,6 +196,7 @@ fn pipelined_responses_behind_a_spilled_one_are_intact_and_in_order() {
 /// whole.
 #[test]
 fn clients_gone_mid_spill_leave_nothing_behind() {
+    let _rss = rss_lock();
     let d = daemon(&["--threads", "8", "--outbuf-overflow", "65536"]);
     let addr = d.addr();
     download(&addr, "/stream", 1, MIB, "HTTP/1.1").unwrap();
@@ -228,6 +240,7 @@ fn clients_gone_mid_spill_leave_nothing_behind() {
 /// did arrive is the file's, and the worker goes on serving.
 #[test]
 fn a_file_that_shrinks_while_sent_ends_the_response_short() {
+    let _rss = rss_lock();
     let d = daemon(&["--threads", "2"]);
     let addr = d.addr();
     let n = 48 * MIB; // truncated to 16 MiB: a page boundary
@@ -260,6 +273,7 @@ fn a_file_that_shrinks_while_sent_ends_the_response_short() {
 /// `inbuf_overflow`: the app hashes what `wsgi.input` gave it.
 #[test]
 fn uploads_reach_the_app_intact() {
+    let _rss = rss_lock();
     let d = daemon(&["--threads", "2", "--inbuf-overflow", "65536"]);
     let addr = d.addr();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;

@@ -4,9 +4,13 @@ mod util;
 
 mod abuse;
 mod config;
+mod haproxy;
 mod hostile;
 mod integrity;
+mod ops;
 mod props;
 mod server;
 mod supervisor;
+mod switch;
+mod tls;
 mod wsgi;

@@ -50,7 +50,7 @@ pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
 /// A running daemon; killed (by its PID) on drop.
 pub struct Daemon {
     pub child: Child,
-    /// Every `Serving on http://...` URL, in order.
+    /// Every listener's URL (`listening on` / `Serving on`), in order.
     pub urls: Vec<String>,
     /// stderr lines after the Serving lines, as they arrive.
     pub stderr: mpsc::Receiver<String>,
@@ -87,7 +87,12 @@ impl Daemon {
         while urls.len() < n {
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
-                    if let Some(i) = line.find("Serving on ") {
+                    // The master's "listening on URL" (at bind) comes first; waitress's
+                    // "Serving on URL" follows once a worker loaded the app, unless the app's
+                    // Python logging hides it (as under pserve).
+                    if let Some(i) = line.find("] listening on ") {
+                        urls.push(line[i + 15..].trim().to_string());
+                    } else if let Some(i) = line.find("Serving on ") {
                         urls.push(line[i + 11..].trim().to_string());
                     } else {
                         seen.push(line);

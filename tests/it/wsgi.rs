@@ -49,6 +49,7 @@ fn serve(target: &str, tweak: impl FnOnce(&mut ServerOptions)) -> Served {
         url_prefix: so.url_prefix.clone(),
         virtualenv: Some(util::venv()),
         multiprocess: false,
+        log_config: None,
     };
     wsgi::init(&wo).expect("python starts");
     let app = wsgi::load(&wo).expect("fixture app loads");

@@ -157,8 +157,11 @@ fn main() -> std::io::Result<()> {
                     let _ = sock.set_nodelay(true);
                     let t = Token(next);
                     next += 1;
-                    poll.registry()
-                        .register(&mut sock, t, Interest::READABLE | Interest::WRITABLE)?;
+                    poll.registry().register(
+                        &mut sock,
+                        t,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
                     conns.insert(
                         t.0,
                         Conn {

@@ -102,7 +102,7 @@ fn connect_many(addr: &str, n: usize) -> Vec<TcpStream> {
 
 /// Raises this process's soft RLIMIT_NOFILE towards `want` (capped at the hard limit): the
 /// tests share one process, and a default soft limit of 1024 is too few for a 1000-client burst.
-fn raise_fd_limit(want: u64) {
+pub(crate) fn raise_fd_limit(want: u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

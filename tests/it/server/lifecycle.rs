@@ -1,6 +1,6 @@
 //! Lifecycle: graceful and immediate stop, listeners shared by two loops or mixed unix and
 //! TCP, and the access log (one combined line per request, reopened on request).
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering;
@@ -218,4 +218,76 @@ fn a_dead_app_thread_is_started_again_and_serves() {
     stop.immediate();
     assert!(join.join().unwrap().is_ok());
     assert_eq!(r.map(|r| (r.0, r.2)), Some((200, b"ok".to_vec())));
+}
+
+/// A panic payload that panics again when dropped: the request machinery itself panics after
+/// the app call's own guard has caught the first one.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics too");
+    }
+}
+
+struct PanicsTwice;
+
+impl waitressd::http::app::App for PanicsTwice {
+    fn call(
+        &self,
+        ex: &mut dyn waitressd::http::app::Exchange,
+    ) -> Result<(), waitressd::http::app::AppFailure> {
+        if ex.request().path() == b"/bomb" {
+            std::panic::panic_any(Bomb);
+        }
+        ex.start_response("200 OK", vec![("Content-Length".into(), "2".into())]);
+        ex.write(b"ok")
+            .map_err(|_| waitressd::http::app::AppFailure {
+                traceback: String::new(),
+            })
+    }
+}
+
+#[test]
+fn a_panic_outside_the_app_guard_closes_that_connection_and_the_thread_serves_on() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let opts = ServerOptions {
+        threads: 1,
+        ..opts()
+    };
+    let (server, stop) = waitressd::server::Server::new(
+        opts,
+        vec![Listener::Tcp(l)],
+        std::sync::Arc::new(PanicsTwice),
+    )
+    .unwrap();
+    let join = std::thread::spawn(move || server.run());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(get("/bomb").as_bytes()).unwrap();
+    // Answered (the 500 went out before the second panic) and closed, or just closed: never
+    // left hanging.
+    let mut out = Vec::new();
+    let closed = loop {
+        let mut b = [0u8; 4096];
+        match s.read(&mut b) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    };
+    assert!(
+        out.is_empty() || out.starts_with(b"HTTP/1.1 500"),
+        "{out:?}"
+    );
+    let mut t = TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    t.write_all(get("/").as_bytes()).unwrap();
+    let r = read_response(&mut t);
+    stop.immediate();
+    assert!(join.join().unwrap().is_ok());
+    assert!(closed, "the connection is closed, not left hanging");
+    assert_eq!(r.map(|r| r.0), Some(200), "the app thread serves on");
 }

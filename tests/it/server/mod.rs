@@ -19,6 +19,8 @@ mod fixture;
 mod framing;
 mod lifecycle;
 mod limits;
+mod proxy;
+mod tls;
 
 use fixture::TestApp;
 

@@ -16,6 +16,7 @@ mod failures;
 mod lifecycle;
 mod recycle;
 mod reload;
+mod status;
 mod systemd;
 mod timeout;
 mod upgrade;

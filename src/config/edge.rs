@@ -1,0 +1,122 @@
+//! waitressd at the edge of a deployment: the PROXY protocol (`proxy_protocol`,
+//! `proxy_allow_ips`), the status listener (`status_listen`) and TLS (`certfile`, `keyfile`,
+//! `ca_certs`, `cert_reqs`, `ssl_min_version`, with gunicorn's names). Checked here; the
+//! certificate files themselves are read by the master (supervisor), before the privilege
+//! drop and again on SIGHUP.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::listen::{self, Family};
+use super::settings::{err, Values};
+use super::ConfigError;
+pub use crate::net::AllowIps;
+
+/// The edge settings, typed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Edge {
+    pub proxy_protocol: bool,
+    pub proxy_allow_ips: AllowIps,
+    pub status_listen: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// Client-certificate policy (gunicorn's `cert_reqs`: `ssl.CERT_NONE/OPTIONAL/REQUIRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertReqs {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+/// The TLS files and policy (read by the master).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+    pub ca_certs: Option<PathBuf>,
+    pub cert_reqs: CertReqs,
+    /// TLS 1.3 only (else 1.2 and 1.3).
+    pub tls13_only: bool,
+}
+
+pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, ConfigError> {
+    let raw = |k: &str| vals.raw(k).expect("a non-default value was given");
+    let proxy_allow_ips = AllowIps::parse(&vals.list("proxy_allow_ips"))
+        .map_err(|e| err(raw("proxy_allow_ips"), e))?;
+    let status_listen = match vals.opt("status_listen") {
+        None => None,
+        Some(s) => Some(status_addr(&s, app_listen).map_err(|e| err(raw("status_listen"), e))?),
+    };
+    let cert_reqs = match vals
+        .string("cert_reqs")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" | "0" => CertReqs::None,
+        "optional" | "1" => CertReqs::Optional,
+        "required" | "2" => CertReqs::Required,
+        _ => return Err(err(raw("cert_reqs"), "must be none, optional or required")),
+    };
+    let tls13_only = match vals.string("ssl_min_version").trim() {
+        "1.2" | "TLSv1.2" | "TLSv1_2" => false,
+        "1.3" | "TLSv1.3" | "TLSv1_3" => true,
+        _ => return Err(err(raw("ssl_min_version"), "must be 1.2 or 1.3")),
+    };
+    let ca_certs = vals.path("ca_certs");
+    let tls = match vals.path("certfile") {
+        None => {
+            for k in ["keyfile", "ca_certs", "cert_reqs", "ssl_min_version"] {
+                if let Some(r) = vals.raw(k) {
+                    return Err(err(r, format!("{k} has no meaning without certfile")));
+                }
+            }
+            None
+        }
+        Some(certfile) => {
+            if cert_reqs != CertReqs::None && ca_certs.is_none() {
+                return Err(err(
+                    raw("cert_reqs"),
+                    "client certificates need ca_certs (the CAs to verify them against)",
+                ));
+            }
+            Some(TlsFiles {
+                keyfile: vals.path("keyfile").unwrap_or_else(|| certfile.clone()),
+                certfile,
+                ca_certs,
+                cert_reqs,
+                tls13_only,
+            })
+        }
+    };
+    Ok(Edge {
+        proxy_protocol: vals.boolean("proxy_protocol"),
+        proxy_allow_ips,
+        status_listen,
+        tls,
+    })
+}
+
+/// `HOST:PORT`, resolved at start-up; never one of the app's listen addresses.
+fn status_addr(s: &str, app_listen: &[SocketAddr]) -> Result<SocketAddr, String> {
+    let entry = listen::split(s.trim(), "");
+    if entry.port.is_empty() {
+        return Err("expected HOST:PORT, e.g. 127.0.0.1:9090".into());
+    }
+    let addr = listen::resolve_entry(&entry, Family::Any)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "resolves to no address".to_string())?;
+    if addr.port() != 0 && app_listen.iter().any(|l| l.port() == addr.port()) {
+        return Err(format!(
+            "port {} is an app listener's: the status listener needs a port of its own",
+            addr.port()
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+#[path = "edge_tests.rs"]
+mod tests;

@@ -1,0 +1,216 @@
+//! A connection's TLS session (rustls), driven on the event loop and by app threads under the
+//! channel lock: reading records from the socket and plaintext out of them (the handshake runs
+//! here, on the loop thread, never on an app thread), and writing encrypted records to the
+//! socket. `OutBuf` feeds it plaintext in bounded chunks, so what is encrypted but unsent stays
+//! small; file segments are copied through it with pread (no sendfile under TLS).
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
+use rustls::ServerConnection;
+
+use super::outbuf::send_parts;
+use crate::http::TlsInfo;
+
+/// Plaintext handed to rustls at a time (one TLS record's worth).
+pub(crate) const CHUNK: usize = 16 * 1024;
+
+/// The socket as `Read`/`Write` for rustls (MSG_NOSIGNAL sends, EINTR retried).
+pub(crate) struct FdIo<'a>(pub(crate) BorrowedFd<'a>);
+
+impl Read for FdIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match recv(self.0.as_raw_fd(), buf, MsgFlags::empty()) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Write for FdIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_parts(self.0, &[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        send_parts(self.0, bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one read attempt gave.
+pub(crate) enum Recv {
+    /// Plaintext bytes in the caller's buffer.
+    Data(usize),
+    /// Nothing now (the socket would block).
+    Again,
+    /// The client closed (close_notify or TCP EOF).
+    Eof,
+    /// A TLS or socket error; an alert may be queued (flush, then close).
+    Fail(String),
+}
+
+pub(crate) struct TlsSession {
+    conn: ServerConnection,
+    /// The socket reported EOF: only buffered plaintext is left.
+    eof: bool,
+}
+
+impl TlsSession {
+    pub(crate) fn new(conn: ServerConnection) -> TlsSession {
+        TlsSession { conn, eof: false }
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Plaintext into `buf`: buffered plaintext first (the socket may have nothing more: with
+    /// edge-triggered polling it must be taken now), then records from the socket, or from
+    /// `extra` (bytes already read from the socket, e.g. after a PROXY header).
+    /// Returns what happened and how many bytes came off the socket.
+    pub(crate) fn recv(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+        mut extra: &[u8],
+    ) -> (Recv, usize) {
+        let mut raw = 0;
+        // Bytes already read (after a PROXY header): all of them go in first.
+        while !extra.is_empty() {
+            match self.conn.read_tls(&mut extra) {
+                Ok(n) => raw += n,
+                Err(e) => return (Recv::Fail(e.to_string()), raw),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return (Recv::Fail(e.to_string()), raw);
+            }
+        }
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(0) => return (Recv::Eof, raw),
+                Ok(n) => return (Recv::Data(n), raw),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // TCP EOF without close_notify: the client went away.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return (Recv::Eof, raw),
+                Err(e) => return (Recv::Fail(e.to_string()), raw),
+            }
+            if self.eof {
+                return (Recv::Eof, raw);
+            }
+            match self.conn.read_tls(&mut FdIo(fd)) {
+                Ok(0) => self.eof = true,
+                Ok(n) => raw += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Recv::Again, raw),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return (Recv::Fail(e.to_string()), raw),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                return (Recv::Fail(e.to_string()), raw);
+            }
+        }
+    }
+
+    /// Sends encrypted records until none are left (true) or the socket would block (false).
+    pub(crate) fn send_records(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut FdIo(fd)) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Hands plaintext to rustls; returns how much it took (less once its buffer is full).
+    pub(crate) fn encrypt(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.conn.writer().write(data)
+    }
+
+    /// Queues the close_notify alert (sent by the next `send_records`).
+    pub(crate) fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+    }
+
+    /// The environ facts, once the handshake is done: the verified client certificate's
+    /// subject (`SSL_CLIENT_S_DN`) and `SSL_CLIENT_VERIFY` (mod_ssl's names).
+    pub(crate) fn info(&self) -> TlsInfo {
+        let dn = self
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|der| {
+                x509_parser::parse_x509_certificate(der.as_ref())
+                    .ok()
+                    .map(|(_, cert)| cert.subject().to_string())
+            });
+        TlsInfo {
+            client_verify: if dn.is_some() { "SUCCESS" } else { "NONE" },
+            client_s_dn: dn,
+        }
+    }
+}
+
+impl super::channel::Channel {
+    /// Reads plaintext through the connection's TLS session (records from the socket, or
+    /// `extra` bytes already read), sends what the handshake produced, and keeps the head
+    /// deadline: a slow handshake counts like a slow head. Ok(0) = the client closed;
+    /// Err = what `on_readable` returns.
+    pub(crate) fn recv_tls(
+        &mut self,
+        ctx: &super::dispatch::Ctx,
+        buf: &mut [u8],
+        extra: &[u8],
+        now: std::time::Instant,
+    ) -> Result<usize, super::channel::ReadOutcome> {
+        use super::channel::ReadOutcome;
+        let sh = self.shared.clone();
+        let mut st = super::dispatch::lock(&sh.st);
+        let Some(t) = st.out.tls_mut() else {
+            return Err(ReadOutcome::Close);
+        };
+        let was_handshaking = t.is_handshaking();
+        let (r, raw) = t.recv(sh.fd(), buf, extra);
+        let handshaken = was_handshaking && !t.is_handshaking();
+        let info = handshaken.then(|| t.info());
+        // Handshake messages and alerts go out now (the rest on the writable edge).
+        let flushed = st.out.flush(sh.fd());
+        sh.note_output(&st);
+        drop(st);
+        if let (Some(m), true) = (ctx.opts.metrics, raw > 0) {
+            m.bytes_in(raw);
+        }
+        if was_handshaking && raw > 0 && self.head_started.is_none() {
+            self.head_started = Some(now);
+        }
+        if let Some(info) = info {
+            self.head_started = None;
+            self.tls_info = Some(Box::new(info));
+        }
+        if let Err(e) = flushed {
+            super::shared::socket_error(ctx, "send", e);
+            return Err(ReadOutcome::Close);
+        }
+        match r {
+            Recv::Data(n) => Ok(n),
+            Recv::Again => Err(ReadOutcome::Done),
+            Recv::Eof => Ok(0),
+            Recv::Fail(e) => {
+                log::debug!(target: "waitress", "TLS from {}: {e}", sh.origin.remote_addr);
+                Err(ReadOutcome::Close)
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+"""An app that fails at import."""
+raise RuntimeError("broken at import")

@@ -1,0 +1,196 @@
+//! `error_log`, `log_level`, journal priorities and USR1 reopening.
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{eventually, read, start};
+use crate::util::get;
+
+/// Master, worker and the app's own `print(file=sys.stderr)` all land in `error_log`; after
+/// a rename and USR1 (logrotate without copytruncate) new lines go to the new files and none
+/// is lost.
+#[test]
+fn error_log_holds_master_worker_and_python_stderr_and_usr1_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, acc) = (dir.path().join("error.log"), dir.path().join("access.log"));
+    let mut d = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--error-log",
+            err.to_str().unwrap(),
+            "--access-log",
+            acc.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(get(&d.addr(), "/stderr?first-line").0, 200);
+    assert!(
+        eventually(10, || {
+            let t = read(&err);
+            t.contains("first-line") && t.contains("worker 1") && t.contains("serving")
+        }),
+        "error_log: {}",
+        read(&err)
+    );
+    assert!(eventually(10, || read(&acc).contains("/stderr?first-line")));
+    std::fs::rename(&err, dir.path().join("error.log.1")).unwrap();
+    std::fs::rename(&acc, dir.path().join("access.log.1")).unwrap();
+    d.signal(libc::SIGUSR1);
+    assert!(
+        eventually(10, || read(&err).contains("log files reopened")),
+        "no new error_log after USR1"
+    );
+    // The workers reopen after the master: retry until the new files get the request.
+    assert!(eventually(10, || {
+        get(&d.addr(), "/stderr?second-line");
+        read(&err).contains("second-line") && read(&acc).contains("/stderr?second-line")
+    }));
+    let old_err = read(&dir.path().join("error.log.1"));
+    let old_acc = read(&dir.path().join("access.log.1"));
+    assert!(old_err.contains("first-line") && old_acc.contains("/stderr?first-line"));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+    assert!(read(&err).contains("exiting with code 0"), "{}", read(&err));
+}
+
+/// Under systemd (`JOURNAL_STREAM` names our stderr) each line starts with its syslog
+/// priority; `log_level = warning` hides info lines.
+#[test]
+fn journal_stream_lines_carry_priorities_and_log_level_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("ops.ini");
+    let good = "[app:main]\nuse = call:opsapp:app\n\n[server:main]\nuse = egg:waitress#main\nlisten = 127.0.0.1:0\nlog_level = warning\n";
+    // `call:` needs a factory: PasteDeploy calls opsapp.app(global_conf), so use a factory.
+    let good = good.replace("call:opsapp:app", "call:opsapp:factory");
+    std::fs::write(&ini, &good).unwrap();
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let st = nix::sys::stat::fstat(&w).unwrap();
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.arg(&ini)
+        .current_dir(super::apps())
+        .env("VIRTUAL_ENV", crate::util::venv())
+        .env("PYTHONPATH", super::apps())
+        .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(w));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // our copy of the pipe's write end
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(std::fs::File::from(r)).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let next = |lines: &mut Vec<String>| {
+        let l = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a log line");
+        lines.push(l.clone());
+        l
+    };
+    let url = loop {
+        let l = next(&mut lines);
+        if let Some(i) = l.find("Serving on ") {
+            break l[i + 11..].trim().trim_start_matches("http://").to_string();
+        }
+    };
+    assert!(eventually(30, || get(&url, "/").0 == 200));
+    std::fs::write(
+        &ini,
+        good.replace("log_level = warning", "log_level = loud"),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on the PID of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let err = loop {
+        let l = next(&mut lines);
+        if l.contains("reload failed") {
+            break l;
+        }
+    };
+    assert!(err.starts_with("<3>ERROR"), "{err}");
+    assert!(err.contains("not a log level"), "{err}");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0));
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(l);
+    }
+    let info: Vec<&String> = lines.iter().filter(|l| l.contains("INFO")).collect();
+    assert!(info.is_empty(), "log_level = warning let through {info:?}");
+}
+
+/// `--daemon` with `error_log`: the foreground returns once serving, and the detached master's
+/// and workers' log lines land in the file; without `error_log` it says where the log goes.
+#[test]
+fn daemon_writes_its_log_to_error_log_and_says_so_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, pid) = (dir.path().join("error.log"), dir.path().join("d.pid"));
+    // Files, not pipes: the detached daemon keeps its inherited stdout and stderr.
+    let fg = dir.path().join("fg.txt");
+    let to_fg = || Stdio::from(std::fs::File::create(&fg).unwrap());
+    let out = super::command(&[
+        "--daemon",
+        "--listen",
+        "127.0.0.1:0",
+        "--error-log",
+        err.to_str().unwrap(),
+        "--pidfile",
+        pid.to_str().unwrap(),
+    ])
+    .env("VIRTUAL_ENV", crate::util::venv())
+    .stdin(Stdio::null())
+    .stdout(to_fg())
+    .stderr(to_fg())
+    .status()
+    .unwrap();
+    assert_eq!(out.code(), Some(0), "{}", read(&fg));
+    assert!(!read(&fg).contains("without error_log"), "{}", read(&fg));
+    assert!(
+        read(&fg).contains(&format!("logs: {}", err.display())),
+        "{}",
+        read(&fg)
+    );
+    let master: i32 = read(&pid).trim().parse().expect("pidfile");
+    assert!(
+        eventually(10, || read(&err).contains("worker 1")
+            && read(&err).contains("ready")),
+        "{}",
+        read(&err)
+    );
+    // SAFETY: kill(2) on the daemon this test started (its PID from its pidfile).
+    unsafe { libc::kill(master, libc::SIGTERM) };
+    assert!(eventually(30, || read(&err).contains("exiting with code 0")));
+
+    let out = super::command(&[
+        "--daemon",
+        "--listen",
+        "127.0.0.1:0",
+        "--pidfile",
+        pid.to_str().unwrap(),
+    ])
+    .env("VIRTUAL_ENV", crate::util::venv())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(to_fg())
+    .status()
+    .unwrap();
+    assert_eq!(out.code(), Some(0), "{}", read(&fg));
+    assert!(
+        read(&fg).contains("--daemon without error_log"),
+        "{}",
+        read(&fg)
+    );
+    let master: i32 = read(&pid).trim().parse().expect("pidfile");
+    // SAFETY: as above.
+    unsafe { libc::kill(master, libc::SIGTERM) };
+    assert!(eventually(30, || !pid.exists()));
+}

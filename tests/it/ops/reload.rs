@@ -1,0 +1,51 @@
+//! `waitressd reload`: HUP and wait for the outcome (the ExecReload= of waitressd@.service).
+use std::process::Command;
+
+use super::{apps, eventually};
+use crate::util::{bin, get, Daemon};
+
+fn reload(pid: i32) -> (i32, String) {
+    let out = Command::new(bin())
+        .args(["reload", "--pid", &pid.to_string(), "--timeout", "60"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn reload_subcommand_waits_for_the_new_workers_and_fails_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("ops.ini");
+    let good = "[app:main]\nuse = call:opsapp:factory\n\n[server:main]\nuse = egg:waitress#main\nlisten = 127.0.0.1:0\n";
+    std::fs::write(&ini, good).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg(&ini)
+        .env("PYTHONPATH", apps())
+        .current_dir(dir.path());
+    let mut d = Daemon::start_with(&mut cmd, 1);
+    assert!(eventually(30, || get(&d.addr(), "/").0 == 200));
+    let (code, text) = reload(d.pid());
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("reloaded (generation 2)"), "{text}");
+    // A bad configuration: abandoned at once.
+    std::fs::write(&ini, good.replace("listen", "threads = none\nlisten")).unwrap();
+    let (code, text) = reload(d.pid());
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("threads"), "{text}");
+    // An app that cannot load: the new workers fail, the old ones keep serving.
+    std::fs::write(
+        &ini,
+        good.replace("opsapp:factory", "opsapp:no_such_factory"),
+    )
+    .unwrap();
+    let (code, text) = reload(d.pid());
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(get(&d.addr(), "/").0, 200);
+    // Nothing to signal: exit 3 with a message.
+    let (code, text) = reload(i32::MAX - 1);
+    assert_eq!(code, 3, "{text}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}

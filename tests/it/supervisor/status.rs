@@ -1,0 +1,206 @@
+//! The status listener on the real binary: `/ready` (200 once every worker is ready, 503 from
+//! the moment a TERM starts draining, while the in-flight request still completes), `/live`,
+//! and `/metrics` equal to what a bounded load sent, kept across a worker's crash.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use super::{apps, children, eventually, start, write_ini};
+use crate::util::{split_response, Daemon};
+
+/// Reads stderr (bounded) until the `Status on http://...` line; returns `host:port`.
+fn status_addr(d: &Daemon) -> String {
+    loop {
+        let line = d
+            .stderr
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no Status on line");
+        if let Some(i) = line.find("Status on http://") {
+            return line[i + 17..].trim().to_string();
+        }
+    }
+}
+
+/// (status, body) of one request, or (0, "") when the connection fails.
+fn req(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let r = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    if s.write_all(r.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let (code, _, body) = split_response(&raw);
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The value of the sample named exactly `name` (labels included).
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn boot(workers: usize) -> (tempfile::TempDir, Daemon, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!(
+            "listen = 127.0.0.1:0\nworkers = {workers}\nthreads = 2\nstatus_listen = 127.0.0.1:0\n"
+        ),
+    );
+    let _ = apps();
+    let d = start(&ini, 1);
+    let status = status_addr(&d);
+    assert!(
+        eventually(30, || req(&status, "GET", "/ready").0 == 200),
+        "/ready never 200"
+    );
+    (dir, d, status)
+}
+
+#[test]
+fn metrics_equal_what_a_bounded_load_sent() {
+    let (_dir, d, status) = boot(2);
+    assert_eq!(req(&status, "GET", "/live"), (200, "live\n".into()));
+    assert_eq!(req(&status, "GET", "/nope").0, 404);
+    assert_eq!(req(&status, "POST", "/ready").0, 405);
+    let app = d.addr();
+    let (mut sent_bytes, mut ok) = (0usize, 0);
+    // (method, count)
+    for (method, n) in [("GET", 30), ("HEAD", 7), ("POST", 5)] {
+        for _ in 0..n {
+            let r = format!("{method} /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            sent_bytes += r.len();
+            ok += (req(&app, method, "/x").0 == 200) as usize;
+        }
+    }
+    assert_eq!(ok, 42);
+    let mut m = String::new();
+    // Gauges settle once the last connection is closed by the worker.
+    assert!(eventually(10, || {
+        m = req(&status, "GET", "/metrics").1;
+        sample(&m, "waitressd_open_connections") == Some(0.0)
+    }));
+    let get = |n: &str| sample(&m, n).unwrap_or_else(|| panic!("no {n} in\n{m}"));
+    assert_eq!(
+        get("waitressd_requests_total{method=\"GET\",code=\"2xx\"}"),
+        30.0
+    );
+    assert_eq!(
+        get("waitressd_requests_total{method=\"HEAD\",code=\"2xx\"}"),
+        7.0
+    );
+    assert_eq!(
+        get("waitressd_requests_total{method=\"POST\",code=\"2xx\"}"),
+        5.0
+    );
+    assert_eq!(get("waitressd_request_duration_seconds_count"), 42.0);
+    assert_eq!(
+        get("waitressd_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        42.0
+    );
+    assert_eq!(get("waitressd_received_bytes_total"), sent_bytes as f64);
+    assert_eq!(get("waitressd_requests_in_flight"), 0.0);
+    assert_eq!(get("waitressd_workers"), 2.0);
+    assert_eq!(get("waitressd_ready"), 1.0);
+    assert_eq!(m.matches("waitressd_worker_rss_bytes{").count(), 2, "{m}");
+
+    // A worker killed: its counts stay, the restart is counted with its reason.
+    let victim = children(d.pid())[0];
+    // SAFETY: kill(2) on a worker of the daemon this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    assert!(eventually(30, || {
+        m = req(&status, "GET", "/metrics").1;
+        sample(&m, "waitressd_worker_restarts_total{reason=\"signal\"}") == Some(1.0)
+            && sample(&m, "waitressd_workers") == Some(2.0)
+    }));
+    assert_eq!(
+        sample(&m, "waitressd_request_duration_seconds_count"),
+        Some(42.0),
+        "{m}"
+    );
+}
+
+#[test]
+fn ready_is_503_from_the_start_of_a_drain_while_requests_finish() {
+    let (_dir, mut d, status) = boot(1);
+    let app = d.addr();
+    let slow = std::thread::spawn(move || req(&app, "GET", "/sleep?2"));
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal(libc::SIGTERM);
+    assert!(
+        eventually(2, || req(&status, "GET", "/ready")
+            == (503, "draining\n".into())),
+        "/ready not 503 after TERM"
+    );
+    assert!(
+        !slow.is_finished(),
+        "the in-flight request ended before /ready said 503"
+    );
+    assert_eq!(slow.join().unwrap().0, 200, "in-flight request lost");
+    assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn status_listen_on_a_taken_port_is_a_boot_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!("listen = 127.0.0.1:0\nstatus_listen = 127.0.0.1:{port}\n"),
+    );
+    let out = super::command(&ini).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("status_listen 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn retirements_are_counted_by_reason_and_keep_their_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nworkers = 1\nmax_requests = 5\nstatus_listen = 127.0.0.1:0\n",
+    );
+    let d = start(&ini, 1);
+    let status = status_addr(&d);
+    let app = d.addr();
+    let mut ok = 0;
+    for _ in 0..12 {
+        // A retirement in progress may close a keep-alive slot: retry once, as a client would.
+        if req(&app, "GET", "/x").0 == 200 || req(&app, "GET", "/x").0 == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 12);
+    let mut m = String::new();
+    assert!(
+        eventually(30, || {
+            m = req(&status, "GET", "/metrics").1;
+            sample(
+                &m,
+                "waitressd_worker_restarts_total{reason=\"max_requests\"}",
+            )
+            .is_some_and(|n| n >= 1.0)
+        }),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "waitressd_request_duration_seconds_count").unwrap() >= 12.0,
+        "{m}"
+    );
+}

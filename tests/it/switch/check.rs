@@ -1,0 +1,169 @@
+//! `--check-config` checks what a start checks, short of binding: each case exits with the
+//! start's code and message.
+use super::apps;
+use crate::util::{run, Daemon};
+
+/// (args, exit code, text in the last stderr line) for `--check-config` and for a start.
+const CASES: &[(&[&str], i32, &str)] = &[
+    (&["missing_egg.ini"], 4, "cannot load the application"),
+    (&["no_app_section.ini"], 4, "cannot load the application"),
+    (
+        &["envapp:app", "--virtualenv", "/nonexistent"],
+        2,
+        "virtualenv /nonexistent: no readable pyvenv.cfg",
+    ),
+    (
+        &["--app", "nosuchmod:app"],
+        4,
+        "module 'nosuchmod' is not importable",
+    ),
+    (
+        &["envapp:app", "--user", "no-such-user-x"],
+        3,
+        "unknown user",
+    ),
+];
+
+#[test]
+fn check_config_exits_with_the_starts_code_and_message() {
+    for (args, code, needle) in CASES {
+        let mut a = args.to_vec();
+        a.extend(["--listen", "127.0.0.1:0", "--check-config"]);
+        let (got, out, err) = run(&a, &apps());
+        assert_eq!(got, *code, "{args:?}: {out}{err}");
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("waitressd: ") && last.contains(needle),
+            "{args:?}: {err}"
+        );
+        // A real start says the same and exits with the same code.
+        let mut a = args.to_vec();
+        a.extend(["--listen", "127.0.0.1:0"]);
+        let (got, _, start_err) = run(&a, &apps());
+        assert_eq!(got, *code, "start {args:?}: {start_err}");
+        assert!(start_err.contains(needle), "start {args:?}: {start_err}");
+    }
+}
+
+#[test]
+fn check_config_imports_the_app_without_serving_it() {
+    let (code, out, err) = run(&["envapp:create_app()", "--check-config"], &apps());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "configuration ok: app envapp:create_app() loads; would listen on 0.0.0.0:8080"
+        ),
+        "{out}"
+    );
+    // The same configuration then starts.
+    let d = Daemon::start(
+        &["envapp:create_app()", "--listen", "127.0.0.1:0"],
+        &apps(),
+        1,
+    );
+    assert_eq!(super::get_json(&d.addr(), "/")["version"], 1);
+}
+
+#[test]
+fn a_factory_given_as_the_app_names_the_call_form() {
+    let (code, _, err) = run(&["envapp:create_app", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("envapp:create_app is a factory, not a WSGI application (it takes no arguments): call it with envapp:create_app() or --call"),
+        "{err}"
+    );
+}
+
+/// Runs the binary as `nobody` (setpriv, util-linux): (exit code, stderr).
+fn as_nobody(args: &[&str]) -> Option<(i32, String)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return None; // only root can become nobody; CI runs as root
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::util::bin())
+        .args(args)
+        .current_dir("/")
+        .output()
+        .ok()?;
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn not_root_for_a_low_port_or_for_user_names_the_fix() {
+    if as_nobody(&["--version"]).is_none() {
+        return;
+    }
+    // Port 80 needs privileges unless the host lowered ip_unprivileged_port_start.
+    let unprivileged_start: u32 =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1024);
+    if unprivileged_start > 80 {
+        let (code, err) = as_nobody(&["--app", "x:y", "--listen", "127.0.0.1:80"]).unwrap();
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("cannot listen on 127.0.0.1:80: Permission denied")
+                && err.contains("ports below 1024 need root"),
+            "{err}"
+        );
+    }
+    for extra in [&[][..], &["--check-config"][..]] {
+        let mut args = vec!["--app", "x:y", "--listen", "127.0.0.1:0", "--user", "root"];
+        args.extend_from_slice(extra);
+        let (code, err) = as_nobody(&args).unwrap();
+        assert_eq!(code, 3, "{extra:?} {err}");
+        assert!(
+            err.contains("cannot drop privileges")
+                && err.contains("switching to user/group needs root"),
+            "{extra:?} {err}"
+        );
+    }
+}
+
+#[test]
+fn missing_paste_deploy_names_the_virtualenv_to_use() {
+    // An empty virtualenv (no PasteDeploy): the message names it and how to choose another.
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("empty");
+    let base = waitressd::wsgi::interpreter::BASE_PYTHON;
+    let made = std::process::Command::new(base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let v = venv.to_str().unwrap();
+    let (code, _, err) = run(
+        &["missing_egg.ini", "--virtualenv", v, "--check-config"],
+        &apps(),
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(&format!(
+            "PasteDeploy is not installed in the virtualenv {v}"
+        )) && err.contains("--virtualenv or virtualenv = in [server:main]"),
+        "{err}"
+    );
+    // No virtualenv at all: the base interpreter (without PasteDeploy on CI) is named, and so
+    // are VIRTUAL_ENV and --virtualenv.
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["missing_egg.ini", "--check-config"])
+        .current_dir(apps())
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("PasteDeploy is not installed") {
+        assert_eq!(out.status.code(), Some(4));
+        assert!(
+            err.contains("no virtualenv is in use")
+                && err.contains("VIRTUAL_ENV=/path/to/venv, --virtualenv"),
+            "{err}"
+        );
+    }
+}

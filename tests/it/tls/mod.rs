@@ -1,0 +1,337 @@
+//! TLS on the real binary: handshakes with each key type over TLS 1.2 and 1.3 (rustls, and
+//! Python's `ssl` as a second client), client-certificate modes and the environ they give,
+//! bad certificates at start (exit 2 naming the file) and at a reload (old one kept), and a
+//! SIGHUP that swaps the certificate while a keep-alive TLS connection is served to its end.
+pub mod certs;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, root, Daemon};
+
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Connects and completes the handshake (Err: the handshake failed).
+pub fn connect(addr: &str, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap())
+        .map_err(std::io::Error::other)?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+/// One keep-alive GET; (status, head, body) framed by Content-Length.
+pub fn get(s: &mut impl ReadWrite, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&b[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = buf[end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        body.extend_from_slice(&b[..n]);
+    }
+    Ok((status, head, body))
+}
+
+pub trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)))
+}
+
+fn command(args: &[&str]) -> Command {
+    command_app("tlsenv:app", args)
+}
+
+fn command_app(app: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["--app", app, "--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(args)
+        .current_dir(root().join("tests/apps/wsgi"));
+    c
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn tls_12_and_13_handshakes_with_each_key_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    for kind in certs::KINDS {
+        let (cert, key) = certs::issue(dir.path(), kind, kind, false);
+        let d = Daemon::start_with(
+            &mut command(&["--certfile", p(&cert), "--keyfile", p(&key)]),
+            1,
+        );
+        let addr = d.addr();
+        for version in [12u8, 13] {
+            let mut s = connect(&addr, certs::client(&ca, version, None))
+                .unwrap_or_else(|e| panic!("{kind} TLS 1.{}: {e}", version % 10));
+            let want = if version == 12 {
+                rustls::ProtocolVersion::TLSv1_2
+            } else {
+                rustls::ProtocolVersion::TLSv1_3
+            };
+            assert_eq!(s.conn.protocol_version(), Some(want));
+            assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+            // Two requests on one connection (keep-alive).
+            for _ in 0..2 {
+                let (status, _, body) = get(&mut s, "/x").unwrap();
+                assert_eq!(status, 200, "{kind}");
+                let env = json(&body);
+                assert_eq!(env["wsgi.url_scheme"], "https");
+                assert_eq!(env["HTTPS"], "on");
+                assert_eq!(env["SSL_CLIENT_VERIFY"], "NONE");
+                assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+            }
+        }
+        // Python's ssl module, a second TLS stack.
+        let port = addr.rsplit(':').next().unwrap();
+        let script = format!(
+            "import ssl, urllib.request as u\n\
+             c = ssl.create_default_context(cafile={ca:?})\n\
+             r = u.urlopen('https://localhost:{port}/py', context=c, timeout=10)\n\
+             print(r.status, r.read().decode())",
+            ca = p(&ca)
+        );
+        let out = Command::new(crate::util::venv().join("bin/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("200 ") && text.contains("\"HTTPS\": \"on\""),
+            "{kind}: python ssl: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn client_certificate_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
+    let (ccert, ckey) = certs::issue(dir.path(), "client", "ecdsa", true);
+    let base = [
+        "--certfile",
+        p(&cert),
+        "--keyfile",
+        p(&key),
+        "--ca-certs",
+        p(&ca),
+    ];
+    // optional: without a certificate served as NONE, with one as SUCCESS and its subject.
+    let d = Daemon::start_with(
+        &mut command(&[&base[..], &["--cert-reqs", "optional"]].concat()),
+        1,
+    );
+    let mut s = connect(&d.addr(), certs::client(&ca, 13, None)).unwrap();
+    assert_eq!(
+        json(&get(&mut s, "/").unwrap().2)["SSL_CLIENT_VERIFY"],
+        "NONE"
+    );
+    let mut s = connect(&d.addr(), certs::client(&ca, 12, Some((&ccert, &ckey)))).unwrap();
+    let env = json(&get(&mut s, "/").unwrap().2);
+    assert_eq!(env["SSL_CLIENT_VERIFY"], "SUCCESS");
+    let dn = env["SSL_CLIENT_S_DN"].as_str().unwrap();
+    assert!(
+        dn.contains("CN=client") && dn.contains("O=waitressd tests"),
+        "{dn}"
+    );
+    drop(d);
+    // required: no certificate, no request.
+    let d = Daemon::start_with(
+        &mut command(&[&base[..], &["--cert-reqs", "required"]].concat()),
+        1,
+    );
+    let refused =
+        connect(&d.addr(), certs::client(&ca, 13, None)).and_then(|mut s| get(&mut s, "/"));
+    assert!(
+        refused.is_err(),
+        "served without a client certificate: {refused:?}"
+    );
+    let mut s = connect(&d.addr(), certs::client(&ca, 13, Some((&ccert, &ckey)))).unwrap();
+    assert_eq!(get(&mut s, "/").unwrap().0, 200);
+}
+
+#[test]
+fn bad_certificates_at_start_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certs::issue(dir.path(), "a", "rsa", false);
+    let (_, other_key) = certs::issue(dir.path(), "b", "ecdsa", false);
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    // (arguments, the file the error must name, words of the reason)
+    let cases: [(Vec<&str>, &Path, &str); 4] = [
+        (
+            vec!["--certfile", p(&missing), "--keyfile", p(&key)],
+            &missing,
+            "cannot read",
+        ),
+        (
+            vec!["--certfile", p(&junk), "--keyfile", p(&key)],
+            &junk,
+            "no PEM CERTIFICATE",
+        ),
+        (
+            vec!["--certfile", p(&cert), "--keyfile", p(&junk)],
+            &junk,
+            "no PEM PRIVATE KEY",
+        ),
+        (
+            vec!["--certfile", p(&cert), "--keyfile", p(&other_key)],
+            &other_key,
+            "does not match",
+        ),
+    ];
+    for (args, file, why) in cases {
+        let out = command(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(p(file)) && err.contains(why),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("Serving on"), "bound before checking: {err}");
+    }
+}
+
+/// The CN of the certificate a new connection is served.
+fn served_cn(addr: &str, ca: &Path) -> String {
+    let s = connect(addr, certs::client(ca, 13, None)).unwrap();
+    let der = s.conn.peer_certificates().unwrap()[0].clone();
+    let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    c.subject().to_string()
+}
+
+#[test]
+fn hup_swaps_the_certificate_and_a_bad_one_keeps_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    let (c1, k1) = certs::issue(dir.path(), "one", "rsa", false);
+    let live_cert = dir.path().join("live.pem");
+    let live_key = dir.path().join("live.key");
+    std::fs::copy(&c1, &live_cert).unwrap();
+    std::fs::copy(&k1, &live_key).unwrap();
+    let mut d = Daemon::start_with(
+        &mut command(&["--certfile", p(&live_cert), "--keyfile", p(&live_key)]),
+        1,
+    );
+    let addr = d.addr();
+    let serial = |addr: &str| {
+        let s = connect(addr, certs::client(&ca, 13, None)).unwrap();
+        s.conn.peer_certificates().unwrap()[0].as_ref().to_vec()
+    };
+    let first = serial(&addr);
+    assert!(served_cn(&addr, &ca).contains("localhost"));
+    let mut kept = connect(&addr, certs::client(&ca, 12, None)).unwrap();
+    assert_eq!(get(&mut kept, "/").unwrap().0, 200);
+    // Renewed certificate (new key, ECDSA) in place, then HUP.
+    let (c2, k2) = certs::issue(dir.path(), "two", "ecdsa", false);
+    std::fs::copy(&c2, &live_cert).unwrap();
+    std::fs::copy(&k2, &live_key).unwrap();
+    d.signal(libc::SIGHUP);
+    // The connection opened before the reload is still served (by the old worker, draining).
+    let (status, _, _) =
+        get(&mut kept, "/").expect("keep-alive TLS connection dropped by the reload");
+    assert_eq!(status, 200);
+    let end = Instant::now() + Duration::from_secs(30);
+    while serial(&addr) == first {
+        assert!(Instant::now() < end, "new certificate never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = serial(&addr);
+    // A bad renewal: the reload fails, says why, and the last good certificate stays.
+    std::fs::write(&live_cert, "garbage\n").unwrap();
+    d.signal(libc::SIGHUP);
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = d
+            .stderr
+            .recv_timeout(end - Instant::now())
+            .expect("no reload failure logged");
+        if line.contains("reload failed") {
+            assert!(
+                line.contains("live.pem") && line.contains("no PEM CERTIFICATE"),
+                "{line}"
+            );
+            break;
+        }
+    }
+    assert_eq!(serial(&addr), second);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn file_wrapper_responses_are_exact_over_tls() {
+    // Files go out through a bounded pread copy into the TLS session (no sendfile under TLS).
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    let (cert, key) = certs::issue(dir.path(), "srv", "rsa", false);
+    let d = Daemon::start_with(
+        &mut command_app(
+            "filewrapper:app",
+            &["--certfile", p(&cert), "--keyfile", p(&key)],
+        ),
+        1,
+    );
+    let data: Vec<u8> = (0..300).flat_map(|_| 0..=255u8).collect();
+    let mut s = connect(&d.addr(), certs::client(&ca, 13, None)).unwrap();
+    // (path, expected body), all on one keep-alive connection
+    let cases: [(&str, &[u8]); 3] = [
+        ("/file/exact", &data),
+        ("/file_at_100/exact", &data[100..]),
+        ("/bytesio/exact", &data),
+    ];
+    for (path, want) in cases {
+        let (status, head, body) = get(&mut s, path).unwrap();
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(
+            body == want,
+            "{path}: {} bytes, not the file's {}",
+            body.len(),
+            want.len()
+        );
+    }
+}

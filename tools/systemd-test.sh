@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# tools/systemd-test.sh: the package under a real systemd on a fresh Debian 12. Boots the
+# cached minbase root (tools/systemd-root.sh) with systemd-nspawn on a throw-away overlay,
+# sharing the host's network, installs the .deb with apt (its Depends resolved from the
+# archive), and drives systemctl through nsenter: start returns once the service answers
+# (Type=notify), STATUS= shows, reload under load fails no request and returns once the new
+# config serves, a reload with a broken app fails while the old workers serve, socket
+# activation serves, stop exits cleanly, and the journal holds the daemon's log with
+# priorities. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
+step() { echo "systemd-test: $*" >&2; }
+[ "$(id -u)" = 0 ] || { echo "systemd-test: skipped (needs root)"; exit 0; }
+
+deb=$(tools/deb.sh)
+root=$(tools/systemd-root.sh)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+port2=$(free_port)
+
+log=target/systemd-test-nspawn.log
+systemd-nspawn -q -D "$root" --machine="waitressd-test-$$" --volatile=overlay --register=no --keep-unit \
+	--bind-ro="$(dirname "$deb"):/debs" -b >"$log" 2>&1 </dev/null &
+nspawn=$!
+loader=""
+cleanup() {
+	[ -n "$loader" ] && kill "$loader" 2>/dev/null || true
+	if kill -0 "$nspawn" 2>/dev/null; then
+		kill -TERM "$nspawn" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$nspawn" 2>/dev/null || true
+	fi
+	wait "$nspawn" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# The container's init: the child of systemd-nspawn.
+init=""
+for _ in $(seq 1 300); do
+	init=$(cat "/proc/$nspawn/task/$nspawn/children" 2>/dev/null | awk '{print $1}') || true
+	# nspawn forks helpers first: wait for the child that is systemd.
+	[ -n "$init" ] && [ "$(cat "/proc/$init/comm" 2>/dev/null)" = systemd ] && break
+	init=""
+	kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited: $(tail -20 "$log")"
+	sleep 0.1
+done
+[ -n "$init" ] || fail "no container init"
+ct() { nsenter -t "$init" -a -- "$@"; }
+# Until PID 1 answers on its bus and has finished booting (at most 120 s).
+state=""
+for _ in $(seq 1 240); do
+	state=$(ct systemctl is-system-running 2>/dev/null || true)
+	case "$state" in running|degraded) break ;; esac
+	sleep 0.5
+done
+case "$state" in running|degraded) ;; *) fail "container systemd state: $state ($(tail -20 "$log"))" ;; esac
+step "container booted ($state), init pid $init"
+
+ct env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
+	|| fail "apt-get install of the package"
+ct getent passwd waitressd >/dev/null || fail "no user waitressd"
+ct sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
+
+# get PORT PATH: prints the response head (empty on failure).
+head_of() {
+	if exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+		printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3
+		sed '/^\r$/q' <&3 || true
+		exec 3<&- 3>&-
+	fi
+}
+code() { head_of "$1" "$2" | head -1 | cut -d' ' -f2; }
+
+ct systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(ct systemctl status waitressd@example --no-pager)"
+# Type=notify: start returned, so it answers now (no retry).
+[ "$(code "$port" /)" = 200 ] || fail "not answering right after systemctl start"
+status=$(ct systemctl show -p StatusText --value waitressd@example)
+[[ "$status" == "serving with 2 worker(s)" ]] || fail "StatusText: $status"
+ct systemctl status waitressd@example --no-pager | grep -q 'Status: "serving with 2 worker(s)"' || fail "no Status: in systemctl status"
+step "start: serving, $status"
+
+# Reload under a bounded load (at most 30 s): every request answered 200.
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+ct sh -c 'echo "ident = gen2" >> /etc/waitressd/example.ini'
+ct systemctl reload waitressd@example || fail "systemctl reload"
+# Returned only once the new configuration serves: the very next response has it.
+head_of "$port" / | grep -q '^Server: gen2' || fail "reload returned before the new config served"
+ct sed -i 's/waitressd_example:factory/waitressd_example:no_such_factory/' /etc/waitressd/example.ini
+if ct systemctl reload waitressd@example 2>/dev/null; then fail "reload with a broken app succeeded"; fi
+head_of "$port" / | grep -q '^Server: gen2' || fail "old workers stopped serving after the failed reload"
+[ "$(ct systemctl is-active waitressd@example)" = active ] || fail "service not active after the failed reload"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 during reloads"
+rm -f "$codes" "$stopflag"
+ct sed -i 's/waitressd_example:no_such_factory/waitressd_example:factory/' /etc/waitressd/example.ini
+step "reload: $n requests during two reloads, all 200; broken app: reload failed, old workers serve"
+
+# Socket activation: systemd binds, the first connection starts waitressd@sock.
+ct sh -c "sed 's|/example\.|/sock.|' /etc/waitressd/example.ini > /etc/waitressd/sock.ini"
+ct mkdir -p /etc/systemd/system/waitressd@sock.socket.d
+ct sh -c "printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:$port2\n' > /etc/systemd/system/waitressd@sock.socket.d/port.conf"
+ct systemctl daemon-reload
+ct systemctl start waitressd@sock.socket || fail "start waitressd@sock.socket"
+[ "$(code "$port2" /)" = 200 ] || fail "socket activation: no 200 on $port2: $(ct systemctl status waitressd@sock.service --no-pager)"
+# The first worker may answer before the second is ready (READY=1): active soon after.
+for _ in $(seq 1 100); do
+	[ "$(ct systemctl is-active waitressd@sock.service)" = active ] && break
+	sleep 0.1
+done
+[ "$(ct systemctl is-active waitressd@sock.service)" = active ] || fail "waitressd@sock not active"
+ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
+step "socket activation: served on 127.0.0.1:$port2"
+
+# An upgrade's restart under socket activation: systemd keeps the listening socket, so
+# connections made while the new master starts wait in its backlog; none fails.
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port2" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+ct systemctl restart waitressd@sock.service || fail "restart waitressd@sock"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 across a socket-activated restart"
+rm -f "$codes" "$stopflag"
+step "restart under socket activation: $n requests, all 200"
+
+# A package upgrade under a bounded load: postinst sends USR2 to every running instance; the
+# new master takes over (MAINPID=), no request fails.
+oldmain=$(ct systemctl show -p MainPID --value waitressd@example)
+codes=$(mktemp)
+stopflag=$(mktemp -u)
+(
+	end=$((SECONDS + 40))
+	while [ $SECONDS -lt $end ] && [ ! -e "$stopflag" ]; do code "$port" / >> "$codes"; done
+) &
+loader=$!
+sleep 1
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "/debs/$(basename "$deb")" >/dev/null \
+	|| fail "apt-get install --reinstall"
+newmain=$oldmain
+for _ in $(seq 1 300); do
+	newmain=$(ct systemctl show -p MainPID --value waitressd@example)
+	[ "$newmain" != "$oldmain" ] && [ "$newmain" != 0 ] && ! ct test -d "/proc/$oldmain" && break
+	sleep 0.1
+done
+[ "$newmain" != "$oldmain" ] || fail "MainPID still $oldmain after the upgrade"
+ct test -d "/proc/$oldmain" && fail "old master $oldmain still running after the upgrade"
+sleep 1
+touch "$stopflag"
+wait "$loader"; loader=""
+[ "$(ct systemctl is-active waitressd@example)" = active ] || fail "not active after the upgrade"
+n=$(wc -l < "$codes"); ok=$(grep -c '^200$' "$codes" || true)
+[ "$n" -gt 0 ] && [ "$ok" = "$n" ] || fail "$ok of $n requests got 200 during the upgrade"
+rm -f "$codes" "$stopflag"
+ct systemctl reload waitressd@example || fail "reload after the upgrade (ExecReload on the new MAINPID)"
+step "upgrade (USR2 from postinst): MainPID $oldmain -> $newmain, $n requests, all 200; reload works after"
+
+# logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null || fail "install logrotate"
+[ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
+ct logrotate -f /etc/logrotate.d/waitressd || fail "logrotate"
+rotated=0
+for _ in $(seq 1 100); do
+	code "$port" /after-rotate >/dev/null
+	if ct grep -q after-rotate /var/log/waitressd/example.access.log 2>/dev/null; then rotated=1; break; fi
+	sleep 0.1
+done
+[ $rotated = 1 ] || fail "the access log was not reopened after logrotate"
+ct grep -q before-rotate /var/log/waitressd/example.access.log.1 || fail "rotated access log lacks the earlier line"
+step "logrotate: renamed, USR1 through systemctl kill, new lines in the new file"
+
+# Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
+slow=$(mktemp)
+( code "$port" '/slow?2' > "$slow" ) &
+slowpid=$!
+sleep 0.5
+ct systemctl stop waitressd@example || fail "systemctl stop"
+wait "$slowpid"
+[ "$(cat "$slow")" = 200 ] || fail "in-flight request during stop got: $(cat "$slow")"
+rm -f "$slow"
+[ "$(ct systemctl show -p Result --value waitressd@example)" = success ] || fail "stop result"
+[ "$(ct systemctl show -p ExecMainStatus --value waitressd@example)" = 0 ] || fail "exit status after stop"
+ct systemctl stop waitressd@sock.socket waitressd@sock.service
+
+journal=$(ct journalctl -u waitressd@example --no-pager -o cat)
+grep -q "worker(s) ready" <<<"$journal" || fail "journal lacks the ready line"
+grep -q "reload complete" <<<"$journal" || fail "journal lacks the reload"
+grep -q "exiting with code 0" <<<"$journal" || fail "journal lacks the clean exit"
+ct journalctl -u waitressd@example -p err --no-pager -o cat | grep -q "reload aborted" \
+	|| fail "journalctl -p err lacks the aborted reload (priority prefixes)"
+ct systemd-analyze verify --man=no /lib/systemd/system/waitressd@.service /lib/systemd/system/waitressd@.socket 2>&1 \
+	| grep -v '^$' | grep -iv 'no such file' > /tmp/systemd-test-verify.$$ || true
+[ -s /tmp/systemd-test-verify.$$ ] && { cat /tmp/systemd-test-verify.$$ >&2; rm -f /tmp/systemd-test-verify.$$; fail "systemd-analyze verify"; }
+rm -f /tmp/systemd-test-verify.$$
+step "stop: in-flight request answered, exit 0; journal has the log with priorities"
+step "ok"
