@@ -72,7 +72,7 @@ fn daemon_under_command_substitution_returns_once_every_worker_is_ready() {
     assert_eq!(out.matches("SLOWIMPORT done").count(), 2, "{out}");
     assert!(out.contains("2 worker(s) ready"), "{out}");
     assert!(
-        out.contains("logs: /dev/null (set error_log to keep them)"),
+        out.contains("logs: /dev/null (--daemon without error_log; set error_log = PATH"),
         "{out}"
     );
     assert!(secs < 30.0, "took {secs} s");
