@@ -383,30 +383,8 @@ fn trim_ows(s: &[u8]) -> &[u8] {
 /// `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986): reg-name / IPv4 / IP-literal characters
 /// only; an empty Host is allowed (a target without authority).
 fn valid_host(h: &[u8]) -> bool {
-    h.iter().all(|&c| {
-        c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-                    | b':'
-                    | b'['
-                    | b']'
-            )
-    })
+    h.iter()
+        .all(|&c| uri::reg_name_char(c) || matches!(c, b'%' | b':' | b'[' | b']'))
 }
 
 /// Bytes as waitress shows them in messages (latin-1 decoded).

@@ -129,28 +129,31 @@ fn valid_authority(a: &[u8], port_required: bool) -> bool {
     let host_ok = match host {
         [b'[', inner @ .., b']'] => !inner.is_empty() && literal(inner),
         [] => false,
-        _ => host.iter().all(|&c| {
-            c.is_ascii_alphanumeric()
-                || matches!(
-                    c,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                )
-        }),
+        _ => host.iter().all(|&c| reg_name_char(c)),
     };
     port_ok && host_ok
+}
+
+/// RFC 3986 §3.2.2 reg-name characters without pct-encoding: unreserved and sub-delims.
+pub(super) fn reg_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
 }
 
 /// Percent-decodes `src` into `out` like `urllib.parse.unquote_to_bytes`: `%XX` with two hex
