@@ -32,6 +32,18 @@ pub fn venv() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv"))
 }
 
+/// Polls `f` every 25 ms until it holds or `secs` pass; returns whether it held.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
 /// Runs the binary to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(bin())

@@ -4,9 +4,8 @@
 //! and systemd tests are shell scripts (tools/deb-test.sh, tools/systemd-test.sh).
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::util::{bin, root, Daemon};
+use crate::util::{bin, eventually, root, Daemon};
 
 mod access;
 mod logs;
@@ -27,17 +26,6 @@ fn command(args: &[&str]) -> Command {
 
 fn start(args: &[&str], listeners: usize) -> Daemon {
     Daemon::start_with(&mut command(args), listeners)
-}
-
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    false
 }
 
 fn read(p: &Path) -> String {

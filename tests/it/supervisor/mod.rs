@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{bin, root, split_response, Daemon};
+use crate::util::{bin, eventually, root, split_response, Daemon};
 
 mod boot;
 mod failures;
@@ -73,17 +73,6 @@ fn ask_within(addr: &str, path: &str, secs: u64) -> Option<(i32, String, String)
         w.next()?.to_string(),
         w.next()?.to_string(),
     ))
-}
-
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    false
 }
 
 /// Child PIDs of `pid` (from /proc/PID/task/PID/children).
