@@ -77,8 +77,8 @@ ct systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl e
 # Type=notify: start returned, so it answers now (no retry).
 [ "$(code "$port" /)" = 200 ] || fail "not answering right after systemctl start"
 status=$(ct systemctl show -p StatusText --value waitressd@example)
-[[ "$status" == "serving with 2 worker(s)" ]] || fail "StatusText: $status"
-ct systemctl status waitressd@example --no-pager | grep -q 'Status: "serving with 2 worker(s)"' || fail "no Status: in systemctl status"
+[[ "$status" == "example: serving with 2 worker(s)" ]] || fail "StatusText: $status"
+ct systemctl status waitressd@example --no-pager | grep -q 'Status: "example: serving with 2 worker(s)"' || fail "no Status: in systemctl status"
 step "start: serving, $status"
 
 # Reload under a bounded load (at most 30 s): every request answered 200.
