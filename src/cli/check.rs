@@ -1,5 +1,6 @@
 //! `--check-config`: everything a start checks, short of binding (like `nginx -t`): the
-//! configuration (already loaded and its listen addresses resolved by the caller), then, in a
+//! configuration (already loaded and its listen addresses resolved by the caller), the TLS
+//! certificate and key files (read and matched as at start), then, in a
 //! throw-away child exactly as a worker does it, the switch to `user`/`group`, the interpreter
 //! and virtualenv, and the app import. Exit code and message are the ones a start would give.
 use crate::config::Settings;
@@ -16,6 +17,11 @@ pub fn run(settings: &Settings) -> i32 {
             return exit::BOOT;
         }
     };
+    // The certificate and key files, read and matched as the master reads them at start.
+    if let Err(e) = crate::supervisor::tls::load_for(settings) {
+        eprintln!("waitressd: {e}");
+        return exit::CONFIG;
+    }
     if let Some(p) = &settings.pidfile {
         if let Some(dir) = p
             .parent()

@@ -233,6 +233,20 @@ fn bad_certificates_at_start_exit_2_naming_the_file() {
             "{args:?}: {err}"
         );
         assert!(!err.contains("Serving on"), "bound before checking: {err}");
+        // --check-config gates a deploy on the same check, code and message.
+        let check = command(&[&args[..], &["--check-config"]].concat())
+            .output()
+            .unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "{args:?} --check-config: {check_err}"
+        );
+        assert!(
+            check_err.contains(p(file)) && check_err.contains(why),
+            "{args:?} --check-config: {check_err}"
+        );
     }
 }
 
