@@ -8,20 +8,28 @@ CLIENTS threads that each pick a random kind of exchange — download by a route
 Content-Length), HTTP/1.1 or 1.0, a pipelined mix with HEAD, or an upload (Content-Length or
 chunked) — of a random size up to --max-size, read at a random pace, and checks every body by
 SHA-256 against the app's digest. Optionally sends the master SIGHUP every --hup seconds.
-Prints bytes moved and failures; exits 1 on any corrupted, lost or cut response.
-Loopback only; the daemon it started is stopped by its PID.
+With --chaos SECONDS the failure paths fire in turn meanwhile: SIGHUP, SIGKILL of a worker, a
+bad deploy (a syntax error written into the app, HUP, a worker killed so its respawn fails, the
+app fixed, HUP), USR2 (the binary re-executed in place), and clients that vanish mid-response.
+Responses cut by a killed worker are counted, not failed (they fail visibly); a complete
+response with wrong bytes, or broken framing, always fails the run.
+Prints bytes moved and failures; exits 1 on any corrupted or (without --chaos) lost response.
+Loopback only; the daemon it started is stopped by its PID (read from its pidfile after USR2).
 
   tools/integrity_soak.py --seconds 120 --clients 6 --overflow 65536 --hup 10
+  tools/integrity_soak.py --seconds 120 --chaos 3
 """
 import argparse
 import hashlib
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -140,6 +148,10 @@ def one(port, rng, max_size, stats):
                 return f"upload seed {seed} n {n}: status {status}, app saw other bytes"
             stats["up"] += n
             return None
+        if kind > 0.95:  # a client that vanishes mid-response
+            s.sendall(f"GET /stream?seed=1&n={max_size} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            r.fill()
+            return None
         if kind < 0.3:  # pipelined mix
             asks = [(rng.choice(["GET", "GET", "HEAD"]), rng.choice(ROUTES),
                      rng.getrandbits(32), rng.randint(0, max_size // 4)) for _ in range(rng.randint(2, 5))]
@@ -159,7 +171,9 @@ def one(port, rng, max_size, stats):
             return f"{route} {version} seed {seed} n {n}: status {status}, sha mismatch"
         stats["down"] += n
         return None
-    except Exception as e:  # a cut or a framing error
+    except (EOFError, ConnectionError, socket.timeout) as e:  # cut: a visible failure
+        return f"CUT kind {kind:.2f}: {type(e).__name__}: {e}"
+    except Exception as e:  # broken framing: wrong bytes on the wire
         return f"kind {kind:.2f}: {type(e).__name__}: {e}"
     finally:
         s.close()
@@ -174,13 +188,17 @@ def main():
     ap.add_argument("--max-size", type=int, default=32 << 20)
     ap.add_argument("--hup", type=float, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--chaos", type=float, default=0)
     a = ap.parse_args()
     env = dict(os.environ)
+    tmp = tempfile.mkdtemp(prefix="waitressd-soak-")
+    app = os.path.join(tmp, "integrity.py")
+    shutil.copy(os.path.join(ROOT, "tests/apps/integrity/integrity.py"), app)
+    pidfile = os.path.join(tmp, "master.pid")
     d = subprocess.Popen([a.bin, "--app", "integrity:app", "--listen", "127.0.0.1:0",
                           "--threads", "4", "--workers", "2", "--outbuf-overflow", a.overflow,
-                          "--inbuf-overflow", a.overflow],
-                         cwd=os.path.join(ROOT, "tests/apps/integrity"), env=env,
-                         stderr=subprocess.PIPE, text=True)
+                          "--inbuf-overflow", a.overflow, "--pidfile", pidfile],
+                         cwd=tmp, env=env, stderr=subprocess.PIPE, text=True)
     port = None
     for line in d.stderr:
         m = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", line)
@@ -201,19 +219,65 @@ def main():
                 if err:
                     fails.append(err)
 
+    def master():
+        try:
+            return int(open(pidfile).read().strip())
+        except (OSError, ValueError):
+            return d.pid
+
+    def kill_a_worker():
+        m = master()
+        kids = open(f"/proc/{m}/task/{m}/children").read().split()
+        if kids:
+            os.kill(int(kids[0]), signal.SIGKILL)
+
+    good = open(app).read()
+
+    def bad_deploy():
+        with open(app, "w") as f:
+            f.write(good + "\ndef broken(:\n")
+        os.kill(master(), signal.SIGHUP)  # abandoned: the old workers keep serving
+        time.sleep(1)
+        kill_a_worker()  # its respawn fails to boot while the sibling serves
+        time.sleep(1.5)
+        with open(app, "w") as f:
+            f.write(good)
+        os.kill(master(), signal.SIGHUP)
+
+    actions = [("HUP", lambda: os.kill(master(), signal.SIGHUP)), ("KILL worker", kill_a_worker),
+               ("bad deploy", bad_deploy), ("USR2", lambda: os.kill(master(), signal.SIGUSR2))]
+    fired = []
     ts = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
     for t in ts:
         t.start()
     hups = 0
     while any(t.is_alive() for t in ts):
-        time.sleep(a.hup or 0.5)
-        if a.hup and time.monotonic() < end:
+        time.sleep(a.chaos or a.hup or 0.5)
+        if time.monotonic() >= end:
+            continue
+        if a.chaos:
+            name, act = actions[len(fired) % len(actions)]
+            act()
+            fired.append(name)
+        elif a.hup:
             d.send_signal(signal.SIGHUP)
             hups += 1
     for t in ts:
         t.join()
-    d.send_signal(signal.SIGTERM)
-    d.wait(60)
+    final = master()
+    os.kill(final, signal.SIGTERM)
+    if final == d.pid:
+        d.wait(60)
+    else:
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{final}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    shutil.rmtree(tmp, ignore_errors=True)
+    cuts = [f for f in fails if f.startswith("CUT ")]
+    fails = [f for f in fails if not f.startswith("CUT ")] + ([] if a.chaos else cuts)
+    if a.chaos:
+        counts = {n: fired.count(n) for n in dict.fromkeys(fired)}
+        print(f"chaos: {counts}; {len(cuts)} responses cut (visibly) by the failures")
     gib = (stats["down"] + stats["up"]) / (1 << 30)
     print(f"{stats['n']} exchanges, {stats['down'] / (1 << 30):.2f} GiB down, "
           f"{stats['up'] / (1 << 30):.2f} GiB up ({gib:.2f} GiB), {hups} HUPs, "
