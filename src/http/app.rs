@@ -3,6 +3,7 @@
 //! The server implements [`Exchange`]; an [`App`] (a Rust test app, or the WSGI bridge in
 //! `wsgi`) drives it. Waitress's vocabulary: one call of [`App::call`] is one `Task`.
 use std::io::BufRead;
+use std::mem::MaybeUninit;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -51,6 +52,16 @@ pub trait Exchange {
     fn body(&mut self) -> &mut dyn BufRead;
     /// Body bytes not yet read from `body` (so a whole read can be sized up front).
     fn body_remaining(&self) -> u64;
+    /// Fills `out` from `body` (`read_exact`), every byte written on success: a whole read is
+    /// made straight into a bytes object that was not zeroed first.
+    fn read_body_uninit(&mut self, out: &mut [MaybeUninit<u8>]) -> std::io::Result<()> {
+        let mut tmp = vec![0u8; out.len()];
+        self.body().read_exact(&mut tmp)?;
+        for (o, b) in out.iter_mut().zip(tmp) {
+            o.write(b);
+        }
+        Ok(())
+    }
     /// Records (or, before the head is sent, replaces) the response status and headers.
     /// Status and headers are already validated by the caller (see `http` response checks).
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>);

@@ -4,6 +4,8 @@
 //! (`outbuf_overflow`). File I/O happens here; sockets never do.
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 /// Size of the read window used once the data lives in the temp file.
@@ -11,6 +13,8 @@ const READ_WINDOW: usize = 64 * 1024;
 /// Once spilled, small appends are gathered up to this size before one write (a chunked body of
 /// 1-byte chunks, or an app writing tiny pieces, would otherwise cost a syscall each).
 const WRITE_BEHIND: usize = 64 * 1024;
+/// A temp file that never grew past this is kept by `clear` for the next spill (see `spare`).
+pub const SPARE_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Append at the end, read (and seek) from a cursor. Appending never disturbs the cursor, so
 /// it works both as a request body (fill, then read from 0) and as an output queue (append
@@ -30,6 +34,13 @@ pub struct OverflowableBuffer {
     /// Read window over the file: bytes `[win_start, win_start + win.len())`.
     win: Vec<u8>,
     win_start: u64,
+    /// The last body's temp file, kept for the next spill: overwriting its blocks from offset 0
+    /// saves creating, allocating and freeing an inode per upload. Safe only because these
+    /// files are never handed to sendfile(2) (response spill files are, and are never reused,
+    /// see `server::outbuf`). Bytes past `len` are stale and never read.
+    spare: Option<File>,
+    /// Highest offset ever written to the current file (its size).
+    extent: u64,
 }
 
 impl OverflowableBuffer {
@@ -44,6 +55,8 @@ impl OverflowableBuffer {
             pos: 0,
             win: Vec::new(),
             win_start: 0,
+            spare: None,
+            extent: 0,
         }
     }
 
@@ -67,7 +80,45 @@ impl OverflowableBuffer {
         self.mem.capacity() + self.win.capacity()
     }
 
-    /// Empties the buffer: drops the temp file (deleting it), keeps a bounded memory part.
+    /// True when a temp file is kept for the next spill.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
+    }
+    /// Closes (deletes) the kept temp file.
+    pub fn drop_spare(&mut self) {
+        self.spare = None;
+    }
+
+    /// `total` more bytes are known to be coming (a Content-Length body): when they reach the
+    /// overflow size, spill now, so they go to the file as they arrive instead of growing the
+    /// memory part first and copying it over.
+    pub fn expect(&mut self, total: u64) -> io::Result<()> {
+        if self.file.is_none() && self.len.saturating_add(total) >= self.overflow {
+            self.start_file()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the data to a temp file (the spare one if kept).
+    fn start_file(&mut self) -> io::Result<()> {
+        let f = match self.spare.take() {
+            Some(f) => f,
+            None => {
+                self.extent = 0;
+                tempfile::tempfile()?
+            }
+        };
+        f.write_all_at(&self.mem, 0)?;
+        self.flushed = self.mem.len() as u64;
+        self.extent = self.extent.max(self.flushed);
+        self.file = Some(f);
+        self.mem.clear();
+        self.mem.shrink_to(WRITE_BEHIND.min(self.mem.capacity()));
+        Ok(())
+    }
+
+    /// Empties the buffer: keeps a bounded memory part, and the temp file (as `spare`) when it
+    /// stayed within `SPARE_MAX_BYTES`; a larger one is closed, which deletes it.
     pub fn clear(&mut self) {
         self.mem.clear();
         let keep = usize::try_from(self.overflow)
@@ -76,7 +127,11 @@ impl OverflowableBuffer {
         if self.mem.capacity() > keep {
             self.mem.shrink_to(keep);
         }
-        self.file = None;
+        if let Some(f) = self.file.take() {
+            if self.extent <= SPARE_MAX_BYTES {
+                self.spare = Some(f);
+            }
+        }
         self.flushed = 0;
         self.len = 0;
         self.pos = 0;
@@ -96,12 +151,7 @@ impl OverflowableBuffer {
                 self.len = new_len;
                 return Ok(());
             }
-            let f = tempfile::tempfile()?;
-            f.write_all_at(&self.mem, 0)?;
-            self.flushed = self.mem.len() as u64;
-            self.file = Some(f);
-            self.mem.clear();
-            self.mem.shrink_to(WRITE_BEHIND.min(self.mem.capacity()));
+            self.start_file()?;
         }
         if self.mem.len() + data.len() > WRITE_BEHIND {
             self.flush()?;
@@ -109,6 +159,7 @@ impl OverflowableBuffer {
         if let (Some(f), true) = (&self.file, data.len() >= WRITE_BEHIND) {
             f.write_all_at(data, self.flushed)?;
             self.flushed += data.len() as u64;
+            self.extent = self.extent.max(self.flushed);
         } else {
             self.mem.extend_from_slice(data);
         }
@@ -122,6 +173,7 @@ impl OverflowableBuffer {
             if !self.mem.is_empty() {
                 f.write_all_at(&self.mem, self.flushed)?;
                 self.flushed += self.mem.len() as u64;
+                self.extent = self.extent.max(self.flushed);
                 self.mem.clear();
             }
         }
@@ -129,19 +181,28 @@ impl OverflowableBuffer {
     }
 
     /// A read of at least a window's size of spilled bytes outside the window goes from the
-    /// file straight into `out` (`wsgi.input.read()` of a large body: one pread, no window
-    /// copy). `None` when the window or the gathering buffer serves it.
-    fn read_file_direct(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
-        let Some(file) = &self.file else {
-            return Ok(None);
-        };
+    /// file straight into the caller's memory (`wsgi.input.read()` of a large body: one pread,
+    /// no window copy): the file and how many bytes to read, or `None` when the window or the
+    /// gathering buffer serves it.
+    fn direct(&self, len: usize) -> Option<(&File, usize)> {
+        let file = self.file.as_ref()?;
         let win_end = self.win_start + self.win.len() as u64;
         let in_window = self.pos >= self.win_start && self.pos < win_end;
-        if out.len() < READ_WINDOW || self.pos >= self.flushed || in_window {
-            return Ok(None);
+        if len < READ_WINDOW || self.pos >= self.flushed || in_window {
+            return None;
         }
-        let want = (self.flushed - self.pos).min(out.len() as u64) as usize;
+        Some((file, (self.flushed - self.pos).min(len as u64) as usize))
+    }
+
+    fn read_file_direct(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some((file, want)) = self.direct(out.len()) else {
+            return Ok(None);
+        };
         let n = file.read_at(&mut out[..want], self.pos)?;
+        self.advance_direct(n).map(Some)
+    }
+
+    fn advance_direct(&mut self, n: usize) -> io::Result<usize> {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -149,7 +210,48 @@ impl OverflowableBuffer {
             ));
         }
         self.pos += n as u64;
-        Ok(Some(n))
+        Ok(n)
+    }
+
+    /// `read_exact` into memory that may be uninitialised (a bytes object made at its final
+    /// size is filled without zeroing it first); every byte of `out` is written on success.
+    pub fn read_exact_uninit(&mut self, out: &mut [MaybeUninit<u8>]) -> io::Result<()> {
+        let mut done = 0;
+        while done < out.len() {
+            let rest = &mut out[done..];
+            if let Some((file, want)) = self.direct(rest.len()) {
+                // SAFETY: `rest` is valid for writes of `rest.len() >= want` bytes and pread(2)
+                // writes at most `want`; uninitialised destination bytes are fine for it.
+                let n = unsafe {
+                    libc::pread(
+                        file.as_raw_fd(),
+                        rest.as_mut_ptr().cast(),
+                        want,
+                        self.pos as libc::off_t,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                done += self.advance_direct(n as usize)?;
+                continue;
+            }
+            let avail = self.fill_buf()?;
+            if avail.is_empty() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = avail.len().min(rest.len());
+            // SAFETY: `avail` is this buffer's memory and `rest` the caller's, so they do not
+            // overlap; both are valid for `n` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(avail.as_ptr(), rest.as_mut_ptr().cast(), n) };
+            self.consume(n);
+            done += n;
+        }
+        Ok(())
     }
 
     /// Reads everything from the cursor to the end into `out` (tests, small bodies).
@@ -374,6 +476,50 @@ mod tests {
         let mut all = vec![0u8; data.len()];
         b.read_exact(&mut all).unwrap();
         assert!(all == data);
+        // The same through read_exact_uninit, from positions inside and outside the window.
+        for start in [0usize, 5, 70_000, 299_999] {
+            b.seek(SeekFrom::Start(start as u64)).unwrap();
+            let mut one = [0u8; 1];
+            let _ = b.read(&mut one).unwrap();
+            let mut out = vec![MaybeUninit::new(0xEEu8); data.len() - start - 1];
+            b.read_exact_uninit(&mut out).unwrap();
+            let got: Vec<u8> = out.iter().map(|m| unsafe { m.assume_init() }).collect();
+            assert!(got == data[start + 1..], "start {start}");
+            assert!(b.read_exact_uninit(&mut [MaybeUninit::uninit()]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_kept_temp_file_is_overwritten_and_only_the_new_bytes_are_read() {
+        use std::os::unix::fs::MetadataExt;
+        let mut b = OverflowableBuffer::new(1000);
+        let first: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        b.expect(first.len() as u64).unwrap();
+        assert!(
+            b.is_spilled(),
+            "a known body at the overflow size goes to the file at once"
+        );
+        b.append(&first).unwrap();
+        let ino = b.file.as_ref().unwrap().metadata().unwrap().ino();
+        b.clear();
+        assert!(b.has_spare() && !b.is_spilled());
+        // A shorter body in the same file: the stale tail of the first is never read.
+        let second: Vec<u8> = (0..120_000u32).map(|i| (i % 13) as u8 + 100).collect();
+        for piece in second.chunks(7_000) {
+            b.append(piece).unwrap();
+        }
+        assert_eq!(b.file.as_ref().unwrap().metadata().unwrap().ino(), ino);
+        let mut got = Vec::new();
+        b.read_all_into(&mut got).unwrap();
+        assert!(got == second);
+        let mut all = vec![0u8; 5];
+        b.seek(SeekFrom::Start(second.len() as u64 - 2)).unwrap();
+        assert_eq!(b.read(&mut all).unwrap(), 2, "reads stop at the new length");
+        // A file that grew past SPARE_MAX_BYTES is closed, not kept.
+        b.clear();
+        b.append(&vec![1u8; SPARE_MAX_BYTES as usize + 1]).unwrap();
+        b.clear();
+        assert!(!b.has_spare());
     }
 
     #[test]

@@ -237,6 +237,8 @@ impl BodyDecoder {
             BodyDecoder::None => Ok((0, true)),
             BodyDecoder::Fixed { remaining } => {
                 let n = (input.len() as u64).min(*remaining) as usize;
+                out.expect(*remaining)
+                    .map_err(|e| HttpError::internal(format!("request body buffer: {e}")))?;
                 out.append(&input[..n])
                     .map_err(|e| HttpError::internal(format!("request body buffer: {e}")))?;
                 *remaining -= n as u64;

@@ -206,6 +206,10 @@ impl Exchange for Task<'_> {
         self.body.remaining()
     }
 
+    fn read_body_uninit(&mut self, out: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<()> {
+        self.body.read_exact_uninit(out)
+    }
+
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
         if self.enc.is_some() {
             return; // the head is out; the caller re-raises (waitress §3.1)

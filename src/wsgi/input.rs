@@ -2,10 +2,13 @@
 //! (in memory or spilled to a file). Not seekable (PEP 3333 does not ask for it); reads past
 //! the end return `b""` as waitress's BytesIO/TemporaryFile do.
 use std::io::{BufRead, Read};
+use std::mem::MaybeUninit;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyStopIteration};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -72,15 +75,29 @@ impl Input {
         let want = usize::try_from(lim.map_or(rest, |n| n.min(rest)))
             .map_err(|_| PyOSError::new_err("reading the request body: too large"))?;
         let slow = self.has_body.load(Ordering::Relaxed);
-        let body = ex.body();
-        PyBytes::new_with(py, want, |buf| {
-            let r = if slow {
-                detached(py, || body.read_exact(buf))
-            } else {
-                body.read_exact(buf)
-            };
-            r.map_err(|e| PyOSError::new_err(format!("reading the request body: {e}")))
-        })
+        let len = ffi::Py_ssize_t::try_from(want)
+            .map_err(|_| PyOSError::new_err("reading the request body: too large"))?;
+        // SAFETY: a NULL source makes CPython allocate a bytes object of `len` bytes without
+        // initialising them; the new reference is owned, and NULL (MemoryError) is an error.
+        let obj = unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(ptr::null(), len))?
+        };
+        // SAFETY: `obj` is a fresh bytes object of exactly `want` bytes that no other code has
+        // seen; its buffer stays valid while `obj` lives, past the last use of `buf`. It is
+        // only returned to Python once `read_body_uninit` wrote every byte.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(
+                ffi::PyBytes_AsString(obj.as_ptr()).cast::<MaybeUninit<u8>>(),
+                want,
+            )
+        };
+        let r = if slow {
+            detached(py, || ex.read_body_uninit(buf))
+        } else {
+            ex.read_body_uninit(buf)
+        };
+        r.map_err(|e| PyOSError::new_err(format!("reading the request body: {e}")))?;
+        Ok(obj.cast_into::<PyBytes>()?)
     }
 
     #[pyo3(signature = (size=None))]

@@ -29,6 +29,7 @@ mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_io;
+mod turns;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
 pub use pylog::{forward_waitress_logs, log_now, module_files};

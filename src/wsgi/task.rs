@@ -12,6 +12,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
 
 use super::environ::{Constants, Template, ThreadMemo};
 use super::response::{detached, ClientDisconnected, Ctx, RequestObjects};
+use super::turns::Turns;
 use super::WsgiOptions;
 use crate::http::app::{App, AppFailure, Exchange};
 
@@ -26,6 +27,8 @@ pub(crate) struct WsgiApp {
     report_exception: Py<PyAny>,
     report_disconnect: Py<PyAny>,
     expose_tracebacks: bool,
+    /// Request-start GIL acquisitions in arrival order (see `turns`).
+    turns: Turns,
 }
 
 /// What one app thread keeps between requests.
@@ -74,6 +77,7 @@ impl WsgiApp {
             report_exception: helper.getattr("report_exception")?.unbind(),
             report_disconnect: helper.getattr("report_disconnect")?.unbind(),
             expose_tracebacks: opts.expose_tracebacks,
+            turns: Turns::default(),
         })
     }
 
@@ -372,7 +376,15 @@ impl App for WsgiApp {
     }
 
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
-        match catch_unwind(AssertUnwindSafe(|| Python::attach(|py| self.serve(py, ex)))) {
+        let mut turn = Some(self.turns.wait());
+        let serve = || {
+            Python::attach(|py| {
+                // The GIL is ours: the next app thread in line may queue at it.
+                drop(turn.take());
+                self.serve(py, ex)
+            })
+        };
+        match catch_unwind(AssertUnwindSafe(serve)) {
             Ok(r) => r,
             Err(panic) => {
                 let msg = panic
