@@ -78,4 +78,7 @@ pub trait Exchange {
     /// A flag that turns true when the client is known to have gone (WSGI
     /// `waitress.client_disconnected`).
     fn disconnected(&self) -> Arc<AtomicBool>;
+    /// The app is about to produce its next chunk, which may take long: bytes the server
+    /// gathered from earlier `write`s must not wait for it (they go out within a bound).
+    fn app_may_block(&mut self) {}
 }

@@ -368,6 +368,7 @@ impl EventLoop {
                 last_activity: now,
                 head_out: false,
                 timed_out: false,
+                flush_armed: false,
             }),
             cv: Condvar::new(),
             disconnected: Arc::new(AtomicBool::new(false)),

@@ -46,6 +46,8 @@ pub(crate) struct Ctx {
     jobs: Mutex<Jobs>,
     jobs_cv: Condvar,
     done: Mutex<Vec<Arc<Shared>>>,
+    /// Channels with gathered output the loop must send within `GATHER_DELAY`.
+    gathered: Mutex<Vec<Arc<Shared>>>,
     /// Set during a graceful stop: responses close their connection.
     pub(crate) draining: AtomicBool,
     /// Clients wait at `connection_limit` and no connection could be evicted: app threads
@@ -87,6 +89,7 @@ impl Ctx {
             }),
             jobs_cv: Condvar::new(),
             done: Mutex::new(Vec::new()),
+            gathered: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
             clients_waiting: AtomicBool::new(false),
             pool: Mutex::new(Vec::new()),
@@ -215,10 +218,18 @@ impl Ctx {
         }
     }
 
-    /// Loop side: takes every pending notification (call after a waker event).
-    pub(crate) fn take_done(&self, into: &mut Vec<Arc<Shared>>) {
+    /// Asks the loop to send `ch`'s gathered output within `GATHER_DELAY`.
+    pub(crate) fn flush_soon(&self, ch: Arc<Shared>) {
+        lock(&self.gathered).push(ch);
+        self.wake_loop();
+    }
+
+    /// Loop side: takes every pending notification (call after a waker event): channels the
+    /// app threads are done with, and channels whose gathered output must go out soon.
+    pub(crate) fn take_done(&self, into: &mut Vec<Arc<Shared>>, gathered: &mut Vec<Arc<Shared>>) {
         self.wake_pending.store(false, Ordering::Release);
         into.append(&mut lock(&self.done));
+        gathered.append(&mut lock(&self.gathered));
     }
 
     /// An empty request and body to parse into (recycled when possible).

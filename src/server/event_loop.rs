@@ -4,6 +4,7 @@
 //!
 //! Every socket is registered once, readable + writable, edge-triggered: no epoll_ctl per
 //! request. A channel that is not read when readable remembers it (`read_deferred`).
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use super::accept::{self, Listening};
 use super::access_log::AccessLog;
 use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
-use super::shared::{socket_error, Shared};
+use super::shared::{socket_error, Shared, GATHER_DELAY};
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
 use crate::http::app::App;
 use crate::net::Listener;
@@ -56,6 +57,8 @@ pub(crate) struct EventLoop {
     pub(super) drain_idle_until: Option<Instant>,
     /// The other half of the access-log double buffer.
     pub(super) log_spare: Vec<u8>,
+    /// Channels whose gathered output must be sent by the given instant (in deadline order).
+    pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
 }
 
 impl EventLoop {
@@ -97,6 +100,7 @@ impl EventLoop {
             draining: false,
             drain_idle_until: None,
             log_spare: Vec::new(),
+            gathered: VecDeque::new(),
         };
         Ok((el, ctl))
     }
@@ -145,6 +149,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut batch: Vec<Arc<Shared>> = Vec::new();
         let mut done: Vec<Arc<Shared>> = Vec::new();
+        let mut gathered: Vec<Arc<Shared>> = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         let cleanup = Duration::from_secs(self.ctx.opts.cleanup_interval.max(1));
         // Saturating: `cleanup_interval` accepts up to 2^64-1 seconds.
@@ -154,7 +159,10 @@ impl EventLoop {
         let mut now = Instant::now();
         loop {
             let timeout = if self.again.is_empty() {
-                let next = self.accept_deadline(now, next_tick.min(next_sweep));
+                let mut next = self.accept_deadline(now, next_tick.min(next_sweep));
+                if let Some((due, _)) = self.gathered.front() {
+                    next = next.min(*due);
+                }
                 next.saturating_duration_since(now)
             } else {
                 Duration::ZERO
@@ -204,11 +212,14 @@ impl EventLoop {
                         a.reopen();
                     }
                 }
-                self.ctx.take_done(&mut done);
+                self.ctx.take_done(&mut done, &mut gathered);
                 for sh in done.drain(..) {
                     self.after_app(&sh, &mut batch, now);
                 }
+                let due = now + GATHER_DELAY;
+                self.gathered.extend(gathered.drain(..).map(|sh| (due, sh)));
             }
+            self.flush_gathered(now);
             if !self.draining {
                 self.accept(now);
             }
@@ -273,6 +284,21 @@ impl EventLoop {
             return self.close(i);
         }
         self.maybe_finish(i, now);
+    }
+
+    /// Sends the gathered output whose `GATHER_DELAY` is over (the app is taking its time
+    /// with the next chunk).
+    fn flush_gathered(&mut self, now: Instant) {
+        while self.gathered.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((_, sh)) = self.gathered.pop_front() else {
+                break;
+            };
+            lock(&sh.st).flush_armed = false;
+            let i = sh.token - CHANNEL0;
+            if self.chan(i).is_some_and(|c| Arc::ptr_eq(&c.shared, &sh)) {
+                self.on_writable(i, now);
+            }
+        }
     }
 
     /// An app thread is done with a channel (or hit an error on it).

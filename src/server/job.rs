@@ -61,6 +61,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         send_continue: *send_continue,
         sent: 0,
         gone: false,
+        gathered: false,
     };
     match proxy_err {
         // waitress's proxy middleware answers itself, through the normal response path.

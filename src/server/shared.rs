@@ -45,7 +45,16 @@ pub(crate) struct ChanState {
     /// The running request outlived `request_timeout` and was answered for (watchdog.rs):
     /// the app thread's writes fail as if the client had gone.
     pub(crate) timed_out: bool,
+    /// Gathered output is waiting and the loop holds a `GATHER_DELAY` timer for it.
+    pub(crate) flush_armed: bool,
 }
+
+/// A streamed response's writes after the first (which carries the head) are gathered in
+/// memory up to this many bytes and sent together, instead of one send per chunk.
+pub(crate) const GATHER_BYTES: u64 = 32 * 1024;
+/// Gathered bytes wait at most this long when the app takes time to produce its next chunk:
+/// the loop sends them then (see `Task::app_may_block`).
+pub(crate) const GATHER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The connection, as app threads see it.
 pub(crate) struct Shared {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::access_log;
 use super::channel::CONTINUE;
 use super::dispatch::{lock, Ctx};
-use super::shared::{socket_error, ChanState, Shared};
+use super::shared::{socket_error, ChanState, Shared, GATHER_BYTES};
 use crate::http::app::{Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
@@ -44,6 +44,19 @@ pub(super) struct Task<'a> {
     pub(super) sent: u64,
     /// The client is gone or the socket failed: nothing more can be written.
     pub(super) gone: bool,
+    /// Output was gathered (not sent) since the last send: see `Exchange::app_may_block`.
+    pub(super) gathered: bool,
+}
+
+/// How `Task::output` treats bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// Send now (the head, files).
+    Now,
+    /// A streamed chunk: may be gathered with the next ones (up to `GATHER_BYTES`).
+    Gather,
+    /// The end of the response: send everything.
+    Last,
 }
 
 pub(super) fn path(req: &Request) -> String {
@@ -89,7 +102,8 @@ impl Task<'_> {
 
     /// Sends `parts` after pending output: straight to the socket when possible, else queued
     /// for the loop. Blocks (back-pressure) while more than the watermark is pending.
-    fn output(&mut self, parts: &[&[u8]], last: bool) -> Result<(), Disconnected> {
+    fn output(&mut self, parts: &[&[u8]], mode: Out) -> Result<(), Disconnected> {
+        let last = mode == Out::Last;
         if self.gone {
             return Err(Disconnected);
         }
@@ -119,12 +133,24 @@ impl Task<'_> {
         let r = if !last && st.out.pending() + (len as u64) < send_bytes {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
-        } else if st.out.pending() >= send_bytes.max(1) {
+        } else if mode == Out::Gather && st.out.pending() + (len as u64) < GATHER_BYTES {
+            // A streamed chunk: kept until GATHER_BYTES are pending, the response ends, or the
+            // app takes GATHER_DELAY for its next chunk. The loop is told only in that last
+            // case (`app_may_block`), so nothing is signalled here.
+            let r = parts.iter().try_for_each(|p| st.out.push(p));
+            if r.is_ok() {
+                self.gathered = true;
+                self.ch.note_output(&st);
+                return Ok(());
+            }
+            r.map(|_| true)
+        } else if st.out.pending() >= send_bytes.max(1) && !self.gathered {
             // A send is pending: the last attempt found the socket full (a flush stops only
             // there), so its writable edge is coming and the loop sends then. Appending costs
             // no syscall, and these bytes go out with the rest in one vectored write.
             parts.iter().try_for_each(|p| st.out.push(p)).map(|_| false)
         } else {
+            self.gathered = false;
             st.out.send(self.ch.fd(), parts)
         };
         settle(self.ctx, self.ch, st, r, "send").inspect_err(|_| self.gone = true)
@@ -154,7 +180,7 @@ impl Task<'_> {
         let close = fin.close || !enc.keep_alive();
         let head = std::mem::take(&mut self.sc.head);
         let parts: [&[u8]; 2] = [if with_head { &head } else { &[] }, fin.trailer];
-        let r = self.output(&parts, true);
+        let r = self.output(&parts, Out::Last);
         self.sc.head = head;
         if r.is_err() || close {
             self.close_after();
@@ -180,7 +206,7 @@ impl Task<'_> {
             bytes.extend_from_slice(&resp);
             self.sc.status.clear();
             self.sc.status.push_str("500 Internal Server Error");
-            let _ = self.output(&[&bytes], true);
+            let _ = self.output(&[&bytes], Out::Last);
         }
         self.close_after();
     }
@@ -249,7 +275,7 @@ impl Exchange for Task<'_> {
         let head = std::mem::take(&mut self.sc.head);
         let [p, d, s] = chunk.slices();
         let parts: [&[u8]; 4] = [if first { &head } else { &[] }, p, d, s];
-        let r = self.output(&parts, false);
+        let r = self.output(&parts, if first { Out::Now } else { Out::Gather });
         self.sc.head = head;
         r
     }
@@ -293,7 +319,7 @@ impl Exchange for Task<'_> {
         self.sent += len;
         let head = std::mem::take(&mut self.sc.head);
         let parts: [&[u8]; 2] = [if first { &head } else { &[] }, prefix.as_bytes()];
-        let r = self.output(&parts, false);
+        let r = self.output(&parts, Out::Now);
         self.sc.head = head;
         r?;
         let mut st = lock(&self.ch.st);
@@ -308,6 +334,19 @@ impl Exchange for Task<'_> {
 
     fn disconnected(&self) -> Arc<AtomicBool> {
         self.ch.disconnected.clone()
+    }
+
+    fn app_may_block(&mut self) {
+        if !self.gathered {
+            return;
+        }
+        let mut st = lock(&self.ch.st);
+        if st.flush_armed || st.closed || st.out.is_empty() {
+            return;
+        }
+        st.flush_armed = true;
+        drop(st);
+        self.ctx.flush_soon(self.ch.clone());
     }
 }
 

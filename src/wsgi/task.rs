@@ -271,7 +271,17 @@ impl WsgiApp {
 /// Streams the iterable chunk by chunk; the head goes out with the first non-empty chunk.
 fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> PyResult<()> {
     let mut first = true;
-    for chunk in app_iter.try_iter()? {
+    // Taking the next item of a list or tuple cannot block; anything else may (a generator
+    // waiting for data), so the server is told before, to bound how long bytes it gathered
+    // from earlier chunks wait.
+    let may_block =
+        !app_iter.is_exact_instance_of::<PyList>() && !app_iter.is_exact_instance_of::<PyTuple>();
+    let mut items = app_iter.try_iter()?;
+    loop {
+        if may_block && !first {
+            ctx.lock(gen)?.ex().app_may_block();
+        }
+        let Some(chunk) = items.next() else { break };
         let chunk = chunk?;
         let copy;
         let data: &[u8] = if let Ok(b) = chunk.cast::<PyBytes>() {

@@ -304,3 +304,54 @@ fn preload_app_forks_with_cpython_hooks() {
     );
     assert_ne!(v[0].1, v[1].1, "random reseeded in each child");
 }
+
+/// Small streamed chunks are gathered and sent together (one send instead of one per chunk),
+/// but never held for an app that pauses: the chunks yielded before the pause reach the client
+/// while the app is still waiting, since it only goes on once the client has seen them and
+/// asks for /release on a second connection.
+#[test]
+fn gathered_chunks_reach_the_client_while_the_app_pauses() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "paused:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let addr = d.addr();
+    for round in 0..3 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("third;") {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) => panic!("closed early: {:?}", String::from_utf8_lossy(&seen)),
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) => panic!(
+                    "round {round}: chunks held while the app waits ({e}); got {:?}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+        let r = request(&addr, b"GET /release HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.body, b"released");
+        while !seen.ends_with(b"0\r\n\r\n") {
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+            assert!(n > 0, "closed before the end");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&seen);
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(
+            body, "6\r\nfirst;\r\n7\r\nsecond;\r\n6\r\nthird;\r\n7\r\nwaited;\r\n0",
+            "round {round}"
+        );
+    }
+}
