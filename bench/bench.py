@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,8 +52,8 @@ def free_port():
 class Server:
     """One server process group, started pinned to SERVER_CPU in a new session."""
 
-    def __init__(self, name, argv, port, env=None, cwd=HERE, path="/", cpus=SERVER_CPU):
-        self.name, self.port, self.path = name, port, path
+    def __init__(self, name, argv, port, env=None, cwd=HERE, path="/", cpus=SERVER_CPU, tls=False):
+        self.name, self.port, self.path, self.tls = name, port, path, tls
         self.log = tempfile.TemporaryFile()
         pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
@@ -66,7 +67,12 @@ class Server:
             if self.proc.poll() is not None:
                 break
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw:
+                    s = raw
+                    if self.tls:  # the bench's own self-signed certificate: not verified
+                        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                        s = ctx.wrap_socket(raw)
                     s.sendall(f"GET {self.path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
                     if s.recv(64).startswith(b"HTTP/1."):
                         return True
@@ -179,6 +185,10 @@ http {{
             argv = wd + ["--threads", "1"]
         elif name == "waitressd-log":
             argv = wd + ["--access-log", f"{self.tmp}/waitressd-access.log"]
+        elif name == "waitressd-tls":
+            self.certificate()
+            argv = wd + ["--certfile", f"{self.tmp}/cert.pem", "--keyfile", f"{self.tmp}/key.pem"]
+            return Server(name, argv, port, env=self.env, tls=True)
         elif name == "bjoern":
             argv = [py, "-c", f"import bjoern, apps; bjoern.run(apps.{mod}, '127.0.0.1', {port})"]
         elif name == "granian":
@@ -192,11 +202,14 @@ http {{
         elif name == "waitress":
             argv = [f"{self.venv}/bin/waitress-serve", "--listen", f"127.0.0.1:{port}",
                     "--threads", str(threads_default), f"apps:{mod}"]
-        elif name in ("nginx", "nginx-log"):
+        elif name in ("nginx", "nginx-log", "nginx-tls"):
             if app not in STATIC:
                 return None
-            argv = self.nginx_argv(port, access_log=name == "nginx-log")
-            return Server(name, argv, port, env=self.env, path=STATIC[app])
+            tls = name == "nginx-tls"
+            if tls:
+                self.certificate()
+            argv = self.nginx_argv(port, access_log=name == "nginx-log", tls=tls)
+            return Server(name, argv, port, env=self.env, path=STATIC[app], tls=tls)
         elif name == "ref":
             if app not in REF_PATH:
                 return None
@@ -206,12 +219,20 @@ http {{
             return None
         return Server(name, argv, port, env=self.env)
 
+    def certificate(self):
+        """One self-signed ECDSA P-256 certificate for every TLS server of the run (openssl)."""
+        if not os.path.exists(f"{self.tmp}/cert.pem"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{self.tmp}/key.pem",
+                            "-out", f"{self.tmp}/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                           check=True, capture_output=True, timeout=60)
+
     def wrk(self, srv, conns, secs, post):
         argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
                 "--timeout", "10s"]
         if post:
             argv += ["-s", f"{self.tmp}/post.lua"]
-        argv.append(f"http://127.0.0.1:{srv.port}{srv.path}")
+        argv.append(f"{'https' if srv.tls else 'http'}://127.0.0.1:{srv.port}{srv.path}")
         return subprocess.run(argv, capture_output=True, text=True, timeout=secs + 60).stdout
 
     def measure(self, name, label, app, conns):
@@ -376,10 +397,9 @@ def main():
     for key, label, app, conns, servers in rows:
         if only:
             servers = [s for s in servers if s in only or s == DEFAULT]
-        if key == "tls":
-            if not tls:
-                print(f"\n## {label}: skipped (waitressd has no TLS yet; the row is wired for --certfile)")
-            continue  # TODO(issue 10): start waitressd-tls/nginx-tls with one certificate
+        if key == "tls" and not tls:
+            print(f"\n## {label}: skipped (this waitressd build has no --certfile)")
+            continue
         if key == "idle":
             print(f"\n## {label}: {a.idle} held, then a fresh request")
             print(f"{'server':<14} {'held':>6} {'B/conn':>8} {'fresh ms':>9} {'max ms':>7} "
@@ -408,7 +428,8 @@ def main():
             if r is None:
                 continue
             res[s] = r
-        ref = res.get(DEFAULT) or {}
+        # The reference line: waitressd with defaults (the TLS row: waitressd terminating TLS).
+        ref = res.get(DEFAULT) or res.get(f"{DEFAULT}-tls") or {}
         for s, r in res.items():
             if "rps" not in r or (r["error"] and s.startswith(DEFAULT)):
                 failures.append(f"{label}: {s}: {r['error']}")

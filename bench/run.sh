@@ -10,7 +10,8 @@
 #
 # --smoke runs every row for a second (CI: checks the harness and every server start; no speed
 # is asserted); --debug measures the debug build (quick to build; for the smoke only). Loopback only; each cell is bounded in time; every server is stopped through
-# its own process group. Installs wrk, nginx-light and libev-dev (bjoern) with apt when missing.
+# its own process group. Installs wrk, nginx-light, libev-dev (bjoern) and openssl (the TLS
+# row's certificate) with apt when missing.
 # BENCH_VENV (default <repo>/.bench-venv) is the peers' venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 [[ -e /usr/include/ev.h ]] || missing+=(libev-dev)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
