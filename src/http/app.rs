@@ -78,6 +78,9 @@ pub trait Exchange {
     /// A flag that turns true when the client is known to have gone (WSGI
     /// `waitress.client_disconnected`).
     fn disconnected(&self) -> Arc<AtomicBool>;
+    /// The app call is running (the WSGI layer holds the GIL): the server may now wake
+    /// another app thread for queued work.
+    fn app_running(&mut self) {}
     /// The app is about to produce its next chunk, which may take long: bytes the server
     /// gathered from earlier `write`s must not wait for it (they go out within a bound).
     fn app_may_block(&mut self) {}

@@ -27,6 +27,8 @@ pub(crate) struct Scratch {
     pub(super) proxy: Option<ProxySettings>,
     /// This app thread's number (its `request_timeout` record).
     pub(super) slot: usize,
+    /// This thread took a job and has not yet reported running the app (`Ctx::running`).
+    pub(super) on_deck: bool,
 }
 
 pub(super) struct Task<'a> {
@@ -334,6 +336,10 @@ impl Exchange for Task<'_> {
 
     fn disconnected(&self) -> Arc<AtomicBool> {
         self.ch.disconnected.clone()
+    }
+
+    fn app_running(&mut self) {
+        self.ctx.running(self.sc);
     }
 
     fn app_may_block(&mut self) {

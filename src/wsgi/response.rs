@@ -376,6 +376,9 @@ impl Write {
                 data.get_type().name()?
             )));
         };
+        // Back to the app, which may take its time before writing again: what the server
+        // gathered must not wait for that.
+        s.ex().app_may_block();
         sent.map_err(|_| ClientDisconnected::new_err("client disconnected"))
     }
 }

@@ -391,6 +391,7 @@ impl App for WsgiApp {
             Python::attach(|py| {
                 // The GIL is ours: the next app thread in line may queue at it.
                 drop(turn.take());
+                ex.app_running();
                 self.serve(py, ex)
             })
         };

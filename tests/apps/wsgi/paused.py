@@ -21,3 +21,16 @@ def app(environ, start_response):
 
     start_response("200 OK", [("Content-Type", "text/plain")])
     return stream()
+
+
+def writer(environ, start_response):
+    """The same through the legacy write() callable: writes, then waits inside the app call."""
+    if environ["PATH_INFO"] == "/release":
+        return app(environ, start_response)
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"first;")
+    write(b"second;")
+    write(b"third;")
+    write(b"waited;" if released.wait(20) else b"timed out;")
+    released.clear()
+    return []

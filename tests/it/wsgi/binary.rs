@@ -311,20 +311,21 @@ fn preload_app_forks_with_cpython_hooks() {
 /// asks for /release on a second connection.
 #[test]
 fn gathered_chunks_reach_the_client_while_the_app_pauses() {
+    // A generator that pauses between chunks (twice on one server: the flush timer re-arms),
+    // and an app that pauses between write() calls.
+    for (app, rounds) in [("paused:app", 2), ("paused:writer", 1)] {
+        chunks_arrive_during_the_pause(app, rounds);
+    }
+}
+
+fn chunks_arrive_during_the_pause(app: &str, rounds: usize) {
     let d = util::Daemon::start(
-        &[
-            "--app",
-            "paused:app",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-        ],
+        &["--app", app, "--listen", "127.0.0.1:0", "--threads", "2"],
         &apps_dir(),
         1,
     );
     let addr = d.addr();
-    for round in 0..3 {
+    for round in 0..rounds {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         std::io::Write::write_all(&mut s, b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
@@ -335,7 +336,7 @@ fn gathered_chunks_reach_the_client_while_the_app_pauses() {
                 Ok(0) => panic!("closed early: {:?}", String::from_utf8_lossy(&seen)),
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
                 Err(e) => panic!(
-                    "round {round}: chunks held while the app waits ({e}); got {:?}",
+                    "{app} round {round}: chunks held while the app waits ({e}); got {:?}",
                     String::from_utf8_lossy(&seen)
                 ),
             }
@@ -351,7 +352,54 @@ fn gathered_chunks_reach_the_client_while_the_app_pauses() {
         let body = text.split("\r\n\r\n").nth(1).unwrap();
         assert_eq!(
             body, "6\r\nfirst;\r\n7\r\nsecond;\r\n6\r\nthird;\r\n7\r\nwaited;\r\n0",
-            "round {round}"
+            "{app} round {round}"
         );
+    }
+}
+
+/// App threads are woken one at a time (a second only once the first runs the app, since with
+/// the GIL a thread woken earlier could only queue behind it), yet an app that blocks still
+/// gets every thread: four requests that can only finish together, sent at once and then one
+/// by one, all finish.
+#[test]
+fn every_app_thread_serves_when_the_app_blocks() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "crowd:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let addr = d.addr();
+    for spaced in [false, true] {
+        let mut socks = Vec::new();
+        for _ in 0..4 {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            if spaced {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            socks.push(s);
+        }
+        for mut s in socks {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"released") && !got.ends_with(b"timed out") {
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(
+                got.ends_with(b"released"),
+                "spaced {spaced}: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
     }
 }
