@@ -3,9 +3,10 @@
 //! queue of channels the loop must look at again, with a single coalesced `mio::Waker` wake.
 //!
 //! Both directions are batched: the loop pushes every channel that became runnable in one poll
-//! iteration under one lock and wakes only as many idle threads as it has jobs; an app thread
-//! takes the next job without sleeping while the queue is non-empty; the loop is woken at most
-//! once until it has drained its queue (`wake_pending`).
+//! iteration under one lock and wakes one idle thread unless one is already on its way to the
+//! app (that one wakes the next once it runs: `running`); an app thread takes the next job
+//! without sleeping while the queue is non-empty; the loop is woken at most once until it has
+//! drained its queue (`wake_pending`).
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
