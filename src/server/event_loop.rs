@@ -259,7 +259,7 @@ impl EventLoop {
         }
     }
 
-    fn on_writable(&mut self, i: usize, now: Instant) {
+    pub(super) fn on_writable(&mut self, i: usize, now: Instant) {
         let wm = self.ctx.opts.outbuf_high_watermark;
         let Some(ch) = self.chan(i) else { return };
         let sh = &ch.shared;
@@ -284,21 +284,6 @@ impl EventLoop {
             return self.close(i);
         }
         self.maybe_finish(i, now);
-    }
-
-    /// Sends the gathered output whose `GATHER_DELAY` is over (the app is taking its time
-    /// with the next chunk).
-    fn flush_gathered(&mut self, now: Instant) {
-        while self.gathered.front().is_some_and(|(due, _)| *due <= now) {
-            let Some((_, sh)) = self.gathered.pop_front() else {
-                break;
-            };
-            lock(&sh.st).flush_armed = false;
-            let i = sh.token - CHANNEL0;
-            if self.chan(i).is_some_and(|c| Arc::ptr_eq(&c.shared, &sh)) {
-                self.on_writable(i, now);
-            }
-        }
     }
 
     /// An app thread is done with a channel (or hit an error on it).

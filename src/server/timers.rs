@@ -1,12 +1,14 @@
 //! Connection timers (waitress's `maintenance` sweep and waitressd's additions): the idle
 //! sweep every `cleanup_interval`, a once-a-second tick for whole-head deadlines and
-//! lingering closes, and the graceful drain (idle connections closed after a short grace).
+//! lingering closes, the graceful drain (idle connections closed after a short grace), and
+//! the `GATHER_DELAY` flush of gathered streamed output.
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::channel::Phase;
 use super::dispatch::lock;
-use super::event_loop::EventLoop;
+use super::event_loop::{EventLoop, CHANNEL0};
 
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
 /// (answered with `Connection: close`). Closing it at once races with a client that is just
@@ -14,6 +16,21 @@ use super::event_loop::EventLoop;
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 impl EventLoop {
+    /// Sends the gathered output whose `GATHER_DELAY` is over (the app is taking its time
+    /// with the next chunk).
+    pub(super) fn flush_gathered(&mut self, now: Instant) {
+        while self.gathered.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((_, sh)) = self.gathered.pop_front() else {
+                break;
+            };
+            lock(&sh.st).flush_armed = false;
+            let i = sh.token - CHANNEL0;
+            if self.chan(i).is_some_and(|c| Arc::ptr_eq(&c.shared, &sh)) {
+                self.on_writable(i, now);
+            }
+        }
+    }
+
     /// Once a second: whole-head deadlines and lingering closes; listeners are looked at
     /// again (accept errors such as EMFILE pause accepting until the next tick).
     pub(super) fn tick(&mut self, now: Instant) {
