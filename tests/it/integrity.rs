@@ -326,10 +326,8 @@ fn util_worker_pid(d: &Daemon) -> i32 {
     let pid = d.pid();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let kids =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(k) = kids.split_whitespace().next() {
-            return k.parse().unwrap();
+        if let Some(&k) = util::children(pid).first() {
+            return k;
         }
         assert!(std::time::Instant::now() < deadline, "no worker process");
         std::thread::sleep(Duration::from_millis(50));

@@ -32,6 +32,22 @@ pub fn venv() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv"))
 }
 
+/// Child PIDs of `pid` (from /proc/PID/task/PID/children): a master's workers.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// `pid` and its children: a master and its workers.
+pub fn family(pid: i32) -> Vec<i32> {
+    let mut pids = vec![pid];
+    pids.extend(children(pid));
+    pids
+}
+
 /// Polls `f` every 25 ms until it holds or `secs` pass; returns whether it held.
 pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + Duration::from_secs(secs);

@@ -103,13 +103,7 @@ fn a_worker_killed_mid_request_is_replaced_and_its_client_sees_a_visible_failure
     let addr = d.addr();
     fresh_client_served(&addr, 10).unwrap();
     let pid = d.pid();
-    let workers = || -> Vec<i32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    };
+    let workers = || crate::util::children(pid);
     let old = workers();
     assert_eq!(old.len(), 1, "{old:?}");
     let mut s = TcpStream::connect(&addr).unwrap();

@@ -7,14 +7,8 @@ use super::{fresh_client_served, rss_kib, start};
 
 /// Open file descriptors of the daemon's worker(s) and master.
 fn fds(pid: i32) -> usize {
-    let mut pids = vec![pid];
-    pids.extend(
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok()),
-    );
-    pids.iter()
+    crate::util::family(pid)
+        .iter()
         .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
         .map(|d| d.count())
         .sum()

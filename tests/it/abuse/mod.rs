@@ -74,14 +74,8 @@ fn fresh_client_served(addr: &str, secs: u64) -> Result<Duration, String> {
 
 /// Resident memory of the daemon and its workers together, in KiB.
 fn rss_kib(pid: i32) -> u64 {
-    let mut pids = vec![pid];
-    pids.extend(
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok()),
-    );
-    pids.iter()
+    crate::util::family(pid)
+        .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
         .filter_map(|s| {
             s.lines()

@@ -75,11 +75,4 @@ fn ask_within(addr: &str, path: &str, secs: u64) -> Option<(i32, String, String)
     ))
 }
 
-/// Child PIDs of `pid` (from /proc/PID/task/PID/children).
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
+use crate::util::children;

@@ -123,13 +123,7 @@ fn title_eventually(pid: i32, want: &str) -> String {
     got
 }
 
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
+use crate::util::children;
 
 #[test]
 fn proc_name_is_in_the_process_titles() {
