@@ -10,7 +10,8 @@ chunked) — of a random size up to --max-size, read at a random pace, and check
 SHA-256 against the app's digest. Optionally sends the master SIGHUP every --hup seconds.
 With --chaos SECONDS the failure paths fire in turn meanwhile: SIGHUP, SIGKILL of a worker, a
 bad deploy (a syntax error written into the app, HUP, a worker killed so its respawn fails, the
-app fixed, HUP), USR2 (the binary re-executed in place), and clients that vanish mid-response.
+app fixed, HUP), USR2 (the binary re-executed in place), and clients that vanish mid-response,
+ending with a TERM while clients are mid-exchange (those exchanges must still complete intact).
 Responses cut by a killed worker are counted, not failed (they fail visibly); a complete
 response with wrong bytes, or broken framing, always fails the run.
 Prints bytes moved and failures; exits 1 on any corrupted or (without --chaos) lost response.
@@ -212,7 +213,7 @@ def main():
 
     def client(i):
         rng = random.Random(a.seed * 1000 + i)
-        while time.monotonic() < end:
+        while time.monotonic() < end and not terminating.is_set():
             err = one(port, rng, a.max_size, stats)
             with lock:
                 stats["n"] += 1
@@ -247,12 +248,19 @@ def main():
     actions = [("HUP", lambda: os.kill(master(), signal.SIGHUP)), ("KILL worker", kill_a_worker),
                ("bad deploy", bad_deploy), ("USR2", lambda: os.kill(master(), signal.SIGUSR2))]
     fired = []
+    terminating = threading.Event()  # --chaos ends with a TERM while clients are mid-exchange
     ts = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
     for t in ts:
         t.start()
     hups = 0
     while any(t.is_alive() for t in ts):
         time.sleep(a.chaos or a.hup or 0.5)
+        if a.chaos and not terminating.is_set() and time.monotonic() >= end - 2:
+            final = master()
+            terminating.set()  # exchanges under way finish (graceful stop); no new ones start
+            os.kill(final, signal.SIGTERM)
+            fired.append("TERM under load")
+            continue
         if time.monotonic() >= end:
             continue
         if a.chaos:
@@ -264,10 +272,12 @@ def main():
             hups += 1
     for t in ts:
         t.join()
-    final = master()
-    os.kill(final, signal.SIGTERM)
+    if not terminating.is_set():
+        final = master()
+        os.kill(final, signal.SIGTERM)
     if final == d.pid:
-        d.wait(60)
+        if d.wait(60) != 0:
+            fails.append(f"master exited with {d.returncode} after TERM")
     else:
         deadline = time.monotonic() + 60
         while os.path.exists(f"/proc/{final}") and time.monotonic() < deadline:

@@ -141,6 +141,8 @@ fn large_reads_of_a_spilled_body_match_small_ones_from_any_position() {
         let _ = b.read(&mut one).unwrap();
         let mut out = vec![MaybeUninit::new(0xEEu8); data.len() - start - 1];
         b.read_exact_uninit(&mut out).unwrap();
+        // SAFETY: read_exact_uninit returned Ok, so it wrote every byte of `out` (which was
+        // initialised to 0xEE anyway).
         let got: Vec<u8> = out.iter().map(|m| unsafe { m.assume_init() }).collect();
         assert!(got == data[start + 1..], "start {start}");
         assert!(b.read_exact_uninit(&mut [MaybeUninit::uninit()]).is_err());

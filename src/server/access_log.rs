@@ -94,6 +94,8 @@ impl Drop for AccessLog {
 pub(crate) struct Clock {
     secs: u64,
     buf: Vec<u8>,
+    /// This process's id (`%(p)s`), read once: glibc makes every getpid() a syscall.
+    pid: Option<u32>,
 }
 
 impl Clock {
@@ -111,6 +113,7 @@ impl Clock {
 
     /// Appends the line for one response in `fmt` to `out`.
     pub(crate) fn line(&mut self, out: &mut Vec<u8>, fmt: &Format, e: Line) {
+        let pid = *self.pid.get_or_insert_with(std::process::id);
         let entry = Entry {
             req: e.req,
             remote: e.remote,
@@ -118,7 +121,7 @@ impl Clock {
             status: e.status,
             bytes: e.bytes,
             elapsed: e.elapsed,
-            pid: std::process::id(),
+            pid,
             resp_headers: e.resp_headers,
         };
         fmt.write(&entry, out);

@@ -358,8 +358,12 @@ impl EventLoop {
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
             self.close(i);
-        } else if at_limit && ch.is_idle_keepalive() {
-            // It may make room for a client waiting at the limit: look at the backlog again.
+        } else if at_limit
+            && ch.is_idle_keepalive()
+            && self.ctx.clients_waiting.load(Ordering::Relaxed)
+        {
+            // It may make room for the client waiting at the limit: look at the backlog again
+            // (only then: an accept round polls every listener).
             self.retry_accept();
         }
     }

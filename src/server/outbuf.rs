@@ -290,7 +290,6 @@ impl OutBuf {
     /// TLS `flush`: records out first, then the next chunk of plaintext in, until everything
     /// is sent or the socket would block. Files are copied with pread, a chunk at a time.
     fn flush_tls(&mut self, fd: BorrowedFd<'_>) -> io::Result<bool> {
-        let mut tmp = [0u8; CHUNK];
         loop {
             let Some(t) = self.tls.as_deref_mut() else {
                 return Ok(true);
@@ -305,6 +304,7 @@ impl OutBuf {
                     t.encrypt(&buf[*pos..end])?
                 }
                 Some(Seg::File { file, off, end, .. }) => {
+                    let mut tmp = [0u8; CHUNK];
                     let want = ((*end - *off) as usize).min(CHUNK);
                     let n = file.read_at(&mut tmp[..want], *off)?;
                     if n == 0 {

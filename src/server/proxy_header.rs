@@ -98,7 +98,7 @@ impl Channel {
             return None;
         }
         let rest = rest.to_vec();
-        let mut plain = vec![0u8; ctx.opts.recv_bytes.clamp(1024, 1 << 20)];
+        let mut plain = vec![0u8; super::channel::head_recv(ctx.opts.recv_bytes)];
         match self.recv_tls(ctx, &mut plain, &rest, now) {
             Ok(0) => Some(self.on_eof()),
             Ok(k) if self.parse(ctx, &plain[..k], batch, now) => Some(ReadOutcome::Close),

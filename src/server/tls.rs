@@ -176,7 +176,7 @@ impl super::channel::Channel {
         now: std::time::Instant,
     ) -> Result<usize, super::channel::ReadOutcome> {
         use super::channel::ReadOutcome;
-        let sh = self.shared.clone();
+        let sh = &self.shared;
         let mut st = super::dispatch::lock(&sh.st);
         let Some(t) = st.out.tls_mut() else {
             return Err(ReadOutcome::Close);

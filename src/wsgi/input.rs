@@ -74,6 +74,9 @@ impl Input {
         let rest = ex.body_remaining();
         let want = usize::try_from(lim.map_or(rest, |n| n.min(rest)))
             .map_err(|_| PyOSError::new_err("reading the request body: too large"))?;
+        if want == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
         let slow = self.has_body.load(Ordering::Relaxed);
         let len = ffi::Py_ssize_t::try_from(want)
             .map_err(|_| PyOSError::new_err("reading the request body: too large"))?;

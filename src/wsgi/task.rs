@@ -272,16 +272,11 @@ impl WsgiApp {
 fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> PyResult<()> {
     let mut first = true;
     // Taking the next item of a list or tuple cannot block; anything else may (a generator
-    // waiting for data), so the server is told before, to bound how long bytes it gathered
-    // from earlier chunks wait.
+    // waiting for data), so after each write the server is told, to bound how long bytes it
+    // gathered wait for the next one.
     let may_block =
         !app_iter.is_exact_instance_of::<PyList>() && !app_iter.is_exact_instance_of::<PyTuple>();
-    let mut items = app_iter.try_iter()?;
-    loop {
-        if may_block && !first {
-            ctx.lock(gen)?.ex().app_may_block();
-        }
-        let Some(chunk) = items.next() else { break };
+    for chunk in app_iter.try_iter()? {
         let chunk = chunk?;
         let copy;
         let data: &[u8] = if let Ok(b) = chunk.cast::<PyBytes>() {
@@ -323,6 +318,9 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
             }
             s.write(py, data)
                 .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
+            if may_block {
+                s.ex().app_may_block();
+            }
         }
     }
     Ok(())
