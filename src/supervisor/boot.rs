@@ -40,6 +40,7 @@ pub(super) fn run(
         Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
     let handover = upgrade::take_handover();
     let from = handover.as_ref().map(|h| h.from);
+    let handed_status = handover.as_ref().and_then(|h| h.status);
     if let Some(p) = &settings.pidfile {
         // Before binding: a live instance's unix socket file must stay untouched.
         PidFile::check(p, std::process::id() as i32, from).map_err(boot)?;
@@ -75,7 +76,7 @@ pub(super) fn run(
     }
     // After detaching: the thread must live in the daemon, not in the foreground parent.
     let status = match settings.edge.status_listen {
-        Some(addr) => match super::status::Status::start(addr) {
+        Some(addr) => match super::status::Status::start(addr, handed_status) {
             Ok(s) => {
                 eprintln!("Status on {}", s.url());
                 Some(s)

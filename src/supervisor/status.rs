@@ -75,8 +75,13 @@ fn shared_slots() -> std::io::Result<&'static [Counters]> {
 
 impl Status {
     /// Binds `addr` and starts the thread. Called by the master before any fork.
-    pub(super) fn start(addr: SocketAddr) -> std::io::Result<Status> {
-        let listener = TcpListener::bind(addr)?;
+    /// Serves `addr`: on the socket an upgrading master handed over (`handed`) when it is
+    /// bound there, else on a new one.
+    pub(super) fn start(addr: SocketAddr, handed: Option<RawFd>) -> std::io::Result<Status> {
+        let listener = match handed.and_then(adopt) {
+            Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => l,
+            _ => TcpListener::bind(addr)?, // none, or another address: dropping closes it
+        };
         let fd = listener.as_raw_fd();
         let addr = listener.local_addr()?;
         let board = Arc::new(Board {
@@ -174,6 +179,20 @@ impl Board {
             ready: self.is_ready(),
         }
     }
+}
+
+/// The status socket an upgrading master handed over, if `fd` is a listening TCP socket.
+fn adopt(fd: RawFd) -> Option<TcpListener> {
+    // Only a descriptor that is a socket with an address is taken over (and closed if unused).
+    nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(fd).ok()?;
+    // SAFETY: the old master passed this listening socket across exec for this process alone
+    // (ENV_STATUS, read and removed once at boot); nothing else here owns or closes it.
+    let l = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &l,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some(l)
 }
 
 fn serve(listener: TcpListener, board: Arc<Board>) {

@@ -19,6 +19,7 @@ use super::{log_error, log_info, log_warn, spawn};
 
 const ENV_FDS: &str = "WAITRESSD_UPGRADE_FDS";
 const ENV_FROM: &str = "WAITRESSD_UPGRADE_FROM";
+const ENV_STATUS: &str = "WAITRESSD_UPGRADE_STATUS";
 
 /// What an old master handed to this one.
 #[derive(Debug, Default)]
@@ -27,6 +28,8 @@ pub struct Handover {
     pub from: i32,
     /// Its listening sockets, with what each was configured as.
     pub fds: Vec<(Wanted, RawFd)>,
+    /// Its `status_listen` socket (binding the address again would fail while it listens).
+    pub status: Option<RawFd>,
 }
 
 /// How this binary was started, to start it again (captured at boot, before a package upgrade
@@ -78,11 +81,14 @@ fn parse_fds(s: &str) -> Vec<(Wanted, RawFd)> {
 pub fn take_handover() -> Option<Handover> {
     let from = std::env::var(ENV_FROM).ok();
     let fds = std::env::var(ENV_FDS).ok();
+    let status = std::env::var(ENV_STATUS).ok();
     std::env::remove_var(ENV_FROM);
     std::env::remove_var(ENV_FDS);
+    std::env::remove_var(ENV_STATUS);
     Some(Handover {
         from: from?.parse().ok()?,
         fds: parse_fds(&fds.unwrap_or_default()),
+        status: status.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -100,7 +106,7 @@ impl Master {
             log_error("USR2: cannot upgrade: the path of this binary is unknown");
             return;
         };
-        let fds: Vec<RawFd> = self.listeners.raw_fds();
+        let mut fds: Vec<RawFd> = self.listeners.raw_fds();
         let handed: Vec<String> = self
             .listeners
             .entries
@@ -113,6 +119,10 @@ impl Master {
         ];
         if let Some(raw) = self.notifier.raw() {
             env.push(("NOTIFY_SOCKET".to_string(), raw.to_string()));
+        }
+        if let Some(s) = &self.status {
+            fds.push(s.raw_fd());
+            env.push((ENV_STATUS.to_string(), s.raw_fd().to_string()));
         }
         match spawn::fork_exec(&program, &self.exec.args, &env, &fds) {
             Ok(pid) => {

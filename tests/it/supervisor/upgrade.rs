@@ -106,3 +106,45 @@ fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// The `status_listen` socket goes over to the new master too: binding its address again
+/// while the old master still listens would fail the upgrade.
+#[test]
+fn usr2_hands_the_status_listener_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = format!("127.0.0.1:{port}");
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!(
+            "listen = 127.0.0.1:0\npidfile = {}\nstatus_listen = {status}",
+            pidfile.display()
+        ),
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    let old = d.pid();
+    assert!(eventually(30, || crate::util::get(&status, "/ready").0 == 200));
+    d.signal(libc::SIGUSR2);
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master stopped: the new one booted");
+    let new = new.expect("pidfile");
+    assert_ne!(new, old);
+    assert!(eventually(30, || crate::util::get(&status, "/ready").0 == 200));
+    let (code, _, body) = crate::util::get(&status, "/metrics");
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains("waitressd_"));
+    assert!(ask(&addr, "/").is_some(), "the new master serves");
+    // SAFETY: kill(2) on the new master this test's daemon started.
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    assert!(eventually(30, || !alive(new)));
+}
