@@ -12,9 +12,10 @@ pub const PANIC_EXIT: i32 = 70;
 
 /// Forks; the child runs `body` and exits with its return code. Returns the child's PID.
 pub fn fork_child(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
-    // SAFETY: the master is single-threaded when it forks (signals are read from a signalfd,
-    // no helper threads), and in tests the child only runs Rust code whose locks glibc resets
-    // at fork (malloc, stdio). The child never returns from this function.
+    // SAFETY: the master's own work is single-threaded (signals come from a signalfd); its only
+    // other threads are `status_listen`'s (`status`, `status-conn`), which answer probes from
+    // shared memory, never log, and share no lock with the child except malloc's, which glibc
+    // makes safe across fork. The child never returns from this function.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -90,17 +91,25 @@ pub fn fork_exec(
     for a in args {
         argv.push(cstr(a.as_bytes())?);
     }
+    // The environment is built before the fork: the child allocates nothing and takes no
+    // lock (set_var would take std's environment lock, which another thread may hold).
+    let mut envp = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if !env.iter().any(|(name, _)| std::ffi::OsStr::new(name) == k) {
+            envp.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
+        }
+    }
+    for (k, v) in env {
+        envp.push(cstr(format!("{k}={v}").as_bytes())?);
+    }
     fork_child(move || {
         for &fd in keep {
             // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         }
-        for (k, v) in env {
-            std::env::set_var(k, v);
-        }
         // The new master blocks its signals itself; it starts from a clean mask.
         let _ = super::signals::unblock_all();
-        let _ = nix::unistd::execv(&prog, &argv);
+        let _ = nix::unistd::execve(&prog, &argv, &envp);
         127 // exec failed: the old master sees this exit code and keeps serving
     })
 }
