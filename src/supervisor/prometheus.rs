@@ -20,17 +20,6 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// Resident set size of `pid` in bytes (`/proc/PID/statm`), if it can be read.
-fn rss_bytes(pid: Pid) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    Some(pages * page)
-}
-
 pub(super) fn render(s: &Snapshot) -> String {
     let t = &s.totals;
     let mut o = String::with_capacity(4096);
@@ -138,7 +127,8 @@ pub(super) fn render(s: &Snapshot) -> String {
         "Resident memory of each worker process.",
     );
     for &(id, pid) in &s.workers {
-        if let Some(rss) = rss_bytes(pid) {
+        // The same figure `max_worker_memory` is checked against.
+        if let Some(rss) = super::retire::rss(pid.as_raw()) {
             let _ = writeln!(
                 o,
                 "waitressd_worker_rss_bytes{{worker=\"{id}\",pid=\"{pid}\"}} {rss}"
