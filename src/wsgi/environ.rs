@@ -45,6 +45,11 @@ pub(crate) struct Keys {
     url_scheme: Py<PyString>,
     pub(crate) input: Py<PyString>,
     pub(crate) client_disconnected: Py<PyString>,
+    /// TLS connections only: `HTTPS` (and its value `on`), `SSL_CLIENT_VERIFY`, `SSL_CLIENT_S_DN`.
+    https: Py<PyString>,
+    on: Py<PyString>,
+    ssl_client_verify: Py<PyString>,
+    ssl_client_s_dn: Py<PyString>,
 }
 
 impl Keys {
@@ -121,6 +126,10 @@ impl Template {
             url_scheme: intern(py, "wsgi.url_scheme"),
             input: intern(py, "wsgi.input"),
             client_disconnected: intern(py, "waitress.client_disconnected"),
+            https: intern(py, "HTTPS"),
+            on: intern(py, "on"),
+            ssl_client_verify: intern(py, "SSL_CLIENT_VERIFY"),
+            ssl_client_s_dn: intern(py, "SSL_CLIENT_S_DN"),
         };
         // Placeholders for the keys every request sets: the per-request copy of the template is
         // then a flat clone already sized for them (and for the HTTP_* keys that follow), and
@@ -178,10 +187,10 @@ impl Template {
             memo.url_scheme.get(py, o.url_scheme.as_bytes())?,
         )?;
         if let Some(t) = &o.tls {
-            env.set_item("HTTPS", "on")?;
-            env.set_item("SSL_CLIENT_VERIFY", t.client_verify)?;
+            env.set_item(k.https.bind(py), k.on.bind(py))?;
+            env.set_item(k.ssl_client_verify.bind(py), t.client_verify)?;
             if let Some(dn) = &t.client_s_dn {
-                env.set_item("SSL_CLIENT_S_DN", dn)?;
+                env.set_item(k.ssl_client_s_dn.bind(py), dn)?;
             }
         }
         let addr = memo.remote_addr.get(py, o.remote_addr.as_bytes())?;
