@@ -6,11 +6,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// One item of the list.
-enum Item {
+/// One item of the list (borrowed from the setting: matching allocates nothing).
+enum Item<'a> {
     Any,
     /// An exact string: an address, or `localhost` (waitress's peer name for unix sockets).
-    Exact(String),
+    Exact(&'a str),
     Net(IpNet),
 }
 
@@ -20,12 +20,12 @@ fn items(setting: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn parse(item: &str) -> Option<Item> {
+fn parse(item: &str) -> Option<Item<'_>> {
     if item == "*" {
         return Some(Item::Any);
     }
     if item == "localhost" || item.parse::<IpAddr>().is_ok() {
-        return Some(Item::Exact(item.to_string()));
+        return Some(Item::Exact(item));
     }
     item.parse::<IpNet>().ok().map(Item::Net)
 }
