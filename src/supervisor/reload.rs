@@ -140,6 +140,10 @@ impl Master {
         self.respawns.retain(|r| r.1 != p.generation);
         self.boot_failing.retain(|s| s.1 != p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
+        // Back to the old error_log and log_level (the reload pointed the master at the new
+        // ones for its new workers to inherit); respawned old workers inherit these again.
+        super::logfiles::redirect(&self.settings);
+        crate::logging::apply_level(&self.settings.log_level);
         self.notifier.ready(&self.status());
     }
 }

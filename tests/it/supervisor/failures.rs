@@ -320,3 +320,43 @@ fn ttin_stops_at_a_ceiling_and_a_reload_keeps_the_changed_count() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(60), Some(0));
 }
+
+/// A reload whose new workers cannot boot is abandoned, and the master goes back to the old
+/// configuration's `error_log` (it points its standard error, which new workers inherit, at
+/// the new file while the reload is under way).
+#[test]
+fn an_abandoned_reload_puts_the_old_error_log_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    std::fs::write(
+        &module,
+        std::fs::read_to_string(super::apps().join("supapp.py")).unwrap(),
+    )
+    .unwrap();
+    let (old_log, new_log) = (dir.path().join("old.log"), dir.path().join("new.log"));
+    let mut d = start_deployed(
+        dir.path(),
+        &format!("listen = 127.0.0.1:0\nerror_log = {}", old_log.display()),
+    );
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let stderr_of_master = || std::fs::read_link(format!("/proc/{}/fd/2", d.pid())).ok();
+    assert_eq!(stderr_of_master(), Some(old_log.clone()));
+    std::fs::write(&module, "raise ImportError('broken deploy')\n").unwrap();
+    write_ini(
+        dir.path(),
+        "deployed:make_app",
+        "one",
+        &format!("listen = 127.0.0.1:0\nerror_log = {}", new_log.display()),
+    );
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(60, || std::fs::read_to_string(&new_log)
+            .is_ok_and(|s| s.contains("reload aborted"))),
+        "the reload is abandoned"
+    );
+    assert!(eventually(10, || stderr_of_master() == Some(old_log.clone())));
+    assert!(ask(&addr, "/").is_some(), "the old workers still serve");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
