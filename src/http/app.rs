@@ -31,9 +31,12 @@ pub trait App: Send + Sync + 'static {
     /// Serves one request on an app thread (inside `run_thread`).
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure>;
     /// `request_timeout`: called from another thread when the app thread `thread`
-    /// (`pthread_self`) has been inside `call` too long; interrupts that call if the app can,
-    /// and returns the thread's stack for the log.
-    fn interrupt(&self, _thread: u64) -> Option<String> {
+    /// (`pthread_self`) has been inside `call` too long; interrupts that call if the app can
+    /// and `still_stuck()` says the same call is still running at that moment (asked where the
+    /// interrupt is atomic with the thread's progress, e.g. under the GIL: the call may have
+    /// returned meanwhile, and the thread's next request must not get the interrupt), and
+    /// returns the thread's stack for the log.
+    fn interrupt(&self, _thread: u64, _still_stuck: &dyn Fn() -> bool) -> Option<String> {
         None
     }
 }

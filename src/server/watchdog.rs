@@ -105,14 +105,13 @@ pub(crate) fn spawn(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) -> Option<JoinHandle
 
 fn look(ctx: &Arc<Ctx>, limit: Duration) {
     let now = Instant::now();
-    for m in &ctx.calls.slots {
+    for (i, m) in ctx.calls.slots.iter().enumerate() {
         let mut s = lock(m);
         let thread = s.thread;
-        let what = s.what.clone();
         let Some(run) = s.running.as_mut() else {
             continue;
         };
-        let elapsed = now.saturating_duration_since(run.started);
+        let (started, elapsed) = (run.started, now.saturating_duration_since(run.started));
         match run.interrupted {
             None if elapsed >= limit => {
                 run.interrupted = Some((now, false));
@@ -120,11 +119,13 @@ fn look(ctx: &Arc<Ctx>, limit: Duration) {
                 // request on this connection in between (lock order: slot, then channel; app
                 // threads never hold a channel lock while taking their slot).
                 answer_for_the_client(ctx, &run.ch, run.version);
+                let what = s.what.clone();
                 drop(s);
-                interrupt(ctx, thread, what, elapsed, limit);
+                interrupt(ctx, (i, started, thread), what, elapsed, limit);
             }
             Some((at, false)) if now.saturating_duration_since(at) >= STUCK_GRACE => {
                 run.interrupted = Some((at, true));
+                let what = s.what.clone();
                 drop(s);
                 log::error!(target: "waitress",
                     "request_timeout: {what} still running {:.1} s after it was interrupted; \
@@ -179,12 +180,27 @@ fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
 
 /// Logs the stuck call with its Python stack and raises an exception in its thread, from a
 /// short-lived thread: a thread that holds the GIL in C code would block the watchdog itself.
-fn interrupt(ctx: &Arc<Ctx>, thread: u64, what: String, elapsed: Duration, limit: Duration) {
+/// `call` = (slot, when the call started, its thread): the interrupt only lands if that same
+/// call is still running when it is raised.
+fn interrupt(
+    ctx: &Arc<Ctx>,
+    call: (usize, Instant, u64),
+    what: String,
+    elapsed: Duration,
+    limit: Duration,
+) {
     let ctx = ctx.clone();
+    let (slot, started, thread) = call;
     let _ = std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
-            let stack = ctx.app.interrupt(thread);
+            let still_stuck = || {
+                lock(&ctx.calls.slots[slot])
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.started == started)
+            };
+            let stack = ctx.app.interrupt(thread, &still_stuck);
             log::error!(target: "waitress",
                 "request_timeout: {what} has run {:.1} s (limit {} s): answered 504 (or cut if \
                  the response had started) and interrupted with TimeoutError; its stack:\n{}",

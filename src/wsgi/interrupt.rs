@@ -10,10 +10,15 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 /// Interrupts the app call running on the thread with ident `thread` (`pthread_self`, which
-/// is what CPython uses as `threading.get_ident()` on Linux); returns its stack.
-pub(crate) fn interrupt(thread: u64) -> Option<String> {
+/// is what CPython uses as `threading.get_ident()` on Linux); returns its stack. Under the
+/// GIL, `still_stuck` is asked first: the thread runs no Python until the exception is set, so
+/// it lands in the stuck call, not in a request begun after it returned.
+pub(crate) fn interrupt(thread: u64, still_stuck: &dyn Fn() -> bool) -> Option<String> {
     Python::attach(|py| {
         let stack = stack_of(py, thread).unwrap_or_else(|e| format!("(no stack: {e})"));
+        if !still_stuck() {
+            return Some(stack);
+        }
         let exc = py.get_type::<PyTimeoutError>();
         // SAFETY: the GIL is held (attach); `exc` is a live exception type, borrowed for the
         // call (SetAsyncExc takes its own reference). An id that names no thread of this

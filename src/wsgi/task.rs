@@ -379,8 +379,8 @@ impl App for WsgiApp {
         })
     }
 
-    fn interrupt(&self, thread: u64) -> Option<String> {
-        super::interrupt::interrupt(thread)
+    fn interrupt(&self, thread: u64, still_stuck: &dyn Fn() -> bool) -> Option<String> {
+        super::interrupt::interrupt(thread, still_stuck)
     }
 
     fn call(&self, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
