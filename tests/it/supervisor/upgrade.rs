@@ -131,7 +131,12 @@ fn usr2_hands_the_status_listener_over() {
     let mut d = start(&ini, 1);
     let addr = d.addr();
     let old = d.pid();
-    assert!(eventually(30, || crate::util::get(&status, "/ready").0 == 200));
+    // `start` returns once the app listener is bound; the status listener may come a moment later.
+    let ready = || {
+        std::net::TcpStream::connect(&status).is_ok()
+            && crate::util::get(&status, "/ready").0 == 200
+    };
+    assert!(eventually(30, ready));
     d.signal(libc::SIGUSR2);
     let code = d.wait(60);
     let new = read_pid(&pidfile);
@@ -139,7 +144,7 @@ fn usr2_hands_the_status_listener_over() {
     assert_eq!(code, Some(0), "the old master stopped: the new one booted");
     let new = new.expect("pidfile");
     assert_ne!(new, old);
-    assert!(eventually(30, || crate::util::get(&status, "/ready").0 == 200));
+    assert!(eventually(30, ready));
     let (code, _, body) = crate::util::get(&status, "/metrics");
     assert_eq!(code, 200);
     assert!(String::from_utf8_lossy(&body).contains("waitressd_"));
