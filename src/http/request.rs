@@ -39,7 +39,8 @@ pub struct Origin {
     /// wsgi.url_scheme.
     pub url_scheme: String,
     /// A TLS connection: `HTTPS=on` and the client certificate facts (None: plain TCP).
-    pub tls: Option<TlsInfo>,
+    /// Shared with the connection: every request on it carries the same facts.
+    pub tls: Option<std::sync::Arc<TlsInfo>>,
 }
 
 /// What a TLS connection adds to the environ (mod_ssl's names).

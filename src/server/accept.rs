@@ -344,9 +344,11 @@ impl EventLoop {
                 Some(_) => "https".to_string(),
                 None => opts.url_scheme.clone(),
             },
-            tls: tls.as_ref().map(|_| crate::http::TlsInfo {
-                client_s_dn: None,
-                client_verify: "NONE",
+            tls: tls.as_ref().map(|_| {
+                Arc::new(crate::http::TlsInfo {
+                    client_s_dn: None,
+                    client_verify: "NONE",
+                })
             }),
         };
         let is_tls = tls.is_some();

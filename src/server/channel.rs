@@ -12,7 +12,7 @@ use nix::sys::socket::{recv, MsgFlags};
 
 use super::access_log;
 use super::dispatch::{lock, Ctx};
-use super::shared::{copy_origin, socket_error, unix_now, ChanState, Job, Shared};
+use super::shared::{socket_error, unix_now, ChanState, Job, Shared};
 use crate::http::{HttpError, RequestParser, Status};
 
 /// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
@@ -68,7 +68,7 @@ pub(crate) struct Channel {
     /// The connection speaks TLS (the session is in `ChanState::out`).
     pub(crate) tls: bool,
     /// TLS facts for the environ, once the handshake is done.
-    pub(crate) tls_info: Option<Box<crate::http::TlsInfo>>,
+    pub(crate) tls_info: Option<Arc<crate::http::TlsInfo>>,
     /// At least one whole request was read: between requests this is an idle keep-alive
     /// connection, the first to be closed when clients wait at `connection_limit`.
     kept_alive: bool,
@@ -356,11 +356,7 @@ impl Channel {
                             self.kept_alive = true;
                             self.parser.reset();
                             if let Some(mut job) = self.cur.take() {
-                                copy_origin(&mut job.req.origin, &self.shared.origin);
-                                self.apply_proxy_origin(&mut job.req.origin);
-                                if let Some(t) = &self.tls_info {
-                                    job.req.origin.tls = Some((**t).clone());
-                                }
+                                self.origin_into(&mut job.req.origin);
                                 job.received = now;
                                 job.send_continue =
                                     job.req.expect_continue() && !self.continue_done;

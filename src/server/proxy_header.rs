@@ -107,11 +107,25 @@ impl Channel {
         }
     }
 
-    /// A request's origin: the PROXY header's client address, if it named one.
-    pub(crate) fn apply_proxy_origin(&self, origin: &mut Origin) {
-        if let Some((addr, port)) = self.proxy.as_ref().and_then(|p| p.remote.as_ref()) {
-            origin.remote_addr.clone_from(addr);
-            origin.remote_port.clone_from(port);
-        }
+    /// Writes a request's origin: the connection's, with the PROXY header's client address if
+    /// it named one and the TLS facts. Each field is written once; buffers of a recycled
+    /// request are reused (`clone_from`).
+    pub(crate) fn origin_into(&self, dst: &mut Origin) {
+        let src = &self.shared.origin;
+        let (addr, port) = match self.proxy.as_ref().and_then(|p| p.remote.as_ref()) {
+            Some((addr, port)) => (addr, port),
+            None => (&src.remote_addr, &src.remote_port),
+        };
+        dst.remote_addr.clone_from(addr);
+        dst.remote_port.clone_from(port);
+        dst.server_name.clone_from(&src.server_name);
+        dst.server_port.clone_from(&src.server_port);
+        dst.url_scheme.clone_from(&src.url_scheme);
+        // The handshake's facts once it is done (always, before a request can complete).
+        dst.tls.clone_from(if self.tls_info.is_some() {
+            &self.tls_info
+        } else {
+            &src.tls
+        });
     }
 }

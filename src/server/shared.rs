@@ -137,16 +137,3 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
-
-/// Field-wise `clone_from`: the derived `Origin::clone_from` clones whole strings (five
-/// allocations per request); this reuses the recycled request's capacity.
-pub(crate) fn copy_origin(dst: &mut Origin, src: &Origin) {
-    dst.remote_addr.clone_from(&src.remote_addr);
-    dst.remote_port.clone_from(&src.remote_port);
-    dst.server_name.clone_from(&src.server_name);
-    dst.server_port.clone_from(&src.server_port);
-    dst.url_scheme.clone_from(&src.url_scheme);
-    if dst.tls != src.tls {
-        dst.tls.clone_from(&src.tls);
-    }
-}

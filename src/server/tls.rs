@@ -5,6 +5,7 @@
 //! small; file segments are copied through it with pread (no sendfile under TLS).
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
@@ -197,7 +198,7 @@ impl super::channel::Channel {
         }
         if let Some(info) = info {
             self.head_started = None;
-            self.tls_info = Some(Box::new(info));
+            self.tls_info = Some(Arc::new(info));
         }
         if let Err(e) = flushed {
             super::shared::socket_error(ctx, "send", e);
