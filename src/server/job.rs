@@ -13,8 +13,6 @@ use crate::http::proxy::ProxySettings;
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
-    // Only the access log needs the request's duration (a clock read per request otherwise).
-    let started = ctx.access.as_ref().map(|_| std::time::Instant::now());
     sc.date.update(coarse_now());
     if let Some(m) = ctx.opts.metrics {
         m.in_flight(true);
@@ -106,8 +104,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         .map(|_| t.sc.status.as_str())
         .unwrap_or("500");
     let code = status.get(..3).unwrap_or("500");
+    // The request's time, from the moment its head was complete (queueing included), read
+    // only when the metrics or the access log need it.
+    let took = (ctx.opts.metrics.is_some() || ctx.access.is_some()).then(|| received.elapsed());
     if let Some(m) = ctx.opts.metrics {
-        let took = received.elapsed();
+        let took = took.unwrap_or_default();
         m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
         m.in_flight(false);
     }
@@ -117,7 +118,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             remote: &t.req.origin.remote_addr,
             status: code,
             bytes: t.sent,
-            elapsed: started.map_or(std::time::Duration::ZERO, |s| s.elapsed()),
+            elapsed: took.unwrap_or_default(),
             resp_headers: &t.headers,
         };
         let mut pending = lock(buf);
