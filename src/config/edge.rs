@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use super::listen::{self, Family};
 use super::settings::{err, Values};
 use super::ConfigError;
-pub use crate::net::AllowIps;
+use crate::http::Peers;
 
 /// The edge settings, typed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Edge {
     pub proxy_protocol: bool,
-    pub proxy_allow_ips: AllowIps,
+    pub proxy_allow_ips: Peers,
     pub status_listen: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
 }
@@ -42,8 +42,16 @@ pub struct TlsFiles {
 
 pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, ConfigError> {
     let raw = |k: &str| vals.raw(k).expect("a non-default value was given");
-    let proxy_allow_ips = AllowIps::parse(&vals.list("proxy_allow_ips"))
-        .map_err(|e| err(raw("proxy_allow_ips"), e))?;
+    let proxy_allow_ips =
+        Peers::parse_ips(&vals.list("proxy_allow_ips").join(" ")).map_err(|bad| {
+            err(
+                raw("proxy_allow_ips"),
+                format!(
+                    "{:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *",
+                    bad.0
+                ),
+            )
+        })?;
     let status_listen = match vals.opt("status_listen") {
         None => None,
         Some(s) => Some(status_addr(&s, app_listen).map_err(|e| err(raw("status_listen"), e))?),

@@ -77,6 +77,10 @@ fn edge_rejections_name_the_fix() {
             &[("proxy_allow_ips", "10.0.0.0/99")],
             "not an IP address or CIDR network",
         ),
+        (
+            &[("proxy_allow_ips", "127.0.0.1 localhost")],
+            "proxy_allow_ips = '127.0.0.1 localhost': \"localhost\" is not an IP address or CIDR network",
+        ),
         (&[("status_listen", "9090")], "expected HOST:PORT"),
         (
             &[

@@ -89,7 +89,8 @@ pub struct Settings {
     pub ipv4: bool,
     pub ipv6: bool,
     pub threads: usize,
-    pub trusted_proxy: Option<String>,
+    /// Parsed once, here; `as_str()` is the setting as written (what --print-config shows).
+    pub trusted_proxy: Option<crate::http::Peers>,
     /// Trailing hops trusted (waitress slices `[-count:]`, so 0 trusts the whole list).
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: BTreeSet<String>,

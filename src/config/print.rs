@@ -59,7 +59,7 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "ipv6" => json!(s.ipv6),
         "listen" => json!(s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
         "threads" => json!(s.threads),
-        "trusted_proxy" => json!(s.trusted_proxy),
+        "trusted_proxy" => json!(s.trusted_proxy.as_ref().map(|p| p.as_str())),
         "trusted_proxy_count" => json!(s.trusted_proxy_count),
         "trusted_proxy_headers" => json!(s.trusted_proxy_headers),
         "log_untrusted_proxy_headers" => json!(s.log_untrusted_proxy_headers),
@@ -102,21 +102,7 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
         "max_requests_jitter" => json!(s.max_requests_jitter),
         "max_worker_memory" => json!(s.max_worker_memory),
         "proxy_protocol" => json!(s.edge.proxy_protocol),
-        "proxy_allow_ips" => {
-            let a = &s.edge.proxy_allow_ips;
-            let mut v: Vec<String> = a
-                .nets
-                .iter()
-                .map(|n| match n.prefix_len() == n.max_prefix_len() {
-                    true => n.addr().to_string(),
-                    false => n.to_string(),
-                })
-                .collect();
-            if a.any {
-                v.push("*".into());
-            }
-            json!(v)
-        }
+        "proxy_allow_ips" => json!(s.edge.proxy_allow_ips.items()),
         "status_listen" => json!(s.edge.status_listen.map(|a| a.to_string())),
         "certfile" => path_json(&s.edge.tls.as_ref().map(|t| t.certfile.clone())),
         "keyfile" => path_json(&s.edge.tls.as_ref().map(|t| t.keyfile.clone())),

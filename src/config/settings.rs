@@ -10,6 +10,7 @@ use super::error::ValueError;
 use super::listen::{self, Family};
 use super::values::{as_bool, as_list, py_int, py_strip, slash_fixed_str, str_iftruthy, IntError};
 use super::{AppSpec, ConfigError, Origin, Settings};
+use crate::http::Peers;
 
 /// One raw setting and where it came from.
 #[derive(Debug, Clone)]
@@ -374,19 +375,21 @@ fn logging_keys(vals: &Values) -> Result<(String, String), ConfigError> {
 }
 
 /// waitress steps 12-15: the trusted-proxy rules.
-fn trusted_proxy(vals: &Values) -> Result<(Option<String>, BTreeSet<String>), ConfigError> {
-    let proxy = vals.opt("trusted_proxy");
-    if let (Some(p), Some(r)) = (&proxy, vals.raw("trusted_proxy")) {
-        crate::http::trust::check(p).map_err(|bad| {
+fn trusted_proxy(vals: &Values) -> Result<(Option<Peers>, BTreeSet<String>), ConfigError> {
+    let proxy = match (vals.opt("trusted_proxy"), vals.raw("trusted_proxy")) {
+        (Some(p), Some(r)) => Some(Peers::parse(&p).map_err(|bad| {
             err(
                 r,
                 format!(
-                    "{bad:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix \
-                     socket peer) nor * (trusted_proxy takes one or more, separated by spaces)"
+                    "{:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix \
+                     socket peer) nor * (trusted_proxy takes one or more, separated by spaces)",
+                    bad.0
                 ),
             )
-        })?;
-    }
+        })?),
+        // trusted_proxy has no default: a value always comes with its raw.
+        _ => None,
+    };
     if let (Some(r), None) = (vals.raw("trusted_proxy_count"), &proxy) {
         return Err(err(
             r,

@@ -5,7 +5,9 @@
 //! `parse` (head framing, request line) · `head` (header fields → `Request`) · `decode` (body
 //! framing: fixed, chunked) · `response` (start_response checks, head encoding, keep-alive
 //! decision) · `encode` (body framing out) · `buffer` (`OverflowableBuffer`) · `uri` (path,
-//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `proxy_protocol` (HAProxy PROXY v1/v2 header) · `date` · `error`.
+//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `trust` (peer lists:
+//! trusted_proxy, proxy_allow_ips) · `proxy_protocol` (HAProxy PROXY v1/v2 header) · `date` ·
+//! `error`.
 //!
 //! Where this layer deliberately differs from waitress 3.0.2 (RFC 9112 strictness):
 //! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; a target in
@@ -43,6 +45,7 @@ pub use error::{error_response, gateway_timeout_response, internal_error_respons
 pub use parse::{Progress, RequestParser, Status};
 pub use request::{environ_key, Origin, Request, RequestMeta, TlsInfo, Version};
 pub use response::{ResponseError, ResponseHead};
+pub use trust::{NotAPeer, Peers};
 
 /// Request limits (waitress `max_request_header_size`, `max_request_body_size`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::pytext::{latin1, py_lower, py_strip, strip_brackets, undquote};
-use super::Request;
+use super::{Peers, Request};
 
 /// The proxy settings (`trusted_proxy*`, `*_untrusted_proxy_headers`).
 #[derive(Debug, Clone, Default)]
 pub struct ProxySettings {
-    pub trusted_proxy: Option<String>,
+    pub trusted_proxy: Option<Peers>,
     pub trusted_proxy_count: usize,
     /// Lower-case names: `x-forwarded-for`, `x-forwarded-host`, `x-forwarded-proto`,
     /// `x-forwarded-port`, `x-forwarded-by`, `forwarded`.
@@ -93,8 +93,8 @@ pub fn apply(req: &mut Request, s: &ProxySettings) -> Result<ProxyOutcome, Malfo
     let mut out = ProxyOutcome::default();
     let trusted = s
         .trusted_proxy
-        .as_deref()
-        .is_some_and(|t| super::trust::peer_trusted(t, &req.origin.remote_addr));
+        .as_ref()
+        .is_some_and(|t| t.matches_remote_addr(&req.origin.remote_addr));
     let mut untrusted = ALL;
     if trusted {
         untrusted =

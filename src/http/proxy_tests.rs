@@ -31,7 +31,7 @@ fn example() -> Request {
 
 fn settings(proxy: Option<&str>, count: usize, headers: &[&str]) -> ProxySettings {
     ProxySettings {
-        trusted_proxy: proxy.map(str::to_string),
+        trusted_proxy: proxy.map(|p| crate::http::Peers::parse(p).unwrap()),
         trusted_proxy_count: count,
         trusted_proxy_headers: headers.iter().map(|h| h.to_string()).collect(),
         log_untrusted_proxy_headers: false,

@@ -1,66 +1,120 @@
-//! `trusted_proxy` matching: waitress compares the peer's address with the setting as one exact
-//! string (`*` = any peer); waitressd also takes a list of addresses and CIDRs, separated by
-//! spaces or commas (`127.0.0.1 10.0.0.0/8`, gunicorn's `forwarded_allow_ips` habit). A list
-//! matched nothing under waitress, so no working configuration changes meaning. CIDRs: ipnet.
+//! Peer lists, parsed once with the configuration: `trusted_proxy` (whose proxy headers are
+//! trusted) and `proxy_allow_ips` (who may send a PROXY protocol header). Items are `*`,
+//! addresses and CIDR networks (ipnet), separated by spaces or commas; `trusted_proxy` also
+//! takes `localhost`, waitress's peer name for unix sockets. Matching allocates nothing.
+//!
+//! `trusted_proxy`: waitress compares the peer's address with the setting as one exact string
+//! (`*` = any peer); waitressd also takes a list (`127.0.0.1 10.0.0.0/8`, gunicorn's
+//! `forwarded_allow_ips` habit). A list matched nothing under waitress, so no working
+//! configuration changes meaning. One difference, on purpose: addresses are compared as
+//! addresses, not strings, so `127.0.0.1` also matches its IPv4-mapped form `::ffff:127.0.0.1`
+//! (a v4 peer seen through a dual-stack socket), as the networks always did.
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// One item of the list (borrowed from the setting: matching allocates nothing).
-enum Item<'a> {
-    Any,
-    /// An exact string: an address, or `localhost` (waitress's peer name for unix sockets).
-    Exact(&'a str),
-    Net(IpNet),
+/// Who a peer list lets in: any peer, `localhost`, or the peers in these networks (a single
+/// address is a /32 or /128 network).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Peers {
+    any: bool,
+    localhost: bool,
+    nets: Vec<IpNet>,
+    /// The setting as written, for `--print-config`.
+    text: String,
 }
 
-fn items(setting: &str) -> impl Iterator<Item = &str> {
-    setting
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|s| !s.is_empty())
-}
+/// An item of a peer list that is none of the forms the setting takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an item of a peer list")]
+pub struct NotAPeer(pub String);
 
-fn parse(item: &str) -> Option<Item<'_>> {
-    if item == "*" {
-        return Some(Item::Any);
+impl Peers {
+    /// `trusted_proxy`: addresses, CIDRs, `localhost` and `*`.
+    pub fn parse(text: &str) -> Result<Peers, NotAPeer> {
+        Peers::parse_items(text, true)
     }
-    if item == "localhost" || item.parse::<IpAddr>().is_ok() {
-        return Some(Item::Exact(item));
-    }
-    item.parse::<IpNet>().ok().map(Item::Net)
-}
 
-/// Checks every item; Err = the first one that is neither an address, a CIDR, `localhost` nor
-/// `*`.
-pub fn check(setting: &str) -> Result<(), String> {
-    match items(setting).find(|i| parse(i).is_none()) {
-        Some(bad) => Err(bad.to_string()),
-        None => Ok(()),
+    /// `proxy_allow_ips`: addresses, CIDRs and `*` (a PROXY header comes over TCP, so a peer
+    /// always has an address).
+    pub fn parse_ips(text: &str) -> Result<Peers, NotAPeer> {
+        Peers::parse_items(text, false)
     }
-}
 
-/// Whether `peer` (REMOTE_ADDR as waitress makes it) may send proxy headers.
-pub fn peer_trusted(setting: &str, peer: &str) -> bool {
-    // waitress's own rule first: one exact string, or `*`.
-    if setting == "*" || setting == peer {
-        return true;
+    fn parse_items(text: &str, names: bool) -> Result<Peers, NotAPeer> {
+        let mut p = Peers {
+            text: text.to_string(),
+            ..Peers::default()
+        };
+        for item in text
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+        {
+            if item == "*" {
+                p.any = true;
+            } else if names && item == "localhost" {
+                p.localhost = true;
+            } else if let Ok(ip) = item.parse::<IpAddr>() {
+                p.nets.push(IpNet::from(ip));
+            } else if let Ok(net) = item.parse::<IpNet>() {
+                p.nets.push(net);
+            } else {
+                return Err(NotAPeer(item.to_string()));
+            }
+        }
+        Ok(p)
     }
-    let peer_ip = peer.parse::<IpAddr>().ok();
-    items(setting).any(|i| match parse(i) {
-        Some(Item::Any) => true,
-        Some(Item::Exact(s)) => s == peer,
-        Some(Item::Net(net)) => peer_ip.is_some_and(|ip| in_net(ip, &net)),
-        None => false,
-    })
-}
 
-fn in_net(ip: IpAddr, net: &IpNet) -> bool {
-    let ip = match (ip, net) {
-        // A v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
-        (IpAddr::V6(v6), IpNet::V4(_)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        _ => ip,
-    };
-    net.contains(&ip)
+    /// The setting as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Each item in a canonical form: the networks in order (a single address without its
+    /// prefix length), then `localhost` and `*` if given.
+    pub fn items(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .nets
+            .iter()
+            .map(|n| match n.prefix_len() == n.max_prefix_len() {
+                true => n.addr().to_string(),
+                false => n.to_string(),
+            })
+            .collect();
+        if self.localhost {
+            v.push("localhost".into());
+        }
+        if self.any {
+            v.push("*".into());
+        }
+        v
+    }
+
+    /// Whether the peer at `ip` is in the list (`proxy_allow_ips`, a socket's peer address).
+    pub fn matches_ip(&self, ip: IpAddr) -> bool {
+        self.any || self.nets_contain(ip)
+    }
+
+    /// Whether `peer`, REMOTE_ADDR as waitress makes it (an address, or `localhost` for a unix
+    /// socket), is in the list (`trusted_proxy`). Called per request: parses `peer` only when
+    /// the list has networks.
+    pub fn matches_remote_addr(&self, peer: &str) -> bool {
+        self.any
+            || (self.localhost && peer == "localhost")
+            || (!self.nets.is_empty() && peer.parse().is_ok_and(|ip| self.nets_contain(ip)))
+    }
+
+    fn nets_contain(&self, ip: IpAddr) -> bool {
+        // A v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d: it is in the v4 networks
+        // of its v4 form, and in the v6 networks (`::/0`) that hold the mapped address.
+        let v4 = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.nets
+            .iter()
+            .any(|n| n.contains(&ip) || v4.is_some_and(|v4| n.contains(&v4)))
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +126,8 @@ mod tests {
         let cases = [
             ("127.0.0.1", "127.0.0.1", true),
             ("127.0.0.1", "127.0.0.2", false),
+            // An address matches its IPv4-mapped form too (waitress's string compare did not).
+            ("127.0.0.1", "::ffff:127.0.0.1", true),
             ("*", "203.0.113.9", true),
             ("127.0.0.1 10.0.0.0/8", "10.200.3.4", true),
             ("127.0.0.1, 10.0.0.0/8", "11.0.0.1", false),
@@ -84,10 +140,13 @@ mod tests {
             ("fd00::/8", "fe80::1", false),
             ("::/0", "2001:db8::1", true),
             ("10.0.0.0/8 localhost", "localhost", true),
+            ("10.0.0.0/8", "localhost", false),
+            ("localhost", "127.0.0.1", false),
         ];
         for (setting, peer, want) in cases {
-            assert!(check(setting).is_ok(), "{setting}");
-            assert_eq!(peer_trusted(setting, peer), want, "{setting} vs {peer}");
+            let p = Peers::parse(setting).unwrap_or_else(|e| panic!("{setting}: {e}"));
+            assert_eq!(p.matches_remote_addr(peer), want, "{setting} vs {peer}");
+            assert_eq!(p.as_str(), setting);
         }
     }
 
@@ -99,7 +158,39 @@ mod tests {
             ("127.0.0.1 10.0.0.0/x", "10.0.0.0/x"),
             ("::1/129", "::1/129"),
         ] {
-            assert_eq!(check(setting), Err(bad.to_string()));
+            assert_eq!(Peers::parse(setting), Err(NotAPeer(bad.to_string())));
         }
+    }
+
+    #[test]
+    fn proxy_allow_ips_addresses_networks_and_wildcard() {
+        let l = Peers::parse_ips;
+        let a = l("127.0.0.1,::1 10.0.0.0/8").unwrap();
+        // (peer, allowed)
+        let table = [
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.200.3.4", true),
+            ("11.0.0.1", false),
+            ("2001:db8::1", false),
+        ];
+        for (ip, want) in table {
+            assert_eq!(a.matches_ip(ip.parse().unwrap()), want, "{ip}");
+        }
+        assert!(l("*").unwrap().matches_ip("2001:db8::1".parse().unwrap()));
+        assert!(!l("").unwrap().matches_ip("127.0.0.1".parse().unwrap()));
+        assert_eq!(l("localhost"), Err(NotAPeer("localhost".into())));
+        assert!(l("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn items_are_printed_canonically() {
+        let p = Peers::parse("* 10.0.0.1/32, localhost ::1 10.0.0.0/8").unwrap();
+        assert_eq!(
+            p.items(),
+            ["10.0.0.1", "::1", "10.0.0.0/8", "localhost", "*"]
+        );
     }
 }

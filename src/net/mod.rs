@@ -1,5 +1,4 @@
-//! Sockets and identity: binding listeners (socket2), dropping privileges, and which peers
-//! may send a PROXY header.
+//! Sockets and identity: binding listeners (socket2) and dropping privileges.
 //!
 //! CONTRACT: `Listener` is what the supervisor binds (before forking) and the server polls.
 use std::net::TcpListener;
@@ -7,11 +6,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
-pub mod allow;
 pub mod bind;
 pub mod privileges;
 
-pub use allow::AllowIps;
 pub use bind::{bind_tcp, bind_unix, from_inherited_fd, BindError};
 pub use privileges::{Identity, PrivilegeError};
 

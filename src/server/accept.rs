@@ -311,7 +311,7 @@ impl EventLoop {
         if let (Some(allow), Lsock::Tcp(_)) =
             (&self.ctx.opts.proxy_protocol, &self.listeners[li].sock)
         {
-            if !addr.parse().is_ok_and(|ip| allow.allows(ip)) {
+            if !addr.parse().is_ok_and(|ip| allow.matches_ip(ip)) {
                 // Not a proxy we know: the header it would send is not trusted, and the
                 // connection never reaches the app (dropping `fd` closes it).
                 log::debug!(target: "waitress", "PROXY protocol: {addr} is not in proxy_allow_ips, closing");

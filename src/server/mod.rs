@@ -64,7 +64,7 @@ pub struct ServerOptions {
     pub url_prefix: String,
     pub server_name: String,
     pub expose_tracebacks: bool,
-    pub trusted_proxy: Option<String>,
+    pub trusted_proxy: Option<crate::http::Peers>,
     pub trusted_proxy_count: usize,
     pub trusted_proxy_headers: std::collections::BTreeSet<String>,
     pub log_untrusted_proxy_headers: bool,
@@ -78,7 +78,7 @@ pub struct ServerOptions {
     pub request_timeout: u64,
     /// `proxy_protocol`: every connection starts with a PROXY header, accepted only from
     /// these peers (None = off).
-    pub proxy_protocol: Option<crate::net::AllowIps>,
+    pub proxy_protocol: Option<crate::http::Peers>,
     /// This worker's `/metrics` counters (in memory shared with the master), if enabled.
     pub metrics: Option<&'static metrics::Counters>,
     /// `certfile`: every TCP connection speaks TLS with this configuration.

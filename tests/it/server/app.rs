@@ -12,7 +12,7 @@ use super::{get, opts, read_response, TestServer};
 #[test]
 fn trusted_proxy_headers_reach_the_app_and_malformed_ones_get_400() {
     let srv = TestServer::start(ServerOptions {
-        trusted_proxy: Some("127.0.0.1".into()),
+        trusted_proxy: Some(waitressd::http::Peers::parse("127.0.0.1").unwrap()),
         trusted_proxy_headers: [
             "x-forwarded-for".to_string(),
             "x-forwarded-proto".to_string(),

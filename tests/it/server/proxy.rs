@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use waitressd::net::AllowIps;
+use waitressd::http::Peers;
 use waitressd::server::ServerOptions;
 
 use super::{get, opts, read_response, TestServer};
@@ -27,7 +27,7 @@ fn closed_within(s: &mut std::net::TcpStream, secs: u64) -> bool {
 
 fn proxy_opts(allow: &str) -> ServerOptions {
     ServerOptions {
-        proxy_protocol: Some(AllowIps::parse(&[allow.to_string()]).unwrap()),
+        proxy_protocol: Some(Peers::parse_ips(allow).unwrap()),
         ..opts()
     }
 }

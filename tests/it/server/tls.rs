@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use waitressd::config::edge::{CertReqs, TlsFiles};
-use waitressd::net::AllowIps;
+use waitressd::http::Peers;
 use waitressd::server::ServerOptions;
 
 use super::{opts, TestServer};
@@ -77,7 +77,7 @@ fn proxy_header_then_tls() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::ca(dir.path());
     let srv = TestServer::start(ServerOptions {
-        proxy_protocol: Some(AllowIps::parse(&["127.0.0.1".into()]).unwrap()),
+        proxy_protocol: Some(Peers::parse_ips("127.0.0.1").unwrap()),
         ..tls_opts(dir.path())
     });
     let mut tcp = srv.connect();
