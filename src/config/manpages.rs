@@ -1,7 +1,8 @@
 //! The two man pages the package installs, generated from the settings table and `GENERAL`:
 //! `waitressd(8)` (synopsis, every flag, signals, files, environment, exit status, examples) and
-//! `waitressd.ini(5)` (every key: type, default, meaning, whose key). A test keeps
-//! `man/waitressd.8` and `man/waitressd.ini.5` equal to these; `mandoc -Tlint` checks them.
+//! `waitressd.ini(5)` (every key: type, default, meaning, whose key; the access log atoms). A
+//! test keeps `man/waitressd.8` and `man/waitressd.ini.5` equal to these; `mandoc -Tlint` checks
+//! them.
 use super::args::GENERAL;
 use super::defs::{Owner, DEFS};
 use super::render::{default_desc, flag_usage, roff, type_desc, EXIT_CODES};
@@ -140,6 +141,26 @@ pub fn waitressd_8() -> String {
     out
 }
 
+/// The atoms `access_log_format` takes and what each logs, from the parser's own table (the
+/// error for an unknown atom only names them), so the page cannot fall behind the parser.
+fn access_log_format(out: &mut String) {
+    use crate::http::log_format::{ATOMS, OTHER_FORMS};
+    out.push_str(&format!(
+        ".SH ACCESS LOG FORMAT\n{}\n",
+        text_lines(
+            "access_log_format is a line of text in which each atom below is replaced by its \
+             value for the response (gunicorn's atoms). In an INI file write each % twice \
+             (configparser interpolation): access_log_format = %%(h)s \"%%(r)s\" %%(s)s."
+        )
+    ));
+    for (k, meaning) in ATOMS {
+        tp(out, &format!(".B {}", roff(&format!("%({k})s"))), meaning);
+    }
+    for (form, meaning) in OTHER_FORMS {
+        tp(out, &format!(".B {}", roff(form)), meaning);
+    }
+}
+
 /// `man/waitressd.ini.5`.
 pub fn waitressd_ini_5() -> String {
     let mut out = th("WAITRESSD.INI", 5, "File Formats Manual");
@@ -167,6 +188,7 @@ pub fn waitressd_ini_5() -> String {
         );
         tp(&mut out, &format!(".B {}", roff(d.name)), &text);
     }
+    access_log_format(&mut out);
     out.push_str(
         ".SH EXAMPLES\n.nf\n[app:main]\nuse = egg:myproject\n\n[server:main]\n\
                   use = egg:waitress#main\nlisten = 0.0.0.0:80\nworkers = auto\nuser = waitressd\n\

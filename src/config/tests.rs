@@ -164,6 +164,30 @@ fn converters_per_key() {
     assert_eq!(j(&[("workers", "auto")], "workers"), cpus);
 }
 
+/// The compiled format the server gets is the one validated, and `--print-config` keeps the
+/// text as written.
+#[test]
+fn access_log_format_is_compiled_with_the_settings() {
+    use crate::http::log_format::{Format, COMBINED};
+    for (kv, text, want) in [
+        (&[][..], COMBINED, Format::combined()),
+        (
+            &[("access_log_format", " JSON ")][..],
+            " JSON ",
+            Format::Json,
+        ),
+        (
+            &[("access_log_format", "%(s)s")][..],
+            "%(s)s",
+            Format::parse("%(s)s").unwrap(),
+        ),
+    ] {
+        let s = ok(kv);
+        assert_eq!(s.access_log_format_compiled, want, "{kv:?}");
+        assert_eq!(s.access_log_format, text, "{kv:?}");
+    }
+}
+
 #[test]
 fn listen_forms() {
     let cases: &[(Kv, &[&str])] = &[
@@ -271,6 +295,14 @@ fn each_validation_rule_rejects() {
             "integer too large",
         ),
         (&[("request_timeout", "-1")], "must not be negative"),
+        (
+            &[("access_log_format", "%(h)s %(zz)s")],
+            "t.ini:2: [server:main] access_log_format = '%(h)s %(zz)s': unknown access log atom %(zz)s (known: %(h)s",
+        ),
+        (
+            &[("access_log_format", "%(h")],
+            "access_log_format = '%(h': unterminated %( at byte 0",
+        ),
     ];
     for (kv, needle) in cases {
         let e = rejected(kv);

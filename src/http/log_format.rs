@@ -8,27 +8,53 @@ use super::Request;
 /// Apache combined, gunicorn's default `access_log_format`.
 pub const COMBINED: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
-/// The atoms gunicorn documents (its "Access log format" table), minus `{var}e`.
-const ATOMS: &[(&str, &str)] = &[
-    ("h", "remote address"),
-    ("l", "'-'"),
-    ("u", "user name (Basic auth)"),
-    ("t", "date of the request"),
-    ("r", "request line"),
+/// The atoms gunicorn documents (its "Access log format" table), minus `{var}e`, with what
+/// each logs: waitressd.ini(5) lists them (`config::manpages`), where an operator writing a
+/// format, or fixing one an "unknown access log atom" error names, looks them up.
+pub const ATOMS: &[(&str, &str)] = &[
+    (
+        "h",
+        "remote address (the client a trusted proxy names, when its headers are trusted)",
+    ),
+    ("l", "always -"),
+    ("u", "user name of HTTP Basic auth, else -"),
+    (
+        "t",
+        "time the response was logged (UTC), [10/Oct/2000:13:55:36 +0000]",
+    ),
+    ("r", "request line, GET /path?query HTTP/1.1"),
     ("m", "method"),
     ("U", "URL path without query"),
-    ("q", "query string"),
-    ("H", "protocol"),
+    ("q", "query string (empty when there is none)"),
+    ("H", "protocol, HTTP/1.1"),
     ("s", "status"),
     ("B", "response body length"),
-    ("b", "response body length or '-'"),
-    ("f", "referer"),
-    ("a", "user agent"),
+    ("b", "response body length, - for 0"),
+    ("f", "Referer header"),
+    ("a", "User-Agent header"),
     ("T", "request time in seconds"),
     ("M", "request time in milliseconds"),
     ("D", "request time in microseconds"),
     ("L", "request time in decimal seconds"),
-    ("p", "process ID"),
+    ("p", "process ID, as <1234>"),
+];
+
+/// The other forms `access_log_format` takes, documented beside `ATOMS` (a test parses each).
+pub const OTHER_FORMS: &[(&str, &str)] = &[
+    (
+        "%({Header}i)s",
+        "request header Header (any case), - when absent",
+    ),
+    (
+        "%({Header}o)s",
+        "response header Header (any case), - when absent",
+    ),
+    (
+        "json",
+        "as the whole value: one JSON object per line instead, with remote_addr, user, time, \
+         method, path, query, protocol, status, bytes, referer, user_agent, duration_us and pid \
+         (null when unknown)",
+    ),
 ];
 
 /// One piece of a compiled format.
@@ -376,6 +402,33 @@ mod tests {
             assert!(e.starts_with(want), "{fmt}: {e}");
         }
         assert_eq!(Format::parse(" JSON ").unwrap(), Format::Json);
+    }
+
+    /// What waitressd.ini(5) documents is what the parser takes (and json's keys are the ones
+    /// it names).
+    #[test]
+    fn documented_forms_parse() {
+        for (k, _) in ATOMS {
+            assert_eq!(
+                Format::parse(&format!("%({k})s")).unwrap(),
+                Format::Atoms(vec![Atom::Key(k.as_bytes()[0])])
+            );
+        }
+        let want = [
+            Format::Atoms(vec![Atom::ReqHeader(b"x-id".to_vec())]),
+            Format::Atoms(vec![Atom::RespHeader("x-id".into())]),
+            Format::Json,
+        ];
+        assert_eq!(OTHER_FORMS.len(), want.len());
+        for ((form, _), want) in OTHER_FORMS.iter().zip(want) {
+            let got = Format::parse(&form.replace("Header", "X-Id")).unwrap();
+            assert_eq!(got, want, "{form}");
+        }
+        let doc = OTHER_FORMS.iter().find(|(f, _)| *f == "json").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(&line("json", None, 0)).unwrap();
+        for key in v.as_object().unwrap().keys() {
+            assert!(doc.contains(key.as_str()), "json's doc lacks {key}");
+        }
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
             .then(|| s.edge.proxy_allow_ips.clone()),
         metrics: None,
         tls: None,
-        // Validated with the configuration; the default if it somehow is not.
-        access_log_format: crate::http::log_format::Format::parse(&s.access_log_format)
-            .unwrap_or_else(|_| crate::http::log_format::Format::combined()),
+        access_log_format: s.access_log_format_compiled.clone(),
     }
 }
 

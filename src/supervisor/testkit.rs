@@ -68,6 +68,7 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         max_worker_memory: 0,
         edge: Default::default(),
         access_log_format: crate::http::log_format::COMBINED.to_string(),
+        access_log_format_compiled: crate::http::log_format::Format::combined(),
         error_log: None,
         log_level: "info".to_string(),
         daemon: false,

@@ -1,7 +1,8 @@
 //! waitress's log records through Python logging, as waitress sends them (loggers `waitress`
 //! and `waitress.queue`), when the app's logging is configured from a file (an INI
 //! `[loggers]` section or `--log-config`). Records from the event loop (which never runs
-//! Python) go over a channel to one `waitress-log` thread that keeps a Python thread state.
+//! Python) go over a channel to one `waitress-log` thread, which attaches once per batch of
+//! queued records and never while it waits.
 //! Also the list of imported module files that `--reload` watches.
 use std::sync::mpsc;
 
@@ -43,15 +44,60 @@ pub fn module_files() -> Vec<std::path::PathBuf> {
 
 /// Logs one record on Python logger `name` now, from this (non-event-loop) thread.
 pub fn log_now(name: &str, level: log::Level, msg: &str) {
+    log_all([(name, level, msg)]);
+}
+
+/// Logs `records`, in order, on their Python loggers under one attach.
+fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str)>) {
     Python::attach(|py| {
-        let r = py
-            .import("logging")
-            .and_then(|l| l.call_method1("getLogger", (name,)))
-            .and_then(|lg| lg.call_method1("log", (py_level(level), "%s", msg)));
-        if let Err(e) = r {
-            eprintln!("waitressd: python logging failed ({e}): {msg}");
+        let logging = py.import("logging");
+        for (name, level, msg) in records {
+            let r = match &logging {
+                Ok(l) => l
+                    .call_method1("getLogger", (name,))
+                    .and_then(|lg| lg.call_method1("log", (py_level(level), "%s", msg))),
+                Err(e) => Err(e.clone_ref(py)),
+            };
+            if let Err(e) = r {
+                eprintln!("waitressd: python logging failed ({e}): {msg}");
+            }
         }
     })
+}
+
+/// One of waitress's records on its way to Python logging: (logger name, level, message).
+type Record = (String, log::Level, String);
+
+/// At most this many records are logged under one attach, so a flood neither holds Python
+/// (and a worker's `shutdown`, which waits in `with_live`) for long nor grows one batch.
+const BATCH: usize = 256;
+
+/// Hands `handle` every record of `rx` in order, in batches: one waited for (`recv`, which
+/// blocks with nothing attached), then those already queued behind it, up to `BATCH`.
+/// Returns when every sender is gone.
+fn each_batch<T>(rx: &mpsc::Receiver<T>, mut handle: impl FnMut(&[T])) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        batch.extend(rx.try_iter().take(BATCH - 1));
+        handle(&batch);
+        batch.clear();
+    }
+}
+
+/// The `waitress-log` thread's work for one batch: to Python logging while forwarding is on
+/// and the interpreter runs, else to stderr as `logger: message` lines.
+fn forward_batch(batch: &[Record]) {
+    let logged = crate::logbridge::forwarding()
+        && super::interpreter::with_live(|| {
+            log_all(batch.iter().map(|(n, l, m)| (n.as_str(), *l, m.as_str())))
+        })
+        .is_some();
+    if !logged {
+        for (name, _, msg) in batch {
+            eprintln!("{name}: {msg}");
+        }
+    }
 }
 
 /// In a worker, after the app is loaded: when its logging is configured, sends waitress's
@@ -60,20 +106,12 @@ pub fn forward_waitress_logs() -> bool {
     if !configured() {
         return false;
     }
-    let (tx, rx) = mpsc::channel::<(String, log::Level, String)>();
+    let (tx, rx) = mpsc::channel::<Record>();
     let started = std::thread::Builder::new()
         .name("waitress-log".into())
-        .spawn(move || {
-            // Attached only per record (under `with_live`), so Python can be finalised while
-            // this thread waits.
-            while let Ok((name, level, msg)) = rx.recv() {
-                let logged = crate::logbridge::forwarding()
-                    && super::interpreter::with_live(|| log_now(&name, level, &msg)).is_some();
-                if !logged {
-                    eprintln!("{name}: {msg}");
-                }
-            }
-        });
+        // Attached only per batch (under `with_live`), never while waiting for the next
+        // record, so Python can be finalised while this thread waits.
+        .spawn(move || each_batch(&rx, forward_batch));
     if started.is_err() {
         return false;
     }
@@ -82,4 +120,42 @@ pub fn forward_waitress_logs() -> bool {
         let _ = tx.lock().map(|t| t.send((name.to_string(), level, msg)));
     }));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    /// Whatever is queued goes in one batch, at most `BATCH` records, in order; a batch is
+    /// handed over without waiting for more.
+    #[test]
+    fn batches_take_what_is_queued_in_order_bounded() {
+        let (tx, rx) = mpsc::channel();
+        for i in 0..600 {
+            tx.send(i).unwrap();
+        }
+        let (late_tx, late_rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let mut got: Vec<Vec<i32>> = Vec::new();
+            super::each_batch(&rx, |b| {
+                got.push(b.to_vec());
+                let _ = late_tx.send(got.len());
+            });
+            got
+        });
+        // The three queued batches are handed over while the sender still lives.
+        for n in 1..=3 {
+            assert_eq!(late_rx.recv().unwrap(), n);
+        }
+        tx.send(600).unwrap();
+        assert_eq!(late_rx.recv().unwrap(), 4);
+        drop(tx);
+        let got = waiter.join().unwrap();
+        let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [super::BATCH, super::BATCH, 600 - 2 * super::BATCH, 1]
+        );
+        assert_eq!(got.concat(), (0..=600).collect::<Vec<_>>());
+    }
 }

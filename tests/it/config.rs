@@ -203,6 +203,7 @@ fn bad_configs_exit_2_with_file_line_key() {
         ("range_listen_port.ini", "out of range"),
         ("range_negative_body.ini", "must not be negative"),
         ("listen_empty.ini", "nothing to listen on"),
+        ("waitressd_bad_access_log_format.ini", "waitressd_bad_access_log_format.ini:7: [server:main] access_log_format = '%(h)s %(zz)s': unknown access log atom %(zz)s (known: %(h)s %(l)s %(u)s %(t)s %(r)s %(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %(f)s %(a)s %(T)s %(M)s %(D)s %(L)s %(p)s, {Header}i, {Header}o, or json)"),
     ];
     for (file, needle) in cases {
         let (code, out, err) = run(&[file, "--check-config"], &corpus());
@@ -310,6 +311,10 @@ fn flag_errors_name_the_flag_and_exit_2() {
                 "--check-config",
             ],
             "--listen '127.0.0.1:1': host or port may not be set if listen is set",
+        ),
+        (
+            &["--app", "a:b", "--access-log-format", "%(h", "--check-config"],
+            "waitressd: --access-log-format '%(h': unterminated %( at byte 0: atoms are written %(NAME)s (and %% for a literal %)\n",
         ),
         (&["--check-config"], "no INI file"),
         (&["waitress_docs_listen.ini", "stray"], "NAME=VALUE"),
