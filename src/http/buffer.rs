@@ -99,6 +99,23 @@ impl OverflowableBuffer {
         Ok(())
     }
 
+    /// For a writer that fills the temp file itself (the server splicing a body from its
+    /// socket): the file and the offset of the next appended byte, after writing out what was
+    /// gathered. `None` until spilled (see `expect`). Report what was written with
+    /// `appended_externally`.
+    pub fn append_target(&mut self) -> io::Result<Option<(&File, u64)>> {
+        self.flush()?;
+        Ok(self.file.as_ref().map(|f| (f, self.flushed)))
+    }
+
+    /// `n` bytes were written to the temp file at the offset `append_target` gave.
+    pub fn appended_externally(&mut self, n: u64) {
+        debug_assert!(self.file.is_some() && self.mem.is_empty());
+        self.flushed += n;
+        self.len += n;
+        self.extent = self.extent.max(self.flushed);
+    }
+
     /// Moves the data to a temp file (the spare one if kept).
     fn start_file(&mut self) -> io::Result<()> {
         let f = match self.spare.take() {

@@ -107,6 +107,25 @@ impl RequestParser {
         }
     }
 
+    /// `n` bytes of a Content-Length body went into the body buffer without passing through
+    /// `feed` (the server splices them from its socket into the buffer's temp file, see
+    /// `OverflowableBuffer::append_target`). `n` must not exceed `fixed_body_remaining()`.
+    /// Returns `Complete` once the body is whole, as `feed` would have.
+    pub fn fixed_body_arrived(&mut self, n: u64) -> Status {
+        match (&self.state, &mut self.decoder) {
+            (State::Body, BodyDecoder::Fixed { remaining }) => {
+                debug_assert!(n <= *remaining, "more body bytes than the Content-Length");
+                *remaining = remaining.saturating_sub(n);
+                if *remaining > 0 {
+                    return Status::NeedMore;
+                }
+                self.state = State::Complete;
+                Status::Complete
+            }
+            _ => Status::NeedMore,
+        }
+    }
+
     /// True once the head of the current request is complete.
     pub fn head_complete(&self) -> bool {
         matches!(self.state, State::Body | State::Complete)

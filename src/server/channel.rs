@@ -13,6 +13,7 @@ use nix::sys::socket::{recv, MsgFlags};
 use super::access_log;
 use super::dispatch::{lock, Ctx};
 use super::shared::{socket_error, unix_now, ChanState, Job, Shared};
+use super::splice::{BodyPipe, Spliced, SPLICE_MAX, SPLICE_MIN};
 use crate::http::{HttpError, RequestParser, Status};
 
 /// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
@@ -169,6 +170,7 @@ impl Channel {
         &mut self,
         ctx: &Ctx,
         scratch: &mut [u8],
+        pipe: &mut BodyPipe,
         batch: &mut Vec<Arc<Shared>>,
         now: Instant,
     ) -> ReadOutcome {
@@ -191,6 +193,16 @@ impl Channel {
                     self.read_deferred = true;
                     return ReadOutcome::Done;
                 }
+            }
+            match self.splice_body(ctx, pipe, batch, now) {
+                // Not a short read's "drained": a pipe also fills by pages. Go on until
+                // EAGAIN (edge-triggered) or the event's budget.
+                Some(Ok(n)) => {
+                    budget = budget.saturating_sub(n);
+                    continue;
+                }
+                Some(Err(outcome)) => return outcome,
+                None => {}
             }
             let tls = self.tls && self.phase == Phase::Open && !self.awaiting_proxy_header();
             let want = self.recv_size(ctx.opts.recv_bytes).min(scratch.len());
@@ -351,19 +363,7 @@ impl Channel {
                                 self.hold_or_send(ctx, Held::Continue);
                             }
                         }
-                        Status::Complete => {
-                            self.head_started = None;
-                            self.kept_alive = true;
-                            self.parser.reset();
-                            if let Some(mut job) = self.cur.take() {
-                                self.origin_into(&mut job.req.origin);
-                                job.received = now;
-                                job.send_continue =
-                                    job.req.expect_continue() && !self.continue_done;
-                                self.continue_done = false;
-                                self.queue_job(ctx, job, batch);
-                            }
-                        }
+                        Status::Complete => self.request_complete(ctx, batch, now),
                     }
                 }
             }
@@ -373,6 +373,76 @@ impl Channel {
             lock(&self.shared.st).notify_on_done = true;
         }
         false
+    }
+
+    /// The current request is whole (head and body): it is queued for an app thread.
+    fn request_complete(&mut self, ctx: &Ctx, batch: &mut Vec<Arc<Shared>>, now: Instant) {
+        self.head_started = None;
+        self.kept_alive = true;
+        self.parser.reset();
+        if let Some(mut job) = self.cur.take() {
+            self.origin_into(&mut job.req.origin);
+            job.received = now;
+            job.send_continue = job.req.expect_continue() && !self.continue_done;
+            self.continue_done = false;
+            self.queue_job(ctx, job, batch);
+        }
+    }
+
+    /// Reads part of a large Content-Length body straight into its temp file when it goes
+    /// there (`server::splice`): `None` when this read is not one (read and parse as usual),
+    /// else the bytes moved or how the read ends.
+    fn splice_body(
+        &mut self,
+        ctx: &Ctx,
+        pipe: &mut BodyPipe,
+        batch: &mut Vec<Arc<Shared>>,
+        now: Instant,
+    ) -> Option<Result<usize, ReadOutcome>> {
+        if self.tls
+            || self.phase != Phase::Open
+            || self.held.is_some()
+            || !self.inbuf.is_empty()
+            || self.awaiting_proxy_header()
+        {
+            return None;
+        }
+        let rest = self
+            .parser
+            .fixed_body_remaining()
+            .filter(|&r| r >= SPLICE_MIN)?;
+        let job = self.cur.as_mut()?;
+        let max = usize::try_from(rest).unwrap_or(usize::MAX).min(SPLICE_MAX);
+        let moved = match job.body.append_target() {
+            // Below `inbuf_overflow` the body stays in memory: read as usual.
+            Ok(None) => return None,
+            Ok(Some((file, offset))) => pipe.socket_to_file(&self.shared.fd, file, offset, max),
+            Err(e) => Err(e),
+        };
+        match moved {
+            Ok(Spliced::Bytes(n)) => {
+                job.body.appended_externally(n as u64);
+                if let Some(m) = ctx.opts.metrics {
+                    m.bytes_in(n);
+                }
+                self.last_read = now;
+                if self.parser.fixed_body_arrived(n as u64) == Status::Complete {
+                    self.request_complete(ctx, batch, now);
+                }
+                Some(Ok(n))
+            }
+            Ok(Spliced::Eof) => Some(Err(self.on_eof())),
+            Ok(Spliced::WouldBlock) => Some(Err(ReadOutcome::Done)),
+            Err(e) => {
+                // As a failing body buffer under `feed`: a 500, then the connection closes.
+                let e = HttpError::internal(format!("request body buffer: {e}"));
+                log::error!(target: "waitress", "{e}");
+                let job = self.cur.take();
+                self.head_started = None;
+                self.hold_or_send(ctx, Held::Error(e, job));
+                Some(Err(ReadOutcome::Done))
+            }
+        }
     }
 
     fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {

@@ -18,6 +18,7 @@ use super::access_log::AccessLog;
 use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
 use super::shared::{socket_error, Shared, GATHER_DELAY};
+use super::splice::BodyPipe;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
 use crate::http::app::App;
 use crate::net::Listener;
@@ -59,6 +60,8 @@ pub(crate) struct EventLoop {
     pub(super) log_spare: Vec<u8>,
     /// Channels whose gathered output must be sent by the given instant (in deadline order).
     pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
+    /// The pipe large bodies are spliced through into their temp files.
+    pub(super) body_pipe: BodyPipe,
 }
 
 impl EventLoop {
@@ -101,6 +104,7 @@ impl EventLoop {
             drain_idle_until: None,
             log_spare: Vec::new(),
             gathered: VecDeque::new(),
+            body_pipe: BodyPipe::default(),
         };
         Ok((el, ctl))
     }
@@ -248,7 +252,13 @@ impl EventLoop {
         let Some(ch) = self.chans.get_mut(i).and_then(|c| c.as_mut()) else {
             return;
         };
-        let outcome = ch.on_readable(&self.ctx, &mut self.scratch, batch, now);
+        let outcome = ch.on_readable(
+            &self.ctx,
+            &mut self.scratch,
+            &mut self.body_pipe,
+            batch,
+            now,
+        );
         // An open channel that only read has nothing to finish (app threads report theirs).
         let settle = ch.phase != Phase::Open || self.draining;
         match outcome {

@@ -38,6 +38,7 @@ pub mod metrics;
 mod outbuf;
 mod proxy_header;
 mod shared;
+mod splice;
 mod task;
 mod timers;
 mod tls;

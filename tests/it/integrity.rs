@@ -321,6 +321,60 @@ fn uploads_reach_the_app_intact() {
     }
 }
 
+/// Content-Length bodies past `inbuf_overflow` go from the socket into their temp file by
+/// splice(2), which must take exactly the body: sent in uneven pieces with pauses, each one
+/// followed in the same write by the head (and start) of the next pipelined request.
+#[test]
+fn pipelined_requests_behind_a_spliced_upload_are_intact() {
+    let d = daemon(&["--inbuf-overflow", "65536"]);
+    let addr = d.addr();
+    let sizes = [MIB as usize + 3, 65536, 70_001, 3 * MIB as usize, 0];
+    let bodies: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| (0..n).map(|i| (i * 13 + k * 7 + (i >> 11)) as u8).collect())
+        .collect();
+    let mut raw = Vec::new();
+    for b in &bodies {
+        raw.extend(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            )
+            .bytes(),
+        );
+        raw.extend_from_slice(b);
+    }
+    let mut c = Conn::open(&addr, 65536, Duration::ZERO);
+    // Piece sizes that cut heads, bodies and their boundaries anywhere.
+    let pieces = [1usize, 4095, 65_536, 100_003, 7, 300_000, 1_000_000];
+    let mut at = 0;
+    for k in 0.. {
+        if at == raw.len() {
+            break;
+        }
+        let end = (at + pieces[k % pieces.len()]).min(raw.len());
+        c.send(&raw[at..end]);
+        at = end;
+        if k % 3 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for (k, b) in bodies.iter().enumerate() {
+        let seen = c
+            .response("POST")
+            .unwrap_or_else(|e| panic!("upload {k}: {e:?}"));
+        assert_eq!(seen.status, 200, "upload {k}");
+        let want = format!("{} {}", b.len(), sha256_hex(b));
+        assert_eq!(
+            seen.sha,
+            sha256_hex(want.as_bytes()),
+            "upload {k} of {} bytes",
+            b.len()
+        );
+    }
+}
+
 /// The daemon's one worker (workers = 1): the child of the master.
 fn util_worker_pid(d: &Daemon) -> i32 {
     let pid = d.pid();

@@ -1,0 +1,181 @@
+//! `BodyPipe`: a large Content-Length body goes from the socket into its temp file through a
+//! pipe (splice(2) twice), so its bytes are copied once, into the file's pages, instead of
+//! into user space by `recv` and again by `pwrite`. The loop thread owns one pipe per worker.
+//!
+//! Nothing here is zero-copy toward a buffer we own: the socket's pages move into the pipe by
+//! reference and are copied out of it into the page cache, so a body file kept for the next
+//! upload (`http::buffer`'s spare) can be rewritten as before.
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
+
+/// Asked for per splice from the socket (the pipe is grown to this when the kernel allows).
+pub(crate) const SPLICE_MAX: usize = 256 * 1024;
+/// Bodies with less left than this are read as before (two syscalls per piece either way).
+pub(crate) const SPLICE_MIN: u64 = 64 * 1024;
+
+/// What one splice from the socket did.
+pub(crate) enum Spliced {
+    /// `n > 0` bytes are now in the file.
+    Bytes(usize),
+    /// The client closed its side.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+}
+
+#[derive(Default)]
+pub(crate) struct BodyPipe {
+    /// (read end, write end, capacity), made on first use; dropped after any failure, so a
+    /// pipe never holds bytes of an earlier body.
+    pipe: Option<(OwnedFd, OwnedFd, usize)>,
+}
+
+impl BodyPipe {
+    fn pipe(&mut self) -> io::Result<&(OwnedFd, OwnedFd, usize)> {
+        if self.pipe.is_none() {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+            // The default is 64 KiB; more means fewer round trips per body. Refused above
+            // /proc/sys/fs/pipe-max-size (or the user's pipe quota): keep what we have.
+            let cap = fcntl(&w, FcntlArg::F_SETPIPE_SZ(SPLICE_MAX as i32))
+                .or_else(|_| fcntl(&w, FcntlArg::F_GETPIPE_SZ))
+                .map_or(64 * 1024, |c| usize::try_from(c).unwrap_or(64 * 1024));
+            self.pipe = Some((r, w, cap.max(4096)));
+        }
+        Ok(self.pipe.as_ref().expect("just made"))
+    }
+
+    /// Moves up to `max` bytes from `sock` into `file` at `offset`. Never takes more than
+    /// `max` from the socket (the next pipelined request stays there). On an error the bytes
+    /// taken from the socket are lost: the caller fails the request.
+    pub(crate) fn socket_to_file(
+        &mut self,
+        sock: impl AsFd,
+        file: &File,
+        offset: u64,
+        max: usize,
+    ) -> io::Result<Spliced> {
+        let r = self.move_bytes(sock, file, offset, max);
+        if r.is_err() {
+            self.pipe = None;
+        }
+        r
+    }
+
+    fn move_bytes(
+        &mut self,
+        sock: impl AsFd,
+        file: &File,
+        offset: u64,
+        max: usize,
+    ) -> io::Result<Spliced> {
+        let (r, w, cap) = self.pipe()?;
+        let want = max.min(*cap);
+        let n = loop {
+            match splice(
+                sock.as_fd(),
+                None,
+                w,
+                None,
+                want,
+                SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+            ) {
+                Ok(0) => return Ok(Spliced::Eof),
+                Ok(n) => break n,
+                Err(Errno::EAGAIN) => return Ok(Spliced::WouldBlock),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        // Drain the pipe completely into the file: writing to a file does not wait on the
+        // socket, and an empty pipe is what the next call relies on.
+        let mut off =
+            i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut left = n;
+        while left > 0 {
+            match splice(
+                r,
+                None,
+                file,
+                Some(&mut off),
+                left,
+                SpliceFFlags::SPLICE_F_MOVE,
+            ) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "splice to the body file wrote nothing",
+                    ))
+                }
+                Ok(k) => left -= k,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Spliced::Bytes(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn bytes_move_from_a_socket_into_the_file_at_the_offset_and_no_further() {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"head:").unwrap();
+        let mut p = BodyPipe::default();
+        assert!(matches!(
+            p.socket_to_file(&b, &file, 5, 100).unwrap(),
+            Spliced::WouldBlock
+        ));
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // More than a socket buffer: written from another thread while we splice.
+        let writer = {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut a = a;
+                a.write_all(&body).unwrap();
+                a.write_all(b"NEXT").unwrap();
+                a
+            })
+        };
+        let mut got = 0;
+        while got < body.len() {
+            match p
+                .socket_to_file(&b, &file, 5 + got as u64, body.len() - got)
+                .unwrap()
+            {
+                Spliced::Bytes(n) => got += n,
+                Spliced::WouldBlock => std::thread::yield_now(),
+                Spliced::Eof => panic!("end of stream before the body"),
+            }
+        }
+        let a = writer.join().unwrap();
+        assert_eq!(got, body.len());
+        let mut all = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut all).unwrap();
+        assert_eq!(&all[..5], b"head:");
+        assert!(all[5..] == body[..], "the file holds exactly the body");
+        // What follows the body stays in the socket.
+        let mut rest = [0u8; 8];
+        let mut b2 = &b;
+        b.set_nonblocking(false).unwrap();
+        assert_eq!(b2.read(&mut rest).unwrap(), 4);
+        assert_eq!(&rest[..4], b"NEXT");
+        drop(a);
+        b.set_nonblocking(true).unwrap();
+        assert!(matches!(
+            p.socket_to_file(&b, &file, 0, 10).unwrap(),
+            Spliced::Eof
+        ));
+    }
+}
