@@ -74,7 +74,7 @@ pub(super) fn run(
     if !detach {
         logfiles::redirect(&settings);
     }
-    // After detaching: the thread must live in the daemon, not in the foreground parent.
+    // After detaching: the daemon serves it, not the foreground parent.
     let status = match settings.edge.status_listen {
         Some(addr) => match super::status::Status::start(addr, handed_status) {
             Ok(s) => {

@@ -37,7 +37,9 @@ impl Master {
             close.extend(p.listeners.raw_fds());
         }
         close.extend(self.daemon.raw_fd());
-        close.extend(self.status.as_ref().map(|s| s.raw_fd()));
+        if let Some(s) = &self.status {
+            close.extend(s.raw_fds());
+        }
         let slot = self.status.as_mut().and_then(|s| s.take_slot());
         let socks = match listeners.for_worker() {
             Ok(s) => s,

@@ -128,7 +128,8 @@ impl Master {
         }
     }
 
-    /// Sleeps in poll(2) until a signal, a ready byte, or the next timer.
+    /// Sleeps in poll(2) until a signal, a ready byte, a status connection's turn, or the next
+    /// timer; then serves the status listener (status.rs: no thread in a master that forks).
     pub(super) fn wait_events(&mut self) {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(1);
@@ -143,7 +144,15 @@ impl Master {
         if let Phase::Reloading(p) = &self.phase {
             next = next.min(p.deadline);
         }
-        let ms = next.saturating_duration_since(now).as_millis().min(1000) as u16;
+        if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline()) {
+            next = next.min(at);
+        }
+        // Rounded up: waking a fraction of a millisecond early would spin until the deadline.
+        let wait = next
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000);
+        let ms = wait.min(1000) as u16;
         let mut fds = vec![PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
         let mut idx = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
@@ -152,18 +161,30 @@ impl Master {
                 idx.push(i);
             }
         }
-        if nix::poll::poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) <= 0 {
-            return;
+        let status_at = fds.len();
+        if let Some(s) = &self.status {
+            fds.extend(s.poll_fds());
         }
-        let hit: Vec<usize> = fds[1..]
-            .iter()
-            .zip(&idx)
-            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, &i)| i)
-            .collect();
+        let polled = nix::poll::poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) > 0;
+        let revents = |f: &PollFd| f.revents().unwrap_or(PollFlags::empty());
+        let (hit, status_events): (Vec<usize>, Vec<PollFlags>) = if polled {
+            let hit = fds[1..status_at]
+                .iter()
+                .zip(&idx)
+                .filter(|(f, _)| !revents(f).is_empty())
+                .map(|(_, &i)| i)
+                .collect();
+            (hit, fds[status_at..].iter().map(revents).collect())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         drop(fds);
         for i in hit {
             self.read_ready(i);
+        }
+        if let Some(s) = &mut self.status {
+            // After a timeout too: expired connections are closed.
+            s.serve(&status_events);
         }
     }
 
@@ -300,7 +321,7 @@ impl Master {
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
         // First: a load balancer probing /ready stops sending before anything closes.
-        if let Some(s) = &self.status {
+        if let Some(s) = &mut self.status {
             s.set_draining(true);
         }
         if !self.handing_over() {
@@ -325,8 +346,7 @@ impl Master {
     }
 
     /// `/ready`: every wanted worker of the serving generation is ready.
-    fn publish_readiness(&self) {
-        let Some(s) = &self.status else { return };
+    fn publish_readiness(&mut self) {
         let ready = !matches!(self.phase, Phase::Stopping { .. })
             && self
                 .workers
@@ -334,7 +354,9 @@ impl Master {
                 .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
                 .count()
                 >= self.target;
-        s.publish(ready);
+        if let Some(s) = &mut self.status {
+            s.publish(ready);
+        }
     }
 
     pub(super) fn status(&self) -> String {

@@ -12,10 +12,12 @@ pub const PANIC_EXIT: i32 = 70;
 
 /// Forks; the child runs `body` and exits with its return code. Returns the child's PID.
 pub fn fork_child(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
-    // SAFETY: the master's own work is single-threaded (signals come from a signalfd); its only
-    // other threads are `status_listen`'s (`status`, `status-conn`), which answer probes from
-    // shared memory, never log, and share no lock with the child except malloc's, which glibc
-    // makes safe across fork. The child never returns from this function.
+    // SAFETY: the master is single-threaded (signals come from a signalfd, `status_listen` is
+    // served from its poll loop), so no other thread can hold a lock (malloc's, stdio's, a
+    // mutex) that the child would find locked forever. (Except threads a `preload_app` app
+    // starts itself, as under any pre-forking server; the worker spawn runs CPython's fork
+    // protocol around this fork for the interpreter's own locks.) The child never returns
+    // from this function.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {

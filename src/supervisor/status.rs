@@ -1,19 +1,26 @@
-//! The status listener (`status_listen`): a small HTTP/1.1 server on a thread of the master,
-//! never on the app's listeners, answering `/ready` (200 while every wanted worker is ready
-//! and nothing drains, 503 from the moment a stop starts draining), `/live` and `/metrics`.
+//! The status listener (`status_listen`): a small HTTP/1.1 server in the master's own poll
+//! loop, never on the app's listeners, answering `/ready` (200 while every wanted worker is
+//! ready and nothing drains, 503 from the moment a stop starts draining), `/live` and
+//! `/metrics`. One request per connection, `Connection: close`.
+//!
+//! No thread: the master forks workers, and a fork copies only the forking thread, so a lock
+//! another thread held (a mutex, an allocator arena, stdio) would stay locked in the child
+//! forever. The listener and its connections are non-blocking; the master polls them beside
+//! its signalfd (`poll_fds`, then `serve` with what poll found) and wakes no later than the
+//! nearest connection's deadline (`next_deadline`). At most `MAX_ACTIVE` connections are open;
+//! each has `IO_TIMEOUT` from its accept to its response's last byte.
 //!
 //! The master owns the facts: each worker gets a block of counters in memory shared across
 //! the fork (`server::metrics::Counters`); the master tells this module when workers start
 //! and exit (`spawned`, `exited`), whether it is ready (`publish`) and when it drains
-//! (`set_draining`); the thread only reads.
+//! (`set_draining`).
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags};
 use nix::unistd::Pid;
 
 use super::prometheus;
@@ -21,35 +28,51 @@ use crate::server::metrics::{Counters, Totals};
 
 /// Worker blocks: the largest `workers` twice over (a reload runs two generations).
 const SLOTS: usize = 2 * 4096 + 64;
-/// Status requests served at once (more are closed: a probe retries).
+/// Status connections open at once (more are closed: a probe retries).
 const MAX_ACTIVE: usize = 16;
+/// From accept to the response's last byte.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The request head must end within this many bytes.
+const MAX_HEAD: usize = 8192;
+/// After an accept error other than "nothing queued" (EMFILE, ENOBUFS...): the listener stays
+/// readable, so polling it again at once would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-/// What the status thread reads.
-pub(super) struct Board {
-    ready: AtomicBool,
-    draining: AtomicBool,
-    facts: Mutex<Facts>,
+/// What the answers come from; the master alone reads and writes it.
+struct Board {
+    ready: bool,
+    draining: bool,
+    /// Counter blocks shared with the workers (they write, the master reads).
     slots: &'static [Counters],
+    /// (worker id, pid, slot) of live workers, in spawn order.
+    workers: Vec<(usize, Pid, usize)>,
+    /// Counters of workers that exited.
+    retired: Totals,
+    /// Worker exits that led to a replacement or a stop, by reason.
+    restarts: BTreeMap<&'static str, u64>,
 }
 
-/// Live workers and what the dead ones left.
-#[derive(Default)]
-pub(super) struct Facts {
-    /// (worker id, pid, slot), in spawn order.
-    pub(super) workers: Vec<(usize, Pid, usize)>,
-    /// Counters of workers that exited.
-    pub(super) retired: Totals,
-    /// Worker exits that led to a replacement or a stop, by reason.
-    pub(super) restarts: BTreeMap<&'static str, u64>,
+/// One status connection: its request head so far, then its response.
+struct Conn {
+    stream: TcpStream,
+    head: Vec<u8>,
+    /// The response, once the head is complete.
+    out: Option<Vec<u8>>,
+    /// Bytes of `out` written.
+    sent: usize,
+    /// Closed at this instant if not done.
+    deadline: Instant,
 }
 
 /// The master's side.
 pub(super) struct Status {
-    board: Arc<Board>,
-    free: Vec<usize>,
-    fd: RawFd,
+    listener: TcpListener,
     addr: SocketAddr,
+    conns: Vec<Conn>,
+    /// Accepting resumes at this instant (after an accept error).
+    paused_until: Option<Instant>,
+    board: Board,
+    free: Vec<usize>,
 }
 
 /// Maps `SLOTS` zeroed counter blocks shared with every child forked after this.
@@ -74,31 +97,32 @@ fn shared_slots() -> std::io::Result<&'static [Counters]> {
 }
 
 impl Status {
-    /// Binds `addr` and starts the thread. Called by the master before any fork.
-    /// Serves `addr`: on the socket an upgrading master handed over (`handed`) when it is
-    /// bound there, else on a new one.
+    /// Binds `addr` (non-blocking; served by the master loop). Called by the master before
+    /// any fork. Serves `addr`: on the socket an upgrading master handed over (`handed`) when
+    /// it is bound there, else on a new one.
     pub(super) fn start(addr: SocketAddr, handed: Option<RawFd>) -> std::io::Result<Status> {
         let listener = match handed.and_then(adopt) {
             Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => l,
             _ => TcpListener::bind(addr)?, // none, or another address: dropping closes it
         };
-        let fd = listener.as_raw_fd();
+        // Also for a handed socket: the old master may still accept from it until it stops,
+        // so a wake-up here can find nothing queued.
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let board = Arc::new(Board {
-            ready: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            facts: Mutex::new(Facts::default()),
-            slots: shared_slots()?,
-        });
-        let b = board.clone();
-        std::thread::Builder::new()
-            .name("status".into())
-            .spawn(move || serve(listener, b))?;
         Ok(Status {
-            board,
-            free: (0..SLOTS).rev().collect(),
-            fd,
+            listener,
             addr,
+            conns: Vec::new(),
+            paused_until: None,
+            board: Board {
+                ready: false,
+                draining: false,
+                slots: shared_slots()?,
+                workers: Vec::new(),
+                retired: Totals::default(),
+                restarts: BTreeMap::new(),
+            },
+            free: (0..SLOTS).rev().collect(),
         })
     }
 
@@ -107,9 +131,95 @@ impl Status {
         format!("http://{}", self.addr)
     }
 
-    /// The listener's descriptor (closed in forked workers).
-    pub(super) fn raw_fd(&self) -> RawFd {
-        self.fd
+    /// The listener's descriptor (handed to the new master by USR2).
+    pub(super) fn listener_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// The listener's and every open connection's descriptors, which a forked worker closes
+    /// first thing (all are close-on-exec too: std accepts with SOCK_CLOEXEC).
+    pub(super) fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
+    }
+
+    /// What to poll: the listener first (POLLIN unless accepting is paused), then each
+    /// connection (POLLIN while its head comes, POLLOUT while its response has bytes left).
+    pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let accept = if self.paused_until.is_some() {
+            PollFlags::empty()
+        } else {
+            PollFlags::POLLIN
+        };
+        let mut fds = vec![PollFd::new(self.listener.as_fd(), accept)];
+        for c in &self.conns {
+            let want = match c.out {
+                None => PollFlags::POLLIN,
+                Some(_) => PollFlags::POLLOUT,
+            };
+            fds.push(PollFd::new(c.stream.as_fd(), want));
+        }
+        fds
+    }
+
+    /// When the master must wake for this module at the latest.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let conns = self.conns.iter().map(|c| c.deadline);
+        conns.chain(self.paused_until).min()
+    }
+
+    /// Serves what poll found (`revents` in the order of `poll_fds`; empty after a timeout),
+    /// accepts what is queued, and closes expired connections.
+    pub(super) fn serve(&mut self, revents: &[PollFlags]) {
+        let now = Instant::now();
+        let board = &self.board;
+        let mut i = 0;
+        self.conns.retain_mut(|c| {
+            let hit = revents.get(i + 1).is_some_and(|r| !r.is_empty());
+            i += 1;
+            (!hit || c.progress(board)) && c.deadline > now
+        });
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+        }
+        if revents.first().is_some_and(|r| !r.is_empty()) && self.paused_until.is_none() {
+            self.accept(now);
+        }
+    }
+
+    /// Accepts until nothing is queued; tries each new connection at once (its request has
+    /// usually arrived with it).
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let s = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => {
+                    self.paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            };
+            if self.conns.len() >= MAX_ACTIVE || s.set_nonblocking(true).is_err() {
+                continue; // dropped: closed
+            }
+            let mut c = Conn {
+                stream: s,
+                head: Vec::with_capacity(1024),
+                out: None,
+                sent: 0,
+                deadline: now + IO_TIMEOUT,
+            };
+            if c.progress(&self.board) {
+                self.conns.push(c);
+            }
+        }
     }
 
     /// A counter block for a worker about to be forked.
@@ -124,60 +234,92 @@ impl Status {
     }
 
     pub(super) fn spawned(&mut self, id: usize, pid: Pid, slot: usize) {
-        self.facts().workers.push((id, pid, slot));
+        self.board.workers.push((id, pid, slot));
     }
 
     /// A worker exited: its counters are kept, its block freed; `restart` names why it was
     /// replaced (None: not counted, e.g. the whole server stopping).
     pub(super) fn exited(&mut self, pid: Pid, restart: Option<&'static str>) {
-        let mut f = self.facts();
+        let b = &mut self.board;
         if let Some(reason) = restart {
-            *f.restarts.entry(reason).or_default() += 1;
+            *b.restarts.entry(reason).or_default() += 1;
         }
-        let Some(i) = f.workers.iter().position(|w| w.1 == pid) else {
+        let Some(i) = b.workers.iter().position(|w| w.1 == pid) else {
             return;
         };
-        let (_, _, slot) = f.workers.remove(i);
-        let mut retired = std::mem::take(&mut f.retired);
-        self.board.slots[slot].retire_into(&mut retired);
-        f.retired = retired;
-        drop(f);
+        let (_, _, slot) = b.workers.remove(i);
+        b.slots[slot].retire_into(&mut b.retired);
         self.free.push(slot);
     }
 
     /// Ready = every wanted worker is ready (the master decides); ignored while draining.
-    pub(super) fn publish(&self, ready: bool) {
-        self.board.ready.store(ready, Ordering::Release);
+    pub(super) fn publish(&mut self, ready: bool) {
+        self.board.ready = ready;
     }
 
     /// From now on `/ready` answers 503 (a stop or a retirement is draining).
-    pub(super) fn set_draining(&self, draining: bool) {
-        self.board.draining.store(draining, Ordering::Release);
-    }
-
-    fn facts(&self) -> std::sync::MutexGuard<'_, Facts> {
-        self.board.facts.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn set_draining(&mut self, draining: bool) {
+        self.board.draining = draining;
     }
 }
 
 impl Board {
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+        self.ready && !self.draining
     }
 
     /// Sums every live worker's block and the retired totals; lists live workers.
     fn snapshot(&self) -> prometheus::Snapshot {
-        let f = self.facts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut totals = f.retired.clone();
-        for &(_, _, slot) in &f.workers {
+        let mut totals = self.retired.clone();
+        for &(_, _, slot) in &self.workers {
             self.slots[slot].add_to(&mut totals);
         }
         prometheus::Snapshot {
             totals,
-            workers: f.workers.iter().map(|&(id, pid, _)| (id, pid)).collect(),
-            restarts: f.restarts.clone(),
+            workers: self.workers.iter().map(|&(id, pid, _)| (id, pid)).collect(),
+            restarts: self.restarts.clone(),
             ready: self.is_ready(),
         }
+    }
+}
+
+impl Conn {
+    /// Reads what has arrived, answers once the head is complete, writes what the socket
+    /// takes. False: done or failed, to be closed.
+    fn progress(&mut self, board: &Board) -> bool {
+        let mut chunk = [0u8; 1024];
+        while self.out.is_none() {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.head.extend_from_slice(&chunk[..n]);
+                    self.out = answer(&self.head, board);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        let out = self.out.as_deref().unwrap_or_default();
+        while self.sent < out.len() {
+            match self.stream.write(&out[self.sent..]) {
+                Ok(0) => return false,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // shutdown, not only close: a worker forked while this connection was open holds a
+        // copy of its descriptor until it closes it, and the client would not see the end
+        // until then.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -195,104 +337,56 @@ fn adopt(fd: RawFd) -> Option<TcpListener> {
     Some(l)
 }
 
-fn serve(listener: TcpListener, board: Arc<Board>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    for conn in listener.incoming() {
-        let Ok(s) = conn else { continue };
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_ACTIVE {
-            active.fetch_sub(1, Ordering::AcqRel);
-            continue; // dropped: closed
+/// The response to a request head received so far, None while it may still be incomplete.
+/// Only the request line matters; the head must end within `MAX_HEAD` bytes.
+fn answer(buf: &[u8], board: &Board) -> Option<Vec<u8>> {
+    let bad = || respond("400 Bad Request", "text/plain", "bad request\n", false);
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (buf.len() >= MAX_HEAD).then(bad);
+    };
+    let line = buf[..end].split(|&b| b == b'\r').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split(' ');
+    let (method, path) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(target), Some(v), None) if v.starts_with("HTTP/1.") => {
+            (m, target.split('?').next().unwrap_or(target))
         }
-        let (b, a) = (board.clone(), active.clone());
-        let spawned = std::thread::Builder::new()
-            .name("status-conn".into())
-            .spawn(move || {
-                handle(s, &b);
-                a.fetch_sub(1, Ordering::AcqRel);
-            });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// One request, one response, then close.
-fn handle(mut s: TcpStream, board: &Board) {
-    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = s.set_write_timeout(Some(IO_TIMEOUT));
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let (method, path) = loop {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        // Only the request line matters; the head must end within 8 KiB.
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let line = buf[..end].split(|&b| b == b'\r').next().unwrap_or(&[]);
-            let line = String::from_utf8_lossy(line);
-            let mut parts = line.split(' ');
-            match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(m), Some(target), Some(v), None) if v.starts_with("HTTP/1.") => {
-                    let path = target.split('?').next().unwrap_or(target);
-                    break (m.to_string(), path.to_string());
-                }
-                _ => {}
-            }
-            return respond(
-                &mut s,
-                "400 Bad Request",
-                "text/plain",
-                "bad request\n",
-                false,
-            );
-        }
-        if buf.len() >= 8192 {
-            return respond(
-                &mut s,
-                "400 Bad Request",
-                "text/plain",
-                "bad request\n",
-                false,
-            );
-        }
+        _ => return Some(bad()),
     };
     let head = method == "HEAD";
     if method != "GET" && !head {
-        return respond(
-            &mut s,
+        return Some(respond(
             "405 Method Not Allowed",
             "text/plain",
             "GET only\n",
             head,
-        );
+        ));
     }
-    match path.as_str() {
-        "/ready" if board.is_ready() => respond(&mut s, "200 OK", "text/plain", "ready\n", head),
+    Some(match path {
+        "/ready" if board.is_ready() => respond("200 OK", "text/plain", "ready\n", head),
         "/ready" => {
-            let why = if board.draining.load(Ordering::Acquire) {
+            let why = if board.draining {
                 "draining\n"
             } else {
                 "starting\n"
             };
-            respond(&mut s, "503 Service Unavailable", "text/plain", why, head)
+            respond("503 Service Unavailable", "text/plain", why, head)
         }
-        "/live" => respond(&mut s, "200 OK", "text/plain", "live\n", head),
+        "/live" => respond("200 OK", "text/plain", "live\n", head),
         "/metrics" => {
             let text = prometheus::render(&board.snapshot());
             respond(
-                &mut s,
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
                 &text,
                 head,
             )
         }
-        _ => respond(&mut s, "404 Not Found", "text/plain", "not found\n", head),
-    }
+        _ => respond("404 Not Found", "text/plain", "not found\n", head),
+    })
 }
 
-fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool) {
+fn respond(status: &str, ctype: &str, body: &str, head: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n\r\n",
@@ -301,8 +395,105 @@ fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool)
     if !head {
         out.push_str(body);
     }
-    let _ = s.write_all(out.as_bytes());
-    // shutdown, not only close: a worker forked while this connection was open holds a copy
-    // of its descriptor, and the client would not see the end until that worker exits.
-    let _ = s.shutdown(std::net::Shutdown::Both);
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(ready: bool, draining: bool) -> Board {
+        Board {
+            ready,
+            draining,
+            slots: &[],
+            workers: Vec::new(),
+            retired: Totals::default(),
+            restarts: BTreeMap::new(),
+        }
+    }
+
+    /// (status line, body) of the answer to a complete head.
+    fn ask(head: &str, b: &Board) -> (String, String) {
+        let out = String::from_utf8(answer(head.as_bytes(), b).expect("complete")).unwrap();
+        let (h, body) = out.split_once("\r\n\r\n").unwrap();
+        (h.lines().next().unwrap().to_string(), body.to_string())
+    }
+
+    #[test]
+    fn answers_by_method_and_path() {
+        let up = board(true, false);
+        let starting = board(false, false);
+        let draining = board(true, true);
+        let table: &[(&str, &Board, &str, &str)] = &[
+            ("GET /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", "ready\n"),
+            ("GET /ready?x=1 HTTP/1.0", &up, "HTTP/1.1 200 OK", "ready\n"),
+            ("HEAD /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", ""),
+            (
+                "GET /ready HTTP/1.1",
+                &starting,
+                "HTTP/1.1 503 Service Unavailable",
+                "starting\n",
+            ),
+            (
+                "GET /ready HTTP/1.1",
+                &draining,
+                "HTTP/1.1 503 Service Unavailable",
+                "draining\n",
+            ),
+            ("GET /live HTTP/1.1", &draining, "HTTP/1.1 200 OK", "live\n"),
+            (
+                "GET /nope HTTP/1.1",
+                &up,
+                "HTTP/1.1 404 Not Found",
+                "not found\n",
+            ),
+            (
+                "POST /ready HTTP/1.1",
+                &up,
+                "HTTP/1.1 405 Method Not Allowed",
+                "GET only\n",
+            ),
+            (
+                "GET /ready",
+                &up,
+                "HTTP/1.1 400 Bad Request",
+                "bad request\n",
+            ),
+            (
+                "GET /ready HTTP/2",
+                &up,
+                "HTTP/1.1 400 Bad Request",
+                "bad request\n",
+            ),
+        ];
+        for &(line, b, status, body) in table {
+            let got = ask(&format!("{line}\r\nHost: t\r\n\r\n"), b);
+            assert_eq!(got, (status.to_string(), body.to_string()), "{line}");
+        }
+        let (status, body) = ask("GET /metrics HTTP/1.1\r\n\r\n", &up);
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(body.contains("waitressd_ready 1"), "{body}");
+    }
+
+    #[test]
+    fn a_head_split_at_every_byte_is_answered_once_complete() {
+        let b = board(true, false);
+        let req = b"GET /live HTTP/1.1\r\nHost: t\r\n\r\n";
+        for n in 0..req.len() {
+            assert!(answer(&req[..n], &b).is_none(), "answered at {n}");
+        }
+        assert!(answer(req, &b).is_some());
+    }
+
+    #[test]
+    fn a_head_without_end_within_8_kib_is_400() {
+        let b = board(true, false);
+        let mut req = b"GET /live HTTP/1.1\r\nX: ".to_vec();
+        req.resize(MAX_HEAD - 1, b'a');
+        assert!(answer(&req, &b).is_none());
+        req.push(b'a');
+        let out = answer(&req, &b).expect("answered");
+        assert!(out.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    }
 }

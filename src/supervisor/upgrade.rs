@@ -121,8 +121,8 @@ impl Master {
             env.push(("NOTIFY_SOCKET".to_string(), raw.to_string()));
         }
         if let Some(s) = &self.status {
-            fds.push(s.raw_fd());
-            env.push((ENV_STATUS.to_string(), s.raw_fd().to_string()));
+            fds.push(s.listener_fd());
+            env.push((ENV_STATUS.to_string(), s.listener_fd().to_string()));
         }
         match spawn::fork_exec(&program, &self.exec.args, &env, &fds) {
             Ok(pid) => {

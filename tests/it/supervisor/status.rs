@@ -1,11 +1,12 @@
 //! The status listener on the real binary: `/ready` (200 once every worker is ready, 503 from
 //! the moment a TERM starts draining, while the in-flight request still completes), `/live`,
-//! and `/metrics` equal to what a bounded load sent, kept across a worker's crash.
+//! and `/metrics` equal to what a bounded load sent, kept across a worker's crash; served by
+//! a single-threaded master that closes idle clients and forks with them open.
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{apps, children, eventually, start, write_ini};
+use super::{apps, ask, children, eventually, start, write_ini};
 use crate::util::{split_response, Daemon};
 
 /// Reads stderr (bounded) until the `Status on http://...` line; returns `host:port`.
@@ -203,4 +204,121 @@ fn retirements_are_counted_by_reason_and_keep_their_requests() {
         sample(&m, "waitressd_request_duration_seconds_count").unwrap() >= 12.0,
         "{m}"
     );
+}
+
+/// Threads of process `pid`.
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The inode of the IPv4 TCP socket bound to 127.0.0.1:`port` that is listening (`peer`
+/// None) or connected to 127.0.0.1:`peer`; None while it has no file (not accepted yet).
+fn socket_inode(port: u16, peer: Option<u16>) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let matches = match peer {
+            None => f[3] == "0A",
+            Some(p) => f[3] == "01" && f[2] == format!("0100007F:{p:04X}"),
+        };
+        let inode: u64 = f[9].parse().ok()?;
+        (f[1] == local && matches && inode != 0).then_some(inode)
+    })
+}
+
+/// Process `pid` has a descriptor on socket `inode`.
+fn holds(pid: i32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == want.as_str()))
+    })
+}
+
+/// The master answers status requests from its own poll loop, with no thread of its own (a
+/// fork copies only the forking thread: a lock another thread held would stay locked in the
+/// worker): clients that send nothing or half a head hold up no other request, are closed
+/// about 2 s after they connected, and a HUP reload forking new workers meanwhile works,
+/// without the workers keeping the status sockets.
+#[test]
+fn a_single_threaded_master_answers_status_beside_idle_clients_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "listen = 127.0.0.1:0\nworkers = 1\nstatus_listen = 127.0.0.1:0\n";
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", server);
+    let _ = apps();
+    let d = start(&ini, 1);
+    let (status, app, master) = (status_addr(&d), d.addr(), d.pid());
+    assert!(
+        eventually(30, || req(&status, "GET", "/ready").0 == 200),
+        "/ready never 200"
+    );
+    let port: u16 = status.rsplit(':').next().unwrap().parse().unwrap();
+
+    let opened = Instant::now();
+    let mut idle = TcpStream::connect(&status).unwrap();
+    let mut partial = TcpStream::connect(&status).unwrap();
+    partial
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let idle_port = idle.local_addr().unwrap().port();
+    let mut conn = None;
+    assert!(
+        eventually(5, || {
+            conn = socket_inode(port, Some(idle_port));
+            conn.is_some_and(|i| holds(master, i))
+        }),
+        "the idle connection is never accepted"
+    );
+    let (conn, listener) = (conn.unwrap(), socket_inode(port, None).unwrap());
+    assert!(holds(master, listener));
+
+    assert_eq!(req(&status, "GET", "/ready"), (200, "ready\n".into()));
+    let (code, m) = req(&status, "GET", "/metrics");
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(sample(&m, "waitressd_workers"), Some(1.0), "{m}");
+    assert_eq!(threads(master), 1, "the master's threads, clients open");
+
+    // A reload forks the new generation while both clients are open.
+    let old = children(master);
+    write_ini(dir.path(), "supapp:make_app", "two", server);
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(5, || children(master).iter().any(|p| !old.contains(p))),
+        "no new worker forked"
+    );
+    assert!(
+        opened.elapsed() < Duration::from_millis(1500),
+        "too slow to test a fork with clients open"
+    );
+    assert_eq!(threads(master), 1, "the master's threads, forking");
+
+    for (name, s) in [("idle", &mut idle), ("partial", &mut partial)] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got);
+        let after = opened.elapsed();
+        assert!(
+            r.is_ok() && got.is_empty(),
+            "{name}: {r:?}, {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(
+            after >= Duration::from_millis(1800) && after < Duration::from_secs(5),
+            "{name} closed after {after:?}"
+        );
+    }
+
+    assert!(
+        eventually(60, || ask(&app, "/").is_some_and(|r| r.1 == "two")),
+        "the reload's config never served"
+    );
+    assert!(eventually(30, || req(&status, "GET", "/ready").0 == 200));
+    for w in children(master) {
+        assert!(!holds(w, conn), "worker {w} holds a status connection");
+        assert!(!holds(w, listener), "worker {w} holds the status listener");
+    }
+    assert_eq!(threads(master), 1, "the master's threads after the reload");
 }
