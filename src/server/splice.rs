@@ -7,7 +7,7 @@
 //! upload (`http::buffer`'s spare) can be rewritten as before.
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -58,65 +58,67 @@ impl BodyPipe {
         offset: u64,
         max: usize,
     ) -> io::Result<Spliced> {
-        let r = self.move_bytes(sock, file, offset, max);
+        let r = self
+            .pipe()
+            .and_then(|p| move_bytes(p, sock.as_fd(), file, offset, max));
         if r.is_err() {
             self.pipe = None;
         }
         r
     }
+}
 
-    fn move_bytes(
-        &mut self,
-        sock: impl AsFd,
-        file: &File,
-        offset: u64,
-        max: usize,
-    ) -> io::Result<Spliced> {
-        let (r, w, cap) = self.pipe()?;
-        let want = max.min(*cap);
-        let n = loop {
-            match splice(
-                sock.as_fd(),
-                None,
-                w,
-                None,
-                want,
-                SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
-            ) {
-                Ok(0) => return Ok(Spliced::Eof),
-                Ok(n) => break n,
-                Err(Errno::EAGAIN) => return Ok(Spliced::WouldBlock),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        // Drain the pipe completely into the file: writing to a file does not wait on the
-        // socket, and an empty pipe is what the next call relies on.
-        let mut off =
-            i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut left = n;
-        while left > 0 {
-            match splice(
-                r,
-                None,
-                file,
-                Some(&mut off),
-                left,
-                SpliceFFlags::SPLICE_F_MOVE,
-            ) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "splice to the body file wrote nothing",
-                    ))
-                }
-                Ok(k) => left -= k,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
+/// One splice from the socket into the pipe, then the pipe drained into the file.
+fn move_bytes(
+    (r, w, cap): &(OwnedFd, OwnedFd, usize),
+    sock: BorrowedFd,
+    file: &File,
+    offset: u64,
+    max: usize,
+) -> io::Result<Spliced> {
+    let want = max.min(*cap);
+    let n = loop {
+        match splice(
+            sock.as_fd(),
+            None,
+            w,
+            None,
+            want,
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+        ) {
+            Ok(0) => return Ok(Spliced::Eof),
+            Ok(n) => break n,
+            Err(Errno::EAGAIN) => return Ok(Spliced::WouldBlock),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        Ok(Spliced::Bytes(n))
+    };
+    // Drain the pipe completely into the file: writing to a file does not wait on the
+    // socket, and an empty pipe is what the next call relies on.
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut left = n;
+    while left > 0 {
+        match splice(
+            r,
+            None,
+            file,
+            Some(&mut off),
+            left,
+            SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "splice to the body file wrote nothing",
+                ))
+            }
+            Ok(k) => left -= k,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(Spliced::Bytes(n))
 }
 
 #[cfg(test)]
