@@ -400,6 +400,7 @@ impl Channel {
         now: Instant,
     ) -> Option<Result<usize, ReadOutcome>> {
         if self.tls
+            || !pipe.usable()
             || self.phase != Phase::Open
             || self.held.is_some()
             || !self.inbuf.is_empty()
@@ -420,7 +421,7 @@ impl Channel {
             Err(e) => Err(e),
         };
         match moved {
-            Ok(Spliced::Bytes(n)) => {
+            Ok(Spliced::Bytes(n) | Spliced::Copied(n)) => {
                 job.body.appended_externally(n as u64);
                 if let Some(m) = ctx.opts.metrics {
                     m.bytes_in(n);
@@ -433,6 +434,8 @@ impl Channel {
             }
             Ok(Spliced::Eof) => Some(Err(self.on_eof())),
             Ok(Spliced::WouldBlock) => Some(Err(ReadOutcome::Done)),
+            // Refused before taking anything: this read and the next ones go through `recv`.
+            Ok(Spliced::Unsupported) => None,
             Err(e) => {
                 // As a failing body buffer under `feed`: a 500, then the connection closes.
                 let e = HttpError::internal(format!("request body buffer: {e}"));

@@ -25,6 +25,10 @@ pub(crate) enum Spliced {
     Eof,
     /// Nothing to read now.
     WouldBlock,
+    /// splice(2) does not work here (nothing was read): read the body as usual.
+    Unsupported,
+    /// `n` bytes are in the file, copied through memory: the file refused splice.
+    Copied(usize),
 }
 
 #[derive(Default)]
@@ -32,9 +36,17 @@ pub(crate) struct BodyPipe {
     /// (read end, write end, capacity), made on first use; dropped after any failure, so a
     /// pipe never holds bytes of an earlier body.
     pipe: Option<(OwnedFd, OwnedFd, usize)>,
+    /// The socket or the temp file's filesystem refused splice (EINVAL): bodies are read and
+    /// written as before from then on.
+    unsupported: bool,
 }
 
 impl BodyPipe {
+    /// False once splice(2) was refused: do not ask again.
+    pub(crate) fn usable(&self) -> bool {
+        !self.unsupported
+    }
+
     fn pipe(&mut self) -> io::Result<&(OwnedFd, OwnedFd, usize)> {
         if self.pipe.is_none() {
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
@@ -58,13 +70,26 @@ impl BodyPipe {
         offset: u64,
         max: usize,
     ) -> io::Result<Spliced> {
-        let r = self
+        match self
             .pipe()
-            .and_then(|p| move_bytes(p, sock.as_fd(), file, offset, max));
-        if r.is_err() {
-            self.pipe = None;
+            .and_then(|p| move_bytes(p, sock.as_fd(), file, offset, max))
+        {
+            Ok(Spliced::Unsupported) => {
+                log::info!(target: "waitress", "splice(2) refused for request bodies: reading them as usual");
+                self.unsupported = true;
+                Ok(Spliced::Unsupported)
+            }
+            Ok(Spliced::Copied(n)) => {
+                log::info!(target: "waitress", "splice(2) into the temp file refused ($TMPDIR's filesystem): reading request bodies as usual");
+                self.unsupported = true;
+                Ok(Spliced::Copied(n))
+            }
+            Err(e) => {
+                self.pipe = None;
+                Err(e)
+            }
+            ok => ok,
         }
-        r
     }
 }
 
@@ -89,6 +114,7 @@ fn move_bytes(
             Ok(0) => return Ok(Spliced::Eof),
             Ok(n) => break n,
             Err(Errno::EAGAIN) => return Ok(Spliced::WouldBlock),
+            Err(Errno::EINVAL) => return Ok(Spliced::Unsupported),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -115,10 +141,41 @@ fn move_bytes(
             }
             Ok(k) => left -= k,
             Err(Errno::EINTR) => {}
+            // This filesystem takes no splice (or the file is in append mode): what the pipe
+            // holds goes through memory, so nothing taken from the socket is lost.
+            Err(Errno::EINVAL) => {
+                copy_through_memory(r, file, off as u64, left)?;
+                return Ok(Spliced::Copied(n));
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(Spliced::Bytes(n))
+}
+
+/// Moves the `left` bytes in the pipe into `file` at `offset` with read + pwrite.
+fn copy_through_memory(
+    r: &OwnedFd,
+    file: &File,
+    mut offset: u64,
+    mut left: usize,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; left.min(SPLICE_MAX)];
+    while left > 0 {
+        let want = left.min(buf.len());
+        match nix::unistd::read(r, &mut buf[..want]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => {
+                file.write_all_at(&buf[..k], offset)?;
+                offset += k as u64;
+                left -= k;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -158,6 +215,7 @@ mod tests {
                 Spliced::Bytes(n) => got += n,
                 Spliced::WouldBlock => std::thread::yield_now(),
                 Spliced::Eof => panic!("end of stream before the body"),
+                Spliced::Unsupported | Spliced::Copied(_) => panic!("splice refused here"),
             }
         }
         let a = writer.join().unwrap();
@@ -175,9 +233,31 @@ mod tests {
         assert_eq!(&rest[..4], b"NEXT");
         drop(a);
         b.set_nonblocking(true).unwrap();
+        assert!(p.usable());
         assert!(matches!(
             p.socket_to_file(&b, &file, 0, 10).unwrap(),
             Spliced::Eof
         ));
+    }
+
+    #[test]
+    fn a_file_that_refuses_splice_gets_the_bytes_through_memory_and_splice_stops() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        // splice(2) into a file opened for appending is EINVAL, like a filesystem without it.
+        let path = tempfile::NamedTempFile::new().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(path.path())
+            .unwrap();
+        let mut p = BodyPipe::default();
+        a.write_all(b"0123456789").unwrap();
+        assert!(matches!(
+            p.socket_to_file(&b, &file, 0, 10).unwrap(),
+            Spliced::Copied(10)
+        ));
+        assert!(!p.usable(), "not asked again");
+        assert_eq!(std::fs::read(path.path()).unwrap(), b"0123456789");
     }
 }
