@@ -344,12 +344,8 @@ impl EventLoop {
                 Some(_) => "https".to_string(),
                 None => opts.url_scheme.clone(),
             },
-            tls: tls.as_ref().map(|_| {
-                Arc::new(crate::http::TlsInfo {
-                    client_s_dn: None,
-                    client_verify: "NONE",
-                })
-            }),
+            // Known once the handshake is done: `Channel::tls_info`.
+            tls: None,
         };
         let is_tls = tls.is_some();
         let mut out = OutBuf::new(opts.outbuf_overflow);

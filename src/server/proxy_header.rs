@@ -121,11 +121,7 @@ impl Channel {
         dst.server_name.clone_from(&src.server_name);
         dst.server_port.clone_from(&src.server_port);
         dst.url_scheme.clone_from(&src.url_scheme);
-        // The handshake's facts once it is done (always, before a request can complete).
-        dst.tls.clone_from(if self.tls_info.is_some() {
-            &self.tls_info
-        } else {
-            &src.tls
-        });
+        // Set by the handshake, which ends before any plaintext (so any request) arrives.
+        dst.tls.clone_from(&self.tls_info);
     }
 }
