@@ -106,9 +106,12 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
     let code = status.get(..3).unwrap_or("500");
     // The request's time, from the moment its head was complete (queueing included), read
     // only when the metrics or the access log need it.
-    let took = (ctx.opts.metrics.is_some() || ctx.access.is_some()).then(|| received.elapsed());
+    let took = if ctx.opts.metrics.is_some() || ctx.access.is_some() {
+        received.elapsed()
+    } else {
+        std::time::Duration::ZERO
+    };
     if let Some(m) = ctx.opts.metrics {
-        let took = took.unwrap_or_default();
         m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
         m.in_flight(false);
     }
@@ -118,7 +121,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             remote: &t.req.origin.remote_addr,
             status: code,
             bytes: t.sent,
-            elapsed: took.unwrap_or_default(),
+            elapsed: took,
             resp_headers: &t.headers,
         };
         let mut pending = lock(buf);
