@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::failures::{line_with, start_deployed};
 use super::recycle::load;
 use super::{ask, children, eventually, start, write_ini};
+use crate::util::Daemon;
 
 /// True while `pid` runs (not gone, not a zombie).
 fn alive(pid: i32) -> bool {
@@ -36,20 +37,22 @@ fn read_pid(path: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The supervisor test app from an INI in `dir` with a pidfile (`dir/w.pid`) and `extra`
+/// settings, started: the daemon and its pidfile's path.
+fn start_with_pidfile(dir: &std::path::Path, extra: &str) -> (Daemon, std::path::PathBuf) {
+    let pidfile = dir.join("w.pid");
+    let settings = format!(
+        "listen = 127.0.0.1:0\npidfile = {}\n{extra}",
+        pidfile.display()
+    );
+    let ini = write_ini(dir, "supapp:make_app", "one", &settings);
+    (start(&ini, 1), pidfile)
+}
+
 #[test]
 fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_pidfile() {
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("w.pid");
-    let ini = write_ini(
-        dir.path(),
-        "supapp:make_app",
-        "one",
-        &format!(
-            "listen = 127.0.0.1:0\nworkers = 2\npidfile = {}",
-            pidfile.display()
-        ),
-    );
-    let mut d = start(&ini, 1);
+    let (mut d, pidfile) = start_with_pidfile(dir.path(), "workers = 2");
     let addr = d.addr();
     let old = d.pid();
     assert!(eventually(30, || ask(&addr, "/").is_some()));
@@ -112,23 +115,13 @@ fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
 #[test]
 fn usr2_hands_the_status_listener_over() {
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("w.pid");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let status = format!("127.0.0.1:{port}");
-    let ini = write_ini(
-        dir.path(),
-        "supapp:make_app",
-        "one",
-        &format!(
-            "listen = 127.0.0.1:0\npidfile = {}\nstatus_listen = {status}",
-            pidfile.display()
-        ),
-    );
-    let mut d = start(&ini, 1);
+    let (mut d, pidfile) = start_with_pidfile(dir.path(), &format!("status_listen = {status}"));
     let addr = d.addr();
     let old = d.pid();
     // `start` returns once the app listener is bound; the status listener may come a moment later.
