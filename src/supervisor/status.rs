@@ -142,10 +142,11 @@ impl Status {
         std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
     }
 
-    /// What to poll: the listener first (POLLIN unless accepting is paused), then each
-    /// connection (POLLIN while its head comes, POLLOUT while its response has bytes left).
+    /// What to poll: the listener first (POLLIN unless accepting is paused or every slot is
+    /// taken: more clients wait in the backlog), then each connection (POLLIN while its head
+    /// comes, POLLOUT while its response has bytes left).
     pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let accept = if self.paused_until.is_some() {
+        let accept = if self.paused_until.is_some() || self.conns.len() >= MAX_ACTIVE {
             PollFlags::empty()
         } else {
             PollFlags::POLLIN
@@ -186,10 +187,15 @@ impl Status {
         }
     }
 
-    /// Accepts until nothing is queued; tries each new connection at once (its request has
+    /// Accepts what is queued, while a slot is free and at most `MAX_ACTIVE` per turn (a
+    /// flood of probes must not keep the master from its signals and children; the rest wait
+    /// in the backlog for the next turn); tries each new connection at once (its request has
     /// usually arrived with it).
     fn accept(&mut self, now: Instant) {
-        loop {
+        for _ in 0..MAX_ACTIVE {
+            if self.conns.len() >= MAX_ACTIVE {
+                return;
+            }
             let s = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -206,7 +212,7 @@ impl Status {
                     return;
                 }
             };
-            if self.conns.len() >= MAX_ACTIVE || s.set_nonblocking(true).is_err() {
+            if s.set_nonblocking(true).is_err() {
                 continue; // dropped: closed
             }
             let mut c = Conn {
@@ -495,5 +501,48 @@ mod tests {
         req.push(b'a');
         let out = answer(&req, &b).expect("answered");
         assert!(out.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    }
+
+    #[test]
+    fn at_most_max_active_are_open_and_more_wait_in_the_backlog_for_a_free_slot() {
+        use std::io::{Read, Write};
+        let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let clients: Vec<std::net::TcpStream> = (0..MAX_ACTIVE + 3)
+            .map(|_| std::net::TcpStream::connect(st.addr).unwrap())
+            .collect();
+        // Idle clients: each accepted one waits for its head.
+        st.serve(&[PollFlags::POLLIN]);
+        assert_eq!(st.conns.len(), MAX_ACTIVE);
+        assert!(
+            st.poll_fds()[0].events().is_empty(),
+            "the listener is not polled while every slot is taken"
+        );
+        let late = &clients[MAX_ACTIVE];
+        late.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 64];
+        assert!(
+            matches!((&*late).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "a client beyond the limit is neither answered nor closed"
+        );
+        // The first client asks (on loopback its bytes are queued at us when write returns):
+        // its slot frees and the next queued client is taken.
+        (&clients[0])
+            .write_all(b"GET /live HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut revents = vec![PollFlags::empty(); MAX_ACTIVE + 1];
+        revents[0] = PollFlags::POLLIN;
+        revents[1] = PollFlags::POLLIN;
+        st.serve(&revents);
+        let mut got = String::new();
+        (&clients[0]).read_to_string(&mut got).unwrap();
+        assert!(
+            got.starts_with("HTTP/1.1 200 OK") && got.ends_with("live\n"),
+            "{got}"
+        );
+        assert_eq!(
+            st.conns.len(),
+            MAX_ACTIVE,
+            "the next queued client took the slot"
+        );
     }
 }
