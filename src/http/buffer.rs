@@ -1,7 +1,8 @@
 //! `OverflowableBuffer` (waitress's name): a byte stream kept in memory until it reaches its
 //! overflow size, then moved to an anonymous temp file, so a 1 GiB body or response costs a
 //! bounded amount of memory. Used for request bodies (`inbuf_overflow`) and response output
-//! (`outbuf_overflow`). File I/O happens here; sockets never do.
+//! (`outbuf_overflow`). File I/O happens here, except the server's splicing of a body into
+//! the file `append_target` names; sockets are never touched here.
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::mem::MaybeUninit;

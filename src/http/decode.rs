@@ -129,7 +129,7 @@ impl Chunked {
             if self.state == C::Data {
                 let n = (input.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                 out.append(&input[i..i + n])
-                    .map_err(|e| HttpError::internal(format!("request body buffer: {e}")))?;
+                    .map_err(HttpError::body_buffer)?;
                 self.size -= n as u64;
                 self.decoded += n as u64;
                 i += n;
@@ -237,10 +237,8 @@ impl BodyDecoder {
             BodyDecoder::None => Ok((0, true)),
             BodyDecoder::Fixed { remaining } => {
                 let n = (input.len() as u64).min(*remaining) as usize;
-                out.expect(*remaining)
-                    .map_err(|e| HttpError::internal(format!("request body buffer: {e}")))?;
-                out.append(&input[..n])
-                    .map_err(|e| HttpError::internal(format!("request body buffer: {e}")))?;
+                out.expect(*remaining).map_err(HttpError::body_buffer)?;
+                out.append(&input[..n]).map_err(HttpError::body_buffer)?;
                 *remaining -= n as u64;
                 Ok((n, *remaining == 0))
             }

@@ -47,6 +47,10 @@ impl HttpError {
             version: Version::Http10,
         }
     }
+    /// The body's buffer (its temp file) failed: a 500, the server's fault.
+    pub fn body_buffer(e: std::io::Error) -> HttpError {
+        HttpError::internal(format!("request body buffer: {e}"))
+    }
     /// Re-targets the status line to the request's version (errors found after the request
     /// line is known use it, waitress §2.10).
     pub(crate) fn with_version(mut self, v: Version) -> HttpError {
