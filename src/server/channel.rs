@@ -13,7 +13,7 @@ use nix::sys::socket::{recv, MsgFlags};
 use super::access_log;
 use super::dispatch::{lock, Ctx};
 use super::shared::{socket_error, unix_now, ChanState, Job, Shared};
-use super::splice::{BodyPipe, Spliced, SPLICE_MAX, SPLICE_MIN};
+use super::splice::{BodyPipe, Spliced, SPLICE_MIN};
 use crate::http::{HttpError, RequestParser, Status};
 
 /// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
@@ -337,9 +337,7 @@ impl Channel {
             match progress {
                 Err(e) => {
                     log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
-                    let job = self.cur.take();
-                    self.head_started = None;
-                    self.hold_or_send(ctx, Held::Error(e, job));
+                    self.fail_request(ctx, e);
                     data = &[];
                 }
                 Ok(p) if p.consumed == 0 && p.status == Status::NeedMore => {
@@ -412,17 +410,22 @@ impl Channel {
             .parser
             .fixed_body_remaining()
             .filter(|&r| r >= SPLICE_MIN)?;
-        let job = self.cur.as_mut()?;
-        let max = usize::try_from(rest).unwrap_or(usize::MAX).min(SPLICE_MAX);
-        let moved = match job.body.append_target() {
+        let body = &mut self.cur.as_mut()?.body;
+        // As `feed` decides: a body that reaches `inbuf_overflow` goes to its temp file from its
+        // first byte (the head may have ended exactly where this read starts).
+        let target = match body.expect(rest) {
+            Ok(()) => body.append_target(),
+            Err(e) => Err(e),
+        };
+        let moved = match target {
             // Below `inbuf_overflow` the body stays in memory: read as usual.
             Ok(None) => return None,
-            Ok(Some((file, offset))) => pipe.socket_to_file(&self.shared.fd, file, offset, max),
+            Ok(Some((file, offset))) => pipe.socket_to_file(&self.shared.fd, file, offset, rest),
             Err(e) => Err(e),
         };
         match moved {
-            Ok(Spliced::Bytes(n) | Spliced::Copied(n)) => {
-                job.body.appended_externally(n as u64);
+            Ok(Spliced::Bytes(n)) => {
+                body.appended_externally(n as u64);
                 if let Some(m) = ctx.opts.metrics {
                     m.bytes_in(n);
                 }
@@ -436,16 +439,26 @@ impl Channel {
             Ok(Spliced::WouldBlock) => Some(Err(ReadOutcome::Done)),
             // Refused before taking anything: this read and the next ones go through `recv`.
             Ok(Spliced::Unsupported) => None,
+            Ok(Spliced::Socket(e)) => {
+                socket_error(ctx, "recv", e);
+                Some(Err(ReadOutcome::Close))
+            }
             Err(e) => {
                 // As a failing body buffer under `feed`: a 500, then the connection closes.
-                let e = HttpError::internal(format!("request body buffer: {e}"));
+                let e = HttpError::body_buffer(e);
                 log::error!(target: "waitress", "{e}");
-                let job = self.cur.take();
-                self.head_started = None;
-                self.hold_or_send(ctx, Held::Error(e, job));
+                self.fail_request(ctx, e);
                 Some(Err(ReadOutcome::Done))
             }
         }
+    }
+
+    /// Answers the current request with its error response (after the running one, if any);
+    /// the connection closes after it.
+    fn fail_request(&mut self, ctx: &Ctx, e: HttpError) {
+        let job = self.cur.take();
+        self.head_started = None;
+        self.hold_or_send(ctx, Held::Error(e, job));
     }
 
     fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {

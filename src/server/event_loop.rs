@@ -61,7 +61,7 @@ pub(crate) struct EventLoop {
     /// Channels whose gathered output must be sent by the given instant (in deadline order).
     pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
     /// The pipe large bodies are spliced through into their temp files.
-    pub(super) body_pipe: BodyPipe,
+    body_pipe: BodyPipe,
 }
 
 impl EventLoop {

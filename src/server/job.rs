@@ -104,7 +104,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         .map(|_| t.sc.status.as_str())
         .unwrap_or("500");
     let code = status.get(..3).unwrap_or("500");
-    // The request's time, from the moment its head was complete (queueing included), read
+    // The request's time, from the moment it was whole (head and body; queueing included), read
     // only when the metrics or the access log need it.
     let took = if ctx.opts.metrics.is_some() || ctx.access.is_some() {
         received.elapsed()

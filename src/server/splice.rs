@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 
 /// Asked for per splice from the socket (the pipe is grown to this when the kernel allows).
-pub(crate) const SPLICE_MAX: usize = 256 * 1024;
+const SPLICE_MAX: usize = 256 * 1024;
 /// Bodies with less left than this are read as before (two syscalls per piece either way).
 pub(crate) const SPLICE_MIN: u64 = 64 * 1024;
 
@@ -27,8 +27,8 @@ pub(crate) enum Spliced {
     WouldBlock,
     /// splice(2) does not work here (nothing was read): read the body as usual.
     Unsupported,
-    /// `n` bytes are in the file, copied through memory: the file refused splice.
-    Copied(usize),
+    /// Reading the socket failed (a reset, ...): the connection's fault, as a failed `recv`.
+    Socket(io::Error),
 }
 
 #[derive(Default)]
@@ -60,48 +60,46 @@ impl BodyPipe {
         Ok(self.pipe.as_ref().expect("just made"))
     }
 
-    /// Moves up to `max` bytes from `sock` into `file` at `offset`. Never takes more than
-    /// `max` from the socket (the next pipelined request stays there). On an error the bytes
-    /// taken from the socket are lost: the caller fails the request.
+    /// Moves bytes of the body from `sock` into `file` at `offset`: at most `rest` (the
+    /// body's remaining length: the next pipelined request stays in the socket) and at most
+    /// a pipe's capacity. `Err` is the file's failure (the bytes taken are lost: the caller
+    /// fails the request).
     pub(crate) fn socket_to_file(
         &mut self,
         sock: impl AsFd,
         file: &File,
         offset: u64,
-        max: usize,
+        rest: u64,
     ) -> io::Result<Spliced> {
-        match self
+        let mut refused = false;
+        let r = self
             .pipe()
-            .and_then(|p| move_bytes(p, sock.as_fd(), file, offset, max))
-        {
-            Ok(Spliced::Unsupported) => {
-                log::info!(target: "waitress", "splice(2) refused for request bodies: reading them as usual");
-                self.unsupported = true;
-                Ok(Spliced::Unsupported)
-            }
-            Ok(Spliced::Copied(n)) => {
-                log::info!(target: "waitress", "splice(2) into the temp file refused ($TMPDIR's filesystem): reading request bodies as usual");
-                self.unsupported = true;
-                Ok(Spliced::Copied(n))
-            }
-            Err(e) => {
-                self.pipe = None;
-                Err(e)
-            }
-            ok => ok,
+            .and_then(|p| move_bytes(p, sock.as_fd(), file, offset, rest, &mut refused));
+        if refused {
+            log::info!(target: "waitress", "splice(2) refused (socket or $TMPDIR's filesystem): reading request bodies as usual");
+            self.unsupported = true;
         }
+        if refused || r.is_err() {
+            self.pipe = None;
+        }
+        r
     }
 }
 
-/// One splice from the socket into the pipe, then the pipe drained into the file.
+/// One splice from the socket into the pipe, then the pipe drained into the file. Sets
+/// `refused` when splice(2) is not supported on either side (bytes already in the pipe are
+/// then copied through memory).
 fn move_bytes(
     (r, w, cap): &(OwnedFd, OwnedFd, usize),
     sock: BorrowedFd,
     file: &File,
     offset: u64,
-    max: usize,
+    rest: u64,
+    refused: &mut bool,
 ) -> io::Result<Spliced> {
-    let want = max.min(*cap);
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let want = usize::try_from(rest).map_or(*cap, |r| r.min(*cap));
     let n = loop {
         match splice(
             sock.as_fd(),
@@ -114,15 +112,16 @@ fn move_bytes(
             Ok(0) => return Ok(Spliced::Eof),
             Ok(n) => break n,
             Err(Errno::EAGAIN) => return Ok(Spliced::WouldBlock),
-            Err(Errno::EINVAL) => return Ok(Spliced::Unsupported),
+            Err(Errno::EINVAL) => {
+                *refused = true;
+                return Ok(Spliced::Unsupported);
+            }
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Ok(Spliced::Socket(e.into())),
         }
     };
     // Drain the pipe completely into the file: writing to a file does not wait on the
     // socket, and an empty pipe is what the next call relies on.
-    let mut off =
-        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut left = n;
     while left > 0 {
         match splice(
@@ -144,8 +143,9 @@ fn move_bytes(
             // This filesystem takes no splice (or the file is in append mode): what the pipe
             // holds goes through memory, so nothing taken from the socket is lost.
             Err(Errno::EINVAL) => {
+                *refused = true;
                 copy_through_memory(r, file, off as u64, left)?;
-                return Ok(Spliced::Copied(n));
+                break;
             }
             Err(e) => return Err(e.into()),
         }
@@ -209,13 +209,13 @@ mod tests {
         let mut got = 0;
         while got < body.len() {
             match p
-                .socket_to_file(&b, &file, 5 + got as u64, body.len() - got)
+                .socket_to_file(&b, &file, 5 + got as u64, (body.len() - got) as u64)
                 .unwrap()
             {
                 Spliced::Bytes(n) => got += n,
                 Spliced::WouldBlock => std::thread::yield_now(),
                 Spliced::Eof => panic!("end of stream before the body"),
-                Spliced::Unsupported | Spliced::Copied(_) => panic!("splice refused here"),
+                Spliced::Unsupported | Spliced::Socket(_) => panic!("splice refused here"),
             }
         }
         let a = writer.join().unwrap();
@@ -255,7 +255,7 @@ mod tests {
         a.write_all(b"0123456789").unwrap();
         assert!(matches!(
             p.socket_to_file(&b, &file, 0, 10).unwrap(),
-            Spliced::Copied(10)
+            Spliced::Bytes(10)
         ));
         assert!(!p.usable(), "not asked again");
         assert_eq!(std::fs::read(path.path()).unwrap(), b"0123456789");

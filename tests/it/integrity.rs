@@ -328,6 +328,15 @@ fn uploads_reach_the_app_intact() {
 fn pipelined_requests_behind_a_spliced_upload_are_intact() {
     let d = daemon(&["--inbuf-overflow", "65536"]);
     let addr = d.addr();
+    let worker = util_worker_pid(&d);
+    let pipes = || {
+        std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("pipe:"))
+            .count()
+    };
+    let pipes_before = pipes();
     let sizes = [MIB as usize + 3, 65536, 70_001, 3 * MIB as usize, 0];
     let bodies: Vec<Vec<u8>> = sizes
         .iter()
@@ -373,6 +382,8 @@ fn pipelined_requests_behind_a_spliced_upload_are_intact() {
             b.len()
         );
     }
+    // The bodies went through the worker's splice pipe (made at the first splice), not `recv`.
+    assert_eq!(pipes(), pipes_before + 2, "the worker never spliced a body");
 }
 
 /// The daemon's one worker (workers = 1): the child of the master.
