@@ -10,6 +10,10 @@
 //! nearest connection's deadline (`next_deadline`). At most `MAX_ACTIVE` connections are open;
 //! each has `IO_TIMEOUT` from its accept to its response's last byte.
 //!
+//! The price: while the master itself is busy in one turn of its loop (importing the app
+//! with `preload_app`, or parsing a reloaded config), probes wait in the listen backlog and
+//! are answered on the next turn. A liveness probe's timeout must cover the app's import.
+//!
 //! The master owns the facts: each worker gets a block of counters in memory shared across
 //! the fork (`server::metrics::Counters`); the master tells this module when workers start
 //! and exit (`spawned`, `exited`), whether it is ready (`publish`) and when it drains
