@@ -70,7 +70,7 @@ type Record = (String, log::Level, String);
 
 /// At most this many records are logged under one attach, so a flood neither holds Python
 /// (and a worker's `shutdown`, which waits in `with_live`) for long nor grows one batch.
-const BATCH: usize = 256;
+const BATCH: usize = 32;
 
 /// Hands `handle` every record of `rx` in order, in batches: one waited for (`recv`, which
 /// blocks with nothing attached), then those already queued behind it, up to `BATCH`.
@@ -130,8 +130,11 @@ mod tests {
     /// handed over without waiting for more.
     #[test]
     fn batches_take_what_is_queued_in_order_bounded() {
+        // Two whole batches and a part of one queued up front.
+        let queued = 2 * super::BATCH + 7;
+        let last = queued as i32;
         let (tx, rx) = mpsc::channel();
-        for i in 0..600 {
+        for i in 0..last {
             tx.send(i).unwrap();
         }
         let (late_tx, late_rx) = mpsc::channel();
@@ -147,15 +150,12 @@ mod tests {
         for n in 1..=3 {
             assert_eq!(late_rx.recv().unwrap(), n);
         }
-        tx.send(600).unwrap();
+        tx.send(last).unwrap();
         assert_eq!(late_rx.recv().unwrap(), 4);
         drop(tx);
         let got = waiter.join().unwrap();
         let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
-        assert_eq!(
-            sizes,
-            [super::BATCH, super::BATCH, 600 - 2 * super::BATCH, 1]
-        );
-        assert_eq!(got.concat(), (0..=600).collect::<Vec<_>>());
+        assert_eq!(sizes, [super::BATCH, super::BATCH, 7, 1]);
+        assert_eq!(got.concat(), (0..=last).collect::<Vec<_>>());
     }
 }
