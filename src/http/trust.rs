@@ -107,13 +107,10 @@ impl Peers {
     fn nets_contain(&self, ip: IpAddr) -> bool {
         // A v4 peer on a dual-stack socket shows as ::ffff:a.b.c.d: it is in the v4 networks
         // of its v4 form, and in the v6 networks (`::/0`) that hold the mapped address.
-        let v4 = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
+        let canonical = ip.to_canonical();
         self.nets
             .iter()
-            .any(|n| n.contains(&ip) || v4.is_some_and(|v4| n.contains(&v4)))
+            .any(|n| n.contains(&ip) || n.contains(&canonical))
     }
 }
 
@@ -139,6 +136,8 @@ mod tests {
             ("::1 fd00::/8", "fd12::1", true),
             ("fd00::/8", "fe80::1", false),
             ("::/0", "2001:db8::1", true),
+            // A v6 network holding the mapped range holds a v4 peer seen on a v6 socket.
+            ("::/0", "::ffff:192.0.2.1", true),
             ("10.0.0.0/8 localhost", "localhost", true),
             ("10.0.0.0/8", "localhost", false),
             ("localhost", "127.0.0.1", false),
