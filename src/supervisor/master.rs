@@ -320,11 +320,17 @@ impl Master {
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
-        // First: a load balancer probing /ready stops sending before anything closes.
+        // First: a load balancer probing /ready stops sending before anything closes. Unless
+        // a new master took over: it answers the probes (ready) from now on.
+        let handing_over = self.handing_over();
         if let Some(s) = &mut self.status {
-            s.set_draining(true);
+            if handing_over {
+                s.set_answering(false);
+            } else {
+                s.set_draining(true);
+            }
         }
-        if !self.handing_over() {
+        if !handing_over {
             // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
             self.notifier.stopping();
         }
@@ -347,6 +353,11 @@ impl Master {
 
     /// `/ready`: every wanted worker of the serving generation is ready.
     fn publish_readiness(&mut self) {
+        if matches!(self.phase, Phase::Stopping { .. }) && self.handing_over() {
+            // Taken over: connections this master still has open get the last answer
+            // ("ready", as the new master's), not its own drain.
+            return;
+        }
         let ready = !matches!(self.phase, Phase::Stopping { .. })
             && self
                 .workers

@@ -71,6 +71,9 @@ struct Conn {
 /// The master's side.
 pub(super) struct Status {
     listener: TcpListener,
+    /// False while the listener is shared with another master during an upgrade and the other
+    /// one answers (see `set_answering`).
+    answering: bool,
     addr: SocketAddr,
     conns: Vec<Conn>,
     /// Accepting resumes at this instant (after an accept error).
@@ -105,9 +108,9 @@ impl Status {
     /// any fork. Serves `addr`: on the socket an upgrading master handed over (`handed`) when
     /// it is bound there, else on a new one.
     pub(super) fn start(addr: SocketAddr, handed: Option<RawFd>) -> std::io::Result<Status> {
-        let listener = match handed.and_then(adopt) {
-            Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => l,
-            _ => TcpListener::bind(addr)?, // none, or another address: dropping closes it
+        let (listener, adopted) = match handed.and_then(adopt) {
+            Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => (l, true),
+            _ => (TcpListener::bind(addr)?, false), // none, or another address: dropping closes it
         };
         // Also for a handed socket: the old master may still accept from it until it stops,
         // so a wake-up here can find nothing queued.
@@ -115,6 +118,10 @@ impl Status {
         let addr = listener.local_addr()?;
         Ok(Status {
             listener,
+            // A new master leaves the probes to the old one until it takes over: its own
+            // `/ready` says "starting" meanwhile, and a load balancer must not see the two
+            // answers alternate.
+            answering: !adopted,
             addr,
             conns: Vec::new(),
             paused_until: None,
@@ -150,11 +157,12 @@ impl Status {
     /// taken: more clients wait in the backlog), then each connection (POLLIN while its head
     /// comes, POLLOUT while its response has bytes left).
     pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let accept = if self.paused_until.is_some() || self.conns.len() >= MAX_ACTIVE {
-            PollFlags::empty()
-        } else {
-            PollFlags::POLLIN
-        };
+        let accept =
+            if !self.answering || self.paused_until.is_some() || self.conns.len() >= MAX_ACTIVE {
+                PollFlags::empty()
+            } else {
+                PollFlags::POLLIN
+            };
         let mut fds = vec![PollFd::new(self.listener.as_fd(), accept)];
         for c in &self.conns {
             let want = match c.out {
@@ -265,6 +273,13 @@ impl Status {
     /// Ready = every wanted worker is ready (the master decides); ignored while draining.
     pub(super) fn publish(&mut self, ready: bool) {
         self.board.ready = ready;
+    }
+
+    /// Whether this master takes the listener's connections. During an upgrade the two
+    /// masters share it: the new one starts answering once it takes over, the old one stops
+    /// then; connections already open are answered either way.
+    pub(super) fn set_answering(&mut self, on: bool) {
+        self.answering = on;
     }
 
     /// From now on `/ready` answers 503 (a stop or a retirement is draining).

@@ -164,6 +164,9 @@ impl Master {
 
     /// The new master is serving: ask the old one (our parent, usually) to stop gracefully.
     pub(super) fn finish_takeover(&mut self) {
+        if let Some(s) = &mut self.status {
+            s.set_answering(true);
+        }
         if let Some(from) = self.handover_from.take() {
             log_info(&format!(
                 "master {}: serving; stopping the old master (pid {from})",

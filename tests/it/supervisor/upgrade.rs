@@ -130,8 +130,31 @@ fn usr2_hands_the_status_listener_over() {
             && crate::util::get(&status, "/ready").0 == 200
     };
     assert!(eventually(30, ready));
+    // Probed all through the upgrade: one master answers at a time, and the answer is "ready"
+    // (the new master while it boots, or the old one while it drains, would say 503).
+    let probing = Arc::new(AtomicBool::new(true));
+    let prober = {
+        let (probing, status) = (probing.clone(), status.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while probing.load(Ordering::SeqCst) {
+                seen.push(crate::util::get(&status, "/ready").0);
+            }
+            seen
+        })
+    };
     d.signal(libc::SIGUSR2);
     let code = d.wait(60);
+    probing.store(false, Ordering::SeqCst);
+    let seen = prober.join().unwrap();
+    assert!(seen.len() > 10, "probed {} times", seen.len());
+    let not_ready: Vec<_> = seen.iter().filter(|&&c| c != 200).collect();
+    assert!(
+        not_ready.is_empty(),
+        "/ready during the upgrade: {} of {} not 200: {not_ready:?}",
+        not_ready.len(),
+        seen.len()
+    );
     let new = read_pid(&pidfile);
     let _reaper = new.map(Reaper);
     assert_eq!(code, Some(0), "the old master stopped: the new one booted");
