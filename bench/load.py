@@ -2,7 +2,9 @@
 row, one after another on one keep-alive connection, each response read to its end and checked.
 --slow: a slow client (4 KiB receive buffer, 1 KiB reads 0.2 ms apart), so output waits for it.
 
-    python3 bench/load.py PORT hello|big|upload|stream N [--slow]
+    python3 bench/load.py PORT hello|flask|big|upload|stream N [--slow]
+
+flask asks for / (the Flask app's one route); the others ask for /KIND (any path serves them).
 """
 import socket
 import sys
@@ -12,7 +14,8 @@ port, kind, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 slow = "--slow" in sys.argv[4:]
 body = b"x" * (1 << 20) if kind == "upload" else b""
 method = "POST" if body else "GET"
-req = (f"{method} /{kind} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+path = "/" if kind == "flask" else f"/{kind}"
+req = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 s = socket.socket()
 if slow:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

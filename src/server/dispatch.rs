@@ -39,6 +39,8 @@ struct Jobs {
     on_deck: usize,
     /// Threads notified but not yet back from their wait.
     waking: usize,
+    /// The loop thread is SCHED_BATCH (`loop_policy`).
+    loop_batch: bool,
     stop: bool,
     last_depth_warning: Option<Instant>,
 }
@@ -92,6 +94,7 @@ impl Ctx {
                 idle: 0,
                 on_deck: 0,
                 waking: 0,
+                loop_batch: false,
                 stop: false,
                 last_depth_warning: None,
             }),
@@ -166,6 +169,22 @@ impl Ctx {
         }
     }
 
+    /// The loop thread's scheduling policy to switch to before it polls, if it changes
+    /// (`sched::loop_thread`): backlogged = more jobs wait in the queue than the threads
+    /// already woken take at once (and at least two: the one job of a single client is taken
+    /// by the thread woken for it or coming back for work), and no idle thread will be woken
+    /// for the rest before a busy one comes back (none is idle, or one is already on its way
+    /// to the app: `submit` wakes no other then).
+    pub(crate) fn loop_policy(&self) -> Option<bool> {
+        let mut jobs = lock(&self.jobs);
+        let backlogged =
+            jobs.q.len() > jobs.waking.max(1) && (jobs.idle == 0 || jobs.on_deck + jobs.waking > 0);
+        (backlogged != jobs.loop_batch).then(|| {
+            jobs.loop_batch = backlogged;
+            backlogged
+        })
+    }
+
     /// Next channel to serve; None once stopping and the queue is empty.
     fn take(&self) -> Option<Arc<Shared>> {
         let mut jobs = lock(&self.jobs);
@@ -193,6 +212,10 @@ impl Ctx {
                 unsafe { libc::sched_yield() };
                 jobs = lock(&self.jobs);
                 continue;
+            }
+            if jobs.loop_batch {
+                // The backlog is gone: the loop goes back to SCHED_OTHER before it sleeps.
+                self.wake_loop();
             }
             jobs.idle += 1;
             jobs = self.jobs_cv.wait(jobs).unwrap_or_else(|e| e.into_inner());
@@ -309,7 +332,7 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
         let h = std::thread::Builder::new()
             .name(format!("waitress-{i}"))
             .spawn(move || {
-                batch_scheduling();
+                super::sched::app_thread();
                 let app = ctx.app.clone();
                 // A thread that dies (a panic outside the per-request guards) is started
                 // again in place, so the worker never runs with fewer app threads.
@@ -385,26 +408,5 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
             log::error!(target: "waitress", "internal error while serving a request; connection closed");
             ch.mark_closed();
         }
-    }
-}
-
-/// SCHED_BATCH for an app thread (called by each at its start): its wake-up does not preempt
-/// the thread running on that CPU, so on a busy core the loop collects every ready event
-/// while an app thread finishes its batch, instead of the two preempting each other per
-/// request. Measured (hello world through Python, server pinned to one core, wrk -c32):
-/// context switches per request 0.36 → 0.15, CPU per request 18 → 12.4 µs, 55k → 79k req/s.
-///
-/// The loop thread stays SCHED_OTHER: it is the one that must run soon after a client's
-/// packet arrives, and a SCHED_BATCH loop waits out the time slice of whatever else runs on
-/// its CPU (another worker, another process): hello world at C=1 on a shared core took 2 ms
-/// per request with it and 0.05 ms without (README "Performance"), while at C=64 involuntary
-/// context switches stayed at 0.003 per request (0.03–0.05 with every thread SCHED_OTHER).
-pub(crate) fn batch_scheduling() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between
-    // SCHED_OTHER and SCHED_BATCH needs no privilege.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-    if r != 0 {
-        log::debug!(target: "waitress", "SCHED_BATCH: {}", std::io::Error::last_os_error());
     }
 }

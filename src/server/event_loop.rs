@@ -17,6 +17,7 @@ use super::accept::{self, Listening};
 use super::access_log::AccessLog;
 use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
+use super::sched;
 use super::shared::{socket_error, Shared, GATHER_DELAY};
 use super::splice::BodyPipe;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -171,6 +172,9 @@ impl EventLoop {
             } else {
                 Duration::ZERO
             };
+            if let Some(backlogged) = self.ctx.loop_policy() {
+                sched::loop_thread(backlogged);
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(e.into());

@@ -37,6 +37,7 @@ mod job;
 pub mod metrics;
 mod outbuf;
 mod proxy_header;
+mod sched;
 mod shared;
 mod splice;
 mod task;

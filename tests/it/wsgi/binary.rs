@@ -403,3 +403,91 @@ fn every_app_thread_serves_when_the_app_blocks() {
         }
     }
 }
+
+/// The loop thread's scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER,
+/// 3 SCHED_BATCH), found by its name (`waitressd-wN`).
+fn loop_policy(worker: i32) -> Option<u32> {
+    for t in std::fs::read_dir(format!("/proc/{worker}/task"))
+        .ok()?
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("waitressd-w") {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the command name, which is in parentheses: field 3 is the first.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            return rest.split(' ').nth(41 - 3)?.parse().ok();
+        }
+    }
+    None
+}
+
+/// While requests queue behind busy app threads the loop thread is SCHED_BATCH (its wake-ups
+/// do not preempt the app thread it would only queue more work for), and once they are
+/// served it is SCHED_OTHER again before it waits for the next client (a SCHED_BATCH loop
+/// would wait out another process's time slice on a shared CPU). Every request is answered.
+#[test]
+fn the_loop_yields_to_app_threads_only_while_requests_queue_behind_them() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "gate:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let gate = tempfile::tempdir().unwrap();
+    // One request through an open gate: the worker is up and serving.
+    let r = request(
+        &d.addr(),
+        format!(
+            "GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n",
+            gate.path().display()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.body, b"through");
+    let worker = util::children(d.pid())[0];
+    for round in 0..2 {
+        let open = gate.path().join(format!("open-{round}"));
+        assert_eq!(loop_policy(worker), Some(0), "round {round}: idle loop");
+        let mut socks = Vec::new();
+        for _ in 0..4 {
+            let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let req = format!("GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n", open.display());
+            std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+            socks.push(s);
+        }
+        assert!(
+            util::eventually(20, || loop_policy(worker) == Some(3)),
+            "round {round}: three requests queue behind the one app thread, yet the loop \
+             stayed {:?}",
+            loop_policy(worker)
+        );
+        std::fs::write(&open, b"").unwrap();
+        for mut s in socks {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"through") && !got.ends_with(b"timed out") {
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(
+                got.ends_with(b"through"),
+                "{:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        assert!(
+            util::eventually(20, || loop_policy(worker) == Some(0)),
+            "round {round}: the queue is empty, yet the loop sleeps as {:?}",
+            loop_policy(worker)
+        );
+    }
+}
