@@ -379,16 +379,7 @@ fn logging_keys(vals: &Values) -> Result<(Format, String), ConfigError> {
 /// waitress steps 12-15: the trusted-proxy rules.
 fn trusted_proxy(vals: &Values) -> Result<(Option<Peers>, BTreeSet<String>), ConfigError> {
     let proxy = match (vals.opt("trusted_proxy"), vals.raw("trusted_proxy")) {
-        (Some(p), Some(r)) => Some(Peers::parse(&p).map_err(|bad| {
-            err(
-                r,
-                format!(
-                    "{:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix \
-                     socket peer) nor * (trusted_proxy takes one or more, separated by spaces)",
-                    bad.0
-                ),
-            )
-        })?),
+        (Some(p), Some(r)) => Some(Peers::parse(&p).map_err(|e| err(r, e.to_string()))?),
         // trusted_proxy has no default: a value always comes with its raw.
         _ => None,
     };

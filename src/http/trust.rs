@@ -24,10 +24,17 @@ pub struct Peers {
     text: String,
 }
 
-/// An item of a peer list that is none of the forms the setting takes.
+/// An item of a peer list that is none of the forms the setting takes; the message names them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an item of a peer list")]
-pub struct NotAPeer(pub String);
+pub enum NotAPeer {
+    #[error(
+        "{0:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix socket peer) \
+         nor * (trusted_proxy takes one or more, separated by spaces)"
+    )]
+    TrustedProxy(String),
+    #[error("{0:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *")]
+    ProxyAllowIps(String),
+}
 
 impl Peers {
     /// `trusted_proxy`: addresses, CIDRs, `localhost` and `*`.
@@ -58,8 +65,10 @@ impl Peers {
                 p.nets.push(IpNet::from(ip));
             } else if let Ok(net) = item.parse::<IpNet>() {
                 p.nets.push(net);
+            } else if names {
+                return Err(NotAPeer::TrustedProxy(item.to_string()));
             } else {
-                return Err(NotAPeer(item.to_string()));
+                return Err(NotAPeer::ProxyAllowIps(item.to_string()));
             }
         }
         Ok(p)
@@ -157,7 +166,17 @@ mod tests {
             ("127.0.0.1 10.0.0.0/x", "10.0.0.0/x"),
             ("::1/129", "::1/129"),
         ] {
-            assert_eq!(Peers::parse(setting), Err(NotAPeer(bad.to_string())));
+            assert_eq!(
+                Peers::parse(setting),
+                Err(NotAPeer::TrustedProxy(bad.to_string()))
+            );
+        }
+        // Each setting's message names the forms it takes.
+        for (e, want) in [
+            (Peers::parse("a b"), "\"a\" is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix socket peer) nor *"),
+            (Peers::parse_ips("a"), "\"a\" is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *"),
+        ] {
+            assert!(e.unwrap_err().to_string().starts_with(want), "{want}");
         }
     }
 
@@ -180,7 +199,10 @@ mod tests {
         }
         assert!(l("*").unwrap().matches_ip("2001:db8::1".parse().unwrap()));
         assert!(!l("").unwrap().matches_ip("127.0.0.1".parse().unwrap()));
-        assert_eq!(l("localhost"), Err(NotAPeer("localhost".into())));
+        assert_eq!(
+            l("localhost"),
+            Err(NotAPeer::ProxyAllowIps("localhost".into()))
+        );
         assert!(l("10.0.0.0/33").is_err());
     }
 
