@@ -87,18 +87,28 @@ enum Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("unknown access log atom %({0})s (known: {list}, {{Header}}i, {{Header}}o, or json)", list = known())]
+    #[error("unknown access log atom %({0})s (known: {list})", list = known())]
     Unknown(String),
     #[error("unterminated %( at byte {0}: atoms are written %(NAME)s (and %% for a literal %)")]
     Unterminated(usize),
 }
 
+/// Every form the parser takes, from the tables waitressd.ini(5) lists: the atoms, then
+/// `OTHER_FORMS` (`..., %({Header}o)s, or json`).
 fn known() -> String {
-    ATOMS
+    let mut list = ATOMS
         .iter()
         .map(|(k, _)| format!("%({k})s"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    for (i, (form, _)) in OTHER_FORMS.iter().enumerate() {
+        list.push_str(match i + 1 == OTHER_FORMS.len() {
+            true => ", or ",
+            false => ", ",
+        });
+        list.push_str(form);
+    }
+    list
 }
 
 /// One response, as the access log sees it.
@@ -424,6 +434,13 @@ mod tests {
             let e = Format::parse(fmt).unwrap_err().to_string();
             assert!(e.starts_with(want), "{fmt}: {e}");
         }
+        // The unknown-atom message offers every documented form.
+        let e = FormatError::Unknown("x".into()).to_string();
+        let forms = ATOMS.iter().map(|(k, _)| format!("%({k})s"));
+        for form in forms.chain(OTHER_FORMS.iter().map(|(f, _)| f.to_string())) {
+            assert!(e.contains(&form), "{form} missing from {e}");
+        }
+        assert!(e.ends_with(", %({Header}o)s, or json)"), "{e}");
         let json = Format::parse(" JSON ").unwrap();
         assert_eq!((json.kind, json.text.as_str()), (Kind::Json, " JSON "));
     }
