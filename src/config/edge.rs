@@ -42,16 +42,8 @@ pub struct TlsFiles {
 
 pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, ConfigError> {
     let raw = |k: &str| vals.raw(k).expect("a non-default value was given");
-    let proxy_allow_ips =
-        Peers::parse_ips(&vals.list("proxy_allow_ips").join(" ")).map_err(|bad| {
-            err(
-                raw("proxy_allow_ips"),
-                format!(
-                    "{:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *",
-                    bad.0
-                ),
-            )
-        })?;
+    let proxy_allow_ips = Peers::parse_ips(&vals.string("proxy_allow_ips"))
+        .map_err(|e| err(raw("proxy_allow_ips"), e.to_string()))?;
     let status_listen = match vals.opt("status_listen") {
         None => None,
         Some(s) => Some(status_addr(&s, app_listen).map_err(|e| err(raw("status_listen"), e))?),

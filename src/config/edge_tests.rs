@@ -53,6 +53,22 @@ fn tls_keys_are_typed_and_relative_to_the_ini() {
     assert!(s.edge.proxy_protocol);
 }
 
+/// `proxy_allow_ips` is parsed once, from the text as written (commas, spaces and newlines
+/// separate items).
+#[test]
+fn proxy_allow_ips_items_from_the_text_as_written() {
+    let table: &[(&str, &[&str])] = &[
+        ("127.0.0.1,::1", &["127.0.0.1", "::1"]),
+        ("10.0.0.0/8\n  ::1, *", &["10.0.0.0/8", "::1", "*"]),
+        ("", &[]),
+    ];
+    for (text, items) in table {
+        let s = build_kv(&[("proxy_allow_ips", text)]).unwrap();
+        assert_eq!(s.edge.proxy_allow_ips.items(), *items, "{text:?}");
+        assert_eq!(s.edge.proxy_allow_ips.as_str(), *text);
+    }
+}
+
 #[test]
 fn edge_rejections_name_the_fix() {
     // (settings, words the one-line error must contain)

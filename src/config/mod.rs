@@ -153,11 +153,9 @@ pub struct Settings {
     pub max_worker_memory: u64,
     /// PROXY protocol, status listener, TLS (config/edge.rs).
     pub edge: edge::Edge,
-    /// The access log's line format as configured: gunicorn atoms, or `json` (what
-    /// `--print-config` shows).
-    pub access_log_format: String,
-    /// `access_log_format` compiled, once, while validating (so a bad one is exit 2 at start).
-    pub access_log_format_compiled: crate::http::log_format::Format,
+    /// The access log's line format: gunicorn atoms, or `json`; compiled once, while
+    /// validating (so a bad one is exit 2 at start), and keeping its text for `--print-config`.
+    pub access_log_format: crate::http::log_format::Format,
     /// waitressd's log and the standard error of master and workers; `None` or `-` = stderr.
     pub error_log: Option<PathBuf>,
     /// `debug`, `info`, `warning`, `error` or `critical` (validated).

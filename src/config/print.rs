@@ -116,7 +116,7 @@ pub fn field(s: &Settings, name: &str) -> Option<Value> {
             true => "1.3",
             false => "1.2",
         }),
-        "access_log_format" => json!(s.access_log_format),
+        "access_log_format" => json!(s.access_log_format.as_str()),
         "error_log" => path_json(&s.error_log),
         "log_level" => json!(s.log_level),
         _ => return None,

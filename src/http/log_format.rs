@@ -59,7 +59,7 @@ pub const OTHER_FORMS: &[(&str, &str)] = &[
 
 /// One piece of a compiled format.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Atom {
+enum Atom {
     Lit(Vec<u8>),
     /// One of the single-letter atoms of `ATOMS`.
     Key(u8),
@@ -69,27 +69,46 @@ pub enum Atom {
     RespHeader(String),
 }
 
-/// A compiled `access_log_format`.
+/// A compiled `access_log_format`, with the text it was compiled from (what `--print-config`
+/// shows).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
+pub struct Format {
+    kind: Kind,
+    /// The setting as written.
+    text: String,
+}
+
+/// What a format writes: one JSON object per line, or its atoms in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
     Json,
     Atoms(Vec<Atom>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("unknown access log atom %({0})s (known: {list}, {{Header}}i, {{Header}}o, or json)", list = known())]
+    #[error("unknown access log atom %({0})s (known: {list})", list = known())]
     Unknown(String),
     #[error("unterminated %( at byte {0}: atoms are written %(NAME)s (and %% for a literal %)")]
     Unterminated(usize),
 }
 
+/// Every form the parser takes, from the tables waitressd.ini(5) lists: the atoms, then
+/// `OTHER_FORMS` (`..., %({Header}o)s, or json`).
 fn known() -> String {
-    ATOMS
+    let mut list = ATOMS
         .iter()
         .map(|(k, _)| format!("%({k})s"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    for (i, (form, _)) in OTHER_FORMS.iter().enumerate() {
+        list.push_str(match i + 1 == OTHER_FORMS.len() {
+            true => ", or ",
+            false => ", ",
+        });
+        list.push_str(form);
+    }
+    list
 }
 
 /// One response, as the access log sees it.
@@ -117,8 +136,42 @@ impl Format {
     }
 
     pub fn parse(s: &str) -> Result<Format, FormatError> {
+        Ok(Format {
+            kind: Kind::parse(s)?,
+            text: s.to_string(),
+        })
+    }
+
+    /// The setting as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Appends one line (with its newline) for `e` to `out`.
+    pub fn write(&self, e: &Entry, out: &mut Vec<u8>) {
+        match &self.kind {
+            Kind::Json => json(e, out),
+            Kind::Atoms(atoms) => {
+                for a in atoms {
+                    match a {
+                        Atom::Lit(l) => out.extend_from_slice(l),
+                        Atom::Key(k) => key(e, *k, out),
+                        Atom::ReqHeader(n) => {
+                            dash_or(out, e.req.and_then(|r| r.header(n)));
+                        }
+                        Atom::RespHeader(n) => dash_or(out, resp_header(e, n)),
+                    }
+                }
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+impl Kind {
+    fn parse(s: &str) -> Result<Kind, FormatError> {
         if s.trim().eq_ignore_ascii_case("json") {
-            return Ok(Format::Json);
+            return Ok(Kind::Json);
         }
         let b = s.as_bytes();
         let mut atoms = Vec::new();
@@ -152,27 +205,7 @@ impl Format {
         if !lit.is_empty() {
             atoms.push(Atom::Lit(lit));
         }
-        Ok(Format::Atoms(atoms))
-    }
-
-    /// Appends one line (with its newline) for `e` to `out`.
-    pub fn write(&self, e: &Entry, out: &mut Vec<u8>) {
-        match self {
-            Format::Json => json(e, out),
-            Format::Atoms(atoms) => {
-                for a in atoms {
-                    match a {
-                        Atom::Lit(l) => out.extend_from_slice(l),
-                        Atom::Key(k) => key(e, *k, out),
-                        Atom::ReqHeader(n) => {
-                            dash_or(out, e.req.and_then(|r| r.header(n)));
-                        }
-                        Atom::RespHeader(n) => dash_or(out, resp_header(e, n)),
-                    }
-                }
-                out.push(b'\n');
-            }
-        }
+        Ok(Kind::Atoms(atoms))
     }
 }
 
@@ -401,7 +434,15 @@ mod tests {
             let e = Format::parse(fmt).unwrap_err().to_string();
             assert!(e.starts_with(want), "{fmt}: {e}");
         }
-        assert_eq!(Format::parse(" JSON ").unwrap(), Format::Json);
+        // The unknown-atom message offers every documented form.
+        let e = FormatError::Unknown("x".into()).to_string();
+        let forms = ATOMS.iter().map(|(k, _)| format!("%({k})s"));
+        for form in forms.chain(OTHER_FORMS.iter().map(|(f, _)| f.to_string())) {
+            assert!(e.contains(&form), "{form} missing from {e}");
+        }
+        assert!(e.ends_with(", %({Header}o)s, or json)"), "{e}");
+        let json = Format::parse(" JSON ").unwrap();
+        assert_eq!((json.kind, json.text.as_str()), (Kind::Json, " JSON "));
     }
 
     /// What waitressd.ini(5) documents is what the parser takes (and json's keys are the ones
@@ -410,18 +451,18 @@ mod tests {
     fn documented_forms_parse() {
         for (k, _) in ATOMS {
             assert_eq!(
-                Format::parse(&format!("%({k})s")).unwrap(),
-                Format::Atoms(vec![Atom::Key(k.as_bytes()[0])])
+                Format::parse(&format!("%({k})s")).unwrap().kind,
+                Kind::Atoms(vec![Atom::Key(k.as_bytes()[0])])
             );
         }
         let want = [
-            Format::Atoms(vec![Atom::ReqHeader(b"x-id".to_vec())]),
-            Format::Atoms(vec![Atom::RespHeader("x-id".into())]),
-            Format::Json,
+            Kind::Atoms(vec![Atom::ReqHeader(b"x-id".to_vec())]),
+            Kind::Atoms(vec![Atom::RespHeader("x-id".into())]),
+            Kind::Json,
         ];
         assert_eq!(OTHER_FORMS.len(), want.len());
         for ((form, _), want) in OTHER_FORMS.iter().zip(want) {
-            let got = Format::parse(&form.replace("Header", "X-Id")).unwrap();
+            let got = Format::parse(&form.replace("Header", "X-Id")).unwrap().kind;
             assert_eq!(got, want, "{form}");
         }
         let doc = OTHER_FORMS.iter().find(|(f, _)| *f == "json").unwrap().1;

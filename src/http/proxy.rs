@@ -94,7 +94,7 @@ pub fn apply(req: &mut Request, s: &ProxySettings) -> Result<ProxyOutcome, Malfo
     let trusted = s
         .trusted_proxy
         .as_ref()
-        .is_some_and(|t| t.matches_remote_addr(&req.origin.remote_addr));
+        .is_some_and(|t| t.matches(req.origin.peer_ip));
     let mut untrusted = ALL;
     if trusted {
         untrusted =

@@ -10,6 +10,7 @@ fn request(headers: &[(&str, &str)]) -> Request {
     raw.extend_from_slice(b"\r\n");
     let (mut req, _, _) = Request::parse_complete(&raw).unwrap();
     req.origin = Origin {
+        peer_ip: Some("127.0.0.1".parse().unwrap()),
         remote_addr: "127.0.0.1".into(),
         remote_port: "50000".into(),
         server_name: "waitress.invalid".into(),
@@ -365,6 +366,7 @@ fn malformed_headers_give_the_400_body_and_log_line() {
 #[test]
 fn untrusted_peer_headers_are_cleared_with_warning_when_asked() {
     let mut req = example();
+    req.origin.peer_ip = Some("10.9.9.9".parse().unwrap());
     req.origin.remote_addr = "10.9.9.9".into();
     let mut s = settings(Some("127.0.0.1"), 1, &["x-forwarded-for"]);
     s.log_untrusted_proxy_headers = true;
@@ -429,6 +431,7 @@ fn never_panics_on_arbitrary_proxy_values() {
         let Ok((mut req, _, _)) = Request::parse_complete(&raw) else {
             continue;
         };
+        req.origin.peer_ip = Some("127.0.0.1".parse().unwrap());
         req.origin.remote_addr = "127.0.0.1".into();
         let s = settings(Some("*"), round % 3, &all);
         let _ = apply(&mut req, &s);

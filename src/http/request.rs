@@ -28,6 +28,10 @@ impl Version {
 /// Connection facts that feed the environ, after trusted-proxy processing (waitress §1.7, §3.8).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
+    /// The peer's address as the server got it, never rewritten by proxy headers: the socket's
+    /// peer, or the client a PROXY header names; `None` for a unix-socket peer. What
+    /// `trusted_proxy` is matched against, with nothing to parse per request.
+    pub peer_ip: Option<std::net::IpAddr>,
     /// REMOTE_ADDR / REMOTE_HOST (`localhost` on unix sockets).
     pub remote_addr: String,
     /// REMOTE_PORT (`None` on unix sockets, as waitress).

@@ -1,7 +1,8 @@
 //! Peer lists, parsed once with the configuration: `trusted_proxy` (whose proxy headers are
 //! trusted) and `proxy_allow_ips` (who may send a PROXY protocol header). Items are `*`,
 //! addresses and CIDR networks (ipnet), separated by spaces or commas; `trusted_proxy` also
-//! takes `localhost`, waitress's peer name for unix sockets. Matching allocates nothing.
+//! takes `localhost`, waitress's peer name for unix sockets. Matching takes the peer's
+//! `IpAddr` as the server got it: it parses and allocates nothing.
 //!
 //! `trusted_proxy`: waitress compares the peer's address with the setting as one exact string
 //! (`*` = any peer); waitressd also takes a list (`127.0.0.1 10.0.0.0/8`, gunicorn's
@@ -24,10 +25,17 @@ pub struct Peers {
     text: String,
 }
 
-/// An item of a peer list that is none of the forms the setting takes.
+/// An item of a peer list that is none of the forms the setting takes; the message names them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an item of a peer list")]
-pub struct NotAPeer(pub String);
+pub enum NotAPeer {
+    #[error(
+        "{0:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix socket peer) \
+         nor * (trusted_proxy takes one or more, separated by spaces)"
+    )]
+    TrustedProxy(String),
+    #[error("{0:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *")]
+    ProxyAllowIps(String),
+}
 
 impl Peers {
     /// `trusted_proxy`: addresses, CIDRs, `localhost` and `*`.
@@ -58,8 +66,10 @@ impl Peers {
                 p.nets.push(IpNet::from(ip));
             } else if let Ok(net) = item.parse::<IpNet>() {
                 p.nets.push(net);
+            } else if names {
+                return Err(NotAPeer::TrustedProxy(item.to_string()));
             } else {
-                return Err(NotAPeer(item.to_string()));
+                return Err(NotAPeer::ProxyAllowIps(item.to_string()));
             }
         }
         Ok(p)
@@ -90,18 +100,14 @@ impl Peers {
         v
     }
 
-    /// Whether the peer at `ip` is in the list (`proxy_allow_ips`, a socket's peer address).
-    pub fn matches_ip(&self, ip: IpAddr) -> bool {
-        self.any || self.nets_contain(ip)
-    }
-
-    /// Whether `peer`, REMOTE_ADDR as waitress makes it (an address, or `localhost` for a unix
-    /// socket), is in the list (`trusted_proxy`). Called per request: parses `peer` only when
-    /// the list has networks.
-    pub fn matches_remote_addr(&self, peer: &str) -> bool {
+    /// Whether `peer` is in the list: `Some` address, or `None` for a unix-socket peer (which
+    /// waitress names `localhost`).
+    pub fn matches(&self, peer: Option<IpAddr>) -> bool {
         self.any
-            || (self.localhost && peer == "localhost")
-            || (!self.nets.is_empty() && peer.parse().is_ok_and(|ip| self.nets_contain(ip)))
+            || match peer {
+                Some(ip) => self.nets_contain(ip),
+                None => self.localhost,
+            }
     }
 
     fn nets_contain(&self, ip: IpAddr) -> bool {
@@ -138,13 +144,17 @@ mod tests {
             ("::/0", "2001:db8::1", true),
             // A v6 network holding the mapped range holds a v4 peer seen on a v6 socket.
             ("::/0", "::ffff:192.0.2.1", true),
+            // "localhost": a unix-socket peer (no address).
             ("10.0.0.0/8 localhost", "localhost", true),
             ("10.0.0.0/8", "localhost", false),
+            ("0.0.0.0/0 ::/0", "localhost", false),
+            ("*", "localhost", true),
             ("localhost", "127.0.0.1", false),
         ];
         for (setting, peer, want) in cases {
             let p = Peers::parse(setting).unwrap_or_else(|e| panic!("{setting}: {e}"));
-            assert_eq!(p.matches_remote_addr(peer), want, "{setting} vs {peer}");
+            let ip = (peer != "localhost").then(|| peer.parse().unwrap());
+            assert_eq!(p.matches(ip), want, "{setting} vs {peer}");
             assert_eq!(p.as_str(), setting);
         }
     }
@@ -157,7 +167,17 @@ mod tests {
             ("127.0.0.1 10.0.0.0/x", "10.0.0.0/x"),
             ("::1/129", "::1/129"),
         ] {
-            assert_eq!(Peers::parse(setting), Err(NotAPeer(bad.to_string())));
+            assert_eq!(
+                Peers::parse(setting),
+                Err(NotAPeer::TrustedProxy(bad.to_string()))
+            );
+        }
+        // Each setting's message names the forms it takes.
+        for (e, want) in [
+            (Peers::parse("a b"), "\"a\" is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix socket peer) nor *"),
+            (Peers::parse_ips("a"), "\"a\" is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *"),
+        ] {
+            assert!(e.unwrap_err().to_string().starts_with(want), "{want}");
         }
     }
 
@@ -176,11 +196,16 @@ mod tests {
             ("2001:db8::1", false),
         ];
         for (ip, want) in table {
-            assert_eq!(a.matches_ip(ip.parse().unwrap()), want, "{ip}");
+            assert_eq!(a.matches(Some(ip.parse().unwrap())), want, "{ip}");
         }
-        assert!(l("*").unwrap().matches_ip("2001:db8::1".parse().unwrap()));
-        assert!(!l("").unwrap().matches_ip("127.0.0.1".parse().unwrap()));
-        assert_eq!(l("localhost"), Err(NotAPeer("localhost".into())));
+        assert!(l("*")
+            .unwrap()
+            .matches(Some("2001:db8::1".parse().unwrap())));
+        assert!(!l("").unwrap().matches(Some("127.0.0.1".parse().unwrap())));
+        assert_eq!(
+            l("localhost"),
+            Err(NotAPeer::ProxyAllowIps("localhost".into()))
+        );
         assert!(l("10.0.0.0/33").is_err());
     }
 

@@ -2,6 +2,7 @@
 //! as `localhost`), `connection_limit`, and waitressd's eviction when clients are waiting at the
 //! limit: idle keep-alive connections at once, oldest first, then connections that have not
 //! sent a complete request head for a second.
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -179,7 +180,7 @@ impl EventLoop {
                 }
                 let r = self.accept_one(li);
                 match r {
-                    Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
+                    Ok((fd, peer)) => self.add_channel(li, fd, peer, now),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         self.listeners[li].accept_pending = false;
                     }
@@ -201,9 +202,9 @@ impl EventLoop {
         }
     }
 
-    /// One accept(2) on listener `li`: the socket (TCP_NODELAY set) and the peer as the
-    /// environ shows it (unix peers are `localhost`).
-    fn accept_one(&mut self, li: usize) -> std::io::Result<(OwnedFd, String, String)> {
+    /// One accept(2) on listener `li`: the socket (TCP_NODELAY set) and the peer's address
+    /// (`None` for a unix peer).
+    fn accept_one(&mut self, li: usize) -> std::io::Result<(OwnedFd, Option<SocketAddr>)> {
         match &self.listeners[li].sock {
             Lsock::Tcp(t) => t.accept().map(|(s, a)| {
                 if let Err(e) = s.set_nodelay(true) {
@@ -211,15 +212,9 @@ impl EventLoop {
                         log::warn!(target: "waitress", "server accept() threw an exception: {e}");
                     }
                 }
-                (OwnedFd::from(s), a.ip().to_string(), a.port().to_string())
+                (OwnedFd::from(s), Some(a))
             }),
-            Lsock::Unix(u) => u.accept().map(|(s, _)| {
-                (
-                    OwnedFd::from(s),
-                    "localhost".to_string(),
-                    "None".to_string(),
-                )
-            }),
+            Lsock::Unix(u) => u.accept().map(|(s, _)| (OwnedFd::from(s), None)),
         }
     }
 
@@ -230,7 +225,7 @@ impl EventLoop {
         for li in 0..self.listeners.len() {
             for _ in 0..BACKLOG_DRAIN_MAX {
                 match self.accept_one(li) {
-                    Ok((fd, addr, port)) => self.add_channel(li, fd, addr, port, now),
+                    Ok((fd, peer)) => self.add_channel(li, fd, peer, now),
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     Err(_) => break, // WouldBlock: the backlog is empty
                 }
@@ -307,14 +302,13 @@ impl EventLoop {
         false
     }
 
-    fn add_channel(&mut self, li: usize, fd: OwnedFd, addr: String, port: String, now: Instant) {
-        if let (Some(allow), Lsock::Tcp(_)) =
-            (&self.ctx.opts.proxy_protocol, &self.listeners[li].sock)
-        {
-            if !addr.parse().is_ok_and(|ip| allow.matches_ip(ip)) {
+    /// A new connection from `peer` (`None`: a unix peer) on listener `li`.
+    fn add_channel(&mut self, li: usize, fd: OwnedFd, peer: Option<SocketAddr>, now: Instant) {
+        if let (Some(allow), Some(a)) = (&self.ctx.opts.proxy_protocol, peer) {
+            if !allow.matches(Some(a.ip())) {
                 // Not a proxy we know: the header it would send is not trusted, and the
                 // connection never reaches the app (dropping `fd` closes it).
-                log::debug!(target: "waitress", "PROXY protocol: {addr} is not in proxy_allow_ips, closing");
+                log::debug!(target: "waitress", "PROXY protocol: {} is not in proxy_allow_ips, closing", a.ip());
                 return;
             }
         }
@@ -335,9 +329,11 @@ impl EventLoop {
             },
             _ => None,
         };
+        // The environ's view: waitress names a unix peer `localhost`, port `None`.
         let origin = Origin {
-            remote_addr: addr,
-            remote_port: port,
+            peer_ip: peer.map(|a| a.ip()),
+            remote_addr: peer.map_or_else(|| "localhost".to_string(), |a| a.ip().to_string()),
+            remote_port: peer.map_or_else(|| "None".to_string(), |a| a.port().to_string()),
             server_name: opts.server_name.clone(),
             server_port: self.listeners[li].server_port.clone(),
             url_scheme: match tls {

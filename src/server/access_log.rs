@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
@@ -89,9 +89,17 @@ impl Drop for AccessLog {
     }
 }
 
-/// `[10/Oct/2000:13:55:36 +0000]`, re-formatted at most once a second (per app thread).
+/// How long a wall-clock reading serves as the anchor of later stamps (a step of the system
+/// clock shows in the log within this).
+const ANCHOR_FOR: Duration = Duration::from_secs(1);
+
+/// `[10/Oct/2000:13:55:36 +0000]` of the moment a line is logged, re-formatted at most once a
+/// second (per app thread). The moment comes as the `Instant` the job read for its time; the
+/// wall clock is read only to re-anchor, at most once per `ANCHOR_FOR`, not per request.
 #[derive(Default)]
 pub(crate) struct Clock {
+    /// An `Instant` and the wall-clock time (since the epoch) read just after it.
+    anchor: Option<(Instant, Duration)>,
     secs: u64,
     buf: Vec<u8>,
     /// This process's id (`%(p)s`), read once: glibc makes every getpid() a syscall.
@@ -99,11 +107,21 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    fn stamp(&mut self) -> &[u8] {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+    fn stamp(&mut self, at: Instant) -> &[u8] {
+        let since = self
+            .anchor
+            .and_then(|(i, w)| Some((at.checked_duration_since(i)?, w)));
+        let wall = match since {
+            Some((d, w)) if d < ANCHOR_FOR => w + d,
+            _ => {
+                let w = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                self.anchor = Some((at, w));
+                w
+            }
+        };
+        let secs = wall.as_secs();
         if secs != self.secs || self.buf.is_empty() {
             self.secs = secs;
             self.buf = clf_time(secs).into_bytes();
@@ -117,7 +135,7 @@ impl Clock {
         let entry = Entry {
             req: e.req,
             remote: e.remote,
-            time: self.stamp(),
+            time: self.stamp(e.at),
             status: e.status,
             bytes: e.bytes,
             elapsed: e.elapsed,
@@ -128,13 +146,15 @@ impl Clock {
     }
 }
 
-/// One response's facts (the clock adds the time).
+/// One response's facts (the clock turns `at` into the line's time).
 pub(crate) struct Line<'a> {
     pub(crate) req: Option<&'a Request>,
     pub(crate) remote: &'a str,
     pub(crate) status: &'a str,
     pub(crate) bytes: u64,
     pub(crate) elapsed: Duration,
+    /// When the response was done: the reading `elapsed` ends at.
+    pub(crate) at: Instant,
     pub(crate) resp_headers: &'a [(String, String)],
 }
 
@@ -183,6 +203,31 @@ mod tests {
         ] {
             assert_eq!(clf_time(secs), want, "{secs}");
         }
+    }
+
+    #[test]
+    fn the_stamp_follows_the_instant_and_reads_the_wall_clock_once_a_second() {
+        let t0 = Instant::now();
+        let mut c = Clock {
+            // 10/Oct/2000:13:42:16.5 at t0.
+            anchor: Some((t0, Duration::from_millis(971_185_336_500))),
+            ..Clock::default()
+        };
+        let ms = Duration::from_millis;
+        // (moment, stamp) within the anchor's second: derived, the anchor stays.
+        for (at, want) in [
+            (t0, "[10/Oct/2000:13:42:16 +0000]"),
+            (t0 + ms(400), "[10/Oct/2000:13:42:16 +0000]"),
+            (t0 + ms(600), "[10/Oct/2000:13:42:17 +0000]"),
+            (t0 + ms(999), "[10/Oct/2000:13:42:17 +0000]"),
+        ] {
+            assert_eq!(c.stamp(at), want.as_bytes(), "{at:?}");
+            assert_eq!(c.anchor.unwrap().0, t0);
+        }
+        // A second on: the wall clock is read again (today, not 2000).
+        let later = t0 + ms(1000);
+        assert!(!c.stamp(later).starts_with(b"[10/Oct/2000"));
+        assert_eq!(c.anchor.unwrap().0, later);
     }
 
     #[test]

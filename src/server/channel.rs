@@ -531,12 +531,16 @@ impl Channel {
         let status = e.status().to_string();
         let len = access_log::body_len(resp);
         let headers = [("Content-Length".to_string(), len.to_string())];
+        let now = Instant::now();
         let line = access_log::Line {
             req: job.map(|j| &j.req),
             remote: &self.shared.origin.remote_addr,
             status: &status,
             bytes: len,
-            elapsed: self.head_started.map_or(Duration::ZERO, |t| t.elapsed()),
+            elapsed: self
+                .head_started
+                .map_or(Duration::ZERO, |t| now.duration_since(t)),
+            at: now,
             resp_headers: &headers,
         };
         // Rare: a clock per error response is cheaper than one per channel.

@@ -3,7 +3,7 @@
 //! request's buffers.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::dispatch::{lock, Ctx};
 use super::shared::{Job, Shared};
@@ -104,24 +104,22 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         .map(|_| t.sc.status.as_str())
         .unwrap_or("500");
     let code = status.get(..3).unwrap_or("500");
-    // The request's time, from the moment it was whole (head and body; queueing included), read
-    // only when the metrics or the access log need it.
-    let took = if ctx.opts.metrics.is_some() || ctx.access.is_some() {
-        received.elapsed()
-    } else {
-        std::time::Duration::ZERO
-    };
+    // The request's time, from the moment it was whole (head and body; queueing included) to
+    // now: one reading, only when the metrics or the access log need it (the log's time too).
+    let done = (ctx.opts.metrics.is_some() || ctx.access.is_some()).then(Instant::now);
+    let took = done.map_or(Duration::ZERO, |d| d.duration_since(received));
     if let Some(m) = ctx.opts.metrics {
         m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
         m.in_flight(false);
     }
-    if let Some(buf) = &ctx.access {
+    if let (Some(buf), Some(done)) = (&ctx.access, done) {
         let line = super::access_log::Line {
             req: Some(t.req),
             remote: &t.req.origin.remote_addr,
             status: code,
             bytes: t.sent,
             elapsed: took,
+            at: done,
             resp_headers: &t.headers,
         };
         let mut pending = lock(buf);
@@ -161,7 +159,7 @@ fn coarse_now() -> SystemTime {
     // on every Linux we run on, and on failure `ts` stays zeroed (checked below).
     let r = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
     match u64::try_from(ts.tv_sec) {
-        Ok(secs) if r == 0 => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        Ok(secs) if r == 0 => SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
         _ => SystemTime::now(),
     }
 }

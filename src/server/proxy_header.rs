@@ -2,6 +2,7 @@
 //! that must open every connection, parses it with `http::proxy_protocol`, and from then on
 //! the connection's requests carry the client address it names. A missing, malformed or
 //! oversized header closes the connection before anything reaches the app.
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,8 +23,9 @@ pub(crate) struct ProxyState {
     waiting: bool,
     /// The header's bytes so far, when it arrived split.
     buf: Vec<u8>,
-    /// REMOTE_ADDR and REMOTE_PORT from the header (None: `LOCAL`, the socket's own).
-    remote: Option<(String, String)>,
+    /// The client the header names, as an address and as REMOTE_ADDR and REMOTE_PORT (None:
+    /// `LOCAL`, the socket's own).
+    remote: Option<(IpAddr, String, String)>,
 }
 
 impl Channel {
@@ -68,12 +70,10 @@ impl Channel {
                 p.buf = Vec::new();
                 if let ProxyHeader::Proxied { source, .. } = header {
                     let ip = match source.ip() {
-                        std::net::IpAddr::V6(v6) => v6
-                            .to_ipv4_mapped()
-                            .map_or(source.ip(), std::net::IpAddr::V4),
+                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source.ip(), IpAddr::V4),
                         v4 => v4,
                     };
-                    p.remote = Some((ip.to_string(), source.port().to_string()));
+                    p.remote = Some((ip, ip.to_string(), source.port().to_string()));
                 }
                 self.head_started = None;
                 Ok(consumed - before)
@@ -112,10 +112,11 @@ impl Channel {
     /// request are reused (`clone_from`).
     pub(crate) fn origin_into(&self, dst: &mut Origin) {
         let src = &self.shared.origin;
-        let (addr, port) = match self.proxy.as_ref().and_then(|p| p.remote.as_ref()) {
-            Some((addr, port)) => (addr, port),
-            None => (&src.remote_addr, &src.remote_port),
+        let (ip, addr, port) = match self.proxy.as_ref().and_then(|p| p.remote.as_ref()) {
+            Some((ip, addr, port)) => (Some(*ip), addr, port),
+            None => (src.peer_ip, &src.remote_addr, &src.remote_port),
         };
+        dst.peer_ip = ip;
         dst.remote_addr.clone_from(addr);
         dst.remote_port.clone_from(port);
         dst.server_name.clone_from(&src.server_name);

@@ -36,7 +36,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
             .then(|| s.edge.proxy_allow_ips.clone()),
         metrics: None,
         tls: None,
-        access_log_format: s.access_log_format_compiled.clone(),
+        access_log_format: s.access_log_format.clone(),
     }
 }
 

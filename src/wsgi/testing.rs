@@ -35,6 +35,7 @@ pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> R
     raw.push_str("\r\n");
     let (mut req, _, _) = Request::parse_complete(raw.as_bytes()).expect("test request parses");
     req.origin = Origin {
+        peer_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         remote_addr: "127.0.0.1".into(),
         remote_port: "5555".into(),
         server_name: "waitress.invalid".into(),

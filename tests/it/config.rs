@@ -203,7 +203,7 @@ fn bad_configs_exit_2_with_file_line_key() {
         ("range_listen_port.ini", "out of range"),
         ("range_negative_body.ini", "must not be negative"),
         ("listen_empty.ini", "nothing to listen on"),
-        ("waitressd_bad_access_log_format.ini", "waitressd_bad_access_log_format.ini:7: [server:main] access_log_format = '%(h)s %(zz)s': unknown access log atom %(zz)s (known: %(h)s %(l)s %(u)s %(t)s %(r)s %(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %(f)s %(a)s %(T)s %(M)s %(D)s %(L)s %(p)s, {Header}i, {Header}o, or json)"),
+        ("waitressd_bad_access_log_format.ini", "waitressd_bad_access_log_format.ini:7: [server:main] access_log_format = '%(h)s %(zz)s': unknown access log atom %(zz)s (known: %(h)s %(l)s %(u)s %(t)s %(r)s %(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %(f)s %(a)s %(T)s %(M)s %(D)s %(L)s %(p)s, %({Header}i)s, %({Header}o)s, or json)"),
     ];
     for (file, needle) in cases {
         let (code, out, err) = run(&[file, "--check-config"], &corpus());
