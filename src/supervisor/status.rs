@@ -84,7 +84,8 @@ enum Stage {
 
 /// The master's side.
 pub(super) struct Status {
-    listener: TcpListener,
+    /// mio's for its accept: one accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC per connection.
+    listener: mio::net::TcpListener,
     /// False while the listener is shared with another master during an upgrade and the other
     /// one answers (see `set_answering`).
     answering: bool,
@@ -131,7 +132,7 @@ impl Status {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         Ok(Status {
-            listener,
+            listener: mio::net::TcpListener::from_std(listener),
             // A new master leaves the probes to the old one until it takes over: its own
             // `/ready` says "starting" meanwhile, and a load balancer must not see the two
             // answers alternate.
@@ -162,7 +163,8 @@ impl Status {
     }
 
     /// The listener's and every open connection's descriptors, which a forked worker closes
-    /// first thing (all are close-on-exec too: std accepts with SOCK_CLOEXEC).
+    /// first thing (all are close-on-exec too: std binds with SOCK_CLOEXEC, `adopt` sets
+    /// FD_CLOEXEC, accept4 takes SOCK_CLOEXEC).
     pub(super) fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
     }
@@ -223,7 +225,7 @@ impl Status {
                 return;
             }
             let s = match self.listener.accept() {
-                Ok((s, _)) => s,
+                Ok((s, _)) => TcpStream::from(s),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -238,9 +240,6 @@ impl Status {
                     return;
                 }
             };
-            if s.set_nonblocking(true).is_err() {
-                continue; // dropped: closed
-            }
             let mut c = Conn {
                 stream: s,
                 stage: Stage::Head(Vec::with_capacity(1024)),
