@@ -20,8 +20,7 @@
 //!
 //! The master owns the facts: each worker gets a block of counters in memory shared across
 //! the fork (`server::metrics::Counters`); the master tells this module when workers start
-//! and exit (`spawned`, `exited`), whether it is ready (`publish`) and when it drains
-//! (`set_draining`).
+//! and exit (`spawned`, `exited`) and what `/ready` answers (`publish`, every turn).
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -49,10 +48,20 @@ const MAX_HEAD: usize = 8192;
 /// readable, so polling it again at once would spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// What `/ready` answers; the master derives it from its phase and workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Readiness {
+    /// Not every wanted worker is ready (booting, or one being replaced): 503 `starting`.
+    Starting,
+    /// Every wanted worker is ready: 200.
+    Ready,
+    /// A stop is draining the workers: 503 `draining`.
+    Draining,
+}
+
 /// What the answers come from; the master alone reads and writes it.
 struct Board {
-    ready: bool,
-    draining: bool,
+    readiness: Readiness,
     /// Counter blocks shared with the workers (they write, the master reads).
     slots: &'static [Counters],
     /// (worker id, pid, slot) of live workers, in spawn order.
@@ -141,8 +150,7 @@ impl Status {
             conns: Vec::new(),
             paused_until: None,
             board: Board {
-                ready: false,
-                draining: false,
+                readiness: Readiness::Starting,
                 slots: shared_slots()?,
                 workers: Vec::new(),
                 retired: Totals::default(),
@@ -281,9 +289,8 @@ impl Status {
         self.free.push(slot);
     }
 
-    /// Ready = every wanted worker is ready (the master decides); ignored while draining.
-    pub(super) fn publish(&mut self, ready: bool) {
-        self.board.ready = ready;
+    pub(super) fn publish(&mut self, readiness: Readiness) {
+        self.board.readiness = readiness;
     }
 
     /// Whether this master takes the listener's connections. During an upgrade the two
@@ -292,18 +299,9 @@ impl Status {
     pub(super) fn set_answering(&mut self, on: bool) {
         self.answering = on;
     }
-
-    /// From now on `/ready` answers 503 (a stop or a retirement is draining).
-    pub(super) fn set_draining(&mut self, draining: bool) {
-        self.board.draining = draining;
-    }
 }
 
 impl Board {
-    fn is_ready(&self) -> bool {
-        self.ready && !self.draining
-    }
-
     /// Sums every live worker's block and the retired totals; lists live workers.
     fn snapshot(&self) -> prometheus::Snapshot {
         let mut totals = self.retired.clone();
@@ -314,7 +312,7 @@ impl Board {
             totals,
             workers: self.workers.iter().map(|&(id, pid, _)| (id, pid)).collect(),
             restarts: self.restarts.clone(),
-            ready: self.is_ready(),
+            ready: self.readiness == Readiness::Ready,
         }
     }
 }
@@ -422,12 +420,11 @@ fn answer(buf: &[u8], board: &Board) -> Option<Vec<u8>> {
         ));
     }
     Some(match path {
-        "/ready" if board.is_ready() => respond("200 OK", "text/plain", "ready\n", head),
         "/ready" => {
-            let why = if board.draining {
-                "draining\n"
-            } else {
-                "starting\n"
+            let why = match board.readiness {
+                Readiness::Ready => return Some(respond("200 OK", "text/plain", "ready\n", head)),
+                Readiness::Starting => "starting\n",
+                Readiness::Draining => "draining\n",
             };
             respond("503 Service Unavailable", "text/plain", why, head)
         }
@@ -461,10 +458,9 @@ fn respond(status: &str, ctype: &str, body: &str, head: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn board(ready: bool, draining: bool) -> Board {
+    fn board(readiness: Readiness) -> Board {
         Board {
-            ready,
-            draining,
+            readiness,
             slots: &[],
             workers: Vec::new(),
             retired: Totals::default(),
@@ -481,9 +477,9 @@ mod tests {
 
     #[test]
     fn answers_by_method_and_path() {
-        let up = board(true, false);
-        let starting = board(false, false);
-        let draining = board(true, true);
+        let up = board(Readiness::Ready);
+        let starting = board(Readiness::Starting);
+        let draining = board(Readiness::Draining);
         let table: &[(&str, &Board, &str, &str)] = &[
             ("GET /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", "ready\n"),
             ("GET /ready?x=1 HTTP/1.0", &up, "HTTP/1.1 200 OK", "ready\n"),
@@ -537,7 +533,7 @@ mod tests {
 
     #[test]
     fn a_head_split_at_every_byte_is_answered_once_complete() {
-        let b = board(true, false);
+        let b = board(Readiness::Ready);
         let req = b"GET /live HTTP/1.1\r\nHost: t\r\n\r\n";
         for n in 0..req.len() {
             assert!(answer(&req[..n], &b).is_none(), "answered at {n}");
@@ -547,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_head_without_end_within_8_kib_is_400() {
-        let b = board(true, false);
+        let b = board(Readiness::Ready);
         let mut req = b"GET /live HTTP/1.1\r\nX: ".to_vec();
         req.resize(MAX_HEAD - 1, b'a');
         assert!(answer(&req, &b).is_none());
