@@ -16,6 +16,7 @@ use super::pidfile::PidFile;
 use super::retire::Retire;
 use super::signals::{self, Command};
 use super::spawn::{self, DaemonStatus};
+use super::status::Readiness;
 use super::systemd::Notifier;
 use super::upgrade::Exec;
 use super::worker::{Preloaded, WorkerStart};
@@ -320,24 +321,22 @@ impl Master {
     }
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
-        // First: a load balancer probing /ready stops sending before anything closes. Unless
-        // a new master took over: it answers the probes (ready) from now on.
-        let handing_over = self.handing_over();
-        if let Some(s) = &mut self.status {
-            if handing_over {
-                s.set_answering(false);
-            } else {
-                s.set_draining(true);
-            }
-        }
-        if !handing_over {
-            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
-            self.notifier.stopping();
-        }
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
             p.listeners.remove_files_not_in(Some(&self.listeners));
         }
         self.phase = Phase::Stopping { immediate };
+        // First: a load balancer probing /ready stops sending before anything closes (/ready
+        // says draining from now). Unless a new master took over: it answers the probes from
+        // now on.
+        if self.handing_over() {
+            if let Some(s) = &mut self.status {
+                s.set_answering(false);
+            }
+        } else {
+            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
+            self.notifier.stopping();
+        }
+        self.publish_readiness();
         self.respawns.clear();
         let grace = Duration::from_secs(self.settings.graceful_timeout);
         for w in &mut self.workers {
@@ -351,22 +350,24 @@ impl Master {
         }
     }
 
-    /// `/ready`: every wanted worker of the serving generation is ready.
+    /// What `/ready` answers, from the phase: draining from a stop's first turn, else ready
+    /// while every wanted worker of the serving generation is ready.
     fn publish_readiness(&mut self) {
-        if matches!(self.phase, Phase::Stopping { .. }) && self.handing_over() {
+        let ready = self
+            .workers
+            .iter()
+            .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
+            .count();
+        let readiness = match self.phase {
             // Taken over: connections this master still has open get the last answer
             // ("ready", as the new master's), not its own drain.
-            return;
-        }
-        let ready = !matches!(self.phase, Phase::Stopping { .. })
-            && self
-                .workers
-                .iter()
-                .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
-                .count()
-                >= self.target;
+            Phase::Stopping { .. } if self.handing_over() => return,
+            Phase::Stopping { .. } => Readiness::Draining,
+            _ if ready >= self.target => Readiness::Ready,
+            _ => Readiness::Starting,
+        };
         if let Some(s) = &mut self.status {
-            s.publish(ready);
+            s.publish(readiness);
         }
     }
 

@@ -8,7 +8,11 @@
 //! forever. The listener and its connections are non-blocking; the master polls them beside
 //! its signalfd (`poll_fds`, then `serve` with what poll found) and wakes no later than the
 //! nearest connection's deadline (`next_deadline`). At most `MAX_ACTIVE` connections are open;
-//! each has `IO_TIMEOUT` from its accept to its response's last byte.
+//! each has `IO_TIMEOUT` from its accept to its close. A connection ends in order: once the
+//! response is written the master shuts its side for writing and discards what the client
+//! still sends (a body, pipelined requests, the rest of an oversized head) until the client's
+//! end of file; closing a socket with unread bytes would send a reset instead, and a client
+//! still sending would see its send fail and might never read the response.
 //!
 //! The price: while the master itself is busy in one turn of its loop (importing the app
 //! with `preload_app`, or parsing a reloaded config), probes wait in the listen backlog and
@@ -16,11 +20,10 @@
 //!
 //! The master owns the facts: each worker gets a block of counters in memory shared across
 //! the fork (`server::metrics::Counters`); the master tells this module when workers start
-//! and exit (`spawned`, `exited`), whether it is ready (`publish`) and when it drains
-//! (`set_draining`).
+//! and exit (`spawned`, `exited`) and what `/ready` answers (`publish`, every turn).
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -32,20 +35,33 @@ use crate::server::metrics::{Counters, Totals};
 
 /// Worker blocks: the largest `workers` twice over (a reload runs two generations).
 const SLOTS: usize = 2 * 4096 + 64;
-/// Status connections open at once (more are closed: a probe retries).
+/// Status connections open at once, draining ones included (more wait in the listen backlog).
 const MAX_ACTIVE: usize = 16;
-/// From accept to the response's last byte.
+/// From accept to the close (the response written, what the client still sends discarded).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Discarded from one connection per turn of the master loop at most (a client streaming at
+/// loopback speed must not keep the master from its signals and children).
+const DRAIN_PER_TURN: usize = 256 * 1024;
 /// The request head must end within this many bytes.
 const MAX_HEAD: usize = 8192;
 /// After an accept error other than "nothing queued" (EMFILE, ENOBUFS...): the listener stays
 /// readable, so polling it again at once would spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// What `/ready` answers; the master derives it from its phase and workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Readiness {
+    /// Not every wanted worker is ready (booting, or one being replaced): 503 `starting`.
+    Starting,
+    /// Every wanted worker is ready: 200.
+    Ready,
+    /// A stop is draining the workers: 503 `draining`.
+    Draining,
+}
+
 /// What the answers come from; the master alone reads and writes it.
 struct Board {
-    ready: bool,
-    draining: bool,
+    readiness: Readiness,
     /// Counter blocks shared with the workers (they write, the master reads).
     slots: &'static [Counters],
     /// (worker id, pid, slot) of live workers, in spawn order.
@@ -56,21 +72,29 @@ struct Board {
     restarts: BTreeMap<&'static str, u64>,
 }
 
-/// One status connection: its request head so far, then its response.
+/// One status connection.
 struct Conn {
     stream: TcpStream,
-    head: Vec<u8>,
-    /// The response, once the head is complete.
-    out: Option<Vec<u8>>,
-    /// Bytes of `out` written.
-    sent: usize,
+    stage: Stage,
     /// Closed at this instant if not done.
     deadline: Instant,
 }
 
+/// Where a connection is: reading its head, writing its response, then draining.
+enum Stage {
+    /// The request head so far.
+    Head(Vec<u8>),
+    /// The response and how many of its bytes are written.
+    Answer(Vec<u8>, usize),
+    /// The response is written and the write side shut: what the client still sends is
+    /// discarded until its end of file, then the socket is closed with nothing unread.
+    Drain,
+}
+
 /// The master's side.
 pub(super) struct Status {
-    listener: TcpListener,
+    /// mio's for its accept: one accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC per connection.
+    listener: mio::net::TcpListener,
     /// False while the listener is shared with another master during an upgrade and the other
     /// one answers (see `set_answering`).
     answering: bool,
@@ -117,7 +141,7 @@ impl Status {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         Ok(Status {
-            listener,
+            listener: mio::net::TcpListener::from_std(listener),
             // A new master leaves the probes to the old one until it takes over: its own
             // `/ready` says "starting" meanwhile, and a load balancer must not see the two
             // answers alternate.
@@ -126,8 +150,7 @@ impl Status {
             conns: Vec::new(),
             paused_until: None,
             board: Board {
-                ready: false,
-                draining: false,
+                readiness: Readiness::Starting,
                 slots: shared_slots()?,
                 workers: Vec::new(),
                 retired: Totals::default(),
@@ -148,14 +171,15 @@ impl Status {
     }
 
     /// The listener's and every open connection's descriptors, which a forked worker closes
-    /// first thing (all are close-on-exec too: std accepts with SOCK_CLOEXEC).
+    /// first thing (all are close-on-exec too: std binds with SOCK_CLOEXEC, `adopt` sets
+    /// FD_CLOEXEC, accept4 takes SOCK_CLOEXEC).
     pub(super) fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
     }
 
     /// What to poll: the listener first (POLLIN unless accepting is paused or every slot is
     /// taken: more clients wait in the backlog), then each connection (POLLIN while its head
-    /// comes, POLLOUT while its response has bytes left).
+    /// comes and while it drains, POLLOUT while its response has bytes left).
     pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let accept =
             if !self.answering || self.paused_until.is_some() || self.conns.len() >= MAX_ACTIVE {
@@ -165,9 +189,9 @@ impl Status {
             };
         let mut fds = vec![PollFd::new(self.listener.as_fd(), accept)];
         for c in &self.conns {
-            let want = match c.out {
-                None => PollFlags::POLLIN,
-                Some(_) => PollFlags::POLLOUT,
+            let want = match c.stage {
+                Stage::Head(_) | Stage::Drain => PollFlags::POLLIN,
+                Stage::Answer(..) => PollFlags::POLLOUT,
             };
             fds.push(PollFd::new(c.stream.as_fd(), want));
         }
@@ -209,7 +233,7 @@ impl Status {
                 return;
             }
             let s = match self.listener.accept() {
-                Ok((s, _)) => s,
+                Ok((s, _)) => TcpStream::from(s),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -224,14 +248,9 @@ impl Status {
                     return;
                 }
             };
-            if s.set_nonblocking(true).is_err() {
-                continue; // dropped: closed
-            }
             let mut c = Conn {
                 stream: s,
-                head: Vec::with_capacity(1024),
-                out: None,
-                sent: 0,
+                stage: Stage::Head(Vec::with_capacity(1024)),
                 deadline: now + IO_TIMEOUT,
             };
             if c.progress(&self.board) {
@@ -270,9 +289,8 @@ impl Status {
         self.free.push(slot);
     }
 
-    /// Ready = every wanted worker is ready (the master decides); ignored while draining.
-    pub(super) fn publish(&mut self, ready: bool) {
-        self.board.ready = ready;
+    pub(super) fn publish(&mut self, readiness: Readiness) {
+        self.board.readiness = readiness;
     }
 
     /// Whether this master takes the listener's connections. During an upgrade the two
@@ -281,18 +299,9 @@ impl Status {
     pub(super) fn set_answering(&mut self, on: bool) {
         self.answering = on;
     }
-
-    /// From now on `/ready` answers 503 (a stop or a retirement is draining).
-    pub(super) fn set_draining(&mut self, draining: bool) {
-        self.board.draining = draining;
-    }
 }
 
 impl Board {
-    fn is_ready(&self) -> bool {
-        self.ready && !self.draining
-    }
-
     /// Sums every live worker's block and the retired totals; lists live workers.
     fn snapshot(&self) -> prometheus::Snapshot {
         let mut totals = self.retired.clone();
@@ -303,48 +312,71 @@ impl Board {
             totals,
             workers: self.workers.iter().map(|&(id, pid, _)| (id, pid)).collect(),
             restarts: self.restarts.clone(),
-            ready: self.is_ready(),
+            ready: self.readiness == Readiness::Ready,
         }
     }
 }
 
 impl Conn {
     /// Reads what has arrived, answers once the head is complete, writes what the socket
-    /// takes. False: done or failed, to be closed.
+    /// takes, then drains. False: done or failed, to be closed.
     fn progress(&mut self, board: &Board) -> bool {
         let mut chunk = [0u8; 1024];
-        while self.out.is_none() {
+        while let Stage::Head(head) = &mut self.stage {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    self.head.extend_from_slice(&chunk[..n]);
-                    self.out = answer(&self.head, board);
+                    head.extend_from_slice(&chunk[..n]);
+                    if let Some(out) = answer(head, board) {
+                        self.stage = Stage::Answer(out, 0);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
         }
-        let out = self.out.as_deref().unwrap_or_default();
-        while self.sent < out.len() {
-            match self.stream.write(&out[self.sent..]) {
+        if let Stage::Answer(out, sent) = &mut self.stage {
+            while *sent < out.len() {
+                match self.stream.write(&out[*sent..]) {
+                    Ok(0) => return false,
+                    Ok(n) => *sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            // The FIN goes out now, also while a forked child still holds a copy of the
+            // descriptor (see Drop).
+            if self.stream.shutdown(Shutdown::Write).is_err() {
+                return false;
+            }
+            self.stage = Stage::Drain;
+        }
+        let mut sink = [0u8; 16 * 1024];
+        let mut drained = 0;
+        while drained < DRAIN_PER_TURN {
+            match self.stream.read(&mut sink) {
                 Ok(0) => return false,
-                Ok(n) => self.sent += n,
+                Ok(n) => drained += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
         }
-        false
+        true // more next turn
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // shutdown, not only close: a worker forked while this connection was open holds a
-        // copy of its descriptor until it closes it, and the client would not see the end
-        // until then.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        // shutdown, not only close: a process forked while this connection was open holds a
+        // copy of its descriptor until it closes it (a worker closes the master's descriptors
+        // first thing, the USR2 child at its exec: close-on-exec), and the client would not
+        // see the end until then. (Write only: a read shutdown discards nothing and prevents
+        // no reset; a connection closed here before its drain ended is a failed or expired
+        // one.)
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 }
 
@@ -388,12 +420,11 @@ fn answer(buf: &[u8], board: &Board) -> Option<Vec<u8>> {
         ));
     }
     Some(match path {
-        "/ready" if board.is_ready() => respond("200 OK", "text/plain", "ready\n", head),
         "/ready" => {
-            let why = if board.draining {
-                "draining\n"
-            } else {
-                "starting\n"
+            let why = match board.readiness {
+                Readiness::Ready => return Some(respond("200 OK", "text/plain", "ready\n", head)),
+                Readiness::Starting => "starting\n",
+                Readiness::Draining => "draining\n",
             };
             respond("503 Service Unavailable", "text/plain", why, head)
         }
@@ -427,10 +458,9 @@ fn respond(status: &str, ctype: &str, body: &str, head: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn board(ready: bool, draining: bool) -> Board {
+    fn board(readiness: Readiness) -> Board {
         Board {
-            ready,
-            draining,
+            readiness,
             slots: &[],
             workers: Vec::new(),
             retired: Totals::default(),
@@ -447,9 +477,9 @@ mod tests {
 
     #[test]
     fn answers_by_method_and_path() {
-        let up = board(true, false);
-        let starting = board(false, false);
-        let draining = board(true, true);
+        let up = board(Readiness::Ready);
+        let starting = board(Readiness::Starting);
+        let draining = board(Readiness::Draining);
         let table: &[(&str, &Board, &str, &str)] = &[
             ("GET /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", "ready\n"),
             ("GET /ready?x=1 HTTP/1.0", &up, "HTTP/1.1 200 OK", "ready\n"),
@@ -503,7 +533,7 @@ mod tests {
 
     #[test]
     fn a_head_split_at_every_byte_is_answered_once_complete() {
-        let b = board(true, false);
+        let b = board(Readiness::Ready);
         let req = b"GET /live HTTP/1.1\r\nHost: t\r\n\r\n";
         for n in 0..req.len() {
             assert!(answer(&req[..n], &b).is_none(), "answered at {n}");
@@ -513,7 +543,7 @@ mod tests {
 
     #[test]
     fn a_head_without_end_within_8_kib_is_400() {
-        let b = board(true, false);
+        let b = board(Readiness::Ready);
         let mut req = b"GET /live HTTP/1.1\r\nX: ".to_vec();
         req.resize(MAX_HEAD - 1, b'a');
         assert!(answer(&req, &b).is_none());
@@ -543,21 +573,27 @@ mod tests {
             matches!((&*late).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock),
             "a client beyond the limit is neither answered nor closed"
         );
-        // The first client asks (on loopback its bytes are queued at us when write returns):
-        // its slot frees and the next queued client is taken.
-        (&clients[0])
-            .write_all(b"GET /live HTTP/1.1\r\n\r\n")
-            .unwrap();
+        // The first client asks (on loopback its bytes are queued at us when write returns)
+        // and is answered; its slot stays taken while the server drains it, until it closes.
+        let mut clients = clients.into_iter();
+        let mut first = clients.next().unwrap();
+        first.write_all(b"GET /live HTTP/1.1\r\n\r\n").unwrap();
         let mut revents = vec![PollFlags::empty(); MAX_ACTIVE + 1];
         revents[0] = PollFlags::POLLIN;
         revents[1] = PollFlags::POLLIN;
         st.serve(&revents);
         let mut got = String::new();
-        (&clients[0]).read_to_string(&mut got).unwrap();
+        first.read_to_string(&mut got).unwrap();
         assert!(
             got.starts_with("HTTP/1.1 200 OK") && got.ends_with("live\n"),
             "{got}"
         );
+        assert!(matches!(st.conns[0].stage, Stage::Drain));
+        assert_eq!(st.conns.len(), MAX_ACTIVE, "the answered client drains");
+        // It closes: its slot frees and the next queued client is taken.
+        drop(first);
+        st.serve(&revents);
+        assert!(!matches!(st.conns[0].stage, Stage::Drain));
         assert_eq!(
             st.conns.len(),
             MAX_ACTIVE,

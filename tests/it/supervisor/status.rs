@@ -206,6 +206,61 @@ fn retirements_are_counted_by_reason_and_keep_their_requests() {
     );
 }
 
+/// A status connection is closed in order even when the client sends more than the server
+/// reads (a body, pipelined requests, a head past 8 KiB): the server shuts its side for
+/// writing and drains the rest before it closes, so the client's send completes and it reads
+/// the whole response and an end of file. (Closing a socket with unread bytes sends a reset on
+/// Linux: a client still sending saw its send fail and never read the response.) 8 MiB each:
+/// more than the kernel buffers between the two (the client's 4 MiB send buffer at most, the
+/// server's unread receive window), so the client is still sending when the answer comes.
+#[test]
+fn unread_request_bytes_still_get_the_whole_response_and_a_clean_end() {
+    const MORE: usize = 8 << 20;
+    let (_dir, _d, status) = boot(1);
+    let post = format!("POST /ready HTTP/1.1\r\nHost: t\r\nContent-Length: {MORE}\r\n\r\n")
+        + &"x".repeat(MORE);
+    let pipelined = "GET /live HTTP/1.1\r\nHost: t\r\n\r\n".to_string()
+        + &"GET /ready HTTP/1.1\r\n\r\n".repeat(MORE / 23);
+    let long_head = format!("GET /live HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MORE));
+    // (what the client sends, status line, body)
+    let table = [
+        (
+            "a body",
+            post,
+            "HTTP/1.1 405 Method Not Allowed",
+            "GET only\n",
+        ),
+        ("pipelined requests", pipelined, "HTTP/1.1 200 OK", "live\n"),
+        (
+            "a head past 8 KiB",
+            long_head,
+            "HTTP/1.1 400 Bad Request",
+            "bad request\n",
+        ),
+    ];
+    for (name, sent, status_line, want) in table {
+        let mut s = TcpStream::connect(&status).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        let wrote = s.write_all(sent.as_bytes());
+        assert!(wrote.is_ok(), "{name}: the send failed: {wrote:?}");
+        let mut raw = Vec::new();
+        let r = s.read_to_end(&mut raw);
+        assert!(
+            r.is_ok(),
+            "{name}: {r:?} after {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        let (_, head, got) = split_response(&raw);
+        assert_eq!(head.lines().next(), Some(status_line), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            want,
+            "{name}: one whole response"
+        );
+    }
+}
+
 /// Threads of process `pid`.
 fn threads(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
