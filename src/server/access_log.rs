@@ -1,8 +1,9 @@
 //! The access log (a waitressd addition; waitress has none): one line per response in
 //! `access_log_format` (default Apache combined), the loop's own error responses included.
-//! App threads format lines into a shared buffer; the loop thread hands the buffer once per
-//! loop iteration to a writer thread, so logging costs one write(2) per batch, not per
-//! request, and a slow disk never stalls the loop.
+//! App threads format lines into a shared buffer; the loop thread hands the buffer to a writer
+//! thread once `LOG_BATCH` bytes are pending or `LOG_DELAY` after it saw the first line, so
+//! logging costs one hand-off and one write(2) per batch, not per request, and a slow disk
+//! never stalls the loop.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
+
+/// Pending lines go to the writer thread once this many bytes are pending...
+pub(crate) const LOG_BATCH: usize = 64 * 1024;
+/// ...or this long after the loop saw the first of them (a line can also wait for the loop's
+/// next turn: at most its 1 s tick when the worker is otherwise idle).
+pub(crate) const LOG_DELAY: Duration = Duration::from_millis(100);
 
 /// Where lines go (`-` = stdout). Reopened on SIGUSR1 after rotation. A writer thread owns the
 /// file, so a slow disk never blocks the event loop; dropping the log writes what is queued.
@@ -67,9 +74,9 @@ impl AccessLog {
     }
 
     /// Queues one batch of complete lines.
-    pub(crate) fn write(&mut self, batch: &[u8]) {
+    pub(crate) fn write(&mut self, batch: Vec<u8>) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Msg::Lines(batch.to_vec()));
+            let _ = tx.send(Msg::Lines(batch));
         }
     }
 

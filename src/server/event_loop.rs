@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
 use super::accept::{self, Listening};
-use super::access_log::AccessLog;
+use super::access_log::{AccessLog, LOG_BATCH, LOG_DELAY};
 use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::dispatch::{self, lock, Ctx};
 use super::sched;
@@ -57,8 +57,8 @@ pub(crate) struct EventLoop {
     pub(super) draining: bool,
     /// While draining: idle connections are closed from this instant on.
     pub(super) drain_idle_until: Option<Instant>,
-    /// The other half of the access-log double buffer.
-    pub(super) log_spare: Vec<u8>,
+    /// When pending access-log lines go to the writer at the latest (`flush_access_log`).
+    log_due: Option<Instant>,
     /// Channels whose gathered output must be sent by the given instant (in deadline order).
     pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
     /// The pipe large bodies are spliced through into their temp files.
@@ -103,7 +103,7 @@ impl EventLoop {
             access,
             draining: false,
             drain_idle_until: None,
-            log_spare: Vec::new(),
+            log_due: None,
             gathered: VecDeque::new(),
             body_pipe: BodyPipe::default(),
         };
@@ -146,7 +146,7 @@ impl EventLoop {
                 let _ = t.join();
             }
         }
-        self.flush_access_log();
+        self.flush_access_log(Instant::now(), true);
         result
     }
 
@@ -167,6 +167,9 @@ impl EventLoop {
                 let mut next = self.accept_deadline(now, next_tick.min(next_sweep));
                 if let Some((due, _)) = self.gathered.front() {
                     next = next.min(*due);
+                }
+                if let Some(due) = self.log_due {
+                    next = next.min(due);
                 }
                 next.saturating_duration_since(now)
             } else {
@@ -216,6 +219,8 @@ impl EventLoop {
                     _ => {}
                 }
                 if self.ctl.reopen.swap(false, Ordering::SeqCst) {
+                    // Lines logged before the signal go to the file being rotated away.
+                    self.flush_access_log(now, true);
                     if let Some(a) = &mut self.access {
                         a.reopen();
                     }
@@ -241,7 +246,7 @@ impl EventLoop {
                 self.sweep(now);
             }
             self.close_idle_after_grace(now);
-            self.flush_access_log();
+            self.flush_access_log(now, false);
             if self.draining && self.count == 0 {
                 return Ok(());
             }
@@ -418,18 +423,28 @@ impl EventLoop {
 
     /// Writes the lines app threads formatted since the last iteration (one write(2)); the
     /// buffers are swapped so app threads never wait on the file.
-    fn flush_access_log(&mut self) {
-        if let (Some(a), Some(buf)) = (&mut self.access, &self.ctx.access) {
-            {
-                let mut pending = lock(buf);
-                if pending.is_empty() {
-                    return;
-                }
-                std::mem::swap(&mut *pending, &mut self.log_spare);
+    /// Hands the app threads' access-log lines to the writer thread once `LOG_BATCH` bytes are
+    /// pending or `LOG_DELAY` after the loop first saw them (`force`: now, at a stop), so a
+    /// busy worker pays one hand-off, one writer wake-up and one write(2) per batch, not per
+    /// loop iteration (one per request at C=1).
+    fn flush_access_log(&mut self, now: Instant, force: bool) {
+        let (Some(a), Some(buf)) = (&mut self.access, &self.ctx.access) else {
+            return;
+        };
+        let batch = {
+            let mut pending = lock(buf);
+            if pending.is_empty() {
+                self.log_due = None;
+                return;
             }
-            a.write(&self.log_spare);
-            self.log_spare.clear();
-        }
+            let due = *self.log_due.get_or_insert(now + LOG_DELAY);
+            if !force && pending.len() < LOG_BATCH && now < due {
+                return;
+            }
+            std::mem::replace(&mut *pending, Vec::with_capacity(LOG_BATCH))
+        };
+        self.log_due = None;
+        a.write(batch);
     }
 }
 
