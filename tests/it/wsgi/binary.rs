@@ -357,6 +357,18 @@ fn chunks_arrive_during_the_pause(app: &str, rounds: usize) {
     }
 }
 
+/// Reads a response until its body ends with `answer` or with the fixtures' "timed out".
+fn read_until_answer(s: &mut std::net::TcpStream, answer: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(answer) && !got.ends_with(b"timed out") {
+        let n = std::io::Read::read(s, &mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 /// App threads are woken one at a time (a second only once the first runs the app, since with
 /// the GIL a thread woken earlier could only queue behind it), yet an app that blocks still
 /// gets every thread: four requests that can only finish together, sent at once and then one
@@ -388,13 +400,7 @@ fn every_app_thread_serves_when_the_app_blocks() {
             socks.push(s);
         }
         for mut s in socks {
-            let mut got = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !got.ends_with(b"released") && !got.ends_with(b"timed out") {
-                let n = std::io::Read::read(&mut s, &mut buf).unwrap();
-                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
+            let got = read_until_answer(&mut s, b"released");
             assert!(
                 got.ends_with(b"released"),
                 "spaced {spaced}: {:?}",
@@ -471,13 +477,7 @@ fn the_loop_yields_to_app_threads_only_while_requests_queue_behind_them() {
         );
         std::fs::write(&open, b"").unwrap();
         for mut s in socks {
-            let mut got = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !got.ends_with(b"through") && !got.ends_with(b"timed out") {
-                let n = std::io::Read::read(&mut s, &mut buf).unwrap();
-                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
+            let got = read_until_answer(&mut s, b"through");
             assert!(
                 got.ends_with(b"through"),
                 "{:?}",
