@@ -421,12 +421,10 @@ impl EventLoop {
         }
     }
 
-    /// Writes the lines app threads formatted since the last iteration (one write(2)); the
-    /// buffers are swapped so app threads never wait on the file.
     /// Hands the app threads' access-log lines to the writer thread once `LOG_BATCH` bytes are
     /// pending or `LOG_DELAY` after the loop first saw them (`force`: now, at a stop), so a
     /// busy worker pays one hand-off, one writer wake-up and one write(2) per batch, not per
-    /// loop iteration (one per request at C=1).
+    /// loop iteration (one per request at C=1); app threads never wait on the file.
     fn flush_access_log(&mut self, now: Instant, force: bool) {
         let (Some(a), Some(buf)) = (&mut self.access, &self.ctx.access) else {
             return;
