@@ -59,6 +59,8 @@ pub(crate) struct EventLoop {
     pub(super) drain_idle_until: Option<Instant>,
     /// When pending access-log lines go to the writer at the latest (`flush_access_log`).
     log_due: Option<Instant>,
+    /// This thread switches its own scheduling policy (it started under the default one).
+    own_sched: bool,
     /// Channels whose gathered output must be sent by the given instant (in deadline order).
     pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
     /// The pipe large bodies are spliced through into their temp files.
@@ -104,6 +106,7 @@ impl EventLoop {
             draining: false,
             drain_idle_until: None,
             log_due: None,
+            own_sched: sched::is_default(),
             gathered: VecDeque::new(),
             body_pipe: BodyPipe::default(),
         };
@@ -175,8 +178,10 @@ impl EventLoop {
             } else {
                 Duration::ZERO
             };
-            if let Some(backlogged) = self.ctx.loop_policy() {
-                sched::loop_thread(backlogged);
+            if self.own_sched {
+                if let Some(backlogged) = self.ctx.loop_policy() {
+                    sched::loop_thread(backlogged);
+                }
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {

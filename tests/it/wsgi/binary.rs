@@ -410,15 +410,16 @@ fn every_app_thread_serves_when_the_app_blocks() {
     }
 }
 
-/// The loop thread's scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER,
-/// 3 SCHED_BATCH), found by its name (`waitressd-wN`).
-fn loop_policy(worker: i32) -> Option<u32> {
+/// The scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH,
+/// 5 SCHED_IDLE) of `worker`'s first thread whose name starts with `name` (`waitressd-w`: the
+/// loop thread, `waitress-`: an app thread).
+fn policy(worker: i32, name: &str) -> Option<u32> {
     for t in std::fs::read_dir(format!("/proc/{worker}/task"))
         .ok()?
         .flatten()
     {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("waitressd-w") {
+        if comm.starts_with(name) {
             let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
             // Fields after the command name, which is in parentheses: field 3 is the first.
             let rest = &stat[stat.rfind(')')? + 2..];
@@ -428,66 +429,109 @@ fn loop_policy(worker: i32) -> Option<u32> {
     None
 }
 
+/// `gate:app` with one app thread, started by `cmd` (the binary, or chrt running it), once a
+/// request went through: the daemon, its worker's pid and the gates' directory.
+fn gated(mut cmd: std::process::Command) -> (util::Daemon, i32, tempfile::TempDir) {
+    cmd.args([
+        "--app",
+        "gate:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+    ])
+    .current_dir(apps_dir());
+    let d = util::Daemon::start_with(&mut cmd, 1);
+    let gate = tempfile::tempdir().unwrap();
+    let head = format!(
+        "GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n",
+        gate.path().display()
+    );
+    assert_eq!(request(&d.addr(), head.as_bytes()).body, b"through");
+    let worker = util::children(d.pid())[0];
+    (d, worker, gate)
+}
+
+/// Four requests for the one app thread, held at gate `round` until `queued` (called while
+/// three of them wait behind the first) returns; then every one must be answered.
+fn backlog(d: &util::Daemon, gate: &std::path::Path, round: usize, queued: impl FnOnce()) {
+    let open = gate.join(format!("open-{round}"));
+    let mut socks = Vec::new();
+    for _ in 0..4 {
+        let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let req = format!("GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n", open.display());
+        std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+        socks.push(s);
+    }
+    queued();
+    std::fs::write(&open, b"").unwrap();
+    for mut s in socks {
+        let got = read_until_answer(&mut s, b"through");
+        assert!(
+            got.ends_with(b"through"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
 /// While requests queue behind busy app threads the loop thread is SCHED_BATCH (its wake-ups
 /// do not preempt the app thread it would only queue more work for), and once they are
 /// served it is SCHED_OTHER again before it waits for the next client (a SCHED_BATCH loop
-/// would wait out another process's time slice on a shared CPU). Every request is answered.
+/// would wait out another process's time slice on a shared CPU). App threads are SCHED_BATCH.
 #[test]
 fn the_loop_yields_to_app_threads_only_while_requests_queue_behind_them() {
-    let d = util::Daemon::start(
-        &[
-            "--app",
-            "gate:app",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-        ],
-        &apps_dir(),
-        1,
-    );
-    let gate = tempfile::tempdir().unwrap();
-    // One request through an open gate: the worker is up and serving.
-    let r = request(
-        &d.addr(),
-        format!(
-            "GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n",
-            gate.path().display()
-        )
-        .as_bytes(),
-    );
-    assert_eq!(r.body, b"through");
-    let worker = util::children(d.pid())[0];
+    let (d, worker, gate) = gated(std::process::Command::new(util::bin()));
+    assert_eq!(policy(worker, "waitress-"), Some(3));
     for round in 0..2 {
-        let open = gate.path().join(format!("open-{round}"));
-        assert_eq!(loop_policy(worker), Some(0), "round {round}: idle loop");
-        let mut socks = Vec::new();
-        for _ in 0..4 {
-            let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-            let req = format!("GET /?{} HTTP/1.1\r\nHost: h\r\n\r\n", open.display());
-            std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
-            socks.push(s);
-        }
-        assert!(
-            util::eventually(20, || loop_policy(worker) == Some(3)),
-            "round {round}: three requests queue behind the one app thread, yet the loop \
-             stayed {:?}",
-            loop_policy(worker)
+        assert_eq!(
+            policy(worker, "waitressd-w"),
+            Some(0),
+            "round {round}: idle loop"
         );
-        std::fs::write(&open, b"").unwrap();
-        for mut s in socks {
-            let got = read_until_answer(&mut s, b"through");
+        backlog(&d, gate.path(), round, || {
             assert!(
-                got.ends_with(b"through"),
-                "{:?}",
-                String::from_utf8_lossy(&got)
+                util::eventually(20, || policy(worker, "waitressd-w") == Some(3)),
+                "round {round}: three requests queue behind the one app thread, yet the loop \
+                 stayed {:?}",
+                policy(worker, "waitressd-w")
             );
-        }
+        });
         assert!(
-            util::eventually(20, || loop_policy(worker) == Some(0)),
+            util::eventually(20, || policy(worker, "waitressd-w") == Some(0)),
             "round {round}: the queue is empty, yet the loop sleeps as {:?}",
-            loop_policy(worker)
+            policy(worker, "waitressd-w")
+        );
+    }
+}
+
+/// A worker started under a policy the operator chose (here SCHED_IDLE, `chrt --idle 0`, which
+/// needs no privilege) keeps it in every thread, through a backlog and after it.
+#[test]
+fn a_scheduling_policy_the_operator_chose_is_kept() {
+    let mut chrt = std::process::Command::new("chrt");
+    chrt.args(["--idle", "0"]).arg(util::bin());
+    let (d, worker, gate) = gated(chrt);
+    for round in 0..2 {
+        backlog(&d, gate.path(), round, || {
+            // A second of samples while the three queue (the test above sees the loop turn
+            // SCHED_BATCH within this when the policy is its own to change).
+            for _ in 0..40 {
+                let p = policy(worker, "waitressd-w");
+                assert_eq!(p, Some(5), "round {round}: loop");
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        assert_eq!(
+            policy(worker, "waitressd-w"),
+            Some(5),
+            "round {round}: loop after"
+        );
+        assert_eq!(
+            policy(worker, "waitress-"),
+            Some(5),
+            "round {round}: app thread"
         );
     }
 }
