@@ -357,16 +357,25 @@ fn chunks_arrive_during_the_pause(app: &str, rounds: usize) {
     }
 }
 
-/// Reads a response until its body ends with `answer` or with the fixtures' "timed out".
-fn read_until_answer(s: &mut std::net::TcpStream, answer: &[u8]) -> Vec<u8> {
+/// Reads a response until its body ends with `answer` (asserted; `what` names the case in
+/// the failure) or with the fixtures' "timed out".
+fn expect_answer(s: &mut std::net::TcpStream, answer: &[u8], what: &str) {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.ends_with(answer) && !got.ends_with(b"timed out") {
         let n = std::io::Read::read(s, &mut buf).unwrap();
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "{what}: closed early: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
-    got
+    assert!(
+        got.ends_with(answer),
+        "{what}: {:?}",
+        String::from_utf8_lossy(&got)
+    );
 }
 
 /// App threads are woken one at a time (a second only once the first runs the app, since with
@@ -400,12 +409,7 @@ fn every_app_thread_serves_when_the_app_blocks() {
             socks.push(s);
         }
         for mut s in socks {
-            let got = read_until_answer(&mut s, b"released");
-            assert!(
-                got.ends_with(b"released"),
-                "spaced {spaced}: {:?}",
-                String::from_utf8_lossy(&got)
-            );
+            expect_answer(&mut s, b"released", &format!("spaced {spaced}"));
         }
     }
 }
@@ -467,12 +471,7 @@ fn backlog(d: &util::Daemon, gate: &std::path::Path, round: usize, queued: impl 
     queued();
     std::fs::write(&open, b"").unwrap();
     for mut s in socks {
-        let got = read_until_answer(&mut s, b"through");
-        assert!(
-            got.ends_with(b"through"),
-            "{:?}",
-            String::from_utf8_lossy(&got)
-        );
+        expect_answer(&mut s, b"through", &format!("round {round}"));
     }
 }
 
