@@ -2,13 +2,12 @@
 //! constant entries copied per request, latin-1 values (PEP 3333 "native strings"), and
 //! per-thread memos of values that repeat from request to request.
 use std::collections::HashMap;
-use std::io::Write as _;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::http::{uri, Request, Version};
+use crate::http::{uri, Origin, Request, Version};
 
 /// Latin-1 decoding, as PEP 3333 requires for environ strings (pyo3's `&str` path is UTF-8).
 pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -149,6 +148,10 @@ impl Template {
 
     /// The environ of one request, without `wsgi.input` and `waitress.client_disconnected`
     /// (the caller adds its per-request objects).
+    ///
+    /// The copy starts from a per-thread base: the template with the entries that repeat on a
+    /// connection (method, protocol, server and client address, scheme, TLS) already set, so a
+    /// request sets only the few entries that change (path, query, client port, headers).
     pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
@@ -156,8 +159,58 @@ impl Template {
         memo: &mut ThreadMemo,
     ) -> PyResult<Bound<'py, PyDict>> {
         let k = &self.keys;
+        let base = memo.base(py, self, req)?;
         // SAFETY: PyDict_Copy of a dict we own returns a new dict reference (or NULL + error).
         let env: Bound<'py, PyDict> = unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(base.as_ptr()))?.cast_into_unchecked()
+        };
+        let target = req.target();
+        let uri = memo.target.get(py, target)?;
+        let path = self.path_info_bytes(req.path());
+        if path == target {
+            put(&env, &k.path_info, &uri)?;
+        } else if path.is_empty() {
+            put(&env, &k.path_info, &self.empty)?;
+        } else {
+            put(&env, &k.path_info, &memo.path.get(py, path)?)?;
+        }
+        put(&env, &k.request_uri, &uri)?;
+        let query = req.query();
+        if query.is_empty() {
+            put(&env, &k.query_string, &self.empty)?;
+        } else {
+            put(&env, &k.query_string, &latin1(py, query)?.unbind())?;
+        }
+        let port = memo
+            .remote_port
+            .get(py, req.origin.remote_port.as_bytes())?;
+        put(&env, &k.remote_port, &port)?;
+        if let Some(n) = req.content_length() {
+            let mut digits = [0u8; 20];
+            let n = memo
+                .content_length
+                .get(py, crate::http::parse::decimal(n, &mut digits))?;
+            put(&env, &k.content_length, &n)?;
+        }
+        for (name, value) in req.headers() {
+            let h = memo.header(py, name);
+            let key = match &h.kind {
+                // The (de-chunked) body length above is what the app reads (waitress §3.8).
+                HeaderKind::ContentLength => continue,
+                HeaderKind::ContentType => &k.content_type,
+                HeaderKind::Http(key) => key,
+            };
+            put(&env, key, &h.value.get(py, value)?)?;
+        }
+        Ok(env)
+    }
+
+    /// The per-connection entries of the environ, set on a copy of the template (what
+    /// `ThreadMemo::base` caches).
+    fn base(&self, py: Python<'_>, req: &Request, memo: &mut ThreadMemo) -> PyResult<Py<PyDict>> {
+        let k = &self.keys;
+        // SAFETY: as in `build`.
+        let env: Bound<'_, PyDict> = unsafe {
             Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(self.dict.as_ptr()))?
                 .cast_into_unchecked()
         };
@@ -165,9 +218,6 @@ impl Template {
             k.request_method.bind(py),
             memo.method.get(py, req.method())?,
         )?;
-        env.set_item(k.path_info.bind(py), self.path_info(py, req.path())?)?;
-        env.set_item(k.query_string.bind(py), self.str_or_empty(py, req.query())?)?;
-        env.set_item(k.request_uri.bind(py), latin1(py, req.target())?)?;
         let proto = match req.version() {
             Version::Http10 => &self.http10,
             Version::Http11 => &self.http11,
@@ -196,48 +246,27 @@ impl Template {
         let addr = memo.remote_addr.get(py, o.remote_addr.as_bytes())?;
         env.set_item(k.remote_addr.bind(py), &addr)?;
         env.set_item(k.remote_host.bind(py), &addr)?;
-        env.set_item(
-            k.remote_port.bind(py),
-            latin1(py, o.remote_port.as_bytes())?,
-        )?;
-        if let Some(n) = req.content_length() {
-            let mut buf = [0u8; 20];
-            let mut cur = std::io::Cursor::new(&mut buf[..]);
-            let _ = write!(cur, "{n}");
-            let len = cur.position() as usize;
-            env.set_item(k.content_length.bind(py), latin1(py, &buf[..len])?)?;
-        }
-        for (name, value) in req.headers() {
-            if name.eq_ignore_ascii_case(b"content-length") {
-                // The (de-chunked) body length above is what the app reads (waitress §3.8).
-                continue;
-            }
-            let value = latin1(py, value)?;
-            if name.eq_ignore_ascii_case(b"content-type") {
-                env.set_item(k.content_type.bind(py), value)?;
-            } else {
-                env.set_item(memo.header_key(py, name), value)?;
-            }
-        }
-        Ok(env)
-    }
-
-    fn str_or_empty<'py>(&self, py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
-        if b.is_empty() {
-            Ok(self.empty.bind(py).clone())
-        } else {
-            latin1(py, b)
-        }
+        Ok(env.unbind())
     }
 
     /// PATH_INFO after `url_prefix` handling (waitress task.py): equal to the prefix → "";
     /// starting with prefix + "/" → the rest; otherwise unchanged.
-    fn path_info<'py>(&self, py: Python<'py>, path: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    fn path_info_bytes<'a>(&self, path: &'a [u8]) -> &'a [u8] {
         match self.prefix.as_deref() {
-            Some(p) if !p.is_empty() => self.str_or_empty(py, uri::path_info(path, p)),
-            _ => self.str_or_empty(py, path),
+            Some(p) if !p.is_empty() => uri::path_info(path, p),
+            _ => path,
         }
     }
+}
+
+/// `env[key] = value` straight through the C API (no conversions, no reference traffic).
+fn put(env: &Bound<'_, PyDict>, key: &Py<PyString>, value: &Py<PyString>) -> PyResult<()> {
+    // SAFETY: all three are live objects; PyDict_SetItem takes its own references and returns
+    // -1 with an exception set on failure.
+    if unsafe { ffi::PyDict_SetItem(env.as_ptr(), key.as_ptr(), value.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(env.py()));
+    }
+    Ok(())
 }
 
 /// Bounded memo of values that repeat across requests on one thread (methods, server names,
@@ -267,7 +296,54 @@ impl Memo {
     }
 }
 
-/// Per-app-thread caches: memos and the `HTTP_*` keys of header names seen so far.
+/// The last value seen in one place (the request-target, a header's value...) and its str:
+/// requests on a connection mostly repeat them, and a hit costs a byte comparison instead of a
+/// decode, an allocation and its free.
+#[derive(Default)]
+pub(crate) struct LastStr {
+    bytes: Vec<u8>,
+    s: Option<Py<PyString>>,
+}
+
+/// Longer values are decoded every time (the memo must not keep big values alive).
+const LAST_STR_MAX: usize = 256;
+
+impl LastStr {
+    fn get(&mut self, py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyString>> {
+        if let Some(s) = &self.s {
+            if self.bytes == bytes {
+                return Ok(s.clone_ref(py));
+            }
+        }
+        let s = latin1(py, bytes)?.unbind();
+        self.bytes.clear();
+        if bytes.len() <= LAST_STR_MAX {
+            self.bytes.extend_from_slice(bytes);
+            self.s = Some(s.clone_ref(py));
+        } else {
+            self.s = None;
+        }
+        Ok(s)
+    }
+}
+
+/// Where a header goes in the environ, decided once per raw name.
+enum HeaderKind {
+    /// `Content-Length`: the environ has the decoded body length instead.
+    ContentLength,
+    ContentType,
+    /// `HTTP_<NAME>`.
+    Http(Py<PyString>),
+}
+
+/// One header name's environ key and its last value.
+pub(crate) struct HeaderSlot {
+    kind: HeaderKind,
+    value: LastStr,
+}
+
+/// Per-app-thread caches: memos, the per-connection base dicts and the environ keys of header
+/// names seen so far.
 #[derive(Default)]
 pub(crate) struct ThreadMemo {
     method: Memo,
@@ -275,32 +351,152 @@ pub(crate) struct ThreadMemo {
     server_port: Memo,
     url_scheme: Memo,
     remote_addr: Memo,
-    headers: HashMap<Vec<u8>, Py<PyString>>,
+    target: LastStr,
+    path: LastStr,
+    remote_port: LastStr,
+    content_length: LastStr,
+    bases: Vec<Base>,
+    next_base: usize,
+    /// Raw header name → index in `slots`.
+    headers: HashMap<Vec<u8>, usize, NameHash>,
+    slots: Vec<HeaderSlot>,
+    /// A name not cached (the cache is full): converted for this request only.
+    spare: Option<HeaderSlot>,
 }
+
+/// A template copy with the per-connection entries set, and what they were set from.
+struct Base {
+    /// The template it was copied from (held, so its address is not reused by another).
+    template: Py<PyDict>,
+    method: Vec<u8>,
+    version: Version,
+    origin: Origin,
+    dict: Py<PyDict>,
+}
+
+impl Base {
+    fn matches(&self, template: &Template, req: &Request) -> bool {
+        let (a, b) = (&self.origin, &req.origin);
+        self.template.is(&template.dict)
+            && self.version == req.version()
+            && self.method == req.method()
+            && a.remote_addr == b.remote_addr
+            && a.server_port == b.server_port
+            && a.server_name == b.server_name
+            && a.url_scheme == b.url_scheme
+            && a.tls == b.tls
+    }
+}
+
+/// Base dicts kept per thread: a few connections' worth (clients on one machine share one).
+const BASES_MAX: usize = 4;
 
 /// Header names cached per thread; more distinct names than this are converted per request
 /// (a client sending random names must not grow memory).
 const HEADER_KEYS_MAX: usize = 256;
 
 impl ThreadMemo {
-    /// `HTTP_<NAME>`: upper-cased, `-` → `_` (waitress), interned and cached by raw name.
-    fn header_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        if let Some(k) = self.headers.get(name) {
-            return k.bind(py).clone();
+    /// The base dict for `req`: cached, or built now (replacing the oldest).
+    fn base(&mut self, py: Python<'_>, t: &Template, req: &Request) -> PyResult<Py<PyDict>> {
+        if let Some(b) = self.bases.iter().find(|b| b.matches(t, req)) {
+            return Ok(b.dict.clone_ref(py));
         }
-        let mut key = String::with_capacity(5 + name.len());
-        key.push_str("HTTP_");
-        for &b in name {
-            key.push(match b {
-                b'-' => '_',
-                _ => char::from(b.to_ascii_uppercase()),
-            });
+        let dict = t.base(py, req, self)?;
+        let o = &req.origin;
+        let base = Base {
+            template: t.dict.clone_ref(py),
+            method: req.method().to_vec(),
+            version: req.version(),
+            origin: Origin {
+                peer_ip: None,
+                remote_addr: o.remote_addr.clone(),
+                remote_port: String::new(),
+                server_name: o.server_name.clone(),
+                server_port: o.server_port.clone(),
+                url_scheme: o.url_scheme.clone(),
+                tls: o.tls.clone(),
+            },
+            dict: dict.clone_ref(py),
+        };
+        if self.bases.len() < BASES_MAX {
+            self.bases.push(base);
+        } else {
+            self.bases[self.next_base] = base;
+            self.next_base = (self.next_base + 1) % BASES_MAX;
         }
-        let k = PyString::intern(py, &key);
-        if self.headers.len() < HEADER_KEYS_MAX {
-            self.headers.insert(name.to_vec(), k.clone().unbind());
+        Ok(dict)
+    }
+
+    /// The environ key of header `name` (cached by raw name) and its last value.
+    fn header(&mut self, py: Python<'_>, name: &[u8]) -> &mut HeaderSlot {
+        if let Some(&i) = self.headers.get(name) {
+            return &mut self.slots[i];
         }
-        k
+        let kind = if name.eq_ignore_ascii_case(b"content-length") {
+            HeaderKind::ContentLength
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            HeaderKind::ContentType
+        } else {
+            HeaderKind::Http(http_key(py, name))
+        };
+        let slot = HeaderSlot {
+            kind,
+            value: LastStr::default(),
+        };
+        if self.slots.len() < HEADER_KEYS_MAX {
+            self.headers.insert(name.to_vec(), self.slots.len());
+            self.slots.push(slot);
+            self.slots.last_mut().expect("just pushed")
+        } else {
+            self.spare.insert(slot)
+        }
+    }
+}
+
+/// `HTTP_<NAME>`: upper-cased, `-` → `_` (waitress), interned.
+fn http_key(py: Python<'_>, name: &[u8]) -> Py<PyString> {
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    for &b in name {
+        key.push(match b {
+            b'-' => '_',
+            _ => char::from(b.to_ascii_uppercase()),
+        });
+    }
+    PyString::intern(py, &key).unbind()
+}
+
+/// FNV-1a over the header name, from a per-process random seed: std's SipHash costs more than
+/// the rest of a lookup for names this short, and the seed plus `HEADER_KEYS_MAX` keep
+/// crafted colliding names from costing more than a bounded scan.
+#[derive(Clone)]
+struct NameHash(u64);
+
+impl Default for NameHash {
+    fn default() -> NameHash {
+        use std::hash::BuildHasher as _;
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        NameHash(*SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u8)))
+    }
+}
+
+impl std::hash::BuildHasher for NameHash {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325 ^ self.0)
+    }
+}
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

@@ -119,3 +119,70 @@ fn values_are_latin1_native_strings() {
         assert!(item(&env, "CONTENT_TYPE").is_none());
     });
 }
+
+fn as_map(env: &Bound<'_, PyDict>) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.repr().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn cached_bases_and_values_agree_with_a_cold_build() {
+    python(|py| {
+        let t = template(py, "/app");
+        let other = template(py, "");
+        let tls = std::sync::Arc::new(crate::http::TlsInfo {
+            client_s_dn: Some("CN=c".into()),
+            client_verify: "SUCCESS",
+        });
+        let long = "v".repeat(LAST_STR_MAX + 1);
+        let reqs: Vec<Request> = [
+            ("GET", "/app/x", vec![("X-A", "1")]),
+            ("GET", "/app/x", vec![("X-A", "1")]),
+            (
+                "POST",
+                "/app/x?q",
+                vec![("X-A", "2"), ("Content-Type", "t")],
+            ),
+            ("GET", "/app", vec![("x-a", "1"), ("X-Long", long.as_str())]),
+            ("GET", "/other", vec![("X-Long", long.as_str())]),
+            ("GET", "/other", vec![]),
+        ]
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, (m, p, h))| {
+            let base = request(m, p, &h);
+            // The same request from other connections: each origin field changed once.
+            let mut variants = vec![base.clone()];
+            let mut r = base.clone();
+            r.origin.remote_port = format!("{}", 6000 + i);
+            variants.push(r);
+            let mut r = base.clone();
+            r.origin.remote_addr = "10.0.0.1".into();
+            variants.push(r);
+            let mut r = base.clone();
+            r.origin.server_name = "other.invalid".into();
+            r.origin.server_port = "81".into();
+            variants.push(r);
+            let mut r = base.clone();
+            r.origin.url_scheme = "https".into();
+            r.origin.tls = Some(tls.clone());
+            variants.push(r);
+            let mut r = base;
+            r.version = Version::Http10;
+            variants.push(r);
+            variants
+        })
+        .collect();
+        let mut warm = ThreadMemo::default();
+        for round in 0..2 {
+            for (i, req) in reqs.iter().enumerate() {
+                for t in [&t, &other] {
+                    let hot = t.build(py, req, &mut warm).unwrap();
+                    let cold = t.build(py, req, &mut ThreadMemo::default()).unwrap();
+                    assert_eq!(as_map(&hot), as_map(&cold), "round {round} request {i}");
+                }
+            }
+        }
+    });
+}
