@@ -32,23 +32,23 @@ fn looks_like_a_field(line: &[u8]) -> bool {
     name > 0 && t.get(name) == Some(&b':')
 }
 
-/// Turns the raw header lines `fields` (each ending in CRLF, bare CR/LF already excluded by the
-/// framing scan) into `req`'s fields and decides the body framing. `scratch` is reused for
-/// obs-folded lines.
+/// Turns the raw header lines (from `fields_start`, each ending in CRLF at the offsets in
+/// `line_ends`, bare CR/LF already excluded by the framing scan) into `req`'s fields and decides
+/// the body framing. `scratch` is reused for obs-folded lines.
 pub(crate) fn finish_head(
     req: &mut Request,
-    fields: Range<usize>,
+    fields_start: usize,
+    line_ends: &[u32],
     scratch: &mut Vec<u8>,
 ) -> Result<BodyKind, HttpError> {
-    let mut pos = fields.start;
+    let mut pos = fields_start;
     // The logical line being assembled: its raw range, and whether continuation lines were
     // appended to it in `scratch`.
     let mut cur: Option<Range<usize>> = None;
     let mut folded = false;
-    while pos < fields.end {
-        let lf = memchr::memchr(b'\n', &req.buf[pos..fields.end]).map_or(fields.end, |p| pos + p);
-        let line = pos..lf.saturating_sub(1).max(pos);
-        pos = lf + 1;
+    for &end in line_ends {
+        let line = pos..end as usize - 2;
+        pos = end as usize;
         if line.is_empty() {
             continue;
         }
