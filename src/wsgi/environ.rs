@@ -358,7 +358,9 @@ pub(crate) struct ThreadMemo {
     bases: Vec<Base>,
     next_base: usize,
     /// Raw header name → index in `slots`.
-    headers: HashMap<Vec<u8>, usize, NameHash>,
+    /// foldhash, randomly seeded: std's SipHash cost more than the rest of a lookup for names
+    /// this short; the seed and `HEADER_KEYS_MAX` bound what crafted colliding names cost.
+    headers: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     slots: Vec<HeaderSlot>,
     /// A name not cached (the cache is full): converted for this request only.
     spare: Option<HeaderSlot>,
@@ -464,40 +466,6 @@ fn http_key(py: Python<'_>, name: &[u8]) -> Py<PyString> {
         });
     }
     PyString::intern(py, &key).unbind()
-}
-
-/// FNV-1a over the header name, from a per-process random seed: std's SipHash costs more than
-/// the rest of a lookup for names this short, and the seed plus `HEADER_KEYS_MAX` keep
-/// crafted colliding names from costing more than a bounded scan.
-#[derive(Clone)]
-struct NameHash(u64);
-
-impl Default for NameHash {
-    fn default() -> NameHash {
-        use std::hash::BuildHasher as _;
-        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        NameHash(*SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u8)))
-    }
-}
-
-impl std::hash::BuildHasher for NameHash {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325 ^ self.0)
-    }
-}
-
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 #[cfg(test)]
