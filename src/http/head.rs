@@ -38,7 +38,7 @@ fn looks_like_a_field(line: &[u8]) -> bool {
 pub(crate) fn finish_head(
     req: &mut Request,
     fields_start: usize,
-    line_ends: &[u32],
+    line_ends: &[usize],
     scratch: &mut Vec<u8>,
 ) -> Result<BodyKind, HttpError> {
     let mut pos = fields_start;
@@ -47,8 +47,8 @@ pub(crate) fn finish_head(
     let mut cur: Option<Range<usize>> = None;
     let mut folded = false;
     for &end in line_ends {
-        let line = pos..end as usize - 2;
-        pos = end as usize;
+        let line = pos..end - 2;
+        pos = end;
         if line.is_empty() {
             continue;
         }

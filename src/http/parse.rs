@@ -49,7 +49,7 @@ pub struct RequestParser {
     pub(crate) scratch: Vec<u8>,
     /// Where each header line of the current head ends in `req.buf` (after its CRLF), as the
     /// framing scan finds them: the fields are split without scanning the head again.
-    pub(crate) line_ends: Vec<u32>,
+    pub(crate) line_ends: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +208,7 @@ impl RequestParser {
                             break;
                         }
                         self.line_start = req.buf.len();
-                        self.line_ends.push(self.line_start as u32);
+                        self.line_ends.push(self.line_start);
                     }
                 }
                 continue;
@@ -231,7 +231,7 @@ impl RequestParser {
                 i += 1;
                 continue;
             }
-            match find_cr_lf(&scan[i..]) {
+            match memchr::memchr2(b'\r', b'\n', &scan[i..]) {
                 Some(off) => {
                     let j = i + off;
                     if scan[j] == b'\n' {
@@ -334,35 +334,6 @@ impl RequestParser {
             _ => HttpError::bad_request("Bare CR or LF found in HTTP message"),
         }
     }
-}
-
-/// The first CR or LF in `s`. Head lines are short: the first 32 bytes are looked at eight at a
-/// time here (a word holds one when `x ^ CR` or `x ^ LF` has a zero byte; the lowest flagged
-/// byte is always a real one), which costs less than a call to `memchr2`; longer lines go to it.
-pub(crate) fn find_cr_lf(s: &[u8]) -> Option<usize> {
-    const L: u64 = 0x0101_0101_0101_0101;
-    const H: u64 = 0x8080_8080_8080_8080;
-    let short = s.len().min(32);
-    let mut i = 0;
-    while i + 8 <= short {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[i..i + 8]);
-        let x = u64::from_le_bytes(w);
-        let cr = x ^ (L * u64::from(b'\r'));
-        let lf = x ^ (L * u64::from(b'\n'));
-        let m = (cr.wrapping_sub(L) & !cr | lf.wrapping_sub(L) & !lf) & H;
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    if s.len() > 32 {
-        return memchr::memchr2(b'\r', b'\n', &s[i..]).map(|p| i + p);
-    }
-    s[i..]
-        .iter()
-        .position(|&c| c == b'\r' || c == b'\n')
-        .map(|p| i + p)
 }
 
 /// Decimal digits of `n`, written to the end of `buf` (no allocation).
