@@ -113,8 +113,17 @@ def app(environ, start_response):
             "bytes_value": [("X-A", b"a")],
             "cl": [("Content-Length", "ten")],
             "latin1": [("X-A", "\u20ac")],
+            "latin1_name": [("X-\u20ac", "a")],
+            "latin1_before_crlf": [("X-A\n", "\u20ac")],
+            "value_crlf_before_name_crlf": [("X-A\n", "a\r")],
+            "latin1_ok": [("X-\xe9", "caf\xe9"), ("X-B", "b")],
         }.get(case, [])
-        status = b"200 OK" if case == "bytes_status" else ("200 OK\r\n" if case == "crlf_status" else "200 OK")
+        status = {
+            "bytes_status": b"200 OK",
+            "crlf_status": "200 OK\r\n",
+            "latin1_crlf_status": "200 \u20ac\r\n",
+            "latin1_ok": "200 \xc9t\xe9",
+        }.get(case, "200 OK")
         start_response(status, headers)
         return [b"x"]
     raise LookupError(p)
@@ -191,6 +200,15 @@ fn failures_table() {
         ("/bad/crlf_status", false, "present in status"),
         ("/bad/cl", false, "invalid literal for int()"),
         ("/bad/latin1", false, "UnicodeEncodeError"),
+        ("/bad/latin1_name", false, "UnicodeEncodeError"),
+        // waitress's order: latin-1 before CR/LF, the value's CR/LF before the name's.
+        ("/bad/latin1_before_crlf", false, "UnicodeEncodeError"),
+        ("/bad/latin1_crlf_status", false, "UnicodeEncodeError"),
+        (
+            "/bad/value_crlf_before_name_crlf",
+            false,
+            "present in header value",
+        ),
         ("/nowhere", false, "LookupError"),
     ];
     for &(path, head_sent, text) in cases {
@@ -207,6 +225,16 @@ fn failures_table() {
             );
         }
     }
+}
+
+#[test]
+fn non_ascii_latin1_status_and_headers_pass_the_checks() {
+    let (app, _m) = app_from(APPS, &options());
+    let mut m = Mock::new(request("GET", "/bad/latin1_ok", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.head().0, "200 \u{c9}t\u{e9}");
+    assert_eq!(m.header("x-\u{e9}"), Some("caf\u{e9}"));
+    assert_eq!(m.header("x-b"), Some("b"));
 }
 
 #[test]
