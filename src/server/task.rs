@@ -70,7 +70,11 @@ fn content_length(headers: &[(String, String)]) -> Option<u64> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .and_then(|(_, v)| {
+            // Plain digits (as nearly always) need no trim, which decodes chars.
+            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+            if digits { v.as_str() } else { v.trim() }.parse().ok()
+        })
 }
 
 impl Task<'_> {
