@@ -35,12 +35,17 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
 type Headers = Vec<(String, String)>;
 
 /// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
+/// The headers are written over `reuse` (an earlier response's), keeping its allocations.
 pub(crate) fn checked_headers(
     py: Python<'_>,
     headers: &Bound<'_, PyAny>,
+    reuse: Headers,
 ) -> PyResult<(Headers, Option<u64>)> {
+    let mut out = reuse;
     // One spare slot: the Content-Length the task adds for a one-item body needs no regrowth.
-    let mut out = Vec::with_capacity(headers.len().unwrap_or(4) + 1);
+    let want = headers.len().unwrap_or(4) + 1;
+    out.reserve(want.saturating_sub(out.len()));
+    let mut n = 0;
     let mut content_length = None;
     for item in headers.try_iter()? {
         let item = item?;
@@ -65,15 +70,15 @@ pub(crate) fn checked_headers(
             )));
         };
         let (name, value) = match plain_pair(ks, vs) {
-            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            Some(pair) => pair,
             None => {
-                let (name, value) = (latin1_str(ks)?, latin1_str(vs)?);
-                if has_crlf(&value) {
+                let (name, value) = (latin1_checked(ks)?, latin1_checked(vs)?);
+                if has_crlf(value) {
                     return Err(PyValueError::new_err(
                         "carriage return/line feed character present in header value",
                     ));
                 }
-                if has_crlf(&name) {
+                if has_crlf(name) {
                     return Err(PyValueError::new_err(
                         "carriage return/line feed character present in header name",
                     ));
@@ -82,14 +87,24 @@ pub(crate) fn checked_headers(
             }
         };
         if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(parse_content_length(&value)?);
-        } else if crate::http::response::is_hop_by_hop(&name) {
+            content_length = Some(parse_content_length(value)?);
+        } else if crate::http::response::is_hop_by_hop(name) {
             return Err(PyAssertionError::new_err(format!(
                 "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
             )));
         }
-        out.push((name, value));
+        match out.get_mut(n) {
+            Some((k, v)) => {
+                k.clear();
+                k.push_str(name);
+                v.clear();
+                v.push_str(value);
+            }
+            None => out.push((name.to_owned(), value.to_owned())),
+        }
+        n += 1;
     }
+    out.truncate(n);
     Ok((out, content_length))
 }
 
@@ -130,7 +145,7 @@ fn plain(s: &str) -> bool {
 
 /// Name and value as `&str` when both are [`plain`]; None sends the caller to the full checks,
 /// which then fail (or pass) exactly as they would have: the name's `to_str` comes first, as in
-/// `latin1_str(name)`, and a value's `to_str` is only reached with a plain name.
+/// `latin1_checked(name)`, and a value's `to_str` is only reached with a plain name.
 fn plain_pair<'a>(
     k: &'a Bound<'_, PyString>,
     v: &'a Bound<'_, PyString>,
@@ -146,11 +161,6 @@ fn has_crlf(s: &str) -> bool {
 
 /// A str that can be sent as latin-1 (the head is encoded latin-1, waitress task.py); other
 /// characters raise Python's own UnicodeEncodeError.
-fn latin1_str(s: &Bound<'_, PyString>) -> PyResult<String> {
-    latin1_checked(s).map(str::to_owned)
-}
-
-/// [`latin1_str`] without the copy.
 fn latin1_checked<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     let r = s.to_str()?;
     if r.is_ascii() || r.chars().all(|c| u32::from(c) < 256) {

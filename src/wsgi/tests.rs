@@ -227,6 +227,41 @@ fn failures_table() {
     }
 }
 
+/// Recycled headers (an earlier response's strings, more or fewer than needed) are written over:
+/// every response hands over exactly the headers of a fresh run.
+#[test]
+fn recycled_headers_leave_nothing_behind() {
+    let (app, _m) = app_from(APPS, &options());
+    let junk = |n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| ("X-Old-Name-".repeat(i + 1), "old value ".repeat(i + 3)))
+            .collect()
+    };
+    for path in [
+        "/hello",
+        "/tuple",
+        "/gen",
+        "/writecb",
+        "/verbatim_status",
+        "/bad/latin1_ok",
+    ] {
+        let mut fresh = Mock::new(request("GET", path, &[]), b"");
+        call(&app, &mut fresh).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));
+        for n in [0, 1, 5] {
+            let mut m = Mock::new(request("GET", path, &[]), b"");
+            m.recycled = junk(n);
+            call(&app, &mut m).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));
+            assert_eq!(m.starts, fresh.starts, "{path} over {n} recycled");
+        }
+    }
+    for path in ["/bad/crlf_value", "/bad/latin1", "/bad/cl"] {
+        let mut m = Mock::new(request("GET", path, &[]), b"");
+        m.recycled = junk(3);
+        assert!(call(&app, &mut m).is_err(), "{path}");
+        assert!(m.starts.is_empty(), "{path}: nothing handed over");
+    }
+}
+
 #[test]
 fn non_ascii_latin1_status_and_headers_pass_the_checks() {
     let (app, _m) = app_from(APPS, &options());
