@@ -3,7 +3,7 @@
 //! latin-1.
 use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyList, PyString, PyTuple};
 
 /// waitress: status must be a str without CR/LF; its format is not checked. On success it is
 /// copied into `out` (cleared first; its buffer is reused from request to request).
@@ -47,8 +47,7 @@ pub(crate) fn checked_headers(
     out.reserve(want.saturating_sub(out.len()));
     let mut n = 0;
     let mut content_length = None;
-    for item in headers.try_iter()? {
-        let item = item?;
+    let mut check = |item: Bound<'_, PyAny>| -> PyResult<()> {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let pair = || {
             (k.clone(), v.clone())
@@ -103,6 +102,18 @@ pub(crate) fn checked_headers(
             None => out.push((name.to_owned(), value.to_owned())),
         }
         n += 1;
+        Ok(())
+    };
+    // A plain list or tuple is read by index: no iterator object. Subclasses (which may
+    // override `__iter__`) and other iterables go through `iter()` as in waitress.
+    if let Ok(list) = headers.cast_exact::<PyList>() {
+        list.iter().try_for_each(&mut check)?;
+    } else if let Ok(tuple) = headers.cast_exact::<PyTuple>() {
+        tuple.iter().try_for_each(&mut check)?;
+    } else {
+        for item in headers.try_iter()? {
+            check(item?)?;
+        }
     }
     out.truncate(n);
     Ok((out, content_length))
@@ -112,7 +123,12 @@ pub(crate) fn checked_headers(
 /// accepted; a negative length is refused too (it cannot frame a body). No allocation.
 fn parse_content_length(v: &str) -> PyResult<u64> {
     let bad = || PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"));
-    let t = v.trim();
+    // Plain digits (nearly always) need no trim, which decodes characters.
+    let t = if v.bytes().all(|b| b.is_ascii_digit()) {
+        v
+    } else {
+        v.trim()
+    };
     let t = t.strip_prefix('+').unwrap_or(t);
     let (mut n, mut after_digit) = (0u64, false);
     for b in t.bytes() {

@@ -99,6 +99,15 @@ def app(environ, start_response):
         return []
     if p == "/write_before_start":
         return [b"x"]
+    if p == "/tuple_headers":
+        start_response("200 OK", (("X-A", "1"), ("Content-Length", " 1 ")))
+        return [b"x"]
+    if p == "/iter_headers":
+        class Headers(list):
+            def __iter__(self):
+                return iter([("X-B", "2")])
+        start_response("200 OK", Headers([("X-A", "1")]))
+        return [b"x"]
     if p == "/verbatim_status":
         start_response("999 WHATEVER", [("Trailer", "x")])
         return [b""]
@@ -260,6 +269,21 @@ fn recycled_headers_leave_nothing_behind() {
         assert!(call(&app, &mut m).is_err(), "{path}");
         assert!(m.starts.is_empty(), "{path}: nothing handed over");
     }
+}
+
+/// Headers as a tuple are read like a list; a list subclass is iterated through its own
+/// `__iter__`, as waitress's `for k, v in headers` does.
+#[test]
+fn header_sequences_are_read_as_python_iterates_them() {
+    let (app, _m) = app_from(APPS, &options());
+    let mut m = Mock::new(request("GET", "/tuple_headers", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.header("x-a"), Some("1"));
+    assert_eq!(m.header("content-length"), Some(" 1 "));
+    let mut m = Mock::new(request("GET", "/iter_headers", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.header("x-b"), Some("2"));
+    assert_eq!(m.header("x-a"), None);
 }
 
 #[test]
