@@ -40,6 +40,34 @@ pub const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// `name.eq_ignore_ascii_case("content-length")`, as two 8-byte compares: the name is asked
+/// for on every header, up to three times a response.
+pub fn is_content_length(name: &str) -> bool {
+    const LOWER: &[u8; 14] = b"content-length";
+    /// 0x20 on the letters of `LOWER[at..at + 8]`: OR-ing it lowercases exactly the two cases of
+    /// each letter, and leaves the dash compared as it is.
+    const fn letters(at: usize) -> u64 {
+        let mut m = 0u64;
+        let mut i = 0;
+        while i < 8 {
+            if LOWER[at + i].is_ascii_lowercase() {
+                m |= 0x20 << (8 * i);
+            }
+            i += 1;
+        }
+        m
+    }
+    let word = |b: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let b = name.as_bytes();
+    b.len() == LOWER.len()
+        && word(b, 0) | letters(0) == word(LOWER, 0)
+        && word(b, 6) | letters(6) == word(LOWER, 6)
+}
+
 /// True for a hop-by-hop header name (any case).
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
@@ -64,7 +92,7 @@ pub fn check_start_response(
         if crlf(name) {
             return Err(ResponseError::NameCrLf);
         }
-        if name.eq_ignore_ascii_case("content-length") {
+        if is_content_length(name) {
             cl = Some(
                 parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
                     value: value.clone(),
@@ -278,7 +306,7 @@ impl ResponseHead<'_> {
             None => own[id - n_app].name.name,
         };
         // The app's Content-Length is written from the decision (dropped for 1xx/204/304).
-        let written = |name: &String| !name.eq_ignore_ascii_case("content-length");
+        let written = |name: &String| !is_content_length(name);
         let mut stack = [0; STACK_LINES];
         let mut heap = Vec::new();
         let order = if n_app + own.len() <= STACK_LINES {

@@ -418,3 +418,49 @@ fn encode_agrees_with_a_plain_reference() {
         }
     }
 }
+
+/// The two-word compare is `eq_ignore_ascii_case("content-length")`: every case mix, every
+/// byte replaced by each value (CR where the dash is: 0x0d | 0x20 is the dash), other lengths.
+#[test]
+fn is_content_length_is_eq_ignore_ascii_case() {
+    let lower = b"content-length";
+    let check = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b);
+        assert_eq!(
+            is_content_length(&s),
+            s.eq_ignore_ascii_case("content-length"),
+            "{s:?}"
+        );
+    };
+    for mask in 0..1u32 << 14 {
+        let b: Vec<u8> = lower
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                if mask >> i & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert!(is_content_length(std::str::from_utf8(&b).unwrap()));
+    }
+    for at in 0..14 {
+        for v in 0..=255u8 {
+            let mut b = *b"Content-Length";
+            b[at] = v;
+            check(&b);
+        }
+    }
+    for s in [
+        "",
+        "content-lengt",
+        "content-lengthh",
+        "content_length",
+        "Content-Length\r",
+        "Content-Type",
+    ] {
+        check(s.as_bytes());
+    }
+}

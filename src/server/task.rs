@@ -72,7 +72,7 @@ pub(super) fn path(req: &Request) -> String {
 fn content_length(headers: &[(String, String)]) -> Option<u64> {
     headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .find(|(n, _)| crate::http::response::is_content_length(n))
         .and_then(|(_, v)| {
             // Plain digits (as nearly always) need no trim, which decodes chars.
             let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());

@@ -85,7 +85,7 @@ pub(crate) fn checked_headers(
                 (name, value)
             }
         };
-        if name.eq_ignore_ascii_case("content-length") {
+        if crate::http::response::is_content_length(name) {
             content_length = Some(parse_content_length(value)?);
         } else if crate::http::response::is_hop_by_hop(name) {
             return Err(PyAssertionError::new_err(format!(
