@@ -68,6 +68,11 @@ pub trait Exchange {
     /// Records (or, before the head is sent, replaces) the response status and headers.
     /// Status and headers are already validated by the caller (see `http` response checks).
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>);
+    /// The headers of an earlier response of this thread, whose strings the caller may reuse
+    /// for the next `start_response` (saves their allocations); empty if there are none.
+    fn recycled_headers(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// True once the head has gone out.
     fn head_sent(&self) -> bool;
     /// Appends body bytes; blocks while more than `outbuf_high_watermark` bytes are pending

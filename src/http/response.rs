@@ -40,6 +40,34 @@ pub const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// `name.eq_ignore_ascii_case("content-length")`, as two 8-byte compares: the name is asked
+/// for on every header, up to three times a response.
+pub fn is_content_length(name: &str) -> bool {
+    const LOWER: &[u8; 14] = b"content-length";
+    /// 0x20 on the letters of `LOWER[at..at + 8]`: OR-ing it lowercases exactly the two cases of
+    /// each letter, and leaves the dash compared as it is.
+    const fn letters(at: usize) -> u64 {
+        let mut m = 0u64;
+        let mut i = 0;
+        while i < 8 {
+            if LOWER[at + i].is_ascii_lowercase() {
+                m |= 0x20 << (8 * i);
+            }
+            i += 1;
+        }
+        m
+    }
+    let word = |b: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let b = name.as_bytes();
+    b.len() == LOWER.len()
+        && word(b, 0) | letters(0) == word(LOWER, 0)
+        && word(b, 6) | letters(6) == word(LOWER, 6)
+}
+
 /// True for a hop-by-hop header name (any case).
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
@@ -64,7 +92,7 @@ pub fn check_start_response(
         if crlf(name) {
             return Err(ResponseError::NameCrLf);
         }
-        if name.eq_ignore_ascii_case("content-length") {
+        if is_content_length(name) {
             cl = Some(
                 parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
                     value: value.clone(),
@@ -159,35 +187,62 @@ pub struct ResponseHead<'a> {
     pub date: &'a [u8],
 }
 
-/// One header line to write: the name is re-cased when written if `recase`.
+/// A line the server adds; its name is already in re-cased form.
 #[derive(Clone, Copy)]
-struct Line<'a> {
-    name: &'a str,
-    value: Val<'a>,
-    recase: bool,
+struct Own<'a> {
+    name: &'static OwnName,
+    value: &'a [u8],
 }
 
-impl<'a> Line<'a> {
-    const EMPTY: Line<'static> = Line::raw("", b"");
-    const fn raw(name: &'a str, value: &'a [u8]) -> Line<'a> {
-        Line {
+/// A name the server adds, with the sort key of its first [`PREFIX`] bytes (see [`Key`]).
+struct OwnName {
+    name: &'static str,
+    key: u128,
+}
+
+impl OwnName {
+    const fn new(name: &'static str) -> OwnName {
+        let b = name.as_bytes();
+        let mut key = 0u128;
+        let mut i = 0;
+        while i < PREFIX {
+            key = (key << 8) | if i < b.len() { b[i] as u128 } else { 0 };
+            i += 1;
+        }
+        OwnName {
             name,
-            value: Val::Raw(value),
-            recase: false,
+            key: key << 8,
         }
     }
 }
 
-/// App values are `str` (encoded as latin-1 when written); the server's own are bytes.
-#[derive(Clone, Copy)]
-enum Val<'a> {
-    Str(&'a str),
-    Raw(&'a [u8]),
+const CONTENT_LENGTH: OwnName = OwnName::new("Content-Length");
+const CONNECTION: OwnName = OwnName::new("Connection");
+const TRANSFER_ENCODING: OwnName = OwnName::new("Transfer-Encoding");
+const SERVER: OwnName = OwnName::new("Server");
+const VIA: OwnName = OwnName::new("Via");
+const DATE: OwnName = OwnName::new("Date");
+
+/// Name bytes in a sort key.
+const PREFIX: usize = 15;
+
+/// Lines sorted by key on the stack; a head with more lines is sorted by [`cmp_names`] alone.
+const STACK_LINES: usize = 24;
+
+/// A line's sort key: the first [`PREFIX`] bytes of its re-cased name, big-endian and
+/// zero-padded, then its index (app headers in their order, then the server's own lines) as the
+/// low byte. Keys whose name bytes differ order as the whole re-cased names do (a shorter name
+/// that is a prefix pads with zeros, below any byte but NUL); on equal name bytes the names are
+/// compared whole ([`cmp_names`]) and equal names keep their order, so the sort is stable.
+type Key = u128;
+
+fn key_id(k: Key) -> usize {
+    usize::from(k as u8)
 }
 
 impl ResponseHead<'_> {
     /// Appends the head (status line to the blank line) to `out` and returns the encoder for the
-    /// body. `out` is reused between responses; with up to 60 app headers nothing is allocated.
+    /// body. `out` is reused between responses; with up to 24 lines nothing is allocated.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<BodyEncoder, ResponseError> {
         let has_body = status_has_body(self.status);
         let d = decide(self.request, has_body, self.content_length);
@@ -198,64 +253,36 @@ impl ResponseHead<'_> {
             app_date |= name.eq_ignore_ascii_case("date");
         }
         let mut cl_digits = [0u8; 20];
-        // The server's own lines. Sorted with the app's as indices: an array of `Line`s would be
-        // initialised on every call, which cost more than the sort itself.
-        let mut own = [Line::EMPTY; 5];
+        let mut own = [Own {
+            name: &DATE,
+            value: b"",
+        }; 5];
         let mut n_own = 0;
         let mut add = |name, value| {
-            own[n_own] = Line::raw(name, value);
+            own[n_own] = Own { name, value };
             n_own += 1;
         };
         if let Some(n) = d.content_length {
-            add("Content-Length", super::parse::decimal(n, &mut cl_digits));
+            add(&CONTENT_LENGTH, super::parse::decimal(n, &mut cl_digits));
         }
         if let Some(c) = d.connection {
-            add("Connection", c.as_bytes());
+            add(&CONNECTION, c.as_bytes());
         }
         if d.framing == Framing::Chunked {
-            add("Transfer-Encoding", b"chunked");
+            add(&TRANSFER_ENCODING, b"chunked");
         }
         let ident = self.ident.filter(|i| !i.is_empty());
         match (app_server, ident) {
-            (false, Some(i)) => add("Server", i.as_bytes()),
+            (false, Some(i)) => add(&SERVER, i.as_bytes()),
             (false, None) => {}
-            (true, i) => add("Via", i.unwrap_or("waitress").as_bytes()),
+            (true, i) => add(&VIA, i.unwrap_or("waitress").as_bytes()),
         }
         if !app_date {
-            add("Date", self.date);
+            add(&DATE, self.date);
         }
-        let n_app = self.headers.len();
-        let line = |i: usize| match self.headers.get(i) {
-            Some((n, v)) => Line {
-                name: n,
-                value: Val::Str(v),
-                recase: true,
-            },
-            None => own[i - n_app],
-        };
-        // The length is written from the decision (dropped for 1xx/204/304).
-        let ids = (0..n_app)
-            .filter(|&i| !self.headers[i].0.eq_ignore_ascii_case("content-length"))
-            .chain(n_app..n_app + n_own);
-        let mut stack = [0u8; 64];
+        let own = &own[..n_own];
         let start = out.len();
-        let r = if n_app + n_own <= stack.len() {
-            let mut n = 0;
-            for i in ids {
-                stack[n] = i as u8; // < 64
-                n += 1;
-            }
-            sort_and_write(
-                out,
-                self.request.version,
-                self.status,
-                &mut stack[..n],
-                line,
-            )
-        } else {
-            let mut heap: Vec<usize> = ids.collect();
-            sort_and_write(out, self.request.version, self.status, &mut heap, line)
-        };
+        let r = self.write(out, own);
         if r.is_err() {
             out.truncate(start);
         }
@@ -269,68 +296,153 @@ impl ResponseHead<'_> {
             warned_excess: false,
         })
     }
-}
 
-/// Stable-sorts the lines by re-cased name (insertion sort: tiny n, no allocation), so repeated
-/// names such as Set-Cookie keep their order (waitress sorts with key=name), then writes them.
-fn sort_and_write<'a, T: Copy + Into<usize>>(
-    out: &mut Vec<u8>,
-    version: Version,
-    status: &str,
-    ids: &mut [T],
-    line: impl Fn(usize) -> Line<'a>,
-) -> Result<(), ResponseError> {
-    for i in 1..ids.len() {
-        let mut j = i;
-        while j > 0
-            && cmp_names(&line(ids[j - 1].into()), &line(ids[j].into()))
-                == std::cmp::Ordering::Greater
-        {
-            ids.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    out.extend_from_slice(version.as_str().as_bytes());
-    out.push(b' ');
-    latin1_into(out, status, "status")?;
-    out.extend_from_slice(b"\r\n");
-    for l in ids.iter().map(|&i| line(i.into())) {
-        if l.recase {
-            recase_into(out, l.name)?;
+    /// Writes the status line and the lines stably sorted by re-cased name (waitress sorts with
+    /// key=name, so repeated names such as Set-Cookie keep their order), then the blank line.
+    fn write(&self, out: &mut Vec<u8>, own: &[Own<'_>]) -> Result<(), ResponseError> {
+        let n_app = self.headers.len();
+        let name = |id: usize| match self.headers.get(id) {
+            Some((n, _)) => n.as_str(),
+            None => own[id - n_app].name.name,
+        };
+        // The app's Content-Length is written from the decision (dropped for 1xx/204/304).
+        let written = |name: &String| !is_content_length(name);
+        let mut stack = [0; STACK_LINES];
+        let mut heap = Vec::new();
+        let order = if n_app + own.len() <= STACK_LINES {
+            // Plain loops: a filtered chain of ranges cost more than the sort.
+            let mut n = 0;
+            for (id, (name, _)) in self.headers.iter().enumerate() {
+                if written(name) {
+                    stack[n] = app_key(name.as_bytes()) | id as Key;
+                    n += 1;
+                }
+            }
+            for (i, line) in own.iter().enumerate() {
+                stack[n] = line.name.key | (n_app + i) as Key;
+                n += 1;
+            }
+            let keys = &mut stack[..n];
+            // Insertion sort: a handful of lines, no allocation.
+            for i in 1..keys.len() {
+                let k = keys[i];
+                let mut j = i;
+                while j > 0 && after(keys[j - 1], k, name) {
+                    keys[j] = keys[j - 1];
+                    j -= 1;
+                }
+                keys[j] = k;
+            }
+            Order::Keys(keys)
         } else {
-            out.extend_from_slice(l.name.as_bytes());
-        }
-        out.extend_from_slice(b": ");
-        match l.value {
-            // App values are str: encoded as latin-1 (waitress; other characters → 500).
-            Val::Str(v) => latin1_into(out, v, "value")?,
-            Val::Raw(v) => out.extend_from_slice(v),
+            heap.extend((0..n_app).filter(|&i| written(&self.headers[i].0)));
+            heap.extend(n_app..n_app + own.len());
+            heap.sort_by(|&a, &b| cmp_names(name(a), name(b)));
+            Order::Ids(&heap)
+        };
+        out.extend_from_slice(self.request.version.as_str().as_bytes());
+        out.push(b' ');
+        latin1_into(out, self.status, "status")?;
+        out.extend_from_slice(b"\r\n");
+        let mut line = |id: usize, key: Option<Key>| {
+            match self.headers.get(id) {
+                Some((name, value)) => {
+                    match key {
+                        // The key holds the name re-cased: written from there.
+                        Some(k) if name.len() <= PREFIX && name.is_ascii() => {
+                            out.extend_from_slice(&k.to_be_bytes()[..name.len()]);
+                        }
+                        _ => recase_into(out, name)?,
+                    }
+                    out.extend_from_slice(b": ");
+                    // App values are str: encoded as latin-1 (waitress; other characters → 500).
+                    latin1_into(out, value, "value")?;
+                }
+                None => {
+                    let line = own[id - n_app];
+                    out.extend_from_slice(line.name.name.as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(line.value);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        };
+        match order {
+            Order::Keys(keys) => keys.iter().try_for_each(|&k| line(key_id(k), Some(k)))?,
+            Order::Ids(ids) => ids.iter().try_for_each(|&id| line(id, None))?,
         }
         out.extend_from_slice(b"\r\n");
+        Ok(())
     }
-    out.extend_from_slice(b"\r\n");
-    Ok(())
+}
+
+/// The lines in the order they are written.
+enum Order<'a> {
+    Keys(&'a [Key]),
+    Ids(&'a [usize]),
+}
+
+/// True when the line of key `a` sorts after that of `b` (see [`Key`]).
+fn after<'a>(a: Key, b: Key, name: impl Fn(usize) -> &'a str) -> bool {
+    if (a ^ b) >> 8 != 0 {
+        return a > b;
+    }
+    let (x, y) = (key_id(a), key_id(b));
+    cmp_names(name(x), name(y)).then(x.cmp(&y)).is_gt()
+}
+
+/// The name part of an app header's [`Key`] (its low byte is zero).
+fn app_key(name: &[u8]) -> Key {
+    let mut k = [0u8; 16];
+    let n = name.len().min(PREFIX);
+    k[..n].copy_from_slice(&name[..n]);
+    recase_key(u128::from_be_bytes(k))
+}
+
+/// Bytes `0x01` in every position of a [`Key`].
+const ONES: u128 = u128::MAX / 0xff;
+
+/// [`recase_ascii`] of the 16 big-endian bytes of `x` at once, as bit operations on every byte
+/// (SWAR: a byte's high bit marks it in each mask; adding below `0x80` never carries into the
+/// next byte).
+fn recase_key(x: u128) -> u128 {
+    let high = ONES * 0x80;
+    let ascii = !x & high;
+    let y = x & (ONES * 0x7f);
+    // High bit set where the 7-bit value is >= n.
+    let at_least = |n: u8| (y + ONES * u128::from(0x80 - n)) & high;
+    let upper = at_least(b'A') & !at_least(b'Z' + 1) & ascii;
+    let lower = at_least(b'a') & !at_least(b'z' + 1) & ascii;
+    let d = y ^ (ONES * u128::from(b'-'));
+    let dash = !((d + ONES * 0x7f) | d) & high & ascii;
+    // The first byte and every byte after a dash are capitalised; big-endian, so "after" is the
+    // next lower byte.
+    let first = (dash >> 8) | (0x80 << 120);
+    x ^ (((upper & !first) | (lower & first)) >> 2)
 }
 
 /// Waitress re-cases every app header name: each `-`-separated part `.capitalize()`d
-/// (`WWW-Authenticate` → `Www-Authenticate`, `ETag` → `Etag`).
-fn recased(name: &str) -> impl Iterator<Item = char> + '_ {
-    let mut first = true;
-    name.chars().map(move |c| {
-        let r = if first {
-            c.to_ascii_uppercase()
+/// (`WWW-Authenticate` → `Www-Authenticate`, `ETag` → `Etag`). Only ASCII letters change, so
+/// this works on UTF-8 bytes as on characters.
+fn recase_ascii(name: &mut [u8]) {
+    let mut up = true;
+    for c in name {
+        let was = *c;
+        *c = if up {
+            was.to_ascii_uppercase()
         } else {
-            c.to_ascii_lowercase()
+            was.to_ascii_lowercase()
         };
-        first = c == '-';
-        r
-    })
+        up = was == b'-';
+    }
 }
 
-/// Sort key: the re-cased name (the names waitressd adds are already in that form), compared
-/// byte by byte (re-casing only touches ASCII, and UTF-8 byte order is code point order).
-fn cmp_names(a: &Line<'_>, b: &Line<'_>) -> std::cmp::Ordering {
-    let (x, y) = (a.name.as_bytes(), b.name.as_bytes());
+/// The order of two names re-cased (the names waitressd adds are already in that form),
+/// compared byte by byte (re-casing only touches ASCII, and UTF-8 byte order is code point
+/// order).
+fn cmp_names(a: &str, b: &str) -> std::cmp::Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
     let (mut up_x, mut up_y) = (true, true);
     for (&cx, &cy) in x.iter().zip(y) {
         let rx = if up_x {
@@ -352,22 +464,23 @@ fn cmp_names(a: &Line<'_>, b: &Line<'_>) -> std::cmp::Ordering {
     x.len().cmp(&y.len())
 }
 
+/// Writes `name` re-cased and latin-1 encoded.
 fn recase_into(out: &mut Vec<u8>, name: &str) -> Result<(), ResponseError> {
     if name.is_ascii() {
-        let mut up = true;
-        out.extend(name.bytes().map(|c| {
-            let r = if up {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            up = c == b'-';
-            r
-        }));
+        let start = out.len();
+        out.extend_from_slice(name.as_bytes());
+        recase_ascii(&mut out[start..]);
         return Ok(());
     }
-    for c in recased(name) {
-        push_latin1(out, c, "name")?;
+    let mut up = true;
+    for c in name.chars() {
+        let r = if up {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
+        up = c == '-';
+        push_latin1(out, r, "name")?;
     }
     Ok(())
 }

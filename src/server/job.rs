@@ -131,6 +131,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             ctx.wake_loop();
         }
     }
+    t.recycle_headers();
     ctx.recycle(job);
     ctx.request_done();
 }

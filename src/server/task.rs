@@ -23,6 +23,9 @@ pub(crate) struct Scratch {
     pub(super) head: Vec<u8>,
     pub(super) date: DateCache,
     pub(super) status: String,
+    /// The last response's headers, handed back to the app layer for reuse
+    /// (`Task::recycle_headers`).
+    pub(super) headers: Vec<(String, String)>,
     pub(super) log: access_log::Clock,
     pub(super) proxy: Option<ProxySettings>,
     /// This app thread's number (its `request_timeout` record).
@@ -69,11 +72,31 @@ pub(super) fn path(req: &Request) -> String {
 fn content_length(headers: &[(String, String)]) -> Option<u64> {
     headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .find(|(n, _)| crate::http::response::is_content_length(n))
+        .and_then(|(_, v)| {
+            // Plain digits (as nearly always) need no trim, which decodes chars.
+            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+            if digits { v.as_str() } else { v.trim() }.parse().ok()
+        })
 }
 
+/// Recycled header strings kept per app thread, at most (bytes of capacity).
+const HEADERS_KEEP: usize = 4096;
+
 impl Task<'_> {
+    /// Keeps the response's headers for the thread's next `start_response` (through
+    /// `Exchange::recycled_headers`), unless an app made them large.
+    pub(super) fn recycle_headers(&mut self) {
+        let headers = std::mem::take(&mut self.headers);
+        let kept: usize = headers
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity())
+            .sum();
+        if kept <= HEADERS_KEEP && headers.capacity() <= 64 {
+            self.sc.headers = headers;
+        }
+    }
+
     /// Encodes the head into `sc.head` (after a owed `100 Continue`). False if the head
     /// cannot be encoded (the app's headers were not checked): handled as an app failure.
     fn encode_head(&mut self) -> bool {
@@ -246,6 +269,10 @@ impl Exchange for Task<'_> {
         self.sc.status.push_str(status);
         self.headers = headers;
         self.started = true;
+    }
+
+    fn recycled_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.sc.headers)
     }
 
     fn head_sent(&self) -> bool {

@@ -319,7 +319,8 @@ impl StartResponse {
         }
         s.started = true;
         checked_status(status, &mut s.status)?;
-        let (headers, content_length) = checked_headers(py, headers)?;
+        let spare = s.ex().recycled_headers();
+        let (headers, content_length) = checked_headers(py, headers, spare)?;
         s.headers = headers;
         if content_length.is_some() {
             s.content_length = content_length;

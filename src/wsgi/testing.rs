@@ -65,6 +65,8 @@ pub(crate) struct Mock {
     pub would_block: bool,
     /// `write` panics (a bug in the server side must not kill the app thread).
     pub panic_on_write: bool,
+    /// What `recycled_headers` hands out (once).
+    pub recycled: Vec<(String, String)>,
 }
 
 impl Mock {
@@ -117,6 +119,9 @@ impl Exchange for Mock {
     fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
         assert!(!self.head_sent, "start_response after the head was sent");
         self.starts.push((status.to_string(), headers));
+    }
+    fn recycled_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.recycled)
     }
     fn head_sent(&self) -> bool {
         self.head_sent

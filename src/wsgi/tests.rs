@@ -99,6 +99,15 @@ def app(environ, start_response):
         return []
     if p == "/write_before_start":
         return [b"x"]
+    if p == "/tuple_headers":
+        start_response("200 OK", (("X-A", "1"), ("Content-Length", " 1 ")))
+        return [b"x"]
+    if p == "/iter_headers":
+        class Headers(list):
+            def __iter__(self):
+                return iter([("X-B", "2")])
+        start_response("200 OK", Headers([("X-A", "1")]))
+        return [b"x"]
     if p == "/verbatim_status":
         start_response("999 WHATEVER", [("Trailer", "x")])
         return [b""]
@@ -113,8 +122,17 @@ def app(environ, start_response):
             "bytes_value": [("X-A", b"a")],
             "cl": [("Content-Length", "ten")],
             "latin1": [("X-A", "\u20ac")],
+            "latin1_name": [("X-\u20ac", "a")],
+            "latin1_before_crlf": [("X-A\n", "\u20ac")],
+            "value_crlf_before_name_crlf": [("X-A\n", "a\r")],
+            "latin1_ok": [("X-\xe9", "caf\xe9"), ("X-B", "b")],
         }.get(case, [])
-        status = b"200 OK" if case == "bytes_status" else ("200 OK\r\n" if case == "crlf_status" else "200 OK")
+        status = {
+            "bytes_status": b"200 OK",
+            "crlf_status": "200 OK\r\n",
+            "latin1_crlf_status": "200 \u20ac\r\n",
+            "latin1_ok": "200 \xc9t\xe9",
+        }.get(case, "200 OK")
         start_response(status, headers)
         return [b"x"]
     raise LookupError(p)
@@ -191,6 +209,15 @@ fn failures_table() {
         ("/bad/crlf_status", false, "present in status"),
         ("/bad/cl", false, "invalid literal for int()"),
         ("/bad/latin1", false, "UnicodeEncodeError"),
+        ("/bad/latin1_name", false, "UnicodeEncodeError"),
+        // waitress's order: latin-1 before CR/LF, the value's CR/LF before the name's.
+        ("/bad/latin1_before_crlf", false, "UnicodeEncodeError"),
+        ("/bad/latin1_crlf_status", false, "UnicodeEncodeError"),
+        (
+            "/bad/value_crlf_before_name_crlf",
+            false,
+            "present in header value",
+        ),
         ("/nowhere", false, "LookupError"),
     ];
     for &(path, head_sent, text) in cases {
@@ -207,6 +234,66 @@ fn failures_table() {
             );
         }
     }
+}
+
+/// Recycled headers (an earlier response's strings, more or fewer than needed) are written over:
+/// every response hands over exactly the headers of a fresh run.
+#[test]
+fn recycled_headers_leave_nothing_behind() {
+    let (app, _m) = app_from(APPS, &options());
+    let junk = |n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| ("X-Old-Name-".repeat(i + 1), "old value ".repeat(i + 3)))
+            .collect()
+    };
+    for path in [
+        "/hello",
+        "/tuple",
+        "/gen",
+        "/writecb",
+        "/verbatim_status",
+        "/bad/latin1_ok",
+    ] {
+        let mut fresh = Mock::new(request("GET", path, &[]), b"");
+        call(&app, &mut fresh).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));
+        for n in [0, 1, 5] {
+            let mut m = Mock::new(request("GET", path, &[]), b"");
+            m.recycled = junk(n);
+            call(&app, &mut m).unwrap_or_else(|e| panic!("{path}: {}", e.traceback));
+            assert_eq!(m.starts, fresh.starts, "{path} over {n} recycled");
+        }
+    }
+    for path in ["/bad/crlf_value", "/bad/latin1", "/bad/cl"] {
+        let mut m = Mock::new(request("GET", path, &[]), b"");
+        m.recycled = junk(3);
+        assert!(call(&app, &mut m).is_err(), "{path}");
+        assert!(m.starts.is_empty(), "{path}: nothing handed over");
+    }
+}
+
+/// Headers as a tuple are read like a list; a list subclass is iterated through its own
+/// `__iter__`, as waitress's `for k, v in headers` does.
+#[test]
+fn header_sequences_are_read_as_python_iterates_them() {
+    let (app, _m) = app_from(APPS, &options());
+    let mut m = Mock::new(request("GET", "/tuple_headers", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.header("x-a"), Some("1"));
+    assert_eq!(m.header("content-length"), Some(" 1 "));
+    let mut m = Mock::new(request("GET", "/iter_headers", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.header("x-b"), Some("2"));
+    assert_eq!(m.header("x-a"), None);
+}
+
+#[test]
+fn non_ascii_latin1_status_and_headers_pass_the_checks() {
+    let (app, _m) = app_from(APPS, &options());
+    let mut m = Mock::new(request("GET", "/bad/latin1_ok", &[]), b"");
+    call(&app, &mut m).unwrap_or_else(|e| panic!("{}", e.traceback));
+    assert_eq!(m.head().0, "200 \u{c9}t\u{e9}");
+    assert_eq!(m.header("x-\u{e9}"), Some("caf\u{e9}"));
+    assert_eq!(m.header("x-b"), Some("b"));
 }
 
 #[test]
