@@ -39,6 +39,9 @@ struct Jobs {
     on_deck: usize,
     /// Threads notified but not yet back from their wait.
     waking: usize,
+    /// Threads that found the queue empty and give the CPU to the loop once before they
+    /// sleep (`take`): each takes the next job, so `submit` wakes no other for it.
+    yielding: usize,
     /// The loop thread is SCHED_BATCH (`loop_policy`).
     loop_batch: bool,
     stop: bool,
@@ -94,6 +97,7 @@ impl Ctx {
                 idle: 0,
                 on_deck: 0,
                 waking: 0,
+                yielding: 0,
                 loop_batch: false,
                 stop: false,
                 last_depth_warning: None,
@@ -146,7 +150,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         jobs.q.extend(batch.drain(..));
         let depth = jobs.q.len();
-        let wake = if jobs.on_deck + jobs.waking == 0 {
+        let wake = if jobs.on_deck + jobs.waking + jobs.yielding == 0 {
             n.min(jobs.idle).min(1)
         } else {
             0
@@ -177,8 +181,9 @@ impl Ctx {
     /// to the app: `submit` wakes no other then).
     pub(crate) fn loop_policy(&self) -> Option<bool> {
         let mut jobs = lock(&self.jobs);
+        let coming = jobs.waking + jobs.yielding;
         let backlogged =
-            jobs.q.len() > jobs.waking.max(1) && (jobs.idle == 0 || jobs.on_deck + jobs.waking > 0);
+            jobs.q.len() > coming.max(1) && (jobs.idle == 0 || jobs.on_deck + coming > 0);
         (backlogged != jobs.loop_batch).then(|| {
             jobs.loop_batch = backlogged;
             backlogged
@@ -200,17 +205,20 @@ impl Ctx {
             if jobs.stop {
                 return None;
             }
-            if !yielded && jobs.idle == 0 {
+            if !yielded && (jobs.idle == 0 || jobs.idle + 1 == self.opts.threads) {
                 // Before sleeping, let a runnable loop thread on this CPU go first: it usually
                 // has the next batch ready, which we then take without a futex wait + wake
-                // (pinned hello world: futex 0.15 → 0.002/request, for 0.05 sched_yield).
-                // Only when no other app thread sleeps idle: the loop would wake that one,
-                // and two threads taking turns at the GIL cost more context switches.
+                // (pinned hello world: futex 0.15 -> 0.002/request, for 0.05 sched_yield).
+                // Only when no other app thread is busy (all others idle, or none to wake): a
+                // busy one could take the CPU instead of the loop. Counted in `yielding`, so
+                // the loop wakes no idle thread for the batch this one is about to take.
                 yielded = true;
+                jobs.yielding += 1;
                 drop(jobs);
                 // SAFETY: sched_yield takes no arguments and only gives up the CPU.
                 unsafe { libc::sched_yield() };
                 jobs = lock(&self.jobs);
+                jobs.yielding -= 1;
                 continue;
             }
             if jobs.loop_batch {
@@ -232,7 +240,7 @@ impl Ctx {
         }
         let mut jobs = lock(&self.jobs);
         jobs.on_deck = jobs.on_deck.saturating_sub(1);
-        if jobs.on_deck + jobs.waking == 0 && !jobs.q.is_empty() && jobs.idle > 0 {
+        if jobs.on_deck + jobs.waking + jobs.yielding == 0 && !jobs.q.is_empty() && jobs.idle > 0 {
             jobs.waking += 1;
             drop(jobs);
             self.jobs_cv.notify_one();
