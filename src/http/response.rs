@@ -107,7 +107,7 @@ pub fn check_start_response(
 
 /// Python `int(value)` for the non-negative values a Content-Length can take: surrounding
 /// whitespace, an optional `+`, digits with single `_` between them.
-fn parse_int(v: &str) -> Option<u64> {
+pub fn parse_int(v: &str) -> Option<u64> {
     let v = v.trim_matches(|c: char| c.is_ascii_whitespace());
     let v = v.strip_prefix('+').unwrap_or(v);
     if v.is_empty() || v.starts_with('_') || v.ends_with('_') || v.contains("__") {

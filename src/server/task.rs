@@ -68,16 +68,13 @@ pub(super) fn path(req: &Request) -> String {
     String::from_utf8_lossy(req.path()).into_owned()
 }
 
-/// The app's Content-Length header (already validated by the caller's start_response checks).
+/// The app's Content-Length: the last header of that name read as Python's `int()` reads it,
+/// as waitress's `start_response` does (the WSGI layer has already refused any other value).
 fn content_length(headers: &[(String, String)]) -> Option<u64> {
     headers
         .iter()
-        .find(|(n, _)| crate::http::response::is_content_length(n))
-        .and_then(|(_, v)| {
-            // Plain digits (as nearly always) need no trim, which decodes chars.
-            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-            if digits { v.as_str() } else { v.trim() }.parse().ok()
-        })
+        .rfind(|(n, _)| crate::http::response::is_content_length(n))
+        .and_then(|(_, v)| crate::http::response::parse_int(v))
 }
 
 /// Recycled header strings kept per app thread, at most (bytes of capacity).

@@ -37,5 +37,13 @@ def app(environ, start_response):
         else:
             write(b"abcdefghi")
         return []
+    if kind == "cl":
+        # Lengths as waitress reads them: int() (so "1_0" is 10), the last header winning.
+        headers = {
+            "/underscore": [("Content-Length", "1_0")],
+            "/twice": [("Content-Length", "5"), ("Content-Length", " +10 ")],
+        }[path]
+        start_response("200 OK", headers)
+        return chunks(b"abcdefghij", 5)
     start_response("404 Not Found", [("Content-Length", "0")])
     return []

@@ -132,6 +132,15 @@ fn content_length_rules_table() {
         ("/nocl/gen", "1.0", body, None, false, true),
         ("/nocl/list", "1.0", body, Some("36"), false, true),
         (
+            "/cl/underscore",
+            "1.1",
+            b"abcdefghij",
+            Some("10"),
+            false,
+            false,
+        ),
+        ("/cl/twice", "1.1", b"abcdefghij", Some("10"), false, false),
+        (
             "/badcl/short_body",
             "1.1",
             b"abcdefghi",
