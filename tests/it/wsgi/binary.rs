@@ -414,6 +414,47 @@ fn every_app_thread_serves_when_the_app_blocks() {
     }
 }
 
+/// A thread waiting for a client that never reads takes no more jobs; the next requests go
+/// to another thread: with `threads = 2`, one response stuck on back-pressure, and three
+/// clients after it, one at a time, are answered.
+#[test]
+fn a_thread_stuck_on_a_client_that_never_reads_leaves_the_queue_to_the_others() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "flood:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--outbuf-high-watermark",
+            "65536",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let addr = d.addr();
+    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut stuck, b"GET /flood HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    // The app is running: its first bytes arrived. From here on the client reads nothing.
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stuck, &mut first).unwrap();
+    for i in 0..3 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        expect_answer(
+            &mut s,
+            b"small",
+            &format!("client {i} behind the stuck one"),
+        );
+    }
+    drop(stuck);
+}
+
 /// The scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH,
 /// 5 SCHED_IDLE) of `worker`'s first thread whose name starts with `name` (`waitressd-w`: the
 /// loop thread, `waitress-`: an app thread).

@@ -1,0 +1,11 @@
+"""A response that outgrows a client that never reads (`/flood`: 1 GiB in 64 KiB chunks, so the
+app thread waits on back-pressure), and a small one (`/`) for everybody else."""
+CHUNK = b"x" * 65536
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/flood":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (CHUNK for _ in range(16384))
+    start_response("200 OK", [("Content-Length", "5")])
+    return [b"small"]
