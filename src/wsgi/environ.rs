@@ -259,6 +259,17 @@ impl Template {
     }
 }
 
+/// Adds `item` to a cache of at most `max` entries, replacing the oldest once full (`next`
+/// is the oldest's index then).
+fn ring_push<T>(v: &mut Vec<T>, next: &mut usize, max: usize, item: T) {
+    if v.len() < max {
+        v.push(item);
+    } else {
+        v[*next] = item;
+        *next = (*next + 1) % max;
+    }
+}
+
 /// `env[key] = value` straight through the C API (no conversions, no reference traffic).
 fn put(env: &Bound<'_, PyDict>, key: &Py<PyString>, value: &Py<PyString>) -> PyResult<()> {
     // SAFETY: all three are live objects; PyDict_SetItem takes its own references and returns
@@ -286,12 +297,7 @@ impl Memo {
         }
         let s = latin1(py, bytes)?;
         let entry = (bytes.to_vec(), s.clone().unbind());
-        if self.slots.len() < MEMO_SLOTS {
-            self.slots.push(entry);
-        } else {
-            self.slots[self.next] = entry;
-            self.next = (self.next + 1) % MEMO_SLOTS;
-        }
+        ring_push(&mut self.slots, &mut self.next, MEMO_SLOTS, entry);
         Ok(s)
     }
 }
@@ -420,12 +426,7 @@ impl ThreadMemo {
             },
             dict: dict.clone_ref(py),
         };
-        if self.bases.len() < BASES_MAX {
-            self.bases.push(base);
-        } else {
-            self.bases[self.next_base] = base;
-            self.next_base = (self.next_base + 1) % BASES_MAX;
-        }
+        ring_push(&mut self.bases, &mut self.next_base, BASES_MAX, base);
         Ok(dict)
     }
 
