@@ -209,9 +209,10 @@ impl Ctx {
                 // Before sleeping, let a runnable loop thread on this CPU go first: it usually
                 // has the next batch ready, which we then take without a futex wait + wake
                 // (pinned hello world: futex 0.15 -> 0.002/request, for 0.05 sched_yield).
-                // Only when no other app thread is busy (all others idle, or none to wake): a
-                // busy one could take the CPU instead of the loop. Counted in `yielding`, so
-                // the loop wakes no idle thread for the batch this one is about to take.
+                // Only when this thread is the only one serving (all others idle) or none is
+                // idle (no other the loop could wake instead): while another serves and one
+                // is idle, the CPU could go to the busy one rather than the loop. Counted in
+                // `yielding`, so the loop wakes no idle thread for the batch this one takes.
                 yielded = true;
                 jobs.yielding += 1;
                 drop(jobs);
