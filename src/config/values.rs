@@ -3,12 +3,7 @@
 //!
 //! Everything here is pure: the INI reader and the settings builder share it.
 
-/// Python's `str.isspace()`: Unicode White_Space plus the information separators
-/// U+001C..U+001F, which Python (not Rust) counts as whitespace. `str.strip()`,
-/// `str.split()` and configparser's `\s` all use this set.
-pub fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
+pub(crate) use crate::http::pytext::py_space;
 
 /// Python's `str.strip()` with no argument.
 pub fn py_strip(s: &str) -> &str {

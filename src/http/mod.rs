@@ -33,7 +33,7 @@ pub mod log_format;
 pub mod parse;
 pub mod proxy;
 pub mod proxy_protocol;
-mod pytext;
+pub(crate) mod pytext;
 pub mod request;
 pub mod response;
 pub mod trust;

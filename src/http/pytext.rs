@@ -1,6 +1,13 @@
 //! The Python string operations waitress's proxy code relies on, on latin-1 bytes (header
 //! values reach waitress as latin-1 `str`): `strip()`, `lower()`, `undquote`, brackets.
 
+/// Python's `str.isspace()`: Unicode White_Space plus the information separators
+/// U+001C..U+001F, which Python (not Rust) counts as whitespace. `str.strip()`,
+/// `str.split()`, `int()` and configparser's `\s` all use this set.
+pub(crate) fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
 pub(crate) fn strip_brackets(a: &[u8]) -> &[u8] {
     match a {
         [b'[', inner @ .., b']'] => inner,

@@ -106,9 +106,17 @@ pub fn check_start_response(
 }
 
 /// Python `int(value)` for the non-negative values a Content-Length can take: surrounding
-/// whitespace, an optional `+`, digits with single `_` between them.
+/// whitespace (Python's: also `\x85`, `\xa0`, `\x1c`-`\x1f`), an optional `+`, digits with
+/// single `_` between them. The one reading of a response's Content-Length: the WSGI layer's
+/// `start_response` checks and the server's framing both use it.
 pub fn parse_int(v: &str) -> Option<u64> {
-    let v = v.trim_matches(|c: char| c.is_ascii_whitespace());
+    // Plain digits (nearly always) need no trim, which decodes characters.
+    let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let v = if plain {
+        v
+    } else {
+        v.trim_matches(super::pytext::py_space)
+    };
     let v = v.strip_prefix('+').unwrap_or(v);
     if v.is_empty() || v.starts_with('_') || v.ends_with('_') || v.contains("__") {
         return None;

@@ -119,35 +119,12 @@ pub(crate) fn checked_headers(
     Ok((out, content_length))
 }
 
-/// waitress does `int(value)`: surrounding whitespace, a `+`, and `_` between digits are
-/// accepted; a negative length is refused too (it cannot frame a body). No allocation.
+/// waitress does `int(value)` (`http::response::parse_int`); a negative length is refused too
+/// (it cannot frame a body).
 fn parse_content_length(v: &str) -> PyResult<u64> {
-    let bad = || PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"));
-    // Plain digits (nearly always) need no trim, which decodes characters.
-    let t = if v.bytes().all(|b| b.is_ascii_digit()) {
-        v
-    } else {
-        v.trim()
-    };
-    let t = t.strip_prefix('+').unwrap_or(t);
-    let (mut n, mut after_digit) = (0u64, false);
-    for b in t.bytes() {
-        match b {
-            b'0'..=b'9' => {
-                n = n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                    .ok_or_else(bad)?;
-                after_digit = true;
-            }
-            b'_' if after_digit => after_digit = false,
-            _ => return Err(bad()),
-        }
-    }
-    if !after_digit {
-        return Err(bad());
-    }
-    Ok(n)
+    crate::http::response::parse_int(v).ok_or_else(|| {
+        PyValueError::new_err(format!("invalid literal for int() with base 10: '{v}'"))
+    })
 }
 
 /// True when `s` passes the latin-1 and CR/LF checks trivially: ASCII without CR or LF, as
@@ -228,6 +205,9 @@ mod tests {
             ("1__0", None),
             ("1_", None),
             ("99999999999999999999999", None),
+            // Python's whitespace, not only ASCII's.
+            ("\u{a0}12\u{85}", Some(12)),
+            ("\u{1c}5\u{1f}", Some(5)),
         ];
         for (v, want) in cases {
             assert_eq!(parse_content_length(v).ok(), want, "{v:?}");
