@@ -2,12 +2,13 @@
 //! constant entries copied per request, latin-1 values (PEP 3333 "native strings"), and
 //! per-thread memos of values that repeat from request to request.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::http::{uri, Origin, Request, Version};
+use crate::http::{uri, Request, TlsInfo, Version};
 
 /// Latin-1 decoding, as PEP 3333 requires for environ strings (pyo3's `&str` path is UTF-8).
 pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -149,9 +150,10 @@ impl Template {
     /// The environ of one request, without `wsgi.input` and `waitress.client_disconnected`
     /// (the caller adds its per-request objects).
     ///
-    /// The copy starts from a per-thread base: the template with the entries that repeat on a
-    /// connection (method, protocol, server and client address, scheme, TLS) already set, so a
-    /// request sets only the few entries that change (path, query, client port, headers).
+    /// The copy starts from a per-thread base: the template with the entries that repeat across
+    /// clients (method, protocol, server name and port, scheme, TLS) already set, so a request
+    /// sets only the entries that change (path, query, client address and port, headers). The
+    /// client's address is not part of the base: behind a proxy every end user has their own.
     pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
@@ -181,6 +183,12 @@ impl Template {
         } else {
             put(&env, &k.query_string, &latin1(py, query)?.unbind())?;
         }
+        let addr = memo
+            .remote_addr
+            .get(py, req.origin.remote_addr.as_bytes())?
+            .unbind();
+        put(&env, &k.remote_addr, &addr)?;
+        put(&env, &k.remote_host, &addr)?;
         let port = memo
             .remote_port
             .get(py, req.origin.remote_port.as_bytes())?;
@@ -243,9 +251,6 @@ impl Template {
                 env.set_item(k.ssl_client_s_dn.bind(py), dn)?;
             }
         }
-        let addr = memo.remote_addr.get(py, o.remote_addr.as_bytes())?;
-        env.set_item(k.remote_addr.bind(py), &addr)?;
-        env.set_item(k.remote_host.bind(py), &addr)?;
         Ok(env.unbind())
     }
 
@@ -378,25 +383,27 @@ struct Base {
     template: Py<PyDict>,
     method: Vec<u8>,
     version: Version,
-    origin: Origin,
+    server_name: String,
+    server_port: String,
+    url_scheme: String,
+    tls: Option<Arc<TlsInfo>>,
     dict: Py<PyDict>,
 }
 
 impl Base {
     fn matches(&self, template: &Template, req: &Request) -> bool {
-        let (a, b) = (&self.origin, &req.origin);
+        let o = &req.origin;
         self.template.is(&template.dict)
             && self.version == req.version()
             && self.method == req.method()
-            && a.remote_addr == b.remote_addr
-            && a.server_port == b.server_port
-            && a.server_name == b.server_name
-            && a.url_scheme == b.url_scheme
-            && a.tls == b.tls
+            && self.server_port == o.server_port
+            && self.server_name == o.server_name
+            && self.url_scheme == o.url_scheme
+            && self.tls == o.tls
     }
 }
 
-/// Base dicts kept per thread: a few connections' worth (clients on one machine share one).
+/// Base dicts kept per thread (one per listener, scheme and method in use, as a rule).
 const BASES_MAX: usize = 4;
 
 /// Header names cached per thread; more distinct names than this are converted per request
@@ -415,15 +422,10 @@ impl ThreadMemo {
             template: t.dict.clone_ref(py),
             method: req.method().to_vec(),
             version: req.version(),
-            origin: Origin {
-                peer_ip: None,
-                remote_addr: o.remote_addr.clone(),
-                remote_port: String::new(),
-                server_name: o.server_name.clone(),
-                server_port: o.server_port.clone(),
-                url_scheme: o.url_scheme.clone(),
-                tls: o.tls.clone(),
-            },
+            server_name: o.server_name.clone(),
+            server_port: o.server_port.clone(),
+            url_scheme: o.url_scheme.clone(),
+            tls: o.tls.clone(),
             dict: dict.clone_ref(py),
         };
         ring_push(&mut self.bases, &mut self.next_base, BASES_MAX, base);
@@ -458,15 +460,10 @@ impl ThreadMemo {
 
 /// `HTTP_<NAME>`: upper-cased, `-` → `_` (waitress), interned.
 fn http_key(py: Python<'_>, name: &[u8]) -> Py<PyString> {
-    let mut key = String::with_capacity(5 + name.len());
-    key.push_str("HTTP_");
-    for &b in name {
-        key.push(match b {
-            b'-' => '_',
-            _ => char::from(b.to_ascii_uppercase()),
-        });
-    }
-    PyString::intern(py, &key).unbind()
+    let mut key = Vec::with_capacity(5 + name.len());
+    crate::http::environ_key(name, &mut key);
+    // Header names are tokens (ASCII): the conversion never replaces anything.
+    PyString::intern(py, &String::from_utf8_lossy(&key)).unbind()
 }
 
 #[cfg(test)]
