@@ -45,12 +45,15 @@ pub(crate) fn loop_thread(backlogged: bool) {
     });
 }
 
-/// Sets the calling thread's policy (priority 0, the only one either policy has).
+/// Sets the calling thread's policy (priority 0, the only one either policy has), keeping
+/// an operator's SCHED_RESET_ON_FORK.
 fn set(policy: libc::c_int) {
     let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_getscheduler only reads the calling thread's (pid 0) policy.
+    let reset = unsafe { libc::sched_getscheduler(0) }.max(0) & libc::SCHED_RESET_ON_FORK;
     // SAFETY: pid 0 = the calling thread; a valid sched_param on our stack. Switching between
     // SCHED_OTHER and SCHED_BATCH needs no privilege.
-    let r = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    let r = unsafe { libc::sched_setscheduler(0, policy | reset, &param) };
     if r != 0 {
         log::debug!(target: "waitress", "sched_setscheduler({policy}): {}", std::io::Error::last_os_error());
     }
