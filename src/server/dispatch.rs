@@ -48,6 +48,13 @@ struct Jobs {
     last_depth_warning: Option<Instant>,
 }
 
+impl Jobs {
+    /// Threads on their way to take a job: woken, or yielding before they sleep.
+    fn coming(&self) -> usize {
+        self.waking + self.yielding
+    }
+}
+
 /// Everything the loop and the app threads share.
 pub(crate) struct Ctx {
     pub(crate) opts: ServerOptions,
@@ -150,7 +157,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         jobs.q.extend(batch.drain(..));
         let depth = jobs.q.len();
-        let wake = if jobs.on_deck + jobs.waking + jobs.yielding == 0 {
+        let wake = if jobs.on_deck + jobs.coming() == 0 {
             n.min(jobs.idle).min(1)
         } else {
             0
@@ -181,7 +188,7 @@ impl Ctx {
     /// to the app: `submit` wakes no other then).
     pub(crate) fn loop_policy(&self) -> Option<bool> {
         let mut jobs = lock(&self.jobs);
-        let coming = jobs.waking + jobs.yielding;
+        let coming = jobs.coming();
         let backlogged =
             jobs.q.len() > coming.max(1) && (jobs.idle == 0 || jobs.on_deck + coming > 0);
         (backlogged != jobs.loop_batch).then(|| {
@@ -241,7 +248,7 @@ impl Ctx {
         }
         let mut jobs = lock(&self.jobs);
         jobs.on_deck = jobs.on_deck.saturating_sub(1);
-        if jobs.on_deck + jobs.waking + jobs.yielding == 0 && !jobs.q.is_empty() && jobs.idle > 0 {
+        if jobs.on_deck + jobs.coming() == 0 && !jobs.q.is_empty() && jobs.idle > 0 {
             jobs.waking += 1;
             drop(jobs);
             self.jobs_cv.notify_one();

@@ -125,7 +125,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         let mut pending = lock(buf);
         t.sc.log
             .line(&mut pending, &ctx.opts.access_log_format, line);
-        let big = pending.len() > 64 * 1024;
+        let big = pending.len() > super::access_log::LOG_BATCH;
         drop(pending);
         if big {
             ctx.wake_loop();
