@@ -66,8 +66,15 @@ pub trait Exchange {
         Ok(())
     }
     /// Records (or, before the head is sent, replaces) the response status and headers.
-    /// Status and headers are already validated by the caller (see `http` response checks).
-    fn start_response(&mut self, status: &str, headers: Vec<(String, String)>);
+    /// Status and headers are already validated by the caller (see `http` response checks);
+    /// `content_length` is the length they give, as the caller read it (the last
+    /// Content-Length, `response::parse_int`), or the one it inferred and added.
+    fn start_response(
+        &mut self,
+        status: &str,
+        headers: Vec<(String, String)>,
+        content_length: Option<u64>,
+    );
     /// The headers of an earlier response of this thread, whose strings the caller may reuse
     /// for the next `start_response` (saves their allocations); empty if there are none.
     fn recycled_headers(&mut self) -> Vec<(String, String)> {

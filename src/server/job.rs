@@ -54,6 +54,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         sc,
         meta,
         headers: Vec::new(),
+        content_length: None,
         started: false,
         enc: None,
         send_continue: *send_continue,
@@ -64,13 +65,14 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
     match proxy_err {
         // waitress's proxy middleware answers itself, through the normal response path.
         Some(body) => {
-            let cl = body.len().to_string();
+            let cl = body.len();
             t.start_response(
                 "400 Bad Request",
                 vec![
                     ("Content-Type".into(), "text/plain".into()),
-                    ("Content-Length".into(), cl),
+                    ("Content-Length".into(), cl.to_string()),
                 ],
+                Some(cl as u64),
             );
             let _ = t.write(&body);
             t.finish();

@@ -42,6 +42,8 @@ pub(super) struct Task<'a> {
     pub(super) sc: &'a mut Scratch,
     pub(super) meta: RequestMeta,
     pub(super) headers: Vec<(String, String)>,
+    /// The length `headers` give (`Exchange::start_response`).
+    pub(super) content_length: Option<u64>,
     pub(super) started: bool,
     pub(super) enc: Option<BodyEncoder>,
     pub(super) send_continue: bool,
@@ -66,15 +68,6 @@ enum Out {
 
 pub(super) fn path(req: &Request) -> String {
     String::from_utf8_lossy(req.path()).into_owned()
-}
-
-/// The app's Content-Length: the last header of that name read as Python's `int()` reads it,
-/// as waitress's `start_response` does (the WSGI layer has already refused any other value).
-fn content_length(headers: &[(String, String)]) -> Option<u64> {
-    headers
-        .iter()
-        .rfind(|(n, _)| crate::http::response::is_content_length(n))
-        .and_then(|(_, v)| crate::http::response::parse_int(v))
 }
 
 /// Recycled header strings kept per app thread, at most (bytes of capacity).
@@ -106,7 +99,7 @@ impl Task<'_> {
             request: self.meta,
             status: &self.sc.status,
             headers: &self.headers,
-            content_length: content_length(&self.headers),
+            content_length: self.content_length,
             ident: self.ctx.opts.ident.as_deref(),
             date: self.sc.date.get(),
         };
@@ -258,13 +251,19 @@ impl Exchange for Task<'_> {
         self.body.read_exact_uninit(out)
     }
 
-    fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
+    fn start_response(
+        &mut self,
+        status: &str,
+        headers: Vec<(String, String)>,
+        content_length: Option<u64>,
+    ) {
         if self.enc.is_some() {
             return; // the head is out; the caller re-raises (waitress §3.1)
         }
         self.sc.status.clear();
         self.sc.status.push_str(status);
         self.headers = headers;
+        self.content_length = content_length;
         self.started = true;
     }
 

@@ -170,6 +170,7 @@ impl App for PidApp {
         ex.start_response(
             "200 OK",
             vec![("Content-Length".into(), body.len().to_string())],
+            Some(body.len() as u64),
         );
         ex.write(body.as_bytes()).map_err(|_| AppFailure {
             traceback: String::new(),

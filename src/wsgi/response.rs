@@ -79,7 +79,8 @@ impl Slot {
             // The status buffer is put back: it is reused by the next request on this thread.
             let status = std::mem::take(&mut self.status);
             let headers = std::mem::take(&mut self.headers);
-            self.ex().start_response(&status, headers);
+            let content_length = self.content_length;
+            self.ex().start_response(&status, headers, content_length);
             self.status = status;
         }
     }

@@ -116,7 +116,12 @@ impl Exchange for Mock {
     fn body_remaining(&self) -> u64 {
         (self.body.get_ref().len() as u64).saturating_sub(self.body.position())
     }
-    fn start_response(&mut self, status: &str, headers: Vec<(String, String)>) {
+    fn start_response(
+        &mut self,
+        status: &str,
+        headers: Vec<(String, String)>,
+        _content_length: Option<u64>,
+    ) {
         assert!(!self.head_sent, "start_response after the head was sent");
         self.starts.push((status.to_string(), headers));
     }

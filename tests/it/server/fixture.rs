@@ -16,7 +16,7 @@ fn respond(ex: &mut dyn Exchange, status: &str, body: &[u8]) -> Result<(), AppFa
         ("Content-Type".to_string(), "text/plain".to_string()),
         ("Content-Length".to_string(), body.len().to_string()),
     ];
-    ex.start_response(status, headers);
+    ex.start_response(status, headers, Some(body.len() as u64));
     ex.write(body).map_err(|_| AppFailure {
         traceback: "client gone".into(),
     })
@@ -65,7 +65,11 @@ impl App for TestApp {
                 respond(ex, "200 OK", n.to_string().as_bytes())
             }
             b"/chunked" => {
-                ex.start_response("200 OK", vec![("Content-Type".into(), "text/plain".into())]);
+                ex.start_response(
+                    "200 OK",
+                    vec![("Content-Type".into(), "text/plain".into())],
+                    None,
+                );
                 ex.write(b"ab").map_err(gone)?;
                 ex.write(b"cd").map_err(gone)
             }
@@ -80,7 +84,11 @@ impl App for TestApp {
             }
             b"/big" => {
                 let n = query_num(ex);
-                ex.start_response("200 OK", vec![("Content-Length".into(), n.to_string())]);
+                ex.start_response(
+                    "200 OK",
+                    vec![("Content-Length".into(), n.to_string())],
+                    Some(n),
+                );
                 let chunk = vec![b'x'; 256 * 1024];
                 let mut left = n;
                 while left > 0 {
@@ -93,7 +101,7 @@ impl App for TestApp {
             b"/pattern" => {
                 // n bytes of (i % 251), in writes of varying size, no Content-Length.
                 let n = query_num(ex);
-                ex.start_response("200 OK", vec![]);
+                ex.start_response("200 OK", vec![], None);
                 let (mut i, mut size) = (0u64, 1usize);
                 while i < n {
                     let k = (size as u64).min(n - i);
@@ -107,7 +115,11 @@ impl App for TestApp {
             b"/file" => {
                 let mut f = tempfile::tempfile().unwrap();
                 f.write_all(b"0123456789").unwrap();
-                ex.start_response("200 OK", vec![("Content-Length".into(), "6".into())]);
+                ex.start_response(
+                    "200 OK",
+                    vec![("Content-Length".into(), "6".into())],
+                    Some(6),
+                );
                 ex.send_file(f, 2, 6).map_err(gone)
             }
             b"/wait-disconnect" => {
@@ -126,7 +138,7 @@ impl App for TestApp {
                 traceback: "Traceback: ValueError: boom".into(),
             }),
             b"/fail-after-head" => {
-                ex.start_response("200 OK", vec![]);
+                ex.start_response("200 OK", vec![], None);
                 ex.write(b"partial").map_err(gone)?;
                 Err(AppFailure {
                     traceback: "late".into(),

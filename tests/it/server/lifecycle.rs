@@ -193,7 +193,11 @@ impl waitressd::http::app::App for DiesOnce {
         &self,
         ex: &mut dyn waitressd::http::app::Exchange,
     ) -> Result<(), waitressd::http::app::AppFailure> {
-        ex.start_response("200 OK", vec![("Content-Length".into(), "2".into())]);
+        ex.start_response(
+            "200 OK",
+            vec![("Content-Length".into(), "2".into())],
+            Some(2),
+        );
         ex.write(b"ok")
             .map_err(|_| waitressd::http::app::AppFailure {
                 traceback: String::new(),
@@ -240,7 +244,11 @@ impl waitressd::http::app::App for PanicsTwice {
         if ex.request().path() == b"/bomb" {
             std::panic::panic_any(Bomb);
         }
-        ex.start_response("200 OK", vec![("Content-Length".into(), "2".into())]);
+        ex.start_response(
+            "200 OK",
+            vec![("Content-Length".into(), "2".into())],
+            Some(2),
+        );
         ex.write(b"ok")
             .map_err(|_| waitressd::http::app::AppFailure {
                 traceback: String::new(),
