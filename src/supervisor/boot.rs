@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use super::listeners::ListenerSet;
 use super::logfiles;
-use super::master::{Master, Phase, WorkerBody};
 use super::pidfile::PidFile;
 use super::signals;
 use super::spawn::{self, DaemonStatus};
+use super::state::{Master, Phase, WorkerBody};
 use super::systemd::{self, Notifier};
 use super::upgrade;
 use super::worker::Preloaded;
@@ -110,7 +110,7 @@ pub(super) fn run(
         boot_failing: Default::default(),
         reload_queued: false,
         next_memory_check: std::time::Instant::now(),
-        exec: upgrade::Exec::current(),
+        exec: spawn::Exec::current(),
         upgrade: None,
         handover_from: from,
         pidfile: None,

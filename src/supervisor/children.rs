@@ -1,6 +1,12 @@
 //! The master's children as processes: fork one (with its generation's settings and sockets),
-//! reap the dead, decide what an exit means (lifecycle.rs) and respawn with backoff, and fire
-//! the timers (SIGKILL deadlines, reload deadline, due respawns).
+//! reap the dead, decide what an exit means (lifecycle.rs) and respawn with backoff, fire the
+//! timers (SIGKILL deadlines, reload deadline, due respawns), and retire (why: retire.rs).
+//!
+//! Retirement: a worker that must go while healthy work is still in it is replaced first: the
+//! master starts a worker for the same slot, and only once that one is ready asks the old one
+//! to stop gracefully (it finishes what it has within `graceful_timeout`, then is killed).
+//! `Worker::retiring` is the one notion of "on its way out" the master keeps, for logs, status
+//! and readiness reporting alike.
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -9,10 +15,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::lifecycle::{on_exit, ExitAction, ExitFacts};
-use super::master::{Master, Phase, Worker};
+use super::retire::{rss, Retire};
 use super::spawn;
+use super::state::{stop_worker, Master, Phase, Worker};
 use super::worker::WorkerStart;
-use super::{log_error, log_info};
+use super::{log_error, log_info, log_warn};
 
 /// A spawn that failed (sharing the sockets, or fork itself) is tried again after this long.
 const SPAWN_RETRY: Duration = Duration::from_secs(1);
@@ -220,15 +227,74 @@ impl Master {
             }
         }
     }
+
+    /// Retires worker `i` for `why`: a replacement for its slot starts now (unless one is
+    /// already booting or due), and the worker is stopped gracefully once it is ready.
+    pub(super) fn retire(&mut self, i: usize, why: Retire) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        let w = &mut self.workers[i];
+        if w.retiring.is_some() || w.kill_at.is_some() {
+            return; // already on its way out
+        }
+        w.retiring = Some(why);
+        let (id, generation) = (w.id, w.generation);
+        let msg = format!("worker {id} (pid {}): retiring: {why}", w.pid);
+        match why {
+            Retire::MaxRequests => log_info(&msg),
+            _ => log_warn(&msg),
+        }
+        let due = self.respawns.iter().any(|r| r.0 == id && r.1 == generation);
+        if !self.slot_filled(id, generation) && !due {
+            self.spawn(id, generation);
+        }
+    }
+
+    /// A worker of slot (`id`, `generation`) became ready: the workers it replaces stop
+    /// gracefully now.
+    pub(super) fn replacement_ready(&mut self, id: usize, generation: u64) {
+        let grace = Duration::from_secs(self.settings.graceful_timeout);
+        for w in self.workers.iter_mut().filter(|w| {
+            w.id == id && w.generation == generation && w.retiring.is_some() && w.kill_at.is_none()
+        }) {
+            log_info(&format!(
+                "worker {id} (pid {}): replacement ready, stopping gracefully",
+                w.pid
+            ));
+            stop_worker(w, false, grace);
+        }
+    }
+
+    /// `max_worker_memory` (about once a second): retires the serving workers whose resident
+    /// memory exceeds it (uWSGI's `reload-on-rss`, but graceful).
+    pub(super) fn check_memory(&mut self) {
+        let limit = self.settings.max_worker_memory;
+        if limit == 0 {
+            return;
+        }
+        for i in 0..self.workers.len() {
+            let w = &self.workers[i];
+            if !w.ready || w.retiring.is_some() || w.kill_at.is_some() {
+                continue;
+            }
+            match rss(w.pid.as_raw()) {
+                Some(bytes) if bytes > limit => self.retire(i, Retire::Memory(bytes)),
+                _ => {}
+            }
+        }
+    }
+
+    /// True if slot (`id`, `generation`) has a live worker that is not on its way out.
+    pub(super) fn slot_filled(&self, id: usize, generation: u64) -> bool {
+        self.workers.iter().any(|w| {
+            w.id == id && w.generation == generation && w.retiring.is_none() && w.kill_at.is_none()
+        })
+    }
 }
 
 /// Why a worker's exit counts as a restart on `/metrics` (None: the server is stopping).
-fn restart_reason(
-    f: &ExitFacts,
-    phase: &Phase,
-    retiring: Option<super::retire::Retire>,
-) -> Option<&'static str> {
-    use super::retire::Retire;
+fn restart_reason(f: &ExitFacts, phase: &Phase, retiring: Option<Retire>) -> Option<&'static str> {
     match (f.expected, f.code) {
         _ if matches!(phase, Phase::Stopping { .. }) => None,
         _ if retiring.is_some() => Some(match retiring {

@@ -1,112 +1,22 @@
 //! The master loop (gunicorn's arbiter, nginx's master cycle): signals arrive as commands on a
-//! signalfd; the loop reaps and respawns with backoff (children.rs), reloads by generations
-//! (reload.rs) and stops gracefully. Start-up is in boot.rs. It never runs Python unless `preload_app` is on.
-use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, OwnedFd};
+//! signalfd; the loop reaps, respawns with backoff and retires (children.rs), reloads by
+//! generations (reload.rs), upgrades (upgrade.rs) and stops gracefully. Its state is in
+//! state.rs; start-up is in boot.rs. It never runs Python unless `preload_app` is on.
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::signalfd::SignalFd;
-use nix::unistd::Pid;
 
-use super::lifecycle::Backoff;
-use super::listeners::ListenerSet;
-use super::pidfile::PidFile;
 use super::retire::Retire;
 use super::signals::{self, Command};
-use super::spawn::{self, DaemonStatus};
+use super::spawn;
+use super::state::{stop_worker, Master, Phase};
 use super::status::Readiness;
-use super::systemd::Notifier;
-use super::upgrade::Exec;
-use super::worker::{Preloaded, WorkerStart};
 use super::{log_info, log_warn};
-use crate::config::Settings;
-use crate::net::Identity;
-
-/// What a forked worker runs (the real one serves WSGI; tests use small fakes).
-pub type WorkerBody = fn(WorkerStart) -> i32;
 
 /// How often `max_worker_memory` is checked.
 const MEMORY_CHECK: Duration = Duration::from_secs(1);
-
-/// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
-const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
-
-pub(super) struct Worker {
-    pub(super) id: usize,
-    pub(super) generation: u64,
-    pub(super) pid: Pid,
-    pub(super) ready: bool,
-    pub(super) ready_fd: Option<OwnedFd>,
-    pub(super) spawned: Instant,
-    /// Asked to stop: SIGKILL at this instant if still alive.
-    pub(super) kill_at: Option<Instant>,
-    /// On its way out (retire.rs): stopped once its replacement is ready.
-    pub(super) retiring: Option<Retire>,
-}
-
-pub(super) struct Pending {
-    pub(super) generation: u64,
-    pub(super) settings: Settings,
-    pub(super) listeners: ListenerSet,
-    pub(super) identity: Option<Identity>,
-    pub(super) deadline: Instant,
-    /// One of its workers has been ready (its boot failures are then retried, not fatal).
-    pub(super) serving: bool,
-    /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
-    pub(super) target: usize,
-    /// The new generation's TLS configuration (certificates re-read by the reload).
-    pub(super) tls: Option<super::tls::Loaded>,
-}
-
-pub(super) enum Phase {
-    Running,
-    Reloading(Box<Pending>),
-    Stopping { immediate: bool },
-}
-
-pub(super) struct Master {
-    pub(super) pid: i32,
-    pub(super) settings: Settings,
-    pub(super) listeners: ListenerSet,
-    pub(super) identity: Option<Identity>,
-    pub(super) generation: u64,
-    pub(super) target: usize,
-    pub(super) workers: Vec<Worker>,
-    /// (worker id, generation, when).
-    pub(super) respawns: Vec<(usize, u64, Instant)>,
-    pub(super) backoff: HashMap<usize, Backoff>,
-    pub(super) phase: Phase,
-    pub(super) sigfd: SignalFd,
-    pub(super) notifier: Notifier,
-    pub(super) reload: Option<super::ReloadFn>,
-    pub(super) body: WorkerBody,
-    pub(super) booted: bool,
-    /// A worker of the current generation has been ready: its configuration serves.
-    pub(super) serving: bool,
-    /// Slots (id, generation) whose last start failed at boot; retried with backoff.
-    pub(super) boot_failing: HashSet<(usize, u64)>,
-    /// A HUP arrived during a reload: reload again once this one is committed or abandoned.
-    pub(super) reload_queued: bool,
-    /// Next `max_worker_memory` check.
-    pub(super) next_memory_check: Instant,
-    /// How this binary was started (USR2 starts it again).
-    pub(super) exec: Exec,
-    /// The new master a USR2 started, until it takes over or fails.
-    pub(super) upgrade: Option<Pid>,
-    /// This master came from a USR2: the old master, stopped once our workers are ready.
-    pub(super) handover_from: Option<i32>,
-    pub(super) pidfile: Option<PidFile>,
-    pub(super) daemon: DaemonStatus,
-    pub(super) exit_code: i32,
-    /// `preload_app`: loaded here before the first fork.
-    pub(super) preloaded: Option<Preloaded>,
-    /// `status_listen`: the status listener and the workers' shared counters.
-    pub(super) status: Option<super::status::Status>,
-    /// `certfile`: the TLS configuration the current generation serves with.
-    pub(super) tls: Option<super::tls::Loaded>,
-}
 
 impl Master {
     pub(super) fn run_loop(&mut self) {
@@ -190,7 +100,7 @@ impl Master {
     }
 
     /// Reads a worker's status pipe: `R` = ready; later bytes ask for its retirement
-    /// (retire.rs); end of file = it is exiting (CHLD follows).
+    /// (retire.rs, carried out in children.rs); end of file = it is exiting (CHLD follows).
     pub(super) fn read_ready(&mut self, i: usize) {
         let mut b = [0u8; 16];
         let got = match &self.workers[i].ready_fd {
@@ -370,20 +280,6 @@ impl Master {
             s.publish(readiness);
         }
     }
-
-    pub(super) fn status(&self) -> String {
-        let state = match self.boot_failing.len() {
-            0 => format!("serving with {} worker(s)", self.target),
-            n => format!(
-                "degraded: serving, {n} worker(s) failing to boot (retrying; see the error log)"
-            ),
-        };
-        match self.settings.proc_name.as_deref().filter(|n| !n.is_empty()) {
-            Some(name) => format!("{name}: {state}"),
-            None => state,
-        }
-    }
-
     pub(super) fn check_progress(&mut self) {
         let ready = |g: u64| {
             self.workers
@@ -423,16 +319,4 @@ impl Master {
 pub(super) fn ttin_ceiling(workers: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     workers.max(cpus.saturating_mul(4)).min(4096)
-}
-
-/// Asks one worker to stop (TERM: graceful, QUIT: now) and arms its SIGKILL deadline.
-pub(super) fn stop_worker(w: &mut Worker, immediate: bool, grace: Duration) {
-    let (sig, grace) = if immediate {
-        (Signal::SIGQUIT, IMMEDIATE_GRACE)
-    } else {
-        (Signal::SIGTERM, grace)
-    };
-    let _ = kill(w.pid, sig);
-    let at = crate::time::later(Instant::now(), grace);
-    w.kill_at = Some(w.kill_at.map_or(at, |k| k.min(at)));
 }

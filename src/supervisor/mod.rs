@@ -22,6 +22,7 @@ pub mod reloader;
 mod retire;
 pub mod signals;
 pub mod spawn;
+mod state;
 mod status;
 pub mod systemd;
 pub mod title;
@@ -34,7 +35,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use master::WorkerBody;
+pub use state::WorkerBody;
 pub use worker::WorkerStart;
 
 #[derive(Debug, thiserror::Error)]

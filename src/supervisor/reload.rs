@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 
-use super::master::{stop_worker, Master, Pending, Phase};
+use super::state::{stop_worker, Master, Pending, Phase};
 use super::{log_error, log_info, log_warn};
 use crate::net::Identity;
 

@@ -1,14 +1,8 @@
-//! Retirement: a worker that must go while healthy work is still in it (`max_requests`
-//! reached, a request stuck past `request_timeout`, RSS over `max_worker_memory`) is replaced
-//! first: the master starts a worker for the same slot, and only once that one is ready asks
-//! the old one to stop gracefully (it finishes what it has within `graceful_timeout`, then is
-//! killed). `Worker::retiring` is the one notion of "on its way out" the master keeps, for
-//! logs, status and readiness reporting alike.
-use std::time::Duration;
-
-use super::master::{stop_worker, Master, Phase};
-use super::{log_info, log_warn};
-
+//! Why a worker is retired (`Retire`): a worker that must go while healthy work is still in it
+//! (`max_requests` reached, a request stuck past `request_timeout`, RSS over
+//! `max_worker_memory`). The worker asks over its status pipe with `Retire::byte`; the master
+//! reads `max_worker_memory`'s RSS with `rss` (so does `/metrics`). How a retirement is carried
+//! out (replace first, then stop the old one gracefully) is in children.rs.
 /// Why a worker is retired. Workers ask over their status pipe with `byte()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retire {
@@ -48,72 +42,6 @@ impl std::fmt::Display for Retire {
                 rss / (1024 * 1024)
             ),
         }
-    }
-}
-
-impl Master {
-    /// Retires worker `i` for `why`: a replacement for its slot starts now (unless one is
-    /// already booting or due), and the worker is stopped gracefully once it is ready.
-    pub(super) fn retire(&mut self, i: usize, why: Retire) {
-        if matches!(self.phase, Phase::Stopping { .. }) {
-            return;
-        }
-        let w = &mut self.workers[i];
-        if w.retiring.is_some() || w.kill_at.is_some() {
-            return; // already on its way out
-        }
-        w.retiring = Some(why);
-        let (id, generation) = (w.id, w.generation);
-        let msg = format!("worker {id} (pid {}): retiring: {why}", w.pid);
-        match why {
-            Retire::MaxRequests => log_info(&msg),
-            _ => log_warn(&msg),
-        }
-        let due = self.respawns.iter().any(|r| r.0 == id && r.1 == generation);
-        if !self.slot_filled(id, generation) && !due {
-            self.spawn(id, generation);
-        }
-    }
-
-    /// A worker of slot (`id`, `generation`) became ready: the workers it replaces stop
-    /// gracefully now.
-    pub(super) fn replacement_ready(&mut self, id: usize, generation: u64) {
-        let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in self.workers.iter_mut().filter(|w| {
-            w.id == id && w.generation == generation && w.retiring.is_some() && w.kill_at.is_none()
-        }) {
-            log_info(&format!(
-                "worker {id} (pid {}): replacement ready, stopping gracefully",
-                w.pid
-            ));
-            stop_worker(w, false, grace);
-        }
-    }
-
-    /// `max_worker_memory` (about once a second): retires the serving workers whose resident
-    /// memory exceeds it (uWSGI's `reload-on-rss`, but graceful).
-    pub(super) fn check_memory(&mut self) {
-        let limit = self.settings.max_worker_memory;
-        if limit == 0 {
-            return;
-        }
-        for i in 0..self.workers.len() {
-            let w = &self.workers[i];
-            if !w.ready || w.retiring.is_some() || w.kill_at.is_some() {
-                continue;
-            }
-            match rss(w.pid.as_raw()) {
-                Some(bytes) if bytes > limit => self.retire(i, Retire::Memory(bytes)),
-                _ => {}
-            }
-        }
-    }
-
-    /// True if slot (`id`, `generation`) has a live worker that is not on its way out.
-    pub(super) fn slot_filled(&self, id: usize, generation: u64) -> bool {
-        self.workers.iter().any(|w| {
-            w.id == id && w.generation == generation && w.retiring.is_none() && w.kill_at.is_none()
-        })
     }
 }
 

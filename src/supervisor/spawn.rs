@@ -1,4 +1,5 @@
-//! Every fork in waitressd lives here: worker processes, the `--daemon` detach, and (in tests)
+//! Every fork in waitressd lives here: worker processes, the `--daemon` detach, the USR2
+//! upgrade's new master (`fork_exec` of `Exec`, how this binary was started), and (in tests)
 //! a master under test. The child side never returns into the caller's stack: it runs its body
 //! and `_exit`s, so no destructor of the master's state (pidfile, unix socket files) runs twice.
 use std::io::Write;
@@ -76,6 +77,23 @@ pub fn spawn_worker(
         body(ReadySignal(std::sync::Arc::new(w)))
     })?;
     Ok(Spawned { pid, ready: r })
+}
+
+/// How this binary was started, to start it again (captured at boot, before a package upgrade
+/// replaces the file: the path then names the new binary).
+#[derive(Debug, Default)]
+pub struct Exec {
+    pub program: Option<std::path::PathBuf>,
+    pub args: Vec<std::ffi::OsString>,
+}
+
+impl Exec {
+    pub fn current() -> Exec {
+        Exec {
+            program: std::env::current_exe().ok(),
+            args: std::env::args_os().skip(1).collect(),
+        }
+    }
 }
 
 /// Forks and execs `program args` with `env` added, keeping the descriptors `keep` open across

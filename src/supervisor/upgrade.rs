@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::listeners::Wanted;
-use super::master::{Master, Phase};
+use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn, spawn};
 
 const ENV_FDS: &str = "WAITRESSD_UPGRADE_FDS";
@@ -30,23 +30,6 @@ pub struct Handover {
     pub fds: Vec<(Wanted, RawFd)>,
     /// Its `status_listen` socket (binding the address again would fail while it listens).
     pub status: Option<RawFd>,
-}
-
-/// How this binary was started, to start it again (captured at boot, before a package upgrade
-/// replaces the file: the path then names the new binary).
-#[derive(Debug, Default)]
-pub struct Exec {
-    pub program: Option<PathBuf>,
-    pub args: Vec<std::ffi::OsString>,
-}
-
-impl Exec {
-    pub fn current() -> Exec {
-        Exec {
-            program: std::env::current_exe().ok(),
-            args: std::env::args_os().skip(1).collect(),
-        }
-    }
 }
 
 fn encode(w: &Wanted) -> String {
