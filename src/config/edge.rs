@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::listen::{self, Family};
-use super::settings::{err, Values};
+use super::raw::{err, Values};
 use super::ConfigError;
 use crate::http::Peers;
 

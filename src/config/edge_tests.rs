@@ -1,7 +1,8 @@
 //! The edge keys through `settings::build`: accepted forms and each rejection, by table.
 use std::path::PathBuf;
 
-use super::super::settings::{build, Raw};
+use super::super::raw::Raw;
+use super::super::settings::build;
 use super::super::{AppSpec, Origin, Settings};
 use super::CertReqs;
 

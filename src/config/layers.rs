@@ -3,7 +3,7 @@
 //! origin (for messages and `--print-config --verbose`). Bind keys follow their own rule.
 use std::path::PathBuf;
 
-use super::settings::{self, Raw};
+use super::raw::{self, Raw};
 use super::{defs, ini, listen, paste, values, AppSpec, CliArgs, ConfigError, Origin};
 
 /// Keys that choose where to listen. A flag (or environment variable) for `listen`,
@@ -205,9 +205,6 @@ fn overlay(raws: &mut Vec<Raw>, layer: Vec<Raw>) -> Result<(), ConfigError> {
 fn check_port(r: &Raw) -> Result<(), ConfigError> {
     match values::py_int(&r.value, 10) {
         Ok(n) if (0..=65535).contains(&n) => Ok(()),
-        _ => Err(settings::err(
-            r,
-            "must be a port number between 0 and 65535",
-        )),
+        _ => Err(raw::err(r, "must be a port number between 0 and 65535")),
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! Modules: `args` (the typed command line), `ini` (configparser), `layers` (INI < environment
 //! < flags), `paste` (PasteDeploy's server section), `defs` (the one
-//! settings table), `values` (converters), `listen` (parsing + getaddrinfo), `settings`
-//! (validation), `print` (`--print-config`), `render` (help, man page, example INI, README table).
+//! settings table), `values` (converters), `raw` (the given strings, converted by the table),
+//! `listen` (parsing + getaddrinfo), `settings` (validation), `edge` (PROXY, status listener and
+//! TLS keys), `print` (`--print-config`), `render` (help, man page, example INI, README table).
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub mod listen;
 pub mod manpages;
 pub mod paste;
 pub mod print;
+pub mod raw;
 pub mod render;
 pub mod settings;
 #[cfg(test)]
@@ -33,7 +35,7 @@ pub use error::{ConfigError, Origin, ValueError};
 pub use print::{to_json, to_json_verbose};
 
 pub use layers::{collect, env_settings, warn_unknown_env, ENV_PREFIX};
-pub use settings::Raw;
+pub use raw::Raw;
 
 /// Command line (+ INI file) → validated `Settings`. INI values come from the server section
 /// exactly as PasteDeploy would pass them to waitress; `WAITRESSD_<KEY>` environment variables

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Origin, ValueError};
 use super::ini::{Ini, LoadError, Section};
-use super::settings::{err, Raw};
+use super::raw::{err, Raw};
 use super::values::{py_repr, py_strip};
 
 /// A `use` chain longer than this is a loop (Python would hit its recursion limit).

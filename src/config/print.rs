@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::settings::Raw;
+use super::raw::Raw;
 use super::{defs, Origin, Settings};
 
 /// `--print-config`: one JSON object, a key per printed setting in table order.

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::print::{field, to_json};
-use super::settings::{build, Raw};
+use super::raw::Raw;
+use super::settings::build;
 use super::{defs, AppSpec, Origin, Settings};
 
 type Kv<'a> = &'a [(&'a str, &'a str)];

@@ -66,8 +66,8 @@ pub trait Exchange {
         Ok(())
     }
     /// Records (or, before the head is sent, replaces) the response status and headers.
-    /// Status and headers are already validated by the caller (see `http` response checks);
-    /// `content_length` is the length they give, as the caller read it (the last
+    /// Status and headers are already validated by the caller (the WSGI layer's start_response
+    /// checks); `content_length` is the length they give, as the caller read it (the last
     /// Content-Length, `response::parse_int`), or the one it inferred and added.
     fn start_response(
         &mut self,

@@ -385,9 +385,10 @@ fn json(e: &Entry, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::RequestParser;
 
     fn req(raw: &[u8]) -> Request {
-        Request::parse_complete(raw).unwrap().0
+        RequestParser::parse_complete(raw).unwrap().0
     }
 
     fn line(fmt: &str, req: Option<&Request>, bytes: u64) -> String {

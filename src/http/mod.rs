@@ -3,11 +3,11 @@
 //! Nothing here touches sockets, mio or Python: it is fed bytes and returns bytes, so every rule
 //! is tested by feeding it requests split at every byte boundary. Split by job (as hyper's h1):
 //! `parse` (head framing, request line) · `head` (header fields → `Request`) · `decode` (body
-//! framing: fixed, chunked) · `response` (start_response checks, head encoding, keep-alive
-//! decision) · `encode` (body framing out) · `buffer` (`OverflowableBuffer`) · `uri` (path,
-//! query, url_prefix) · `proxy` + `pytext` (trusted proxy headers) · `trust` (peer lists:
-//! trusted_proxy, proxy_allow_ips) · `proxy_protocol` (HAProxy PROXY v1/v2 header) · `date` ·
-//! `error`.
+//! framing: fixed, chunked) · `response` (head encoding, keep-alive decision, the header rules
+//! the WSGI layer's start_response checks use) · `encode` (body framing out) · `buffer`
+//! (`OverflowableBuffer`) · `uri` (path, query, url_prefix) · `proxy` + `pytext` (trusted proxy
+//! headers) · `trust` (peer lists: trusted_proxy, proxy_allow_ips) · `proxy_protocol` (HAProxy
+//! PROXY v1/v2 header) · `date` · `error`.
 //!
 //! Where this layer deliberately differs from waitress 3.0.2 (RFC 9112 strictness):
 //! bare CR/LF → 400 at once (waitress waits); CTL/NUL/TAB/DEL in the target → 400; a target in

@@ -334,6 +334,34 @@ impl RequestParser {
             _ => HttpError::bad_request("Bare CR or LF found in HTTP message"),
         }
     }
+
+    /// Parses one complete request (head and body) from `bytes` with generous limits: for tests
+    /// of the layers above. Returns the request, its body and the bytes left over.
+    pub fn parse_complete(bytes: &[u8]) -> Result<(Request, Vec<u8>, usize), HttpError> {
+        let mut parser = RequestParser::new(Limits {
+            max_request_header_size: 1 << 20,
+            max_request_body_size: 1 << 30,
+        });
+        let mut req = Request::new();
+        let mut body = OverflowableBuffer::new(1 << 20);
+        let mut pos = 0;
+        loop {
+            let p = parser.feed(&bytes[pos..], &mut req, &mut body)?;
+            pos += p.consumed;
+            match p.status {
+                Status::Complete => break,
+                Status::HeadDone { .. } => continue,
+                Status::NeedMore if pos >= bytes.len() => {
+                    return Err(HttpError::bad_request("incomplete request"))
+                }
+                Status::NeedMore => continue,
+            }
+        }
+        let mut out = Vec::new();
+        body.read_all_into(&mut out)
+            .map_err(|e| HttpError::internal(e.to_string()))?;
+        Ok((req, out, pos))
+    }
 }
 
 /// Decimal digits of `n`, written to the end of `buf` (no allocation).

@@ -1,5 +1,6 @@
 //! Parser tables: valid requests fed split at every byte, malformed requests with their status
-//! (and prompt failure), waitress advisories, chunked edge cases, size limits.
+//! (and prompt failure), waitress advisories, chunked edge cases, size limits, and header edits
+//! on a parsed request.
 use super::*;
 use crate::http::request::Version;
 
@@ -395,4 +396,33 @@ fn connection_close_options_connect_and_empty_codings_match_a_strict_front_end()
     ] {
         assert_eq!(err(raw).status(), 400, "{:?}", s(raw));
     }
+}
+
+#[test]
+fn header_edits_keep_the_arena_consistent() {
+    let (mut r, body, used) = RequestParser::parse_complete(
+        b"POST /a%20b?x HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhiNEXT",
+    )
+    .unwrap();
+    assert_eq!((body.as_slice(), used), (&b"hi"[..], 64));
+    assert_eq!(
+        (r.method(), r.path(), r.query()),
+        (&b"POST"[..], &b"/a b"[..], &b"x"[..])
+    );
+    r.set_header(b"x-a", b"2");
+    r.set_header(b"X-New", b"n");
+    assert!(r.remove_header(b"HOST"));
+    assert!(!r.remove_header(b"host"));
+    let all: Vec<_> = r.headers().collect();
+    assert_eq!(
+        all,
+        vec![
+            (&b"X-A"[..], &b"2"[..]),
+            (&b"Content-Length"[..], &b"2"[..]),
+            (&b"X-New"[..], &b"n"[..])
+        ]
+    );
+    assert_eq!(r.content_length(), Some(2));
+    r.clear();
+    assert_eq!((r.method(), r.headers().count()), (&b""[..], 0));
 }

@@ -1,6 +1,6 @@
 //! Trusted proxy examples from the waitress reference (§1.7) and waitress's own test shapes.
 use super::*;
-use crate::http::Origin;
+use crate::http::{Origin, RequestParser};
 
 fn request(headers: &[(&str, &str)]) -> Request {
     let mut raw = b"GET / HTTP/1.1\r\nHost: orig.example:8080\r\n".to_vec();
@@ -8,7 +8,7 @@ fn request(headers: &[(&str, &str)]) -> Request {
         raw.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
     raw.extend_from_slice(b"\r\n");
-    let (mut req, _, _) = Request::parse_complete(&raw).unwrap();
+    let (mut req, _, _) = RequestParser::parse_complete(&raw).unwrap();
     req.origin = Origin {
         peer_ip: Some("127.0.0.1".parse().unwrap()),
         remote_addr: "127.0.0.1".into(),
@@ -428,7 +428,7 @@ fn never_panics_on_arbitrary_proxy_values() {
             raw.extend_from_slice(b"\r\n");
         }
         raw.extend_from_slice(b"\r\n");
-        let Ok((mut req, _, _)) = Request::parse_complete(&raw) else {
+        let Ok((mut req, _, _)) = RequestParser::parse_complete(&raw) else {
             continue;
         };
         req.origin.peer_ip = Some("127.0.0.1".parse().unwrap());

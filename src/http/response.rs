@@ -1,25 +1,15 @@
-//! Response heads: `start_response` checks (§3.1), header re-casing and sorting, `Server`/`Via`,
-//! `Date`, Content-Length, and the one keep-alive/close/chunked decision (§3.3, hyper-style).
+//! Response heads: header re-casing and sorting, `Server`/`Via`, `Date`, Content-Length, and the
+//! one keep-alive/close/chunked decision (§3.3, hyper-style); the name and Content-Length rules
+//! the WSGI layer's `start_response` checks (§3.1) use.
 use super::encode::{BodyEncoder, Framing};
 use super::request::RequestMeta;
 use super::Version;
 
-/// Why an app's status or headers are refused. The texts are waitress's exception messages; the
-/// WSGI layer raises `AssertionError` for `HopByHop`, `ValueError` for the others.
+/// Why a response head cannot be encoded: a character outside latin-1 in the status or a header.
+/// (The app's `start_response` arguments are checked, with waitress's exceptions, by the WSGI
+/// layer: src/wsgi/checks.rs.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResponseError {
-    #[error("carriage return/line feed character present in status")]
-    StatusCrLf,
-    #[error("carriage return/line feed character present in header name")]
-    NameCrLf,
-    #[error("carriage return/line feed character present in header value")]
-    ValueCrLf,
-    #[error(
-        "{name} is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"
-    )]
-    HopByHop { name: String },
-    #[error("invalid literal for int() with base 10: '{value}'")]
-    BadContentLength { value: String },
     #[error("'latin-1' codec can't encode character in header {what}")]
     NotLatin1 { what: String },
 }
@@ -73,42 +63,10 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// Checks a `start_response` call (waitress order: status, then per header value CR/LF, name
-/// CR/LF, Content-Length, hop-by-hop). Returns the app's Content-Length if it set one (the last
-/// one wins, as waitress). `str`-ness is the WSGI layer's job.
-pub fn check_start_response(
-    status: &str,
-    headers: &[(String, String)],
-) -> Result<Option<u64>, ResponseError> {
-    let crlf = |s: &str| s.bytes().any(|c| c == b'\r' || c == b'\n');
-    if crlf(status) {
-        return Err(ResponseError::StatusCrLf);
-    }
-    let mut cl = None;
-    for (name, value) in headers {
-        if crlf(value) {
-            return Err(ResponseError::ValueCrLf);
-        }
-        if crlf(name) {
-            return Err(ResponseError::NameCrLf);
-        }
-        if is_content_length(name) {
-            cl = Some(
-                parse_int(value).ok_or_else(|| ResponseError::BadContentLength {
-                    value: value.clone(),
-                })?,
-            );
-        } else if is_hop_by_hop(name) {
-            return Err(ResponseError::HopByHop { name: name.clone() });
-        }
-    }
-    Ok(cl)
-}
-
 /// Python `int(value)` for the non-negative values a Content-Length can take: surrounding
 /// whitespace (Python's: also `\x85`, `\xa0`, `\x1c`-`\x1f`), an optional `+`, digits with
 /// single `_` between them. The one reading of a response's Content-Length: the WSGI layer's
-/// `start_response` checks and the server's framing both use it.
+/// `start_response` checks read it with this and hand the length to the server.
 pub fn parse_int(v: &str) -> Option<u64> {
     // Plain digits (nearly always) need no trim, which decodes characters.
     let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
@@ -186,8 +144,9 @@ pub struct ResponseHead<'a> {
     /// The app's status string, sent verbatim (`200 OK`, even `999 WHATEVER`).
     pub status: &'a str,
     pub headers: &'a [(String, String)],
-    /// The body length if known: the app's Content-Length (from `check_start_response`), or the
-    /// length waitress infers (an app_iter of length 1, a file wrapper).
+    /// The body length if known: the app's Content-Length (read by the WSGI layer's
+    /// `start_response` with [`parse_int`]), or the length waitress infers (an app_iter of length
+    /// 1, a file wrapper).
     pub content_length: Option<u64>,
     /// `ident` setting; None = no `Server` header.
     pub ident: Option<&'a str>,

@@ -1,5 +1,5 @@
-//! Response head tables: start_response checks, re-casing, sorting, Server/Via, Date, lengths,
-//! and the framing/keep-alive matrix.
+//! Response head tables: hop-by-hop names and Content-Length parsing, re-casing, sorting,
+//! Server/Via, Date, lengths, and the framing/keep-alive matrix.
 use super::*;
 use crate::http::encode::Framing;
 
@@ -42,42 +42,33 @@ fn head(
     (out[8..].iter().map(|&c| c as char).collect(), enc)
 }
 
+/// The hop-by-hop names (any case) the WSGI layer refuses; 3.0.2 allows `Trailer`.
 #[test]
-fn start_response_checks_use_waitress_messages() {
-    assert_eq!(check_start_response("200 OK", &h(&[("X", "1")])), Ok(None));
-    assert_eq!(
-        check_start_response("200 OK", &h(&[("Content-Length", " +1_0 ")])),
-        Ok(Some(10))
-    );
-    for (status, headers, want) in [
-        ("200 OK\r\n", h(&[]), "carriage return/line feed character present in status"),
-        ("200 OK", h(&[("X", "a\nb")]), "carriage return/line feed character present in header value"),
-        ("200 OK", h(&[("X\r", "a")]), "carriage return/line feed character present in header name"),
-        ("200 OK", h(&[("connection", "close")]), "connection is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
-        ("200 OK", h(&[("Keep-Alive", "x")]), "Keep-Alive is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
-        ("200 OK", h(&[("Transfer-Encoding", "chunked")]), "Transfer-Encoding is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)"),
-        ("200 OK", h(&[("Content-Length", "abc")]), "invalid literal for int() with base 10: 'abc'"),
-        ("200 OK", h(&[("Content-Length", "-1")]), "invalid literal for int() with base 10: '-1'"),
-    ] {
-        assert_eq!(check_start_response(status, &headers).unwrap_err().to_string(), want);
-    }
+fn hop_by_hop_names_in_any_case() {
     for name in [
+        "connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
         "TE",
         "Trailers",
         "Upgrade",
         "Proxy-Authenticate",
         "Proxy-Authorization",
     ] {
-        assert!(
-            check_start_response("200 OK", &h(&[(name, "x")])).is_err(),
-            "{name}"
-        );
+        assert!(is_hop_by_hop(name), "{name}");
     }
-    assert_eq!(
-        check_start_response("200 OK", &h(&[("Trailer", "x")])),
-        Ok(None),
-        "3.0.2 allows Trailer"
-    );
+    for name in ["Trailer", "X", "Content-Length", "Connections"] {
+        assert!(!is_hop_by_hop(name), "{name}");
+    }
+}
+
+/// Content-Length as Python's `int()` reads it, non-negative (the wsgi layer's
+/// `content_length_parse_table` has the rest).
+#[test]
+fn parse_int_reads_content_lengths_as_int_does() {
+    assert_eq!(parse_int(" +1_0 "), Some(10));
+    assert_eq!(parse_int("abc"), None);
+    assert_eq!(parse_int("-1"), None);
 }
 
 #[test]
@@ -242,7 +233,12 @@ fn never_panics_on_arbitrary_app_heads() {
     for _ in 0..3000 {
         let status = word(12);
         let headers: Vec<(String, String)> = (0..4).map(|_| (word(10), word(10))).collect();
-        let cl = check_start_response(&status, &headers).ok().flatten();
+        // The last Content-Length, as the WSGI layer reads it (it refuses a bad one).
+        let cl = headers
+            .iter()
+            .rev()
+            .find(|(name, _)| is_content_length(name))
+            .and_then(|(_, value)| parse_int(value));
         for v in [Version::Http10, Version::Http11] {
             let mut out = Vec::new();
             if let Ok(mut e) = (ResponseHead {

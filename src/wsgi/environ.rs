@@ -275,7 +275,10 @@ fn ring_push<T>(v: &mut Vec<T>, next: &mut usize, max: usize, item: T) {
     }
 }
 
-/// `env[key] = value` straight through the C API (no conversions, no reference traffic).
+/// `env[key] = value` straight through the C API (no conversions, no `Bound` built). The dict
+/// takes its own references to `key` and `value`; a value from `LastStr::get` is an owned
+/// reference besides (one incref when it is cloned from the memo, one decref when the caller
+/// drops it).
 fn put(env: &Bound<'_, PyDict>, key: &Py<PyString>, value: &Py<PyString>) -> PyResult<()> {
     // SAFETY: all three are live objects; PyDict_SetItem takes its own references and returns
     // -1 with an exception set on failure.

@@ -1,5 +1,6 @@
 //! Tests of the environ builder (waitress §3.8 keys and values).
 use super::*;
+use crate::http::RequestParser;
 use crate::wsgi::testing::{python, request};
 
 fn template(py: Python<'_>, prefix: &str) -> Template {
@@ -55,7 +56,7 @@ fn url_prefix_table() {
 fn headers_become_http_keys_and_content_keys() {
     python(|py| {
         let t = template(py, "");
-        let (mut req, _, _) = Request::parse_complete(
+        let (mut req, _, _) = RequestParser::parse_complete(
             b"POST /p HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\ncontent-type: text/plain\r\n\
               Transfer-Encoding: chunked\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         )
@@ -101,7 +102,7 @@ fn values_are_latin1_native_strings() {
     python(|py| {
         let t = template(py, "");
         let (mut req, _, _) =
-            Request::parse_complete(b"GET /caf%E9?q=%FF HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n")
+            RequestParser::parse_complete(b"GET /caf%E9?q=%FF HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n")
                 .unwrap();
         req.origin = request("GET", "/", &[]).origin;
         let env = t.build(py, &req, &mut ThreadMemo::default()).unwrap();

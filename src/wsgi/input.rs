@@ -12,7 +12,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use super::response::{detached, Ctx, SlotGuard};
+use super::ctx::{detached, Ctx, SlotGuard};
 
 /// `wsgi.input` of one request; inert once the request has ended (reused by the thread's next
 /// request when nothing else holds it, see `response::reuse`).

@@ -1,34 +1,14 @@
 //! App loading as pserve (INI: logging first, then PasteDeploy's `loadapp`) and waitress-serve
 //! (`--app module:attr`, `--call`) do it; failures print the Python traceback to stderr.
-use std::ffi::CString;
 use std::io::Write as _;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::PyDict;
 
+use super::helper::helper;
 use super::task::WsgiApp;
 use super::{WsgiError, WsgiOptions};
 use crate::wsgi::AppSpec;
-
-const HELPER_SOURCE: &str = include_str!("helper.py");
-
-static HELPER: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-/// The `_waitressd` helper module (compiled once per process, registered in sys.modules so
-/// `wsgi.file_wrapper` objects pickle and print with a real module name).
-pub(crate) fn helper(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    HELPER
-        .get_or_try_init(py, || {
-            let code = CString::new(HELPER_SOURCE).expect("helper.py has no NUL");
-            let m = PyModule::from_code(py, &code, c"<waitressd>/helper.py", c"_waitressd")?;
-            py.import("sys")?
-                .getattr("modules")?
-                .set_item("_waitressd", &m)?;
-            Ok::<_, PyErr>(m.unbind())
-        })
-        .map(|m| m.bind(py))
-}
 
 /// What the app is, for messages: `config:/abs/app.ini#main` or `pkg.mod:app`.
 fn describe(spec: &AppSpec) -> String {

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::http::app::App;
 
 mod checks;
+mod ctx;
 mod environ;
+mod helper;
 mod input;
 pub mod interpreter;
 mod interrupt;

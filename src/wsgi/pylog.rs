@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use pyo3::prelude::*;
 
-use super::loader::helper;
+use super::helper::helper;
 
 fn py_level(level: log::Level) -> u8 {
     match level {

@@ -10,8 +10,9 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
 
+use super::ctx::{detached, Ctx};
 use super::environ::{Constants, Template, ThreadMemo};
-use super::response::{detached, ClientDisconnected, Ctx, RequestObjects};
+use super::response::{ClientDisconnected, RequestObjects};
 use super::turns::Turns;
 use super::WsgiOptions;
 use crate::http::app::{App, AppFailure, Exchange};
@@ -369,7 +370,7 @@ impl App for WsgiApp {
             // waitress's app threads are `waitress-N` to Python too (not `Dummy-N`), so
             // `%(threadName)s` in a log format reads as under waitress.
             if let Some(name) = std::thread::current().name() {
-                if let Ok(h) = super::loader::helper(py) {
+                if let Ok(h) = super::helper::helper(py) {
                     let _ = h.call_method1("name_thread", (name,));
                 }
             }

@@ -13,7 +13,7 @@ use super::interpreter;
 use super::task::WsgiApp;
 use super::WsgiOptions;
 use crate::http::app::{App, AppFailure, Disconnected, Exchange};
-use crate::http::{Origin, Request};
+use crate::http::{Origin, Request, RequestParser};
 use crate::wsgi::AppSpec;
 
 static INIT: Once = Once::new();
@@ -33,7 +33,8 @@ pub(crate) fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> R
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
     raw.push_str("\r\n");
-    let (mut req, _, _) = Request::parse_complete(raw.as_bytes()).expect("test request parses");
+    let (mut req, _, _) =
+        RequestParser::parse_complete(raw.as_bytes()).expect("test request parses");
     req.origin = Origin {
         peer_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         remote_addr: "127.0.0.1".into(),
@@ -183,7 +184,7 @@ pub(crate) fn options() -> WsgiOptions {
 /// A bridge over `app` defined in Python `code`, and the module (to inspect its globals).
 pub(crate) fn app_from(code: &str, opts: &WsgiOptions) -> (WsgiApp, Py<PyModule>) {
     python(|py| {
-        let helper = super::loader::helper(py).unwrap();
+        let helper = super::helper::helper(py).unwrap();
         // A fresh module name each time: from_code re-executes into sys.modules[name].
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

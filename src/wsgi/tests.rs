@@ -115,12 +115,15 @@ def app(environ, start_response):
         case = p[5:]
         headers = {
             "hop": [("Connection", "close")],
+            "hop_lower": [("connection", "close")],
+            "keep_alive": [("Keep-Alive", "x")],
             "te": [("Transfer-Encoding", "chunked")],
             "crlf_value": [("X-A", "a\r\nb")],
             "crlf_name": [("X-A\n", "a")],
             "bytes_name": [(b"X-A", "a")],
             "bytes_value": [("X-A", b"a")],
             "cl": [("Content-Length", "ten")],
+            "cl_negative": [("Content-Length", "-1")],
             "latin1": [("X-A", "\u20ac")],
             "latin1_name": [("X-\u20ac", "a")],
             "latin1_before_crlf": [("X-A\n", "\u20ac")],
@@ -184,13 +187,24 @@ fn failures_table() {
             "start_response was not called",
         ),
         ("/bad/hop", false, "Connection is a \"hop-by-hop\" header"),
+        // The name as the app wrote it.
+        ("/bad/hop_lower", false, "AssertionError: connection is a \"hop-by-hop\" header"),
+        (
+            "/bad/keep_alive",
+            false,
+            "AssertionError: Keep-Alive is a \"hop-by-hop\" header; it cannot be used by a WSGI application (see PEP 3333)",
+        ),
         ("/bad/te", false, "hop-by-hop"),
         (
             "/bad/crlf_value",
             false,
             "ValueError: carriage return/line feed character present in header value",
         ),
-        ("/bad/crlf_name", false, "present in header name"),
+        (
+            "/bad/crlf_name",
+            false,
+            "ValueError: carriage return/line feed character present in header name",
+        ),
         (
             "/bad/bytes_name",
             false,
@@ -206,8 +220,18 @@ fn failures_table() {
             false,
             "AssertionError: status b'200 OK' is not a string",
         ),
-        ("/bad/crlf_status", false, "present in status"),
+        (
+            "/bad/crlf_status",
+            false,
+            "ValueError: carriage return/line feed character present in status",
+        ),
         ("/bad/cl", false, "invalid literal for int()"),
+        // A length that cannot frame a body is refused with int()'s message.
+        (
+            "/bad/cl_negative",
+            false,
+            "ValueError: invalid literal for int() with base 10: '-1'",
+        ),
         ("/bad/latin1", false, "UnicodeEncodeError"),
         ("/bad/latin1_name", false, "UnicodeEncodeError"),
         // waitress's order: latin-1 before CR/LF, the value's CR/LF before the name's.
