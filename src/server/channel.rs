@@ -1,7 +1,7 @@
 //! One client connection as the loop sees it (waitress's `HTTPChannel`): parser, timers,
 //! read state, and the responses the loop itself sends (`100 Continue`, parser errors).
 //! Reading and parsing live here; the loop decides when to call them. The part shared with
-//! app threads is in `shared`.
+//! app threads is in `shared`; the connection's opening (PROXY header, TLS reads) in `opening`.
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! Everything the loop and the app threads share (`Ctx`): the options and the app, the
-//! hand-offs between the loop thread and the app threads (waitress's
-//! `ThreadedTaskDispatcher`): one job queue of channels with runnable requests, and one queue of
-//! channels the loop must look at again, with a single coalesced `mio::Waker` wake; the request
-//! pool, the access log's pending lines, the retire hook and `request_timeout`'s records.
-//! The app threads themselves are in `dispatch`.
+//! hand-offs between the loop thread and the app threads (waitress's `ThreadedTaskDispatcher`:
+//! one job queue of channels with runnable requests, and one queue of channels the loop must
+//! look at again, with a single coalesced `mio::Waker` wake), the request pool, the access
+//! log's pending lines, the retire hook and `request_timeout`'s records. The app threads
+//! themselves are in `dispatch`.
 //!
 //! Both directions are batched: the loop pushes every channel that became runnable in one poll
 //! iteration under one lock and wakes one idle thread unless one is already on its way to the
