@@ -1,7 +1,7 @@
 //! Admission: accepting from the listeners (TCP_NODELAY, unix peers as `localhost`; the
-//! sockets themselves are `listener`'s), `connection_limit`, and waitressd's eviction when clients are waiting at the
-//! limit: idle keep-alive connections at once, oldest first, then connections that have not
-//! sent a complete request head for a second.
+//! sockets themselves are `listener`'s), `connection_limit`, and waitressd's eviction when
+//! clients are waiting at the limit: idle keep-alive connections at once, oldest first, then
+//! connections that have not sent a complete request head for a second.
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicBool;
