@@ -1,8 +1,9 @@
 //! A connection's TLS session (rustls), driven on the event loop and by app threads under the
 //! channel lock: reading records from the socket and plaintext out of them (the handshake runs
-//! here, through `Channel::recv_tls` on the loop thread, never on an app thread), and writing encrypted records to the
-//! socket. `OutBuf` feeds it plaintext in bounded chunks, so what is encrypted but unsent stays
-//! small; file segments are copied through it with pread (no sendfile under TLS).
+//! here, through `Channel::recv_tls` on the loop thread, never on an app thread), and writing
+//! encrypted records to the socket. `OutBuf` feeds it plaintext in bounded chunks, so what is
+//! encrypted but unsent stays small; file segments are copied through it with pread (no
+//! sendfile under TLS).
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
 

@@ -1,9 +1,10 @@
 //! `request_timeout`: a watchdog thread that looks at the app threads' calls (`calls`) four
 //! times a second. A call past the limit is logged at ERROR (method, path, elapsed time, the
 //! Python stack of its thread), answered for the client (`504 Gateway Timeout` if no response
-//! head went out, else the connection is cut), and interrupted (`App::interrupt`: an exception raised in the thread). A call that still has
-//! not returned `STUCK_GRACE` later asks the supervisor for this worker's retirement: a thread
-//! blocked in C code cannot be interrupted, only abandoned with its process.
+//! head went out, else the connection is cut), and interrupted (`App::interrupt`: an exception
+//! raised in the thread). A call that still has not returned `STUCK_GRACE` later asks the
+//! supervisor for this worker's retirement: a thread blocked in C code cannot be interrupted,
+//! only abandoned with its process.
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
