@@ -1,23 +1,25 @@
-//! Listeners and admission: taking over the bound sockets, accepting (TCP_NODELAY, unix peers
-//! as `localhost`), `connection_limit`, and waitressd's eviction when clients are waiting at the
-//! limit: idle keep-alive connections at once, oldest first, then connections that have not
-//! sent a complete request head for a second.
+//! Admission: accepting from the listeners (TCP_NODELAY, unix peers as `localhost`; the
+//! sockets themselves are `listener`'s), `connection_limit`, and waitressd's eviction when
+//! clients are waiting at the limit: idle keep-alive connections at once, oldest first, then
+//! connections that have not sent a complete request head for a second.
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Interest, Poll, Registry, Token};
+use mio::{Interest, Token};
 
 use super::channel::Channel;
-use super::event_loop::{unread_input, EventLoop, CHANNEL0, LISTENER0};
+use super::ctx::socket_error;
+use super::event_loop::{EventLoop, CHANNEL0};
+use super::listener::{listener_has_pending, register_exclusive, Lsock, LISTENER0};
 use super::outbuf::OutBuf;
-use super::shared::{socket_error, ChanState, Shared};
+use super::shared::{ChanState, Shared};
+use super::sock::unread_input;
 use super::tls::TlsSession;
 use crate::http::Origin;
-use crate::net::Listener;
 
 /// Most connections taken from one listener's backlog at a graceful stop (the kernel caps a
 /// backlog at `somaxconn`, 4096 by default).
@@ -30,86 +32,6 @@ const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
 /// waiting for the 1 s tick instead would double a waiting client's delay).
 const WAITING_RETRY: Duration = Duration::from_millis(100);
 
-pub(super) enum Lsock {
-    Tcp(mio::net::TcpListener),
-    Unix(mio::net::UnixListener),
-}
-
-pub(super) struct Listening {
-    pub(super) sock: Lsock,
-    /// SERVER_PORT: the bound port, or the unix socket path.
-    pub(super) server_port: String,
-    pub(super) accept_pending: bool,
-}
-
-impl Listening {
-    pub(super) fn deregister(self, registry: &Registry) {
-        let fd = match &self.sock {
-            Lsock::Tcp(t) => t.as_raw_fd(),
-            Lsock::Unix(u) => u.as_raw_fd(),
-        };
-        // Registered by fd (see `register_exclusive`), so deregistered by fd.
-        let _ = registry.deregister(&mut SourceFd(&fd));
-    }
-}
-
-/// Registers a listener with EPOLLEXCLUSIVE: the listening sockets are shared by every worker
-/// process, and without it each new connection wakes all of them (thundering herd). mio has no
-/// flag for it, so this is the one epoll_ctl made by hand; events carry the token the way
-/// mio's own registrations do (`u64` data), so mio reports them normally.
-fn register_exclusive(poll: &Poll, fd: RawFd, token: Token) -> std::io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
-        u64: token.0 as u64,
-    };
-    // SAFETY: `poll` owns a valid epoll fd and `fd` is a listening socket we own; `ev` is a
-    // valid epoll_event on our stack for the duration of the call.
-    let r = unsafe { libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Makes the supervisor's listeners non-blocking and registers them (readable, edge).
-pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result<Vec<Listening>> {
-    let mut ls = Vec::with_capacity(listeners.len());
-    for (i, l) in listeners.into_iter().enumerate() {
-        let (sock, server_port) = match l {
-            Listener::Tcp(t) => {
-                t.set_nonblocking(true)?;
-                let port = t.local_addr()?.port().to_string();
-                (Lsock::Tcp(mio::net::TcpListener::from_std(t)), port)
-            }
-            Listener::Unix(u, path) => {
-                u.set_nonblocking(true)?;
-                (
-                    Lsock::Unix(mio::net::UnixListener::from_std(u)),
-                    path.display().to_string(),
-                )
-            }
-        };
-        let token = Token(LISTENER0 + i);
-        let fd = match &sock {
-            Lsock::Tcp(t) => t.as_raw_fd(),
-            Lsock::Unix(u) => u.as_raw_fd(),
-        };
-        if let Err(e) = register_exclusive(poll, fd, token) {
-            // Kernels before 4.5: a plain registration (every worker wakes per connection).
-            log::debug!(target: "waitress", "EPOLLEXCLUSIVE not available: {e}");
-            poll.registry()
-                .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
-        }
-        ls.push(Listening {
-            sock,
-            server_port,
-            accept_pending: true,
-        });
-    }
-    Ok(ls)
-}
-
 impl EventLoop {
     pub(super) fn accept(&mut self, now: Instant) {
         let mut victims = None;
@@ -121,7 +43,7 @@ impl EventLoop {
             }
         }
         if self.count < self.ctx.opts.connection_limit {
-            self.ctx.clients_waiting.store(false, Ordering::Relaxed);
+            self.ctx.set_clients_waiting(false);
         }
         if self.at_limit_logged && self.count < self.ctx.opts.connection_limit {
             self.at_limit_logged = false;
@@ -164,11 +86,11 @@ impl EventLoop {
                 if self.count >= self.ctx.opts.connection_limit.max(1) {
                     if !listener_has_pending(self.listener_fd(li)) {
                         self.listeners[li].accept_pending = false;
-                        self.ctx.clients_waiting.store(false, Ordering::Relaxed);
+                        self.ctx.set_clients_waiting(false);
                         break;
                     }
                     if !self.evict_one(now, victims) {
-                        self.ctx.clients_waiting.store(true, Ordering::Relaxed);
+                        self.ctx.set_clients_waiting(true);
                         if !self.at_limit_logged {
                             self.at_limit_logged = true;
                             log::warn!(target: "waitress", "total open connections reached the connection limit, no longer accepting new connections");
@@ -243,7 +165,7 @@ impl EventLoop {
     /// The loop's next wake-up: `next`, or sooner while clients wait at the limit, when the
     /// listeners are marked for another accept round every `WAITING_RETRY`.
     pub(super) fn accept_deadline(&mut self, now: Instant, next: Instant) -> Instant {
-        if !self.ctx.clients_waiting.load(Ordering::Relaxed) {
+        if !self.ctx.clients_waiting() {
             return next;
         }
         if now >= self.waiting_retry {
@@ -293,7 +215,7 @@ impl EventLoop {
             let still = ch.is_idle_keepalive()
                 || (ch.is_idle() && now.saturating_duration_since(since) >= EVICT_MIN_IDLE);
             // Bytes waiting in the socket are its next request: read it rather than lose it.
-            if still && !unread_input(&ch.shared) {
+            if still && !unread_input(ch.shared.fd()) {
                 log::debug!(target: "waitress", "connection limit: evicting an idle connection");
                 self.close(i);
                 return true;
@@ -390,16 +312,4 @@ impl EventLoop {
             m.connection(true);
         }
     }
-}
-
-/// True if a connection waits in the listener's backlog (poll(2) with a zero timeout).
-fn listener_has_pending(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd on our stack, nfds = 1, zero timeout (never blocks).
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n > 0 && p.revents & libc::POLLIN != 0
 }

@@ -7,9 +7,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::lock::lock;
 use crate::http::log_format::{Entry, Format};
 use crate::http::Request;
 
@@ -93,6 +94,48 @@ impl Drop for AccessLog {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+    }
+}
+
+/// Formatted lines waiting for the loop to hand them to the writer (`Ctx::access_log`): app
+/// threads (and the loop, for its own error responses) append under one lock; the loop takes
+/// them in batches.
+#[derive(Default)]
+pub(crate) struct PendingLines(Mutex<Vec<u8>>);
+
+impl PendingLines {
+    /// Appends `line` in `fmt` (the time from `clock`); true when more than `LOG_BATCH` bytes
+    /// are pending now (the loop should be woken to hand them over).
+    pub(crate) fn push(&self, clock: &mut Clock, fmt: &Format, line: Line) -> bool {
+        let mut pending = lock(&self.0);
+        clock.line(&mut pending, fmt, line);
+        pending.len() > LOG_BATCH
+    }
+
+    /// Loop side: the pending lines, once `LOG_BATCH` bytes are pending, `due` has come, or
+    /// `force` (an empty buffer of `LOG_BATCH` bytes takes their place). `due` is when the
+    /// lines pending now go at the latest: set `LOG_DELAY` after the loop first sees some,
+    /// cleared when there are none or they are taken.
+    pub(crate) fn take_batch(
+        &self,
+        now: Instant,
+        due: &mut Option<Instant>,
+        force: bool,
+    ) -> Option<Vec<u8>> {
+        let mut pending = lock(&self.0);
+        if pending.is_empty() {
+            *due = None;
+            return None;
+        }
+        let until = *due.get_or_insert(now + LOG_DELAY);
+        if !force && pending.len() < LOG_BATCH && now < until {
+            return None;
+        }
+        *due = None;
+        Some(std::mem::replace(
+            &mut *pending,
+            Vec::with_capacity(LOG_BATCH),
+        ))
     }
 }
 

@@ -1,7 +1,7 @@
 //! One client connection as the loop sees it (waitress's `HTTPChannel`): parser, timers,
 //! read state, and the responses the loop itself sends (`100 Continue`, parser errors).
 //! Reading and parsing live here; the loop decides when to call them. The part shared with
-//! app threads is in `shared`.
+//! app threads is in `shared`; the connection's opening (PROXY header, TLS reads) in `opening`.
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -11,13 +11,12 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 
 use super::access_log;
-use super::dispatch::{lock, Ctx};
-use super::shared::{socket_error, unix_now, ChanState, Job, Shared};
+use super::ctx::{socket_error, Ctx};
+use super::lock::lock;
+use super::proxy_header::ProxyState;
+use super::shared::{unix_now, ChanState, Job, Shared, CONTINUE};
 use super::splice::{BodyPipe, Spliced, SPLICE_MIN};
 use crate::http::{HttpError, RequestParser, Status};
-
-/// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers).
-pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Where the loop stands with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +64,7 @@ pub(crate) struct Channel {
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
     /// `proxy_protocol`: the header awaited, and the client address it named.
-    pub(crate) proxy: Option<Box<super::proxy_header::ProxyState>>,
+    pub(crate) proxy: Option<Box<ProxyState>>,
     /// The connection speaks TLS (the session is in `ChanState::out`).
     pub(crate) tls: bool,
     /// TLS facts for the environ, once the handshake is done.
@@ -527,7 +526,9 @@ impl Channel {
     /// the request as far as it was parsed, the peer's address (proxy headers are not applied
     /// to a request that failed to parse).
     fn log_error_response(&self, ctx: &Ctx, e: &HttpError, job: Option<&Job>, resp: &[u8]) {
-        let Some(buf) = &ctx.access else { return };
+        let Some(pending) = ctx.access_log() else {
+            return;
+        };
         let status = e.status().to_string();
         let len = access_log::body_len(resp);
         let headers = [("Content-Length".to_string(), len.to_string())];
@@ -544,7 +545,11 @@ impl Channel {
             resp_headers: &headers,
         };
         // Rare: a clock per error response is cheaper than one per channel.
-        access_log::Clock::default().line(&mut lock(buf), &ctx.opts.access_log_format, line);
+        pending.push(
+            &mut access_log::Clock::default(),
+            &ctx.opts.access_log_format,
+            line,
+        );
     }
 
     /// The app thread finished with the channel: send what was held, parse what was kept.

@@ -13,21 +13,23 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
-use super::accept::{self, Listening};
-use super::access_log::{AccessLog, LOG_BATCH, LOG_DELAY};
+use super::access_log::AccessLog;
 use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
-use super::dispatch::{self, lock, Ctx};
+use super::ctx::{socket_error, Ctx};
+use super::dispatch;
+use super::listener::{self, Listening, LISTENER0};
+use super::lock::lock;
 use super::sched;
-use super::shared::{socket_error, Shared, GATHER_DELAY};
+use super::shared::{Shared, GATHER_DELAY};
+use super::sock::unread_input;
 use super::splice::BodyPipe;
+use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
 use crate::http::app::App;
 use crate::net::Listener;
 
 const WAKER: Token = Token(0);
-/// Listener `i` has token `LISTENER0 + i`.
-pub(super) const LISTENER0: usize = 1;
-/// Channel slot `i` has token `CHANNEL0 + i`.
+/// Channel slot `i` has token `CHANNEL0 + i` (listeners have theirs from `LISTENER0`).
 pub(super) const CHANNEL0: usize = 1 << 16;
 /// Timer resolution for the whole-head deadline and lingering closes.
 const TICK: Duration = Duration::from_secs(1);
@@ -82,7 +84,7 @@ impl EventLoop {
             })?),
             None => None,
         };
-        let ls = accept::register(&poll, listeners)?;
+        let ls = listener::register(&poll, listeners)?;
         let scratch = vec![0u8; head_recv(opts.recv_bytes).max(BODY_RECV)];
         let ctl = Arc::new(Control {
             stop: AtomicU8::new(RUNNING),
@@ -116,7 +118,7 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> Result<(), ServerError> {
         let threads = dispatch::spawn_threads(&self.ctx)?;
         let watchdog_stop = Arc::new(AtomicBool::new(false));
-        let watchdog = super::watchdog::spawn(&self.ctx, &watchdog_stop);
+        let watchdog = watchdog::spawn(&self.ctx, &watchdog_stop);
         let result = self.serve();
         watchdog_stop.store(true, Ordering::Relaxed);
         if let Some(w) = watchdog {
@@ -364,7 +366,7 @@ impl EventLoop {
             return; // ends at EOF, the byte budget or the deadline
         }
         if finished {
-            if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(&ch.shared)) {
+            if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(ch.shared.fd())) {
                 return self.close(i);
             }
             // Lingering close: our side is done; drain what the client still sends so the
@@ -382,10 +384,7 @@ impl EventLoop {
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
             self.close(i);
-        } else if at_limit
-            && ch.is_idle_keepalive()
-            && self.ctx.clients_waiting.load(Ordering::Relaxed)
-        {
+        } else if at_limit && ch.is_idle_keepalive() && self.ctx.clients_waiting() {
             // It may make room for the client waiting at the limit: look at the backlog again
             // (only then: an accept round polls every listener).
             self.retry_accept();
@@ -431,32 +430,11 @@ impl EventLoop {
     /// busy worker pays one hand-off, one writer wake-up and one write(2) per batch, not per
     /// loop iteration (one per request at C=1); app threads never wait on the file.
     fn flush_access_log(&mut self, now: Instant, force: bool) {
-        let (Some(a), Some(buf)) = (&mut self.access, &self.ctx.access) else {
+        let (Some(a), Some(pending)) = (&mut self.access, self.ctx.access_log()) else {
             return;
         };
-        let batch = {
-            let mut pending = lock(buf);
-            if pending.is_empty() {
-                self.log_due = None;
-                return;
-            }
-            let due = *self.log_due.get_or_insert(now + LOG_DELAY);
-            if !force && pending.len() < LOG_BATCH && now < due {
-                return;
-            }
-            std::mem::replace(&mut *pending, Vec::with_capacity(LOG_BATCH))
-        };
-        self.log_due = None;
-        a.write(batch);
+        if let Some(batch) = pending.take_batch(now, &mut self.log_due, force) {
+            a.write(batch);
+        }
     }
-}
-
-/// True if the client sent bytes we have not read (closing now would reset the connection).
-pub(super) fn unread_input(sh: &Shared) -> bool {
-    let mut b = [0u8; 1];
-    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-    matches!(
-        nix::sys::socket::recv(sh.fd.as_raw_fd(), &mut b, flags),
-        Ok(1)
-    )
 }

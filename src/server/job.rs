@@ -5,7 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::dispatch::{lock, Ctx};
+use super::access_log;
+use super::ctx::Ctx;
+use super::lock::lock;
 use super::shared::{Job, Shared};
 use super::task::{path, Scratch, Task};
 use crate::http::app::{AppFailure, Exchange};
@@ -35,7 +37,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         None
     };
     let mut meta = job.req.meta();
-    if ctx.draining.load(std::sync::atomic::Ordering::Relaxed) && lock(&ch.st).queue.is_empty() {
+    if ctx.draining() && lock(&ch.st).queue.is_empty() {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
@@ -108,14 +110,14 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
     let code = status.get(..3).unwrap_or("500");
     // The request's time, from the moment it was whole (head and body; queueing included) to
     // now: one reading, only when the metrics or the access log need it (the log's time too).
-    let done = (ctx.opts.metrics.is_some() || ctx.access.is_some()).then(Instant::now);
+    let done = (ctx.opts.metrics.is_some() || ctx.access_log().is_some()).then(Instant::now);
     let took = done.map_or(Duration::ZERO, |d| d.duration_since(received));
     if let Some(m) = ctx.opts.metrics {
         m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
         m.in_flight(false);
     }
-    if let (Some(buf), Some(done)) = (&ctx.access, done) {
-        let line = super::access_log::Line {
+    if let (Some(pending), Some(done)) = (ctx.access_log(), done) {
+        let line = access_log::Line {
             req: Some(t.req),
             remote: &t.req.origin.remote_addr,
             status: code,
@@ -124,11 +126,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             at: done,
             resp_headers: &t.headers,
         };
-        let mut pending = lock(buf);
-        t.sc.log
-            .line(&mut pending, &ctx.opts.access_log_format, line);
-        let big = pending.len() > super::access_log::LOG_BATCH;
-        drop(pending);
+        let big = pending.push(&mut t.sc.log, &ctx.opts.access_log_format, line);
         if big {
             ctx.wake_loop();
         }

@@ -8,14 +8,18 @@
 //! `threads` app threads (`dispatch`) run the app, one `Task` per request, and write responses
 //! straight to the socket when they can (waitress's `write_soon`), leaving the rest to the loop.
 //!
-//! Files by job: `event_loop` (poll, tokens, waker, stop/drain) · `accept` (listeners,
-//! `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering close) ·
-//! `channel` (loop side of a connection: read, parse, `100 Continue`, parser errors) ·
-//! `proxy_header` (the PROXY protocol header opening a connection) ·
-//! `shared` (state shared with app threads, one lock per connection) · `dispatch` (job queue,
-//! completions, request pool) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) · `outbuf`
-//! (pending output: memory, spill file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `metrics` (counters the
-//! master sums for `/metrics`).
+//! Files by job, in import order: each imports only files named after it (no circles).
+//! `accept` (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline,
+//! lingering close) · `event_loop` (poll, tokens, waker, stop/drain) · `opening` (a
+//! connection's PROXY header, origin and TLS reads) · `channel` (loop side of a connection:
+//! read, parse, `100 Continue`, parser errors) · `dispatch` (the app threads) · `job` (one
+//! request start to end) · `task` (the `Exchange` an app thread drives) · `watchdog`
+//! (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job queue,
+//! completions, request pool) · `calls` (`request_timeout`'s records) · `shared` (state shared
+//! with app threads, one lock per connection) · `outbuf` (pending output: memory, spill file,
+//! sendfile) · `tls` (a connection's rustls session) · `access_log` · `listener` (the
+//! listening sockets) · `proxy_header` (the PROXY header's parse state) · `splice` · `sched` ·
+//! `sock` (sendmsg, peek) · `lock` · `metrics` (counters the master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
 //! the app thread, no allocation once pools are warm, no loop round trip after the response;
@@ -30,15 +34,21 @@ use crate::net::Listener;
 
 mod accept;
 mod access_log;
+mod calls;
 mod channel;
+mod ctx;
 mod dispatch;
 mod event_loop;
 mod job;
+mod listener;
+mod lock;
 pub mod metrics;
+mod opening;
 mod outbuf;
 mod proxy_header;
 mod sched;
 mod shared;
+mod sock;
 mod splice;
 mod task;
 mod timers;

@@ -20,8 +20,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, MsgFlags};
 
+use super::sock::send_parts;
 use super::tls::{TlsSession, CHUNK};
 
 /// How many memory segments one vectored write gathers.
@@ -56,18 +56,6 @@ pub(crate) struct OutBuf {
     overflow: u64,
     /// TLS: everything goes out encrypted through this session.
     tls: Option<Box<TlsSession>>,
-}
-
-/// Sends `parts` with one `sendmsg` (MSG_NOSIGNAL: a gone peer is an error, not a SIGPIPE).
-pub(crate) fn send_parts(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    loop {
-        match sendmsg::<()>(fd.as_raw_fd(), parts, &[], MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) => return Ok(n),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
 }
 
 impl OutBuf {

@@ -1,8 +1,7 @@
 //! The part of a connection shared by the loop and the app thread serving it: socket, pending
 //! output, queued requests and flags, under one lock (`Shared`), plus the `Job` a request
-//! travels in.
+//! travels in and what both sides may send (`CONTINUE`, gathered output's bounds).
 use std::collections::VecDeque;
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,7 +9,7 @@ use std::time::Instant;
 
 use nix::sys::socket::{shutdown, Shutdown};
 
-use super::dispatch::{lock, Ctx};
+use super::lock::lock;
 use super::outbuf::OutBuf;
 use crate::http::{Origin, OverflowableBuffer, Request};
 
@@ -48,6 +47,10 @@ pub(crate) struct ChanState {
     /// Gathered output is waiting and the loop holds a `GATHER_DELAY` timer for it.
     pub(crate) flush_armed: bool,
 }
+
+/// The interim response of RFC 9110 §15.2.1 (waitress sends it without headers): sent by the
+/// loop when the channel is idle, else by the task before the response.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A streamed response's writes after the first (which carries the head) are gathered in
 /// memory up to this many bytes and sent together, instead of one send per chunk.
@@ -115,18 +118,6 @@ impl Shared {
         self.disconnected.store(true, Ordering::Release);
         self.cv.notify_all();
         let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
-    }
-}
-
-/// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
-pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    ) {
-        log::debug!(target: "waitress", "client disconnected during {what}: {e}");
-    } else if ctx.opts.log_socket_errors {
-        log::error!(target: "waitress", "Socket error during {what}: {e}");
     }
 }
 

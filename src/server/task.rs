@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::access_log;
-use super::channel::CONTINUE;
-use super::dispatch::{lock, Ctx};
-use super::shared::{socket_error, ChanState, Shared, GATHER_BYTES};
+use super::ctx::{socket_error, Ctx};
+use super::lock::lock;
+use super::shared::{ChanState, Shared, CONTINUE, GATHER_BYTES};
 use crate::http::app::{Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
@@ -362,7 +362,7 @@ impl Exchange for Task<'_> {
     }
 
     fn app_running(&mut self) {
-        self.ctx.running(self.sc);
+        self.ctx.running(&mut self.sc.on_deck);
     }
 
     fn app_may_block(&mut self) {

@@ -2,13 +2,12 @@
 //! sweep every `cleanup_interval`, a once-a-second tick for whole-head deadlines and
 //! lingering closes, the graceful drain (idle connections closed after a short grace), and
 //! the `GATHER_DELAY` flush of gathered streamed output.
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::channel::Phase;
-use super::dispatch::lock;
 use super::event_loop::{EventLoop, CHANNEL0};
+use super::lock::lock;
 
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
 /// (answered with `Connection: close`). Closing it at once races with a client that is just
@@ -69,7 +68,7 @@ impl EventLoop {
 
     pub(super) fn start_drain(&mut self) {
         self.draining = true;
-        self.ctx.draining.store(true, Ordering::SeqCst);
+        self.ctx.start_draining();
         self.drain_backlog(Instant::now());
         for l in self.listeners.drain(..) {
             l.deregister(self.poll.registry());

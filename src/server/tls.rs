@@ -1,17 +1,17 @@
 //! A connection's TLS session (rustls), driven on the event loop and by app threads under the
 //! channel lock: reading records from the socket and plaintext out of them (the handshake runs
-//! here, on the loop thread, never on an app thread), and writing encrypted records to the
-//! socket. `OutBuf` feeds it plaintext in bounded chunks, so what is encrypted but unsent stays
-//! small; file segments are copied through it with pread (no sendfile under TLS).
+//! here, through `Channel::recv_tls` on the loop thread, never on an app thread), and writing
+//! encrypted records to the socket. `OutBuf` feeds it plaintext in bounded chunks, so what is
+//! encrypted but unsent stays small; file segments are copied through it with pread (no
+//! sendfile under TLS).
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use rustls::ServerConnection;
 
-use super::outbuf::send_parts;
+use super::sock::send_parts;
 use crate::http::TlsInfo;
 
 /// Plaintext handed to rustls at a time (one TLS record's worth).
@@ -160,58 +160,6 @@ impl TlsSession {
         TlsInfo {
             client_verify: if dn.is_some() { "SUCCESS" } else { "NONE" },
             client_s_dn: dn,
-        }
-    }
-}
-
-impl super::channel::Channel {
-    /// Reads plaintext through the connection's TLS session (records from the socket, or
-    /// `extra` bytes already read), sends what the handshake produced, and keeps the head
-    /// deadline: a slow handshake counts like a slow head. Ok(0) = the client closed;
-    /// Err = what `on_readable` returns.
-    pub(crate) fn recv_tls(
-        &mut self,
-        ctx: &super::dispatch::Ctx,
-        buf: &mut [u8],
-        extra: &[u8],
-        now: std::time::Instant,
-    ) -> Result<usize, super::channel::ReadOutcome> {
-        use super::channel::ReadOutcome;
-        let sh = &self.shared;
-        let mut st = super::dispatch::lock(&sh.st);
-        let Some(t) = st.out.tls_mut() else {
-            return Err(ReadOutcome::Close);
-        };
-        let was_handshaking = t.is_handshaking();
-        let (r, raw) = t.recv(sh.fd(), buf, extra);
-        let handshaken = was_handshaking && !t.is_handshaking();
-        let info = handshaken.then(|| t.info());
-        // Handshake messages and alerts go out now (the rest on the writable edge).
-        let flushed = st.out.flush(sh.fd());
-        sh.note_output(&st);
-        drop(st);
-        if let (Some(m), true) = (ctx.opts.metrics, raw > 0) {
-            m.bytes_in(raw);
-        }
-        if was_handshaking && raw > 0 && self.head_started.is_none() {
-            self.head_started = Some(now);
-        }
-        if let Some(info) = info {
-            self.head_started = None;
-            self.tls_info = Some(Arc::new(info));
-        }
-        if let Err(e) = flushed {
-            super::shared::socket_error(ctx, "send", e);
-            return Err(ReadOutcome::Close);
-        }
-        match r {
-            Recv::Data(n) => Ok(n),
-            Recv::Again => Err(ReadOutcome::Done),
-            Recv::Eof => Ok(0),
-            Recv::Fail(e) => {
-                log::debug!(target: "waitress", "TLS from {}: {e}", sh.origin.remote_addr);
-                Err(ReadOutcome::Close)
-            }
         }
     }
 }

@@ -1,96 +1,29 @@
-//! `request_timeout`: one record per app thread of the call it is running, and a watchdog
-//! thread that looks at them four times a second. A call past the limit is logged at ERROR
-//! (method, path, elapsed time, the Python stack of its thread), answered for the client
-//! (`504 Gateway Timeout` if no response head went out, else the connection is cut), and
-//! interrupted (`App::interrupt`: an exception raised in the thread). A call that still has
-//! not returned `STUCK_GRACE` later asks the supervisor for this worker's retirement: a thread
-//! blocked in C code cannot be interrupted, only abandoned with its process.
+//! `request_timeout`: a watchdog thread that looks at the app threads' calls (`calls`) four
+//! times a second. A call past the limit is logged at ERROR (method, path, elapsed time, the
+//! Python stack of its thread), answered for the client (`504 Gateway Timeout` if no response
+//! head went out, else the connection is cut), and interrupted (`App::interrupt`: an exception
+//! raised in the thread). A call that still has not returned `STUCK_GRACE` later asks the
+//! supervisor for this worker's retirement: a thread blocked in C code cannot be interrupted,
+//! only abandoned with its process.
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::dispatch::{lock, Ctx};
+use super::calls::{Overdue, STUCK_GRACE};
+use super::ctx::Ctx;
+use super::lock::lock;
 use super::shared::{unix_now, Shared};
 use super::RetireReason;
-use crate::http::{Request, Version};
+use crate::http::Version;
 
-/// How long an interrupted call may take to return before the worker is retired.
-pub(crate) const STUCK_GRACE: Duration = Duration::from_secs(5);
 /// How often the watchdog looks.
 const PERIOD: Duration = Duration::from_millis(250);
 
-/// The call one app thread is running.
-#[derive(Default)]
-struct Slot {
-    /// `pthread_self` of the app thread (Python's `threading.get_ident()`).
-    thread: u64,
-    running: Option<Running>,
-    /// Reused for every call's `METHOD path` (no allocation per request once warm).
-    what: String,
-}
-
-struct Running {
-    started: Instant,
-    ch: Arc<Shared>,
-    version: Version,
-    /// Set once timed out: when it was interrupted, and whether retirement was asked for.
-    interrupted: Option<(Instant, bool)>,
-}
-
-/// Every app thread's current call (only kept when `request_timeout` is on).
-pub(crate) struct Calls {
-    limit: Option<Duration>,
-    slots: Vec<Mutex<Slot>>,
-}
-
-impl Calls {
-    pub(crate) fn new(request_timeout: u64, threads: usize) -> Calls {
-        let on = request_timeout > 0;
-        Calls {
-            limit: on.then(|| Duration::from_secs(request_timeout)),
-            slots: (0..if on { threads.max(1) } else { 0 })
-                .map(|_| Mutex::new(Slot::default()))
-                .collect(),
-        }
-    }
-
-    pub(crate) fn enabled(&self) -> bool {
-        self.limit.is_some()
-    }
-
-    /// App thread `slot` starts calling the app for `req` on `ch`.
-    pub(crate) fn begin(&self, slot: usize, ch: &Arc<Shared>, req: &Request, version: Version) {
-        let Some(m) = self.slots.get(slot) else {
-            return;
-        };
-        let mut s = lock(m);
-        // SAFETY: pthread_self has no preconditions and always succeeds.
-        s.thread = unsafe { libc::pthread_self() } as u64;
-        s.what.clear();
-        s.what.push_str(&String::from_utf8_lossy(req.method()));
-        s.what.push(' ');
-        s.what.push_str(&String::from_utf8_lossy(req.path()));
-        s.running = Some(Running {
-            started: Instant::now(),
-            ch: ch.clone(),
-            version,
-            interrupted: None,
-        });
-    }
-
-    /// App thread `slot`'s call returned.
-    pub(crate) fn end(&self, slot: usize) {
-        if let Some(m) = self.slots.get(slot) {
-            lock(m).running = None;
-        }
-    }
-}
-
 /// Starts the watchdog (None when `request_timeout` is off); it ends when `stop` is set.
 pub(crate) fn spawn(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>> {
-    let limit = ctx.calls.limit?;
+    let limit = ctx.calls.limit()?;
     let (ctx, stop) = (ctx.clone(), stop.clone());
     std::thread::Builder::new()
         .name("watchdog".into())
@@ -104,37 +37,24 @@ pub(crate) fn spawn(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) -> Option<JoinHandle
 }
 
 fn look(ctx: &Arc<Ctx>, limit: Duration) {
-    let now = Instant::now();
-    for (i, m) in ctx.calls.slots.iter().enumerate() {
-        let mut s = lock(m);
-        let thread = s.thread;
-        let Some(run) = s.running.as_mut() else {
-            continue;
-        };
-        let (started, elapsed) = (run.started, now.saturating_duration_since(run.started));
-        match run.interrupted {
-            None if elapsed >= limit => {
-                run.interrupted = Some((now, false));
-                // Under the slot lock, so the call cannot end and the thread start the next
-                // request on this connection in between (lock order: slot, then channel; app
-                // threads never hold a channel lock while taking their slot).
-                answer_for_the_client(ctx, &run.ch, run.version);
-                let what = s.what.clone();
-                drop(s);
-                interrupt(ctx, (i, started, thread), what, elapsed, limit);
-            }
-            Some((at, false)) if now.saturating_duration_since(at) >= STUCK_GRACE => {
-                run.interrupted = Some((at, true));
-                let what = s.what.clone();
-                drop(s);
+    ctx.calls.look(
+        Instant::now(),
+        limit,
+        |ch, version| answer_for_the_client(ctx, ch, version),
+        |overdue| match overdue {
+            Overdue::Timeout {
+                call,
+                what,
+                elapsed,
+            } => interrupt(ctx, call, what, elapsed, limit),
+            Overdue::Stuck { what } => {
                 log::error!(target: "waitress",
                     "request_timeout: {what} still running {:.1} s after it was interrupted; \
                      asking for this worker's replacement", STUCK_GRACE.as_secs_f64());
                 ctx.ask_retire(RetireReason::StuckRequest);
             }
-            _ => {}
-        }
-    }
+        },
+    );
 }
 
 /// 504 if nothing of the response went out yet, else the connection is cut; either way the
@@ -194,12 +114,7 @@ fn interrupt(
     let _ = std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
-            let still_stuck = || {
-                lock(&ctx.calls.slots[slot])
-                    .running
-                    .as_ref()
-                    .is_some_and(|r| r.started == started)
-            };
+            let still_stuck = || ctx.calls.still_running(slot, started);
             let stack = ctx.app.interrupt(thread, &still_stuck);
             log::error!(target: "waitress",
                 "request_timeout: {what} has run {:.1} s (limit {} s): answered 504 (or cut if \

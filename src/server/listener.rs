@@ -1,0 +1,105 @@
+//! The listening sockets: taking over the supervisor's bound sockets (non-blocking, one token
+//! each from `LISTENER0`), registering them with EPOLLEXCLUSIVE, and asking one whether a
+//! connection waits in its backlog. Accepting from them is `accept`'s.
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Registry, Token};
+
+use crate::net::Listener;
+
+/// Listener `i` has token `LISTENER0 + i` (the waker is token 0, channels come after the
+/// listeners: `event_loop::CHANNEL0`).
+pub(super) const LISTENER0: usize = 1;
+
+pub(super) enum Lsock {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+pub(super) struct Listening {
+    pub(super) sock: Lsock,
+    /// SERVER_PORT: the bound port, or the unix socket path.
+    pub(super) server_port: String,
+    pub(super) accept_pending: bool,
+}
+
+impl Listening {
+    pub(super) fn deregister(self, registry: &Registry) {
+        let fd = match &self.sock {
+            Lsock::Tcp(t) => t.as_raw_fd(),
+            Lsock::Unix(u) => u.as_raw_fd(),
+        };
+        // Registered by fd (see `register_exclusive`), so deregistered by fd.
+        let _ = registry.deregister(&mut SourceFd(&fd));
+    }
+}
+
+/// Registers a listener with EPOLLEXCLUSIVE: the listening sockets are shared by every worker
+/// process, and without it each new connection wakes all of them (thundering herd). mio has no
+/// flag for it, so this is the one epoll_ctl made by hand; events carry the token the way
+/// mio's own registrations do (`u64` data), so mio reports them normally.
+pub(super) fn register_exclusive(poll: &Poll, fd: RawFd, token: Token) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: token.0 as u64,
+    };
+    // SAFETY: `poll` owns a valid epoll fd and `fd` is a listening socket we own; `ev` is a
+    // valid epoll_event on our stack for the duration of the call.
+    let r = unsafe { libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Makes the supervisor's listeners non-blocking and registers them (readable, edge).
+pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result<Vec<Listening>> {
+    let mut ls = Vec::with_capacity(listeners.len());
+    for (i, l) in listeners.into_iter().enumerate() {
+        let (sock, server_port) = match l {
+            Listener::Tcp(t) => {
+                t.set_nonblocking(true)?;
+                let port = t.local_addr()?.port().to_string();
+                (Lsock::Tcp(mio::net::TcpListener::from_std(t)), port)
+            }
+            Listener::Unix(u, path) => {
+                u.set_nonblocking(true)?;
+                (
+                    Lsock::Unix(mio::net::UnixListener::from_std(u)),
+                    path.display().to_string(),
+                )
+            }
+        };
+        let token = Token(LISTENER0 + i);
+        let fd = match &sock {
+            Lsock::Tcp(t) => t.as_raw_fd(),
+            Lsock::Unix(u) => u.as_raw_fd(),
+        };
+        if let Err(e) = register_exclusive(poll, fd, token) {
+            // Kernels before 4.5: a plain registration (every worker wakes per connection).
+            log::debug!(target: "waitress", "EPOLLEXCLUSIVE not available: {e}");
+            poll.registry()
+                .register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        }
+        ls.push(Listening {
+            sock,
+            server_port,
+            accept_pending: true,
+        });
+    }
+    Ok(ls)
+}
+
+/// True if a connection waits in the listener's backlog (poll(2) with a zero timeout).
+pub(super) fn listener_has_pending(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on our stack, nfds = 1, zero timeout (never blocks).
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLIN != 0
+}
