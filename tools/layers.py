@@ -85,6 +85,13 @@ def use_paths(text):
 def imports(files):
     """Module -> the crate modules its file names."""
     names = {module_of(p) for p in files}
+    # A file pulled in with `#[path = "x_tests.rs"] mod tests;` is part of the file that
+    # declares it: its paths resolve from `<that module>::tests` and count as that file's.
+    owner = {}
+    for p, src in files.items():
+        for m in re.finditer(r'#\[path\s*=\s*"([^"]+)"\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;', src):
+            inc = os.path.normpath(os.path.join(os.path.dirname(p), m.group(1)))
+            owner[inc] = (module_of(p), m.group(2))
     edges = {}
     for p, src in files.items():
         me = module_of(p)
@@ -92,6 +99,8 @@ def imports(files):
         if p.endswith("mod.rs") or me in ("main", "lib"):
             # mod.rs names its own children; main/lib only declare modules.
             parent = me if me not in ("main", "lib") else ""
+        if p in owner:
+            me = parent = owner[p][0]
         s = strip(src)
         paths = []
         for m in re.finditer(r"\buse\s+((?:super|crate|self)::[^;]*);", s):
@@ -116,7 +125,7 @@ def imports(files):
                 acc = f"{acc}::{seg}" if acc else seg
                 if acc in names and acc != me:
                     deps.add(acc)
-        edges[me] = deps
+        edges.setdefault(me, set()).update(deps)
     return edges
 
 
