@@ -50,10 +50,13 @@ def module_of(path):
     return p.replace("/", "::")
 
 
-def strip(src):
+def strip_comments(src):
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    src = re.sub(r"//[^\n]*", "", src)
-    return re.sub(r'"(?:\\.|[^"\\])*"', '""', src)
+    return re.sub(r"//[^\n]*", "", src)
+
+
+def strip(src):
+    return re.sub(r'"(?:\\.|[^"\\])*"', '""', strip_comments(src))
 
 
 def use_paths(text):
@@ -82,26 +85,63 @@ def use_paths(text):
     return out
 
 
+# Test code sits above everything it tests (a test module may use any helper), so only the
+# code that ships is checked: `#[cfg(test)]` modules, inline or in their own file, are skipped.
+TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*([;{])")
+PATH_ATTR = re.compile(r'#\[path\s*=\s*"([^"]+)"\]')
+
+
+def test_files(files):
+    """Files compiled only for tests: declared `#[cfg(test)] mod x;` (with or without #[path])."""
+    out = set()
+    for p, src in files.items():
+        s = strip_comments(src)
+        for m in TEST_MOD.finditer(s):
+            if m.group(2) != ";":
+                continue
+            attr = PATH_ATTR.search(m.group(0))
+            here = os.path.dirname(p)
+            if not (p.endswith("mod.rs") or p in ("main.rs", "lib.rs")):
+                here = os.path.join(here, os.path.basename(p)[:-3])
+            if attr:
+                cands = [os.path.join(os.path.dirname(p), attr.group(1))]
+            else:
+                cands = [os.path.join(here, m.group(1) + ".rs"), os.path.join(here, m.group(1), "mod.rs")]
+            out.update(os.path.normpath(c) for c in cands)
+    # A test-only file's own children are test-only too.
+    return {p for p in files if any(p == t or p.startswith(t[:-3] + "/") for t in out)}
+
+
+def without_test_blocks(s):
+    """Drops inline `#[cfg(test)] mod x { ... }` blocks."""
+    while True:
+        m = next((m for m in TEST_MOD.finditer(s) if m.group(2) == "{"), None)
+        if not m:
+            return s
+        depth, i = 0, m.end() - 1
+        while i < len(s):
+            depth += s[i] == "{"
+            depth -= s[i] == "}"
+            i += 1
+            if depth == 0:
+                break
+        s = s[: m.start()] + s[i:]
+
+
 def imports(files):
     """Module -> the crate modules its file names."""
     names = {module_of(p) for p in files}
-    # A file pulled in with `#[path = "x_tests.rs"] mod tests;` is part of the file that
-    # declares it: its paths resolve from `<that module>::tests` and count as that file's.
-    owner = {}
-    for p, src in files.items():
-        for m in re.finditer(r'#\[path\s*=\s*"([^"]+)"\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;', src):
-            inc = os.path.normpath(os.path.join(os.path.dirname(p), m.group(1)))
-            owner[inc] = (module_of(p), m.group(2))
+    skip = test_files(files)
     edges = {}
     for p, src in files.items():
         me = module_of(p)
+        if p in skip:
+            continue
         parent = me.rsplit("::", 1)[0] if "::" in me else ""
         if p.endswith("mod.rs") or me in ("main", "lib"):
             # mod.rs names its own children; main/lib only declare modules.
             parent = me if me not in ("main", "lib") else ""
-        if p in owner:
-            me = parent = owner[p][0]
-        s = strip(src)
+        s = without_test_blocks(strip(src))
         paths = []
         for m in re.finditer(r"\buse\s+((?:super|crate|self)::[^;]*);", s):
             paths += use_paths(m.group(1))
