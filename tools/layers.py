@@ -56,7 +56,8 @@ def strip_comments(src):
 
 
 def strip(src):
-    return re.sub(r'"(?:\\.|[^"\\])*"', '""', strip_comments(src))
+    src = re.sub(r'"(?:\\.|[^"\\])*"', '""', strip_comments(src))
+    return re.sub(r"'(?:\\.|[^'\\])'", "' '", src)  # char literals ('{' would unbalance)
 
 
 def use_paths(text):
