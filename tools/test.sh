@@ -19,6 +19,9 @@ if [ "$(id -u)" = 0 ] && ! command -v mandoc >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mandoc >/dev/null
 fi
 cargo fmt --check
+# The architecture: layers import one way, no files of a module import each other in a circle,
+# pyo3 only in src/wsgi.
+python3 tools/layers.py
 # No dependency the code does not use (the README's table is checked by a test).
 command -v cargo-machete >/dev/null || cargo install --locked --quiet cargo-machete
 cargo machete
