@@ -41,6 +41,9 @@ struct Jobs {
     /// Threads that found the queue empty and give the CPU to the loop once before they
     /// sleep (`take`): each takes the next job, so `submit` wakes no other for it.
     yielding: usize,
+    /// Busy threads waiting for a slow client to read their output (`stalled`): they run no
+    /// Python until the loop has sent it, so the loop has nothing to yield to them.
+    stalled: usize,
     /// The loop thread is SCHED_BATCH (`loop_policy`).
     loop_batch: bool,
     stop: bool,
@@ -98,6 +101,7 @@ impl Ctx {
                 on_deck: 0,
                 waking: 0,
                 yielding: 0,
+                stalled: 0,
                 loop_batch: false,
                 stop: false,
                 last_depth_warning: None,
@@ -204,16 +208,35 @@ impl Ctx {
     /// already woken take at once (and at least two: the one job of a single client is taken
     /// by the thread woken for it or coming back for work), and no idle thread will be woken
     /// for the rest before a busy one comes back (none is idle, or one is already on its way
-    /// to the app: `submit` wakes no other then).
+    /// to the app: `submit` wakes no other then), and at least one busy thread is not
+    /// waiting for a slow reader (the loop must send before such a thread runs again: a
+    /// SCHED_BATCH loop would only wait longer for the CPU).
     pub(crate) fn loop_policy(&self) -> Option<bool> {
         let mut jobs = lock(&self.jobs);
         let coming = jobs.coming();
-        let backlogged =
-            jobs.q.len() > coming.max(1) && (jobs.idle == 0 || jobs.on_deck + coming > 0);
+        let backlogged = jobs.q.len() > coming.max(1)
+            && (jobs.idle == 0 || jobs.on_deck + coming > 0)
+            && self.opts.threads > jobs.idle + jobs.stalled;
         (backlogged != jobs.loop_batch).then(|| {
             jobs.loop_batch = backlogged;
             backlogged
         })
+    }
+
+    /// An app thread starts (`true`) or stops (`false`) waiting for its client to read
+    /// (back-pressure at `outbuf_high_watermark`). The last busy thread to start waiting wakes
+    /// a SCHED_BATCH loop, which then polls as SCHED_OTHER (`loop_policy`): it is the one that
+    /// sends what these threads wait on.
+    pub(crate) fn stalled(&self, on: bool) {
+        let mut jobs = lock(&self.jobs);
+        if on {
+            jobs.stalled += 1;
+            if jobs.loop_batch && self.opts.threads <= jobs.idle + jobs.stalled {
+                self.wake_loop();
+            }
+        } else {
+            jobs.stalled = jobs.stalled.saturating_sub(1);
+        }
     }
 
     /// Next channel to serve; None once stopping and the queue is empty.

@@ -72,8 +72,16 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 continue;
             }
             // waitress waits for output below the watermark between pipelined requests too.
-            while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
-                st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            if !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+                drop(st);
+                ctx.stalled(true);
+                st = lock(&ch.st);
+                while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+                    st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(st);
+                ctx.stalled(false);
+                continue;
             }
             match (st.closed || st.close_when_flushed, st.queue.pop_front()) {
                 (false, Some(job)) => job,

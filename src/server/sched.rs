@@ -36,7 +36,8 @@ pub(crate) fn app_thread() {
 /// voluntary and 0.8 involuntary context switches, the loop cutting into the app once per
 /// arriving request; SCHED_BATCH while backlogged: 0.25 and 0.02. An app thread that goes
 /// idle while the loop is SCHED_BATCH wakes it, so it never sleeps SCHED_BATCH with nothing
-/// queued.
+/// queued. Threads waiting for a slow client to read do not count as busy: they wait for the
+/// loop to send, so the last busy one to start waiting wakes a SCHED_BATCH loop too.
 pub(crate) fn loop_thread(backlogged: bool) {
     set(if backlogged {
         libc::SCHED_BATCH

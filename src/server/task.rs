@@ -133,12 +133,24 @@ impl Task<'_> {
             return Err(Disconnected);
         }
         st.head_out = true;
+        let mut stalled = false;
         while !st.closed && st.out.pending() > wm {
             match st.out.flush(self.ch.fd()) {
                 Ok(true) => break,
+                Ok(false) if !stalled => {
+                    // Counted before the first wait (not under the channel's lock); the
+                    // condition is checked again after.
+                    stalled = true;
+                    drop(st);
+                    self.ctx.stalled(true);
+                    st = lock(&self.ch.st);
+                }
                 Ok(false) => st = self.ch.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Err(_) => st.closed = true,
             }
+        }
+        if stalled {
+            self.ctx.stalled(false);
         }
         if st.closed {
             self.gone = true;

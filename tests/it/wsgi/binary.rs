@@ -459,6 +459,12 @@ fn a_thread_stuck_on_a_client_that_never_reads_leaves_the_queue_to_the_others() 
 /// 5 SCHED_IDLE) of `worker`'s first thread whose name starts with `name` (`waitressd-w`: the
 /// loop thread, `waitress-`: an app thread).
 fn policy(worker: i32, name: &str) -> Option<u32> {
+    task_stat(worker, name, 41)?.parse().ok()
+}
+
+/// Field `field` (numbered as in proc(5)) of /proc/PID/task/TID/stat for `worker`'s first
+/// thread whose name starts with `name`.
+fn task_stat(worker: i32, name: &str, field: usize) -> Option<String> {
     for t in std::fs::read_dir(format!("/proc/{worker}/task"))
         .ok()?
         .flatten()
@@ -468,7 +474,7 @@ fn policy(worker: i32, name: &str) -> Option<u32> {
             let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
             // Fields after the command name, which is in parentheses: field 3 is the first.
             let rest = &stat[stat.rfind(')')? + 2..];
-            return rest.split(' ').nth(41 - 3)?.parse().ok();
+            return rest.split(' ').nth(field - 3).map(str::to_string);
         }
     }
     None
@@ -542,6 +548,82 @@ fn the_loop_yields_to_app_threads_only_while_requests_queue_behind_them() {
             util::eventually(20, || policy(worker, "waitressd-w") == Some(0)),
             "round {round}: the queue is empty, yet the loop sleeps as {:?}",
             policy(worker, "waitressd-w")
+        );
+    }
+}
+
+/// A queue behind app threads that wait for a client to read gives the loop nothing to yield
+/// to: it is the loop that must send before they run again. With `threads = 1` stuck on a
+/// client that never reads (while the app runs, and after it returned with a pipelined
+/// request behind), three requests queue, and the loop stays SCHED_OTHER; once that client
+/// goes, the three are answered.
+#[test]
+fn the_loop_does_not_yield_to_app_threads_that_wait_for_a_slow_reader() {
+    stuck_on_a_slow_reader(b"GET /flood HTTP/1.1\r\nHost: h\r\n\r\n");
+    stuck_on_a_slow_reader(
+        b"GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+}
+
+fn stuck_on_a_slow_reader(stuck_requests: &[u8]) {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "flood:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--outbuf-high-watermark",
+            "65536",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let addr = d.addr();
+    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut stuck, stuck_requests).unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stuck, &mut first).unwrap();
+    let worker = util::children(d.pid())[0];
+    // The socket buffers fill within milliseconds; then the app thread sleeps on back-pressure.
+    assert!(
+        util::eventually(20, || {
+            let asleep = || task_stat(worker, "waitress-", 3).as_deref() == Some("S");
+            asleep() && {
+                std::thread::sleep(Duration::from_millis(100));
+                asleep()
+            }
+        }),
+        "the app thread never waited for the client"
+    );
+    let mut socks = Vec::new();
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        socks.push(s);
+    }
+    // Half a second of samples while the three wait (the test above sees the loop turn
+    // SCHED_BATCH well within this when the queued requests wait for an app thread that runs).
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 0..20 {
+        assert_eq!(
+            policy(worker, "waitressd-w"),
+            Some(0),
+            "sample {i}: the loop turned SCHED_BATCH behind a thread waiting for its client"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    drop(stuck);
+    for (i, mut s) in socks.into_iter().enumerate() {
+        expect_answer(
+            &mut s,
+            b"small",
+            &format!("client {i} queued behind the stuck one"),
         );
     }
 }
