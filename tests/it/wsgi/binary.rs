@@ -414,34 +414,45 @@ fn every_app_thread_serves_when_the_app_blocks() {
     }
 }
 
+/// waitressd serving tests/apps/wsgi/flood.py with `threads` app threads and a 64 KiB
+/// `outbuf_high_watermark`.
+fn flood_daemon(threads: &str) -> util::Daemon {
+    let args = [
+        "--app",
+        "flood:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        threads,
+    ];
+    util::Daemon::start(
+        &[&args[..], &["--outbuf-high-watermark", "65536"]].concat(),
+        &apps_dir(),
+        1,
+    )
+}
+
+/// A client that sends `requests`, waits for the first byte of the answer (the app is
+/// running), and from then on reads nothing.
+fn never_reads(addr: &str, requests: &[u8]) -> std::net::TcpStream {
+    let mut stuck = std::net::TcpStream::connect(addr).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut stuck, requests).unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stuck, &mut first).unwrap();
+    stuck
+}
+
 /// A thread waiting for a client that never reads takes no more jobs; the next requests go
 /// to another thread: with `threads = 2`, one response stuck on back-pressure, and three
 /// clients after it, one at a time, are answered.
 #[test]
 fn a_thread_stuck_on_a_client_that_never_reads_leaves_the_queue_to_the_others() {
-    let d = util::Daemon::start(
-        &[
-            "--app",
-            "flood:app",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "2",
-            "--outbuf-high-watermark",
-            "65536",
-        ],
-        &apps_dir(),
-        1,
-    );
+    let d = flood_daemon("2");
     let addr = d.addr();
-    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
-    stuck
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    std::io::Write::write_all(&mut stuck, b"GET /flood HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
-    // The app is running: its first bytes arrived. From here on the client reads nothing.
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut stuck, &mut first).unwrap();
+    let stuck = never_reads(&addr, b"GET /flood HTTP/1.1\r\nHost: h\r\n\r\n");
     for i in 0..3 {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -566,28 +577,9 @@ fn the_loop_does_not_yield_to_app_threads_that_wait_for_a_slow_reader() {
 }
 
 fn stuck_on_a_slow_reader(stuck_requests: &[u8]) {
-    let d = util::Daemon::start(
-        &[
-            "--app",
-            "flood:app",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--outbuf-high-watermark",
-            "65536",
-        ],
-        &apps_dir(),
-        1,
-    );
+    let d = flood_daemon("1");
     let addr = d.addr();
-    let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
-    stuck
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    std::io::Write::write_all(&mut stuck, stuck_requests).unwrap();
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut stuck, &mut first).unwrap();
+    let stuck = never_reads(&addr, stuck_requests);
     let worker = util::children(d.pid())[0];
     // The socket buffers fill within milliseconds; then the app thread sleeps on back-pressure.
     assert!(
