@@ -129,8 +129,7 @@ impl Channel {
     /// True when the channel may take more input: nothing held back, and no more than
     /// `channel_request_lookahead` requests queued or running (waitress `readable()`).
     fn may_read(&self, st: &ChanState, lookahead: usize) -> bool {
-        let busy = st.queue.len() + st.running as usize;
-        self.held.is_none() && self.inbuf.is_empty() && busy <= lookahead && !st.closed
+        self.held.is_none() && self.inbuf.is_empty() && st.may_take_more(lookahead)
     }
 
     /// No request started, nothing queued or running, nothing to send: a connection that may
@@ -138,9 +137,7 @@ impl Channel {
     pub(crate) fn is_idle(&self) -> bool {
         let st = lock(&self.shared.st);
         self.phase == Phase::Open
-            && !st.running
-            && st.queue.is_empty()
-            && st.out.is_empty()
+            && st.idle()
             && !self.parser.head_complete()
             && self.held.is_none()
     }
@@ -160,7 +157,7 @@ impl Channel {
 
     /// The last time the connection did anything (read, send, finished request).
     pub(crate) fn last_active(&self) -> Instant {
-        self.last_read.max(lock(&self.shared.st).last_activity)
+        self.last_read.max(lock(&self.shared.st).last_activity())
     }
 
     /// Reads what the socket has and parses it; complete requests are queued on the channel
@@ -180,7 +177,7 @@ impl Channel {
             }
             if let Phase::Open = self.phase {
                 let mut st = lock(&self.shared.st);
-                if st.close_when_flushed {
+                if st.closing() {
                     // The last response is decided: whatever comes now is discarded.
                     self.phase = Phase::Closing;
                     self.held = None;
@@ -188,7 +185,7 @@ impl Channel {
                 } else if !self.may_read(&st, ctx.opts.channel_request_lookahead) {
                     // Set under the same lock the app thread checks when it finishes, so
                     // the wake-up cannot be missed.
-                    st.notify_on_done = true;
+                    st.notify_when_done();
                     self.read_deferred = true;
                     return ReadOutcome::Done;
                 }
@@ -295,12 +292,12 @@ impl Channel {
             .store(true, std::sync::atomic::Ordering::Release);
         let mut st = lock(&self.shared.st);
         let lingering = matches!(self.phase, Phase::Lingering { .. });
-        if lingering || (!st.running && st.queue.is_empty() && st.out.is_empty()) {
+        if lingering || st.idle() {
             return ReadOutcome::Close;
         }
         // Output still to send (a half-closed client may still be reading): close after it.
-        st.close_when_flushed = true;
-        st.notify_on_done = true;
+        st.close_after_output();
+        st.notify_when_done();
         drop(st);
         self.phase = Phase::Closing;
         ReadOutcome::Done
@@ -367,7 +364,7 @@ impl Channel {
         }
         if !data.is_empty() && self.phase == Phase::Open {
             self.inbuf.extend_from_slice(data);
-            lock(&self.shared.st).notify_on_done = true;
+            lock(&self.shared.st).notify_when_done();
         }
         false
     }
@@ -462,7 +459,7 @@ impl Channel {
 
     fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
         let mut st = lock(&self.shared.st);
-        if st.close_when_flushed || st.closed {
+        if st.last_response_decided() {
             // The connection's last response is already decided (CVE-2024-49768: nothing
             // after it may run, even when it was read ahead).
             drop(st);
@@ -470,9 +467,7 @@ impl Channel {
             ctx.recycle(job);
             return;
         }
-        st.queue.push_back(job);
-        if !st.running {
-            st.running = true;
+        if st.push_job(job) {
             batch.push(self.shared.clone());
         }
     }
@@ -481,8 +476,8 @@ impl Channel {
     /// (and the parse) until the app thread reports the channel idle.
     fn hold_or_send(&mut self, ctx: &Ctx, held: Held) {
         let mut st = lock(&self.shared.st);
-        if st.running || !st.queue.is_empty() {
-            st.notify_on_done = true;
+        if st.busy() {
+            st.notify_when_done();
             self.held = Some(held);
             return;
         }
@@ -503,20 +498,20 @@ impl Channel {
                     &crate::http::date::http_date(unix_now()),
                 );
                 self.log_error_response(ctx, e, job.as_deref(), &bytes);
-                st.close_when_flushed = true;
+                st.close_after_output();
                 self.phase = Phase::Closing;
                 self.linger = true;
                 self.inbuf = Vec::new();
                 &bytes
             }
         };
-        let r = st.out.send(self.shared.fd(), &[data]);
+        let r = st.out_mut().send(self.shared.fd(), &[data]);
         // On the loop thread: a pending rest is sent on the writable edge that follows.
         self.shared.note_output(&st);
         match r {
-            Ok(_) => st.last_activity = Instant::now(),
+            Ok(_) => st.mark_active(Instant::now()),
             Err(e) => {
-                st.closed = true;
+                st.send_failed();
                 socket_error(ctx, "send", e);
             }
         }
@@ -557,10 +552,10 @@ impl Channel {
     pub(crate) fn resume(&mut self, ctx: &Ctx, batch: &mut Vec<Arc<Shared>>, now: Instant) -> bool {
         {
             let st = lock(&self.shared.st);
-            if st.running || !st.queue.is_empty() {
+            if st.busy() {
                 return false;
             }
-            if st.close_when_flushed {
+            if st.closing() {
                 self.phase = Phase::Closing;
                 self.held = None;
                 self.inbuf = Vec::new();

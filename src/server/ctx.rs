@@ -317,9 +317,7 @@ impl Ctx {
             m.queued(n, false);
         }
         for ch in jobs.q.drain(..) {
-            let mut st = lock(&ch.st);
-            st.queue.clear();
-            st.running = false;
+            lock(&ch.st).cancel_queued();
         }
         n
     }

@@ -47,15 +47,12 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
 
 /// App thread number `slot`: runs channels' requests until the dispatcher stops.
 pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
-    let mut scratch = Scratch {
-        slot,
-        ..Scratch::default()
-    };
+    let mut scratch = Scratch::new(slot);
     while let Some(ch) = ctx.take() {
-        scratch.on_deck = true;
+        scratch.took_job();
         serve_channel(ctx, &ch, &mut scratch);
         // A channel with nothing to run, or an app that never reported running.
-        ctx.running(&mut scratch.on_deck);
+        scratch.off_deck(ctx);
     }
 }
 
@@ -65,36 +62,28 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
     loop {
         let job = {
             let mut st = lock(&ch.st);
-            if scratch.on_deck && !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+            if scratch.on_deck() && st.over_watermark(ctx.opts.outbuf_high_watermark) {
                 // About to wait for a slow reader: another thread must be free to go on deck.
                 drop(st);
-                ctx.running(&mut scratch.on_deck);
+                scratch.off_deck(ctx);
                 continue;
             }
             // waitress waits for output below the watermark between pipelined requests too.
-            if !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+            if st.over_watermark(ctx.opts.outbuf_high_watermark) {
                 drop(st);
                 ctx.stalled(true);
                 st = lock(&ch.st);
-                while !st.closed && st.out.pending() > ctx.opts.outbuf_high_watermark {
+                while st.over_watermark(ctx.opts.outbuf_high_watermark) {
                     st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
                 drop(st);
                 ctx.stalled(false);
                 continue;
             }
-            match (st.closed || st.close_when_flushed, st.queue.pop_front()) {
-                (false, Some(job)) => job,
-                (_, job) => {
-                    drop(job);
-                    st.queue.clear();
-                    st.running = false;
-                    st.last_activity = Instant::now();
-                    let notify = st.notify_on_done
-                        || st.close_when_flushed
-                        || st.closed
-                        || ctx.clients_waiting();
-                    st.notify_on_done = false;
+            match st.next_job() {
+                Some(job) => job,
+                None => {
+                    let notify = st.app_done(Instant::now(), || ctx.clients_waiting());
                     drop(st);
                     if notify {
                         ctx.notify_loop(ch.clone());

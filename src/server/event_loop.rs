@@ -295,14 +295,14 @@ impl EventLoop {
             return;
         }
         let mut st = lock(&sh.st);
-        if st.out.is_empty() || st.closed {
+        if st.out().is_empty() || st.is_closed() {
             return;
         }
-        let before = st.out.pending();
-        let r = st.out.flush(sh.fd());
+        let before = st.out().pending();
+        let r = st.out_mut().flush(sh.fd());
         sh.flushed(&st, wm);
-        if st.out.pending() < before {
-            st.last_activity = now;
+        if st.out().pending() < before {
+            st.mark_active(now);
         }
         drop(st);
         if let Err(e) = r {
@@ -321,13 +321,13 @@ impl EventLoop {
         };
         {
             let mut st = lock(&sh.st);
-            if st.closed {
+            if st.is_closed() {
                 drop(st);
                 self.close(i);
                 return;
             }
-            if !st.out.is_empty() {
-                let r = st.out.flush(sh.fd());
+            if !st.out().is_empty() {
+                let r = st.out_mut().flush(sh.fd());
                 sh.flushed(&st, ctx.opts.outbuf_high_watermark);
                 if let Err(e) = r {
                     drop(st);
@@ -356,11 +356,11 @@ impl EventLoop {
         let at_limit = self.count >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let st = lock(&ch.shared.st);
-        if st.closed {
+        if st.is_closed() {
             drop(st);
             return self.close(i);
         }
-        let finished = st.close_when_flushed && !st.running && st.out.is_empty();
+        let finished = st.last_response_sent();
         drop(st);
         if matches!(ch.phase, Phase::Lingering { .. }) {
             return; // ends at EOF, the byte budget or the deadline
@@ -403,10 +403,10 @@ impl EventLoop {
             // A TLS close_notify first (best effort, one send), so clients reading to EOF see
             // a clean end of the stream rather than a truncation.
             let mut st = lock(&ch.shared.st);
-            if !st.closed {
-                if let Some(t) = st.out.tls_mut() {
+            if !st.is_closed() {
+                if let Some(t) = st.out_mut().tls_mut() {
                     t.close_notify();
-                    let _ = st.out.flush(ch.shared.fd());
+                    let _ = st.out_mut().flush(ch.shared.fd());
                 }
             }
         }

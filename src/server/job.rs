@@ -15,12 +15,12 @@ use crate::http::proxy::ProxySettings;
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
-    sc.date.update(coarse_now());
+    sc.update_date(coarse_now());
     if let Some(m) = ctx.opts.metrics {
         m.in_flight(true);
     }
     let proxy_err = if ctx.opts.trusted_proxy.is_some() || ctx.opts.clear_untrusted_proxy_headers {
-        let s = sc.proxy.get_or_insert_with(|| proxy_settings(ctx));
+        let s = sc.proxy_settings(|| proxy_settings(ctx));
         match crate::http::proxy::apply(&mut job.req, s) {
             Ok(outcome) => {
                 for w in outcome.warnings {
@@ -37,7 +37,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         None
     };
     let mut meta = job.req.meta();
-    if ctx.draining() && lock(&ch.st).queue.is_empty() {
+    if ctx.draining() && lock(&ch.st).queued() == 0 {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
@@ -102,11 +102,9 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             }
         },
     }
-    let status = t
-        .enc
-        .as_ref()
-        .map(|_| t.sc.status.as_str())
-        .unwrap_or("500");
+    // Borrowed together: the log line carries the status.
+    let (status, log_clock) = t.sc.status_and_log_clock();
+    let status = t.enc.as_ref().map(|_| status).unwrap_or("500");
     let code = status.get(..3).unwrap_or("500");
     // The request's time, from the moment it was whole (head and body; queueing included) to
     // now: one reading, only when the metrics or the access log need it (the log's time too).
@@ -126,7 +124,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             at: done,
             resp_headers: &t.headers,
         };
-        let big = pending.push(&mut t.sc.log, &ctx.opts.access_log_format, line);
+        let big = pending.push(log_clock, &ctx.opts.access_log_format, line);
         if big {
             ctx.wake_loop();
         }
@@ -138,11 +136,11 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
 
 /// The app call, recorded for `request_timeout`'s watchdog while it runs.
 fn call_app(t: &mut Task<'_>) -> Result<(), AppFailure> {
-    let (ctx, ch, slot) = (t.ctx, t.ch, t.sc.slot);
+    let (ctx, ch, slot) = (t.ctx, t.ch, t.sc.slot());
     if !ctx.calls.enabled() {
         return ctx.app.call(t);
     }
-    lock(&ch.st).head_out = false;
+    lock(&ch.st).response_begins();
     ctx.calls.begin(slot, ch, t.req, t.meta.version);
     let r = ctx.app.call(t);
     ctx.calls.end(slot);

@@ -101,7 +101,7 @@ impl Channel {
     ) -> Result<usize, ReadOutcome> {
         let sh = &self.shared;
         let mut st = lock(&sh.st);
-        let Some(t) = st.out.tls_mut() else {
+        let Some(t) = st.out_mut().tls_mut() else {
             return Err(ReadOutcome::Close);
         };
         let was_handshaking = t.is_handshaking();
@@ -109,7 +109,7 @@ impl Channel {
         let handshaken = was_handshaking && !t.is_handshaking();
         let info = handshaken.then(|| t.info());
         // Handshake messages and alerts go out now (the rest on the writable edge).
-        let flushed = st.out.flush(sh.fd());
+        let flushed = st.out_mut().flush(sh.fd());
         sh.note_output(&st);
         drop(st);
         if let (Some(m), true) = (ctx.opts.metrics, raw > 0) {

@@ -20,18 +20,76 @@ use std::sync::MutexGuard;
 /// Per-app-thread buffers, reused for every request the thread serves.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    pub(super) head: Vec<u8>,
-    pub(super) date: DateCache,
-    pub(super) status: String,
+    head: Vec<u8>,
+    date: DateCache,
+    status: String,
     /// The last response's headers, handed back to the app layer for reuse
     /// (`Task::recycle_headers`).
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) log: access_log::Clock,
-    pub(super) proxy: Option<ProxySettings>,
+    headers: Vec<(String, String)>,
+    log: access_log::Clock,
+    proxy: Option<ProxySettings>,
     /// This app thread's number (its `request_timeout` record).
-    pub(super) slot: usize,
+    slot: usize,
     /// This thread took a job and has not yet reported running the app (`Ctx::running`).
-    pub(super) on_deck: bool,
+    on_deck: bool,
+}
+
+impl Scratch {
+    /// App thread number `slot`'s buffers.
+    pub(super) fn new(slot: usize) -> Scratch {
+        Scratch {
+            slot,
+            ..Scratch::default()
+        }
+    }
+
+    /// This app thread's number (its `request_timeout` record).
+    #[inline]
+    pub(super) fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// This thread took a job and has not yet reported running the app.
+    #[inline]
+    pub(super) fn took_job(&mut self) {
+        self.on_deck = true;
+    }
+
+    /// This thread took a job and has not yet reported running the app.
+    #[inline]
+    pub(super) fn on_deck(&self) -> bool {
+        self.on_deck
+    }
+
+    /// This thread runs the app now, or its job ended without reaching it, or it is about to
+    /// wait for a slow reader: the next idle thread may go on deck (`Ctx::running`; nothing
+    /// to do if this one was not on deck).
+    #[inline]
+    pub(super) fn off_deck(&mut self, ctx: &Ctx) {
+        ctx.running(&mut self.on_deck);
+    }
+
+    /// A request begins at `now` (wall clock): the `Date` its response carries.
+    #[inline]
+    pub(super) fn update_date(&mut self, now: std::time::SystemTime) {
+        self.date.update(now);
+    }
+
+    /// The trusted-proxy settings, made by `make` on this thread's first request.
+    #[inline]
+    pub(super) fn proxy_settings(
+        &mut self,
+        make: impl FnOnce() -> ProxySettings,
+    ) -> &ProxySettings {
+        self.proxy.get_or_insert_with(make)
+    }
+
+    /// The response's status line (`start_response`'s, or the 500's) and the access log's
+    /// clock for this thread's lines: the log line carries the status.
+    #[inline]
+    pub(super) fn status_and_log_clock(&mut self) -> (&str, &mut access_log::Clock) {
+        (&self.status, &mut self.log)
+    }
 }
 
 pub(super) struct Task<'a> {
@@ -128,14 +186,13 @@ impl Task<'_> {
         }
         let wm = self.ctx.opts.outbuf_high_watermark;
         let mut st = lock(&self.ch.st);
-        if st.timed_out {
+        if !st.start_output() {
             self.gone = true;
             return Err(Disconnected);
         }
-        st.head_out = true;
         let mut stalled = false;
-        while !st.closed && st.out.pending() > wm {
-            match st.out.flush(self.ch.fd()) {
+        while st.over_watermark(wm) {
+            match st.out_mut().flush(self.ch.fd()) {
                 Ok(true) => break,
                 Ok(false) if !stalled => {
                     // Counted before the first wait (not under the channel's lock); the
@@ -146,39 +203,45 @@ impl Task<'_> {
                     st = lock(&self.ch.st);
                 }
                 Ok(false) => st = self.ch.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Err(_) => st.closed = true,
+                Err(_) => st.send_failed(),
             }
         }
         if stalled {
             self.ctx.stalled(false);
         }
-        if st.closed {
+        if st.is_closed() {
             self.gone = true;
             return Err(Disconnected);
         }
         let send_bytes = self.ctx.opts.send_bytes as u64;
-        let r = if !last && st.out.pending() + (len as u64) < send_bytes {
+        let r = if !last && st.out().pending() + (len as u64) < send_bytes {
             // `send_bytes` (deprecated): keep small writes until this much is pending.
-            parts.iter().try_for_each(|p| st.out.push(p)).map(|_| true)
-        } else if mode == Out::Gather && st.out.pending() + (len as u64) < GATHER_BYTES {
+            parts
+                .iter()
+                .try_for_each(|p| st.out_mut().push(p))
+                .map(|_| true)
+        } else if mode == Out::Gather && st.out().pending() + (len as u64) < GATHER_BYTES {
             // A streamed chunk: kept until GATHER_BYTES are pending, the response ends, or the
             // app takes GATHER_DELAY for its next chunk. The loop is told only in that last
             // case (`app_may_block`), so nothing is signalled here.
-            let r = parts.iter().try_for_each(|p| st.out.push(p));
+            let r = parts.iter().try_for_each(|p| st.out_mut().push(p));
             if r.is_ok() {
                 self.gathered = true;
                 self.ch.note_output(&st);
                 return Ok(());
             }
             r.map(|_| true)
-        } else if st.out.pending() >= send_bytes.max(1) && !self.gathered {
+        } else if st.out().pending() >= send_bytes.max(1) && !self.gathered {
             // A send is pending: the last attempt found the socket full (a flush stops only
             // there), so its writable edge is coming and the loop sends then. Appending costs
             // no syscall, and these bytes go out with the rest in one vectored write.
-            parts.iter().try_for_each(|p| st.out.push(p)).map(|_| false)
+            parts
+                .iter()
+                .try_for_each(|p| st.out_mut().push(p))
+                .map(|_| false)
         } else {
             self.gathered = false;
-            st.out.send(self.ch.fd(), parts)
+            st.out_mut().send(self.ch.fd(), parts)
         };
         settle(self.ctx, self.ch, st, r, "send").inspect_err(|_| self.gone = true)
     }
@@ -240,9 +303,7 @@ impl Task<'_> {
 
     /// No more requests on this connection: close once the output is sent.
     fn close_after(&mut self) {
-        let mut st = lock(&self.ch.st);
-        st.close_when_flushed = true;
-        st.queue.clear();
+        lock(&self.ch.st).no_more_requests();
     }
 }
 
@@ -329,7 +390,7 @@ impl Exchange for Task<'_> {
             return len as u64 > wm;
         }
         let st = lock(&self.ch.st);
-        st.out.pending() + len as u64 > wm
+        st.out().pending() + len as u64 > wm
     }
 
     fn send_file(
@@ -360,11 +421,11 @@ impl Exchange for Task<'_> {
         self.sc.head = head;
         r?;
         let mut st = lock(&self.ch.st);
-        st.out.push_file(file, offset, len);
+        st.out_mut().push_file(file, offset, len);
         let r = if chunked {
-            st.out.send(self.ch.fd(), &[b"\r\n"])
+            st.out_mut().send(self.ch.fd(), &[b"\r\n"])
         } else {
-            st.out.flush(self.ch.fd())
+            st.out_mut().flush(self.ch.fd())
         };
         settle(self.ctx, self.ch, st, r, "sendfile").inspect_err(|_| self.gone = true)
     }
@@ -374,7 +435,7 @@ impl Exchange for Task<'_> {
     }
 
     fn app_running(&mut self) {
-        self.ctx.running(&mut self.sc.on_deck);
+        self.sc.off_deck(self.ctx);
     }
 
     fn app_may_block(&mut self) {
@@ -382,10 +443,9 @@ impl Exchange for Task<'_> {
             return;
         }
         let mut st = lock(&self.ch.st);
-        if st.flush_armed || st.closed || st.out.is_empty() {
+        if !st.arm_flush() {
             return;
         }
-        st.flush_armed = true;
         drop(st);
         self.ctx.flush_soon(self.ch.clone());
     }
@@ -429,7 +489,7 @@ fn settle<T>(
     what: &str,
 ) -> Result<(), Disconnected> {
     if let Err(e) = r {
-        st.closed = true;
+        st.send_failed();
         drop(st);
         socket_error(ctx, what, e);
         return Err(Disconnected);

@@ -22,7 +22,7 @@ impl EventLoop {
             let Some((_, sh)) = self.gathered.pop_front() else {
                 break;
             };
-            lock(&sh.st).flush_armed = false;
+            lock(&sh.st).disarm_flush();
             let i = sh.token - CHANNEL0;
             if self.chan(i).is_some_and(|c| Arc::ptr_eq(&c.shared, &sh)) {
                 self.on_writable(i, now);
@@ -57,8 +57,8 @@ impl EventLoop {
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
             let st = lock(&ch.shared.st);
-            let last = ch.last_read.max(st.last_activity);
-            let idle = !st.running && st.queue.is_empty() && now - last >= timeout;
+            let last = ch.last_read.max(st.last_activity());
+            let idle = !st.busy() && now - last >= timeout;
             drop(st);
             if idle {
                 self.close(i);
@@ -77,7 +77,7 @@ impl EventLoop {
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
             if !ch.is_idle() {
-                lock(&ch.shared.st).notify_on_done = true;
+                lock(&ch.shared.st).notify_when_done();
             }
         }
     }

@@ -61,19 +61,17 @@ fn look(ctx: &Arc<Ctx>, limit: Duration) {
 /// app thread's later writes fail as if the client had gone.
 fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
     let mut st = lock(&ch.st);
-    if st.closed {
+    if st.is_closed() {
         return;
     }
-    st.timed_out = true;
-    st.close_when_flushed = true;
-    st.queue.clear();
-    let cut = if st.head_out {
+    st.time_out();
+    let cut = if st.head_out() {
         true
     } else {
         let date = crate::http::date::http_date(unix_now());
         let resp = crate::http::gateway_timeout_response(version, ctx.opts.ident.as_deref(), &date);
-        match st.out.send(ch.fd(), &[&resp]) {
-            Ok(_) if st.out.is_empty() => false,
+        match st.out_mut().send(ch.fd(), &[&resp]) {
+            Ok(_) if st.out().is_empty() => false,
             Ok(_) => {
                 // Rare (a full socket buffer): the loop sends the rest.
                 let tell = ch.note_output(&st);
