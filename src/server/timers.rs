@@ -39,7 +39,9 @@ impl EventLoop {
         let head_timeout = self.ctx.opts.header_timeout();
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            let late_head = ch.head_started.is_some_and(|t| now - t >= head_timeout);
+            let late_head = ch
+                .head_started
+                .is_some_and(|t| now.saturating_duration_since(t) >= head_timeout);
             let linger_over = matches!(ch.phase, Phase::Lingering { until, .. } if now >= until);
             if late_head {
                 log::debug!(target: "waitress", "request head not complete after {head_timeout:?}, closing");
@@ -58,7 +60,7 @@ impl EventLoop {
             let Some(ch) = self.chan(i) else { continue };
             let st = lock(&ch.shared.st);
             let last = ch.last_read.max(st.last_activity());
-            let idle = !st.busy() && now - last >= timeout;
+            let idle = !st.busy() && now.saturating_duration_since(last) >= timeout;
             drop(st);
             if idle {
                 self.close(i);
