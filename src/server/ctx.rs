@@ -63,6 +63,9 @@ pub(crate) struct Ctx {
     pub(crate) app: Arc<dyn App>,
     waker: Arc<mio::Waker>,
     wake_pending: AtomicBool,
+    /// The loop thread is in (or about to enter) its poll, and its last poll returned one
+    /// event or none: one client at a time (`loop_sparse`).
+    loop_sparse: AtomicBool,
     jobs: Mutex<Jobs>,
     jobs_cv: Condvar,
     done: Mutex<Vec<Arc<Shared>>>,
@@ -95,6 +98,7 @@ impl Ctx {
             app,
             waker,
             wake_pending: AtomicBool::new(false),
+            loop_sparse: AtomicBool::new(false),
             jobs: Mutex::new(Jobs {
                 q: VecDeque::new(),
                 idle: 0,
@@ -254,7 +258,10 @@ impl Ctx {
             if jobs.stop {
                 return None;
             }
-            if !yielded && (jobs.idle == 0 || jobs.idle + 1 == self.opts.threads) {
+            if !yielded
+                && (jobs.idle == 0 || jobs.idle + 1 == self.opts.threads)
+                && !self.loop_sparse.load(Ordering::Relaxed)
+            {
                 // Before sleeping, let a runnable loop thread on this CPU go first: it usually
                 // has the next batch ready, which we then take without a futex wait + wake
                 // (pinned hello world: futex 0.15 -> 0.002/request, for 0.05 sched_yield).
@@ -326,6 +333,12 @@ impl Ctx {
     pub(crate) fn notify_loop(&self, ch: Arc<Shared>) {
         lock(&self.done).push(ch);
         self.wake_loop();
+    }
+
+    /// The loop thread enters its poll after a poll that returned one event or none
+    /// (`true`), or leaves it (`false`): app threads then skip their yield (`take`).
+    pub(crate) fn loop_sparse(&self, sparse: bool) {
+        self.loop_sparse.store(sparse, Ordering::Relaxed);
     }
 
     /// Wakes the loop unless a wake is already pending.

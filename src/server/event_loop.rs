@@ -157,6 +157,8 @@ impl EventLoop {
 
     fn serve(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
+        // The last poll returned one event or none (`Ctx::loop_sparse`).
+        let mut sparse = true;
         let mut batch: Vec<Arc<Shared>> = Vec::new();
         let mut done: Vec<Arc<Shared>> = Vec::new();
         let mut gathered: Vec<Arc<Shared>> = Vec::new();
@@ -185,7 +187,11 @@ impl EventLoop {
                     sched::loop_thread(backlogged);
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            self.ctx.loop_sparse(sparse);
+            let r = self.poll.poll(&mut events, Some(timeout));
+            self.ctx.loop_sparse(false);
+            sparse = events.iter().nth(1).is_none();
+            if let Err(e) = r {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(e.into());
                 }
