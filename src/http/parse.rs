@@ -337,7 +337,8 @@ impl RequestParser {
 
     /// Parses one complete request (head and body) from `bytes` with generous limits: for tests
     /// of the layers above. Returns the request, its body and the bytes left over.
-    pub fn parse_complete(bytes: &[u8]) -> Result<(Request, Vec<u8>, usize), HttpError> {
+    #[cfg(test)]
+    pub(crate) fn parse_complete(bytes: &[u8]) -> Result<(Request, Vec<u8>, usize), HttpError> {
         let mut parser = RequestParser::new(Limits {
             max_request_header_size: 1 << 20,
             max_request_body_size: 1 << 30,

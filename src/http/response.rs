@@ -19,7 +19,7 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Names an app may not set (PEP 3333 hop-by-hop; waitress's list has `trailers`, so `Trailer`
 /// is allowed, as in 3.0.2).
-pub const HOP_BY_HOP: [&str; 8] = [
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
