@@ -21,7 +21,7 @@ use super::listener::{self, Listening, LISTENER0};
 use super::lock::lock;
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
-use super::sock::unread_input;
+use super::sock::{self, unread_input};
 use super::splice::BodyPipe;
 use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -361,15 +361,28 @@ impl EventLoop {
         let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
         let at_limit = self.count >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
-        let st = lock(&ch.shared.st);
+        let mut st = lock(&ch.shared.st);
         if st.is_closed() {
             drop(st);
             return self.close(i);
         }
         let finished = st.last_response_sent();
+        let delimited = if finished {
+            st.close_delimited_end()
+        } else {
+            None
+        };
         drop(st);
         if matches!(ch.phase, Phase::Lingering { .. }) {
             return; // ends at EOF, the byte budget or the deadline
+        }
+        match delimited {
+            // A body that ends at the close was cut (the app failed mid-body): reset now, no
+            // FIN and no lingering that would make the cut look like the end.
+            Some(false) => return self.close(i),
+            // Complete: the normal close (FIN after the last byte) is back.
+            Some(true) => sock::reset_on_close(ch.shared.fd(), false),
+            None => {}
         }
         if finished {
             if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(ch.shared.fd())) {
@@ -407,9 +420,10 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
         if ch.tls {
             // A TLS close_notify first (best effort, one send), so clients reading to EOF see
-            // a clean end of the stream rather than a truncation.
+            // a clean end of the stream rather than a truncation; not when the connection
+            // resets because a close-delimited body was cut.
             let mut st = lock(&ch.shared.st);
-            if !st.is_closed() {
+            if !st.is_closed() && !st.resets_on_close() {
                 if let Some(t) = st.out_mut().tls_mut() {
                     t.close_notify();
                     let _ = st.out_mut().flush(ch.shared.fd());

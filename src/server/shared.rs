@@ -11,6 +11,7 @@ use nix::sys::socket::{shutdown, Shutdown};
 
 use super::lock::lock;
 use super::outbuf::OutBuf;
+use super::sock;
 use crate::http::{Origin, OverflowableBuffer, Request};
 
 /// One parsed, complete request waiting for (or being run by) an app thread.
@@ -53,6 +54,14 @@ pub(crate) struct ChanState {
     timed_out: bool,
     /// Gathered output is waiting and the loop holds a `GATHER_DELAY` timer for it.
     flush_armed: bool,
+    /// The response's body ends where the connection closes (HTTP/1.0 without a length) and
+    /// is not known complete yet: the socket resets on close (SO_LINGER 0, `reset_on_close`),
+    /// so a worker killed mid-body or an app failing mid-body is a visible reset, never a
+    /// clean end after a truncated body.
+    reset_on_close: bool,
+    /// That body is complete (the app returned): the loop restores a normal close once the
+    /// last byte is handed to the kernel (`close_delimited_end`).
+    body_complete: bool,
 }
 
 impl ChanState {
@@ -70,7 +79,40 @@ impl ChanState {
             head_out: false,
             timed_out: false,
             flush_armed: false,
+            reset_on_close: false,
+            body_complete: false,
         }
+    }
+
+    /// A body that ends where the connection closes starts (the app thread set SO_LINGER 0 on
+    /// the socket): until it is complete, closing resets.
+    pub(crate) fn reset_on_close(&mut self) {
+        self.reset_on_close = true;
+        self.body_complete = false;
+    }
+
+    /// The app returned: that body is complete.
+    pub(crate) fn body_complete(&mut self) {
+        self.body_complete = true;
+    }
+
+    /// How the loop ends a connection whose output is all sent: `None` when no close-delimited
+    /// body was started; `Some(true)` when it is complete (the caller restores a normal close:
+    /// the FIN goes after the data); `Some(false)` when it is not (the caller closes at once:
+    /// the reset tells the client the body was cut).
+    pub(crate) fn close_delimited_end(&mut self) -> Option<bool> {
+        if !self.reset_on_close {
+            return None;
+        }
+        if self.body_complete {
+            self.reset_on_close = false;
+        }
+        Some(self.body_complete)
+    }
+
+    /// Closing now resets the connection (a close-delimited body is not complete).
+    pub(crate) fn resets_on_close(&self) -> bool {
+        self.reset_on_close
     }
 
     /// The pending output.
@@ -369,11 +411,17 @@ impl Shared {
         st.closed = true;
         st.queue.clear();
         st.out.clear();
+        let reset = st.reset_on_close;
         self.has_output.store(false, Ordering::Release);
         drop(st);
         self.disconnected.store(true, Ordering::Release);
         self.cv.notify_all();
-        let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
+        if reset {
+            // A cut close-delimited body: a FIN would make it look complete.
+            sock::reset_now(self.fd());
+        } else {
+            let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
+        }
     }
 }
 

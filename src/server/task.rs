@@ -10,6 +10,7 @@ use super::access_log;
 use super::ctx::{socket_error, Ctx};
 use super::lock::lock;
 use super::shared::{ChanState, Shared, CONTINUE, GATHER_BYTES};
+use super::sock;
 use crate::http::app::{Disconnected, Exchange};
 use crate::http::date::DateCache;
 use crate::http::encode::{BodyEncoder, ChunkPrefix, Framing};
@@ -163,6 +164,11 @@ impl Task<'_> {
         };
         match head.encode(&mut self.sc.head) {
             Ok(enc) => {
+                if enc.framing() == Framing::CloseDelimited {
+                    // Before any of the body is out: only a complete body may end in a FIN.
+                    sock::reset_on_close(self.ch.fd(), true);
+                    lock(&self.ch.st).reset_on_close();
+                }
                 self.enc = Some(enc);
                 true
             }
@@ -268,10 +274,14 @@ impl Task<'_> {
             log::warn!(target: "waitress", "{w}");
         }
         let close = fin.close || !enc.keep_alive();
+        let delimited = enc.framing() == Framing::CloseDelimited;
         let head = std::mem::take(&mut self.sc.head);
         let parts: [&[u8]; 2] = [if with_head { &head } else { &[] }, fin.trailer];
         let r = self.output(&parts, Out::Last);
         self.sc.head = head;
+        if r.is_ok() && delimited {
+            lock(&self.ch.st).body_complete();
+        }
         if r.is_err() || close {
             self.close_after();
         }

@@ -649,3 +649,71 @@ fn a_scheduling_policy_the_operator_chose_is_kept() {
         );
     }
 }
+
+/// Reads `s` to its end: `Ok(bytes)` after a clean close (FIN), `Err(kind)` after a reset.
+fn read_to_close(s: &mut std::net::TcpStream) -> Result<Vec<u8>, std::io::ErrorKind> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.kind()),
+        }
+    }
+}
+
+/// An HTTP/1.0 response without a length ends where the connection closes, so a clean close
+/// after a body the app cut would pass a truncated body off as the whole one. The app fails
+/// after its first bytes: the client sees a reset, not a clean end.
+#[test]
+fn a_close_delimited_body_the_app_cuts_ends_in_a_reset() {
+    let d = util::Daemon::start(
+        &["--app", "error:app", "--listen", "127.0.0.1:0"],
+        &apps_dir(),
+        1,
+    );
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /in_generator_after_bytes HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let end = read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned());
+        assert_eq!(
+            end,
+            Err(std::io::ErrorKind::ConnectionReset),
+            "a cut close-delimited body must end in a reset"
+        );
+    }
+}
+
+/// The same when the worker is killed mid-body (SIGKILL: the server runs no code, the kernel
+/// closes the socket): the client sees a reset. A complete close-delimited body, 32 MiB still
+/// in the socket buffers when the server closes, ends cleanly with every byte.
+#[test]
+fn a_close_delimited_body_ends_cleanly_only_when_complete() {
+    let d = flood_daemon("2");
+    let addr = d.addr();
+    let mut whole = std::net::TcpStream::connect(&addr).unwrap();
+    whole
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    std::io::Write::write_all(&mut whole, b"GET /big HTTP/1.0\r\n\r\n").unwrap();
+    // Not read until the server has handed the whole body to the kernel and closed.
+    std::thread::sleep(Duration::from_millis(500));
+    let got = read_to_close(&mut whole).expect("a complete body ends in a clean close");
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.0 200 OK"));
+    assert_eq!(got.len() - at, 32 << 20, "body length");
+    assert!(got[at..].iter().all(|&b| b == b'y'), "body bytes");
+
+    let mut cut = never_reads(&addr, b"GET /flood HTTP/1.0\r\n\r\n");
+    let worker = util::children(d.pid())[0];
+    // SAFETY: kill(2) on the worker of the daemon this test started (read from /proc).
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    assert_eq!(
+        read_to_close(&mut cut).map(|b| b.len()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a body cut by a killed worker must end in a reset"
+    );
+}
