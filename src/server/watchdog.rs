@@ -15,6 +15,7 @@ use super::calls::{Overdue, STUCK_GRACE};
 use super::ctx::Ctx;
 use super::lock::lock;
 use super::shared::{unix_now, Shared};
+use super::sock;
 use super::RetireReason;
 use crate::http::Version;
 
@@ -84,8 +85,13 @@ fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
             Err(_) => true,
         }
     };
+    // A close-delimited body cut here must not end in a FIN (it would look complete).
+    let reset = cut && st.resets_on_close();
     drop(st);
     ch.disconnected.store(true, Ordering::Release);
+    if reset {
+        return sock::reset_now(ch.fd());
+    }
     // The response is complete (FIN after it) or there is none to give (cut); the socket is
     // torn down by the loop once the app thread lets go of it.
     let how = if cut {

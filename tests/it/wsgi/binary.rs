@@ -687,6 +687,32 @@ fn a_close_delimited_body_the_app_cuts_ends_in_a_reset() {
     }
 }
 
+/// The same when `request_timeout` cuts a close-delimited body the app stopped producing: the
+/// watchdog resets the connection instead of shutting it down (a FIN would look like the end).
+#[test]
+fn a_close_delimited_body_cut_by_request_timeout_ends_in_a_reset() {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "paused:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--request-timeout",
+            "1",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /stream HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(
+        read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a close-delimited body cut by request_timeout must end in a reset"
+    );
+}
+
 /// The same when the worker is killed mid-body (SIGKILL: the server runs no code, the kernel
 /// closes the socket): the client sees a reset. A complete close-delimited body, 32 MiB still
 /// in the socket buffers when the server closes, ends cleanly with every byte.
