@@ -189,18 +189,23 @@ pub fn exchange(addr: &str, request: &[u8], secs: u64) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
     s.write_all(request).unwrap();
+    read_until_close(&mut s).0
+}
+
+/// Reads `s` until the peer closes: what was read, and how it ended (`Ok` after a clean
+/// close, the error's kind after a reset or the read timeout).
+pub fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, Result<(), std::io::ErrorKind>) {
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
         match s.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return (out, Ok(())),
             Ok(n) => out.extend_from_slice(&buf[..n]),
             // A signal interrupted the read (handlers without SA_RESTART): retry.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(e) => return (out, Err(e.kind())),
         }
     }
-    out
 }
 
 /// One `GET path` with `Connection: close`; returns (status code, headers text, body).

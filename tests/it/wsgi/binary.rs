@@ -652,15 +652,8 @@ fn a_scheduling_policy_the_operator_chose_is_kept() {
 
 /// Reads `s` to its end: `Ok(bytes)` after a clean close (FIN), `Err(kind)` after a reset.
 fn read_to_close(s: &mut std::net::TcpStream) -> Result<Vec<u8>, std::io::ErrorKind> {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match std::io::Read::read(s, &mut buf) {
-            Ok(0) => return Ok(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(e.kind()),
-        }
-    }
+    let (got, end) = util::read_until_close(s);
+    end.map(|()| got)
 }
 
 /// An HTTP/1.0 response without a length ends where the connection closes, so a clean close
