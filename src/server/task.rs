@@ -167,7 +167,7 @@ impl Task<'_> {
                 if enc.framing() == Framing::CloseDelimited {
                     // Before any of the body is out: only a complete body may end in a FIN.
                     sock::reset_on_close(self.ch.fd(), true);
-                    lock(&self.ch.st).reset_on_close();
+                    lock(&self.ch.st).close_delimited_begins();
                 }
                 self.enc = Some(enc);
                 true
@@ -280,7 +280,7 @@ impl Task<'_> {
         let r = self.output(&parts, Out::Last);
         self.sc.head = head;
         if r.is_ok() && delimited {
-            lock(&self.ch.st).body_complete();
+            lock(&self.ch.st).close_delimited_complete();
         }
         if r.is_err() || close {
             self.close_after();
