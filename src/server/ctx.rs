@@ -55,6 +55,12 @@ impl Jobs {
     fn coming(&self) -> usize {
         self.waking + self.yielding
     }
+
+    /// No busy thread of the `threads` runs Python: each is idle or waits for a slow client
+    /// to read (`stalled`), so only the loop's sends let them go on.
+    fn none_runs_python(&self, threads: usize) -> bool {
+        threads <= self.idle + self.stalled
+    }
 }
 
 /// Everything the loop and the app threads share.
@@ -220,7 +226,7 @@ impl Ctx {
         let coming = jobs.coming();
         let backlogged = jobs.q.len() > coming.max(1)
             && (jobs.idle == 0 || jobs.on_deck + coming > 0)
-            && self.opts.threads > jobs.idle + jobs.stalled;
+            && !jobs.none_runs_python(self.opts.threads);
         (backlogged != jobs.loop_batch).then(|| {
             jobs.loop_batch = backlogged;
             backlogged
@@ -235,7 +241,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         if on {
             jobs.stalled += 1;
-            if jobs.loop_batch && self.opts.threads <= jobs.idle + jobs.stalled {
+            if jobs.loop_batch && jobs.none_runs_python(self.opts.threads) {
                 self.wake_loop();
             }
         } else {

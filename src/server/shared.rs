@@ -54,14 +54,23 @@ pub(crate) struct ChanState {
     timed_out: bool,
     /// Gathered output is waiting and the loop holds a `GATHER_DELAY` timer for it.
     flush_armed: bool,
-    /// The response's body ends where the connection closes (HTTP/1.0 without a length) and
-    /// is not known complete yet: the socket resets on close (SO_LINGER 0, `reset_on_close`),
-    /// so a worker killed mid-body or an app failing mid-body is a visible reset, never a
-    /// clean end after a truncated body.
-    reset_on_close: bool,
-    /// That body is complete (the app returned): the loop restores a normal close once the
-    /// last byte is handed to the kernel (`close_delimited_end`).
-    body_complete: bool,
+    /// Where a body that ends where the connection closes (HTTP/1.0 without a length) stands.
+    delimited: DelimitedBody,
+}
+
+/// A response body that ends where the connection closes (HTTP/1.0 without a length) has no
+/// framing to show a cut: until it is known complete the socket resets on close (SO_LINGER 0,
+/// `sock::reset_on_close`), so a worker killed or an app failing mid-body is a visible reset,
+/// never a clean end after a truncated body.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum DelimitedBody {
+    /// None started (or the last one is complete and its normal close restored).
+    None,
+    /// Started and not known complete: closing resets.
+    Incomplete,
+    /// Complete (the app returned): closing still resets until the loop, once the last byte
+    /// is handed to the kernel, restores a normal close (`close_delimited_end`).
+    Complete,
 }
 
 impl ChanState {
@@ -79,21 +88,21 @@ impl ChanState {
             head_out: false,
             timed_out: false,
             flush_armed: false,
-            reset_on_close: false,
-            body_complete: false,
+            delimited: DelimitedBody::None,
         }
     }
 
     /// A body that ends where the connection closes starts (the app thread set SO_LINGER 0 on
     /// the socket): until it is complete, closing resets.
-    pub(crate) fn reset_on_close(&mut self) {
-        self.reset_on_close = true;
-        self.body_complete = false;
+    pub(crate) fn close_delimited_begins(&mut self) {
+        self.delimited = DelimitedBody::Incomplete;
     }
 
-    /// The app returned: that body is complete.
-    pub(crate) fn body_complete(&mut self) {
-        self.body_complete = true;
+    /// The app returned: the close-delimited body it started, if any, is complete.
+    pub(crate) fn close_delimited_complete(&mut self) {
+        if self.delimited == DelimitedBody::Incomplete {
+            self.delimited = DelimitedBody::Complete;
+        }
     }
 
     /// How the loop ends a connection whose output is all sent: `None` when no close-delimited
@@ -101,18 +110,20 @@ impl ChanState {
     /// the FIN goes after the data); `Some(false)` when it is not (the caller closes at once:
     /// the reset tells the client the body was cut).
     pub(crate) fn close_delimited_end(&mut self) -> Option<bool> {
-        if !self.reset_on_close {
-            return None;
+        match self.delimited {
+            DelimitedBody::None => None,
+            DelimitedBody::Incomplete => Some(false),
+            DelimitedBody::Complete => {
+                self.delimited = DelimitedBody::None;
+                Some(true)
+            }
         }
-        if self.body_complete {
-            self.reset_on_close = false;
-        }
-        Some(self.body_complete)
     }
 
-    /// Closing now resets the connection (a close-delimited body is not complete).
+    /// Closing now resets the connection: a close-delimited body was started and its normal
+    /// close is not restored yet.
     pub(crate) fn resets_on_close(&self) -> bool {
-        self.reset_on_close
+        self.delimited != DelimitedBody::None
     }
 
     /// The pending output.
@@ -411,7 +422,7 @@ impl Shared {
         st.closed = true;
         st.queue.clear();
         st.out.clear();
-        let reset = st.reset_on_close;
+        let reset = st.resets_on_close();
         self.has_output.store(false, Ordering::Release);
         drop(st);
         self.disconnected.store(true, Ordering::Release);
@@ -431,4 +442,49 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A close-delimited body through its states: what closing does at each step
+    /// (`resets_on_close`), and what the loop decides once the output is sent
+    /// (`close_delimited_end`, which restores the normal close only after a complete body).
+    #[test]
+    fn a_close_delimited_body_resets_on_close_until_complete_and_ended() {
+        #[derive(Clone, Copy, Debug)]
+        enum Step {
+            Begins,
+            Complete,
+            End,
+        }
+        use Step::*;
+        // (steps, resets_on_close after them, what `close_delimited_end` gives next)
+        let table: &[(&[Step], bool, Option<bool>)] = &[
+            (&[], false, None),
+            (&[Complete], false, None),
+            (&[Begins], true, Some(false)),
+            (&[Begins, End], true, Some(false)),
+            (&[Begins, Complete], true, Some(true)),
+            (&[Begins, Complete, End], false, None),
+            (&[Begins, Complete, End, Complete], false, None),
+            (&[Begins, Complete, Begins], true, Some(false)),
+            (&[Begins, Complete, End, Begins], true, Some(false)),
+        ];
+        for (steps, resets, end) in table {
+            let mut st = ChanState::new(OutBuf::new(0), Instant::now());
+            for step in *steps {
+                match step {
+                    Begins => st.close_delimited_begins(),
+                    Complete => st.close_delimited_complete(),
+                    End => {
+                        st.close_delimited_end();
+                    }
+                }
+            }
+            assert_eq!(st.resets_on_close(), *resets, "{steps:?}: resets on close");
+            assert_eq!(st.close_delimited_end(), *end, "{steps:?}: end");
+        }
+    }
 }

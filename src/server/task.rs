@@ -167,7 +167,7 @@ impl Task<'_> {
                 if enc.framing() == Framing::CloseDelimited {
                     // Before any of the body is out: only a complete body may end in a FIN.
                     sock::reset_on_close(self.ch.fd(), true);
-                    lock(&self.ch.st).reset_on_close();
+                    lock(&self.ch.st).close_delimited_begins();
                 }
                 self.enc = Some(enc);
                 true
@@ -275,15 +275,21 @@ impl Task<'_> {
         }
         let close = fin.close || !enc.keep_alive();
         let delimited = enc.framing() == Framing::CloseDelimited;
+        debug_assert!(close || !delimited, "a close-delimited body closes");
         let head = std::mem::take(&mut self.sc.head);
         let parts: [&[u8]; 2] = [if with_head { &head } else { &[] }, fin.trailer];
+        // `output` locks only when it has bytes: for a close-delimited body (no trailer), only
+        // when its head goes out here (an empty body).
         let r = self.output(&parts, Out::Last);
         self.sc.head = head;
-        if r.is_ok() && delimited {
-            lock(&self.ch.st).body_complete();
-        }
         if r.is_err() || close {
-            self.close_after();
+            // One lock for the body's completion and the close (a close-delimited body always
+            // closes: `BodyEncoder::finish`).
+            let mut st = lock(&self.ch.st);
+            if r.is_ok() && delimited {
+                st.close_delimited_complete();
+            }
+            st.no_more_requests();
         }
     }
 

@@ -72,15 +72,20 @@ fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
         let date = crate::http::date::http_date(unix_now());
         let resp = crate::http::gateway_timeout_response(version, ctx.opts.ident.as_deref(), &date);
         match st.out_mut().send(ch.fd(), &[&resp]) {
-            Ok(_) if st.out().is_empty() => false,
             Ok(_) => {
-                // Rare (a full socket buffer): the loop sends the rest.
+                // The flag follows the output either way: this send may also have drained an
+                // earlier response's tail (then the loop's writable events skip the lock again).
                 let tell = ch.note_output(&st);
-                drop(st);
-                if tell {
-                    ctx.notify_loop(ch.clone());
+                if st.out().is_empty() {
+                    false
+                } else {
+                    // Rare (a full socket buffer): the loop sends the rest.
+                    drop(st);
+                    if tell {
+                        ctx.notify_loop(ch.clone());
+                    }
+                    return;
                 }
-                return;
             }
             Err(_) => true,
         }

@@ -706,6 +706,80 @@ fn a_close_delimited_body_cut_by_request_timeout_ends_in_a_reset() {
     );
 }
 
+/// A client mid-way through a close-delimited body: `paused:app`'s `/stream` over HTTP/1.0
+/// (no length) has sent its first three chunks and waits (up to 20 s) for a `/release` that
+/// never comes. The daemon stops gracefully within a second (`graceful_timeout = 1`).
+fn mid_close_delimited_body() -> (util::Daemon, std::net::TcpStream) {
+    let d = util::Daemon::start(
+        &[
+            "--app",
+            "paused:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--graceful-timeout",
+            "1",
+        ],
+        &apps_dir(),
+        1,
+    );
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /stream HTTP/1.0\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"first;second;third;") {
+        let n = std::io::Read::read(&mut s, &mut buf).expect("the chunks before the pause");
+        assert!(
+            n > 0,
+            "closed before the pause: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.0 200 OK"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        !got.windows(15)
+            .any(|w| w.eq_ignore_ascii_case(b"content-length:")),
+        "a close-delimited body"
+    );
+    (d, s)
+}
+
+/// An immediate stop (QUIT to the master) while a close-delimited body is mid-way: the worker's
+/// loop tears the connection down with the body cut and resets it itself (a shutdown there
+/// would send a FIN before SO_LINGER 0 could act): the client sees a reset, not a clean close
+/// that would pass the first chunks off as the whole body.
+#[test]
+fn a_close_delimited_body_cut_by_an_immediate_stop_ends_in_a_reset() {
+    let (mut d, mut s) = mid_close_delimited_body();
+    d.signal(libc::SIGQUIT);
+    assert_eq!(
+        read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a close-delimited body cut by an immediate stop must end in a reset"
+    );
+    assert!(d.wait(30).is_some(), "the master exits after QUIT");
+}
+
+/// A graceful stop (TERM) whose `graceful_timeout` expires while a close-delimited body is
+/// mid-way: the master kills the worker, no server code runs, and the reset comes from the
+/// socket's SO_LINGER 0 alone (set before the first body byte).
+#[test]
+fn a_close_delimited_body_cut_when_graceful_timeout_expires_ends_in_a_reset() {
+    let (mut d, mut s) = mid_close_delimited_body();
+    d.signal(libc::SIGTERM);
+    assert_eq!(
+        read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a close-delimited body cut when graceful_timeout expires must end in a reset"
+    );
+    assert!(d.wait(30).is_some(), "the master exits after TERM");
+}
+
 /// The same when the worker is killed mid-body (SIGKILL: the server runs no code, the kernel
 /// closes the socket): the client sees a reset. A complete close-delimited body, 32 MiB still
 /// in the socket buffers when the server closes, ends cleanly with every byte.
