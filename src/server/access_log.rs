@@ -116,26 +116,30 @@ impl PendingLines {
     /// `force` (an empty buffer of `LOG_BATCH` bytes takes their place). `due` is when the
     /// lines pending now go at the latest: set `LOG_DELAY` after the loop first sees some,
     /// cleared when there are none or they are taken.
+    ///
+    /// The new buffer is allocated between two holds of the lock, not under it: app threads
+    /// appending a line never wait on the loop's allocation. Lines appended in between go with the
+    /// batch (only the loop takes, so the buffer cannot empty meanwhile).
     pub(crate) fn take_batch(
         &self,
         now: Instant,
         due: &mut Option<Instant>,
         force: bool,
     ) -> Option<Vec<u8>> {
-        let mut pending = lock(&self.0);
-        if pending.is_empty() {
-            *due = None;
-            return None;
-        }
-        let until = *due.get_or_insert(now + LOG_DELAY);
-        if !force && pending.len() < LOG_BATCH && now < until {
-            return None;
+        {
+            let pending = lock(&self.0);
+            if pending.is_empty() {
+                *due = None;
+                return None;
+            }
+            let until = *due.get_or_insert(now + LOG_DELAY);
+            if !force && pending.len() < LOG_BATCH && now < until {
+                return None;
+            }
         }
         *due = None;
-        Some(std::mem::replace(
-            &mut *pending,
-            Vec::with_capacity(LOG_BATCH),
-        ))
+        let fresh = Vec::with_capacity(LOG_BATCH);
+        Some(std::mem::replace(&mut *lock(&self.0), fresh))
     }
 }
 
@@ -278,6 +282,49 @@ mod tests {
         let later = t0 + ms(1000);
         assert!(!c.stamp(later).starts_with(b"[10/Oct/2000"));
         assert_eq!(c.anchor.unwrap().0, later);
+    }
+
+    /// Pending lines go at `LOG_BATCH` bytes, at their due time (`LOG_DELAY` after the loop
+    /// first saw them) or when forced; a taken batch leaves an empty buffer of `LOG_BATCH`
+    /// bytes behind.
+    #[test]
+    fn pending_lines_go_in_batches_at_their_size_or_due_time() {
+        let t0 = Instant::now();
+        let later = t0 + LOG_DELAY;
+        // (bytes pending, `due` before, now, force, taken, `due` after)
+        type Case = (usize, Option<Instant>, Instant, bool, bool, Option<Instant>);
+        let table: &[Case] = &[
+            (0, None, t0, false, false, None),
+            (0, Some(t0), later, true, false, None),
+            (10, None, t0, false, false, Some(later)),
+            (10, Some(later), t0, false, false, Some(later)),
+            (10, Some(later), later, false, true, None),
+            (10, None, t0, true, true, None),
+            (LOG_BATCH - 1, None, t0, false, false, Some(later)),
+            (LOG_BATCH, None, t0, false, true, None),
+        ];
+        for &(bytes, due_before, now, force, taken, due_after) in table {
+            let case = format!("{bytes} bytes, due {due_before:?}, force {force}");
+            let pending = PendingLines::default();
+            lock(&pending.0).resize(bytes, b'x');
+            let mut due = due_before;
+            let batch = pending.take_batch(now, &mut due, force);
+            assert_eq!(
+                batch.as_ref().map(Vec::len),
+                taken.then_some(bytes),
+                "{case}"
+            );
+            assert_eq!(due, due_after, "{case}: due");
+            let left = lock(&pending.0);
+            if taken {
+                assert!(
+                    left.is_empty() && left.capacity() >= LOG_BATCH,
+                    "{case}: left"
+                );
+            } else {
+                assert_eq!(left.len(), bytes, "{case}: left");
+            }
+        }
     }
 
     #[test]
