@@ -12,7 +12,7 @@
 //! drained its queue (`wake_pending`).
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,6 @@ struct Jobs {
     /// Busy threads waiting for a slow client to read their output (`stalled`): they run no
     /// Python until the loop has sent it, so the loop has nothing to yield to them.
     stalled: usize,
-    /// The loop thread is SCHED_BATCH (`loop_policy`).
-    loop_batch: bool,
     stop: bool,
     last_depth_warning: Option<Instant>,
 }
@@ -74,6 +72,13 @@ pub(crate) struct Ctx {
     loop_sparse: AtomicBool,
     jobs: Mutex<Jobs>,
     jobs_cv: Condvar,
+    /// `jobs.q.len()`, stored under the `jobs` lock wherever the queue changes and read
+    /// without it by `loop_policy`'s fast path.
+    queue_len: AtomicUsize,
+    /// The loop thread is SCHED_BATCH (`loop_policy`): written by the loop under the `jobs`
+    /// lock, read under it by the app threads (`take`, `stalled`: the lock orders their look
+    /// with the loop's switch) and without it by the loop itself.
+    loop_batch: AtomicBool,
     done: Mutex<Vec<Arc<Shared>>>,
     /// Channels with gathered output the loop must send within `GATHER_DELAY`.
     gathered: Mutex<Vec<Arc<Shared>>>,
@@ -112,11 +117,12 @@ impl Ctx {
                 waking: 0,
                 yielding: 0,
                 stalled: 0,
-                loop_batch: false,
                 stop: false,
                 last_depth_warning: None,
             }),
             jobs_cv: Condvar::new(),
+            queue_len: AtomicUsize::new(0),
+            loop_batch: AtomicBool::new(false),
             done: Mutex::new(Vec::new()),
             gathered: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
@@ -190,6 +196,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         jobs.q.extend(batch.drain(..));
         let depth = jobs.q.len();
+        self.queue_len.store(depth, Ordering::Relaxed);
         let wake = if jobs.on_deck + jobs.coming() == 0 {
             n.min(jobs.idle).min(1)
         } else {
@@ -221,14 +228,24 @@ impl Ctx {
     /// to the app: `submit` wakes no other then), and at least one busy thread is not
     /// waiting for a slow reader (the loop must send before such a thread runs again: a
     /// SCHED_BATCH loop would only wait longer for the CPU).
+    ///
+    /// Called before every poll (once per request at C=1), so the usual answer, a SCHED_OTHER
+    /// loop with fewer than two jobs queued (never backlogged), is given without the lock.
+    /// That answer is exact, not a guess: only the loop adds to the queue (`submit`, on this
+    /// thread), so the count it reads is never below the queue's length (app threads only
+    /// lower it), and a SCHED_BATCH loop always decides under the lock, so this path can never
+    /// leave it SCHED_BATCH with nothing queued.
     pub(crate) fn loop_policy(&self) -> Option<bool> {
-        let mut jobs = lock(&self.jobs);
+        if !self.loop_batch.load(Ordering::Relaxed) && self.queue_len.load(Ordering::Relaxed) < 2 {
+            return None;
+        }
+        let jobs = lock(&self.jobs);
         let coming = jobs.coming();
         let backlogged = jobs.q.len() > coming.max(1)
             && (jobs.idle == 0 || jobs.on_deck + coming > 0)
             && !jobs.none_runs_python(self.opts.threads);
-        (backlogged != jobs.loop_batch).then(|| {
-            jobs.loop_batch = backlogged;
+        (backlogged != self.loop_batch.load(Ordering::Relaxed)).then(|| {
+            self.loop_batch.store(backlogged, Ordering::Relaxed);
             backlogged
         })
     }
@@ -241,7 +258,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         if on {
             jobs.stalled += 1;
-            if jobs.loop_batch && jobs.none_runs_python(self.opts.threads) {
+            if self.loop_batch.load(Ordering::Relaxed) && jobs.none_runs_python(self.opts.threads) {
                 self.wake_loop();
             }
         } else {
@@ -255,6 +272,7 @@ impl Ctx {
         let mut yielded = false;
         loop {
             if let Some(c) = jobs.q.pop_front() {
+                self.queue_len.store(jobs.q.len(), Ordering::Relaxed);
                 if let Some(m) = self.opts.metrics {
                     m.queued(1, false);
                 }
@@ -284,7 +302,7 @@ impl Ctx {
                 jobs.yielding -= 1;
                 continue;
             }
-            if jobs.loop_batch {
+            if self.loop_batch.load(Ordering::Relaxed) {
                 // The backlog is gone: the loop goes back to SCHED_OTHER before it sleeps.
                 self.wake_loop();
             }
@@ -332,6 +350,7 @@ impl Ctx {
         for ch in jobs.q.drain(..) {
             lock(&ch.st).cancel_queued();
         }
+        self.queue_len.store(0, Ordering::Relaxed);
         n
     }
 
@@ -412,5 +431,97 @@ pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
         log::debug!(target: "waitress", "client disconnected during {what}: {e}");
     } else if ctx.opts.log_socket_errors {
         log::error!(target: "waitress", "Socket error during {what}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::super::outbuf::OutBuf;
+    use super::super::shared::ChanState;
+    use super::*;
+    use crate::http::app::{AppFailure, Exchange};
+
+    struct NoApp;
+
+    impl App for NoApp {
+        fn call(&self, _: &mut dyn Exchange) -> Result<(), AppFailure> {
+            Ok(())
+        }
+    }
+
+    /// A `Ctx` with `opts` and no threads started (the poll is kept alive beside it).
+    fn ctx(opts: ServerOptions) -> (Ctx, mio::Poll) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        (Ctx::new(opts, Arc::new(NoApp), waker), poll)
+    }
+
+    /// A connection over one end of a socket pair (the other end is closed).
+    fn channel(st: ChanState) -> Arc<Shared> {
+        let (a, _) = UnixStream::pair().unwrap();
+        Arc::new(Shared {
+            fd: OwnedFd::from(a),
+            token: 0,
+            st: Mutex::new(st),
+            cv: Condvar::new(),
+            disconnected: Arc::new(AtomicBool::new(false)),
+            origin: Default::default(),
+            has_output: AtomicBool::new(false),
+        })
+    }
+
+    /// With one app thread, the loop turns SCHED_BATCH once two jobs wait and back once fewer
+    /// do, whether it decides without the lock (SCHED_OTHER, fewer than two queued) or under it;
+    /// a queue behind a thread that waits for a slow reader never turns it.
+    #[test]
+    fn the_loop_turns_sched_batch_only_while_two_jobs_wait_behind_a_running_thread() {
+        #[derive(Debug)]
+        enum Step {
+            Submit(usize),
+            Take,
+            Stalled(bool),
+        }
+        use Step::*;
+        // (step, what `loop_policy` answers after it)
+        let table: &[(Step, Option<bool>)] = &[
+            (Submit(0), None),
+            (Submit(1), None),
+            (Submit(1), Some(true)),
+            (Submit(1), None),
+            (Take, None),
+            (Take, Some(false)),
+            (Take, None),
+            (Submit(3), Some(true)),
+            (Stalled(true), Some(false)),
+            (Submit(1), None),
+            (Stalled(false), Some(true)),
+            (Take, None),
+            (Take, None),
+            (Take, Some(false)),
+            (Take, None),
+        ];
+        let opts = ServerOptions {
+            threads: 1,
+            ..ServerOptions::default()
+        };
+        let (ctx, _poll) = ctx(opts);
+        assert_eq!(ctx.loop_policy(), None, "at start");
+        for (i, (step, want)) in table.iter().enumerate() {
+            match step {
+                Submit(n) => {
+                    let now = Instant::now();
+                    let mut batch = (0..*n)
+                        .map(|_| channel(ChanState::new(OutBuf::new(0), now)))
+                        .collect();
+                    ctx.submit(&mut batch);
+                }
+                Take => assert!(ctx.take().is_some(), "step {i}: nothing to take"),
+                Stalled(on) => ctx.stalled(*on),
+            }
+            assert_eq!(ctx.loop_policy(), *want, "step {i}: {step:?}");
+        }
     }
 }
