@@ -1,7 +1,7 @@
 //! The WSGI `Task` (waitress task.py `WSGITask`): calls the app with the environ and
 //! start_response, streams its iterable (or sends a `wsgi.file_wrapper` zero-copy), always
 //! closes it, and turns exceptions into waitress's outcomes (spec §3.4-3.6).
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -44,6 +44,17 @@ thread_local! {
     static THREAD: RefCell<Option<ThreadState>> = const { RefCell::new(None) };
 }
 
+/// The thread's state, dropped if a request unwinds through it (the next one starts afresh
+/// rather than from whatever the panic left half-updated).
+struct DropOnUnwind<'a>(RefMut<'a, Option<ThreadState>>);
+impl Drop for DropOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            *self.0 = None;
+        }
+    }
+}
+
 /// Ends the request's context even if the call unwinds.
 struct EndGuard<'a>(&'a Ctx);
 impl Drop for EndGuard<'_> {
@@ -83,10 +94,13 @@ impl WsgiApp {
     }
 
     fn serve(&self, py: Python<'_>, ex: &mut dyn Exchange) -> Result<(), AppFailure> {
-        let mut ts = THREAD.with(|t| t.borrow_mut().take()).unwrap_or_default();
-        let r = self.serve_with(py, ex, &mut ts);
-        THREAD.with(|t| *t.borrow_mut() = Some(ts));
-        r
+        // Used in place: moving the state out and back cost two copies of it per request.
+        // Nothing else borrows it while the app runs (only `run_thread`, after the last call).
+        THREAD.with(|t| {
+            let mut slot = DropOnUnwind(t.borrow_mut());
+            let ts = slot.0.get_or_insert_with(ThreadState::default);
+            self.serve_with(py, ex, ts)
+        })
     }
 
     fn serve_with(
