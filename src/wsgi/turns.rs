@@ -82,7 +82,11 @@ impl Drop for Turn<'_> {
         let Some(turns) = self.0 else { return };
         let mut s = turns.lock();
         s.serving = s.serving.wrapping_add(1);
-        s.front_since = Instant::now();
+        if s.next != s.serving {
+            // A waiter is first in line now. With nobody waiting the time is not needed: the
+            // next `wait` finds the queue empty and sets it (one clock reading per request).
+            s.front_since = Instant::now();
+        }
         if s.sleepers > 0 {
             drop(s);
             turns.turn.notify_all();
