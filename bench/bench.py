@@ -368,6 +368,57 @@ print((time.process_time() - t) / {n} * 1e6)
         return float("nan")
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def reference(got):
+    """The round's reference line: waitressd with defaults (the TLS row: waitressd with TLS)."""
+    return got.get(DEFAULT) or got.get(f"{DEFAULT}-tls") or {}
+
+
+def cell_ratios(got):
+    """waitressd's req/s and CPU ratios to each server measured in the same round."""
+    ref = reference(got)
+    out = {}
+    for s, r in got.items():
+        if "rps" in r and "rps" in ref:
+            out[s] = (ref["rps"] / r["rps"] if r["rps"] else float("nan"),
+                      ref["cpu_us"] / r["cpu_us"] if r["cpu_us"] else float("nan"))
+    return out
+
+
+def per_round_cpu_ratios(rounds):
+    out = {}
+    for got in rounds:
+        for s, (_, cr) in cell_ratios(got).items():
+            if s not in (DEFAULT, f"{DEFAULT}-tls"):
+                out.setdefault(s, []).append(cr)
+    return out
+
+
+def combine(rounds):
+    """Each server's cells over the rounds: medians (peak RSS: the largest), the first error;
+    and the medians of the ratios taken within each round (not ratios of medians)."""
+    res, ratios = {}, {}
+    names = list(dict.fromkeys(s for got in rounds for s in got))
+    for s in names:
+        cells = [got[s] for got in rounds if s in got]
+        failed = [c for c in cells if "rps" not in c]
+        if failed:
+            res[s] = failed[0]
+            continue
+        res[s] = {k: median([c[k] for c in cells]) for k in ("rps", "p50", "p99", "cpu_us")}
+        res[s]["rss"] = max(c["rss"] for c in cells)
+        res[s]["error"] = next((c["error"] for c in cells if c["error"]), "")
+        per = [p for p in (cell_ratios(got).get(s) for got in rounds) if p]
+        if per:
+            ratios[s] = (median([p[0] for p in per]), median([p[1] for p in per]))
+    return res, ratios
+
+
 def fmt(v, spec):
     return "-" if v is None or v != v else format(v, spec)
 
@@ -379,6 +430,9 @@ def main():
     ap.add_argument("--venv", required=True)
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each row's servers this many times, interleaved (order reversed "
+                         "each round), and print medians: for a noisy host")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections of the idle row")
     ap.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
     ap.add_argument("--servers", default="", help="comma-separated server names (default: all)")
@@ -396,7 +450,7 @@ def main():
           f" (+{a.warmup}s warm-up); ratios are waitressd (threads=4) / peer", flush=True)
     for key, label, app, conns, servers in rows:
         if only:
-            servers = [s for s in servers if s in only or s == DEFAULT]
+            servers = [s for s in servers if s in only or s in (DEFAULT, f"{DEFAULT}-tls")]
         if key == "tls" and not tls:
             print(f"\n## {label}: skipped (this waitressd build has no --certfile)")
             continue
@@ -422,25 +476,31 @@ def main():
         print(f"\n## {label}")
         print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} "
               f"{'peak MiB':>8} {'req/s ratio':>11} {'CPU ratio':>9}")
-        res = {}
-        for s in servers:
-            r = b.measure(s, label, app, conns)
-            if r is None:
-                continue
-            res[s] = r
-        # The reference line: waitressd with defaults (the TLS row: waitressd terminating TLS).
-        ref = res.get(DEFAULT) or res.get(f"{DEFAULT}-tls") or {}
+        rounds = []
+        for i in range(a.rounds):
+            # Every server once per round, the order reversed each round: a host that slows
+            # down or speeds up during the row weighs on every server alike.
+            got = {}
+            for s in servers if i % 2 == 0 else servers[::-1]:
+                r = b.measure(s, label, app, conns)
+                if r is not None:
+                    got[s] = r
+            rounds.append(got)
+        res, ratios = combine(rounds)
         for s, r in res.items():
             if "rps" not in r or (r["error"] and s.startswith(DEFAULT)):
                 failures.append(f"{label}: {s}: {r['error']}")
             if "rps" not in r:
                 print(f"{s:<14} {r['error']}")
                 continue
-            rr = ref.get("rps", float("nan")) / r["rps"] if r["rps"] else float("nan")
-            cr = ref.get("cpu_us", float("nan")) / r["cpu_us"] if r["cpu_us"] else float("nan")
+            rr, cr = ratios.get(s, (float("nan"), float("nan")))
             print(f"{s:<14} {fmt(r['rps'], '9.0f')} {fmt(r['p50'], '8.2f')} {fmt(r['p99'], '8.2f')} "
                   f"{fmt(r['cpu_us'], '10.1f')} {fmt(r['rss'], '8.1f')} {fmt(rr, '11.2f')} {fmt(cr, '9.2f')}"
                   + (f"  {r['error']}" if r["error"] else ""), flush=True)
+        if a.rounds > 1:
+            spread = ", ".join(f"{s} {min(v):.2f}-{max(v):.2f}" for s, v in per_round_cpu_ratios(rounds).items())
+            print(f"({a.rounds} rounds, medians; CPU ratio in each round: {spread})")
+        ref = res.get(DEFAULT) or {}
         if key == "flask" and "rps" in ref:
             per_call = flask_per_call(a.venv, 2000 if a.secs <= 1 else 20000)
             print(f"(Flask app alone in a plain Python loop: {fmt(per_call, '.1f')} us/call; "

@@ -6,8 +6,11 @@
 # one table: req/s, p50/p99, server CPU us/request (utime+stime from /proc), peak RSS, and
 # waitressd's ratio to every peer in the same run.
 #
-#   bench/run.sh [--smoke] [--debug] [--secs N] [--rows hello1,upload,...] [--servers granian,...]
+#   bench/run.sh [--smoke] [--debug] [--secs N] [--rounds N] [--rows hello1,upload,...] [--servers granian,...]
 #
+# --rounds N measures each row's servers N times, interleaved (the order reversed each round),
+# and prints medians, the ratios being the medians of the ratios within each round (for a noisy
+# host: the same cell moves by 10-25 % between runs here).
 # --smoke runs every row for a second (CI: checks the harness and every server start; no speed
 # is asserted); --debug measures the debug build (quick to build; for the smoke only). Loopback only; each cell is bounded in time; every server is stopped through
 # its own process group. Installs wrk, nginx-light, libev-dev (bjoern) and openssl (the TLS
