@@ -19,10 +19,10 @@
 //! with app threads, one lock per connection) · `outbuf` (pending output: memory, spill file,
 //! sendfile) · `tls` (a connection's rustls session) · `access_log` · `listener` (the
 //! listening sockets) · `proxy_header` (the PROXY header's parse state) · `splice` · `sched` ·
-//! `sock` (sendmsg, peek) · `lock` · `metrics` (counters the master sums for `/metrics`).
+//! `sock` (send/sendmsg, peek) · `lock` · `metrics` (counters the master sums for `/metrics`).
 //!
-//! Hot path, per keep-alive request: one `recv`, one vectored `sendmsg` (head + body) made by
-//! the app thread, no allocation once pools are warm, no loop round trip after the response;
+//! Hot path, per keep-alive request: one `recv`, one `send` (head + body joined when they add up
+//! to 1 KiB or less, else a vectored `sendmsg`) made by the app thread, no allocation once pools are warm, no loop round trip after the response;
 //! hand-offs are batched per poll iteration and the loop is woken at most once per batch.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

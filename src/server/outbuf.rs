@@ -2,7 +2,7 @@
 //! temp file past `outbuf_overflow`, and queued files (`wsgi.file_wrapper`) sent with sendfile(2).
 //!
 //! Waitress keeps a list of `OverflowableBuffer`s per channel; this is the same idea with the
-//! sending built in: memory segments go out with one vectored `sendmsg`, file segments with
+//! sending built in: memory segments go out with one `send` or vectored `sendmsg`, file segments with
 //! `sendfile`, so a response never costs more syscalls than it has segments.
 //!
 //! Zero-copy rule: sendfile(2) to a socket queues references to the file's page-cache pages,
@@ -12,7 +12,7 @@
 //! are never written again, a drained spill file is closed, never reused (closing drops only
 //! the page-cache mapping; pages still queued stay alive and unchanged until the kernel lets
 //! go of them), and a long stream moves on to a new file every `SPILL_FILE_MAX` bytes so its
-//! disk use stays bounded. Memory segments go out with `sendmsg`, which copies.
+//! disk use stays bounded. Memory segments go out with `send`/`sendmsg`, which copy.
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};

@@ -267,16 +267,10 @@ impl ChanState {
     /// behind it is dropped by `app_done`).
     #[inline]
     pub(crate) fn next_job(&mut self) -> Option<Box<Job>> {
-        match (
-            self.closed || self.close_when_flushed,
-            self.queue.pop_front(),
-        ) {
-            (false, Some(job)) => Some(job),
-            (_, job) => {
-                drop(job);
-                None
-            }
+        if self.last_response_decided() {
+            return None;
         }
+        self.queue.pop_front()
     }
 
     /// The app thread lets go of the channel (`next_job` gave None): nothing left queued, not

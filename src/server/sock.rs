@@ -1,11 +1,12 @@
-//! The socket calls the server makes itself rather than through mio: one `send` or vectored
-//! `sendmsg` without SIGPIPE (plain output and TLS records alike), a peek for input not read yet, and
-//! the reset-on-close switch for bodies that end where the connection closes.
+//! The socket calls the server makes itself rather than through mio, each retried when a signal
+//! interrupts it: one `send` or vectored `sendmsg` without SIGPIPE (plain output and TLS records
+//! alike), TLS's `recv`, a peek for input not read yet, and the reset-on-close switch for bodies
+//! that end where the connection closes.
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{send, sendmsg, MsgFlags};
+use nix::sys::socket::{recv, send, sendmsg, MsgFlags};
 
 /// Makes closing the socket reset the connection (`true`: SO_LINGER on with a zero timeout)
 /// or close it normally again (`false`: the FIN goes after the data still queued). The kernel
@@ -59,21 +60,24 @@ pub(crate) fn send_parts(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Resul
 }
 
 fn send_one(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        match send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
-            Ok(n) => return Ok(n),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
+    restarting(|| send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL))
 }
 
 fn send_vectored(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    restarting(|| sendmsg::<()>(fd.as_raw_fd(), parts, &[], MsgFlags::MSG_NOSIGNAL, None))
+}
+
+/// Receives into `buf` (TLS records), retried when a signal interrupts it.
+pub(crate) fn recv_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    restarting(|| recv(fd.as_raw_fd(), buf, MsgFlags::empty()))
+}
+
+/// Runs a socket call again while a signal interrupts it (EINTR).
+fn restarting(mut call: impl FnMut() -> nix::Result<usize>) -> io::Result<usize> {
     loop {
-        match sendmsg::<()>(fd.as_raw_fd(), parts, &[], MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) => return Ok(n),
+        match call() {
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
+            r => return r.map_err(io::Error::from),
         }
     }
 }

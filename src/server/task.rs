@@ -50,7 +50,7 @@ impl Scratch {
         self.slot
     }
 
-    /// This thread took a job and has not yet reported running the app.
+    /// This thread took a job (it is on deck until it reports running the app: `off_deck`).
     #[inline]
     pub(super) fn took_job(&mut self) {
         self.on_deck = true;
@@ -213,7 +213,11 @@ impl Task<'_> {
             }
         }
         if stalled {
+            // Not under the channel's lock, as when counted (the job queue's lock is never
+            // taken inside a channel's).
+            drop(st);
             self.ctx.stalled(false);
+            st = lock(&self.ch.st);
         }
         if st.is_closed() {
             self.gone = true;

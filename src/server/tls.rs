@@ -5,13 +5,11 @@
 //! encrypted but unsent stays small; file segments are copied through it with pread (no
 //! sendfile under TLS).
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
-use nix::errno::Errno;
-use nix::sys::socket::{recv, MsgFlags};
 use rustls::ServerConnection;
 
-use super::sock::send_parts;
+use super::sock::{recv_some, send_parts};
 use crate::http::TlsInfo;
 
 /// Plaintext handed to rustls at a time (one TLS record's worth).
@@ -22,13 +20,7 @@ pub(crate) struct FdIo<'a>(pub(crate) BorrowedFd<'a>);
 
 impl Read for FdIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match recv(self.0.as_raw_fd(), buf, MsgFlags::empty()) {
-                Ok(n) => return Ok(n),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        recv_some(self.0, buf)
     }
 }
 
