@@ -12,6 +12,9 @@ With --chaos SECONDS the failure paths fire in turn meanwhile: SIGHUP, SIGKILL o
 bad deploy (a syntax error written into the app, HUP, a worker killed so its respawn fails, the
 app fixed, HUP), USR2 (the binary re-executed in place), and clients that vanish mid-response,
 ending with a TERM while clients are mid-exchange (those exchanges must still complete intact).
+With --tls every exchange runs over TLS (a throwaway openssl certificate, `certfile`/`keyfile`);
+a close-delimited body must then end with a close_notify: a TLS stream that simply stops (a
+"ragged" EOF, which Python's ssl hides by default) counts as a cut, never as a complete body.
 Responses cut by a killed worker are counted, not failed (they fail visibly); a complete
 response with wrong bytes, or broken framing, always fails the run.
 Prints bytes moved and failures; exits 1 on any corrupted or (without --chaos) lost response.
@@ -19,6 +22,7 @@ Loopback only; the daemon it started is stopped by its PID (read from its pidfil
 
   tools/integrity_soak.py --seconds 120 --clients 6 --overflow 65536 --hup 10
   tools/integrity_soak.py --seconds 120 --chaos 3
+  tools/integrity_soak.py --seconds 60 --chaos 3 --tls
 """
 import argparse
 import hashlib
@@ -28,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,6 +41,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = ["/stream", "/cl", "/once", "/write", "/file", "/filenocl"]
+# --tls: the client context (verifies the soak's own certificate); None for plain TCP.
+TLS = None
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    if TLS is None:
+        return s
+    # suppress_ragged_eofs=False: a TLS stream cut without close_notify raises SSLEOFError
+    # (counted as a cut) instead of reading as a clean end of the body. Any other TLS error
+    # (a bad record, a failed MAC) fails the run like broken framing.
+    return TLS.wrap_socket(s, server_hostname="localhost", suppress_ragged_eofs=False)
 
 
 class Reader:
@@ -104,7 +121,7 @@ class Reader:
 
 
 def digest(port, seed, n):
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    with connect(port) as s:
         s.sendall(f"GET /digest?seed={seed}&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         r = Reader(s, 0)
         head = []
@@ -122,7 +139,10 @@ def digest(port, seed, n):
 def one(port, rng, max_size, stats):
     kind = rng.random()
     pace = rng.choice([0, 0, 0.001, 0.003])
-    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s = connect(port)
+    except (ConnectionError, ssl.SSLEOFError) as e:  # a handshake cut by a killed worker
+        return f"CUT connect: {type(e).__name__}: {e}"
     s.settimeout(120)
     r = Reader(s, pace)
     try:
@@ -172,7 +192,7 @@ def one(port, rng, max_size, stats):
             return f"{route} {version} seed {seed} n {n}: status {status}, sha mismatch"
         stats["down"] += n
         return None
-    except (EOFError, ConnectionError, socket.timeout) as e:  # cut: a visible failure
+    except (EOFError, ConnectionError, socket.timeout, ssl.SSLEOFError) as e:  # visibly cut
         return f"CUT kind {kind:.2f}: {type(e).__name__}: {e}"
     except Exception as e:  # broken framing: wrong bytes on the wire
         return f"kind {kind:.2f}: {type(e).__name__}: {e}"
@@ -190,19 +210,30 @@ def main():
     ap.add_argument("--hup", type=float, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--chaos", type=float, default=0)
+    ap.add_argument("--tls", action="store_true")
     a = ap.parse_args()
     env = dict(os.environ)
     tmp = tempfile.mkdtemp(prefix="waitressd-soak-")
+    tls_args = []
+    if a.tls:
+        global TLS
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+        TLS = ssl.create_default_context(cafile=cert)
+        tls_args = ["--certfile", cert, "--keyfile", key]
     app = os.path.join(tmp, "integrity.py")
     shutil.copy(os.path.join(ROOT, "tests/apps/integrity/integrity.py"), app)
     pidfile = os.path.join(tmp, "master.pid")
     d = subprocess.Popen([a.bin, "--app", "integrity:app", "--listen", "127.0.0.1:0",
                           "--threads", "4", "--workers", "2", "--outbuf-overflow", a.overflow,
-                          "--inbuf-overflow", a.overflow, "--pidfile", pidfile],
+                          "--inbuf-overflow", a.overflow, "--pidfile", pidfile, *tls_args],
                          cwd=tmp, env=env, stderr=subprocess.PIPE, text=True)
     port = None
     for line in d.stderr:
-        m = re.search(r"Serving on http://127\.0\.0\.1:(\d+)", line)
+        m = re.search(r"Serving on https?://127\.0\.0\.1:(\d+)", line)
         if m:
             port = int(m.group(1))
             break
