@@ -368,6 +368,21 @@ print((time.process_time() - t) / {n} * 1e6)
         return float("nan")
 
 
+def flask_shares(rounds, plain):
+    """The Flask row's note: the plain-loop baseline (measured in each round, right after
+    waitressd's cell) and each server's share, the median of (its CPU per request minus that
+    round's baseline) over the rounds."""
+    shares = {}
+    for got, base in zip(rounds, plain):
+        for s, r in got.items():
+            if "cpu_us" in r and base == base:
+                shares.setdefault(s, []).append(r["cpu_us"] - base)
+    parts = ", ".join(f"{s} {median(v):.1f}" for s, v in shares.items())
+    return (f"(Flask app alone in a plain Python loop: {fmt(median(plain), '.1f')} us/call"
+            f"{' (median of the rounds)' if len(plain) > 1 else ''}; server's share, us/req: "
+            f"{parts or '-'})")
+
+
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -476,7 +491,7 @@ def main():
         print(f"\n## {label}")
         print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} "
               f"{'peak MiB':>8} {'req/s ratio':>11} {'CPU ratio':>9}")
-        rounds = []
+        rounds, plain = [], []
         for i in range(a.rounds):
             # Every server once per round, the order reversed each round: a host that slows
             # down or speeds up during the row weighs on every server alike.
@@ -485,6 +500,10 @@ def main():
                 r = b.measure(s, label, app, conns)
                 if r is not None:
                     got[s] = r
+                if key == "flask" and s == DEFAULT:
+                    # The plain-loop baseline right after waitressd's cell, in every round:
+                    # the server's share is a difference of two noisy numbers.
+                    plain.append(flask_per_call(a.venv, 2000 if a.secs <= 1 else 20000))
             rounds.append(got)
         res, ratios = combine(rounds)
         for s, r in res.items():
@@ -500,11 +519,8 @@ def main():
         if a.rounds > 1:
             spread = ", ".join(f"{s} {min(v):.2f}-{max(v):.2f}" for s, v in per_round_cpu_ratios(rounds).items())
             print(f"({a.rounds} rounds, medians; CPU ratio in each round: {spread})")
-        ref = res.get(DEFAULT) or {}
-        if key == "flask" and "rps" in ref:
-            per_call = flask_per_call(a.venv, 2000 if a.secs <= 1 else 20000)
-            print(f"(Flask app alone in a plain Python loop: {fmt(per_call, '.1f')} us/call; "
-                  f"waitressd's share: {fmt(ref['cpu_us'] - per_call, '.1f')} us/req)")
+        if key == "flask" and plain:
+            print(flask_shares(rounds, plain))
     for f in failures:
         print(f"FAILED {f}", file=sys.stderr)
     return 1 if failures and a.strict else 0
