@@ -47,9 +47,14 @@ impl HttpError {
             version: Version::Http10,
         }
     }
-    /// The body's buffer (its temp file) failed: a 500, the server's fault.
+    /// The body's buffer (its temp file) failed: a 500, the server's fault, logged with
+    /// where the file was and what fixes it (`$TMPDIR` missing, not writable, or full).
     pub fn body_buffer(e: std::io::Error) -> HttpError {
-        HttpError::internal(format!("request body buffer: {e}"))
+        HttpError::internal(format!(
+            "request body over inbuf_overflow: its temporary file in {}: {e}; give the workers \
+             a writable TMPDIR with free space, or raise inbuf_overflow",
+            std::env::temp_dir().display()
+        ))
     }
     /// Re-targets the status line to the request's version (errors found after the request
     /// line is known use it, waitress §2.10).

@@ -332,7 +332,12 @@ impl Channel {
             }
             match progress {
                 Err(e) => {
-                    log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
+                    if e.status() >= 500 {
+                        // Ours, not the client's (the body's temp file failed).
+                        log::error!(target: "waitress", "{e}");
+                    } else {
+                        log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
+                    }
                     self.fail_request(ctx, e);
                     data = &[];
                 }
@@ -406,7 +411,9 @@ impl Channel {
             .parser
             .fixed_body_remaining()
             .filter(|&r| r >= SPLICE_MIN)?;
-        let body = &mut self.cur.as_mut()?.body;
+        let job = self.cur.as_mut()?;
+        let version = job.req.version;
+        let body = &mut job.body;
         // As `feed` decides: a body that reaches `inbuf_overflow` goes to its temp file from its
         // first byte (the head may have ended exactly where this read starts).
         let target = match body.expect(rest) {
@@ -441,7 +448,7 @@ impl Channel {
             }
             Err(e) => {
                 // As a failing body buffer under `feed`: a 500, then the connection closes.
-                let e = HttpError::body_buffer(e);
+                let e = HttpError::body_buffer(e).with_version(version);
                 log::error!(target: "waitress", "{e}");
                 self.fail_request(ctx, e);
                 Some(Err(ReadOutcome::Done))

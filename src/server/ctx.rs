@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::access_log::PendingLines;
 use super::calls::Calls;
 use super::lock::lock;
+use super::outbuf::SpillFailed;
 use super::shared::{Job, Shared};
 use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
@@ -423,8 +424,11 @@ impl Ctx {
 }
 
 /// Logs a socket error per `log_socket_errors` (waitress logs them at ERROR as `Socket error`).
+/// A spill file that failed is the server's own fault, always logged, with its fix.
 pub(crate) fn socket_error(ctx: &Ctx, what: &str, e: io::Error) {
-    if matches!(
+    if let Some(spill) = e.get_ref().and_then(|r| r.downcast_ref::<SpillFailed>()) {
+        log::error!(target: "waitress", "{spill}");
+    } else if matches!(
         e.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
     ) {

@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 
@@ -26,6 +27,30 @@ use super::tls::{TlsSession, CHUNK};
 
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
+/// A spill file could not be made or written (`$TMPDIR` missing, not writable, or full): carried
+/// inside the `io::Error` so it is logged as what it is, not as a socket error.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot spill a response over outbuf_overflow to a temporary file in {}: {source}; give \
+     the workers a writable TMPDIR with free space, or raise outbuf_overflow",
+    dir.display()
+)]
+pub(crate) struct SpillFailed {
+    dir: PathBuf,
+    source: io::Error,
+}
+
+fn spill_failed(source: io::Error) -> io::Error {
+    let kind = source.kind();
+    io::Error::new(
+        kind,
+        SpillFailed {
+            dir: std::env::temp_dir(),
+            source,
+        },
+    )
+}
+
 /// Largest single sendfile(2) call.
 const SENDFILE_CHUNK: u64 = 1 << 30;
 /// A spill file takes no more appends once it holds this much; the next spill starts a new
@@ -102,7 +127,7 @@ impl OutBuf {
                 spill: true,
                 ..
             }) if *end < SPILL_FILE_MAX => {
-                file.write_all_at(data, *end)?;
+                file.write_all_at(data, *end).map_err(spill_failed)?;
                 *end += len;
             }
             Some(Seg::File { spill: true, .. }) => self.spill(data)?,
@@ -125,8 +150,8 @@ impl OutBuf {
 
     /// Starts a new spill file holding `data`.
     fn spill(&mut self, data: &[u8]) -> io::Result<()> {
-        let file = tempfile::tempfile()?;
-        file.write_all_at(data, 0)?;
+        let file = tempfile::tempfile().map_err(spill_failed)?;
+        file.write_all_at(data, 0).map_err(spill_failed)?;
         self.segs.push_back(Seg::File {
             file,
             off: 0,

@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 
 use super::retire::Retire;
 use super::spawn::ReadySignal;
-use super::{log_error, log_info, options};
+use super::{log_error, log_info, log_warn, options};
 use crate::config::Settings;
 use crate::exit;
 use crate::http::app::App;
@@ -209,6 +209,21 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
     serve_until_stopped(start, app).0
 }
 
+/// Warns when no temporary file can be made where request bodies and responses spill
+/// (`$TMPDIR`, as the worker's user): found at boot, not at the first large upload.
+fn check_temp_dir(tag: &str, s: &Settings) {
+    if let Err(e) = tempfile::tempfile() {
+        log_warn(&format!(
+            "{tag}: cannot create temporary files in {} ($TMPDIR): {e}; request bodies over \
+             inbuf_overflow ({} bytes) will get a 500 and responses over outbuf_overflow ({} \
+             bytes) will be cut: give the workers a writable TMPDIR",
+            std::env::temp_dir().display(),
+            s.inbuf_overflow,
+            s.outbuf_overflow
+        ));
+    }
+}
+
 /// (exit code, stopped immediately).
 fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool) {
     let tag = start.tag();
@@ -242,6 +257,7 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
             announce(&format!("Serving on {url}"));
         }
     }
+    check_temp_dir(&tag, &start.settings);
     start.signal_ready();
     // --daemon: leave the boot pipe to the caller for the log target (no-op otherwise).
     super::daemon::detach_std_streams();

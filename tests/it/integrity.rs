@@ -10,6 +10,7 @@ use crate::util::{self, Daemon};
 
 mod client;
 mod tls;
+mod tmpdir;
 use client::{sha256_hex, Broken, Conn, Seen};
 
 const MIB: u64 = 1 << 20;
