@@ -211,3 +211,75 @@ fn unix_socket_lines() {
     assert_eq!(got[0][0], got[1][0]);
     assert!(!got[0][0].is_empty());
 }
+
+/// An access log that cannot be written (a full disk: `/dev/full` behind a symlink) costs no
+/// request and floods no error log: one ERROR naming the file and the fix however many batches
+/// fail; once it can be written again (the symlink replaced by a file at USR1), one WARNING
+/// with the count of lines dropped, and the new file starts with whole lines.
+#[test]
+fn an_access_log_on_a_full_disk_is_reported_once_and_so_is_its_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let err = dir.path().join("error.log");
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let d = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            log.to_str().unwrap(),
+            "--error-log",
+            err.to_str().unwrap(),
+        ],
+        1,
+    );
+    // Requests spread over more than ten batches (a batch goes 100 ms after its first line).
+    for i in 0..15 {
+        let (status, _, _) = crate::util::get(&d.addr(), &format!("/app?full={i}"));
+        assert_eq!(status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    assert!(
+        eventually(10, || read(&err).contains("cannot write access log")),
+        "{}",
+        read(&err)
+    );
+    let failing = read(&err);
+    let reports = failing.matches("cannot write access log").count()
+        + failing.matches("still cannot be written").count();
+    assert_eq!(reports, 1, "{failing}");
+    let first = failing
+        .lines()
+        .find(|l| l.contains("cannot write access log"))
+        .unwrap();
+    assert!(
+        first.contains("ERROR")
+            && first.contains(log.to_str().unwrap())
+            && first.contains("free space"),
+        "{first}"
+    );
+    std::fs::remove_file(&log).unwrap();
+    d.signal(libc::SIGUSR1);
+    // The workers reopen after the master: retry until the new file gets a line.
+    assert!(eventually(10, || {
+        crate::util::get(&d.addr(), "/app?after");
+        read(&log).contains("/app?after")
+    }));
+    assert!(
+        eventually(10, || read(&err).contains("written again after")),
+        "{}",
+        read(&err)
+    );
+    let back = read(&err);
+    let back = back
+        .lines()
+        .find(|l| l.contains("written again after"))
+        .unwrap();
+    assert!(
+        back.contains("WARN") && back.contains("lines were dropped"),
+        "{back}"
+    );
+    for line in read(&log).lines() {
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    }
+}
