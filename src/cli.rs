@@ -35,6 +35,13 @@ fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// `waitressd: LINE` on stderr in one write(2), never a panic: eprintln! panics when stderr
+/// cannot be written, as when `error_log` is on a full disk by the time the master exits.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("waitressd: {line}\n").as_bytes());
+}
+
 /// `--chdir`, `--env`, `--pythonpath`: the process environment the config and the app see.
 /// Runs while the process is single-threaded (before any worker or Python exists).
 fn prepare_process(args: &CliArgs) -> Result<(), String> {
@@ -80,7 +87,7 @@ pub fn main(argv: &[String]) -> i32 {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("waitressd: internal error: {msg}{at}");
+        say(&format!("internal error: {msg}{at}"));
     }));
     init_logging();
     if argv.first().map(String::as_str) == Some("reload") {
@@ -90,7 +97,7 @@ pub fn main(argv: &[String]) -> i32 {
     let args = match parse(argv) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("waitressd: {e} (see waitressd --help)");
+            say(&format!("{e} (see waitressd --help)"));
             return crate::exit::CONFIG;
         }
     };
@@ -106,13 +113,13 @@ pub fn main(argv: &[String]) -> i32 {
         _ => {}
     }
     if let Err(msg) = prepare_process(&args) {
-        eprintln!("waitressd: {msg}");
+        say(&msg);
         return crate::exit::CONFIG;
     }
     let settings = match config::load(&args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("waitressd: {e}");
+            say(&e.to_string());
             return crate::exit::CONFIG;
         }
     };
@@ -125,7 +132,7 @@ pub fn main(argv: &[String]) -> i32 {
                 match config::collect(&args, &config::env_settings()) {
                     Ok((raws, _)) => config::to_json_verbose(&settings, &raws),
                     Err(e) => {
-                        eprintln!("waitressd: {e}");
+                        say(&e.to_string());
                         return crate::exit::CONFIG;
                     }
                 }
@@ -150,7 +157,7 @@ pub fn main(argv: &[String]) -> i32 {
             match crate::supervisor::run_with(settings, opts) {
                 Ok(()) => crate::exit::OK,
                 Err(e) => {
-                    eprintln!("waitressd: {e}");
+                    say(&e.to_string());
                     e.exit_code()
                 }
             }

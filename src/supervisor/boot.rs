@@ -1,6 +1,7 @@
 //! Start-up of the master in nginx's order: umask, signals, identity, listeners ("Serving
 //! on"), detach (`--daemon`), pidfile, title, preload; then the loop (master.rs).
 use std::collections::HashMap;
+use std::io::Write;
 
 use super::listeners::ListenerSet;
 use super::logfiles;
@@ -78,7 +79,8 @@ pub(super) fn run(
     let status = match settings.edge.status_listen {
         Some(addr) => match super::status::Status::start(addr, handed_status) {
             Ok(s) => {
-                eprintln!("Status on {}", s.url());
+                // Not eprintln!, which panics on a full disk (error_log); one write(2).
+                let _ = std::io::stderr().write_all(format!("Status on {}\n", s.url()).as_bytes());
                 Some(s)
             }
             Err(e) => {

@@ -5,6 +5,7 @@
 //! cli passes a closure over `config::load` with the original `CliArgs`).
 //! `SupervisorError::exit_code()` maps to the exit-code protocol in `crate::exit`.
 use crate::config::Settings;
+use std::io::Write;
 
 mod boot;
 mod children;
@@ -88,7 +89,8 @@ pub fn run_with(settings: Settings, opts: RunOptions) -> Result<(), SupervisorEr
 pub(crate) fn log_at(level: log::Level, msg: &str) {
     if log::max_level() == log::LevelFilter::Off {
         if level <= log::Level::Warn {
-            eprintln!("waitressd: {msg}");
+            // Not eprintln!, which panics on a full disk (error_log); one write(2).
+            let _ = std::io::stderr().write_all(format!("waitressd: {msg}\n").as_bytes());
         }
     } else {
         log::log!(target: "waitressd", level, "{msg}");

@@ -1,6 +1,7 @@
 //! SIGHUP: re-read the config, keep or bind listeners, start a new generation of workers,
 //! and retire the old one only once every new worker is ready (or give up and keep serving
 //! with the old one).
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -56,7 +57,9 @@ impl Master {
         super::logfiles::redirect(&settings);
         crate::logging::apply_level(&settings.log_level);
         for i in fresh {
-            eprintln!("Serving on {}", listeners.entries[i].1.url());
+            // Not eprintln!, which panics on a full disk (error_log); one write(2).
+            let _ = std::io::stderr()
+                .write_all(format!("Serving on {}\n", listeners.entries[i].1.url()).as_bytes());
         }
         if self.preloaded.is_some() {
             log_warn(

@@ -4,6 +4,7 @@
 //! Python) go over a channel to one `waitress-log` thread, which attaches once per batch of
 //! queued records and never while it waits.
 //! Also the list of imported module files that `--reload` watches.
+use std::io::Write;
 use std::sync::mpsc;
 
 use pyo3::prelude::*;
@@ -59,7 +60,10 @@ fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str)>
                 Err(e) => Err(e.clone_ref(py)),
             };
             if let Err(e) = r {
-                eprintln!("waitressd: python logging failed ({e}): {msg}");
+                // Not eprintln!, which panics on a full disk (error_log); one write(2).
+                let _ = std::io::stderr().write_all(
+                    format!("waitressd: python logging failed ({e}): {msg}\n").as_bytes(),
+                );
             }
         }
     })
@@ -95,7 +99,7 @@ fn forward_batch(batch: &[Record]) {
         .is_some();
     if !logged {
         for (name, _, msg) in batch {
-            eprintln!("{name}: {msg}");
+            let _ = std::io::stderr().write_all(format!("{name}: {msg}\n").as_bytes());
         }
     }
 }

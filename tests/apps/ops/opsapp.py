@@ -20,3 +20,8 @@ def app(environ, start_response):
 def factory(global_conf, **local_conf):
     """PasteDeploy `call:` factory."""
     return app
+
+
+def make(global_conf, **settings):
+    """PasteDeploy app factory (`use = call:opsapp:make`) for the INI tests."""
+    return app

@@ -194,3 +194,63 @@ fn daemon_writes_its_log_to_error_log_and_says_so_without_it() {
     unsafe { libc::kill(master, libc::SIGTERM) };
     assert!(eventually(30, || !pid.exists()));
 }
+
+/// An `error_log` on a full disk (`/dev/full` behind a symlink) never turns into a crash: the
+/// daemon serves, a reload that adds a listener (the master prints its `Serving on` line)
+/// serves it, and a boot failure still exits with its own code (4), not an abort (134: std's
+/// `eprintln!` panics when stderr cannot be written).
+#[test]
+fn an_error_log_on_a_full_disk_costs_no_request_reload_or_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("error.log");
+    std::os::unix::fs::symlink("/dev/full", &err).unwrap();
+    let (code, _, _) = crate::util::run(
+        &[
+            "--app",
+            "no_such_module:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--error-log",
+            err.to_str().unwrap(),
+        ],
+        &super::apps(),
+    );
+    assert_eq!(code, 4, "a boot failure must keep its exit code");
+
+    let ini = dir.path().join("full.ini");
+    let listen = |ports: &str| {
+        format!(
+            "[app:main]\nuse = call:opsapp:make\n\n[server:main]\nuse = egg:waitress#main\n\
+             listen = {ports}\nerror_log = {}\n",
+            err.display()
+        )
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a, b) = (free(), free());
+    std::fs::write(&ini, listen(&format!("127.0.0.1:{a}"))).unwrap();
+    let mut d = crate::util::Daemon::start_with(
+        std::process::Command::new(crate::util::bin())
+            .arg(&ini)
+            .args(["--pythonpath", super::apps().to_str().unwrap()])
+            .current_dir(dir.path()),
+        1,
+    );
+    assert!(eventually(10, || get(&format!("127.0.0.1:{a}"), "/app").0 == 200));
+    std::fs::write(&ini, listen(&format!("127.0.0.1:{a} 127.0.0.1:{b}"))).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(20, || std::net::TcpStream::connect(("127.0.0.1", b))
+            .is_ok()
+            && get(&format!("127.0.0.1:{b}"), "/app").0 == 200),
+        "the reload's new listener does not serve"
+    );
+    assert_eq!(get(&format!("127.0.0.1:{a}"), "/app").0, 200);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
