@@ -25,6 +25,7 @@ pub mod spawn;
 mod state;
 mod status;
 pub mod systemd;
+mod table;
 pub mod title;
 pub mod tls;
 mod upgrade;

@@ -3,9 +3,7 @@
 //! with the old one).
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-
-use super::state::{stop_worker, Master, Pending, Phase};
+use super::state::{Master, Pending, Phase};
 use super::{log_error, log_info, log_warn};
 use crate::net::Identity;
 
@@ -92,10 +90,7 @@ impl Master {
         };
         let old_gen = self.generation;
         let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in self.workers.iter_mut().filter(|w| w.generation == old_gen) {
-            stop_worker(w, false, grace);
-        }
-        self.respawns.retain(|r| r.1 != old_gen);
+        self.workers.stop_generation(old_gen, grace);
         let p = *p;
         let old = std::mem::replace(&mut self.listeners, p.listeners);
         old.remove_files_not_in(Some(&self.listeners));
@@ -105,9 +100,8 @@ impl Master {
         self.tls = p.tls;
         self.generation = p.generation;
         self.target = p.target;
-        self.backoff.clear();
         self.serving = true;
-        self.boot_failing.retain(|s| s.1 == self.generation);
+        self.workers.generation_committed(self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
@@ -129,16 +123,7 @@ impl Master {
         if !self.reload_queued {
             super::control::report(false, why);
         }
-        for w in self
-            .workers
-            .iter_mut()
-            .filter(|w| w.generation == p.generation)
-        {
-            let _ = kill(w.pid, Signal::SIGKILL);
-            w.kill_at = Some(Instant::now());
-        }
-        self.respawns.retain(|r| r.1 != p.generation);
-        self.boot_failing.retain(|s| s.1 != p.generation);
+        self.workers.abandon_generation(p.generation);
         p.listeners.remove_files_not_in(Some(&self.listeners));
         // Back to the old error_log and log_level (the reload pointed the master at the new
         // ones for its new workers to inherit); respawned old workers inherit these again.
