@@ -28,16 +28,14 @@ impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
         let (settings, listeners, identity, tls) = match &self.phase {
-            Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity, &p.tls)
-            }
+            Phase::Reloading(p) if p.generation() == generation => p.config(),
             _ => (&self.settings, &self.listeners, &self.identity, &self.tls),
         };
         let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
         close.extend(self.workers.status_fds().map(|(_, f)| f.as_raw_fd()));
         close.extend(self.listeners.raw_fds());
         if let Phase::Reloading(p) = &self.phase {
-            close.extend(p.listeners.raw_fds());
+            close.extend(p.listeners().raw_fds());
         }
         close.extend(self.daemon.raw_fd());
         if let Some(s) = &self.status {
@@ -130,9 +128,9 @@ impl Master {
         };
         let (id, generation, pid) = (w.id(), w.generation(), w.pid());
         let reload_pending =
-            matches!(&self.phase, Phase::Reloading(p) if p.generation == generation);
+            matches!(&self.phase, Phase::Reloading(p) if p.generation() == generation);
         let serving = match &self.phase {
-            Phase::Reloading(p) if p.generation == generation => p.serving,
+            Phase::Reloading(p) if p.generation() == generation => p.serving(),
             _ => generation == self.generation && self.serving,
         };
         let facts = ExitFacts {
@@ -186,13 +184,15 @@ impl Master {
     pub(super) fn timers(&mut self) {
         let now = Instant::now();
         self.workers.kill_overdue(now);
-        if matches!(&self.phase, Phase::Reloading(p) if p.deadline <= now) {
+        if matches!(&self.phase, Phase::Reloading(p) if p.deadline() <= now) {
             self.abort_reload("new workers were not ready in time");
         }
         for (id, generation) in self.workers.take_due_respawns(now) {
             let wanted = match &self.phase {
                 Phase::Running => generation == self.generation && id <= self.target,
-                Phase::Reloading(p) => generation == p.generation || generation == self.generation,
+                Phase::Reloading(p) => {
+                    generation == p.generation() || generation == self.generation
+                }
                 Phase::Stopping { .. } => false,
             };
             if wanted && !self.slot_filled(id, generation) {

@@ -49,7 +49,7 @@ impl Master {
             next = next.min(at);
         }
         if let Phase::Reloading(p) = &self.phase {
-            next = next.min(p.deadline);
+            next = next.min(p.deadline());
         }
         if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline()) {
             next = next.min(at);
@@ -116,7 +116,7 @@ impl Master {
             self.serving = true;
         }
         if let Phase::Reloading(p) = &mut self.phase {
-            p.serving |= p.generation == generation;
+            p.note_ready(generation);
         }
         if self.workers.boot_recovered(id, generation) {
             log_info(&format!("worker {id}: recovered, booting again"));
@@ -204,7 +204,7 @@ impl Master {
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
-            p.listeners.remove_files_not_in(Some(&self.listeners));
+            p.remove_socket_files(&self.listeners);
         }
         self.phase = Phase::Stopping { immediate };
         // First: a load balancer probing /ready stops sending before anything closes (/ready
@@ -258,7 +258,7 @@ impl Master {
                 self.daemon.report_ready();
                 self.finish_takeover();
             }
-            Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),
+            Phase::Reloading(p) if ready(p.generation()) >= p.target() => self.commit_reload(),
             _ => {}
         }
         if self.reload_queued && matches!(self.phase, Phase::Running) {

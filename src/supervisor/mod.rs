@@ -15,6 +15,7 @@ pub mod listeners;
 pub mod logfiles;
 mod master;
 pub mod options;
+mod pending;
 pub mod pidfile;
 mod prometheus;
 mod reload;

@@ -1,14 +1,15 @@
 //! The master's state (`Master`: its worker table, the phase, the generation it serves),
 //! shared by the loop (master.rs) and the files that act on it: children.rs (fork, reap,
 //! respawn, retire), reload.rs and upgrade.rs; boot.rs builds it. The workers and their
-//! respawn bookkeeping are table.rs's (`WorkerTable`). Also the `STATUS=` line
-//! (`Master::status`).
+//! respawn bookkeeping are table.rs's (`WorkerTable`), a reload under way pending.rs's
+//! (`Pending`). Also the `STATUS=` line (`Master::status`).
 use std::time::Instant;
 
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use super::listeners::ListenerSet;
+use super::pending::Pending;
 use super::pidfile::PidFile;
 use super::spawn::{DaemonStatus, Exec};
 use super::systemd::Notifier;
@@ -19,21 +20,6 @@ use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
 pub type WorkerBody = fn(WorkerStart) -> i32;
-
-/// A reload under way: the new generation, until its workers are ready (or it is abandoned).
-pub(super) struct Pending {
-    pub(super) generation: u64,
-    pub(super) settings: Settings,
-    pub(super) listeners: ListenerSet,
-    pub(super) identity: Option<Identity>,
-    pub(super) deadline: Instant,
-    /// One of its workers has been ready (its boot failures are then retried, not fatal).
-    pub(super) serving: bool,
-    /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
-    pub(super) target: usize,
-    /// The new generation's TLS configuration (certificates re-read by the reload).
-    pub(super) tls: Option<super::tls::Loaded>,
-}
 
 /// Where the master is: serving, reloading, or stopping.
 pub(super) enum Phase {
