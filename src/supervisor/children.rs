@@ -1,6 +1,7 @@
 //! The master's children as processes: fork one (with its generation's settings and sockets),
 //! reap the dead, decide what an exit means (lifecycle.rs) and respawn with backoff, fire the
 //! timers (SIGKILL deadlines, reload deadline, due respawns), and retire (why: retire.rs).
+//! What it decides is recorded in the worker table (table.rs).
 //!
 //! Retirement: a worker that must go while healthy work is still in it is replaced first: the
 //! master starts a worker for the same slot, and only once that one is ready asks the old one

@@ -3,8 +3,9 @@
 //! and stop bookkeeping of children.rs, master.rs and reload.rs goes through its methods; the
 //! decisions (what an exit means, when to retire, which generation serves) stay with them.
 //!
-//! A slot is (worker id, generation). A worker "on its way out" is retiring (its replacement
-//! starts first, children.rs) or has been asked to stop (a SIGKILL deadline is armed).
+//! A slot is (worker id, generation). A worker no longer fills its slot once it is retiring
+//! (`Worker::retiring`: its replacement starts first, children.rs) or has been asked to stop
+//! (its SIGKILL deadline is armed).
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
