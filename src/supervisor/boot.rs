@@ -1,6 +1,5 @@
 //! Start-up of the master in nginx's order: umask, signals, identity, listeners ("Serving
 //! on"), detach (`--daemon`), pidfile, title, preload; then the loop (master.rs).
-use std::collections::HashMap;
 use std::io::Write;
 
 use super::listeners::ListenerSet;
@@ -99,9 +98,7 @@ pub(super) fn run(
         listeners,
         identity,
         generation: 1,
-        workers: Vec::new(),
-        respawns: Vec::new(),
-        backoff: HashMap::new(),
+        workers: Default::default(),
         phase: Phase::Running,
         sigfd,
         notifier,
@@ -109,7 +106,6 @@ pub(super) fn run(
         body,
         booted: false,
         serving: false,
-        boot_failing: Default::default(),
         reload_queued: false,
         next_memory_check: std::time::Instant::now(),
         exec: spawn::Exec::current(),

@@ -1,6 +1,7 @@
 //! The master's children as processes: fork one (with its generation's settings and sockets),
 //! reap the dead, decide what an exit means (lifecycle.rs) and respawn with backoff, fire the
 //! timers (SIGKILL deadlines, reload deadline, due respawns), and retire (why: retire.rs).
+//! What it decides is recorded in the worker table (table.rs).
 //!
 //! Retirement: a worker that must go while healthy work is still in it is replaced first: the
 //! master starts a worker for the same slot, and only once that one is ready asks the old one
@@ -10,14 +11,14 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::lifecycle::{on_exit, ExitAction, ExitFacts};
 use super::retire::{rss, Retire};
 use super::spawn;
-use super::state::{stop_worker, Master, Phase, Worker};
+use super::state::{Master, Phase};
+use super::table::Worker;
 use super::worker::WorkerStart;
 use super::{log_error, log_info, log_warn};
 
@@ -28,20 +29,14 @@ impl Master {
     /// Forks worker `id` of `generation` with that generation's settings and sockets.
     pub(super) fn spawn(&mut self, id: usize, generation: u64) {
         let (settings, listeners, identity, tls) = match &self.phase {
-            Phase::Reloading(p) if p.generation == generation => {
-                (&p.settings, &p.listeners, &p.identity, &p.tls)
-            }
+            Phase::Reloading(p) if p.generation() == generation => p.config(),
             _ => (&self.settings, &self.listeners, &self.identity, &self.tls),
         };
         let mut close: Vec<RawFd> = vec![self.sigfd.as_raw_fd()];
-        close.extend(
-            self.workers
-                .iter()
-                .filter_map(|w| w.ready_fd.as_ref().map(|f| f.as_raw_fd())),
-        );
+        close.extend(self.workers.status_fds().map(|(_, f)| f.as_raw_fd()));
         close.extend(self.listeners.raw_fds());
         if let Phase::Reloading(p) = &self.phase {
-            close.extend(p.listeners.raw_fds());
+            close.extend(p.listeners().raw_fds());
         }
         close.extend(self.daemon.raw_fd());
         if let Some(s) = &self.status {
@@ -52,8 +47,8 @@ impl Master {
             Ok(s) => s,
             Err(e) => {
                 log_error(&format!("cannot share listeners with worker {id}: {e}"));
-                self.respawns
-                    .push((id, generation, Instant::now() + SPAWN_RETRY));
+                self.workers
+                    .respawn_at(id, generation, Instant::now() + SPAWN_RETRY);
                 return;
             }
         };
@@ -91,24 +86,16 @@ impl Master {
                     "worker {id} (pid {}): started, generation {generation}",
                     s.pid
                 ));
-                self.workers.push(Worker {
-                    id,
-                    generation,
-                    pid: s.pid,
-                    ready: false,
-                    ready_fd: Some(s.ready),
-                    spawned: Instant::now(),
-                    kill_at: None,
-                    retiring: None,
-                });
+                self.workers
+                    .add(Worker::new(id, generation, s.pid, s.ready));
             }
             Err(e) => {
                 if let (Some(st), Some((i, _))) = (&mut self.status, slot) {
                     st.return_slot(i);
                 }
                 log_error(&format!("fork of worker {id} failed: {e}"));
-                self.respawns
-                    .push((id, generation, Instant::now() + SPAWN_RETRY));
+                self.workers
+                    .respawn_at(id, generation, Instant::now() + SPAWN_RETRY);
             }
         }
     }
@@ -123,7 +110,7 @@ impl Master {
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return,
             };
-            let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+            let Some(w) = self.workers.take_by_pid(pid) else {
                 let how = match code {
                     Some(c) => format!("exit code {c}"),
                     None => "killed by a signal".to_string(),
@@ -131,7 +118,6 @@ impl Master {
                 self.upgrade_exited(pid, &how);
                 continue;
             };
-            let w = self.workers.remove(i);
             self.worker_exited(w, code);
         }
     }
@@ -141,51 +127,44 @@ impl Master {
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
         };
+        let (id, generation, pid) = (w.id(), w.generation(), w.pid());
         let reload_pending =
-            matches!(&self.phase, Phase::Reloading(p) if p.generation == w.generation);
+            matches!(&self.phase, Phase::Reloading(p) if p.generation() == generation);
         let serving = match &self.phase {
-            Phase::Reloading(p) if p.generation == w.generation => p.serving,
-            _ => w.generation == self.generation && self.serving,
+            Phase::Reloading(p) if p.generation() == generation => p.serving(),
+            _ => generation == self.generation && self.serving,
         };
         let facts = ExitFacts {
-            expected: w.kill_at.is_some() || matches!(self.phase, Phase::Stopping { .. }),
-            ever_ready: w.ready,
+            expected: w.asked_to_stop() || matches!(self.phase, Phase::Stopping { .. }),
+            ever_ready: w.was_ready(),
             reload_pending,
             serving,
             code,
         };
         if facts.expected {
-            log_info(&format!("worker {} (pid {}): exited ({how})", w.id, w.pid));
+            log_info(&format!("worker {id} (pid {pid}): exited ({how})"));
         } else {
             log_error(&format!(
-                "worker {} (pid {}): died unexpectedly ({how})",
-                w.id, w.pid
+                "worker {id} (pid {pid}): died unexpectedly ({how})"
             ));
         }
         if let Some(st) = &mut self.status {
-            st.exited(w.pid, restart_reason(&facts, &self.phase, w.retiring));
+            st.exited(pid, restart_reason(&facts, &self.phase, w.retiring()));
         }
         let action = on_exit(facts);
         match action {
             ExitAction::Forget => {}
             ExitAction::Respawn | ExitAction::RetryBoot => {
-                let current = w.generation == self.generation && w.id <= self.target;
+                let current = generation == self.generation && id <= self.target;
                 // A retiring worker's replacement may already fill the slot.
-                if (current || reload_pending) && !self.slot_filled(w.id, w.generation) {
-                    let delay = self
-                        .backoff
-                        .entry(w.id)
-                        .or_default()
-                        .on_crash(w.spawned.elapsed());
-                    self.respawns
-                        .push((w.id, w.generation, Instant::now() + delay));
+                if (current || reload_pending) && !self.slot_filled(id, generation) {
+                    let delay = self.workers.note_crash(id, generation, w.lived());
                     if action == ExitAction::RetryBoot {
-                        self.boot_failing.insert((w.id, w.generation));
+                        self.workers.note_boot_failure(id, generation);
                         log_error(&format!(
-                            "worker {} failed to boot ({how}) while the others serve; \
+                            "worker {id} failed to boot ({how}) while the others serve; \
                              retrying in {:.1} s (fix the code or config on disk: it recovers \
                              by itself)",
-                            w.id,
                             delay.as_secs_f64()
                         ));
                         self.notifier.status(&self.status());
@@ -193,10 +172,10 @@ impl Master {
                 }
             }
             ExitAction::AbortReload => {
-                self.abort_reload(&format!("new worker {} failed to boot ({how})", w.id))
+                self.abort_reload(&format!("new worker {id} failed to boot ({how})"))
             }
             ExitAction::Halt(c) => {
-                log_error(&format!("worker {} failed to boot ({how}); stopping", w.id));
+                log_error(&format!("worker {id} failed to boot ({how}); stopping"));
                 self.exit_code = c;
                 self.begin_stop(false);
             }
@@ -205,21 +184,16 @@ impl Master {
 
     pub(super) fn timers(&mut self) {
         let now = Instant::now();
-        for w in &mut self.workers {
-            if w.kill_at.is_some_and(|k| k <= now) {
-                let _ = kill(w.pid, Signal::SIGKILL);
-                w.kill_at = Some(now + Duration::from_secs(3600));
-            }
-        }
-        if matches!(&self.phase, Phase::Reloading(p) if p.deadline <= now) {
+        self.workers.kill_overdue(now);
+        if matches!(&self.phase, Phase::Reloading(p) if p.deadline() <= now) {
             self.abort_reload("new workers were not ready in time");
         }
-        let (due, later): (Vec<_>, Vec<_>) = self.respawns.drain(..).partition(|r| r.2 <= now);
-        self.respawns = later;
-        for (id, generation, _) in due {
+        for (id, generation) in self.workers.take_due_respawns(now) {
             let wanted = match &self.phase {
                 Phase::Running => generation == self.generation && id <= self.target,
-                Phase::Reloading(p) => generation == p.generation || generation == self.generation,
+                Phase::Reloading(p) => {
+                    generation == p.generation() || generation == self.generation
+                }
                 Phase::Stopping { .. } => false,
             };
             if wanted && !self.slot_filled(id, generation) {
@@ -234,18 +208,16 @@ impl Master {
         if matches!(self.phase, Phase::Stopping { .. }) {
             return;
         }
-        let w = &mut self.workers[i];
-        if w.retiring.is_some() || w.kill_at.is_some() {
+        let Some(w) = self.workers.mark_retiring(i, why) else {
             return; // already on its way out
-        }
-        w.retiring = Some(why);
-        let (id, generation) = (w.id, w.generation);
-        let msg = format!("worker {id} (pid {}): retiring: {why}", w.pid);
+        };
+        let (id, generation) = (w.id(), w.generation());
+        let msg = format!("worker {id} (pid {}): retiring: {why}", w.pid());
         match why {
             Retire::MaxRequests => log_info(&msg),
             _ => log_warn(&msg),
         }
-        let due = self.respawns.iter().any(|r| r.0 == id && r.1 == generation);
+        let due = self.workers.respawn_pending(id, generation);
         if !self.slot_filled(id, generation) && !due {
             self.spawn(id, generation);
         }
@@ -255,15 +227,7 @@ impl Master {
     /// gracefully now.
     pub(super) fn replacement_ready(&mut self, id: usize, generation: u64) {
         let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in self.workers.iter_mut().filter(|w| {
-            w.id == id && w.generation == generation && w.retiring.is_some() && w.kill_at.is_none()
-        }) {
-            log_info(&format!(
-                "worker {id} (pid {}): replacement ready, stopping gracefully",
-                w.pid
-            ));
-            stop_worker(w, false, grace);
-        }
+        self.workers.stop_replaced(id, generation, grace);
     }
 
     /// `max_worker_memory` (about once a second): retires the serving workers whose resident
@@ -273,12 +237,8 @@ impl Master {
         if limit == 0 {
             return;
         }
-        for i in 0..self.workers.len() {
-            let w = &self.workers[i];
-            if !w.ready || w.retiring.is_some() || w.kill_at.is_some() {
-                continue;
-            }
-            match rss(w.pid.as_raw()) {
+        for (i, pid) in self.workers.memory_candidates() {
+            match rss(pid.as_raw()) {
                 Some(bytes) if bytes > limit => self.retire(i, Retire::Memory(bytes)),
                 _ => {}
             }
@@ -287,9 +247,7 @@ impl Master {
 
     /// True if slot (`id`, `generation`) has a live worker that is not on its way out.
     pub(super) fn slot_filled(&self, id: usize, generation: u64) -> bool {
-        self.workers.iter().any(|w| {
-            w.id == id && w.generation == generation && w.retiring.is_none() && w.kill_at.is_none()
-        })
+        self.workers.slot_filled(id, generation)
     }
 }
 

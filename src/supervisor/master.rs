@@ -1,17 +1,18 @@
 //! The master loop (gunicorn's arbiter, nginx's master cycle): signals arrive as commands on a
 //! signalfd; the loop reaps, respawns with backoff and retires (children.rs), reloads by
 //! generations (reload.rs), upgrades (upgrade.rs) and stops gracefully. Its state is in
-//! state.rs; start-up is in boot.rs. It never runs Python unless `preload_app` is on.
+//! state.rs (the workers in table.rs); start-up is in boot.rs. It never runs Python unless
+//! `preload_app` is on.
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 
 use super::retire::Retire;
 use super::signals::{self, Command};
 use super::spawn;
-use super::state::{stop_worker, Master, Phase};
+use super::state::{Master, Phase};
 use super::status::Readiness;
 use super::{log_info, log_warn};
 
@@ -44,16 +45,11 @@ impl Master {
     pub(super) fn wait_events(&mut self) {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(1);
-        for w in &self.workers {
-            if let Some(k) = w.kill_at {
-                next = next.min(k);
-            }
-        }
-        for (_, _, at) in &self.respawns {
-            next = next.min(*at);
+        if let Some(at) = self.workers.next_deadline() {
+            next = next.min(at);
         }
         if let Phase::Reloading(p) = &self.phase {
-            next = next.min(p.deadline);
+            next = next.min(p.deadline());
         }
         if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline()) {
             next = next.min(at);
@@ -66,11 +62,9 @@ impl Master {
         let ms = wait.min(1000) as u16;
         let mut fds = vec![PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
         let mut idx = Vec::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            if let Some(fd) = &w.ready_fd {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                idx.push(i);
-            }
+        for (i, fd) in self.workers.status_fds() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            idx.push(i);
         }
         let status_at = fds.len();
         if let Some(s) = &self.status {
@@ -103,42 +97,30 @@ impl Master {
     /// (retire.rs, carried out in children.rs); end of file = it is exiting (CHLD follows).
     pub(super) fn read_ready(&mut self, i: usize) {
         let mut b = [0u8; 16];
-        let got = match &self.workers[i].ready_fd {
-            Some(fd) => nix::unistd::read(fd.as_fd(), &mut b),
-            None => return,
-        };
-        match got {
-            Ok(0) => self.workers[i].ready_fd = None,
-            Ok(n) => {
-                for &byte in &b[..n] {
-                    if byte == spawn::READY {
-                        self.became_ready(i);
-                    } else if let Some(why) = Retire::from_byte(byte) {
-                        self.retire(i, why);
-                    }
-                }
+        for &byte in self.workers.read_status(i, &mut b) {
+            if byte == spawn::READY {
+                self.became_ready(i);
+            } else if let Some(why) = Retire::from_byte(byte) {
+                self.retire(i, why);
             }
-            Err(_) => {}
         }
     }
 
     fn became_ready(&mut self, i: usize) {
-        let w = &mut self.workers[i];
-        if w.ready {
+        let Some(w) = self.workers.mark_ready(i) else {
             return;
-        }
-        w.ready = true;
-        let (id, generation) = (w.id, w.generation);
-        log_info(&format!("worker {} (pid {}): ready", w.id, w.pid));
+        };
+        let (id, generation) = (w.id(), w.generation());
+        log_info(&format!("worker {id} (pid {}): ready", w.pid()));
         if generation == self.generation {
             self.serving = true;
         }
         if let Phase::Reloading(p) = &mut self.phase {
-            p.serving |= p.generation == generation;
+            p.note_ready(generation);
         }
-        if self.boot_failing.remove(&(id, generation)) {
+        if self.workers.boot_recovered(id, generation) {
             log_info(&format!("worker {id}: recovered, booting again"));
-            if self.boot_failing.is_empty() && self.booted {
+            if self.workers.failing_boot() == 0 && self.booted {
                 self.notifier.status(&self.status());
             }
         }
@@ -186,9 +168,7 @@ impl Master {
                 }
                 super::logfiles::redirect(&self.settings);
                 log_info(&format!("master {}: log files reopened", self.pid));
-                for w in &self.workers {
-                    let _ = kill(w.pid, Signal::SIGUSR1);
-                }
+                self.workers.signal_all(Signal::SIGUSR1);
             }
             Command::MoreWorkers | Command::FewerWorkers => {
                 if !matches!(self.phase, Phase::Running) {
@@ -208,16 +188,8 @@ impl Master {
                     self.target += 1;
                     self.spawn(self.target, self.generation);
                 } else if self.target > 1 {
-                    let (g, t) = (self.generation, self.target);
                     let grace = Duration::from_secs(self.settings.graceful_timeout);
-                    for w in self
-                        .workers
-                        .iter_mut()
-                        .filter(|w| w.generation == g && w.id == t)
-                    {
-                        stop_worker(w, false, grace);
-                    }
-                    self.respawns.retain(|r| !(r.1 == g && r.0 == t));
+                    self.workers.stop_slot(self.target, self.generation, grace);
                     self.target -= 1;
                 }
                 log_info(&format!(
@@ -232,7 +204,7 @@ impl Master {
 
     pub(super) fn begin_stop(&mut self, immediate: bool) {
         if let Phase::Reloading(p) = std::mem::replace(&mut self.phase, Phase::Running) {
-            p.listeners.remove_files_not_in(Some(&self.listeners));
+            p.remove_socket_files(&self.listeners);
         }
         self.phase = Phase::Stopping { immediate };
         // First: a load balancer probing /ready stops sending before anything closes (/ready
@@ -247,27 +219,14 @@ impl Master {
             self.notifier.stopping();
         }
         self.publish_readiness();
-        self.respawns.clear();
         let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in &mut self.workers {
-            if !w.ready {
-                // Not serving anything yet: nothing to drain.
-                let _ = kill(w.pid, Signal::SIGKILL);
-                w.kill_at = Some(Instant::now());
-            } else if immediate || w.kill_at.is_none() {
-                stop_worker(w, immediate, grace);
-            }
-        }
+        self.workers.stop_all(immediate, grace);
     }
 
     /// What `/ready` answers, from the phase: draining from a stop's first turn, else ready
     /// while every wanted worker of the serving generation is ready.
     fn publish_readiness(&mut self) {
-        let ready = self
-            .workers
-            .iter()
-            .filter(|w| w.generation == self.generation && w.ready && w.kill_at.is_none())
-            .count();
+        let ready = self.workers.serving_count(self.generation);
         let readiness = match self.phase {
             // Taken over: connections this master still has open get the last answer
             // ("ready", as the new master's), not its own drain.
@@ -281,18 +240,13 @@ impl Master {
         }
     }
     pub(super) fn check_progress(&mut self) {
-        let ready = |g: u64| {
-            self.workers
-                .iter()
-                .filter(|w| w.generation == g && w.ready)
-                .count()
-        };
+        let ready = |g: u64| self.workers.ready_count(g);
         match &self.phase {
             // Degraded start (a sibling serves, another fails at boot): serving all the same.
             Phase::Running
                 if !self.booted
                     && (ready(self.generation) >= self.target
-                        || (self.serving && !self.boot_failing.is_empty())) =>
+                        || (self.serving && self.workers.failing_boot() > 0)) =>
             {
                 self.booted = true;
                 log_info(&format!(
@@ -304,7 +258,7 @@ impl Master {
                 self.daemon.report_ready();
                 self.finish_takeover();
             }
-            Phase::Reloading(p) if ready(p.generation) >= p.target => self.commit_reload(),
+            Phase::Reloading(p) if ready(p.generation()) >= p.target() => self.commit_reload(),
             _ => {}
         }
         if self.reload_queued && matches!(self.phase, Phase::Running) {

@@ -4,9 +4,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-
-use super::state::{stop_worker, Master, Pending, Phase};
+use super::pending::Pending;
+use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn};
 use crate::net::Identity;
 
@@ -74,16 +73,10 @@ impl Master {
         } else {
             settings.workers.max(1)
         };
-        self.phase = Phase::Reloading(Box::new(Pending {
-            generation,
-            settings,
-            listeners,
-            identity,
-            deadline: crate::time::later(Instant::now(), grace),
-            serving: false,
-            target: n,
-            tls,
-        }));
+        let deadline = crate::time::later(Instant::now(), grace);
+        self.phase = Phase::Reloading(Box::new(Pending::new(
+            generation, n, settings, listeners, identity, tls, deadline,
+        )));
         for id in 1..=n {
             self.spawn(id, generation);
         }
@@ -95,22 +88,18 @@ impl Master {
         };
         let old_gen = self.generation;
         let grace = Duration::from_secs(self.settings.graceful_timeout);
-        for w in self.workers.iter_mut().filter(|w| w.generation == old_gen) {
-            stop_worker(w, false, grace);
-        }
-        self.respawns.retain(|r| r.1 != old_gen);
-        let p = *p;
-        let old = std::mem::replace(&mut self.listeners, p.listeners);
+        self.workers.stop_generation(old_gen, grace);
+        let (generation, target, settings, listeners, identity, tls) = p.commit();
+        let old = std::mem::replace(&mut self.listeners, listeners);
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);
-        self.settings = p.settings;
-        self.identity = p.identity;
-        self.tls = p.tls;
-        self.generation = p.generation;
-        self.target = p.target;
-        self.backoff.clear();
+        self.settings = settings;
+        self.identity = identity;
+        self.tls = tls;
+        self.generation = generation;
+        self.target = target;
         self.serving = true;
-        self.boot_failing.retain(|s| s.1 == self.generation);
+        self.workers.generation_committed(self.generation);
         log_info(&format!(
             "master {}: reload complete (generation {})",
             self.pid, self.generation
@@ -132,17 +121,8 @@ impl Master {
         if !self.reload_queued {
             super::control::report(false, why);
         }
-        for w in self
-            .workers
-            .iter_mut()
-            .filter(|w| w.generation == p.generation)
-        {
-            let _ = kill(w.pid, Signal::SIGKILL);
-            w.kill_at = Some(Instant::now());
-        }
-        self.respawns.retain(|r| r.1 != p.generation);
-        self.boot_failing.retain(|s| s.1 != p.generation);
-        p.listeners.remove_files_not_in(Some(&self.listeners));
+        self.workers.abandon_generation(p.generation());
+        p.remove_socket_files(&self.listeners);
         // Back to the old error_log and log_level (the reload pointed the master at the new
         // ones for its new workers to inherit); respawned old workers inherit these again.
         super::logfiles::redirect(&self.settings);

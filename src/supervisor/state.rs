@@ -1,59 +1,25 @@
-//! The master's state (`Master`: its workers, the phase, the generation it serves), shared by
-//! the loop (master.rs) and the files that act on it: children.rs (fork, reap, respawn,
-//! retire), reload.rs and upgrade.rs; boot.rs builds it. Also what they all use on it:
-//! `stop_worker` and the `STATUS=` line (`Master::status`).
-use std::collections::{HashMap, HashSet};
-use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+//! The master's state (`Master`: its worker table, the phase, the generation it serves),
+//! shared by the loop (master.rs) and the files that act on it: children.rs (fork, reap,
+//! respawn, retire), reload.rs and upgrade.rs; boot.rs builds it. The workers and their
+//! respawn bookkeeping are table.rs's (`WorkerTable`), a reload under way pending.rs's
+//! (`Pending`). Also the `STATUS=` line (`Master::status`).
+use std::time::Instant;
 
-use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
-use super::lifecycle::Backoff;
 use super::listeners::ListenerSet;
+use super::pending::Pending;
 use super::pidfile::PidFile;
-use super::retire::Retire;
 use super::spawn::{DaemonStatus, Exec};
 use super::systemd::Notifier;
+use super::table::WorkerTable;
 use super::worker::{Preloaded, WorkerStart};
 use crate::config::Settings;
 use crate::net::Identity;
 
 /// What a forked worker runs (the real one serves WSGI; tests use small fakes).
 pub type WorkerBody = fn(WorkerStart) -> i32;
-
-/// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
-const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
-
-/// A worker process the master started: slot `id` of `generation`.
-pub(super) struct Worker {
-    pub(super) id: usize,
-    pub(super) generation: u64,
-    pub(super) pid: Pid,
-    pub(super) ready: bool,
-    pub(super) ready_fd: Option<OwnedFd>,
-    pub(super) spawned: Instant,
-    /// Asked to stop: SIGKILL at this instant if still alive.
-    pub(super) kill_at: Option<Instant>,
-    /// On its way out (retire.rs, children.rs): stopped once its replacement is ready.
-    pub(super) retiring: Option<Retire>,
-}
-
-/// A reload under way: the new generation, until its workers are ready (or it is abandoned).
-pub(super) struct Pending {
-    pub(super) generation: u64,
-    pub(super) settings: Settings,
-    pub(super) listeners: ListenerSet,
-    pub(super) identity: Option<Identity>,
-    pub(super) deadline: Instant,
-    /// One of its workers has been ready (its boot failures are then retried, not fatal).
-    pub(super) serving: bool,
-    /// Workers it runs: its `workers`, or the TTIN/TTOU-changed count if `workers` is unchanged.
-    pub(super) target: usize,
-    /// The new generation's TLS configuration (certificates re-read by the reload).
-    pub(super) tls: Option<super::tls::Loaded>,
-}
 
 /// Where the master is: serving, reloading, or stopping.
 pub(super) enum Phase {
@@ -70,10 +36,8 @@ pub(super) struct Master {
     pub(super) identity: Option<Identity>,
     pub(super) generation: u64,
     pub(super) target: usize,
-    pub(super) workers: Vec<Worker>,
-    /// (worker id, generation, when).
-    pub(super) respawns: Vec<(usize, u64, Instant)>,
-    pub(super) backoff: HashMap<usize, Backoff>,
+    /// The workers, the respawns owed, the slots failing at boot.
+    pub(super) workers: WorkerTable,
     pub(super) phase: Phase,
     pub(super) sigfd: SignalFd,
     pub(super) notifier: Notifier,
@@ -82,8 +46,6 @@ pub(super) struct Master {
     pub(super) booted: bool,
     /// A worker of the current generation has been ready: its configuration serves.
     pub(super) serving: bool,
-    /// Slots (id, generation) whose last start failed at boot; retried with backoff.
-    pub(super) boot_failing: HashSet<(usize, u64)>,
     /// A HUP arrived during a reload: reload again once this one is committed or abandoned.
     pub(super) reload_queued: bool,
     /// Next `max_worker_memory` check.
@@ -108,7 +70,7 @@ pub(super) struct Master {
 impl Master {
     /// The `STATUS=` line for systemd: serving, or degraded while slots fail at boot.
     pub(super) fn status(&self) -> String {
-        let state = match self.boot_failing.len() {
+        let state = match self.workers.failing_boot() {
             0 => format!("serving with {} worker(s)", self.target),
             n => format!(
                 "degraded: serving, {n} worker(s) failing to boot (retrying; see the error log)"
@@ -119,16 +81,4 @@ impl Master {
             None => state,
         }
     }
-}
-
-/// Asks one worker to stop (TERM: graceful, QUIT: now) and arms its SIGKILL deadline.
-pub(super) fn stop_worker(w: &mut Worker, immediate: bool, grace: Duration) {
-    let (sig, grace) = if immediate {
-        (Signal::SIGQUIT, IMMEDIATE_GRACE)
-    } else {
-        (Signal::SIGTERM, grace)
-    };
-    let _ = kill(w.pid, sig);
-    let at = crate::time::later(Instant::now(), grace);
-    w.kill_at = Some(w.kill_at.map_or(at, |k| k.min(at)));
 }
