@@ -132,7 +132,7 @@ pub static DEFS: &[Def] = &[
     w("outbuf_overflow", Conv::Int, Some("1048576"), (0, U64), "Response buffer size above which it spills to a temporary file."),
     w("outbuf_high_watermark", Conv::Int, Some("16777216"), (0, U64), "Buffered response bytes above which the app thread waits for the client."),
     w("inbuf_overflow", Conv::Int, Some("524288"), (0, U64), "Request body buffer size above which it spills to a temporary file."),
-    w("connection_limit", Conv::Int, Some("100"), (1, U64), "Open connections per worker above which new ones wait."),
+    w("connection_limit", Conv::Int, Some("100"), (1, U64), "Open connections per worker above which new ones wait (the soft open-file limit is raised to fit it, up to the hard limit)."),
     w("cleanup_interval", Conv::Int, Some("30"), (0, U64), "Seconds between sweeps for idle connections."),
     w("channel_timeout", Conv::Int, Some("120"), (0, U64), "Seconds a connection may be idle before it is closed."),
     w("log_socket_errors", Conv::Bool, Some("true"), NONE, "Log socket errors and accept() failures."),

@@ -62,6 +62,7 @@ pub(super) fn run(
         listeners.remove_files_not_in(None);
         return Err(boot(e));
     }
+    super::fdlimit::fit(settings.connection_limit);
     let notifier = Notifier::from_env();
     // A USR2 upgrade's new master is already detached (its old master was).
     let detach = (opts.daemon || settings.daemon) && from.is_none();

@@ -11,6 +11,7 @@ mod boot;
 mod children;
 pub mod control;
 pub mod daemon;
+mod fdlimit;
 pub mod lifecycle;
 pub mod listeners;
 pub mod logfiles;

@@ -55,6 +55,7 @@ impl Master {
         // The new workers inherit the master's standard error: point it at the new error_log.
         super::logfiles::redirect(&settings);
         crate::logging::apply_level(&settings.log_level);
+        super::fdlimit::fit(settings.connection_limit);
         for i in fresh {
             // Not eprintln!, which panics on a full disk (error_log); one write(2).
             let _ = std::io::stderr()

@@ -72,3 +72,83 @@ fn a_burst_of_1000_keepalive_clients_at_the_limit_is_all_answered_and_none_lost(
     assert!(retried >= 900, "only {retried} connections were closed");
     assert!(rss_kib(d.pid()) < 512 * 1024, "memory grew past 512 MiB");
 }
+
+/// Starts the daemon under a soft open-file limit of 64 (and a hard one of `hard`, else the
+/// test's own), as an init script or a systemd unit may leave it, with `connection_limit = 300`.
+fn start_under_fd_limit(hard: Option<u64>) -> crate::util::Daemon {
+    let hard = hard
+        .map(|h| format!(" && ulimit -Hn {h}"))
+        .unwrap_or_default();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -Sn 64{hard} && exec \"$0\" \"$@\""))
+        .arg(crate::util::bin())
+        .args([
+            "--app",
+            "abuse:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+        ])
+        .args(["--connection-limit", "300"])
+        .current_dir(crate::util::root().join("tests/apps/wsgi"));
+    crate::util::Daemon::start_with(&mut cmd, 1)
+}
+
+/// The soft limit of worker `pid`'s open files (`/proc/PID/limits`).
+fn soft_nofile(pid: i32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// A soft open-file limit too low for `connection_limit` (64 against 300 connections) is
+/// raised by the master for its workers, so 250 clients held at once are all answered (before:
+/// accept failed with EMFILE past about 40 and the rest waited); a hard limit too low is
+/// named at boot with its fix, and the soft one goes as far as it allows.
+#[test]
+fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
+    let mut d = start_under_fd_limit(None);
+    assert!(fresh_client_served(&d.addr(), 30).is_ok());
+    let worker = crate::util::children(d.pid())[0];
+    assert!(soft_nofile(worker) >= 300, "{}", soft_nofile(worker));
+    let mut clients = connect_many(&d.addr(), 250);
+    for s in &mut clients {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
+    for (i, s) in clients.iter_mut().enumerate() {
+        assert_eq!(read_response(s).map(|r| r.0), Some(200), "client {i}");
+    }
+    drop(clients);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+
+    let d = start_under_fd_limit(Some(128));
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let warned = loop {
+        match d
+            .stderr
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            Ok(l) if l.contains("connection_limit = 300") && l.contains("hard limit is 128") => {
+                break l
+            }
+            Ok(l) => seen.push(l),
+            Err(_) => panic!(
+                "no warning about the hard limit; stderr:\n{}",
+                seen.join("\n")
+            ),
+        }
+    };
+    assert!(warned.contains("LimitNOFILE="), "{warned}");
+    assert!(fresh_client_served(&d.addr(), 30).is_ok());
+    let worker = crate::util::children(d.pid())[0];
+    assert_eq!(soft_nofile(worker), 128);
+}
