@@ -113,7 +113,13 @@ impl EventLoop {
                         ) => {}
                     Err(e) => {
                         if self.ctx.opts.log_socket_errors {
-                            log::warn!(target: "waitress", "server accept() threw an exception: {e}");
+                            // waitress's words, and the fix when it is the open-file limit.
+                            let fix = match e.raw_os_error() {
+                                Some(libc::EMFILE) => "; raise the open-file limit (LimitNOFILE=, ulimit -n) or lower connection_limit",
+                                Some(libc::ENFILE) => "; the system's open-file table is full (fs.file-max)",
+                                _ => "",
+                            };
+                            log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}");
                         }
                         // EMFILE and friends: retry on the next tick rather than spin.
                         self.listeners[li].accept_pending = false;

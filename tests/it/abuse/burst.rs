@@ -109,7 +109,8 @@ fn soft_nofile(pid: i32) -> u64 {
 /// A soft open-file limit too low for `connection_limit` (64 against 300 connections) is
 /// raised by the master for its workers, so 250 clients held at once are all answered (before:
 /// accept failed with EMFILE past about 40 and the rest waited); a hard limit too low is
-/// named at boot with its fix, and the soft one goes as far as it allows.
+/// named at boot with its fix, the soft one goes as far as it allows, and the accept warning
+/// past it names the fix too.
 #[test]
 fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
     let mut d = start_under_fd_limit(None);
@@ -151,4 +152,20 @@ fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
     assert!(fresh_client_served(&d.addr(), 30).is_ok());
     let worker = crate::util::children(d.pid())[0];
     assert_eq!(soft_nofile(worker), 128);
+    // Past it, accept fails; the warning says what to change. Once clients leave, it serves.
+    let held = connect_many(&d.addr(), 200);
+    let end = Instant::now() + Duration::from_secs(20);
+    let hint = loop {
+        match d
+            .stderr
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            Ok(l) if l.contains("Too many open files") => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no EMFILE warning; stderr:\n{}", seen.join("\n")),
+        }
+    };
+    assert!(hint.contains("raise the open-file limit"), "{hint}");
+    drop(held);
+    assert!(fresh_client_served(&d.addr(), 30).is_ok());
 }
