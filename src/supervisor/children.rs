@@ -185,6 +185,14 @@ impl Master {
     pub(super) fn timers(&mut self) {
         let now = Instant::now();
         self.workers.kill_overdue(now);
+        for (id, pid, since) in self.workers.slow_boots(now) {
+            log_warn(&format!(
+                "worker {id} (pid {pid}): not ready {} s after it started: still loading the \
+                 app (an import that hangs or waits on a network resource?); clients wait in \
+                 the listen backlog meanwhile. `py-spy dump --pid {pid}` shows where it is",
+                since.as_secs()
+            ));
+        }
         if matches!(&self.phase, Phase::Reloading(p) if p.deadline() <= now) {
             self.abort_reload("new workers were not ready in time");
         }

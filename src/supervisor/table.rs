@@ -19,6 +19,11 @@ use super::retire::Retire;
 
 /// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
+/// A worker not ready this long after its fork is reported (an app import that hangs leaves
+/// clients waiting in the listen backlog with nothing in the log)...
+const SLOW_BOOT_FIRST: Duration = Duration::from_secs(10);
+/// ...and again this often while it stays so.
+const SLOW_BOOT_EVERY: Duration = Duration::from_secs(60);
 
 /// A worker process the master started: slot `id` of `generation`.
 pub(super) struct Worker {
@@ -33,20 +38,24 @@ pub(super) struct Worker {
     kill_at: Option<Instant>,
     /// On its way out (retire.rs, children.rs): stopped once its replacement is ready.
     retiring: Option<Retire>,
+    /// When it is reported as slow to boot if it is still not ready (`slow_boots`).
+    slow_boot_at: Instant,
 }
 
 impl Worker {
     /// A worker just forked, with the read end of its status pipe.
     pub(super) fn new(id: usize, generation: u64, pid: Pid, ready_fd: OwnedFd) -> Worker {
+        let spawned = Instant::now();
         Worker {
             id,
             generation,
             pid,
             ready: false,
             ready_fd: Some(ready_fd),
-            spawned: Instant::now(),
+            spawned,
             kill_at: None,
             retiring: None,
+            slow_boot_at: spawned + SLOW_BOOT_FIRST,
         }
     }
 
@@ -228,6 +237,19 @@ impl WorkerTable {
         for w in &self.workers {
             let _ = kill(w.pid, sig);
         }
+    }
+
+    /// Workers still not ready whose slow-boot report is due at `now` (then next due
+    /// `SLOW_BOOT_EVERY` later): (id, pid, time since the fork).
+    pub(super) fn slow_boots(&mut self, now: Instant) -> Vec<(usize, Pid, Duration)> {
+        let mut due = Vec::new();
+        for w in &mut self.workers {
+            if !w.ready && !w.leaving() && w.slow_boot_at <= now {
+                w.slow_boot_at = now + SLOW_BOOT_EVERY;
+                due.push((w.id, w.pid, now.saturating_duration_since(w.spawned)));
+            }
+        }
+        due
     }
 
     /// SIGKILLs the workers past their deadline (once: the next try is an hour away).

@@ -360,3 +360,26 @@ fn an_abandoned_reload_puts_the_old_error_log_back() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: a WARNING
+/// naming the worker and what clients see, instead of a log that stops at "started" while
+/// clients wait. A stop still ends it at once (it never served, so nothing to drain).
+#[test]
+fn a_worker_whose_app_import_hangs_is_reported_and_a_stop_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(
+        dir.path().join("deployed.py"),
+        format!("import time\ntime.sleep(3600)\n{good}"),
+    )
+    .unwrap();
+    let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0");
+    let warned = line_with(&d, "not ready 10 s after it started", 30)
+        .expect("no warning about the worker that does not get ready");
+    assert!(
+        warned.contains("WARN") && warned.contains("listen backlog"),
+        "{warned}"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(15), Some(0));
+}
