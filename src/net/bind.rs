@@ -18,7 +18,7 @@ pub enum BindError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot listen on unix socket {}: {source}", path.display())]
+    #[error("cannot listen on unix socket {}: {source}{}", path.display(), unix_hint(path, source))]
     Unix {
         path: PathBuf,
         source: std::io::Error,
@@ -31,7 +31,6 @@ pub enum BindError {
     Inherited { fd: RawFd, reason: String },
 }
 
-/// Binds and listens on one TCP address (non-blocking, close-on-exec).
 /// The fix for the two bind errors users meet: a privileged port, a port in use.
 fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
     match e.raw_os_error() {
@@ -50,6 +49,26 @@ fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
     }
 }
 
+/// The fix for the unix socket errors users meet: a missing or unwritable directory.
+fn unix_hint(path: &Path, e: &std::io::Error) -> String {
+    let dir = path
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => format!(
+            " (its directory {dir} does not exist: create it, e.g. RuntimeDirectory= in the \
+             systemd unit for one under /run)"
+        ),
+        Some(libc::EACCES) => format!(
+            " (the master cannot write in {dir}: start it as a user that can, or choose \
+             another directory)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Binds and listens on one TCP address (non-blocking, close-on-exec).
 pub fn bind_tcp(addr: SocketAddr, backlog: i32) -> Result<Listener, BindError> {
     let err = |source| BindError::Tcp { addr, source };
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;

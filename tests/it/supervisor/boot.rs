@@ -96,3 +96,29 @@ fn unix_socket_gets_perms_and_is_removed_at_exit() {
     assert_eq!(d.wait(30), Some(0));
     assert!(!path.exists(), "the master removes its unix socket file");
 }
+
+/// A unix socket in a directory that does not exist (a /run subdirectory systemd did not
+/// make): exit 3, and the message names the directory and the fix.
+#[test]
+fn a_unix_socket_in_a_missing_directory_names_the_directory_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("missing/app.sock");
+    let (code, _, err) = crate::util::run(
+        &[
+            "--app",
+            "supapp:app",
+            "--unix-socket",
+            sock.to_str().unwrap(),
+        ],
+        &super::apps(),
+    );
+    assert_eq!(code, 3, "{err}");
+    let parent = dir.path().join("missing");
+    assert!(
+        err.contains(&format!(
+            "its directory {} does not exist",
+            parent.display()
+        )) && err.contains("RuntimeDirectory="),
+        "{err}"
+    );
+}
