@@ -23,13 +23,22 @@ pub enum Listener {
 impl Listener {
     /// `http://HOST:PORT` (IPv6 bracketed, real port for port 0) or `http://unix:/path`.
     pub fn url(&self) -> String {
+        self.url_with_tls(false)
+    }
+
+    /// The URL clients use: `https://` for a TCP listener when `tls` (`certfile` is set;
+    /// unix sockets stay plain).
+    pub fn url_with_tls(&self, tls: bool) -> String {
         match self {
             // `SocketAddr`'s Display brackets IPv6 (`[::1]:8080`), as waitress's multi-listener
             // form does (§4.8); the bound address gives the real port for port 0.
-            Listener::Tcp(l) => match l.local_addr() {
-                Ok(a) => format!("http://{a}"),
-                Err(_) => "http://?".to_string(),
-            },
+            Listener::Tcp(l) => {
+                let scheme = if tls { "https" } else { "http" };
+                match l.local_addr() {
+                    Ok(a) => format!("{scheme}://{a}"),
+                    Err(_) => format!("{scheme}://?"),
+                }
+            }
             Listener::Unix(_, p) => format!("http://unix:{}", p.display()),
         }
     }

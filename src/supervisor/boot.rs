@@ -54,7 +54,10 @@ pub(super) fn run(
     // Connections wait in the backlog until a worker accepts; the first worker says
     // "Serving on" once it has loaded the app (worker.rs).
     for (_, l) in &listeners.entries {
-        log_info(&format!("listening on {}", l.url()));
+        log_info(&format!(
+            "listening on {}",
+            l.url_with_tls(settings.edge.tls.is_some())
+        ));
     }
     // As root, before any worker drops privileges; a failure is a boot error seen in the
     // foreground, before `--daemon` detaches.

@@ -56,10 +56,16 @@ impl Master {
         super::logfiles::redirect(&settings);
         crate::logging::apply_level(&settings.log_level);
         super::fdlimit::fit(settings.connection_limit);
+        let https = settings.edge.tls.is_some();
         for i in fresh {
             // Not eprintln!, which panics on a full disk (error_log); one write(2).
-            let _ = std::io::stderr()
-                .write_all(format!("Serving on {}\n", listeners.entries[i].1.url()).as_bytes());
+            let _ = std::io::stderr().write_all(
+                format!(
+                    "Serving on {}\n",
+                    listeners.entries[i].1.url_with_tls(https)
+                )
+                .as_bytes(),
+            );
         }
         if self.preloaded.is_some() {
             log_warn(

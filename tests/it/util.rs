@@ -144,7 +144,10 @@ impl Daemon {
 
     /// `host:port` of the first TCP listener.
     pub fn addr(&self) -> String {
-        self.urls[0].trim_start_matches("http://").to_string()
+        let url = &self.urls[0];
+        url.trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string()
     }
 
     pub fn pid(&self) -> i32 {

@@ -101,6 +101,12 @@ fn tls_12_and_13_handshakes_with_each_key_type() {
             &mut command(&["--certfile", p(&cert), "--keyfile", p(&key)]),
             1,
         );
+        // The listener's URL says what clients must speak (master and worker lines alike).
+        assert!(
+            d.urls.iter().all(|u| u.starts_with("https://")),
+            "{:?}",
+            d.urls
+        );
         let addr = d.addr();
         for version in [12u8, 13] {
             let mut s = connect(&addr, certs::client(&ca, version, None))
