@@ -2,6 +2,7 @@
 //! (`proxy_protocol`; its parse state is `proxy_header`'s `ProxyState`), the request origin it
 //! and the TLS handshake decide, and plaintext read through the connection's TLS session
 //! (`tls`), handshake included. Part of `Channel`, which calls these from `on_readable`.
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,8 @@ use super::ctx::{socket_error, Ctx};
 use super::lock::lock;
 use super::proxy_header::ProxyState;
 use super::shared::Shared;
-use super::tls::Recv;
+use super::sock::send_parts;
+use super::tls::{plain_http_answer, Recv};
 use crate::http::Origin;
 
 impl Channel {
@@ -106,6 +108,13 @@ impl Channel {
         };
         let was_handshaking = t.is_handshaking();
         let (r, raw) = t.recv(sh.fd(), buf, extra);
+        if matches!(r, Recv::PlainHttp) {
+            // Nothing was sent yet; the alert rustls queued is dropped with the connection.
+            drop(st);
+            log::debug!(target: "waitress", "plain HTTP on a TLS port from {}", sh.origin.remote_addr);
+            let _ = send_parts(sh.fd(), &[IoSlice::new(&plain_http_answer())]);
+            return Err(ReadOutcome::Close);
+        }
         let handshaken = was_handshaking && !t.is_handshaking();
         let info = handshaken.then(|| t.info());
         // Handshake messages and alerts go out now (the rest on the writable edge).
@@ -130,6 +139,7 @@ impl Channel {
             Recv::Data(n) => Ok(n),
             Recv::Again => Err(ReadOutcome::Done),
             Recv::Eof => Ok(0),
+            Recv::PlainHttp => Err(ReadOutcome::Close),
             Recv::Fail(e) => {
                 log::debug!(target: "waitress", "TLS from {}: {e}", sh.origin.remote_addr);
                 Err(ReadOutcome::Close)

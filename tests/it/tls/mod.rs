@@ -355,3 +355,93 @@ fn file_wrapper_responses_are_exact_over_tls() {
         );
     }
 }
+
+/// Plain HTTP sent to a TLS port (a proxy or a client given `http://` by mistake) gets a plain
+/// 400 saying so, as nginx does, instead of a TLS alert it cannot read; bytes that are neither
+/// a TLS record nor a request line are just closed; TLS clients are served all along.
+#[test]
+fn plain_http_on_a_tls_port_gets_a_400_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::ca(dir.path());
+    let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
+    let d = Daemon::start_with(
+        &mut command(&["--certfile", p(&cert), "--keyfile", p(&key)]),
+        1,
+    );
+    let addr = d.addr();
+    for method in ["GET", "POST", "OPTIONS"] {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} /x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let (status, head, body) = get_reply(&mut s);
+        assert_eq!(status, 400, "{method}: {head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("plain HTTP request was sent to an HTTPS port"),
+            "{body}"
+        );
+        let mut rest = Vec::new();
+        assert_eq!(
+            s.read_to_end(&mut rest).ok(),
+            Some(0),
+            "closed after the answer"
+        );
+    }
+    // A slow client: the record header fails on "DELET", before the method's space.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    for b in b"DELETE /x HTTP/1.1\r\nHost: t\r\n\r\n" {
+        // Stop writing once answered: bytes sent after the close would reset it.
+        if matches!(s.peek(&mut [0u8; 1]), Ok(n) if n > 0) || s.write_all(&[*b]).is_err() {
+            break;
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(get_reply(&mut s).0, 400);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"\x01\x02garbage\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let mut t = connect(&addr, certs::client(&ca, 13, None)).unwrap();
+    assert_eq!(get(&mut t, "/x").unwrap().0, 200);
+}
+
+/// A whole plain-text response: (status, head, body by Content-Length).
+fn get_reply(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&b[..n]),
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                return (status, head.to_string(), body.as_bytes().to_vec());
+            }
+        }
+    }
+    panic!("no whole response: {:?}", String::from_utf8_lossy(&raw));
+}
