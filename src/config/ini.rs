@@ -92,6 +92,11 @@ impl std::fmt::Display for ReadError {
         use super::values::py_repr;
         match self {
             ReadError::Encoding { .. } => write!(f, "file is not valid UTF-8"),
+            ReadError::MissingSectionHeader { text, .. } if text.starts_with('\u{feff}') => write!(
+                f,
+                "the file starts with a UTF-8 byte-order mark, which configparser (so pserve too) \
+                 rejects: save it as UTF-8 without BOM"
+            ),
             ReadError::MissingSectionHeader { text, .. } => {
                 write!(f, "{} comes before any [section] header", py_repr(text))
             }

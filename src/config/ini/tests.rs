@@ -83,3 +83,14 @@ fn abspath_is_lexical() {
     assert_eq!(abspath(Path::new("//a/b")), PathBuf::from("//a/b"));
     assert_eq!(abspath(Path::new("///a")), PathBuf::from("/a"));
 }
+
+#[test]
+fn a_byte_order_mark_is_rejected_as_configparser_does_and_named() {
+    let e = parse("\u{feff}[app:main]\nuse = egg:x\n").unwrap_err();
+    assert_eq!((e.kind(), e.line()), ("MissingSectionHeaderError", 1));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("byte-order mark") && msg.contains("without BOM"),
+        "{msg}"
+    );
+}
