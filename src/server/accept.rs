@@ -4,8 +4,7 @@
 //! connections that have not sent a complete request head for a second.
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -277,15 +276,12 @@ impl EventLoop {
             out.set_tls(t);
         }
         let raw = fd.as_raw_fd();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             fd,
-            token: CHANNEL0 + i,
-            st: Mutex::new(ChanState::new(out, now)),
-            cv: Condvar::new(),
-            disconnected: Arc::new(AtomicBool::new(false)),
+            CHANNEL0 + i,
+            ChanState::new(out, now),
             origin,
-            has_output: AtomicBool::new(false),
-        });
+        ));
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) =
             self.poll

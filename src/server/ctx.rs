@@ -466,15 +466,7 @@ mod tests {
     /// A connection over one end of a socket pair (the other end is closed).
     fn channel(st: ChanState) -> Arc<Shared> {
         let (a, _) = UnixStream::pair().unwrap();
-        Arc::new(Shared {
-            fd: OwnedFd::from(a),
-            token: 0,
-            st: Mutex::new(st),
-            cv: Condvar::new(),
-            disconnected: Arc::new(AtomicBool::new(false)),
-            origin: Default::default(),
-            has_output: AtomicBool::new(false),
-        })
+        Arc::new(Shared::new(OwnedFd::from(a), 0, st, Default::default()))
     }
 
     /// With one app thread, the loop turns SCHED_BATCH once two jobs wait and back once fewer

@@ -69,17 +69,8 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 continue;
             }
             // waitress waits for output below the watermark between pipelined requests too.
-            if st.over_watermark(ctx.opts.outbuf_high_watermark) {
-                drop(st);
-                ctx.stalled(true);
-                st = lock(&ch.st);
-                while st.over_watermark(ctx.opts.outbuf_high_watermark) {
-                    st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                drop(st);
-                ctx.stalled(false);
-                continue;
-            }
+            let wm = ctx.opts.outbuf_high_watermark;
+            st = ch.wait_for_reader(st, wm, false, |on| ctx.stalled(on));
             match st.next_job() {
                 Some(job) => job,
                 None => {

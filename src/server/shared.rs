@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use nix::sys::socket::{shutdown, Shutdown};
@@ -370,8 +370,9 @@ pub(crate) struct Shared {
     pub(crate) fd: OwnedFd,
     pub(crate) token: usize,
     pub(crate) st: Mutex<ChanState>,
-    /// Signalled when output drains below the watermark or the channel closes.
-    pub(crate) cv: Condvar,
+    /// Signalled when output drains below the watermark or the channel closes
+    /// (`wait_for_reader` waits on it).
+    cv: Condvar,
     pub(crate) disconnected: Arc<AtomicBool>,
     pub(crate) origin: Origin,
     /// `!st.out.is_empty()`, readable without the lock: the loop's writable events (epoll
@@ -381,6 +382,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A new connection on `fd` (loop token `token`, from `origin`) in state `st`: nothing
+    /// pending, not disconnected.
+    pub(crate) fn new(fd: OwnedFd, token: usize, st: ChanState, origin: Origin) -> Shared {
+        Shared {
+            fd,
+            token,
+            st: Mutex::new(st),
+            cv: Condvar::new(),
+            disconnected: Arc::new(AtomicBool::new(false)),
+            origin,
+            has_output: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -399,8 +414,7 @@ impl Shared {
     }
 
     /// The loop sent pending output (lock held): records whether some is left, and wakes the
-    /// app threads waiting for it to drop to the watermark (in `Task::output`, and between
-    /// pipelined requests). Every flush that can lower `pending` must end here: a flush that
+    /// app threads waiting for it to drop to the watermark (`wait_for_reader`). Every flush that can lower `pending` must end here: a flush that
     /// drained the output without waking them left them waiting for a writable edge that no
     /// longer comes (nothing is pending, so the loop ignores it).
     pub(crate) fn flushed(&self, st: &ChanState, watermark: u64) {
@@ -408,6 +422,53 @@ impl Shared {
         if st.out.pending() <= watermark {
             self.cv.notify_all();
         }
+    }
+
+    /// An app thread waits until the client has read below `watermark` (or the channel
+    /// closed): back-pressure at `outbuf_high_watermark`, as waitress waits in `write_soon`
+    /// and between pipelined requests. Returns at once, without a syscall, when the channel is
+    /// not over the watermark. `send`: try to send the pending output before each wait (a
+    /// response being written); else only the loop sends it (between requests).
+    ///
+    /// The wait counts as stalled: `stalled(true)` before the first wait and `stalled(false)`
+    /// once it is over (`Ctx::stalled`), both called with `st` released, since the job queue's
+    /// lock they take is never taken inside a channel's. The condition is checked again after
+    /// each, under the returned lock.
+    #[inline]
+    pub(crate) fn wait_for_reader<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, ChanState>,
+        watermark: u64,
+        send: bool,
+        stalled: impl Fn(bool),
+    ) -> MutexGuard<'a, ChanState> {
+        let mut counted = false;
+        while st.over_watermark(watermark) {
+            if send {
+                match st.out.flush(self.fd()) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(_) => {
+                        st.send_failed();
+                        continue;
+                    }
+                }
+            }
+            if counted {
+                st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            } else {
+                counted = true;
+                drop(st);
+                stalled(true);
+                st = lock(&self.st);
+            }
+        }
+        if counted {
+            drop(st);
+            stalled(false);
+            st = lock(&self.st);
+        }
+        st
     }
 
     /// Marks the channel closed and wakes blocked writers (loop teardown).

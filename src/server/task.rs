@@ -196,29 +196,8 @@ impl Task<'_> {
             self.gone = true;
             return Err(Disconnected);
         }
-        let mut stalled = false;
-        while st.over_watermark(wm) {
-            match st.out_mut().flush(self.ch.fd()) {
-                Ok(true) => break,
-                Ok(false) if !stalled => {
-                    // Counted before the first wait (not under the channel's lock); the
-                    // condition is checked again after.
-                    stalled = true;
-                    drop(st);
-                    self.ctx.stalled(true);
-                    st = lock(&self.ch.st);
-                }
-                Ok(false) => st = self.ch.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Err(_) => st.send_failed(),
-            }
-        }
-        if stalled {
-            // Not under the channel's lock, as when counted (the job queue's lock is never
-            // taken inside a channel's).
-            drop(st);
-            self.ctx.stalled(false);
-            st = lock(&self.ch.st);
-        }
+        let ctx = self.ctx;
+        st = self.ch.wait_for_reader(st, wm, true, |on| ctx.stalled(on));
         if st.is_closed() {
             self.gone = true;
             return Err(Disconnected);
