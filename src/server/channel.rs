@@ -12,7 +12,6 @@ use nix::sys::socket::{recv, MsgFlags};
 
 use super::access_log;
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::proxy_header::ProxyState;
 use super::shared::{unix_now, ChanState, Job, Shared, CONTINUE};
 use super::splice::{BodyPipe, Spliced, SPLICE_MIN};
@@ -135,7 +134,7 @@ impl Channel {
     /// No request started, nothing queued or running, nothing to send: a connection that may
     /// be evicted at `connection_limit` or closed on a graceful stop.
     pub(crate) fn is_idle(&self) -> bool {
-        let st = lock(&self.shared.st);
+        let st = self.shared.lock();
         self.phase == Phase::Open
             && st.idle()
             && !self.parser.head_complete()
@@ -157,7 +156,7 @@ impl Channel {
 
     /// The last time the connection did anything (read, send, finished request).
     pub(crate) fn last_active(&self) -> Instant {
-        self.last_read.max(lock(&self.shared.st).last_activity())
+        self.last_read.max(self.shared.lock().last_activity())
     }
 
     /// Reads what the socket has and parses it; complete requests are queued on the channel
@@ -176,7 +175,7 @@ impl Channel {
                 break;
             }
             if let Phase::Open = self.phase {
-                let mut st = lock(&self.shared.st);
+                let mut st = self.shared.lock();
                 if st.closing() {
                     // The last response is decided: whatever comes now is discarded.
                     self.phase = Phase::Closing;
@@ -209,7 +208,7 @@ impl Channel {
                     Err(outcome) => return outcome,
                 }
             } else {
-                match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                match recv(self.shared.fd().as_raw_fd(), buf, MsgFlags::empty()) {
                     Ok(n) => {
                         if let Some(m) = ctx.opts.metrics {
                             m.bytes_in(n);
@@ -287,10 +286,8 @@ impl Channel {
     /// already has (a client may half-close after sending), then closes.
     pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
-        self.shared
-            .disconnected
-            .store(true, std::sync::atomic::Ordering::Release);
-        let mut st = lock(&self.shared.st);
+        self.shared.mark_disconnected();
+        let mut st = self.shared.lock();
         let lingering = matches!(self.phase, Phase::Lingering { .. });
         if lingering || st.idle() {
             return ReadOutcome::Close;
@@ -369,7 +366,7 @@ impl Channel {
         }
         if !data.is_empty() && self.phase == Phase::Open {
             self.inbuf.extend_from_slice(data);
-            lock(&self.shared.st).notify_when_done();
+            self.shared.lock().notify_when_done();
         }
         false
     }
@@ -423,7 +420,7 @@ impl Channel {
         let moved = match target {
             // Below `inbuf_overflow` the body stays in memory: read as usual.
             Ok(None) => return None,
-            Ok(Some((file, offset))) => pipe.socket_to_file(&self.shared.fd, file, offset, rest),
+            Ok(Some((file, offset))) => pipe.socket_to_file(self.shared.fd(), file, offset, rest),
             Err(e) => Err(e),
         };
         match moved {
@@ -465,7 +462,7 @@ impl Channel {
     }
 
     fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         if st.last_response_decided() {
             // The connection's last response is already decided (CVE-2024-49768: nothing
             // after it may run, even when it was read ahead).
@@ -482,7 +479,7 @@ impl Channel {
     /// Sends a `100 Continue` or an error response now if the channel is idle, else holds it
     /// (and the parse) until the app thread reports the channel idle.
     fn hold_or_send(&mut self, ctx: &Ctx, held: Held) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         if st.busy() {
             st.notify_when_done();
             self.held = Some(held);
@@ -494,7 +491,7 @@ impl Channel {
 
     /// Writes a held response (the channel is idle).
     pub(crate) fn send_held(&mut self, ctx: &Ctx, held: Held) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         let bytes: Vec<u8>;
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
@@ -558,7 +555,7 @@ impl Channel {
     /// Returns true when the channel must close now.
     pub(crate) fn resume(&mut self, ctx: &Ctx, batch: &mut Vec<Arc<Shared>>, now: Instant) -> bool {
         {
-            let st = lock(&self.shared.st);
+            let st = self.shared.lock();
             if st.busy() {
                 return false;
             }

@@ -412,7 +412,7 @@ impl Ctx {
             m.queued(n, false);
         }
         for ch in jobs.q.drain(&self.queue_len) {
-            lock(&ch.st).cancel_queued();
+            ch.lock().cancel_queued();
         }
         n
     }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
 use super::job;
-use super::lock::lock;
 use super::shared::Shared;
 use super::task::Scratch;
 
@@ -61,7 +60,7 @@ pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
 fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
     loop {
         let job = {
-            let mut st = lock(&ch.st);
+            let mut st = ch.lock();
             if scratch.on_deck() && st.over_watermark(ctx.opts.outbuf_high_watermark) {
                 // About to wait for a slow reader: another thread must be free to go on deck.
                 drop(st);

@@ -18,7 +18,6 @@ use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
 use super::ctx::{socket_error, Ctx};
 use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
-use super::lock::lock;
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
 use super::sock::{self, unread_input};
@@ -297,10 +296,10 @@ impl EventLoop {
         let sh = &ch.shared;
         // epoll reports writability with every readable edge: usually nothing to do, and
         // checking that must not wait for an app thread that is sending.
-        if !sh.has_output.load(Ordering::Acquire) {
+        if !sh.has_output() {
             return;
         }
-        let mut st = lock(&sh.st);
+        let mut st = sh.lock();
         if st.out().is_empty() || st.is_closed() {
             return;
         }
@@ -326,7 +325,7 @@ impl EventLoop {
             return;
         };
         {
-            let mut st = lock(&sh.st);
+            let mut st = sh.lock();
             if st.is_closed() {
                 drop(st);
                 self.close(i);
@@ -361,7 +360,7 @@ impl EventLoop {
         let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
         let at_limit = self.count >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
-        let mut st = lock(&ch.shared.st);
+        let mut st = ch.shared.lock();
         if st.is_closed() {
             drop(st);
             return self.close(i);
@@ -391,7 +390,7 @@ impl EventLoop {
             // Lingering close: our side is done; drain what the client still sends so the
             // response is not lost to a reset (RFC 9112 §9.6).
             let _ = nix::sys::socket::shutdown(
-                ch.shared.fd.as_raw_fd(),
+                ch.shared.fd().as_raw_fd(),
                 nix::sys::socket::Shutdown::Write,
             );
             ch.phase = Phase::Lingering {
@@ -416,13 +415,13 @@ impl EventLoop {
         let Some(ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
             return;
         };
-        let raw = ch.shared.fd.as_raw_fd();
+        let raw = ch.shared.fd().as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
         if ch.tls {
             // A TLS close_notify first (best effort, one send), so clients reading to EOF see
             // a clean end of the stream rather than a truncation; not when the connection
             // resets because a close-delimited body was cut.
-            let mut st = lock(&ch.shared.st);
+            let mut st = ch.shared.lock();
             if !st.is_closed() && !st.resets_on_close() {
                 if let Some(t) = st.out_mut().tls_mut() {
                     t.close_notify();

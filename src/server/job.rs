@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::access_log;
 use super::ctx::Ctx;
-use super::lock::lock;
 use super::shared::{Job, Shared};
 use super::task::{path, Scratch, Task};
 use crate::http::app::{AppFailure, Exchange};
@@ -37,7 +36,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         None
     };
     let mut meta = job.req.meta();
-    if ctx.draining() && lock(&ch.st).queued() == 0 {
+    if ctx.draining() && ch.lock().queued() == 0 {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
@@ -140,7 +139,7 @@ fn call_app(t: &mut Task<'_>) -> Result<(), AppFailure> {
     if !ctx.calls.enabled() {
         return ctx.app.call(t);
     }
-    lock(&ch.st).response_begins();
+    ch.lock().response_begins();
     ctx.calls.begin(slot, ch, t.req, t.meta.version);
     let r = ctx.app.call(t);
     ctx.calls.end(slot);

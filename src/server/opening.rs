@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use super::channel::{head_recv, Channel, ReadOutcome};
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::proxy_header::ProxyState;
 use super::shared::Shared;
 use super::tls::Recv;
@@ -100,7 +99,7 @@ impl Channel {
         now: Instant,
     ) -> Result<usize, ReadOutcome> {
         let sh = &self.shared;
-        let mut st = lock(&sh.st);
+        let mut st = sh.lock();
         let Some(t) = st.out_mut().tls_mut() else {
             return Err(ReadOutcome::Close);
         };

@@ -367,18 +367,23 @@ pub(crate) struct Shared {
     /// Closed only when the last reference goes: app threads may be writing while the loop
     /// tears the channel down, so the loop shuts the socket down instead of closing it
     /// (no fd reuse race; waitress CVE-2022-31015).
-    pub(crate) fd: OwnedFd,
+    fd: OwnedFd,
+    /// The loop's token for the connection (`event_loop::CHANNEL0` + its slot).
     pub(crate) token: usize,
-    pub(crate) st: Mutex<ChanState>,
+    /// Everything else both sides change, under one lock (`lock`).
+    st: Mutex<ChanState>,
     /// Signalled when output drains below the watermark or the channel closes
     /// (`wait_for_reader` waits on it).
     cv: Condvar,
-    pub(crate) disconnected: Arc<AtomicBool>,
+    /// The client is gone (`mark_disconnected`): the app sees it through the WSGI bridge
+    /// (`disconnected_flag`, waitress's `waitress.client_disconnected`).
+    disconnected: Arc<AtomicBool>,
+    /// The connection's origin (peer and listener), as the environ shows it.
     pub(crate) origin: Origin,
     /// `!st.out.is_empty()`, readable without the lock: the loop's writable events (epoll
     /// reports writability with every readable edge) skip the lock when nothing is pending,
     /// so they do not contend with an app thread in the middle of a send.
-    pub(crate) has_output: AtomicBool,
+    has_output: AtomicBool,
 }
 
 impl Shared {
@@ -396,8 +401,36 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Locks the state both sides share (`ChanState`). The job queue's lock (`Ctx`) is never
+    /// taken while this one is held.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ChanState> {
+        lock(&self.st)
+    }
+
+    /// Output may be pending (`note_output`'s flag, read without the lock): false means
+    /// nothing is, as long as the caller is the one that adds output (the app thread) or
+    /// `note_output` tells the loop when it becomes true.
+    #[inline]
+    pub(crate) fn has_output(&self) -> bool {
+        self.has_output.load(Ordering::Acquire)
+    }
+
+    /// The client is gone (its EOF, or the watchdog cut or answered for its request): the
+    /// app's `disconnected_flag` turns true.
+    #[inline]
+    pub(crate) fn mark_disconnected(&self) {
+        self.disconnected.store(true, Ordering::Release);
+    }
+
+    /// The flag the app polls to learn that its client is gone (`mark_disconnected`).
+    pub(crate) fn disconnected_flag(&self) -> Arc<AtomicBool> {
+        self.disconnected.clone()
     }
     /// Records whether output is pending; call with the lock held after touching `out`.
     /// True when output just became pending: an app thread must then tell the loop, which
@@ -480,7 +513,7 @@ impl Shared {
         let reset = st.resets_on_close();
         self.has_output.store(false, Ordering::Release);
         drop(st);
-        self.disconnected.store(true, Ordering::Release);
+        self.mark_disconnected();
         self.cv.notify_all();
         if reset {
             // A cut close-delimited body: a FIN would make it look complete.

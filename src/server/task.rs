@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::access_log;
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::shared::{ChanState, Shared, CONTINUE, GATHER_BYTES};
 use super::sock;
 use crate::http::app::{Disconnected, Exchange};
@@ -167,7 +166,7 @@ impl Task<'_> {
                 if enc.framing() == Framing::CloseDelimited {
                     // Before any of the body is out: only a complete body may end in a FIN.
                     sock::reset_on_close(self.ch.fd(), true);
-                    lock(&self.ch.st).close_delimited_begins();
+                    self.ch.lock().close_delimited_begins();
                 }
                 self.enc = Some(enc);
                 true
@@ -191,7 +190,7 @@ impl Task<'_> {
             return Ok(());
         }
         let wm = self.ctx.opts.outbuf_high_watermark;
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         if !st.start_output() {
             self.gone = true;
             return Err(Disconnected);
@@ -268,7 +267,7 @@ impl Task<'_> {
         if r.is_err() || close {
             // One lock for the body's completion and the close (a close-delimited body always
             // closes: `BodyEncoder::finish`).
-            let mut st = lock(&self.ch.st);
+            let mut st = self.ch.lock();
             if r.is_ok() && delimited {
                 st.close_delimited_complete();
             }
@@ -302,7 +301,7 @@ impl Task<'_> {
 
     /// No more requests on this connection: close once the output is sent.
     fn close_after(&mut self) {
-        lock(&self.ch.st).no_more_requests();
+        self.ch.lock().no_more_requests();
     }
 }
 
@@ -381,14 +380,10 @@ impl Exchange for Task<'_> {
         let wm = self.ctx.opts.outbuf_high_watermark;
         // Asked before every write: nothing pending (the usual case, read without the lock;
         // this thread is the only one that adds output, and the loop only removes it).
-        if !self
-            .ch
-            .has_output
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        if !self.ch.has_output() {
             return len as u64 > wm;
         }
-        let st = lock(&self.ch.st);
+        let st = self.ch.lock();
         st.out().pending() + len as u64 > wm
     }
 
@@ -419,7 +414,7 @@ impl Exchange for Task<'_> {
         let r = self.output(&parts, Out::Now);
         self.sc.head = head;
         r?;
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         st.out_mut().push_file(file, offset, len);
         let r = if chunked {
             st.out_mut().send(self.ch.fd(), &[b"\r\n"])
@@ -430,7 +425,7 @@ impl Exchange for Task<'_> {
     }
 
     fn disconnected(&self) -> Arc<AtomicBool> {
-        self.ch.disconnected.clone()
+        self.ch.disconnected_flag()
     }
 
     fn app_running(&mut self) {
@@ -441,7 +436,7 @@ impl Exchange for Task<'_> {
         if !self.gathered {
             return;
         }
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         if !st.arm_flush() {
             return;
         }

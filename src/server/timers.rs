@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::channel::Phase;
 use super::event_loop::{EventLoop, CHANNEL0};
-use super::lock::lock;
 
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
 /// (answered with `Connection: close`). Closing it at once races with a client that is just
@@ -22,7 +21,7 @@ impl EventLoop {
             let Some((_, sh)) = self.gathered.pop_front() else {
                 break;
             };
-            lock(&sh.st).disarm_flush();
+            sh.lock().disarm_flush();
             let i = sh.token - CHANNEL0;
             if self.chan(i).is_some_and(|c| Arc::ptr_eq(&c.shared, &sh)) {
                 self.on_writable(i, now);
@@ -58,7 +57,7 @@ impl EventLoop {
         let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            let st = lock(&ch.shared.st);
+            let st = ch.shared.lock();
             let last = ch.last_read.max(st.last_activity());
             let idle = !st.busy() && now.saturating_duration_since(last) >= timeout;
             drop(st);
@@ -79,7 +78,7 @@ impl EventLoop {
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
             if !ch.is_idle() {
-                lock(&ch.shared.st).notify_when_done();
+                ch.shared.lock().notify_when_done();
             }
         }
     }
