@@ -292,11 +292,10 @@ impl EventLoop {
             self.free.push(i);
             return;
         }
-        let mut ch = Channel::new(shared, opts.limits.clone());
+        let mut ch = Channel::new(shared, opts.limits.clone(), is_tls);
         if opts.proxy_protocol.is_some() {
             ch.expect_proxy_header();
         }
-        ch.tls = is_tls;
         self.chans[i] = Some(ch);
         self.count += 1;
         if let Some(m) = opts.metrics {

@@ -14,13 +14,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
 use super::access_log::AccessLog;
-use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
+use super::channel::{head_recv, Channel, ReadOutcome, BODY_RECV};
 use super::ctx::{socket_error, Ctx};
 use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
-use super::sock::{self, unread_input};
+use super::sock;
 use super::splice::BodyPipe;
 use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -207,7 +207,7 @@ impl EventLoop {
                         }
                         if ev.is_read_closed() {
                             if let Some(ch) = self.chan(i) {
-                                ch.read_closed = true;
+                                ch.on_read_closed();
                             }
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -281,7 +281,7 @@ impl EventLoop {
             now,
         );
         // An open channel that only read has nothing to finish (app threads report theirs).
-        let settle = ch.phase != Phase::Open || self.draining;
+        let settle = !ch.is_open() || self.draining;
         match outcome {
             ReadOutcome::Done if settle => self.maybe_finish(i, now),
             ReadOutcome::Done => {}
@@ -346,8 +346,7 @@ impl EventLoop {
             self.close(i);
             return;
         }
-        if ch.read_deferred {
-            ch.read_deferred = false;
+        if ch.take_deferred_read() {
             self.read(i, batch, now);
         } else {
             self.maybe_finish(i, now);
@@ -372,7 +371,7 @@ impl EventLoop {
             None
         };
         drop(st);
-        if matches!(ch.phase, Phase::Lingering { .. }) {
+        if ch.is_lingering() {
             return; // ends at EOF, the byte budget or the deadline
         }
         match delimited {
@@ -384,20 +383,10 @@ impl EventLoop {
             None => {}
         }
         if finished {
-            if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(ch.shared.fd())) {
+            if !ch.wants_linger() {
                 return self.close(i);
             }
-            // Lingering close: our side is done; drain what the client still sends so the
-            // response is not lost to a reset (RFC 9112 §9.6).
-            let _ = nix::sys::socket::shutdown(
-                ch.shared.fd().as_raw_fd(),
-                nix::sys::socket::Shutdown::Write,
-            );
-            ch.phase = Phase::Lingering {
-                until: now + LINGER_TIME,
-                left: LINGER_BYTES,
-            };
-            ch.read_deferred = false;
+            ch.start_lingering(now + LINGER_TIME, LINGER_BYTES);
             let mut batch = Vec::new();
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
@@ -412,12 +401,12 @@ impl EventLoop {
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     pub(super) fn close(&mut self, i: usize) {
-        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
+        let Some(mut ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
             return;
         };
         let raw = ch.shared.fd().as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
-        if ch.tls {
+        if ch.is_tls() {
             // A TLS close_notify first (best effort, one send), so clients reading to EOF see
             // a clean end of the stream rather than a truncation; not when the connection
             // resets because a close-delimited body was cut.
@@ -430,7 +419,7 @@ impl EventLoop {
             }
         }
         ch.shared.mark_closed();
-        if let Some(job) = ch.cur {
+        if let Some(job) = ch.take_partial_request() {
             self.ctx.recycle(job);
         }
         self.free.push(i);

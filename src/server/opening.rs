@@ -25,17 +25,15 @@ impl Channel {
     /// Takes header bytes from `data`: Ok(n) = the first `n` bytes were header (all of them
     /// while it is incomplete); Err = the connection must close.
     pub(crate) fn take_proxy_header(&mut self, data: &[u8], now: Instant) -> Result<usize, ()> {
-        if self.head_started.is_none() {
-            // A slow header counts against the whole-head deadline, like a slow request head.
-            self.head_started = Some(now);
-        }
+        // A slow header counts against the whole-head deadline, like a slow request head.
+        self.head_begins(now);
         let Some(p) = self.proxy.as_mut() else {
             return Ok(0);
         };
         match p.take(data) {
             Ok(used) => {
                 if !p.waiting() {
-                    self.head_started = None;
+                    self.head_ends();
                 }
                 Ok(used)
             }
@@ -114,11 +112,11 @@ impl Channel {
         if let (Some(m), true) = (ctx.opts.metrics, raw > 0) {
             m.bytes_in(raw);
         }
-        if was_handshaking && raw > 0 && self.head_started.is_none() {
-            self.head_started = Some(now);
+        if was_handshaking && raw > 0 {
+            self.head_begins(now);
         }
         if let Some(info) = info {
-            self.head_started = None;
+            self.head_ends();
             self.tls_info = Some(Arc::new(info));
         }
         if let Err(e) = flushed {
@@ -130,7 +128,7 @@ impl Channel {
             Recv::Again => Err(ReadOutcome::Done),
             Recv::Eof => Ok(0),
             Recv::Fail(e) => {
-                log::debug!(target: "waitress", "TLS from {}: {e}", sh.origin.remote_addr);
+                log::debug!(target: "waitress", "TLS from {}: {e}", self.shared.origin.remote_addr);
                 Err(ReadOutcome::Close)
             }
         }

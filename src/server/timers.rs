@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::channel::Phase;
 use super::event_loop::{EventLoop, CHANNEL0};
 
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
@@ -38,10 +37,8 @@ impl EventLoop {
         let head_timeout = self.ctx.opts.header_timeout();
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            let late_head = ch
-                .head_started
-                .is_some_and(|t| now.saturating_duration_since(t) >= head_timeout);
-            let linger_over = matches!(ch.phase, Phase::Lingering { until, .. } if now >= until);
+            let late_head = ch.head_overdue(now, head_timeout);
+            let linger_over = ch.linger_over(now);
             if late_head {
                 log::debug!(target: "waitress", "request head not complete after {head_timeout:?}, closing");
             }
@@ -57,11 +54,7 @@ impl EventLoop {
         let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
         for i in 0..self.chans.len() {
             let Some(ch) = self.chan(i) else { continue };
-            let st = ch.shared.lock();
-            let last = ch.last_read.max(st.last_activity());
-            let idle = !st.busy() && now.saturating_duration_since(last) >= timeout;
-            drop(st);
-            if idle {
+            if ch.idle_timed_out(now, timeout) {
                 self.close(i);
             }
         }
