@@ -92,25 +92,38 @@ impl Scratch {
     }
 }
 
+/// One request's response, as the app drives it (`Exchange`); made and finished by `job`.
 pub(super) struct Task<'a> {
-    pub(super) ctx: &'a Ctx,
-    pub(super) ch: &'a Arc<Shared>,
-    pub(super) req: &'a Request,
-    pub(super) body: &'a mut OverflowableBuffer,
-    pub(super) sc: &'a mut Scratch,
-    pub(super) meta: RequestMeta,
-    pub(super) headers: Vec<(String, String)>,
+    ctx: &'a Ctx,
+    ch: &'a Arc<Shared>,
+    req: &'a Request,
+    body: &'a mut OverflowableBuffer,
+    sc: &'a mut Scratch,
+    meta: RequestMeta,
+    headers: Vec<(String, String)>,
     /// The length `headers` give (`Exchange::start_response`).
-    pub(super) content_length: Option<u64>,
-    pub(super) started: bool,
-    pub(super) enc: Option<BodyEncoder>,
-    pub(super) send_continue: bool,
+    content_length: Option<u64>,
+    started: bool,
+    enc: Option<BodyEncoder>,
+    send_continue: bool,
+    /// Body bytes handed to the socket layer (access log `%b`).
+    sent: u64,
+    /// The client is gone or the socket failed: nothing more can be written.
+    gone: bool,
+    /// Output was gathered (not sent) since the last send: see `Exchange::app_may_block`.
+    gathered: bool,
+}
+
+/// What a finished request's metrics and access-log line are made of (`Task::outcome`).
+pub(super) struct Outcome<'t> {
+    pub(super) req: &'t Request,
+    /// The response's status line; "500" when no head went out.
+    pub(super) status: &'t str,
     /// Body bytes handed to the socket layer (access log `%b`).
     pub(super) sent: u64,
-    /// The client is gone or the socket failed: nothing more can be written.
-    pub(super) gone: bool,
-    /// Output was gathered (not sent) since the last send: see `Exchange::app_may_block`.
-    pub(super) gathered: bool,
+    pub(super) headers: &'t [(String, String)],
+    /// This thread's access-log clock.
+    pub(super) log_clock: &'t mut access_log::Clock,
 }
 
 /// How `Task::output` treats bytes.
@@ -131,7 +144,69 @@ pub(super) fn path(req: &Request) -> String {
 /// Recycled header strings kept per app thread, at most (bytes of capacity).
 const HEADERS_KEEP: usize = 4096;
 
-impl Task<'_> {
+impl<'a> Task<'a> {
+    /// The response to `req` (whose body is `body`) on `ch`, on the app thread that owns
+    /// `sc`; `send_continue`: a `100 Continue` is owed before the head.
+    #[inline]
+    pub(super) fn new(
+        ctx: &'a Ctx,
+        ch: &'a Arc<Shared>,
+        req: &'a Request,
+        body: &'a mut OverflowableBuffer,
+        sc: &'a mut Scratch,
+        meta: RequestMeta,
+        send_continue: bool,
+    ) -> Task<'a> {
+        Task {
+            ctx,
+            ch,
+            req,
+            body,
+            sc,
+            meta,
+            headers: Vec::new(),
+            content_length: None,
+            started: false,
+            enc: None,
+            send_continue,
+            sent: 0,
+            gone: false,
+            gathered: false,
+        }
+    }
+
+    /// The client is gone or the socket failed: nothing more could be written.
+    #[inline]
+    pub(super) fn client_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// The app thread's number (its `request_timeout` record).
+    #[inline]
+    pub(super) fn slot(&self) -> usize {
+        self.sc.slot()
+    }
+
+    /// The request's HTTP version.
+    #[inline]
+    pub(super) fn version(&self) -> crate::http::Version {
+        self.meta.version
+    }
+
+    /// The finished request as its metrics and access-log line see it.
+    #[inline]
+    pub(super) fn outcome(&mut self) -> Outcome<'_> {
+        // Borrowed together: the log line carries the status.
+        let (status, log_clock) = self.sc.status_and_log_clock();
+        Outcome {
+            req: self.req,
+            status: if self.enc.is_some() { status } else { "500" },
+            sent: self.sent,
+            headers: &self.headers,
+            log_clock,
+        }
+    }
+
     /// Keeps the response's headers for the thread's next `start_response` (through
     /// `Exchange::recycled_headers`), unless an app made them large.
     pub(super) fn recycle_headers(&mut self) {
