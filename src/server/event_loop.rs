@@ -20,6 +20,7 @@ use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
+use super::slots::Slots;
 use super::sock;
 use super::splice::BodyPipe;
 use super::watchdog;
@@ -45,9 +46,8 @@ pub(crate) struct EventLoop {
     pub(super) ctx: Arc<Ctx>,
     pub(super) ctl: Arc<Control>,
     pub(super) listeners: Vec<Listening>,
-    pub(super) chans: Vec<Option<Channel>>,
-    pub(super) free: Vec<usize>,
-    pub(super) count: usize,
+    /// The open connections by slot, and their count (`Slots::used`).
+    pub(super) chans: Slots<Channel>,
     pub(super) at_limit_logged: bool,
     /// Next look at the backlog while clients wait at the limit (see `accept_deadline`).
     pub(super) waiting_retry: Instant,
@@ -96,9 +96,7 @@ impl EventLoop {
             ctx,
             ctl: ctl.clone(),
             listeners: ls,
-            chans: Vec::new(),
-            free: Vec::new(),
-            count: 0,
+            chans: Slots::default(),
             at_limit_logged: false,
             waiting_retry: Instant::now(),
             scratch,
@@ -124,10 +122,8 @@ impl EventLoop {
             let _ = w.join();
         }
         // Stop: cancel what never started, let the threads finish what they run.
-        for i in 0..self.chans.len() {
-            if self.chans[i].is_some() {
-                self.close(i);
-            }
+        for i in 0..self.chans.end() {
+            self.close(i);
         }
         let cancelled = self.ctx.cancel_queued();
         if cancelled > 0 {
@@ -259,18 +255,18 @@ impl EventLoop {
             }
             self.close_idle_after_grace(now);
             self.flush_access_log(now, false);
-            if self.draining && self.count == 0 {
+            if self.draining && self.chans.used() == 0 {
                 return Ok(());
             }
         }
     }
 
     pub(super) fn chan(&mut self, i: usize) -> Option<&mut Channel> {
-        self.chans.get_mut(i).and_then(|c| c.as_mut())
+        self.chans.get_mut(i)
     }
 
     fn read(&mut self, i: usize, batch: &mut Vec<Arc<Shared>>, now: Instant) {
-        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.as_mut()) else {
+        let Some(ch) = self.chans.get_mut(i) else {
             return;
         };
         let outcome = ch.on_readable(
@@ -357,7 +353,7 @@ impl EventLoop {
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
         let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
-        let at_limit = self.count >= self.ctx.opts.connection_limit;
+        let at_limit = self.chans.used() >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let mut st = ch.shared.lock();
         if st.is_closed() {
@@ -401,7 +397,7 @@ impl EventLoop {
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     pub(super) fn close(&mut self, i: usize) {
-        let Some(mut ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
+        let Some(mut ch) = self.chans.remove(i) else {
             return;
         };
         let raw = ch.shared.fd().as_raw_fd();
@@ -422,12 +418,10 @@ impl EventLoop {
         if let Some(job) = ch.take_partial_request() {
             self.ctx.recycle(job);
         }
-        self.free.push(i);
-        self.count -= 1;
         if let Some(m) = self.ctx.opts.metrics {
             m.connection(false);
         }
-        if self.count + 1 >= self.ctx.opts.connection_limit {
+        if self.chans.used() + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
             self.retry_accept();
         }

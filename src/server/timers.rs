@@ -35,7 +35,7 @@ impl EventLoop {
             l.accept_pending = true;
         }
         let head_timeout = self.ctx.opts.header_timeout();
-        for i in 0..self.chans.len() {
+        for i in 0..self.chans.end() {
             let Some(ch) = self.chan(i) else { continue };
             let late_head = ch.head_overdue(now, head_timeout);
             let linger_over = ch.linger_over(now);
@@ -52,7 +52,7 @@ impl EventLoop {
     /// no request queued or running; a half-received request counts as idle).
     pub(super) fn sweep(&mut self, now: Instant) {
         let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
-        for i in 0..self.chans.len() {
+        for i in 0..self.chans.end() {
             let Some(ch) = self.chan(i) else { continue };
             if ch.idle_timed_out(now, timeout) {
                 self.close(i);
@@ -68,7 +68,7 @@ impl EventLoop {
             l.deregister(self.poll.registry());
         }
         self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
-        for i in 0..self.chans.len() {
+        for i in 0..self.chans.end() {
             let Some(ch) = self.chan(i) else { continue };
             if !ch.is_idle() {
                 ch.shared.lock().notify_when_done();
@@ -81,7 +81,7 @@ impl EventLoop {
         if !self.draining || self.drain_idle_until.is_none_or(|t| now < t) {
             return;
         }
-        for i in 0..self.chans.len() {
+        for i in 0..self.chans.end() {
             if self.chan(i).is_some_and(|ch| ch.is_idle()) {
                 self.close(i);
             }
