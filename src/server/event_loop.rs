@@ -40,30 +40,44 @@ const LINGER_BYTES: usize = 1 << 20;
 /// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
+/// Graceful stop: how long an idle keep-alive connection is kept open for one more request
+/// (answered with `Connection: close`). Closing it at once races with a client that is just
+/// sending its next request on it: a failed request in every load test across a reload.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
+/// The loop's state. Its methods are split by job over `event_loop` (here), `accept` and
+/// `timers`; what those two files use is `pub(super)`: the poll and the listeners (accept
+/// registers and re-arms them), the context (read-only), the channels (through `Slots`'
+/// methods) and admission's own two fields, which only `accept` reads and writes (they live
+/// here because this file cannot import one of `accept`'s types: `accept` imports it).
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
     pub(super) ctx: Arc<Ctx>,
-    pub(super) ctl: Arc<Control>,
+    ctl: Arc<Control>,
     pub(super) listeners: Vec<Listening>,
     /// The open connections by slot, and their count (`Slots::used`).
     pub(super) chans: Slots<Channel>,
+    /// `accept`'s: the "connection limit reached" warning was logged (logged once per time
+    /// the limit is reached).
     pub(super) at_limit_logged: bool,
-    /// Next look at the backlog while clients wait at the limit (see `accept_deadline`).
+    /// `accept`'s: next look at the backlog while clients wait at the limit (see
+    /// `accept_deadline`).
     pub(super) waiting_retry: Instant,
-    pub(super) scratch: Vec<u8>,
+    scratch: Vec<u8>,
     /// Channels that stopped reading for fairness and must be read again.
-    pub(super) again: Vec<usize>,
-    pub(super) access: Option<AccessLog>,
-    pub(super) draining: bool,
-    /// While draining: idle connections are closed from this instant on.
-    pub(super) drain_idle_until: Option<Instant>,
+    again: Vec<usize>,
+    access: Option<AccessLog>,
+    /// A graceful stop is under way (`start_drain`).
+    draining: bool,
+    /// While draining: idle connections are closed from this instant on (`drain_grace_over`).
+    drain_idle_until: Option<Instant>,
     /// When pending access-log lines go to the writer at the latest (`flush_access_log`).
     log_due: Option<Instant>,
     /// This thread switches its own scheduling policy (it started under the default one).
     own_sched: bool,
-    /// Channels whose gathered output must be sent by the given instant (in deadline order).
-    pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
+    /// Channels whose gathered output must be sent by the given instant (in deadline order;
+    /// sent by `flush_gathered`).
+    gathered: VecDeque<(Instant, Arc<Shared>)>,
     /// The pipe large bodies are spliced through into their temp files.
     body_pipe: BodyPipe,
 }
@@ -261,6 +275,39 @@ impl EventLoop {
         }
     }
 
+    /// Graceful stop: stop accepting (the backlog is accepted first, then the listeners
+    /// close), tell every busy channel's app thread to report when it is done, and give idle
+    /// connections `DRAIN_IDLE_GRACE` before they are closed.
+    fn start_drain(&mut self) {
+        self.draining = true;
+        self.ctx.start_draining();
+        self.drain_backlog(Instant::now());
+        for l in self.listeners.drain(..) {
+            l.deregister(self.poll.registry());
+        }
+        self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
+        for i in 0..self.chans.end() {
+            let Some(ch) = self.chan(i) else { continue };
+            if !ch.is_idle() {
+                ch.shared.lock().notify_when_done();
+            }
+        }
+    }
+
+    /// Draining, and the idle connections' grace is over at `now`: they are closed.
+    pub(super) fn drain_grace_over(&self, now: Instant) -> bool {
+        self.draining && self.drain_idle_until.is_some_and(|t| now >= t)
+    }
+
+    /// The next channel whose gathered output is due at `now` (taken off the list), if any.
+    pub(super) fn take_due_gathered(&mut self, now: Instant) -> Option<Arc<Shared>> {
+        if self.gathered.front().is_some_and(|(due, _)| *due <= now) {
+            self.gathered.pop_front().map(|(_, sh)| sh)
+        } else {
+            None
+        }
+    }
+
     pub(super) fn chan(&mut self, i: usize) -> Option<&mut Channel> {
         self.chans.get_mut(i)
     }
@@ -352,7 +399,7 @@ impl EventLoop {
     /// Closes (or starts lingering on) a channel whose last response is out; closes idle
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
-        let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
+        let close_idle = self.drain_grace_over(now);
         let at_limit = self.chans.used() >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let mut st = ch.shared.lock();
