@@ -1,6 +1,7 @@
 //! The part of a connection shared by the loop and the app thread serving it: socket, pending
-//! output, queued requests and flags, under one lock (`Shared`), plus the `Job` a request
-//! travels in and what both sides may send (`CONTINUE`, gathered output's bounds).
+//! output, queued requests and flags, under one lock (`Shared`), the app threads' back-pressure
+//! wait on it (`Shared::wait_for_reader`), plus the `Job` a request travels in and what both
+//! sides may send (`CONTINUE`, gathered output's bounds).
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! One request's response on an app thread (waitress's `Task`): the `Exchange` the app drives,
 //! the head going out with the first body bytes, framing through `http`'s encoder, direct
-//! vectored writes on the socket (waitress `write_soon`), back-pressure, and the 500 or cut
-//! connection when the app fails.
+//! vectored writes on the socket (waitress `write_soon`), back-pressure (through
+//! `Shared::wait_for_reader`), and the 500 or cut connection when the app fails.
 use std::io::BufRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
