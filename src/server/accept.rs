@@ -4,8 +4,7 @@
 //! connections that have not sent a complete request head for a second.
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -36,16 +35,16 @@ impl EventLoop {
     pub(super) fn accept(&mut self, now: Instant) {
         let mut victims = None;
         for li in 0..self.listeners.len() {
-            let before = self.count;
+            let before = self.chans.used();
             self.accept_from(li, now, &mut victims);
-            if self.count > before {
+            if self.chans.used() > before {
                 self.rearm_listener(li);
             }
         }
-        if self.count < self.ctx.opts.connection_limit {
+        if self.chans.used() < self.ctx.opts.connection_limit {
             self.ctx.set_clients_waiting(false);
         }
-        if self.at_limit_logged && self.count < self.ctx.opts.connection_limit {
+        if self.at_limit_logged && self.chans.used() < self.ctx.opts.connection_limit {
             self.at_limit_logged = false;
             log::info!(target: "waitress", "total open connections dropped below the connection limit, listening again");
         }
@@ -83,7 +82,7 @@ impl EventLoop {
     ) {
         {
             while self.listeners[li].accept_pending {
-                if self.count >= self.ctx.opts.connection_limit.max(1) {
+                if self.chans.used() >= self.ctx.opts.connection_limit.max(1) {
                     if !listener_has_pending(self.listener_fd(li)) {
                         self.listeners[li].accept_pending = false;
                         self.ctx.set_clients_waiting(false);
@@ -203,9 +202,10 @@ impl EventLoop {
             let mut v: Vec<(Instant, usize)> = self
                 .chans
                 .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    let ch = c.as_ref().filter(|ch| ch.is_idle())?;
+                .filter_map(|(i, ch)| {
+                    if !ch.is_idle() {
+                        return None;
+                    }
                     let since = ch.idle_since();
                     let old = now.saturating_duration_since(since) >= EVICT_MIN_IDLE;
                     (old || ch.is_idle_keepalive()).then_some((since, i))
@@ -215,7 +215,7 @@ impl EventLoop {
             v
         });
         while let Some((since, i)) = v.pop() {
-            let Some(ch) = self.chans.get(i).and_then(|c| c.as_ref()) else {
+            let Some(ch) = self.chans.get(i) else {
                 continue;
             };
             let still = ch.is_idle_keepalive()
@@ -240,10 +240,8 @@ impl EventLoop {
                 return;
             }
         }
-        let i = self.free.pop().unwrap_or_else(|| {
-            self.chans.push(None);
-            self.chans.len() - 1
-        });
+        // The slot the channel will have: its token is part of the connection's state.
+        let i = self.chans.vacant();
         let opts = &self.ctx.opts;
         // `certfile`: TCP listeners speak TLS; unix sockets stay plain (local peers).
         let tls = match (&opts.tls, &self.listeners[li].sock) {
@@ -251,7 +249,6 @@ impl EventLoop {
                 Ok(c) => Some(TlsSession::new(c)),
                 Err(e) => {
                     log::error!(target: "waitress", "TLS session: {e}");
-                    self.free.push(i);
                     return;
                 }
             },
@@ -277,15 +274,12 @@ impl EventLoop {
             out.set_tls(t);
         }
         let raw = fd.as_raw_fd();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             fd,
-            token: CHANNEL0 + i,
-            st: Mutex::new(ChanState::new(out, now)),
-            cv: Condvar::new(),
-            disconnected: Arc::new(AtomicBool::new(false)),
+            CHANNEL0 + i,
+            ChanState::new(out, now),
             origin,
-            has_output: AtomicBool::new(false),
-        });
+        ));
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) =
             self.poll
@@ -293,16 +287,14 @@ impl EventLoop {
                 .register(&mut SourceFd(&raw), Token(CHANNEL0 + i), interest)
         {
             socket_error(&self.ctx, "register", e);
-            self.free.push(i);
             return;
         }
-        let mut ch = Channel::new(shared, opts.limits.clone());
+        let mut ch = Channel::new(shared, opts.limits.clone(), is_tls);
         if opts.proxy_protocol.is_some() {
             ch.expect_proxy_header();
         }
-        ch.tls = is_tls;
-        self.chans[i] = Some(ch);
-        self.count += 1;
+        let slot = self.chans.insert(ch);
+        debug_assert_eq!(slot, i, "the vacant slot is filled");
         if let Some(m) = opts.metrics {
             m.connection(true);
         }

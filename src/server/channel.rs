@@ -12,15 +12,15 @@ use nix::sys::socket::{recv, MsgFlags};
 
 use super::access_log;
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::proxy_header::ProxyState;
 use super::shared::{unix_now, ChanState, Job, Shared, CONTINUE};
+use super::sock::unread_input;
 use super::splice::{BodyPipe, Spliced, SPLICE_MIN};
 use crate::http::{HttpError, RequestParser, Status};
 
 /// Where the loop stands with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+enum Phase {
     /// Reading requests (or waiting for the next one).
     Open,
     /// The response that ends the connection is queued; input is discarded (CVE-2024-49768).
@@ -39,35 +39,38 @@ pub(crate) enum Held {
 
 /// A connection, as the loop sees it.
 pub(crate) struct Channel {
+    /// The part shared with the app threads (read-only handle).
     pub(crate) shared: Arc<Shared>,
-    pub(crate) phase: Phase,
-    pub(crate) parser: RequestParser,
+    phase: Phase,
+    parser: RequestParser,
     /// The request being parsed (taken from the pool at its first byte).
-    pub(crate) cur: Option<Box<Job>>,
+    cur: Option<Box<Job>>,
     /// Received bytes not yet parsed (only while parsing is held back).
-    pub(crate) inbuf: Vec<u8>,
-    pub(crate) held: Option<Held>,
-    pub(crate) last_read: Instant,
-    /// First byte of the current head (whole-head deadline).
-    pub(crate) head_started: Option<Instant>,
+    inbuf: Vec<u8>,
+    held: Option<Held>,
+    last_read: Instant,
+    /// First byte of the current head (whole-head deadline; `head_begins`, `head_ends`).
+    head_started: Option<Instant>,
     /// Readable but not read (busy): read when the channel becomes idle.
-    pub(crate) read_deferred: bool,
+    read_deferred: bool,
     /// epoll reported the peer's FIN (EPOLLRDHUP). The edge comes once, possibly with the last
     /// data, so from then on reads go on until recv returns 0 instead of stopping at a short
     /// read.
-    pub(crate) read_closed: bool,
-    pub(crate) peer_eof: bool,
+    read_closed: bool,
+    peer_eof: bool,
     /// The current request's `100 Continue` was sent or is held.
     continue_done: bool,
     /// An error response was sent: the client is probably still sending, so linger.
-    pub(crate) linger: bool,
+    linger: bool,
     /// Bytes thrown away since the connection started closing.
     discarded: usize,
-    /// `proxy_protocol`: the header awaited, and the client address it named.
+    /// `proxy_protocol`: the header awaited, and the client address it named (`opening`'s:
+    /// read and written only there).
     pub(crate) proxy: Option<Box<ProxyState>>,
     /// The connection speaks TLS (the session is in `ChanState::out`).
-    pub(crate) tls: bool,
-    /// TLS facts for the environ, once the handshake is done.
+    tls: bool,
+    /// TLS facts for the environ, once the handshake is done (`opening`'s: read and written
+    /// only there).
     pub(crate) tls_info: Option<Arc<crate::http::TlsInfo>>,
     /// At least one whole request was read: between requests this is an idle keep-alive
     /// connection, the first to be closed when clients wait at `connection_limit`.
@@ -103,7 +106,8 @@ pub(crate) const BODY_RECV: usize = 256 * 1024;
 const BYTES_PER_EVENT: usize = 1 << 20;
 
 impl Channel {
-    pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits) -> Self {
+    /// A new connection over `shared`; `tls`: it speaks TLS (the session is in its output).
+    pub(crate) fn new(shared: Arc<Shared>, limits: crate::http::Limits, tls: bool) -> Self {
         Channel {
             shared,
             phase: Phase::Open,
@@ -120,10 +124,100 @@ impl Channel {
             linger: false,
             discarded: 0,
             proxy: None,
-            tls: false,
+            tls,
             tls_info: None,
             kept_alive: false,
         }
+    }
+
+    /// The connection speaks TLS.
+    #[inline]
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Reading requests (neither closing nor lingering).
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// In its lingering close (ends at EOF, the byte budget or the deadline).
+    #[inline]
+    pub(crate) fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Lingering { .. })
+    }
+
+    /// Lingering, and its deadline is past at `now`.
+    pub(crate) fn linger_over(&self, now: Instant) -> bool {
+        matches!(self.phase, Phase::Lingering { until, .. } if now >= until)
+    }
+
+    /// The first byte of a head (or a PROXY header, or a TLS handshake) arrived at `now`:
+    /// the whole-head deadline runs from the first such byte (kept if already running).
+    #[inline]
+    pub(crate) fn head_begins(&mut self, now: Instant) {
+        if self.head_started.is_none() {
+            self.head_started = Some(now);
+        }
+    }
+
+    /// The head (or the PROXY header, or the handshake) is complete: no deadline runs.
+    #[inline]
+    pub(crate) fn head_ends(&mut self) {
+        self.head_started = None;
+    }
+
+    /// The head begun at `head_begins` is still incomplete `timeout` after it began.
+    pub(crate) fn head_overdue(&self, now: Instant, timeout: Duration) -> bool {
+        self.head_started
+            .is_some_and(|t| now.saturating_duration_since(t) >= timeout)
+    }
+
+    /// epoll reported the peer's FIN (EPOLLRDHUP): read until recv returns 0 from now on.
+    #[inline]
+    pub(crate) fn on_read_closed(&mut self) {
+        self.read_closed = true;
+    }
+
+    /// The channel was readable while busy and not read (`on_readable`): true once, when the
+    /// caller must read it now.
+    #[inline]
+    pub(crate) fn take_deferred_read(&mut self) -> bool {
+        std::mem::take(&mut self.read_deferred)
+    }
+
+    /// The request being parsed, if any (the channel is being torn down: the caller recycles
+    /// it).
+    pub(crate) fn take_partial_request(&mut self) -> Option<Box<Job>> {
+        self.cur.take()
+    }
+
+    /// Idle for `timeout` at `now` (waitress §4.3: no request queued or running, nothing read
+    /// or sent since; a half-received request counts as idle): `channel_timeout`'s sweep.
+    pub(crate) fn idle_timed_out(&self, now: Instant, timeout: Duration) -> bool {
+        let st = self.shared.lock();
+        let last = self.last_read.max(st.last_activity());
+        !st.busy() && now.saturating_duration_since(last) >= timeout
+    }
+
+    /// The last response is sent: whether to close lingering (the client may still be
+    /// sending: an error response was sent, reading was deferred, or input waits unread)
+    /// rather than at once. Never after the client's EOF. May peek at the socket.
+    pub(crate) fn wants_linger(&self) -> bool {
+        !self.peer_eof && (self.linger || self.read_deferred || unread_input(self.shared.fd()))
+    }
+
+    /// Lingering close: our side is done (write side shut down); what the client still sends
+    /// is drained, until `until` or `bytes` of it, so the response is not lost to a reset
+    /// (RFC 9112 §9.6). The caller reads the channel now.
+    pub(crate) fn start_lingering(&mut self, until: Instant, bytes: usize) {
+        let _ = nix::sys::socket::shutdown(
+            self.shared.fd().as_raw_fd(),
+            nix::sys::socket::Shutdown::Write,
+        );
+        self.phase = Phase::Lingering { until, left: bytes };
+        self.read_deferred = false;
     }
 
     /// True when the channel may take more input: nothing held back, and no more than
@@ -135,7 +229,7 @@ impl Channel {
     /// No request started, nothing queued or running, nothing to send: a connection that may
     /// be evicted at `connection_limit` or closed on a graceful stop.
     pub(crate) fn is_idle(&self) -> bool {
-        let st = lock(&self.shared.st);
+        let st = self.shared.lock();
         self.phase == Phase::Open
             && st.idle()
             && !self.parser.head_complete()
@@ -157,7 +251,7 @@ impl Channel {
 
     /// The last time the connection did anything (read, send, finished request).
     pub(crate) fn last_active(&self) -> Instant {
-        self.last_read.max(lock(&self.shared.st).last_activity())
+        self.last_read.max(self.shared.lock().last_activity())
     }
 
     /// Reads what the socket has and parses it; complete requests are queued on the channel
@@ -176,7 +270,7 @@ impl Channel {
                 break;
             }
             if let Phase::Open = self.phase {
-                let mut st = lock(&self.shared.st);
+                let mut st = self.shared.lock();
                 if st.closing() {
                     // The last response is decided: whatever comes now is discarded.
                     self.phase = Phase::Closing;
@@ -209,7 +303,7 @@ impl Channel {
                     Err(outcome) => return outcome,
                 }
             } else {
-                match recv(self.shared.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                match recv(self.shared.fd().as_raw_fd(), buf, MsgFlags::empty()) {
                     Ok(n) => {
                         if let Some(m) = ctx.opts.metrics {
                             m.bytes_in(n);
@@ -287,10 +381,8 @@ impl Channel {
     /// already has (a client may half-close after sending), then closes.
     pub(crate) fn on_eof(&mut self) -> ReadOutcome {
         self.peer_eof = true;
-        self.shared
-            .disconnected
-            .store(true, std::sync::atomic::Ordering::Release);
-        let mut st = lock(&self.shared.st);
+        self.shared.mark_disconnected();
+        let mut st = self.shared.lock();
         let lingering = matches!(self.phase, Phase::Lingering { .. });
         if lingering || st.idle() {
             return ReadOutcome::Close;
@@ -327,8 +419,8 @@ impl Channel {
                 log::error!(target: "waitress", "internal error: the request parser panicked");
                 Err(HttpError::internal("parser panic".to_string()))
             });
-            if !before && self.head_started.is_none() && self.parser.head_in_progress() {
-                self.head_started = Some(now);
+            if !before && self.parser.head_in_progress() {
+                self.head_begins(now);
             }
             match progress {
                 Err(e) => {
@@ -369,7 +461,7 @@ impl Channel {
         }
         if !data.is_empty() && self.phase == Phase::Open {
             self.inbuf.extend_from_slice(data);
-            lock(&self.shared.st).notify_when_done();
+            self.shared.lock().notify_when_done();
         }
         false
     }
@@ -423,7 +515,7 @@ impl Channel {
         let moved = match target {
             // Below `inbuf_overflow` the body stays in memory: read as usual.
             Ok(None) => return None,
-            Ok(Some((file, offset))) => pipe.socket_to_file(&self.shared.fd, file, offset, rest),
+            Ok(Some((file, offset))) => pipe.socket_to_file(self.shared.fd(), file, offset, rest),
             Err(e) => Err(e),
         };
         match moved {
@@ -465,7 +557,7 @@ impl Channel {
     }
 
     fn queue_job(&mut self, ctx: &Ctx, job: Box<Job>, batch: &mut Vec<Arc<Shared>>) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         if st.last_response_decided() {
             // The connection's last response is already decided (CVE-2024-49768: nothing
             // after it may run, even when it was read ahead).
@@ -482,7 +574,7 @@ impl Channel {
     /// Sends a `100 Continue` or an error response now if the channel is idle, else holds it
     /// (and the parse) until the app thread reports the channel idle.
     fn hold_or_send(&mut self, ctx: &Ctx, held: Held) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         if st.busy() {
             st.notify_when_done();
             self.held = Some(held);
@@ -494,7 +586,7 @@ impl Channel {
 
     /// Writes a held response (the channel is idle).
     pub(crate) fn send_held(&mut self, ctx: &Ctx, held: Held) {
-        let mut st = lock(&self.shared.st);
+        let mut st = self.shared.lock();
         let bytes: Vec<u8>;
         let data: &[u8] = match &held {
             Held::Continue => CONTINUE,
@@ -558,7 +650,7 @@ impl Channel {
     /// Returns true when the channel must close now.
     pub(crate) fn resume(&mut self, ctx: &Ctx, batch: &mut Vec<Arc<Shared>>, now: Instant) -> bool {
         {
-            let st = lock(&self.shared.st);
+            let st = self.shared.lock();
             if st.busy() {
                 return false;
             }

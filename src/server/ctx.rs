@@ -10,9 +10,8 @@
 //! app (that one wakes the next once it runs: `running`); an app thread takes the next job
 //! without sleeping while the queue is non-empty; the loop is woken at most once until it has
 //! drained its queue (`wake_pending`).
-use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,8 +30,75 @@ const POOL_MAX: usize = 256;
 /// `http::buffer::SPARE_MAX_BYTES`): at most 64 MiB of deleted temp files per worker.
 const SPARE_FILES_MAX: usize = 16;
 
+/// The job queue, and its length published for readers without the `jobs` lock: only these
+/// methods change the one or store the other, so the two cannot drift apart.
+mod queue {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::Shared;
+
+    /// Channels with runnable requests, in order (kept under the `jobs` lock).
+    #[derive(Default)]
+    pub(super) struct JobQueue(VecDeque<Arc<Shared>>);
+
+    /// The queue's length, stored under the `jobs` lock by every `JobQueue` change and read
+    /// without it (`Ctx::loop_policy`'s fast path).
+    #[derive(Default)]
+    pub(super) struct QueueLen(AtomicUsize);
+
+    impl QueueLen {
+        /// The length last stored (without the lock: see `Ctx::loop_policy`).
+        #[inline]
+        pub(super) fn get(&self) -> usize {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    impl JobQueue {
+        #[inline]
+        pub(super) fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        #[inline]
+        pub(super) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// Queues every channel of `batch` (emptied); returns the new length.
+        #[inline]
+        pub(super) fn append(&mut self, batch: &mut Vec<Arc<Shared>>, len: &QueueLen) -> usize {
+            self.0.extend(batch.drain(..));
+            let n = self.0.len();
+            len.0.store(n, Ordering::Relaxed);
+            n
+        }
+
+        /// The next channel, if any.
+        #[inline]
+        pub(super) fn pop(&mut self, len: &QueueLen) -> Option<Arc<Shared>> {
+            let c = self.0.pop_front()?;
+            len.0.store(self.0.len(), Ordering::Relaxed);
+            Some(c)
+        }
+
+        /// Empties the queue: its channels, in order.
+        pub(super) fn drain(
+            &mut self,
+            len: &QueueLen,
+        ) -> std::collections::vec_deque::Drain<'_, Arc<Shared>> {
+            len.0.store(0, Ordering::Relaxed);
+            self.0.drain(..)
+        }
+    }
+}
+
+use queue::{JobQueue, QueueLen};
+
 struct Jobs {
-    q: VecDeque<Arc<Shared>>,
+    q: JobQueue,
     idle: usize,
     /// App threads that took a job and are not yet running the app (waiting for the GIL):
     /// while one is, another woken thread could only queue behind it (see `submit`).
@@ -73,9 +139,9 @@ pub(crate) struct Ctx {
     loop_sparse: AtomicBool,
     jobs: Mutex<Jobs>,
     jobs_cv: Condvar,
-    /// `jobs.q.len()`, stored under the `jobs` lock wherever the queue changes and read
-    /// without it by `loop_policy`'s fast path.
-    queue_len: AtomicUsize,
+    /// `jobs.q.len()`, stored by `JobQueue` (under the `jobs` lock) and read without the lock
+    /// by `loop_policy`'s fast path.
+    queue_len: QueueLen,
     /// The loop thread is SCHED_BATCH (`loop_policy`): written by the loop under the `jobs`
     /// lock, read under it by the app threads (`take`, `stalled`: the lock orders their look
     /// with the loop's switch) and without it by the loop itself.
@@ -112,7 +178,7 @@ impl Ctx {
             wake_pending: AtomicBool::new(false),
             loop_sparse: AtomicBool::new(false),
             jobs: Mutex::new(Jobs {
-                q: VecDeque::new(),
+                q: JobQueue::default(),
                 idle: 0,
                 on_deck: 0,
                 waking: 0,
@@ -122,7 +188,7 @@ impl Ctx {
                 last_depth_warning: None,
             }),
             jobs_cv: Condvar::new(),
-            queue_len: AtomicUsize::new(0),
+            queue_len: QueueLen::default(),
             loop_batch: AtomicBool::new(false),
             done: Mutex::new(Vec::new()),
             gathered: Mutex::new(Vec::new()),
@@ -195,9 +261,7 @@ impl Ctx {
             m.queued(n, true);
         }
         let mut jobs = lock(&self.jobs);
-        jobs.q.extend(batch.drain(..));
-        let depth = jobs.q.len();
-        self.queue_len.store(depth, Ordering::Relaxed);
+        let depth = jobs.q.append(batch, &self.queue_len);
         let wake = if jobs.on_deck + jobs.coming() == 0 {
             n.min(jobs.idle).min(1)
         } else {
@@ -237,7 +301,7 @@ impl Ctx {
     /// lower it), and a SCHED_BATCH loop always decides under the lock, so this path can never
     /// leave it SCHED_BATCH with nothing queued.
     pub(crate) fn loop_policy(&self) -> Option<bool> {
-        if !self.loop_batch.load(Ordering::Relaxed) && self.queue_len.load(Ordering::Relaxed) < 2 {
+        if !self.loop_batch.load(Ordering::Relaxed) && self.queue_len.get() < 2 {
             return None;
         }
         let jobs = lock(&self.jobs);
@@ -272,8 +336,7 @@ impl Ctx {
         let mut jobs = lock(&self.jobs);
         let mut yielded = false;
         loop {
-            if let Some(c) = jobs.q.pop_front() {
-                self.queue_len.store(jobs.q.len(), Ordering::Relaxed);
+            if let Some(c) = jobs.q.pop(&self.queue_len) {
                 if let Some(m) = self.opts.metrics {
                     m.queued(1, false);
                 }
@@ -348,10 +411,9 @@ impl Ctx {
         if let Some(m) = self.opts.metrics {
             m.queued(n, false);
         }
-        for ch in jobs.q.drain(..) {
-            lock(&ch.st).cancel_queued();
+        for ch in jobs.q.drain(&self.queue_len) {
+            ch.lock().cancel_queued();
         }
-        self.queue_len.store(0, Ordering::Relaxed);
         n
     }
 
@@ -466,15 +528,7 @@ mod tests {
     /// A connection over one end of a socket pair (the other end is closed).
     fn channel(st: ChanState) -> Arc<Shared> {
         let (a, _) = UnixStream::pair().unwrap();
-        Arc::new(Shared {
-            fd: OwnedFd::from(a),
-            token: 0,
-            st: Mutex::new(st),
-            cv: Condvar::new(),
-            disconnected: Arc::new(AtomicBool::new(false)),
-            origin: Default::default(),
-            has_output: AtomicBool::new(false),
-        })
+        Arc::new(Shared::new(OwnedFd::from(a), 0, st, Default::default()))
     }
 
     /// With one app thread, the loop turns SCHED_BATCH once two jobs wait and back once fewer

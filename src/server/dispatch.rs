@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
 use super::job;
-use super::lock::lock;
 use super::shared::Shared;
 use super::task::Scratch;
 
@@ -61,7 +60,7 @@ pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
 fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
     loop {
         let job = {
-            let mut st = lock(&ch.st);
+            let mut st = ch.lock();
             if scratch.on_deck() && st.over_watermark(ctx.opts.outbuf_high_watermark) {
                 // About to wait for a slow reader: another thread must be free to go on deck.
                 drop(st);
@@ -69,17 +68,8 @@ fn serve_channel(ctx: &Ctx, ch: &Arc<Shared>, scratch: &mut Scratch) {
                 continue;
             }
             // waitress waits for output below the watermark between pipelined requests too.
-            if st.over_watermark(ctx.opts.outbuf_high_watermark) {
-                drop(st);
-                ctx.stalled(true);
-                st = lock(&ch.st);
-                while st.over_watermark(ctx.opts.outbuf_high_watermark) {
-                    st = ch.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                drop(st);
-                ctx.stalled(false);
-                continue;
-            }
+            let wm = ctx.opts.outbuf_high_watermark;
+            st = ch.wait_for_reader(st, wm, false, |on| ctx.stalled(on));
             match st.next_job() {
                 Some(job) => job,
                 None => {

@@ -14,14 +14,14 @@ use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
 use super::access_log::AccessLog;
-use super::channel::{head_recv, Channel, Phase, ReadOutcome, BODY_RECV};
+use super::channel::{head_recv, Channel, ReadOutcome, BODY_RECV};
 use super::ctx::{socket_error, Ctx};
 use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
-use super::lock::lock;
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
-use super::sock::{self, unread_input};
+use super::slots::Slots;
+use super::sock;
 use super::splice::BodyPipe;
 use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -40,31 +40,44 @@ const LINGER_BYTES: usize = 1 << 20;
 /// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
+/// Graceful stop: how long an idle keep-alive connection is kept open for one more request
+/// (answered with `Connection: close`). Closing it at once races with a client that is just
+/// sending its next request on it: a failed request in every load test across a reload.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
+/// The loop's state. Its methods are split by job over `event_loop` (here), `accept` and
+/// `timers`; what those two files use is `pub(super)`: the poll and the listeners (accept
+/// registers and re-arms them), the context (read-only), the channels (through `Slots`'
+/// methods) and admission's own two fields, which only `accept` reads and writes (they live
+/// here because this file cannot import one of `accept`'s types: `accept` imports it).
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
     pub(super) ctx: Arc<Ctx>,
-    pub(super) ctl: Arc<Control>,
+    ctl: Arc<Control>,
     pub(super) listeners: Vec<Listening>,
-    pub(super) chans: Vec<Option<Channel>>,
-    pub(super) free: Vec<usize>,
-    pub(super) count: usize,
+    /// The open connections by slot, and their count (`Slots::used`).
+    pub(super) chans: Slots<Channel>,
+    /// `accept`'s: the "connection limit reached" warning was logged (logged once per time
+    /// the limit is reached).
     pub(super) at_limit_logged: bool,
-    /// Next look at the backlog while clients wait at the limit (see `accept_deadline`).
+    /// `accept`'s: next look at the backlog while clients wait at the limit (see
+    /// `accept_deadline`).
     pub(super) waiting_retry: Instant,
-    pub(super) scratch: Vec<u8>,
+    scratch: Vec<u8>,
     /// Channels that stopped reading for fairness and must be read again.
-    pub(super) again: Vec<usize>,
-    pub(super) access: Option<AccessLog>,
-    pub(super) draining: bool,
-    /// While draining: idle connections are closed from this instant on.
-    pub(super) drain_idle_until: Option<Instant>,
+    again: Vec<usize>,
+    access: Option<AccessLog>,
+    /// A graceful stop is under way (`start_drain`).
+    draining: bool,
+    /// While draining: idle connections are closed from this instant on (`drain_grace_over`).
+    drain_idle_until: Option<Instant>,
     /// When pending access-log lines go to the writer at the latest (`flush_access_log`).
     log_due: Option<Instant>,
     /// This thread switches its own scheduling policy (it started under the default one).
     own_sched: bool,
-    /// Channels whose gathered output must be sent by the given instant (in deadline order).
-    pub(super) gathered: VecDeque<(Instant, Arc<Shared>)>,
+    /// Channels whose gathered output must be sent by the given instant (in deadline order;
+    /// sent by `flush_gathered`).
+    gathered: VecDeque<(Instant, Arc<Shared>)>,
     /// The pipe large bodies are spliced through into their temp files.
     body_pipe: BodyPipe,
 }
@@ -97,9 +110,7 @@ impl EventLoop {
             ctx,
             ctl: ctl.clone(),
             listeners: ls,
-            chans: Vec::new(),
-            free: Vec::new(),
-            count: 0,
+            chans: Slots::default(),
             at_limit_logged: false,
             waiting_retry: Instant::now(),
             scratch,
@@ -125,10 +136,8 @@ impl EventLoop {
             let _ = w.join();
         }
         // Stop: cancel what never started, let the threads finish what they run.
-        for i in 0..self.chans.len() {
-            if self.chans[i].is_some() {
-                self.close(i);
-            }
+        for i in 0..self.chans.end() {
+            self.close(i);
         }
         let cancelled = self.ctx.cancel_queued();
         if cancelled > 0 {
@@ -208,7 +217,7 @@ impl EventLoop {
                         }
                         if ev.is_read_closed() {
                             if let Some(ch) = self.chan(i) {
-                                ch.read_closed = true;
+                                ch.on_read_closed();
                             }
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -260,18 +269,51 @@ impl EventLoop {
             }
             self.close_idle_after_grace(now);
             self.flush_access_log(now, false);
-            if self.draining && self.count == 0 {
+            if self.draining && self.chans.used() == 0 {
                 return Ok(());
             }
         }
     }
 
+    /// Graceful stop: stop accepting (the backlog is accepted first, then the listeners
+    /// close), tell every busy channel's app thread to report when it is done, and give idle
+    /// connections `DRAIN_IDLE_GRACE` before they are closed.
+    fn start_drain(&mut self) {
+        self.draining = true;
+        self.ctx.start_draining();
+        self.drain_backlog(Instant::now());
+        for l in self.listeners.drain(..) {
+            l.deregister(self.poll.registry());
+        }
+        self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
+        for i in 0..self.chans.end() {
+            let Some(ch) = self.chan(i) else { continue };
+            if !ch.is_idle() {
+                ch.shared.lock().notify_when_done();
+            }
+        }
+    }
+
+    /// Draining, and the idle connections' grace is over at `now`: they are closed.
+    pub(super) fn drain_grace_over(&self, now: Instant) -> bool {
+        self.draining && self.drain_idle_until.is_some_and(|t| now >= t)
+    }
+
+    /// The next channel whose gathered output is due at `now` (taken off the list), if any.
+    pub(super) fn take_due_gathered(&mut self, now: Instant) -> Option<Arc<Shared>> {
+        if self.gathered.front().is_some_and(|(due, _)| *due <= now) {
+            self.gathered.pop_front().map(|(_, sh)| sh)
+        } else {
+            None
+        }
+    }
+
     pub(super) fn chan(&mut self, i: usize) -> Option<&mut Channel> {
-        self.chans.get_mut(i).and_then(|c| c.as_mut())
+        self.chans.get_mut(i)
     }
 
     fn read(&mut self, i: usize, batch: &mut Vec<Arc<Shared>>, now: Instant) {
-        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.as_mut()) else {
+        let Some(ch) = self.chans.get_mut(i) else {
             return;
         };
         let outcome = ch.on_readable(
@@ -282,7 +324,7 @@ impl EventLoop {
             now,
         );
         // An open channel that only read has nothing to finish (app threads report theirs).
-        let settle = ch.phase != Phase::Open || self.draining;
+        let settle = !ch.is_open() || self.draining;
         match outcome {
             ReadOutcome::Done if settle => self.maybe_finish(i, now),
             ReadOutcome::Done => {}
@@ -297,10 +339,10 @@ impl EventLoop {
         let sh = &ch.shared;
         // epoll reports writability with every readable edge: usually nothing to do, and
         // checking that must not wait for an app thread that is sending.
-        if !sh.has_output.load(Ordering::Acquire) {
+        if !sh.has_output() {
             return;
         }
-        let mut st = lock(&sh.st);
+        let mut st = sh.lock();
         if st.out().is_empty() || st.is_closed() {
             return;
         }
@@ -326,7 +368,7 @@ impl EventLoop {
             return;
         };
         {
-            let mut st = lock(&sh.st);
+            let mut st = sh.lock();
             if st.is_closed() {
                 drop(st);
                 self.close(i);
@@ -347,8 +389,7 @@ impl EventLoop {
             self.close(i);
             return;
         }
-        if ch.read_deferred {
-            ch.read_deferred = false;
+        if ch.take_deferred_read() {
             self.read(i, batch, now);
         } else {
             self.maybe_finish(i, now);
@@ -358,10 +399,10 @@ impl EventLoop {
     /// Closes (or starts lingering on) a channel whose last response is out; closes idle
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
-        let close_idle = self.draining && self.drain_idle_until.is_some_and(|t| now >= t);
-        let at_limit = self.count >= self.ctx.opts.connection_limit;
+        let close_idle = self.drain_grace_over(now);
+        let at_limit = self.chans.used() >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
-        let mut st = lock(&ch.shared.st);
+        let mut st = ch.shared.lock();
         if st.is_closed() {
             drop(st);
             return self.close(i);
@@ -373,7 +414,7 @@ impl EventLoop {
             None
         };
         drop(st);
-        if matches!(ch.phase, Phase::Lingering { .. }) {
+        if ch.is_lingering() {
             return; // ends at EOF, the byte budget or the deadline
         }
         match delimited {
@@ -385,20 +426,10 @@ impl EventLoop {
             None => {}
         }
         if finished {
-            if ch.peer_eof || !(ch.linger || ch.read_deferred || unread_input(ch.shared.fd())) {
+            if !ch.wants_linger() {
                 return self.close(i);
             }
-            // Lingering close: our side is done; drain what the client still sends so the
-            // response is not lost to a reset (RFC 9112 §9.6).
-            let _ = nix::sys::socket::shutdown(
-                ch.shared.fd.as_raw_fd(),
-                nix::sys::socket::Shutdown::Write,
-            );
-            ch.phase = Phase::Lingering {
-                until: now + LINGER_TIME,
-                left: LINGER_BYTES,
-            };
-            ch.read_deferred = false;
+            ch.start_lingering(now + LINGER_TIME, LINGER_BYTES);
             let mut batch = Vec::new();
             self.read(i, &mut batch, now);
         } else if close_idle && ch.is_idle() {
@@ -413,16 +444,16 @@ impl EventLoop {
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     pub(super) fn close(&mut self, i: usize) {
-        let Some(ch) = self.chans.get_mut(i).and_then(|c| c.take()) else {
+        let Some(mut ch) = self.chans.remove(i) else {
             return;
         };
-        let raw = ch.shared.fd.as_raw_fd();
+        let raw = ch.shared.fd().as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
-        if ch.tls {
+        if ch.is_tls() {
             // A TLS close_notify first (best effort, one send), so clients reading to EOF see
             // a clean end of the stream rather than a truncation; not when the connection
             // resets because a close-delimited body was cut.
-            let mut st = lock(&ch.shared.st);
+            let mut st = ch.shared.lock();
             if !st.is_closed() && !st.resets_on_close() {
                 if let Some(t) = st.out_mut().tls_mut() {
                     t.close_notify();
@@ -431,15 +462,13 @@ impl EventLoop {
             }
         }
         ch.shared.mark_closed();
-        if let Some(job) = ch.cur {
+        if let Some(job) = ch.take_partial_request() {
             self.ctx.recycle(job);
         }
-        self.free.push(i);
-        self.count -= 1;
         if let Some(m) = self.ctx.opts.metrics {
             m.connection(false);
         }
-        if self.count + 1 >= self.ctx.opts.connection_limit {
+        if self.chans.used() + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
             self.retry_accept();
         }

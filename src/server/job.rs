@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::access_log;
 use super::ctx::Ctx;
-use super::lock::lock;
 use super::shared::{Job, Shared};
 use super::task::{path, Scratch, Task};
 use crate::http::app::{AppFailure, Exchange};
@@ -37,7 +36,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         None
     };
     let mut meta = job.req.meta();
-    if ctx.draining() && lock(&ch.st).queued() == 0 {
+    if ctx.draining() && ch.lock().queued() == 0 {
         // Graceful stop: this is the last response on the connection.
         meta.keep_alive = false;
     }
@@ -48,22 +47,7 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         send_continue,
         ..
     } = &mut *job;
-    let mut t = Task {
-        ctx,
-        ch,
-        req,
-        body,
-        sc,
-        meta,
-        headers: Vec::new(),
-        content_length: None,
-        started: false,
-        enc: None,
-        send_continue: *send_continue,
-        sent: 0,
-        gone: false,
-        gathered: false,
-    };
+    let mut t = Task::new(ctx, ch, req, body, sc, meta, *send_continue);
     match proxy_err {
         // waitress's proxy middleware answers itself, through the normal response path.
         Some(body) => {
@@ -79,15 +63,15 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
             let _ = t.write(&body);
             t.finish();
         }
-        None => match catch_unwind(AssertUnwindSafe(|| call_app(&mut t))) {
+        None => match catch_unwind(AssertUnwindSafe(|| call_app(ctx, ch, &mut t))) {
             Ok(Ok(())) => t.finish(),
             Ok(Err(AppFailure { traceback })) => {
-                if t.gone {
-                    log::info!(target: "waitress", "Client disconnected while serving {}", path(t.req));
+                if t.client_gone() {
+                    log::info!(target: "waitress", "Client disconnected while serving {}", path(t.request()));
                 } else {
                     // The app logged it already (the WSGI bridge through Python's `waitress`
                     // logger, so the INI's [loggers] decide where it goes): only a debug trace.
-                    log::debug!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.req));
+                    log::debug!(target: "waitress", "Exception while serving {}\n{traceback}", path(t.request()));
                 }
                 t.fail(&traceback);
             }
@@ -97,34 +81,37 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "panic".to_string());
-                log::error!(target: "waitress", "Exception while serving {}: panic: {msg}", path(t.req));
+                log::error!(target: "waitress", "Exception while serving {}: panic: {msg}", path(t.request()));
                 t.fail(&format!("panic: {msg}"));
             }
         },
     }
-    // Borrowed together: the log line carries the status.
-    let (status, log_clock) = t.sc.status_and_log_clock();
-    let status = t.enc.as_ref().map(|_| status).unwrap_or("500");
-    let code = status.get(..3).unwrap_or("500");
+    let out = t.outcome();
+    let code = out.status.get(..3).unwrap_or("500");
     // The request's time, from the moment it was whole (head and body; queueing included) to
     // now: one reading, only when the metrics or the access log need it (the log's time too).
     let done = (ctx.opts.metrics.is_some() || ctx.access_log().is_some()).then(Instant::now);
     let took = done.map_or(Duration::ZERO, |d| d.duration_since(received));
     if let Some(m) = ctx.opts.metrics {
-        m.request_done(t.req.method(), code.parse().unwrap_or(500), took, t.sent);
+        m.request_done(
+            out.req.method(),
+            code.parse().unwrap_or(500),
+            took,
+            out.sent,
+        );
         m.in_flight(false);
     }
     if let (Some(pending), Some(done)) = (ctx.access_log(), done) {
         let line = access_log::Line {
-            req: Some(t.req),
-            remote: &t.req.origin.remote_addr,
+            req: Some(out.req),
+            remote: &out.req.origin.remote_addr,
             status: code,
-            bytes: t.sent,
+            bytes: out.sent,
             elapsed: took,
             at: done,
-            resp_headers: &t.headers,
+            resp_headers: out.headers,
         };
-        let big = pending.push(log_clock, &ctx.opts.access_log_format, line);
+        let big = pending.push(out.log_clock, &ctx.opts.access_log_format, line);
         if big {
             ctx.wake_loop();
         }
@@ -134,14 +121,14 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
     ctx.request_done();
 }
 
-/// The app call, recorded for `request_timeout`'s watchdog while it runs.
-fn call_app(t: &mut Task<'_>) -> Result<(), AppFailure> {
-    let (ctx, ch, slot) = (t.ctx, t.ch, t.sc.slot());
+/// The app call for `t` (on `ch`), recorded for `request_timeout`'s watchdog while it runs.
+fn call_app(ctx: &Ctx, ch: &Arc<Shared>, t: &mut Task<'_>) -> Result<(), AppFailure> {
     if !ctx.calls.enabled() {
         return ctx.app.call(t);
     }
-    lock(&ch.st).response_begins();
-    ctx.calls.begin(slot, ch, t.req, t.meta.version);
+    let slot = t.slot();
+    ch.lock().response_begins();
+    ctx.calls.begin(slot, ch, t.request(), t.version());
     let r = ctx.app.call(t);
     ctx.calls.end(slot);
     r

@@ -8,16 +8,16 @@
 //! `threads` app threads (`dispatch`) run the app, one `Task` per request, and write responses
 //! straight to the socket when they can (waitress's `write_soon`), leaving the rest to the loop.
 //!
-//! Files by job, in import order: each imports only files named after it (no circles).
-//! `accept` (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline,
-//! lingering close) · `event_loop` (poll, tokens, waker, stop/drain) · `opening` (a
-//! connection's PROXY header, origin and TLS reads) · `channel` (loop side of a connection:
-//! read, parse, `100 Continue`, parser errors) · `dispatch` (the app threads) · `job` (one
-//! request start to end) · `task` (the `Exchange` an app thread drives) · `watchdog`
-//! (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job queue,
-//! completions, request pool) · `calls` (`request_timeout`'s records) · `shared` (state shared
-//! with app threads, one lock per connection) · `outbuf` (pending output: memory, spill file,
-//! sendfile) · `tls` (a connection's rustls session) · `access_log` · `listener` (the
+//! Files by job, in import order: each imports only files named after it (no circles). `accept`
+//! (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering
+//! close) · `event_loop` (poll, tokens, waker, stop/drain) · `slots` (the open connections by slot,
+//! and their count) · `opening` (a connection's PROXY header, origin and TLS reads) · `channel`
+//! (loop side of a connection: read, parse, `100 Continue`, parser errors) · `dispatch` (the app
+//! threads) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) ·
+//! `watchdog` (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job
+//! queue, completions, request pool) · `calls` (`request_timeout`'s records) · `shared` (state
+//! shared with app threads, one lock per connection) · `outbuf` (pending output: memory, spill
+//! file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `listener` (the
 //! listening sockets) · `proxy_header` (the PROXY header's parse state) · `splice` · `sched` ·
 //! `sock` (send/sendmsg, peek) · `lock` · `metrics` (counters the master sums for `/metrics`).
 //!
@@ -48,6 +48,7 @@ mod outbuf;
 mod proxy_header;
 mod sched;
 mod shared;
+mod slots;
 mod sock;
 mod splice;
 mod task;

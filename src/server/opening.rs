@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::channel::{head_recv, Channel, ReadOutcome};
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::proxy_header::ProxyState;
 use super::shared::Shared;
 use super::sock::send_parts;
@@ -28,17 +27,15 @@ impl Channel {
     /// Takes header bytes from `data`: Ok(n) = the first `n` bytes were header (all of them
     /// while it is incomplete); Err = the connection must close.
     pub(crate) fn take_proxy_header(&mut self, data: &[u8], now: Instant) -> Result<usize, ()> {
-        if self.head_started.is_none() {
-            // A slow header counts against the whole-head deadline, like a slow request head.
-            self.head_started = Some(now);
-        }
+        // A slow header counts against the whole-head deadline, like a slow request head.
+        self.head_begins(now);
         let Some(p) = self.proxy.as_mut() else {
             return Ok(0);
         };
         match p.take(data) {
             Ok(used) => {
                 if !p.waiting() {
-                    self.head_started = None;
+                    self.head_ends();
                 }
                 Ok(used)
             }
@@ -102,7 +99,7 @@ impl Channel {
         now: Instant,
     ) -> Result<usize, ReadOutcome> {
         let sh = &self.shared;
-        let mut st = lock(&sh.st);
+        let mut st = sh.lock();
         let Some(t) = st.out_mut().tls_mut() else {
             return Err(ReadOutcome::Close);
         };
@@ -124,11 +121,11 @@ impl Channel {
         if let (Some(m), true) = (ctx.opts.metrics, raw > 0) {
             m.bytes_in(raw);
         }
-        if was_handshaking && raw > 0 && self.head_started.is_none() {
-            self.head_started = Some(now);
+        if was_handshaking && raw > 0 {
+            self.head_begins(now);
         }
         if let Some(info) = info {
-            self.head_started = None;
+            self.head_ends();
             self.tls_info = Some(Arc::new(info));
         }
         if let Err(e) = flushed {
@@ -141,7 +138,7 @@ impl Channel {
             Recv::Eof => Ok(0),
             Recv::PlainHttp => Err(ReadOutcome::Close),
             Recv::Fail(e) => {
-                log::debug!(target: "waitress", "TLS from {}: {e}", sh.origin.remote_addr);
+                log::debug!(target: "waitress", "TLS from {}: {e}", self.shared.origin.remote_addr);
                 Err(ReadOutcome::Close)
             }
         }

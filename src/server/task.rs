@@ -1,14 +1,13 @@
 //! One request's response on an app thread (waitress's `Task`): the `Exchange` the app drives,
 //! the head going out with the first body bytes, framing through `http`'s encoder, direct
-//! vectored writes on the socket (waitress `write_soon`), back-pressure, and the 500 or cut
-//! connection when the app fails.
+//! vectored writes on the socket (waitress `write_soon`), back-pressure (through
+//! `Shared::wait_for_reader`), and the 500 or cut connection when the app fails.
 use std::io::BufRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::access_log;
 use super::ctx::{socket_error, Ctx};
-use super::lock::lock;
 use super::shared::{ChanState, Shared, CONTINUE, GATHER_BYTES};
 use super::sock;
 use crate::http::app::{Disconnected, Exchange};
@@ -93,25 +92,38 @@ impl Scratch {
     }
 }
 
+/// One request's response, as the app drives it (`Exchange`); made and finished by `job`.
 pub(super) struct Task<'a> {
-    pub(super) ctx: &'a Ctx,
-    pub(super) ch: &'a Arc<Shared>,
-    pub(super) req: &'a Request,
-    pub(super) body: &'a mut OverflowableBuffer,
-    pub(super) sc: &'a mut Scratch,
-    pub(super) meta: RequestMeta,
-    pub(super) headers: Vec<(String, String)>,
+    ctx: &'a Ctx,
+    ch: &'a Arc<Shared>,
+    req: &'a Request,
+    body: &'a mut OverflowableBuffer,
+    sc: &'a mut Scratch,
+    meta: RequestMeta,
+    headers: Vec<(String, String)>,
     /// The length `headers` give (`Exchange::start_response`).
-    pub(super) content_length: Option<u64>,
-    pub(super) started: bool,
-    pub(super) enc: Option<BodyEncoder>,
-    pub(super) send_continue: bool,
+    content_length: Option<u64>,
+    started: bool,
+    enc: Option<BodyEncoder>,
+    send_continue: bool,
+    /// Body bytes handed to the socket layer (access log `%b`).
+    sent: u64,
+    /// The client is gone or the socket failed: nothing more can be written.
+    gone: bool,
+    /// Output was gathered (not sent) since the last send: see `Exchange::app_may_block`.
+    gathered: bool,
+}
+
+/// What a finished request's metrics and access-log line are made of (`Task::outcome`).
+pub(super) struct Outcome<'t> {
+    pub(super) req: &'t Request,
+    /// The response's status line; "500" when no head went out.
+    pub(super) status: &'t str,
     /// Body bytes handed to the socket layer (access log `%b`).
     pub(super) sent: u64,
-    /// The client is gone or the socket failed: nothing more can be written.
-    pub(super) gone: bool,
-    /// Output was gathered (not sent) since the last send: see `Exchange::app_may_block`.
-    pub(super) gathered: bool,
+    pub(super) headers: &'t [(String, String)],
+    /// This thread's access-log clock.
+    pub(super) log_clock: &'t mut access_log::Clock,
 }
 
 /// How `Task::output` treats bytes.
@@ -132,7 +144,69 @@ pub(super) fn path(req: &Request) -> String {
 /// Recycled header strings kept per app thread, at most (bytes of capacity).
 const HEADERS_KEEP: usize = 4096;
 
-impl Task<'_> {
+impl<'a> Task<'a> {
+    /// The response to `req` (whose body is `body`) on `ch`, on the app thread that owns
+    /// `sc`; `send_continue`: a `100 Continue` is owed before the head.
+    #[inline]
+    pub(super) fn new(
+        ctx: &'a Ctx,
+        ch: &'a Arc<Shared>,
+        req: &'a Request,
+        body: &'a mut OverflowableBuffer,
+        sc: &'a mut Scratch,
+        meta: RequestMeta,
+        send_continue: bool,
+    ) -> Task<'a> {
+        Task {
+            ctx,
+            ch,
+            req,
+            body,
+            sc,
+            meta,
+            headers: Vec::new(),
+            content_length: None,
+            started: false,
+            enc: None,
+            send_continue,
+            sent: 0,
+            gone: false,
+            gathered: false,
+        }
+    }
+
+    /// The client is gone or the socket failed: nothing more could be written.
+    #[inline]
+    pub(super) fn client_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// The app thread's number (its `request_timeout` record).
+    #[inline]
+    pub(super) fn slot(&self) -> usize {
+        self.sc.slot()
+    }
+
+    /// The request's HTTP version.
+    #[inline]
+    pub(super) fn version(&self) -> crate::http::Version {
+        self.meta.version
+    }
+
+    /// The finished request as its metrics and access-log line see it.
+    #[inline]
+    pub(super) fn outcome(&mut self) -> Outcome<'_> {
+        // Borrowed together: the log line carries the status.
+        let (status, log_clock) = self.sc.status_and_log_clock();
+        Outcome {
+            req: self.req,
+            status: if self.enc.is_some() { status } else { "500" },
+            sent: self.sent,
+            headers: &self.headers,
+            log_clock,
+        }
+    }
+
     /// Keeps the response's headers for the thread's next `start_response` (through
     /// `Exchange::recycled_headers`), unless an app made them large.
     pub(super) fn recycle_headers(&mut self) {
@@ -167,7 +241,7 @@ impl Task<'_> {
                 if enc.framing() == Framing::CloseDelimited {
                     // Before any of the body is out: only a complete body may end in a FIN.
                     sock::reset_on_close(self.ch.fd(), true);
-                    lock(&self.ch.st).close_delimited_begins();
+                    self.ch.lock().close_delimited_begins();
                 }
                 self.enc = Some(enc);
                 true
@@ -191,34 +265,13 @@ impl Task<'_> {
             return Ok(());
         }
         let wm = self.ctx.opts.outbuf_high_watermark;
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         if !st.start_output() {
             self.gone = true;
             return Err(Disconnected);
         }
-        let mut stalled = false;
-        while st.over_watermark(wm) {
-            match st.out_mut().flush(self.ch.fd()) {
-                Ok(true) => break,
-                Ok(false) if !stalled => {
-                    // Counted before the first wait (not under the channel's lock); the
-                    // condition is checked again after.
-                    stalled = true;
-                    drop(st);
-                    self.ctx.stalled(true);
-                    st = lock(&self.ch.st);
-                }
-                Ok(false) => st = self.ch.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Err(_) => st.send_failed(),
-            }
-        }
-        if stalled {
-            // Not under the channel's lock, as when counted (the job queue's lock is never
-            // taken inside a channel's).
-            drop(st);
-            self.ctx.stalled(false);
-            st = lock(&self.ch.st);
-        }
+        let ctx = self.ctx;
+        st = self.ch.wait_for_reader(st, wm, true, |on| ctx.stalled(on));
         if st.is_closed() {
             self.gone = true;
             return Err(Disconnected);
@@ -289,7 +342,7 @@ impl Task<'_> {
         if r.is_err() || close {
             // One lock for the body's completion and the close (a close-delimited body always
             // closes: `BodyEncoder::finish`).
-            let mut st = lock(&self.ch.st);
+            let mut st = self.ch.lock();
             if r.is_ok() && delimited {
                 st.close_delimited_complete();
             }
@@ -323,7 +376,7 @@ impl Task<'_> {
 
     /// No more requests on this connection: close once the output is sent.
     fn close_after(&mut self) {
-        lock(&self.ch.st).no_more_requests();
+        self.ch.lock().no_more_requests();
     }
 }
 
@@ -402,14 +455,10 @@ impl Exchange for Task<'_> {
         let wm = self.ctx.opts.outbuf_high_watermark;
         // Asked before every write: nothing pending (the usual case, read without the lock;
         // this thread is the only one that adds output, and the loop only removes it).
-        if !self
-            .ch
-            .has_output
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        if !self.ch.has_output() {
             return len as u64 > wm;
         }
-        let st = lock(&self.ch.st);
+        let st = self.ch.lock();
         st.out().pending() + len as u64 > wm
     }
 
@@ -440,7 +489,7 @@ impl Exchange for Task<'_> {
         let r = self.output(&parts, Out::Now);
         self.sc.head = head;
         r?;
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         st.out_mut().push_file(file, offset, len);
         let r = if chunked {
             st.out_mut().send(self.ch.fd(), &[b"\r\n"])
@@ -451,7 +500,7 @@ impl Exchange for Task<'_> {
     }
 
     fn disconnected(&self) -> Arc<AtomicBool> {
-        self.ch.disconnected.clone()
+        self.ch.disconnected_flag()
     }
 
     fn app_running(&mut self) {
@@ -462,7 +511,7 @@ impl Exchange for Task<'_> {
         if !self.gathered {
             return;
         }
-        let mut st = lock(&self.ch.st);
+        let mut st = self.ch.lock();
         if !st.arm_flush() {
             return;
         }

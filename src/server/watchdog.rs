@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use super::calls::{Overdue, STUCK_GRACE};
 use super::ctx::Ctx;
-use super::lock::lock;
 use super::shared::{unix_now, Shared};
 use super::sock;
 use super::RetireReason;
@@ -61,7 +60,7 @@ fn look(ctx: &Arc<Ctx>, limit: Duration) {
 /// 504 if nothing of the response went out yet, else the connection is cut; either way the
 /// app thread's later writes fail as if the client had gone.
 fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
-    let mut st = lock(&ch.st);
+    let mut st = ch.lock();
     if st.is_closed() {
         return;
     }
@@ -93,7 +92,7 @@ fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
     // A close-delimited body cut here must not end in a FIN (it would look complete).
     let reset = cut && st.resets_on_close();
     drop(st);
-    ch.disconnected.store(true, Ordering::Release);
+    ch.mark_disconnected();
     if reset {
         return sock::reset_now(ch.fd());
     }
@@ -104,7 +103,7 @@ fn answer_for_the_client(ctx: &Ctx, ch: &Arc<Shared>, version: Version) {
     } else {
         nix::sys::socket::Shutdown::Write
     };
-    let _ = nix::sys::socket::shutdown(ch.fd.as_raw_fd(), how);
+    let _ = nix::sys::socket::shutdown(ch.fd().as_raw_fd(), how);
 }
 
 /// Logs the stuck call with its Python stack and raises an exception in its thread, from a
