@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
-use super::access_log::AccessLog;
+use super::access_file::AccessLog;
 use super::channel::{head_recv, Channel, ReadOutcome, BODY_RECV};
 use super::ctx::{socket_error, Ctx};
 use super::dispatch;

@@ -33,6 +33,7 @@ use crate::http::app::App;
 use crate::net::Listener;
 
 mod accept;
+mod access_file;
 mod access_log;
 mod calls;
 mod channel;
