@@ -189,7 +189,8 @@ impl Master {
             log_warn(&format!(
                 "worker {id} (pid {pid}): not ready {} s after it started: still loading the \
                  app (an import that hangs or waits on a network resource?); clients wait in \
-                 the listen backlog meanwhile. `py-spy dump --pid {pid}` shows where it is",
+                 the listen backlog meanwhile. Its Python stack at 10 s is in the log, after \
+                 \"Timeout (0:00:10)!\"",
                 since.as_secs()
             ));
         }

@@ -3,6 +3,7 @@ it, the logging bridge, ``wsgi.errors`` and ``wsgi.file_wrapper``.
 
 Only the cold paths live here; the per-request path (environ, start_response, iteration) is Rust.
 """
+import contextlib
 import logging
 import os
 import sys
@@ -62,6 +63,23 @@ def _file_config(path, defaults):
     logging_configured = True
 
 
+# An app load still running after this many seconds writes its Python stack (every thread)
+# to stderr, once: the master reports the worker as not ready at the same moment.
+SLOW_LOAD_SECONDS = 10
+
+
+@contextlib.contextmanager
+def _stack_if_slow():
+    """Shows where an import that hangs (a database, DNS, a lock) is stuck."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(SLOW_LOAD_SECONDS, file=2)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 def load_ini(path, name, variables, log_config=None):
     """pserve's order: logging from the INI first, then PasteDeploy's loadapp."""
     path = os.path.abspath(path)
@@ -78,7 +96,8 @@ def load_ini(path, name, variables, log_config=None):
         from paste.deploy import loadapp
     except ImportError as exc:
         raise MissingPasteDeploy(_missing_message("PasteDeploy", exc)) from None
-    app = loadapp("config:" + path, name=name, global_conf=defaults)
+    with _stack_if_slow():
+        app = loadapp("config:" + path, name=name, global_conf=defaults)
     return _check(app, "config:%s#%s" % (path, name))
 
 
@@ -124,9 +143,10 @@ def load_module(target, call, log_config=None):
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.append(cwd)
-    app = pkgutil.resolve_name(target)
-    if call:
-        app = app()
+    with _stack_if_slow():
+        app = pkgutil.resolve_name(target)
+        if call:
+            app = app()
     return _check(app, target, factory_hint=not call)
 
 

@@ -361,9 +361,10 @@ fn an_abandoned_reload_puts_the_old_error_log_back() {
     assert_eq!(d.wait(30), Some(0));
 }
 
-/// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: a WARNING
-/// naming the worker and what clients see, instead of a log that stops at "started" while
-/// clients wait. A stop still ends it at once (it never served, so nothing to drain).
+/// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: its Python
+/// stack (where it is stuck) and a WARNING naming the worker and what clients see, instead of
+/// a log that stops at "started" while clients wait. A stop still ends it at once (it never
+/// served, so nothing to drain).
 #[test]
 fn a_worker_whose_app_import_hangs_is_reported_and_a_stop_ends_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -374,8 +375,24 @@ fn a_worker_whose_app_import_hangs_is_reported_and_a_stop_ends_it() {
     )
     .unwrap();
     let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0");
-    let warned = line_with(&d, "not ready 10 s after it started", 30)
-        .expect("no warning about the worker that does not get ready");
+    // The master's warning, and where it hangs: the worker's Python stack, from the line of
+    // the module that sleeps (in either order).
+    let (mut warned, mut stack) = (None, None);
+    let end = Instant::now() + Duration::from_secs(30);
+    while warned.is_none() || stack.is_none() {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = d
+            .stderr
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("after 30 s: warning {warned:?}, Python stack {stack:?}"));
+        if line.contains("not ready 10 s after it started") {
+            warned = Some(line);
+        } else if line.contains("deployed.py\", line 2") {
+            stack = Some(line);
+        }
+    }
+    let (warned, stack) = (warned.unwrap(), stack.unwrap());
+    assert!(stack.contains("<module>"), "{stack}");
     assert!(
         warned.contains("WARN") && warned.contains("listen backlog"),
         "{warned}"
