@@ -2,7 +2,8 @@
 //! configuration (already loaded and its listen addresses resolved by the caller), the TLS
 //! certificate and key files (read and matched as at start), then, in a
 //! throw-away child exactly as a worker does it, the switch to `user`/`group`, the interpreter
-//! and virtualenv, and the app import. Exit code and message are the ones a start would give.
+//! and virtualenv, and the app import, and (as a warning) whether that user can make the
+//! temporary files large bodies spill to. Exit code and message are the ones a start would give.
 use crate::config::Settings;
 use crate::exit;
 use crate::net::Identity;
@@ -37,6 +38,7 @@ pub fn run(settings: &Settings) -> i32 {
     }
     let wo = options::wsgi_options(settings);
     let preload = settings.preload_app;
+    let settings_c = settings.clone();
     // The child does what a worker does, in a worker's order, then is thrown away (its Python
     // and its app never touch this process).
     let child = spawn::fork_child(move || {
@@ -74,6 +76,14 @@ pub fn run(settings: &Settings) -> i32 {
         } else {
             step(assume()).and_then(|()| step(load()))
         };
+        if let Some(problem) = result
+            .is_ok()
+            .then(|| crate::supervisor::worker::temp_dir_problem(&settings_c))
+            .flatten()
+        {
+            // Not fatal (nothing may ever spill), but a start would warn too.
+            eprintln!("waitressd: warning: {problem}");
+        }
         match result {
             Ok(()) => exit::OK,
             Err(code) => code,

@@ -212,16 +212,23 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
 /// Warns when no temporary file can be made where request bodies and responses spill
 /// (`$TMPDIR`, as the worker's user): found at boot, not at the first large upload.
 fn check_temp_dir(tag: &str, s: &Settings) {
-    if let Err(e) = tempfile::tempfile() {
-        log_warn(&format!(
-            "{tag}: cannot create temporary files in {} ($TMPDIR): {e}; request bodies over \
-             inbuf_overflow ({} bytes) will get a 500 and responses over outbuf_overflow ({} \
-             bytes) will be cut: give the workers a writable TMPDIR",
-            std::env::temp_dir().display(),
-            s.inbuf_overflow,
-            s.outbuf_overflow
-        ));
+    if let Some(problem) = temp_dir_problem(s) {
+        log_warn(&format!("{tag}: {problem}"));
     }
+}
+
+/// Why this process (as the worker's user) cannot create the temporary files large bodies and
+/// responses spill to, and what that means; None when it can (`--check-config` asks too).
+pub fn temp_dir_problem(s: &Settings) -> Option<String> {
+    let e = tempfile::tempfile().err()?;
+    Some(format!(
+        "cannot create temporary files in {} ($TMPDIR): {e}; request bodies over \
+         inbuf_overflow ({} bytes) will get a 500 and responses over outbuf_overflow ({} \
+         bytes) will be cut: give the workers a writable TMPDIR",
+        std::env::temp_dir().display(),
+        s.inbuf_overflow,
+        s.outbuf_overflow
+    ))
 }
 
 /// (exit code, stopped immediately).

@@ -85,3 +85,25 @@ fn an_unwritable_tmpdir_is_named_at_boot_and_spills_there_fail_visibly() {
     // What fits in memory is still served, whole.
     download(&addr, "/cl", 9, 20_000, "HTTP/1.1").unwrap();
 }
+
+/// `--check-config` (the deploy gate) warns about it too, without failing: nothing may ever
+/// spill.
+#[test]
+fn check_config_warns_about_an_unwritable_tmpdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let out = Command::new(util::bin())
+        .args(["--app", "integrity:app", "--check-config"])
+        .current_dir(apps_dir())
+        .env("VIRTUAL_ENV", util::venv())
+        .env("TMPDIR", &missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: cannot create temporary files in")
+            && err.contains(missing.to_str().unwrap()),
+        "{err}"
+    );
+}
