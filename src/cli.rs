@@ -35,11 +35,10 @@ fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
-/// `waitressd: LINE` on stderr in one write(2), never a panic: eprintln! panics when stderr
-/// cannot be written, as when `error_log` is on a full disk by the time the master exits.
+/// `waitressd: LINE` on stderr, never a panic (`logbridge::stderr_line`): `error_log` may be
+/// on a full disk by the time the master exits.
 fn say(line: &str) {
-    use std::io::Write;
-    let _ = std::io::stderr().write_all(format!("waitressd: {line}\n").as_bytes());
+    crate::logbridge::stderr_line(&format!("waitressd: {line}"));
 }
 
 /// `--chdir`, `--env`, `--pythonpath`: the process environment the config and the app see.

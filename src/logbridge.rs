@@ -15,6 +15,14 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 static ON: AtomicBool = AtomicBool::new(false);
 static PROC_NAME: OnceLock<String> = OnceLock::new();
 
+/// Writes `line` and a newline to stderr in one write(2), ignoring a failure: never
+/// `eprintln!`, which panics when stderr cannot be written (an `error_log` on a full disk),
+/// and one write, so other processes' output on the same stream cannot split the line.
+pub fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// The loggers waitress itself logs on.
 pub fn is_waitress_logger(target: &str) -> bool {
     target == "waitress" || target == "waitress.queue"

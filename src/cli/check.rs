@@ -38,7 +38,7 @@ pub fn run(settings: &Settings) -> i32 {
     }
     let wo = options::wsgi_options(settings);
     let preload = settings.preload_app;
-    let settings_c = settings.clone();
+    let overflows = (settings.inbuf_overflow, settings.outbuf_overflow);
     // The child does what a worker does, in a worker's order, then is thrown away (its Python
     // and its app never touch this process).
     let child = spawn::fork_child(move || {
@@ -78,7 +78,7 @@ pub fn run(settings: &Settings) -> i32 {
         };
         if let Some(problem) = result
             .is_ok()
-            .then(|| crate::supervisor::worker::temp_dir_problem(&settings_c))
+            .then(|| crate::supervisor::worker::temp_dir_problem(overflows.0, overflows.1))
             .flatten()
         {
             // Not fatal (nothing may ever spill), but a start would warn too.

@@ -420,12 +420,6 @@ impl Channel {
             }
             match progress {
                 Err(e) => {
-                    if e.status() >= 500 {
-                        // Ours, not the client's (the body's temp file failed).
-                        log::error!(target: "waitress", "{e}");
-                    } else {
-                        log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
-                    }
                     self.fail_request(ctx, e);
                     data = &[];
                 }
@@ -536,9 +530,7 @@ impl Channel {
             }
             Err(e) => {
                 // As a failing body buffer under `feed`: a 500, then the connection closes.
-                let e = HttpError::body_buffer(e).with_version(version);
-                log::error!(target: "waitress", "{e}");
-                self.fail_request(ctx, e);
+                self.fail_request(ctx, HttpError::body_buffer(e).with_version(version));
                 Some(Err(ReadOutcome::Done))
             }
         }

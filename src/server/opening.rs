@@ -9,10 +9,10 @@ use std::time::Instant;
 use super::channel::{head_recv, Channel, ReadOutcome};
 use super::ctx::{socket_error, Ctx};
 use super::proxy_header::ProxyState;
-use super::shared::Shared;
+use super::shared::{unix_now, Shared};
 use super::sock::send_parts;
-use super::tls::{plain_http_answer, Recv};
-use crate::http::Origin;
+use super::tls::Recv;
+use crate::http::{HttpError, Origin};
 
 impl Channel {
     /// The connection must open with a PROXY header.
@@ -109,7 +109,13 @@ impl Channel {
             // Nothing was sent yet; the alert rustls queued is dropped with the connection.
             drop(st);
             log::debug!(target: "waitress", "plain HTTP on a TLS port from {}", sh.origin.remote_addr);
-            let _ = send_parts(sh.fd(), &[IoSlice::new(&plain_http_answer())]);
+            // In the loop's error format (nginx: "The plain HTTP request was sent to HTTPS port").
+            let e = HttpError::bad_request(
+                "The plain HTTP request was sent to an HTTPS port: use https://",
+            );
+            let date = crate::http::date::http_date(unix_now());
+            let answer = crate::http::error_response(&e, ctx.opts.ident.as_deref(), &date);
+            let _ = send_parts(sh.fd(), &[IoSlice::new(&answer)]);
             return Err(ReadOutcome::Close);
         }
         let handshaken = was_handshaking && !t.is_handshaking();

@@ -1,7 +1,5 @@
 //! Start-up of the master in nginx's order: umask, signals, identity, listeners ("Serving
 //! on"), detach (`--daemon`), pidfile, title, preload; then the loop (master.rs).
-use std::io::Write;
-
 use super::listeners::ListenerSet;
 use super::logfiles;
 use super::pidfile::PidFile;
@@ -82,8 +80,7 @@ pub(super) fn run(
     let status = match settings.edge.status_listen {
         Some(addr) => match super::status::Status::start(addr, handed_status) {
             Ok(s) => {
-                // Not eprintln!, which panics on a full disk (error_log); one write(2).
-                let _ = std::io::stderr().write_all(format!("Status on {}\n", s.url()).as_bytes());
+                crate::logbridge::stderr_line(&format!("Status on {}", s.url()));
                 Some(s)
             }
             Err(e) => {

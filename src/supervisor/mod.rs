@@ -5,7 +5,6 @@
 //! cli passes a closure over `config::load` with the original `CliArgs`).
 //! `SupervisorError::exit_code()` maps to the exit-code protocol in `crate::exit`.
 use crate::config::Settings;
-use std::io::Write;
 
 mod boot;
 mod children;
@@ -92,8 +91,7 @@ pub fn run_with(settings: Settings, opts: RunOptions) -> Result<(), SupervisorEr
 pub(crate) fn log_at(level: log::Level, msg: &str) {
     if log::max_level() == log::LevelFilter::Off {
         if level <= log::Level::Warn {
-            // Not eprintln!, which panics on a full disk (error_log); one write(2).
-            let _ = std::io::stderr().write_all(format!("waitressd: {msg}\n").as_bytes());
+            crate::logbridge::stderr_line(&format!("waitressd: {msg}"));
         }
     } else {
         log::log!(target: "waitressd", level, "{msg}");

@@ -1,7 +1,6 @@
 //! SIGHUP: re-read the config, keep or bind listeners, start a new generation of workers,
 //! and retire the old one only once every new worker is ready (or give up and keep serving
 //! with the old one).
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::pending::Pending;
@@ -58,14 +57,8 @@ impl Master {
         super::fdlimit::fit(settings.connection_limit);
         let https = settings.edge.tls.is_some();
         for i in fresh {
-            // Not eprintln!, which panics on a full disk (error_log); one write(2).
-            let _ = std::io::stderr().write_all(
-                format!(
-                    "Serving on {}\n",
-                    listeners.entries[i].1.url_with_tls(https)
-                )
-                .as_bytes(),
-            );
+            let url = listeners.entries[i].1.url_with_tls(https);
+            crate::logbridge::stderr_line(&format!("Serving on {url}"));
         }
         if self.preloaded.is_some() {
             log_warn(

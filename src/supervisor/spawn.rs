@@ -158,12 +158,11 @@ impl DaemonStatus {
     pub fn report_ready(&mut self) {
         if self.0.is_some() {
             // One write(2): the foreground copies whole lines.
-            let line = format!(
-                "waitressd: daemon {} is serving; {}\n",
+            crate::logbridge::stderr_line(&format!(
+                "waitressd: daemon {} is serving; {}",
                 std::process::id(),
                 self.1
-            );
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            ));
             self.report(0);
             super::daemon::detach_std_streams();
         }

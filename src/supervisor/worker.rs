@@ -99,9 +99,7 @@ fn announce(line: &str) {
     if crate::logbridge::forwarding() {
         crate::wsgi::log_now("waitress", log::Level::Info, line);
     } else {
-        // One write(2), so other processes' output on the same stream cannot split the line.
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+        crate::logbridge::stderr_line(line);
     }
 }
 
@@ -212,22 +210,22 @@ pub fn serve_app(start: WorkerStart, app: Arc<dyn App>) -> i32 {
 /// Warns when no temporary file can be made where request bodies and responses spill
 /// (`$TMPDIR`, as the worker's user): found at boot, not at the first large upload.
 fn check_temp_dir(tag: &str, s: &Settings) {
-    if let Some(problem) = temp_dir_problem(s) {
+    if let Some(problem) = temp_dir_problem(s.inbuf_overflow, s.outbuf_overflow) {
         log_warn(&format!("{tag}: {problem}"));
     }
 }
 
-/// Why this process (as the worker's user) cannot create the temporary files large bodies and
-/// responses spill to, and what that means; None when it can (`--check-config` asks too).
-pub fn temp_dir_problem(s: &Settings) -> Option<String> {
+/// Why this process (as the worker's user) cannot create the temporary files that bodies over
+/// `inbuf_overflow` and responses over `outbuf_overflow` spill to, and what that means; None
+/// when it can (`--check-config` asks too).
+pub fn temp_dir_problem(inbuf_overflow: u64, outbuf_overflow: u64) -> Option<String> {
     let e = tempfile::tempfile().err()?;
     Some(format!(
         "cannot create temporary files in {} ($TMPDIR): {e}; request bodies over \
-         inbuf_overflow ({} bytes) will get a 500 and responses over outbuf_overflow ({} \
-         bytes) will be cut: give the workers a writable TMPDIR",
+         inbuf_overflow ({inbuf_overflow} bytes) will get a 500 and responses over \
+         outbuf_overflow ({outbuf_overflow} bytes) will be cut: give the workers a writable \
+         TMPDIR",
         std::env::temp_dir().display(),
-        s.inbuf_overflow,
-        s.outbuf_overflow
     ))
 }
 

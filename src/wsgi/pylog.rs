@@ -4,7 +4,6 @@
 //! Python) go over a channel to one `waitress-log` thread, which attaches once per batch of
 //! queued records and never while it waits.
 //! Also the list of imported module files that `--reload` watches.
-use std::io::Write;
 use std::sync::mpsc;
 
 use pyo3::prelude::*;
@@ -60,10 +59,9 @@ fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str)>
                 Err(e) => Err(e.clone_ref(py)),
             };
             if let Err(e) = r {
-                // Not eprintln!, which panics on a full disk (error_log); one write(2).
-                let _ = std::io::stderr().write_all(
-                    format!("waitressd: python logging failed ({e}): {msg}\n").as_bytes(),
-                );
+                crate::logbridge::stderr_line(&format!(
+                    "waitressd: python logging failed ({e}): {msg}"
+                ));
             }
         }
     })
@@ -99,7 +97,7 @@ fn forward_batch(batch: &[Record]) {
         .is_some();
     if !logged {
         for (name, _, msg) in batch {
-            let _ = std::io::stderr().write_all(format!("{name}: {msg}\n").as_bytes());
+            crate::logbridge::stderr_line(&format!("{name}: {msg}"));
         }
     }
 }

@@ -20,8 +20,14 @@ pub(super) enum Held {
 
 impl Channel {
     /// Answers the current request with its error response (after the running one, if any);
-    /// the connection closes after it.
+    /// the connection closes after it. A 5xx is ours (the body's temp file failed), logged at
+    /// ERROR; a 4xx is the client's, at debug.
     pub(super) fn fail_request(&mut self, ctx: &Ctx, e: HttpError) {
+        if e.status() >= 500 {
+            log::error!(target: "waitress", "{e}");
+        } else {
+            log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);
+        }
         let job = self.cur.take();
         self.head_started = None;
         self.hold_or_send(ctx, Held::Error(e, job));
