@@ -749,35 +749,33 @@ fn mid_close_delimited_body() -> (util::Daemon, std::net::TcpStream) {
     (d, s)
 }
 
-/// An immediate stop (QUIT to the master) while a close-delimited body is mid-way: the worker's
-/// loop tears the connection down with the body cut and resets it itself (a shutdown there
-/// would send a FIN before SO_LINGER 0 could act): the client sees a reset, not a clean close
-/// that would pass the first chunks off as the whole body.
-#[test]
-fn a_close_delimited_body_cut_by_an_immediate_stop_ends_in_a_reset() {
+/// Stops the daemon with `sig` while a close-delimited body is mid-way: the client must see a
+/// reset, not a clean close that would pass the first chunks off as the whole body.
+fn a_stop_mid_close_delimited_body_resets(sig: i32, what: &str) {
     let (mut d, mut s) = mid_close_delimited_body();
-    d.signal(libc::SIGQUIT);
+    d.signal(sig);
     assert_eq!(
         read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned()),
         Err(std::io::ErrorKind::ConnectionReset),
-        "a close-delimited body cut by an immediate stop must end in a reset"
+        "a close-delimited body cut by {what} must end in a reset"
     );
-    assert!(d.wait(30).is_some(), "the master exits after QUIT");
+    assert!(d.wait(30).is_some(), "the master exits after {what}");
 }
 
-/// A graceful stop (TERM) whose `graceful_timeout` expires while a close-delimited body is
-/// mid-way: the master kills the worker, no server code runs, and the reset comes from the
-/// socket's SO_LINGER 0 alone (set before the first body byte).
+/// An immediate stop (QUIT to the master): the worker's loop tears the connection down with
+/// the body cut and resets it itself (a shutdown there would send a FIN before SO_LINGER 0
+/// could act).
+#[test]
+fn a_close_delimited_body_cut_by_an_immediate_stop_ends_in_a_reset() {
+    a_stop_mid_close_delimited_body_resets(libc::SIGQUIT, "an immediate stop (QUIT)");
+}
+
+/// A graceful stop (TERM) whose `graceful_timeout` expires: the master kills the worker, no
+/// server code runs, and the reset comes from the socket's SO_LINGER 0 alone (set before the
+/// first body byte).
 #[test]
 fn a_close_delimited_body_cut_when_graceful_timeout_expires_ends_in_a_reset() {
-    let (mut d, mut s) = mid_close_delimited_body();
-    d.signal(libc::SIGTERM);
-    assert_eq!(
-        read_to_close(&mut s).map(|b| String::from_utf8_lossy(&b).into_owned()),
-        Err(std::io::ErrorKind::ConnectionReset),
-        "a close-delimited body cut when graceful_timeout expires must end in a reset"
-    );
-    assert!(d.wait(30).is_some(), "the master exits after TERM");
+    a_stop_mid_close_delimited_body_resets(libc::SIGTERM, "an expired graceful_timeout (TERM)");
 }
 
 /// The same when the worker is killed mid-body (SIGKILL: the server runs no code, the kernel
