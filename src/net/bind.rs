@@ -202,7 +202,7 @@ mod tests {
             let Ok(l) = bind_tcp(addr.parse().unwrap(), 16) else {
                 continue; // no IPv6 on this host
             };
-            let url = l.url();
+            let url = l.url(false);
             assert!(url.starts_with(prefix), "{url}");
             assert!(!url.ends_with(":0"), "{url}");
         }
@@ -236,7 +236,7 @@ mod tests {
         let l = bind_unix(&path, 0o660, 16, None).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
-        assert_eq!(l.url(), format!("http://unix:{}", path.display()));
+        assert_eq!(l.url(false), format!("http://unix:{}", path.display()));
         let Listener::Unix(ul, _) = &l else {
             unreachable!()
         };
@@ -271,7 +271,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let got = from_inherited_fd(l.into_raw_fd()).unwrap();
-        assert_eq!(got.url(), format!("http://{addr}"));
+        assert_eq!(got.url(false), format!("http://{addr}"));
 
         let f = std::fs::File::open("/dev/null").unwrap();
         assert!(from_inherited_fd(std::os::fd::AsRawFd::as_raw_fd(&f)).is_err());

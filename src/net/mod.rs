@@ -21,14 +21,10 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// `http://HOST:PORT` (IPv6 bracketed, real port for port 0) or `http://unix:/path`.
-    pub fn url(&self) -> String {
-        self.url_with_tls(false)
-    }
-
-    /// The URL clients use: `https://` for a TCP listener when `tls` (`certfile` is set;
-    /// unix sockets stay plain).
-    pub fn url_with_tls(&self, tls: bool) -> String {
+    /// The URL clients use: `http://HOST:PORT` (IPv6 bracketed, the real port for port 0),
+    /// `https://` when `tls` (`certfile` is set), or `http://unix:/path` (unix sockets stay
+    /// plain).
+    pub fn url(&self, tls: bool) -> String {
         match self {
             // `SocketAddr`'s Display brackets IPv6 (`[::1]:8080`), as waitress's multi-listener
             // form does (§4.8); the bound address gives the real port for port 0.

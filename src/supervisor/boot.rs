@@ -54,7 +54,7 @@ pub(super) fn run(
     for (_, l) in &listeners.entries {
         log_info(&format!(
             "listening on {}",
-            l.url_with_tls(settings.edge.tls.is_some())
+            l.url(settings.edge.tls.is_some())
         ));
     }
     // As root, before any worker drops privileges; a failure is a boot error seen in the

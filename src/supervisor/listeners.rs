@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn addrs(set: &ListenerSet) -> Vec<String> {
-        set.entries.iter().map(|(_, l)| l.url()).collect()
+        set.entries.iter().map(|(_, l)| l.url(false)).collect()
     }
 
     #[test]
@@ -212,8 +212,8 @@ mod tests {
         let (next, fresh) = old.reopen(&s2, None).unwrap();
         assert_eq!(fresh, vec![1]);
         assert_eq!(next.entries.len(), 2);
-        assert_eq!(next.entries[0].1.url(), old.entries[0].1.url());
-        assert_ne!(next.entries[1].1.url(), old.entries[0].1.url());
+        assert_eq!(next.entries[0].1.url(false), old.entries[0].1.url(false));
+        assert_ne!(next.entries[1].1.url(false), old.entries[0].1.url(false));
         // The old set's unix file goes once the new set takes over; kept ones stay.
         old.remove_files_not_in(Some(&same));
         assert!(sock.exists());

@@ -57,7 +57,7 @@ impl Master {
         super::fdlimit::fit(settings.connection_limit);
         let https = settings.edge.tls.is_some();
         for i in fresh {
-            let url = listeners.entries[i].1.url_with_tls(https);
+            let url = listeners.entries[i].1.url(https);
             crate::logbridge::stderr_line(&format!("Serving on {url}"));
         }
         if self.preloaded.is_some() {

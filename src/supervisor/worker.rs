@@ -234,7 +234,7 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
     let tag = start.tag();
     let listeners = std::mem::take(&mut start.listeners);
     let tls = start.settings.edge.tls.is_some();
-    let urls: Vec<String> = listeners.iter().map(|l| l.url_with_tls(tls)).collect();
+    let urls: Vec<String> = listeners.iter().map(|l| l.url(tls)).collect();
     let mut opts = options::server_options(&start.settings);
     opts.metrics = start.metrics;
     opts.tls = start.tls.as_ref().map(|t| t.0.clone());

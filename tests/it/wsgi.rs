@@ -54,7 +54,10 @@ fn serve(target: &str, tweak: impl FnOnce(&mut ServerOptions)) -> Served {
     wsgi::init(&wo).expect("python starts");
     let app = wsgi::load(&wo).expect("fixture app loads");
     let listener = waitressd::net::bind_tcp("127.0.0.1:0".parse().unwrap(), 64).unwrap();
-    let addr = listener.url().trim_start_matches("http://").to_string();
+    let addr = listener
+        .url(false)
+        .trim_start_matches("http://")
+        .to_string();
     let (server, stop) = Server::new(so, vec![listener], app).unwrap();
     let thread = std::thread::spawn(move || {
         let _ = server.run();
