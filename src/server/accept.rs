@@ -35,16 +35,16 @@ impl EventLoop {
     pub(super) fn accept(&mut self, now: Instant) {
         let mut victims = None;
         for li in 0..self.listeners.len() {
-            let before = self.chans.used();
+            let before = self.chans.len();
             self.accept_from(li, now, &mut victims);
-            if self.chans.used() > before {
+            if self.chans.len() > before {
                 self.rearm_listener(li);
             }
         }
-        if self.chans.used() < self.ctx.opts.connection_limit {
+        if self.chans.len() < self.ctx.opts.connection_limit {
             self.ctx.set_clients_waiting(false);
         }
-        if self.at_limit_logged && self.chans.used() < self.ctx.opts.connection_limit {
+        if self.at_limit_logged && self.chans.len() < self.ctx.opts.connection_limit {
             self.at_limit_logged = false;
             log::info!(target: "waitress", "total open connections dropped below the connection limit, listening again");
         }
@@ -82,7 +82,7 @@ impl EventLoop {
     ) {
         {
             while self.listeners[li].accept_pending {
-                if self.chans.used() >= self.ctx.opts.connection_limit.max(1) {
+                if self.chans.len() >= self.ctx.opts.connection_limit.max(1) {
                     if !listener_has_pending(self.listener_fd(li)) {
                         self.listeners[li].accept_pending = false;
                         self.ctx.set_clients_waiting(false);
@@ -241,7 +241,7 @@ impl EventLoop {
             }
         }
         // The slot the channel will have: its token is part of the connection's state.
-        let i = self.chans.vacant();
+        let i = self.chans.vacant_key();
         let opts = &self.ctx.opts;
         // `certfile`: TCP listeners speak TLS; unix sockets stay plain (local peers).
         let tls = match (&opts.tls, &self.listeners[li].sock) {

@@ -20,13 +20,13 @@ use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
-use super::slots::Slots;
 use super::sock;
 use super::splice::BodyPipe;
 use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
 use crate::http::app::App;
 use crate::net::Listener;
+use slab::Slab;
 
 const WAKER: Token = Token(0);
 /// Channel slot `i` has token `CHANNEL0 + i` (listeners have theirs from `LISTENER0`).
@@ -47,16 +47,16 @@ const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// The loop's state. Its methods are split by job over `event_loop` (here), `accept` and
 /// `timers`; what those two files use is `pub(super)`: the poll and the listeners (accept
-/// registers and re-arms them), the context (read-only), the channels (through `Slots`'
-/// methods) and admission's own two fields, which only `accept` reads and writes (they live
+/// registers and re-arms them), the context (read-only), the channels (a `Slab`: the
+/// key is the slot, `CHANNEL0 + key` the token) and admission's own two fields, which only `accept` reads and writes (they live
 /// here because this file cannot import one of `accept`'s types: `accept` imports it).
 pub(crate) struct EventLoop {
     pub(super) poll: Poll,
     pub(super) ctx: Arc<Ctx>,
     ctl: Arc<Control>,
     pub(super) listeners: Vec<Listening>,
-    /// The open connections by slot, and their count (`Slots::used`).
-    pub(super) chans: Slots<Channel>,
+    /// The open connections by slot (token `CHANNEL0 + key`); `len()` counts them.
+    pub(super) chans: Slab<Channel>,
     /// `accept`'s: the "connection limit reached" warning was logged (logged once per time
     /// the limit is reached).
     pub(super) at_limit_logged: bool,
@@ -110,7 +110,7 @@ impl EventLoop {
             ctx,
             ctl: ctl.clone(),
             listeners: ls,
-            chans: Slots::default(),
+            chans: Slab::new(),
             at_limit_logged: false,
             waiting_retry: Instant::now(),
             scratch,
@@ -136,7 +136,8 @@ impl EventLoop {
             let _ = w.join();
         }
         // Stop: cancel what never started, let the threads finish what they run.
-        for i in 0..self.chans.end() {
+        let all: Vec<usize> = self.chans.iter().map(|(i, _)| i).collect();
+        for i in all {
             self.close(i);
         }
         let cancelled = self.ctx.cancel_queued();
@@ -269,7 +270,7 @@ impl EventLoop {
             }
             self.close_idle_after_grace(now);
             self.flush_access_log(now, false);
-            if self.draining && self.chans.used() == 0 {
+            if self.draining && self.chans.is_empty() {
                 return Ok(());
             }
         }
@@ -286,11 +287,8 @@ impl EventLoop {
             l.deregister(self.poll.registry());
         }
         self.drain_idle_until = Some(Instant::now() + DRAIN_IDLE_GRACE);
-        for i in 0..self.chans.end() {
-            let Some(ch) = self.chan(i) else { continue };
-            if !ch.is_idle() {
-                ch.shared.lock().notify_when_done();
-            }
+        for (_, ch) in self.chans.iter().filter(|(_, ch)| !ch.is_idle()) {
+            ch.shared.lock().notify_when_done();
         }
     }
 
@@ -400,7 +398,7 @@ impl EventLoop {
     /// channels while draining.
     fn maybe_finish(&mut self, i: usize, now: Instant) {
         let close_idle = self.drain_grace_over(now);
-        let at_limit = self.chans.used() >= self.ctx.opts.connection_limit;
+        let at_limit = self.chans.len() >= self.ctx.opts.connection_limit;
         let Some(ch) = self.chan(i) else { return };
         let mut st = ch.shared.lock();
         if st.is_closed() {
@@ -444,7 +442,7 @@ impl EventLoop {
     /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
     /// queued requests dropped, blocked app writers woken.
     pub(super) fn close(&mut self, i: usize) {
-        let Some(mut ch) = self.chans.remove(i) else {
+        let Some(mut ch) = self.chans.try_remove(i) else {
             return;
         };
         let raw = ch.shared.fd().as_raw_fd();
@@ -468,7 +466,7 @@ impl EventLoop {
         if let Some(m) = self.ctx.opts.metrics {
             m.connection(false);
         }
-        if self.chans.used() + 1 >= self.ctx.opts.connection_limit {
+        if self.chans.len() + 1 >= self.ctx.opts.connection_limit {
             // Room again: look at waiting clients (accepting stopped at the limit).
             self.retry_accept();
         }

@@ -10,8 +10,8 @@
 //!
 //! Files by job, in import order: each imports only files named after it (no circles). `accept`
 //! (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering
-//! close) · `event_loop` (poll, tokens, waker, stop/drain) · `slots` (the open connections by slot,
-//! and their count) · `opening` (a connection's PROXY header, origin and TLS reads) · `channel`
+//! close) · `event_loop` (poll, tokens, waker, stop/drain; the open connections in a `slab`) ·
+//! `opening` (a connection's PROXY header, origin and TLS reads) · `channel`
 //! (loop side of a connection: read, parse, `100 Continue`, parser errors) · `dispatch` (the app
 //! threads) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) ·
 //! `watchdog` (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job
@@ -49,7 +49,6 @@ mod outbuf;
 mod proxy_header;
 mod sched;
 mod shared;
-mod slots;
 mod sock;
 mod splice;
 mod task;

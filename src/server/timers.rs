@@ -25,16 +25,20 @@ impl EventLoop {
     pub(super) fn tick(&mut self, now: Instant) {
         self.retry_accept();
         let head_timeout = self.ctx.opts.header_timeout();
-        for i in 0..self.chans.end() {
-            let Some(ch) = self.chan(i) else { continue };
-            let late_head = ch.head_overdue(now, head_timeout);
-            let linger_over = ch.linger_over(now);
-            if late_head {
-                log::debug!(target: "waitress", "request head not complete after {head_timeout:?}, closing");
-            }
-            if late_head || linger_over {
-                self.close(i);
-            }
+        let done: Vec<usize> = self
+            .chans
+            .iter()
+            .filter(|(_, ch)| {
+                let late_head = ch.head_overdue(now, head_timeout);
+                if late_head {
+                    log::debug!(target: "waitress", "request head not complete after {head_timeout:?}, closing");
+                }
+                late_head || ch.linger_over(now)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in done {
+            self.close(i);
         }
     }
 
@@ -42,11 +46,14 @@ impl EventLoop {
     /// no request queued or running; a half-received request counts as idle).
     pub(super) fn sweep(&mut self, now: Instant) {
         let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
-        for i in 0..self.chans.end() {
-            let Some(ch) = self.chan(i) else { continue };
-            if ch.idle_timed_out(now, timeout) {
-                self.close(i);
-            }
+        let idle: Vec<usize> = self
+            .chans
+            .iter()
+            .filter(|(_, ch)| ch.idle_timed_out(now, timeout))
+            .map(|(i, _)| i)
+            .collect();
+        for i in idle {
+            self.close(i);
         }
     }
 
@@ -55,10 +62,14 @@ impl EventLoop {
         if !self.drain_grace_over(now) {
             return;
         }
-        for i in 0..self.chans.end() {
-            if self.chan(i).is_some_and(|ch| ch.is_idle()) {
-                self.close(i);
-            }
+        let idle: Vec<usize> = self
+            .chans
+            .iter()
+            .filter(|(_, ch)| ch.is_idle())
+            .map(|(i, _)| i)
+            .collect();
+        for i in idle {
+            self.close(i);
         }
     }
 }
