@@ -101,7 +101,10 @@ impl EventLoop {
                 }
                 let r = self.accept_one(li);
                 match r {
-                    Ok((fd, peer)) => self.add_channel(li, fd, peer, now),
+                    Ok((fd, peer)) => {
+                        self.listeners[li].accept_errors.succeeded();
+                        self.add_channel(li, fd, peer, now);
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         self.listeners[li].accept_pending = false;
                     }
@@ -112,13 +115,7 @@ impl EventLoop {
                         ) => {}
                     Err(e) => {
                         if self.ctx.opts.log_socket_errors {
-                            // waitress's words, and the fix when it is the open-file limit.
-                            let fix = match e.raw_os_error() {
-                                Some(libc::EMFILE) => "; raise the open-file limit (LimitNOFILE=, ulimit -n) or lower connection_limit",
-                                Some(libc::ENFILE) => "; the system's open-file table is full (fs.file-max)",
-                                _ => "",
-                            };
-                            log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}");
+                            self.listeners[li].accept_errors.failed(&e, now);
                         }
                         // EMFILE and friends: retry on the next tick rather than spin.
                         self.listeners[li].accept_pending = false;
@@ -152,7 +149,10 @@ impl EventLoop {
         for li in 0..self.listeners.len() {
             for _ in 0..BACKLOG_DRAIN_MAX {
                 match self.accept_one(li) {
-                    Ok((fd, peer)) => self.add_channel(li, fd, peer, now),
+                    Ok((fd, peer)) => {
+                        self.listeners[li].accept_errors.succeeded();
+                        self.add_channel(li, fd, peer, now);
+                    }
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     Err(_) => break, // WouldBlock: the backlog is empty
                 }

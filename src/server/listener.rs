@@ -1,7 +1,9 @@
 //! The listening sockets: taking over the supervisor's bound sockets (non-blocking, one token
 //! each from `LISTENER0`), registering them with EPOLLEXCLUSIVE, and asking one whether a
-//! connection waits in its backlog. Accepting from them is `accept`'s.
+//! connection waits in its backlog. Accepting from them is `accept`'s;
+//! how its failures are reported is here (`AcceptErrors`).
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
@@ -22,6 +24,61 @@ pub(super) struct Listening {
     /// SERVER_PORT: the bound port, or the unix socket path.
     pub(super) server_port: String,
     pub(super) accept_pending: bool,
+    /// accept(2) failures and their reports (`accept`'s).
+    pub(super) accept_errors: AcceptErrors,
+}
+
+/// Least time between two reports of accept(2) failing again and again (EMFILE while the open-file
+/// limit is reached is retried at every tick and every readiness).
+const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(60);
+
+/// accept(2) failures as the operator sees them: the first at once (waitress's words, and the
+/// fix when it is the open-file limit), then at most one line a minute with the count, and
+/// one when accepting works again. waitress logs every failure: ~6 lines a second here.
+#[derive(Default)]
+pub(super) struct AcceptErrors {
+    /// Failures since the last report (None: accepting works).
+    unreported: Option<u64>,
+    /// Failures since accepting last worked.
+    total: u64,
+    last_report: Option<Instant>,
+}
+
+impl AcceptErrors {
+    pub(super) fn failed(&mut self, e: &std::io::Error, now: Instant) {
+        self.total += 1;
+        let n = self.unreported.map_or(1, |n| n + 1);
+        if self
+            .last_report
+            .is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_EVERY)
+        {
+            self.unreported = Some(n);
+            return;
+        }
+        let fix = match e.raw_os_error() {
+            Some(libc::EMFILE) => {
+                "; raise the open-file limit (LimitNOFILE=, ulimit -n) or lower connection_limit"
+            }
+            Some(libc::ENFILE) => "; the system's open-file table is full (fs.file-max)",
+            _ => "",
+        };
+        let again = if n > 1 {
+            format!(" ({n} times since the last report)")
+        } else {
+            String::new()
+        };
+        log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}{again}");
+        self.last_report = Some(now);
+        self.unreported = Some(0);
+    }
+
+    pub(super) fn succeeded(&mut self) {
+        if self.unreported.take().is_some() {
+            log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
+            self.total = 0;
+            self.last_report = None;
+        }
+    }
 }
 
 impl Listening {
@@ -87,6 +144,7 @@ pub(super) fn register(poll: &Poll, listeners: Vec<Listener>) -> std::io::Result
             sock,
             server_port,
             accept_pending: true,
+            accept_errors: AcceptErrors::default(),
         });
     }
     Ok(ls)

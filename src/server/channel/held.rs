@@ -80,8 +80,14 @@ impl Channel {
 
     /// The access-log line of an error response the loop sends itself (400, 413, 431, 505 …):
     /// the request as far as it was parsed, the peer's address (proxy headers are not applied
-    /// to a request that failed to parse).
-    fn log_error_response(&self, ctx: &Ctx, e: &HttpError, job: Option<&Job>, resp: &[u8]) {
+    /// to a request that failed to parse). Also `opening`'s, for plain HTTP on a TLS port.
+    pub(in crate::server) fn log_error_response(
+        &self,
+        ctx: &Ctx,
+        e: &HttpError,
+        job: Option<&Job>,
+        resp: &[u8],
+    ) {
         let Some(pending) = ctx.access_log() else {
             return;
         };

@@ -34,15 +34,9 @@ fn a_burst_of_1000_keepalive_clients_at_the_limit_is_all_answered_and_none_lost(
             t.elapsed()
         );
     }
-    let all = t.elapsed();
-    // The target is 3 s; 8 s is generous on a shared machine, and the old behaviour (one
-    // batch of `connection_limit` per second) needs over 9 s.
-    assert!(all < Duration::from_secs(8), "1000 clients took {all:?}");
-    let fresh = fresh_client_served(&addr, 10).unwrap();
-    assert!(
-        fresh < Duration::from_secs(3),
-        "fresh client took {fresh:?}"
-    );
+    // How long the burst takes is measured by `bench/burst.py`, not asserted here; the read
+    // timeouts only keep a stuck client from hanging the test.
+    fresh_client_served(&addr, 10).expect("a fresh client after the burst is served");
 
     // No request lost: each client asks again, retrying on a new connection if its idle
     // connection was closed (and only then).
@@ -110,7 +104,7 @@ fn soft_nofile(pid: i32) -> u64 {
 /// raised by the master for its workers, so 250 clients held at once are all answered (before:
 /// accept failed with EMFILE past about 40 and the rest waited); a hard limit too low is
 /// named at boot with its fix, the soft one goes as far as it allows, and the accept warning
-/// past it names the fix too.
+/// past it names the fix too, once, and its recovery once.
 #[test]
 fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
     let mut d = start_under_fd_limit(None);
@@ -166,6 +160,36 @@ fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
         }
     };
     assert!(hint.contains("raise the open-file limit"), "{hint}");
+    // accept is retried at every tick and readiness (about six times a second here): the
+    // failure is reported once, not each time (waitress logs every one).
+    let mut repeats = 0;
+    let end = Instant::now() + Duration::from_secs(2);
+    while let Ok(l) = d
+        .stderr
+        .recv_timeout(end.saturating_duration_since(Instant::now()))
+    {
+        repeats += usize::from(l.contains("accept() threw"));
+        seen.push(l);
+    }
+    assert_eq!(
+        repeats,
+        0,
+        "the failure was reported again:\n{}",
+        seen.join("\n")
+    );
     drop(held);
     assert!(fresh_client_served(&d.addr(), 30).is_ok());
+    // ... and its end once, with how many times it failed.
+    let end = Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        match d
+            .stderr
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            Ok(l) if l.contains("accept() works again") => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no recovery line; stderr:\n{}", seen.join("\n")),
+        }
+    };
+    assert!(again.contains("failures"), "{again}");
 }

@@ -364,8 +364,16 @@ fn plain_http_on_a_tls_port_gets_a_400_saying_so() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::ca(dir.path());
     let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
+    let log = dir.path().join("access.log");
     let d = Daemon::start_with(
-        &mut command(&["--certfile", p(&cert), "--keyfile", p(&key)]),
+        &mut command(&[
+            "--certfile",
+            p(&cert),
+            "--keyfile",
+            p(&key),
+            "--access-log",
+            p(&log),
+        ]),
         1,
     );
     let addr = d.addr();
@@ -418,4 +426,20 @@ fn plain_http_on_a_tls_port_gets_a_400_saying_so() {
     );
     let mut t = connect(&addr, certs::client(&ca, 13, None)).unwrap();
     assert_eq!(get(&mut t, "/x").unwrap().0, 200);
+    // Each 400 is in the access log like the loop's other error responses (4 of them), and
+    // the TLS request after them.
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        crate::util::eventually(10, || read().lines().count() >= 5),
+        "{}",
+        read()
+    );
+    let text = read();
+    let answered: Vec<&str> = text.lines().filter(|l| l.contains("\" 400 ")).collect();
+    assert_eq!(answered.len(), 4, "{text}");
+    assert!(
+        answered.iter().all(|l| l.starts_with("127.0.0.1 ")),
+        "{text}"
+    );
+    assert!(text.contains("\"GET /x HTTP/1.1\" 200 "), "{text}");
 }
