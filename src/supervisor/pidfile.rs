@@ -1,5 +1,6 @@
-//! The pidfile: written atomically (temp file + rename), a stale one (dead PID) replaced, a live
-//! one refused, and removed at exit only if it still names us.
+//! The pidfile: written atomically (temp file + rename), a stale one replaced (its PID dead, or
+//! reused by another program after a crash or a reboot), a live waitressd's refused, and removed
+//! at exit only if it still names us.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,12 +27,46 @@ fn parse(text: &str) -> Option<i32> {
     text.trim().parse::<i32>().ok().filter(|p| *p > 0)
 }
 
-fn alive(pid: i32) -> bool {
+/// Who has the PID a pidfile names.
+#[derive(Debug, PartialEq)]
+enum Holder {
+    /// Nobody: the file is stale.
+    Gone,
+    /// A waitressd (or a process we cannot look at): the file is live.
+    Waitressd,
+    /// Another program (its `comm`): the master died without removing the file and the PID
+    /// was reused, so the file is stale. gunicorn and waitress-era init scripts refuse to
+    /// start here until someone deletes the file by hand.
+    Other(String),
+}
+
+fn holder(pid: i32) -> Holder {
     // kill(pid, 0): Ok or EPERM both mean a process with that PID exists.
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e == nix::Error::EPERM,
+        Ok(()) | Err(nix::Error::EPERM) => {}
+        Err(_) => return Holder::Gone,
     }
+    // A master's `comm` is `waitressd-m` (`title`), or before that the binary's name (ours,
+    // whatever it was installed as).
+    let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm"));
+    match (comm(&pid.to_string()), comm("self")) {
+        (Ok(theirs), Ok(ours)) if !theirs.starts_with("waitressd") && theirs != ours => {
+            Holder::Other(theirs.trim_end().to_string())
+        }
+        _ => Holder::Waitressd,
+    }
+}
+
+/// The warning for a stale pidfile `path` that named `old`.
+fn warn_stale(path: &Path, old: i32, was: Holder) {
+    let why = match was {
+        Holder::Other(comm) => format!("process {old} is now {comm:?}, not waitressd"),
+        _ => format!("process {old} is gone"),
+    };
+    super::log_warn(&format!(
+        "replacing stale pidfile {} ({why})",
+        path.display()
+    ));
 }
 
 impl PidFile {
@@ -44,7 +79,7 @@ impl PidFile {
             .as_deref()
             .and_then(parse)
         {
-            Some(old) if old != pid && Some(old) != from && alive(old) => {
+            Some(old) if old != pid && Some(old) != from && holder(old) == Holder::Waitressd => {
                 Err(PidFileError::Running {
                     path: path.to_path_buf(),
                     pid: old,
@@ -62,21 +97,19 @@ impl PidFile {
             source,
         };
         match std::fs::read_to_string(path) {
-            Ok(text) => match parse(&text) {
-                Some(old) if old != pid && alive(old) => {
-                    return Err(PidFileError::Running {
-                        path: path.to_path_buf(),
-                        pid: old,
-                    })
+            Ok(text) => {
+                if let Some(old) = parse(&text).filter(|old| *old != pid) {
+                    match holder(old) {
+                        Holder::Waitressd => {
+                            return Err(PidFileError::Running {
+                                path: path.to_path_buf(),
+                                pid: old,
+                            })
+                        }
+                        was => warn_stale(path, old, was),
+                    }
                 }
-                Some(old) if old != pid => {
-                    super::log_warn(&format!(
-                        "replacing stale pidfile {} (process {old} is gone)",
-                        path.display()
-                    ));
-                }
-                _ => {}
-            },
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         }
@@ -172,6 +205,22 @@ mod tests {
         }
         drop(pf);
         assert!(!path.exists());
+        // A PID reused by another program after a crash: stale, replaced.
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(&path, format!("{}\n", other.id())).unwrap();
+        assert_eq!(
+            holder(other.id() as i32),
+            Holder::Other("sleep".to_string())
+        );
+        PidFile::check(&path, me, None).unwrap();
+        let pf = PidFile::create(&path, me).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{me}\n"));
+        drop(pf);
+        let _ = other.kill();
+        let _ = other.wait();
         // Not removed when someone else's PID is in it by then.
         let pf = PidFile::create(&path, me).unwrap();
         std::fs::write(&path, "1\n").unwrap();

@@ -212,6 +212,41 @@ fn second_instance_never_touches_a_live_instances_socket_or_pidfile() {
     assert!(!sock.exists() && !pidfile.exists());
 }
 
+/// A pidfile left by a master that died without removing it (SIGKILL, OOM, power loss), whose
+/// PID another program has since been given, does not keep the next start from serving: it is
+/// replaced with a warning naming that program (before, the start exited 3 "names running
+/// process" until someone deleted the file by hand).
+#[test]
+fn a_stale_pidfile_whose_pid_was_reused_is_replaced_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
+    let server = format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display());
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
+    let mut d = super::start(&ini, 1);
+    let warned = line_with(&d, "replacing stale pidfile", 30);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        d.pid().to_string()
+    );
+    let warned = warned.expect("a warning about the stale pidfile");
+    assert!(
+        warned.contains(&format!("process {} is now \"sleep\"", other.id())),
+        "{warned}"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+    assert!(!pidfile.exists());
+}
+
 /// Graceful stop with clients waiting in the listen backlog (the worker is at its
 /// `connection_limit`): every one of them is accepted and answered with `Connection: close`
 /// before the listener closes, none is reset.
