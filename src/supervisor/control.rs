@@ -7,6 +7,7 @@ use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::pidfile::{holder, Holder};
 use nix::sys::socket::{
     bind, recvmsg, sendto, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
     MsgFlags, SockFlag, SockType, UnixAddr,
@@ -75,6 +76,22 @@ pub fn reload(master: i32, timeout: Duration) -> Outcome {
         });
     }
     let _ = setsockopt(&fd, sockopt::PassCred, &true);
+    // A pidfile left by a master that died may name a PID given since to another program,
+    // which a HUP could kill: only a waitressd is signalled.
+    match holder(master) {
+        Holder::Waitressd => {}
+        Holder::Gone => {
+            return Outcome::Trouble(format!(
+                "master {master} is not running (a stale pidfile? start waitressd first)"
+            ))
+        }
+        Holder::Other(comm) => {
+            return Outcome::Trouble(format!(
+                "process {master} is {comm:?}, not waitressd: not signalled (a stale pidfile? \
+                 give the master's PID with --pid)"
+            ))
+        }
+    }
     if let Err(e) = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(master),
         nix::sys::signal::Signal::SIGHUP,

@@ -29,7 +29,7 @@ fn parse(text: &str) -> Option<i32> {
 
 /// Who has the PID a pidfile names.
 #[derive(Debug, PartialEq)]
-enum Holder {
+pub(super) enum Holder {
     /// Nobody: the file is stale.
     Gone,
     /// A waitressd (or a process we cannot look at): the file is live.
@@ -40,7 +40,8 @@ enum Holder {
     Other(String),
 }
 
-fn holder(pid: i32) -> Holder {
+/// Who has `pid` (also `control`'s: `waitressd reload` signals only a waitressd).
+pub(super) fn holder(pid: i32) -> Holder {
     // kill(pid, 0): Ok or EPERM both mean a process with that PID exists.
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) | Err(nix::Error::EPERM) => {}

@@ -49,3 +49,39 @@ fn reload_subcommand_waits_for_the_new_workers_and_fails_when_abandoned() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// `waitressd reload --pidfile` on a pidfile left by a master that died, whose PID another
+/// program has since been given, refuses (exit 3) instead of sending that program a HUP (which
+/// kills most programs); a PID nobody has is named as not running.
+#[test]
+fn reload_never_signals_a_pid_that_is_not_waitressd() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
+    let out = Command::new(bin())
+        .args(["reload", "--pidfile", pidfile.to_str().unwrap()])
+        .args(["--timeout", "5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("\"sleep\", not waitressd: not signalled"),
+        "{err}"
+    );
+    assert!(err.contains("--pid"), "{err}");
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "the other program was signalled"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+    let out = Command::new(bin())
+        .args(["reload", "--pidfile", pidfile.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is not running"), "{err}");
+}
