@@ -150,6 +150,22 @@ set +e
 /etc/init.d/waitressd status "$name" >/dev/null; [ $? = 3 ] || fail "status of a stopped instance is not 3"
 /etc/init.d/waitressd reload "$name" >/dev/null; [ $? = 7 ] || fail "reload of a stopped instance is not 7"
 /etc/init.d/waitressd stop "$name" >/dev/null; [ $? = 0 ] || fail "stop of a stopped instance is not 0"
+# A pidfile left by a master that died, its PID given since to another program: that program
+# is never signalled, status says the pidfile is stale, start starts and takes the pidfile over.
+sleep 300 &
+other=$!
+echo "$other" >"/run/waitressd/$name.pid"
+/etc/init.d/waitressd status "$name" >/dev/null; [ $? = 1 ] || fail "status over a stale pidfile is not 1"
+/etc/init.d/waitressd stop "$name" >/dev/null; [ $? = 0 ] || fail "stop over a stale pidfile is not 0"
+/etc/init.d/waitressd reload "$name" >/dev/null; [ $? = 7 ] || fail "reload over a stale pidfile is not 7"
+/etc/init.d/waitressd start "$name" >/dev/null || fail "start over a stale pidfile"
+[ "$(get /)" = 200 ] || fail "not serving after a start over a stale pidfile"
+[ "$(cat "/run/waitressd/$name.pid")" != "$other" ] || fail "the stale pidfile was kept"
+/etc/init.d/waitressd stop "$name" >/dev/null || fail "stop after a start over a stale pidfile"
+kill -0 "$other" 2>/dev/null || fail "the program a stale pidfile named was signalled"
+kill "$other"
+wait "$other" 2>/dev/null
+step "a stale pidfile naming another program: never signalled, replaced at start"
 set -e
 rm -f "$ini" /tmp/deb-test-$$.*
 trap - EXIT
