@@ -21,6 +21,9 @@ pub const PROXY_HEADERS: [&str; 6] = [
     "x-forwarded-proto",
 ];
 
+/// The longest unix socket path bind(2) takes: `sun_path` (108 bytes on Linux) less its NUL.
+const UNIX_PATH_MAX: usize = 107;
+
 /// Validates `raws` (unique keys, in order) into `Settings`.
 pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, ConfigError> {
     let has = |k: &str| raws.iter().find(|r| r.key == k);
@@ -82,6 +85,17 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         .opt("unix_socket")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
+    if let (Some(p), Some(r)) = (&unix_socket, vals.raw("unix_socket")) {
+        // bind(2) takes the path as given (a relative one from the working directory) in
+        // sockaddr_un's sun_path, NUL included: caught here, with the line, not at bind.
+        let n = p.as_os_str().len();
+        if n > UNIX_PATH_MAX {
+            return Err(err(
+                r,
+                format!("the path is {n} bytes; a unix socket path holds at most {UNIX_PATH_MAX}: use a shorter path"),
+            ));
+        }
+    }
     Ok(Settings {
         listen,
         ipv4: vals.boolean("ipv4"),

@@ -218,6 +218,25 @@ fn listen_forms() {
     }
 }
 
+/// A unix socket path longer than `sockaddr_un` holds is a config error naming its line, not a
+/// bind error at start ("path must be shorter than SUN_LEN"); the longest that fits is taken.
+#[test]
+fn a_unix_socket_path_too_long_for_bind_is_rejected_at_its_line() {
+    let fits = format!("/tmp/{}", "a".repeat(102));
+    assert_eq!(fits.len(), 107);
+    let s = ok(&[("unix_socket", &fits)]);
+    assert_eq!(s.unix_socket.as_deref(), Some(std::path::Path::new(&fits)));
+    let long = format!("{fits}b");
+    let e = rejected(&[("unix_socket", &long)]);
+    assert!(
+        e.contains("t.ini:2: [server:main] unix_socket = ")
+            && e.contains(
+                "the path is 108 bytes; a unix socket path holds at most 107: use a shorter path"
+            ),
+        "{e}"
+    );
+}
+
 #[test]
 fn each_validation_rule_rejects() {
     let cases: &[(Kv, &str)] = &[
