@@ -69,13 +69,28 @@ pub fn choose_executable(
             )));
         }
     }
+    // The first reason a bin/python that is there cannot be used: a link to a Python since
+    // removed (a pyenv or distro upgrade), or one `user` cannot reach (under /root).
+    let mut why = None;
     for name in ["bin/python", "bin/python3"] {
         let exe = venv.join(name);
-        if exe.exists() {
-            return Ok(exe);
+        match std::fs::metadata(&exe) {
+            Ok(_) => return Ok(exe),
+            Err(_) if std::fs::symlink_metadata(&exe).is_err() => {}
+            Err(e) => {
+                why.get_or_insert_with(|| {
+                    let to = std::fs::read_link(&exe)
+                        .map(|t| format!(" (a link to {})", t.display()))
+                        .unwrap_or_default();
+                    format!(
+                        "{name}{to} cannot be used: {e}; recreate the virtualenv with \
+                         {BASE_PYTHON} -m venv, or make its Python readable"
+                    )
+                });
+            }
         }
     }
-    Err(bad("no bin/python in it".to_string()))
+    Err(bad(why.unwrap_or_else(|| "no bin/python in it".to_string())))
 }
 
 /// The `version` (venv) or `version_info` (virtualenv) value of a pyvenv.cfg.
@@ -326,6 +341,33 @@ mod tests {
             choose_executable(None, None).unwrap(),
             PathBuf::from(BASE_PYTHON)
         );
+    }
+
+    /// A virtualenv whose Python was removed since (its bin/python a dangling link) is named
+    /// as such, with the link's target and the fix, not as "no bin/python".
+    #[test]
+    fn a_venv_whose_python_is_gone_names_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!("home = /x\nversion = {PYTHON_VERSION}.0\n");
+        std::fs::write(dir.path().join("pyvenv.cfg"), cfg).unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/python3.11", dir.path().join("bin/python"))
+            .unwrap();
+        let err = choose_executable(Some(dir.path()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "bin/python (a link to /nonexistent/python3.11) cannot be used: No such file"
+            ) && err.contains("-m venv"),
+            "{err}"
+        );
+        // Nothing there at all: said so.
+        std::fs::remove_file(dir.path().join("bin/python")).unwrap();
+        let err = choose_executable(Some(dir.path()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no bin/python in it"), "{err}");
     }
 
     #[test]
