@@ -82,10 +82,12 @@ pub fn choose_executable(
                     let to = std::fs::read_link(&exe)
                         .map(|t| format!(" (a link to {})", t.display()))
                         .unwrap_or_default();
-                    format!(
-                        "{name}{to} cannot be used: {e}; recreate the virtualenv with \
-                         {BASE_PYTHON} -m venv, or make its Python readable"
-                    )
+                    let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        "make the Python it links to readable".to_string()
+                    } else {
+                        format!("recreate the virtualenv with {BASE_PYTHON} -m venv")
+                    };
+                    format!("{name}{to} cannot be used: {e}; {fix}")
                 });
             }
         }
