@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+import targets
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 HZ = os.sysconf("SC_CLK_TCK")
@@ -458,6 +460,7 @@ def main():
     only = set(a.servers.split(",")) if a.servers else None
     b = Bench(a)
     failures = []
+    done = {}  # row key -> what the targets are judged from
     os.sched_setaffinity(0, {int(CLIENT_CPU)})
     tls = "--certfile" in subprocess.run([a.waitressd, "--help"], capture_output=True, text=True).stdout
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {os.uname().nodename}, {os.cpu_count()} CPUs; "
@@ -474,6 +477,7 @@ def main():
             print(f"{'server':<14} {'held':>6} {'B/conn':>8} {'fresh ms':>9} {'max ms':>7} "
                   f"{'peak MiB':>8} {'B/conn ratio':>12}")
             res = {s: b.idle(s, a.idle) for s in servers}
+            done[key] = {"res": {s: r for s, r in res.items() if r}}
             ref = res.get(DEFAULT) or {}
             for s, r in res.items():
                 if r is None:
@@ -506,6 +510,7 @@ def main():
                     plain.append(flask_per_call(a.venv, 2000 if a.secs <= 1 else 20000))
             rounds.append(got)
         res, ratios = combine(rounds)
+        done[key] = {"res": res, "ratios": ratios, "rounds": rounds, "plain": plain}
         for s, r in res.items():
             if "rps" not in r or (r["error"] and s.startswith(DEFAULT)):
                 failures.append(f"{label}: {s}: {r['error']}")
@@ -521,6 +526,10 @@ def main():
             print(f"({a.rounds} rounds, medians; CPU ratio in each round: {spread})")
         if key == "flask" and plain:
             print(flask_shares(rounds, plain))
+    verdicts = targets.lines(done)
+    if verdicts:
+        print("\n## Targets (issue 12), judged from this run")
+        print("\n".join(verdicts))
     for f in failures:
         print(f"FAILED {f}", file=sys.stderr)
     return 1 if failures and a.strict else 0
