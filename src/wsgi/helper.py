@@ -66,18 +66,49 @@ def _file_config(path, defaults):
 # An app load still running after this many seconds writes its Python stack (every thread)
 # to stderr, once: the master reports the worker as not ready at the same moment.
 SLOW_LOAD_SECONDS = 10
+# The line before that stack (the master's warning names it).
+SLOW_LOAD_HEADER = "Python stack of the app load at %d s (most recent call last):" % SLOW_LOAD_SECONDS
 
 
 @contextlib.contextmanager
 def _stack_if_slow():
-    """Shows where an import that hangs (a database, DNS, a lock) is stuck."""
-    import faulthandler
+    """Shows where an import that hangs (a database, DNS, a lock) is stuck.
 
-    faulthandler.dump_traceback_later(SLOW_LOAD_SECONDS, file=2)
+    A thread of ours writes the stacks holding the GIL, so the frames it reads stand still.
+    faulthandler's dump_traceback_later read them from a thread without the GIL while the load
+    ran Python: the worker died of a SIGSEGV in faulthandler's dump_traceback (under valgrind,
+    every time). An import blocked in C with the GIL held gets no stack, only the master's
+    warning; one blocked on I/O or a lock releases the GIL, as Python code does every 5 ms."""
+    loader = threading.get_ident()
+    done = threading.Event()
+
+    def dump():
+        if done.wait(SLOW_LOAD_SECONDS):
+            return
+        frames = sys._current_frames()
+        me = threading.get_ident()
+        names = {t.ident: t.name for t in threading.enumerate()}
+        order = [loader] + [i for i in frames if i not in (loader, me)]
+        out = [SLOW_LOAD_HEADER + "\n"]
+        for ident in order:
+            if ident in frames:
+                out.append("Thread %s%s:\n" % (names.get(ident, hex(ident)),
+                                               " (loading the app)" if ident == loader else ""))
+                out.extend(traceback.format_stack(frames[ident]))
+        del frames
+        try:
+            os.write(2, "".join(out).encode("utf-8", "replace"))
+        except OSError:
+            pass  # stderr gone: the master's warning still says the load is slow
+
+    watcher = threading.Thread(target=dump, name="waitressd-slow-load", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        faulthandler.cancel_dump_traceback_later()
+        done.set()
+        # Gone before anything forks (preload_app loads in the master).
+        watcher.join()
 
 
 def load_ini(path, name, variables, log_config=None):

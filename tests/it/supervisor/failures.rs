@@ -396,6 +396,42 @@ fn an_abandoned_reload_puts_the_old_error_log_back() {
     assert_eq!(d.wait(30), Some(0));
 }
 
+/// An import that keeps running Python for longer than the slow-load report (12 s of deep
+/// recursion here: frames pushed and popped all the time) gets its stack written and then
+/// serves, in each of four workers. The report read the frames from faulthandler's thread,
+/// without the GIL, while they changed: a worker died of a SIGSEGV in one such start of three
+/// (and in every one under valgrind), a crash loop caused by the diagnostic itself.
+#[test]
+fn a_slow_busy_import_is_reported_and_the_report_never_kills_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    let busy = "import time\n\n\ndef _spin(n):\n    return n if n == 0 else _spin(n - 1)\n\n\n\
+                _end = time.monotonic() + 12\nwhile time.monotonic() < _end:\n    _spin(900)\n";
+    std::fs::write(dir.path().join("deployed.py"), format!("{busy}{good}")).unwrap();
+    let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0\nworkers = 4");
+    let (mut stacks, mut ready, mut died) = (0, 0, Vec::new());
+    let end = Instant::now() + Duration::from_secs(60);
+    while ready < 4 && died.is_empty() {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = d
+            .stderr
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("after 60 s: {stacks} stacks, {ready} workers ready"));
+        if line.contains("Python stack of the app load at 10 s") {
+            stacks += 1;
+        } else if line.contains("): ready") {
+            ready += 1;
+        } else if line.contains("died unexpectedly") {
+            died.push(line);
+        }
+    }
+    assert!(died.is_empty(), "{died:?}");
+    assert_eq!(stacks, 4, "every worker's stack was written");
+    assert!(ask(&d.addr(), "/").is_some());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
+
 /// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: its Python
 /// stack (where it is stuck) and a WARNING naming the worker and what clients see, instead of
 /// a log that stops at "started" while clients wait. A stop still ends it at once (it never
