@@ -10,9 +10,10 @@
 //!
 //! Files by job, in import order: each imports only files named after it (no circles). `accept`
 //! (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering
-//! close) · `event_loop` (poll, tokens, waker, stop/drain; the open connections in a `slab`) ·
-//! `opening` (a connection's PROXY header, origin and TLS reads) · `channel`
-//! (loop side of a connection: read, parse, `100 Continue`, parser errors) · `dispatch` (the app
+//! close) · `event_loop` (poll, tokens, waker, stop/drain; the open connections in a `slab`;
+//! one connection's read, send, finish and close in `event_loop/chan_events`) · `opening` (a
+//! connection's PROXY header, origin and TLS reads) · `channel` (loop side of a connection:
+//! read, parse, `100 Continue`, parser errors) · `dispatch` (the app
 //! threads) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) ·
 //! `watchdog` (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job
 //! queue, completions, request pool; the app-thread hand-off in `ctx/handoff`) · `calls`
