@@ -1,26 +1,25 @@
 //! The worker's event loop (waitress's `wasyncore.loop` + `BaseWSGIServer`): one mio poll over
 //! the listeners, every client channel and a waker; accepting under `connection_limit` (with
 //! eviction of idle connections), readiness dispatch, app-thread notifications, and timers.
+//! What it does with one channel (read, send, take back from the app, finish, close) is in
+//! `event_loop/chan_events`.
 //!
 //! Every socket is registered once, readable + writable, edge-triggered: no epoll_ctl per
 //! request. A channel that is not read when readable remembers it (`read_deferred`).
 use std::collections::VecDeque;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use mio::{Events, Poll, Token, Waker};
 
 use super::access_file::AccessLog;
-use super::channel::{head_recv, Channel, ReadOutcome, BODY_RECV};
-use super::ctx::{socket_error, Ctx};
+use super::channel::{head_recv, Channel, BODY_RECV};
+use super::ctx::Ctx;
 use super::dispatch;
 use super::listener::{self, Listening, LISTENER0};
 use super::sched;
 use super::shared::{Shared, GATHER_DELAY};
-use super::sock;
 use super::splice::BodyPipe;
 use super::watchdog;
 use super::{Control, ServerError, ServerOptions, GRACEFUL, IMMEDIATE, RUNNING};
@@ -33,9 +32,6 @@ const WAKER: Token = Token(0);
 pub(super) const CHANNEL0: usize = 1 << 16;
 /// Timer resolution for the whole-head deadline and lingering closes.
 const TICK: Duration = Duration::from_secs(1);
-/// Bounds of the lingering close after an error response.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1 << 20;
 /// How long `run` waits for app threads still inside the app: waitress waits 5 s on a normal
 /// stop; an immediate stop only gives them a moment (their output is discarded anyway).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
@@ -45,8 +41,11 @@ const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
 /// sending its next request on it: a failed request in every load test across a reload.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
-/// The loop's state. Its methods are split by job over `event_loop` (here), `accept` and
-/// `timers`; what those two files use is `pub(super)`: the poll and the listeners (accept
+mod chan_events;
+
+/// The loop's state. Its methods are split by job over `event_loop` (here, with a channel's
+/// events in `event_loop/chan_events`), `accept` and `timers`; what those two files use is
+/// `pub(super)` (`pub(in crate::server)` in `chan_events`): the poll and the listeners (accept
 /// registers and re-arms them), the context (read-only), the channels (a `Slab`: the
 /// key is the slot, `CHANNEL0 + key` the token) and admission's own two fields, which only `accept` reads and writes (they live
 /// here because this file cannot import one of `accept`'s types: `accept` imports it).
@@ -308,168 +307,6 @@ impl EventLoop {
 
     pub(super) fn chan(&mut self, i: usize) -> Option<&mut Channel> {
         self.chans.get_mut(i)
-    }
-
-    fn read(&mut self, i: usize, batch: &mut Vec<Arc<Shared>>, now: Instant) {
-        let Some(ch) = self.chans.get_mut(i) else {
-            return;
-        };
-        let outcome = ch.on_readable(
-            &self.ctx,
-            &mut self.scratch,
-            &mut self.body_pipe,
-            batch,
-            now,
-        );
-        // An open channel that only read has nothing to finish (app threads report theirs).
-        let settle = !ch.is_open() || self.draining;
-        match outcome {
-            ReadOutcome::Done if settle => self.maybe_finish(i, now),
-            ReadOutcome::Done => {}
-            ReadOutcome::More => self.again.push(i),
-            ReadOutcome::Close => self.close(i),
-        }
-    }
-
-    pub(super) fn on_writable(&mut self, i: usize, now: Instant) {
-        let wm = self.ctx.opts.outbuf_high_watermark;
-        let Some(ch) = self.chan(i) else { return };
-        let sh = &ch.shared;
-        // epoll reports writability with every readable edge: usually nothing to do, and
-        // checking that must not wait for an app thread that is sending.
-        if !sh.has_output() {
-            return;
-        }
-        let mut st = sh.lock();
-        if st.out().is_empty() || st.is_closed() {
-            return;
-        }
-        let before = st.out().pending();
-        let r = st.out_mut().flush(sh.fd());
-        sh.flushed(&st, wm);
-        if st.out().pending() < before {
-            st.mark_active(now);
-        }
-        drop(st);
-        if let Err(e) = r {
-            socket_error(&self.ctx, "send", e);
-            return self.close(i);
-        }
-        self.maybe_finish(i, now);
-    }
-
-    /// An app thread is done with a channel (or hit an error on it).
-    fn after_app(&mut self, sh: &Arc<Shared>, batch: &mut Vec<Arc<Shared>>, now: Instant) {
-        let i = sh.token - CHANNEL0;
-        let ctx = self.ctx.clone();
-        let Some(ch) = self.chan(i).filter(|c| Arc::ptr_eq(&c.shared, sh)) else {
-            return;
-        };
-        {
-            let mut st = sh.lock();
-            if st.is_closed() {
-                drop(st);
-                self.close(i);
-                return;
-            }
-            if !st.out().is_empty() {
-                let r = st.out_mut().flush(sh.fd());
-                sh.flushed(&st, ctx.opts.outbuf_high_watermark);
-                if let Err(e) = r {
-                    drop(st);
-                    socket_error(&ctx, "send", e);
-                    self.close(i);
-                    return;
-                }
-            }
-        }
-        if ch.resume(&ctx, batch, now) {
-            self.close(i);
-            return;
-        }
-        if ch.take_deferred_read() {
-            self.read(i, batch, now);
-        } else {
-            self.maybe_finish(i, now);
-        }
-    }
-
-    /// Closes (or starts lingering on) a channel whose last response is out; closes idle
-    /// channels while draining.
-    fn maybe_finish(&mut self, i: usize, now: Instant) {
-        let close_idle = self.drain_grace_over(now);
-        let at_limit = self.chans.len() >= self.ctx.opts.connection_limit;
-        let Some(ch) = self.chan(i) else { return };
-        let mut st = ch.shared.lock();
-        if st.is_closed() {
-            drop(st);
-            return self.close(i);
-        }
-        let finished = st.last_response_sent();
-        let delimited = if finished {
-            st.close_delimited_end()
-        } else {
-            None
-        };
-        drop(st);
-        if ch.is_lingering() {
-            return; // ends at EOF, the byte budget or the deadline
-        }
-        match delimited {
-            // A body that ends at the close was cut (the app failed mid-body): reset now, no
-            // FIN and no lingering that would make the cut look like the end.
-            Some(false) => return self.close(i),
-            // Complete: the normal close (FIN after the last byte) is back.
-            Some(true) => sock::reset_on_close(ch.shared.fd(), false),
-            None => {}
-        }
-        if finished {
-            if !ch.wants_linger() {
-                return self.close(i);
-            }
-            ch.start_lingering(now + LINGER_TIME, LINGER_BYTES);
-            let mut batch = Vec::new();
-            self.read(i, &mut batch, now);
-        } else if close_idle && ch.is_idle() {
-            self.close(i);
-        } else if at_limit && ch.is_idle_keepalive() && self.ctx.clients_waiting() {
-            // It may make room for the client waiting at the limit: look at the backlog again
-            // (only then: an accept round polls every listener).
-            self.retry_accept();
-        }
-    }
-
-    /// Tears a channel down: deregistered, shut down (the fd closes with its last reference),
-    /// queued requests dropped, blocked app writers woken.
-    pub(super) fn close(&mut self, i: usize) {
-        let Some(mut ch) = self.chans.try_remove(i) else {
-            return;
-        };
-        let raw = ch.shared.fd().as_raw_fd();
-        let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
-        if ch.is_tls() {
-            // A TLS close_notify first (best effort, one send), so clients reading to EOF see
-            // a clean end of the stream rather than a truncation; not when the connection
-            // resets because a close-delimited body was cut.
-            let mut st = ch.shared.lock();
-            if !st.is_closed() && !st.resets_on_close() {
-                if let Some(t) = st.out_mut().tls_mut() {
-                    t.close_notify();
-                    let _ = st.out_mut().flush(ch.shared.fd());
-                }
-            }
-        }
-        ch.shared.mark_closed();
-        if let Some(job) = ch.take_partial_request() {
-            self.ctx.recycle(job);
-        }
-        if let Some(m) = self.ctx.opts.metrics {
-            m.connection(false);
-        }
-        if self.chans.len() + 1 >= self.ctx.opts.connection_limit {
-            // Room again: look at waiting clients (accepting stopped at the limit).
-            self.retry_accept();
-        }
     }
 
     /// Hands the app threads' access-log lines to the writer thread once `LOG_BATCH` bytes are

@@ -10,16 +10,18 @@
 //!
 //! Files by job, in import order: each imports only files named after it (no circles). `accept`
 //! (admission, `connection_limit`, eviction) · `timers` (idle sweep, head deadline, lingering
-//! close) · `event_loop` (poll, tokens, waker, stop/drain; the open connections in a `slab`) ·
-//! `opening` (a connection's PROXY header, origin and TLS reads) · `channel`
-//! (loop side of a connection: read, parse, `100 Continue`, parser errors) · `dispatch` (the app
+//! close) · `event_loop` (poll, tokens, waker, stop/drain; the open connections in a `slab`;
+//! one connection's read, send, finish and close in `event_loop/chan_events`) · `opening` (a
+//! connection's PROXY header, origin and TLS reads) · `channel` (loop side of a connection:
+//! read, parse, `100 Continue`, parser errors) · `dispatch` (the app
 //! threads) · `job` (one request start to end) · `task` (the `Exchange` an app thread drives) ·
 //! `watchdog` (`request_timeout`'s thread) · `ctx` (what the loop and the app threads share: job
-//! queue, completions, request pool) · `calls` (`request_timeout`'s records) · `shared` (state
-//! shared with app threads, one lock per connection) · `outbuf` (pending output: memory, spill
-//! file, sendfile) · `tls` (a connection's rustls session) · `access_log` · `listener` (the
-//! listening sockets) · `proxy_header` (the PROXY header's parse state) · `splice` · `sched` ·
-//! `sock` (send/sendmsg, peek) · `lock` · `metrics` (counters the master sums for `/metrics`).
+//! queue, completions, request pool; the app-thread hand-off in `ctx/handoff`) · `calls`
+//! (`request_timeout`'s records) · `shared` (state shared with app threads, one lock per
+//! connection) · `outbuf` (pending output: memory, spill file, sendfile) · `tls` (a connection's
+//! rustls session) · `access_log` · `listener` (the listening sockets) · `proxy_header` (the
+//! PROXY header's parse state) · `splice` · `sched` · `sock` (send/sendmsg, peek) · `lock` ·
+//! `metrics` (counters the master sums for `/metrics`).
 //!
 //! Hot path, per keep-alive request: one `recv`, one `send` (head + body joined when they add up
 //! to 1 KiB or less, else a vectored `sendmsg`) made by the app thread, no allocation once pools are warm, no loop round trip after the response;
