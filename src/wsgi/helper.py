@@ -111,6 +111,20 @@ def _stack_if_slow():
         watcher.join()
 
 
+def lingering_threads():
+    """The threads Python's exit will wait for, forever: alive, not daemon, not the main one.
+    Each as "NAME at FILE:LINE in FUNCTION" (where it is now)."""
+    frames = sys._current_frames()
+    out = []
+    for t in threading.enumerate():
+        if t.daemon or t is threading.main_thread() or not t.is_alive():
+            continue
+        f = frames.get(t.ident)
+        where = " at %s:%d in %s" % (f.f_code.co_filename, f.f_lineno, f.f_code.co_name) if f else ""
+        out.append(t.name + where)
+    return out
+
+
 def load_ini(path, name, variables, log_config=None):
     """pserve's order: logging from the INI first, then PasteDeploy's loadapp."""
     path = os.path.abspath(path)

@@ -34,7 +34,7 @@ mod tests_io;
 mod turns;
 
 pub use interpreter::{after_fork_child, after_fork_parent, before_fork, shutdown};
-pub use pylog::{forward_waitress_logs, log_now, module_files};
+pub use pylog::{forward_waitress_logs, lingering_threads, log_now, module_files};
 
 /// What the WSGI bridge needs from `Settings`.
 #[derive(Debug, Clone)]

@@ -42,6 +42,20 @@ pub fn module_files() -> Vec<std::path::PathBuf> {
     .unwrap_or_default()
 }
 
+/// The app's threads Python's exit will wait for (alive, not daemon): "NAME at FILE:LINE in
+/// FUNCTION" each.
+pub fn lingering_threads() -> Vec<String> {
+    super::interpreter::with_live(|| {
+        Python::attach(|py| {
+            helper(py)
+                .and_then(|h| h.call_method0("lingering_threads"))
+                .and_then(|v| v.extract::<Vec<String>>())
+                .unwrap_or_default()
+        })
+    })
+    .unwrap_or_default()
+}
+
 /// Logs one record on Python logger `name` now, from this (non-event-loop) thread.
 pub fn log_now(name: &str, level: log::Level, msg: &str) {
     log_all([(name, level, msg)]);

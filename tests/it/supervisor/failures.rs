@@ -432,6 +432,99 @@ fn a_slow_busy_import_is_reported_and_the_report_never_kills_the_worker() {
     assert_eq!(d.wait(30), Some(0));
 }
 
+/// The app module of `exit_waits_for_app_threads_only_so_long`: a non-daemon thread that runs
+/// forever when `forever` (a scheduler, a metrics pusher), one that ends 1 s after a request
+/// to /late starts it, and an atexit handler that says it ran.
+const THREADS_APP: &str = r#"
+import atexit, sys, threading, time
+
+def _forever():
+    while True:
+        time.sleep(0.2)
+
+atexit.register(lambda: print("ATEXIT ran", file=sys.stderr, flush=True))
+
+def make_app(global_conf, forever="no", **kw):
+    if forever == "yes":
+        threading.Thread(target=_forever, name="pusher").start()
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/late":
+            threading.Thread(target=time.sleep, args=(1,), name="flusher").start()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+    return app
+"#;
+
+/// Python's exit waits for the app's non-daemon threads: one that ends soon is waited for
+/// (atexit handlers run, exit code 0); one that runs forever is waited for only so long, then
+/// named with the fix, and the worker exits 0 on its own. Before, such a worker lingered until
+/// the master's SIGKILL at `graceful_timeout` (30 s by default) on every stop and reload,
+/// "killed by a signal", its atexit handlers never run.
+#[test]
+fn exit_waits_for_app_threads_only_so_long() {
+    for forever in ["no", "yes"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("deployed.py"), THREADS_APP).unwrap();
+        let ini = write_ini(
+            dir.path(),
+            "deployed:make_app",
+            "one",
+            "listen = 127.0.0.1:0",
+        );
+        let ini_text = std::fs::read_to_string(&ini).unwrap().replace(
+            "[server:main]",
+            &format!("forever = {forever}\n\n[server:main]"),
+        );
+        std::fs::write(&ini, ini_text).unwrap();
+        let mut c = command(&ini);
+        c.env("PYTHONPATH", dir.path());
+        let mut d = Daemon::start_with(&mut c, 1);
+        assert!(eventually(30, || crate::util::get(&d.addr(), "/late").0 == 200));
+        d.signal(libc::SIGTERM);
+        let mut seen = Vec::new();
+        let end = Instant::now() + Duration::from_secs(60);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match d.stderr.recv_timeout(left) {
+                Ok(l) => {
+                    let last = l.contains("exiting with code");
+                    seen.push(l);
+                    if last {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let log = seen.join("\n");
+        assert_eq!(d.wait(30), Some(0), "{log}");
+        assert!(
+            log.contains("exited (exit code 0)"),
+            "forever = {forever}:\n{log}"
+        );
+        assert!(
+            !log.contains("killed by a signal"),
+            "forever = {forever}:\n{log}"
+        );
+        if forever == "no" {
+            assert!(log.contains("ATEXIT ran"), "{log}");
+            assert!(!log.contains("still waits"), "{log}");
+        } else {
+            let warned = seen
+                .iter()
+                .find(|l| l.contains("python's exit still waits"))
+                .unwrap_or_else(|| panic!("no warning:\n{log}"));
+            assert!(
+                warned.contains("pusher at ")
+                    && warned.contains("deployed.py")
+                    && warned.contains("in _forever")
+                    && warned.contains("daemon=True")
+                    && warned.contains("WARN"),
+                "{warned}"
+            );
+        }
+    }
+}
+
 /// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: its Python
 /// stack (where it is stuck) and a WARNING naming the worker and what clients see, instead of
 /// a log that stops at "started" while clients wait. A stop still ends it at once (it never
