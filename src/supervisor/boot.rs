@@ -157,10 +157,11 @@ pub(super) fn run(
         m.listeners.remove_files_not_in(None);
     }
     m.daemon.report(m.exit_code);
-    if m.preloaded.take().is_some() {
-        crate::wsgi::shutdown();
-    }
     log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
+    if m.preloaded.take().is_some() {
+        let graceful = std::time::Duration::from_secs(m.settings.graceful_timeout);
+        super::pyexit::finalize(m.exit_code, graceful);
+    }
     match m.exit_code {
         exit::OK => Ok(()),
         code => Err(error_for(code, worker_failure(code))),

@@ -19,6 +19,7 @@ pub mod options;
 mod pending;
 pub mod pidfile;
 mod prometheus;
+mod pyexit;
 mod reload;
 pub mod reloader;
 mod retire;

@@ -8,7 +8,7 @@
 //! 11.9-16.3k req/s with other jobs loading the host), and a pinned worker cannot move off a
 //! core that another process is using.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -199,47 +199,9 @@ pub fn serve(mut start: WorkerStart) -> i32 {
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {
         // Graceful stop: app threads are done; atexit handlers run.
-        let _watch = exit_if_python_lingers(code, (graceful / 2).min(LINGER_MAX));
-        crate::wsgi::shutdown();
+        super::pyexit::finalize(code, graceful);
     }
     code
-}
-
-/// Longest a stopping worker waits for the app's own non-daemon threads (at most half of
-/// `graceful_timeout`, so it ends before the master's SIGKILL).
-const LINGER_MAX: Duration = Duration::from_secs(5);
-
-/// Python's exit first waits for the app's non-daemon threads, forever (a scheduler, a
-/// metrics pusher…): the worker lingered until the master killed it at `graceful_timeout`,
-/// logged as "killed by a signal", its atexit handlers unrun, on every stop, reload and
-/// `max_requests` replacement. If Python has not finished within `wait`, this names those
-/// threads and the fix and ends the worker with `code`. Nothing is watched when no such
-/// thread runs; the watch ends when the returned sender is dropped (Python finished).
-fn exit_if_python_lingers(code: i32, wait: Duration) -> Option<mpsc::Sender<()>> {
-    let threads = crate::wsgi::lingering_threads();
-    if threads.is_empty() {
-        return None;
-    }
-    let (done, finished) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("exit-watch".into())
-        .spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(wait) {
-                log_warn(&format!(
-                    "python's exit still waits after {:.1} s for the app's threads: {}; not \
-                     waited for (atexit handlers do not run): make them daemon threads \
-                     (daemon=True) or stop them in an atexit handler, they delay every stop, \
-                     reload and max_requests replacement",
-                    wait.as_secs_f64(),
-                    threads.join(", ")
-                ));
-                // SAFETY: _exit(2) ends the process at once and runs nothing more in it; the
-                // main thread is inside Py_FinalizeEx, which must not be re-entered.
-                unsafe { libc::_exit(code) }
-            }
-        })
-        .ok()?;
-    Some(done)
 }
 
 /// Serves `app` (already loaded) on this worker's listeners until stopped; exit code.
