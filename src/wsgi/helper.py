@@ -55,11 +55,26 @@ def name_thread(name):
     threading.current_thread().name = name
 
 
+class LoggingConfigError(Exception):
+    """The INI's (or --log-config's) logging sections could not be applied."""
+
+
 def _file_config(path, defaults):
     global logging_configured
     import logging.config as _logging_config
 
-    _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    try:
+        _logging_config.fileConfig(path, defaults, disable_existing_loggers=False)
+    except Exception as exc:
+        # fileConfig's own errors name neither the file nor the section: a bare KeyError
+        # 'formatters' or a FileNotFoundError read as if the app had failed.
+        if isinstance(exc, OSError):
+            fix = "a log file's directory must exist and be writable by the worker's user"
+        else:
+            fix = "check the [loggers], [handlers] and [formatters] sections (logging.config.fileConfig's format)"
+        raise LoggingConfigError(
+            "cannot configure logging from %s: %s: %s; %s" % (path, type(exc).__name__, exc, fix)
+        ) from exc
     logging_configured = True
 
 

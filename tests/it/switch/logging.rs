@@ -64,6 +64,53 @@ fn logger_waitress_in_the_ini_decides_about_serving_on() {
     assert!(!seen.iter().any(|l| l.contains("Serving on")), "{seen:?}");
 }
 
+/// Logging sections that cannot be applied (a FileHandler in a directory that does not exist;
+/// a [formatters] section left out) stop the start with one line naming the file, what
+/// failed and the fix, not a bare FileNotFoundError or KeyError read as the app's failure.
+#[test]
+fn a_logging_section_that_cannot_be_applied_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(apps().join("logging_info.ini")).unwrap();
+    let pp = apps();
+    let cases = [
+        (
+            "[handler_console]\nclass = FileHandler\nargs = ('/nonexistent/dir/app.log', 'a')\n",
+            "FileNotFoundError",
+            "a log file's directory must exist and be writable",
+        ),
+        (
+            "",
+            "KeyError",
+            "check the [loggers], [handlers] and [formatters] sections",
+        ),
+    ];
+    for (i, (handler, exc, fix)) in cases.iter().enumerate() {
+        let text = if handler.is_empty() {
+            base.replace("[formatters]", "[no_formatters]")
+        } else {
+            // The INI's own console handler replaced by the file one.
+            let start = base.find("[handler_console]").unwrap();
+            let end = base[start..].find("\n\n").map_or(base.len(), |e| start + e);
+            format!("{}{handler}{}", &base[..start], &base[end..])
+        };
+        let ini = dir.path().join(format!("bad{i}.ini"));
+        std::fs::write(&ini, text).unwrap();
+        let (code, _, err) = run(
+            &[ini.to_str().unwrap(), "--pythonpath", pp.to_str().unwrap()],
+            dir.path(),
+        );
+        assert_eq!(code, 4, "{err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("cannot configure logging from"))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(
+            line.contains(ini.to_str().unwrap()) && line.contains(exc) && line.contains(fix),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn log_config_flag_configures_python_logging() {
     let d = Daemon::start(
