@@ -134,7 +134,7 @@ pub static DEFS: &[Def] = &[
     w("inbuf_overflow", Conv::Int, Some("524288"), (0, U64), "Request body buffer size above which it spills to a temporary file."),
     w("connection_limit", Conv::Int, Some("100"), (1, U64), "Open connections per worker above which new ones wait (the soft open-file limit is raised to fit it, up to the hard limit)."),
     w("cleanup_interval", Conv::Int, Some("30"), (0, U64), "Seconds between sweeps for idle connections."),
-    w("channel_timeout", Conv::Int, Some("120"), (0, U64), "Seconds a connection may be idle before it is closed."),
+    w("channel_timeout", Conv::Int, Some("120"), (0, U64), "Seconds a connection may be idle before it is closed; waitressd also cuts a response its client reads none of for this long while an app thread waits on it."),
     w("log_socket_errors", Conv::Bool, Some("true"), NONE, "Log socket errors and accept() failures."),
     w("max_request_header_size", Conv::Int, Some("262144"), (1, U64), "Largest request line plus headers, in bytes (431 above)."),
     w("max_request_body_size", Conv::Int, Some("1073741824"), (0, U64), "Largest request body, in bytes (413 above)."),

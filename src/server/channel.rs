@@ -40,6 +40,9 @@ pub(crate) struct Channel {
     inbuf: Vec<u8>,
     held: Option<Held>,
     last_read: Instant,
+    /// The sweep's look at a response stalled on its client: the bytes sent by then, and when
+    /// first seen so (`stalled_timed_out`).
+    stall: Option<(u64, Instant)>,
     /// First byte of the current head (whole-head deadline; `head_begins`, `head_ends`).
     head_started: Option<Instant>,
     /// Readable but not read (busy): read when the channel becomes idle.
@@ -98,6 +101,7 @@ impl Channel {
             inbuf: Vec::new(),
             held: None,
             last_read: Instant::now(),
+            stall: None,
             head_started: None,
             read_deferred: false,
             read_closed: false,
@@ -181,6 +185,37 @@ impl Channel {
         let st = self.shared.lock();
         let last = self.last_read.max(st.last_activity());
         !st.busy() && now.saturating_duration_since(last) >= timeout
+    }
+
+    /// An app thread has waited at `watermark` (back-pressure) on a client that read none of
+    /// its response for `timeout`, as far as the sweep saw it (every `cleanup_interval`).
+    /// waitress exempts running requests from `channel_timeout`, so such clients each hold an
+    /// app thread for ever (a few stop the server); a slow client that reads is never cut.
+    pub(crate) fn stalled_timed_out(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        watermark: u64,
+    ) -> bool {
+        let st = self.shared.lock();
+        if !st.busy() || !st.over_watermark(watermark) {
+            self.stall = None;
+            return false;
+        }
+        let sent = st.out().sent_total();
+        match self.stall {
+            Some((seen, since)) if seen == sent => {
+                let cut = now.saturating_duration_since(since) >= timeout;
+                if cut {
+                    log::debug!(target: "waitress", "closing a connection from {}: the client read nothing of its response for channel_timeout ({} s) while an app thread waited on it", self.shared.origin.remote_addr, timeout.as_secs());
+                }
+                cut
+            }
+            _ => {
+                self.stall = Some((sent, now));
+                false
+            }
+        }
     }
 
     /// The last response is sent: whether to close lingering (the client may still be

@@ -78,6 +78,9 @@ pub(crate) struct OutBuf {
     pending: u64,
     /// Bytes held in memory segments (spill trigger).
     mem: u64,
+    /// Bytes ever queued (pending or since sent): `queued - pending` only grows as the client
+    /// reads (`sent_total`).
+    queued: u64,
     overflow: u64,
     /// TLS: everything goes out encrypted through this session.
     tls: Option<Box<TlsSession>>,
@@ -89,6 +92,7 @@ impl OutBuf {
             segs: VecDeque::new(),
             pending: 0,
             mem: 0,
+            queued: 0,
             overflow,
             tls: None,
         }
@@ -110,6 +114,12 @@ impl OutBuf {
 
     pub(crate) fn pending(&self) -> u64 {
         self.pending
+    }
+
+    /// Queued bytes sent so far (or dropped at a close): grows with every send of queued
+    /// output, so the same value twice means the client read none of it in between.
+    pub(crate) fn sent_total(&self) -> u64 {
+        self.queued - self.pending
     }
 
     /// Appends bytes: to memory, or to a spill file once `overflow` bytes are held in memory.
@@ -145,6 +155,7 @@ impl OutBuf {
             }
         }
         self.pending += len;
+        self.queued += len;
         Ok(())
     }
 
@@ -173,6 +184,7 @@ impl OutBuf {
             spill: false,
         });
         self.pending += len;
+        self.queued += len;
     }
 
     /// Drops everything (connection closing).

@@ -55,6 +55,18 @@ impl EventLoop {
         for i in idle {
             self.close(i);
         }
+        // waitressd: a response whose client reads nothing of it for `channel_timeout` while
+        // an app thread waits on it is cut (visibly: a short or unterminated body, or a reset
+        // for a close-delimited one), which frees the thread.
+        let wm = self.ctx.opts.outbuf_high_watermark;
+        let stuck: Vec<usize> = self
+            .chans
+            .iter_mut()
+            .filter_map(|(i, ch)| ch.stalled_timed_out(now, timeout, wm).then_some(i))
+            .collect();
+        for i in stuck {
+            self.close(i);
+        }
     }
 
     /// Draining, grace over: closes the connections still idle.

@@ -211,6 +211,14 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // Until its exec, the child is a copy of this test binary (named waitressd-…).
+        let comm = format!("/proc/{}/comm", other.id());
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c == "sleep\n") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         std::fs::write(&path, format!("{}\n", other.id())).unwrap();
         assert_eq!(
             holder(other.id() as i32),

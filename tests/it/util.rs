@@ -230,3 +230,16 @@ pub fn split_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
         .unwrap_or(0);
     (status, head, raw[end + 4..].to_vec())
 }
+
+/// A `sleep 60` child, returned once it runs `sleep` (before its exec it is a copy of the test
+/// binary): a live process that is not waitressd.
+pub fn spawn_sleep() -> std::process::Child {
+    let child = Command::new("sleep").arg("60").spawn().unwrap();
+    let comm = format!("/proc/{}/comm", child.id());
+    assert!(
+        eventually(10, || std::fs::read_to_string(&comm)
+            .is_ok_and(|c| c == "sleep\n")),
+        "sleep never started"
+    );
+    child
+}

@@ -37,6 +37,75 @@ fn clients_that_never_read_a_large_response_do_not_grow_memory() {
     assert!(grown < 256 * 1024, "memory grew by {grown} KiB");
 }
 
+/// Clients that ask for a large response and then read nothing, as many as there are app
+/// threads: each is cut once it has read nothing for `channel_timeout` while its thread waited
+/// on it (its chunked body visibly unterminated), which frees the threads, and a fresh client
+/// is served. waitress exempts running requests from `channel_timeout`: such clients held every
+/// thread for ever and nobody else was served. A client that reads slowly is never cut.
+#[test]
+fn clients_that_read_nothing_lose_their_app_threads_after_channel_timeout() {
+    let d = start(&[
+        "--threads",
+        "2",
+        "--channel-timeout",
+        "2",
+        "--cleanup-interval",
+        "1",
+        "--outbuf-high-watermark",
+        "1048576",
+    ]);
+    let addr = d.addr();
+    let ask_big = || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        s
+    };
+    // A slow reader first: a few KiB every 100 ms, for longer than channel_timeout.
+    let mut slow = ask_big();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut read, mut buf) = (0, [0u8; 4096]);
+        let until = std::time::Instant::now() + Duration::from_secs(6);
+        while std::time::Instant::now() < until {
+            match slow.read(&mut buf) {
+                Ok(n) if n > 0 => read += n,
+                other => {
+                    return Err(format!(
+                        "the slow reader was cut after {read} bytes: {other:?}"
+                    ))
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(read)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stuck = vec![ask_big(), ask_big()];
+    // Every thread is taken (the slow reader's and a stuck client's, the other stuck client
+    // queued): a fresh client is served once the stuck ones are cut.
+    fresh_client_served(&addr, 30).expect("a fresh client is served after the cut");
+    reader.join().unwrap().unwrap();
+    for s in &mut stuck {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let end = s.read_to_end(&mut got);
+        assert!(
+            end.is_ok()
+                || end
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{end:?}"
+        );
+        assert!(got.len() < 64 << 20, "a stuck client got the whole body");
+        assert!(
+            !got.ends_with(b"0\r\n\r\n"),
+            "a cut body must not look complete"
+        );
+    }
+}
+
 /// 50 rounds of clients that disconnect mid-head, mid-body and mid-response: the server keeps
 /// serving and holds no descriptor for any of them afterwards.
 #[test]

@@ -57,7 +57,7 @@ fn reload_subcommand_waits_for_the_new_workers_and_fails_when_abandoned() {
 fn reload_never_signals_a_pid_that_is_not_waitressd() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("app.pid");
-    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut other = crate::util::spawn_sleep();
     std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
     let out = Command::new(bin())
         .args(["reload", "--pidfile", pidfile.to_str().unwrap()])

@@ -220,10 +220,7 @@ fn second_instance_never_touches_a_live_instances_socket_or_pidfile() {
 fn a_stale_pidfile_whose_pid_was_reused_is_replaced_not_obeyed() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("app.pid");
-    let mut other = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
+    let mut other = crate::util::spawn_sleep();
     std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
     let server = format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display());
     let ini = write_ini(dir.path(), "supapp:make_app", "one", &server);
