@@ -1,6 +1,7 @@
 """Issue 12's targets, judged from one bench/run.sh run: for each target whose servers were
-measured in the run, the figures, the target and met / NOT MET. Ratios are the medians of the
-ratios taken within each round (as in the tables); nothing here measures anything itself."""
+measured in the run, the figures, the target and met / NOT MET. The figures are the table's
+medians; the ratios, as in the tables, are the medians of the ratios taken within each round
+(with --rounds they can differ from the ratio of the two medians). Nothing here measures."""
 
 DEFAULT = "waitressd"
 
@@ -35,7 +36,8 @@ def lines(done):
             cr = _ratio(done, key, peer, 1)
             if cr is not None:
                 out.append(f"{label}: CPU/request {_cpu(done, key, DEFAULT):.1f} vs {peer} "
-                           f"{_cpu(done, key, peer):.1f} us = {cr:.2f} x (target {what}): {_ok(cr <= target)}")
+                           f"{_cpu(done, key, peer):.1f} us; ratio {cr:.2f} x (target {what}): "
+                           f"{_ok(cr <= target)}")
         cr = _ratio(done, key, "waitressd-t1", 1)
         if cr is not None:
             out.append(f"{label}: threads=4 / threads=1 CPU {cr:.2f} x (target <= 1.05 x): {_ok(cr <= 1.05)}")
