@@ -97,9 +97,9 @@ def _stack_if_slow():
     every time). Python code lets the GIL go every 5 ms, an import blocked on I/O or a lock at
     once; only one blocked in C with the GIL held keeps our thread out. For that one alone
     faulthandler's timer stays armed, SLOW_LOAD_FALLBACK seconds later (our thread cancels it
-    once it has written the stacks): its frames cannot change while that C call holds the GIL."""
+    as soon as it runs, holding the GIL): its frames cannot change while that C call holds the
+    GIL."""
     import faulthandler
-
     import time
 
     loader = threading.get_ident()
@@ -112,6 +112,8 @@ def _stack_if_slow():
             return
         if time.monotonic() - started >= SLOW_LOAD_FALLBACK:
             return  # the GIL came too late: faulthandler has written the stack
+        # This thread runs Python, so the load does not hold the GIL in C: no fallback.
+        faulthandler.cancel_dump_traceback_later()
         frames = sys._current_frames()
         me = threading.get_ident()
         names = {t.ident: t.name for t in threading.enumerate()}
@@ -123,7 +125,6 @@ def _stack_if_slow():
                                                " (loading the app)" if ident == loader else ""))
                 out.extend(traceback.format_stack(frames[ident]))
         del frames
-        faulthandler.cancel_dump_traceback_later()
         try:
             os.write(2, "".join(out).encode("utf-8", "replace"))
         except OSError:
