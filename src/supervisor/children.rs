@@ -190,8 +190,7 @@ impl Master {
                 "worker {id} (pid {pid}): not ready {} s after it started: still loading the \
                  app (an import that hangs or waits on a network resource?); clients wait in \
                  the listen backlog meanwhile. Its Python stack at 10 s is in the log, after \
-                 \"Python stack of the app load\" (at 13 s after \"Timeout (0:00:13)!\" \
-                 when the import holds the GIL in C code)",
+                 \"Python stack of the app load\"",
                 since.as_secs()
             ));
         }

@@ -82,8 +82,6 @@ def _file_config(path, defaults):
 # to stderr, once: the master reports the worker as not ready at the same moment.
 SLOW_LOAD_SECONDS = 10
 # The line before that stack (the master's warning names it).
-# faulthandler's dump when our thread could not take the GIL by then (an import stuck in C).
-SLOW_LOAD_FALLBACK = SLOW_LOAD_SECONDS + 3
 SLOW_LOAD_HEADER = "Python stack of the app load at %d s (most recent call last):" % SLOW_LOAD_SECONDS
 
 
@@ -94,26 +92,14 @@ def _stack_if_slow():
     A thread of ours writes the stacks holding the GIL, so the frames it reads stand still.
     faulthandler's dump_traceback_later read them from a thread without the GIL while the load
     ran Python: the worker died of a SIGSEGV in faulthandler's dump_traceback (under valgrind,
-    every time). Python code lets the GIL go every 5 ms, an import blocked on I/O or a lock at
-    once; only one blocked in C with the GIL held keeps our thread out. For that one alone
-    faulthandler's timer stays armed, SLOW_LOAD_FALLBACK seconds later (our thread cancels it
-    as soon as it runs, holding the GIL): its frames cannot change while that C call holds the
-    GIL."""
-    import faulthandler
-    import time
-
+    every time). An import blocked in C with the GIL held gets no stack, only the master's
+    warning; one blocked on I/O or a lock releases the GIL, as Python code does every 5 ms."""
     loader = threading.get_ident()
     done = threading.Event()
-    started = time.monotonic()
-    faulthandler.dump_traceback_later(SLOW_LOAD_FALLBACK, file=2)
 
     def dump():
         if done.wait(SLOW_LOAD_SECONDS):
             return
-        if time.monotonic() - started >= SLOW_LOAD_FALLBACK:
-            return  # the GIL came too late: faulthandler has written the stack
-        # This thread runs Python, so the load does not hold the GIL in C: no fallback.
-        faulthandler.cancel_dump_traceback_later()
         frames = sys._current_frames()
         me = threading.get_ident()
         names = {t.ident: t.name for t in threading.enumerate()}
@@ -136,8 +122,7 @@ def _stack_if_slow():
         yield
     finally:
         done.set()
-        # Both gone before anything forks (preload_app loads in the master).
-        faulthandler.cancel_dump_traceback_later()
+        # Gone before anything forks (preload_app loads in the master).
         watcher.join()
 
 

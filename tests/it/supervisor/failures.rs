@@ -509,43 +509,6 @@ fn exit_waits_for_app_threads_only_so_long() {
     }
 }
 
-/// An import stuck in C code that holds the GIL (here libc's sleep(3) called through
-/// ctypes.PyDLL, which keeps the GIL) still gets its stack: waitressd's own report cannot take
-/// the GIL, so faulthandler's, armed 3 s later for this case alone, writes it (the frames
-/// cannot change meanwhile); the worker then serves.
-#[test]
-fn an_import_stuck_in_c_holding_the_gil_still_gets_its_stack() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
-    let stuck = "import ctypes\nctypes.PyDLL(None).sleep(15)\n";
-    std::fs::write(dir.path().join("deployed.py"), format!("{stuck}{good}")).unwrap();
-    let mut d = start_deployed(dir.path(), "listen = 127.0.0.1:0");
-    let (mut header, mut frame, mut ready) = (false, false, false);
-    let mut seen = Vec::new();
-    let end = Instant::now() + Duration::from_secs(60);
-    while !ready {
-        let left = end.saturating_duration_since(Instant::now());
-        let Ok(line) = d.stderr.recv_timeout(left) else {
-            panic!("after 60 s:\n{}", seen.join("\n"))
-        };
-        header |= line.contains("Timeout (0:00:13)!");
-        frame |= header && line.contains("deployed.py\", line 2");
-        ready |= line.contains("): ready");
-        seen.push(line);
-    }
-    let log = seen.join("\n");
-    assert!(header && frame, "{log}");
-    assert!(
-        !seen
-            .iter()
-            .any(|l| l.starts_with("Python stack of the app load")),
-        "waitressd's own report came too (after the C call): {log}"
-    );
-    assert!(ask(&d.addr(), "/").is_some());
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait(30), Some(0));
-}
-
 /// An app whose import hangs (here: it sleeps an hour) is reported while it hangs: its Python
 /// stack (where it is stuck) and a WARNING naming the worker and what clients see, instead of
 /// a log that stops at "started" while clients wait. A stop still ends it at once (it never
