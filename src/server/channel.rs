@@ -41,7 +41,7 @@ pub(crate) struct Channel {
     held: Option<Held>,
     last_read: Instant,
     /// The sweep's look at a response stalled on its client: the bytes sent by then, and when
-    /// first seen so (`stalled_timed_out`).
+    /// first seen so (`sweep_closes`).
     stall: Option<(u64, Instant)>,
     /// First byte of the current head (whole-head deadline; `head_begins`, `head_ends`).
     head_started: Option<Instant>,
@@ -179,26 +179,21 @@ impl Channel {
         self.cur.take()
     }
 
-    /// Idle for `timeout` at `now` (waitress §4.3: no request queued or running, nothing read
-    /// or sent since; a half-received request counts as idle): `channel_timeout`'s sweep.
-    pub(crate) fn idle_timed_out(&self, now: Instant, timeout: Duration) -> bool {
+    /// `channel_timeout`'s sweep (every `cleanup_interval`): whether to close the channel at
+    /// `now`. Idle for `timeout` (waitress §4.3: no request queued or running, nothing read or
+    /// sent since; a half-received request counts as idle), or, waitressd's addition, an app
+    /// thread has waited at `watermark` (back-pressure) on a client that read none of its
+    /// response for `timeout`, as far as the sweeps saw it. waitress exempts running requests,
+    /// so such clients each hold an app thread for ever (a few stop the server); a slow client
+    /// that reads is never cut.
+    pub(crate) fn sweep_closes(&mut self, now: Instant, timeout: Duration, watermark: u64) -> bool {
         let st = self.shared.lock();
-        let last = self.last_read.max(st.last_activity());
-        !st.busy() && now.saturating_duration_since(last) >= timeout
-    }
-
-    /// An app thread has waited at `watermark` (back-pressure) on a client that read none of
-    /// its response for `timeout`, as far as the sweep saw it (every `cleanup_interval`).
-    /// waitress exempts running requests from `channel_timeout`, so such clients each hold an
-    /// app thread for ever (a few stop the server); a slow client that reads is never cut.
-    pub(crate) fn stalled_timed_out(
-        &mut self,
-        now: Instant,
-        timeout: Duration,
-        watermark: u64,
-    ) -> bool {
-        let st = self.shared.lock();
-        if !st.busy() || !st.over_watermark(watermark) {
+        if !st.busy() {
+            self.stall = None;
+            let last = self.last_read.max(st.last_activity());
+            return now.saturating_duration_since(last) >= timeout;
+        }
+        if !st.over_watermark(watermark) {
             self.stall = None;
             return false;
         }

@@ -43,28 +43,19 @@ impl EventLoop {
     }
 
     /// Every `cleanup_interval`: closes channels idle for `channel_timeout` (waitress §4.3:
-    /// no request queued or running; a half-received request counts as idle).
+    /// no request queued or running; a half-received request counts as idle), and, waitressd's
+    /// addition, cuts a response whose client read none of it for as long while an app thread
+    /// waits on it (visibly: a short or unterminated body, or a reset for a close-delimited
+    /// one), which frees the thread (`Channel::sweep_closes`).
     pub(super) fn sweep(&mut self, now: Instant) {
         let timeout = Duration::from_secs(self.ctx.opts.channel_timeout);
-        let idle: Vec<usize> = self
-            .chans
-            .iter()
-            .filter(|(_, ch)| ch.idle_timed_out(now, timeout))
-            .map(|(i, _)| i)
-            .collect();
-        for i in idle {
-            self.close(i);
-        }
-        // waitressd: a response whose client reads nothing of it for `channel_timeout` while
-        // an app thread waits on it is cut (visibly: a short or unterminated body, or a reset
-        // for a close-delimited one), which frees the thread.
         let wm = self.ctx.opts.outbuf_high_watermark;
-        let stuck: Vec<usize> = self
+        let done: Vec<usize> = self
             .chans
             .iter_mut()
-            .filter_map(|(i, ch)| ch.stalled_timed_out(now, timeout, wm).then_some(i))
+            .filter_map(|(i, ch)| ch.sweep_closes(now, timeout, wm).then_some(i))
             .collect();
-        for i in stuck {
+        for i in done {
             self.close(i);
         }
     }
