@@ -82,7 +82,7 @@ pub fn run(settings: &Settings) -> i32 {
             .flatten()
         {
             // Not fatal (nothing may ever spill), but a start would warn too.
-            eprintln!("waitressd: warning: {problem}");
+            crate::logbridge::stderr_line(&format!("waitressd: warning: {problem}"));
         }
         match result {
             Ok(()) => exit::OK,

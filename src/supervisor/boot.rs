@@ -159,8 +159,7 @@ pub(super) fn run(
     m.daemon.report(m.exit_code);
     log_info(&format!("master {pid}: exiting with code {}", m.exit_code));
     if m.preloaded.take().is_some() {
-        let graceful = std::time::Duration::from_secs(m.settings.graceful_timeout);
-        super::pyexit::finalize(m.exit_code, graceful);
+        super::pyexit::finalize(m.exit_code, m.settings.graceful_timeout);
     }
     match m.exit_code {
         exit::OK => Ok(()),

@@ -189,9 +189,10 @@ impl Master {
             log_warn(&format!(
                 "worker {id} (pid {pid}): not ready {} s after it started: still loading the \
                  app (an import that hangs or waits on a network resource?); clients wait in \
-                 the listen backlog meanwhile. Its Python stack at 10 s is in the log, after \
+                 the listen backlog meanwhile. Its Python stack at {} s is in the log, after \
                  \"Python stack of the app load\"",
-                since.as_secs()
+                since.as_secs(),
+                super::table::SLOW_BOOT_FIRST.as_secs()
             ));
         }
         if matches!(&self.phase, Phase::Reloading(p) if p.deadline() <= now) {

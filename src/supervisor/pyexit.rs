@@ -10,13 +10,14 @@ use super::log_warn;
 const LINGER_MAX: Duration = Duration::from_secs(5);
 
 /// Finalises Python (atexit handlers run) and returns; if the app left a non-daemon thread
-/// running (a scheduler, a metrics pusher…) that has not ended within half of `graceful`
-/// (5 s at most), names those threads and the fix and ends the process with `code` instead.
+/// running (a scheduler, a metrics pusher…) that has not ended within half of
+/// `graceful_timeout` (seconds; 5 s at most), names those threads and the fix and ends the process with `code` instead.
 /// Before, a worker lingered until the master killed it at `graceful_timeout`, logged as
 /// "killed by a signal", its atexit handlers unrun, on every stop, reload and `max_requests`
 /// replacement; a `preload_app` master never exited.
-pub(super) fn finalize(code: i32, graceful: Duration) {
-    let _watch = watch(code, (graceful / 2).min(LINGER_MAX));
+pub(super) fn finalize(code: i32, graceful_timeout: u64) {
+    let half = Duration::from_secs(graceful_timeout) / 2;
+    let _watch = watch(code, half.min(LINGER_MAX));
     crate::wsgi::shutdown();
 }
 

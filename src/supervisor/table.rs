@@ -21,7 +21,8 @@ use super::retire::Retire;
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
 /// A worker not ready this long after its fork is reported (an app import that hangs leaves
 /// clients waiting in the listen backlog with nothing in the log)...
-const SLOW_BOOT_FIRST: Duration = Duration::from_secs(10);
+/// helper.py's `SLOW_LOAD_SECONDS` is the same: the worker writes its Python stack then.
+pub(super) const SLOW_BOOT_FIRST: Duration = Duration::from_secs(10);
 /// ...and again this often while it stays so.
 const SLOW_BOOT_EVERY: Duration = Duration::from_secs(60);
 

@@ -9,7 +9,6 @@
 //! core that another process is using.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
@@ -195,11 +194,11 @@ pub fn serve(mut start: WorkerStart) -> i32 {
         };
         super::reloader::start(Box::new(rescan), start.master, loading_since);
     }
-    let graceful = Duration::from_secs(start.settings.graceful_timeout);
+    let graceful_timeout = start.settings.graceful_timeout;
     let (code, immediate) = serve_until_stopped(start, app);
     if !immediate {
         // Graceful stop: app threads are done; atexit handlers run.
-        super::pyexit::finalize(code, graceful);
+        super::pyexit::finalize(code, graceful_timeout);
     }
     code
 }

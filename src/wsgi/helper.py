@@ -80,7 +80,7 @@ def _file_config(path, defaults):
 
 # An app load still running after this many seconds writes its Python stack (every thread)
 # to stderr, once: the master reports the worker as not ready at the same moment.
-SLOW_LOAD_SECONDS = 10
+SLOW_LOAD_SECONDS = 10  # supervisor/table.rs SLOW_BOOT_FIRST: the master warns then
 # The line before that stack (the master's warning names it).
 SLOW_LOAD_HEADER = "Python stack of the app load at %d s (most recent call last):" % SLOW_LOAD_SECONDS
 
