@@ -122,16 +122,37 @@ pub fn fork_exec(
     for (k, v) in env {
         envp.push(cstr(format!("{k}={v}").as_bytes())?);
     }
-    fork_child(move || {
+    // How the exec went: a successful exec closes this close-on-exec pipe, a failed one writes
+    // its errno into it first (as std's Command does), so the old master can say why.
+    let (outcome_r, outcome_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let pid = fork_child(move || {
         for &fd in keep {
             // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         }
         // The new master blocks its signals itself; it starts from a clean mask.
         let _ = super::signals::unblock_all();
-        let _ = nix::unistd::execve(&prog, &argv, &envp);
-        127 // exec failed: the old master sees this exit code and keeps serving
-    })
+        let errno = nix::unistd::execve(&prog, &argv, &envp).unwrap_err() as i32;
+        let _ = nix::unistd::write(&outcome_w, &errno.to_ne_bytes());
+        127 // exec failed: the old master keeps serving
+    })?;
+    // The parent's copy of the write end went with the closure: EOF now means the exec happened.
+    let mut errno = [0u8; 4];
+    let mut got = 0;
+    while got < errno.len() {
+        match nix::unistd::read(&outcome_r, &mut errno[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::Error::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    if got == errno.len() {
+        // The child is exiting 127; reap it here, where its failure is explained.
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(nix::Error::from_raw(i32::from_ne_bytes(errno)));
+    }
+    Ok(pid)
 }
 
 /// Tells the foreground parent of `--daemon` how start-up went.

@@ -116,7 +116,13 @@ impl Master {
                 ));
                 self.upgrade = Some(pid);
             }
-            Err(e) => log_error(&format!("USR2: cannot start {}: {e}", program.display())),
+            Err(e) => log_error(&format!(
+                "master {}: USR2: cannot start {}: {}; still serving (put an executable waitressd \
+                 at that path, then send USR2 again)",
+                self.pid,
+                program.display(),
+                e.desc()
+            )),
         }
     }
 

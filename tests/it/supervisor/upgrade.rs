@@ -169,3 +169,38 @@ fn usr2_hands_the_status_listener_over() {
     unsafe { libc::kill(new, libc::SIGTERM) };
     assert!(eventually(30, || !alive(new)));
 }
+
+/// USR2 with the binary the master was started from gone (removed, not replaced): the old
+/// master says why the new one could not start and what to do, and keeps serving.
+#[test]
+fn usr2_with_the_binary_gone_says_why_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("waitressd");
+    std::fs::copy(crate::util::bin(), &copy).unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let settings = format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display());
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &settings);
+    let mut c = std::process::Command::new(&copy);
+    c.arg("--config")
+        .arg(&ini)
+        .env("PYTHONPATH", super::apps())
+        .current_dir(dir.path());
+    let mut d = Daemon::start_with(&mut c, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    std::fs::remove_file(&copy).unwrap();
+    d.signal(libc::SIGUSR2);
+    let line = line_with(&d, "USR2: cannot start", 30).expect("the failed exec is reported");
+    assert!(
+        line.contains(&copy.display().to_string())
+            && line.contains("No such file or directory")
+            && line.contains("send USR2 again"),
+        "{line}"
+    );
+    assert_eq!(read_pid(&pidfile), Some(d.pid()));
+    let (pid, _, _) = ask(&addr, "/").expect("the old master still serves");
+    assert!(children(d.pid()).contains(&pid));
+    assert_eq!(children(d.pid()).len(), 1, "the failed child was reaped");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}
