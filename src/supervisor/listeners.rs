@@ -34,6 +34,9 @@ pub enum Wanted {
 #[derive(Debug, Default)]
 pub struct ListenerSet {
     pub entries: Vec<(Wanted, Listener)>,
+    /// Entries whose sockets `close_sockets` closed (their unix socket files are still
+    /// removed at exit).
+    closed: Vec<Wanted>,
 }
 
 /// The configured entries: every resolved `listen` address, then `unix_socket`.
@@ -170,9 +173,19 @@ impl ListenerSet {
         self.entries.iter().map(|(_, l)| l.raw_fd()).collect()
     }
 
+    /// A graceful stop: the master's copies of the sockets are closed, so once the workers
+    /// have accepted what is queued and closed theirs, a new client is refused (a proxy
+    /// retries elsewhere at once) instead of waiting in a backlog nobody accepts from, to be
+    /// reset at exit. Sockets systemd passed stay open in systemd, which queues for the next
+    /// start; after a USR2 takeover the new master has its own.
+    pub fn close_sockets(&mut self) {
+        self.closed.extend(self.entries.drain(..).map(|(w, _)| w));
+    }
+
     /// Unix socket files this master bound and `other` does not use: removed from disk.
     pub fn remove_files_not_in(&self, other: Option<&ListenerSet>) {
-        for (w, _) in &self.entries {
+        let closed = self.closed.iter();
+        for w in self.entries.iter().map(|(w, _)| w).chain(closed) {
             if let Wanted::Unix(p) = w {
                 let kept = other.is_some_and(|o| o.entries.iter().any(|(ow, _)| ow == w));
                 if !kept {

@@ -221,6 +221,7 @@ impl Master {
         self.publish_readiness();
         let grace = Duration::from_secs(self.settings.graceful_timeout);
         self.workers.stop_all(immediate, grace);
+        self.listeners.close_sockets();
     }
 
     /// What `/ready` answers, from the phase: draining from a stop's first turn, else ready

@@ -145,6 +145,37 @@ fn term_completes_in_flight_request_exits_0_and_stops_listening() {
     );
 }
 
+/// During a graceful stop a new client is refused at once (a proxy retries elsewhere), not
+/// left in a backlog nobody accepts from until the master exits and resets it; the request
+/// in flight still completes.
+#[test]
+fn a_client_arriving_during_the_drain_is_refused_not_left_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nworkers = 2\ngraceful_timeout = 30",
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let a = addr.clone();
+    let slow = std::thread::spawn(move || ask(&a, "/sleep?8"));
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal(libc::SIGTERM);
+    assert!(
+        eventually(6, || TcpStream::connect(&addr)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)),
+        "while the 8-second request runs, new connections are refused"
+    );
+    assert!(
+        slow.join().unwrap().is_some(),
+        "the request in flight completed"
+    );
+    assert_eq!(d.wait(30), Some(0));
+}
+
 #[test]
 fn int_twice_stops_immediately() {
     let dir = tempfile::tempdir().unwrap();
