@@ -46,7 +46,7 @@ fn text_lines(text: &str) -> String {
 }
 
 const SIGNALS: &[(&str, &str)] = &[
-    ("TERM, INT", "Graceful stop: stop accepting, finish in-flight and already received requests, exit 0. What remains after graceful_timeout seconds is killed. A second INT stops at once."),
+    ("TERM, INT", "Graceful stop: stop accepting (the listening sockets are closed: new clients are refused), finish in-flight and already received requests, exit 0. What remains after graceful_timeout seconds is killed. A second INT stops at once."),
     ("QUIT", "Immediate stop."),
     ("HUP", "Reload: re-read and validate the configuration; if it is bad or the new workers cannot load the application, log why and keep serving with the old workers; else start new workers and retire the old ones gracefully once the new ones are ready. waitressd reload waits for this outcome."),
     ("USR1", "Reopen the log files (error_log, access_log): the master first, creating them and handing them to user, then the workers. Use after logrotate renamed them."),
