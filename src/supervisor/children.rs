@@ -11,6 +11,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -102,31 +103,24 @@ impl Master {
 
     pub(super) fn reap(&mut self) {
         loop {
-            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code)),
-                Ok(WaitStatus::Signaled(pid, _, _)) => (pid, None),
+            let (pid, code, signal) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code), None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, None, Some(sig)),
                 Ok(WaitStatus::StillAlive) => return,
                 Ok(_) => continue,
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return,
             };
             let Some(w) = self.workers.take_by_pid(pid) else {
-                let how = match code {
-                    Some(c) => format!("exit code {c}"),
-                    None => "killed by a signal".to_string(),
-                };
-                self.upgrade_exited(pid, &how);
+                self.upgrade_exited(pid, &how_it_ended(code, signal));
                 continue;
             };
-            self.worker_exited(w, code);
+            self.worker_exited(w, code, signal);
         }
     }
 
-    pub(super) fn worker_exited(&mut self, w: Worker, code: Option<i32>) {
-        let how = match code {
-            Some(c) => format!("exit code {c}"),
-            None => "killed by a signal".to_string(),
-        };
+    pub(super) fn worker_exited(&mut self, w: Worker, code: Option<i32>, signal: Option<Signal>) {
+        let how = how_it_ended(code, signal);
         let (id, generation, pid) = (w.id(), w.generation(), w.pid());
         let reload_pending =
             matches!(&self.phase, Phase::Reloading(p) if p.generation() == generation);
@@ -140,6 +134,7 @@ impl Master {
             reload_pending,
             serving,
             code,
+            crashed: signal.is_some_and(crash_signal),
         };
         if facts.expected {
             log_info(&format!("worker {id} (pid {pid}): exited ({how})"));
@@ -274,4 +269,29 @@ fn restart_reason(f: &ExitFacts, phase: &Phase, retiring: Option<Retire>) -> Opt
         (false, Some(_)) => Some("exited"),
         (false, None) => Some("signal"),
     }
+}
+
+/// "exit code N", or "killed by SIGNAME" (a crash and the OOM killer's SIGKILL look alike
+/// otherwise).
+fn how_it_ended(code: Option<i32>, signal: Option<Signal>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(sig)) => format!("killed by {}", sig.as_str()),
+        (None, None) => "killed by a signal".to_string(),
+    }
+}
+
+/// A signal the process raised on itself by crashing (a bad memory access in a C extension,
+/// an abort), as opposed to one sent from outside (the OOM killer, an operator's kill).
+fn crash_signal(sig: Signal) -> bool {
+    matches!(
+        sig,
+        Signal::SIGSEGV
+            | Signal::SIGBUS
+            | Signal::SIGILL
+            | Signal::SIGFPE
+            | Signal::SIGABRT
+            | Signal::SIGSYS
+            | Signal::SIGTRAP
+    )
 }

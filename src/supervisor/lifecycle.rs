@@ -23,6 +23,8 @@ pub struct ExitFacts {
     pub serving: bool,
     /// Exit code, or None when killed by a signal.
     pub code: Option<i32>,
+    /// Killed by a signal of its own crash (SIGSEGV, SIGABRT, ...), not one sent to it.
+    pub crashed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +43,15 @@ pub enum ExitAction {
 
 pub fn on_exit(f: ExitFacts) -> ExitAction {
     // 2 too: a worker can find a configuration error only it sees (e.g. the virtualenv).
-    let boot_failure =
-        !f.ever_ready && matches!(f.code, Some(exit::CONFIG | exit::BOOT | exit::APP_LOAD));
+    // And a crash before ready (a C extension's SIGSEGV at import) happens again on every
+    // respawn: `--check-config` calls it an app load failure (4), so does the master.
+    let boot_failure = !f.ever_ready
+        && (f.crashed || matches!(f.code, Some(exit::CONFIG | exit::BOOT | exit::APP_LOAD)));
     match (f.expected, boot_failure, f.serving, f.reload_pending) {
         (true, ..) => ExitAction::Forget,
         (false, true, true, _) => ExitAction::RetryBoot,
         (false, true, false, true) => ExitAction::AbortReload,
-        (false, true, false, false) => ExitAction::Halt(f.code.unwrap_or(exit::BOOT)),
+        (false, true, false, false) => ExitAction::Halt(f.code.unwrap_or(exit::APP_LOAD)),
         (false, false, ..) => ExitAction::Respawn,
     }
 }
@@ -91,6 +95,11 @@ mod tests {
             reload_pending,
             serving: false,
             code,
+            crashed: false,
+        };
+        let crashed = |facts: ExitFacts| ExitFacts {
+            crashed: true,
+            ..facts
         };
         let serving = |facts: ExitFacts| ExitFacts {
             serving: true,
@@ -123,6 +132,18 @@ mod tests {
             ),
             (serving(f(true, false, false, Some(4))), ExitAction::Forget),
             (serving(f(false, true, false, Some(1))), ExitAction::Respawn),
+            // A crash (SIGSEGV) before ready: a boot failure like exit 4; after: a crash.
+            (crashed(f(false, false, false, None)), ExitAction::Halt(4)),
+            (
+                crashed(f(false, false, true, None)),
+                ExitAction::AbortReload,
+            ),
+            (
+                serving(crashed(f(false, false, false, None))),
+                ExitAction::RetryBoot,
+            ),
+            (crashed(f(false, true, false, None)), ExitAction::Respawn),
+            (crashed(f(true, false, false, None)), ExitAction::Forget),
         ];
         for (facts, want) in table {
             assert_eq!(on_exit(facts), want, "{facts:?}");

@@ -4,6 +4,7 @@ it, the logging bridge, ``wsgi.errors`` and ``wsgi.file_wrapper``.
 Only the cold paths live here; the per-request path (environ, start_response, iteration) is Rust.
 """
 import contextlib
+import faulthandler
 import logging
 import os
 import sys
@@ -85,6 +86,15 @@ SLOW_LOAD_SECONDS = 10  # supervisor/table.rs SLOW_BOOT_FIRST: the master warns 
 SLOW_LOAD_HEADER = "Python stack of the app load at %d s (most recent call last):" % SLOW_LOAD_SECONDS
 
 
+def _stacks_on_crash():
+    """From the app load on, a crash (a SIGSEGV in a C extension, an abort) writes every
+    thread's Python stack to stderr before the process dies, and the master's log names the
+    signal: a crash at import is then a boot failure with its file and line, not a mystery.
+    PYTHONFAULTHANDLER does the same in CPython; kept if the user configured it already."""
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=2, all_threads=True)
+
+
 @contextlib.contextmanager
 def _stack_if_slow():
     """Shows where an import that hangs (a database, DNS, a lock) is stuck.
@@ -94,6 +104,7 @@ def _stack_if_slow():
     ran Python: the worker died of a SIGSEGV in faulthandler's dump_traceback (under valgrind,
     every time). An import blocked in C with the GIL held gets no stack, only the master's
     warning; one blocked on I/O or a lock releases the GIL, as Python code does every 5 ms."""
+    _stacks_on_crash()
     loader = threading.get_ident()
     done = threading.Event()
 

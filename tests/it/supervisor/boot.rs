@@ -25,8 +25,59 @@ fn app_that_fails_to_import_exits_4_without_respawn_loop() {
     assert!(start.elapsed() < Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
+        stderr.contains("no_such_module_for_waitressd_tests"),
+        "the app's own failure:\n{stderr}"
+    );
+    assert!(
         stderr.matches("started").count() <= 2,
         "no respawn storm:\n{stderr}"
+    );
+}
+
+/// An import that crashes the worker (a C extension's SIGSEGV) crashes it again on every
+/// respawn: at first start that is a boot failure like an ImportError (exit 4, no endless
+/// respawn loop), and the log names the signal and where the import crashed.
+#[test]
+fn an_import_that_segfaults_exits_4_naming_the_signal_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("segvimport.py"),
+        "import ctypes\n\ndef crash():\n    ctypes.string_at(0)\n\ncrash()\n",
+    )
+    .unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "segvimport:app",
+        "one",
+        "listen = 127.0.0.1:0\nworkers = 2",
+    );
+    let mut child = command(&ini)
+        .env("PYTHONPATH", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut code = None;
+    if eventually(30, || {
+        code = child.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    }) {
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stderr = reader.join().unwrap();
+    assert_eq!(code, Some(Some(4)), "exit 4 by itself:\n{stderr}");
+    assert!(stderr.contains("killed by SIGSEGV"), "{stderr}");
+    assert!(
+        stderr.contains("Segmentation fault") && stderr.contains("segvimport.py\", line 4"),
+        "the Python stack of the crash:\n{stderr}"
     );
 }
 

@@ -39,6 +39,7 @@ fn command(ini: &Path) -> Command {
     let mut c = Command::new(bin());
     c.arg("--config")
         .arg(ini)
+        .env("VIRTUAL_ENV", crate::util::venv())
         .env("PYTHONPATH", apps())
         .current_dir(ini.parent().unwrap());
     c
