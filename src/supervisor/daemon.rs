@@ -4,7 +4,7 @@
 //! caller's stderr (boot errors and tracebacks reach the caller); once ready, they go where the
 //! logs go (`detach_std_streams`) and the foreground exits 0, or with the boot error's code.
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -69,7 +69,13 @@ pub fn detach_std_streams() {
 /// The foreground side: copies the daemon's boot output to stderr, and to the log target
 /// (`error_log`: the boot lines belong in it too), until the daemon reports; returns the exit
 /// code (0 = every worker ready; no report at all = 1).
-pub(super) fn wait_for_daemon(status: &OwnedFd, output: &OwnedFd, log: &OwnedFd) -> i32 {
+pub(super) fn wait_for_daemon(
+    status: &OwnedFd,
+    output: &OwnedFd,
+    log: &OwnedFd,
+    daemon: nix::unistd::Pid,
+) -> i32 {
+    let interrupt = interrupt_fd();
     let mut log = std::fs::File::from(log.try_clone().expect("dup the log target"));
     let mut stderr = std::io::stderr().lock();
     let mut code: Option<i32> = None;
@@ -81,12 +87,21 @@ pub(super) fn wait_for_daemon(status: &OwnedFd, output: &OwnedFd, log: &OwnedFd)
         if code == Some(0) || !output_open || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
+        if let Some(sig) = interrupt.as_ref().and_then(interrupted) {
+            return stop_starting_daemon(daemon, sig);
+        }
         let mut fds = vec![PollFd::new(output.as_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = &interrupt {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
         if status_open {
             fds.push(PollFd::new(status.as_fd(), PollFlags::POLLIN));
         }
         if nix::poll::poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) <= 0 {
             continue;
+        }
+        if interrupt.is_some() {
+            fds.remove(1);
         }
         let out_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let st_ready = fds
@@ -148,13 +163,55 @@ pub(super) fn wait_for_daemon(status: &OwnedFd, output: &OwnedFd, log: &OwnedFd)
 
 /// In the daemon, right after the fork: stdin from /dev/null, stdout and stderr into the boot
 /// pipe (never the caller's streams).
-pub(super) fn redirect_into_pipe(pipe: &OwnedFd, null: RawFd) {
+pub(super) fn redirect_into_pipe(pipe: &OwnedFd) {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    // stdin reads nothing, as under waitress-serve started from a service manager (never
+    // the log target, which is open for writing only: a read from it fails with EBADF).
+    let null = std::fs::File::open("/dev/null");
     // SAFETY: dup2 onto the standard descriptors from descriptors this process owns.
     unsafe {
-        libc::dup2(null, 0);
+        if let Ok(null) = &null {
+            libc::dup2(null.as_raw_fd(), 0);
+        }
         libc::dup2(pipe.as_raw_fd(), 1);
         libc::dup2(pipe.as_raw_fd(), 2);
     }
+}
+
+/// The foreground caller inherits the master's blocked signals: a signalfd makes Ctrl-C,
+/// `timeout`'s TERM, a closed terminal's HUP or QUIT readable instead of lost (None if the
+/// descriptor cannot be made: the caller then waits as before).
+fn interrupt_fd() -> Option<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(sig);
+    }
+    set.thread_block().ok()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()
+}
+
+fn interrupted(fd: &nix::sys::signalfd::SignalFd) -> Option<nix::sys::signal::Signal> {
+    let info = fd.read_signal().ok()??;
+    nix::sys::signal::Signal::try_from(info.ssi_signo as i32).ok()
+}
+
+/// The caller of a start was interrupted before the daemon served: the start is called off
+/// (the daemon, in its own session, would otherwise come up unseen later), and the caller
+/// exits as a shell reports a signal's death (128 + its number).
+fn stop_starting_daemon(daemon: nix::unistd::Pid, sig: nix::sys::signal::Signal) -> i32 {
+    let _ = nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGTERM);
+    crate::logbridge::stderr_line(&format!(
+        "waitressd: {} while the daemon (pid {daemon}) was starting: it is told to stop \
+         (TERM); start it again when ready",
+        sig.as_str()
+    ));
+    128 + sig as i32
 }

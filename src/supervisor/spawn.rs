@@ -202,10 +202,10 @@ pub fn daemonize(settings: &crate::config::Settings) -> nix::Result<DaemonStatus
     // SAFETY: as in `fork_child`: single-threaded master, before any worker exists. The
     // parent branch only reads the pipes and `_exit`s.
     match unsafe { nix::unistd::fork() }? {
-        ForkResult::Parent { .. } => {
+        ForkResult::Parent { child } => {
             drop(w);
             drop(out_w);
-            let code = super::daemon::wait_for_daemon(&r, &out_r, &log_fd);
+            let code = super::daemon::wait_for_daemon(&r, &out_r, &log_fd, child);
             // SAFETY: the foreground parent ends here without touching the state the daemon
             // now owns (listeners, unix socket files).
             unsafe { libc::_exit(code) }
@@ -214,7 +214,7 @@ pub fn daemonize(settings: &crate::config::Settings) -> nix::Result<DaemonStatus
             drop(r);
             drop(out_r);
             nix::unistd::setsid()?;
-            super::daemon::redirect_into_pipe(&out_w, log_fd.as_raw_fd());
+            super::daemon::redirect_into_pipe(&out_w);
             drop(out_w);
             super::daemon::set_log_fd(log_fd);
             Ok(DaemonStatus(Some(w), where_logs_go))

@@ -195,6 +195,81 @@ fn daemon_writes_its_log_to_error_log_and_says_so_without_it() {
     assert!(eventually(30, || !pid.exists()));
 }
 
+/// `--daemon` started from a script or a terminal: stdin reads nothing (never the log file,
+/// open for writing only), and interrupting the caller while the app still loads (Ctrl-C,
+/// `timeout`'s TERM) calls the start off: the caller exits 128 + the signal after saying so,
+/// and the daemon stops instead of coming up unseen later.
+#[test]
+fn an_interrupted_daemon_start_is_called_off_and_stdin_reads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, pid) = (dir.path().join("error.log"), dir.path().join("d.pid"));
+    let stdin_seen = dir.path().join("stdin.txt");
+    std::fs::write(
+        dir.path().join("slowboot.py"),
+        format!(
+            "import sys, time\ntry:\n    seen = repr(sys.stdin.read())\nexcept OSError as e:\n    \
+             seen = repr(e)\nopen({:?}, 'w').write(seen)\ntime.sleep(60)\n\n\
+             def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'']\n",
+            stdin_seen.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let fg = dir.path().join("fg.txt");
+    let mut caller = std::process::Command::new(crate::util::bin())
+        .args([
+            "--app",
+            "slowboot:app",
+            "--daemon",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--error-log")
+        .arg(&err)
+        .arg("--pidfile")
+        .arg(&pid)
+        .env("VIRTUAL_ENV", crate::util::venv())
+        .env("PYTHONPATH", dir.path())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&fg).unwrap()))
+        .spawn()
+        .unwrap();
+    let loaded = eventually(30, || !read(&stdin_seen).is_empty() && pid.exists());
+    let master: i32 = read(&pid).trim().parse().unwrap_or(0);
+    // SAFETY: kill(2) on the foreground process this test spawned.
+    unsafe { libc::kill(caller.id() as i32, libc::SIGINT) };
+    let mut code = None;
+    eventually(10, || {
+        code = caller.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    });
+    if code.is_none() {
+        let _ = caller.kill();
+        let _ = caller.wait();
+    }
+    let stopped = eventually(30, || !pid.exists());
+    if !stopped && master > 0 {
+        // SAFETY: kill(2) on the daemon this test started (its PID from its pidfile); its
+        // worker follows its master.
+        unsafe { libc::kill(master, libc::SIGTERM) };
+    }
+    assert!(loaded, "the app loads: {}", read(&fg));
+    assert_eq!(read(&stdin_seen), "''", "stdin is /dev/null");
+    assert_eq!(
+        code,
+        Some(Some(130)),
+        "the caller ends on SIGINT: {}",
+        read(&fg)
+    );
+    assert!(
+        read(&fg).contains("SIGINT while the daemon"),
+        "{}",
+        read(&fg)
+    );
+    assert!(stopped, "the daemon was stopped: {}", read(&err));
+}
+
 /// An `error_log` on a full disk (`/dev/full` behind a symlink) never turns into a crash: the
 /// daemon serves, a reload that adds a listener (the master prints its `Serving on` line)
 /// serves it, and a boot failure still exits with its own code (4), not an abort (134: std's
