@@ -208,7 +208,7 @@ impl TlsSession {
     }
 
     /// The environ facts, once the handshake is done: the verified client certificate's
-    /// subject (`SSL_CLIENT_S_DN`) and `SSL_CLIENT_VERIFY` (mod_ssl's names).
+    /// subject (`SSL_CLIENT_S_DN`, RFC 4514 text) and `SSL_CLIENT_VERIFY` (mod_ssl's names).
     pub(crate) fn info(&self) -> TlsInfo {
         let dn = self
             .conn
@@ -217,7 +217,7 @@ impl TlsSession {
             .and_then(|der| {
                 x509_parser::parse_x509_certificate(der.as_ref())
                     .ok()
-                    .map(|(_, cert)| cert.subject().to_string())
+                    .map(|(_, cert)| super::tls_dn::rfc4514(cert.subject()))
             });
         TlsInfo {
             client_verify: if dn.is_some() { "SUCCESS" } else { "NONE" },
