@@ -1,6 +1,7 @@
 //! TLS on the wire, on the real binary: ALPN for an HTTP/1.0-only client, the client
-//! certificate's subject in RFC 4514 form (as `openssl -nameopt RFC2253` prints it), and the
-//! close_notify after the event loop's own error responses.
+//! certificate's subject in RFC 4514 form (as `openssl -nameopt RFC2253` prints it), the
+//! close_notify after the event loop's own error responses, and the warning for an X.509 v1
+//! client certificate.
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -188,4 +189,77 @@ fn the_loops_own_error_responses_end_with_close_notify() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A client certificate rustls refuses for being X.509 v1 is reported at WARNING with the
+/// reason (the owner must reissue it), not only at DEBUG; the handshake fails.
+#[test]
+fn an_x509_v1_client_certificate_is_refused_with_a_warning_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = certs::ca(d);
+    let (cert, key) = certs::issue(d, "srv", "ecdsa", false);
+    // Signed by the trusted CA, but without -extfile: a version 1 certificate.
+    certs::genkey(d, "ecdsa", "v1c.key");
+    certs::openssl(
+        d,
+        &[
+            "req", "-new", "-key", "v1c.key", "-subj", "/CN=old", "-out", "v1c.csr",
+        ],
+    );
+    certs::openssl(
+        d,
+        &[
+            "x509", "-req", "-in", "v1c.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2",
+            "-out", "v1c.pem",
+        ],
+    );
+    let daemon = Daemon::start_with(
+        &mut command(&[
+            "--certfile",
+            p(&cert),
+            "--keyfile",
+            p(&key),
+            "--ca-certs",
+            p(&ca),
+            "--cert-reqs",
+            "optional",
+        ]),
+        1,
+    );
+    // Python's ssl (OpenSSL) sends a v1 certificate; a rustls client would not load it.
+    let port = daemon.addr().rsplit(':').next().unwrap().to_string();
+    let script = format!(
+        "import ssl, urllib.request as u\n\
+         c = ssl.create_default_context(cafile={ca:?})\n\
+         c.load_cert_chain({cert:?}, {key:?})\n\
+         try:\n\
+         \x20   u.urlopen('https://localhost:{port}/', context=c, timeout=10).read()\n\
+         \x20   print('served')\n\
+         except Exception as e:\n\
+         \x20   print('refused', e)",
+        ca = p(&ca),
+        cert = p(&d.join("v1c.pem")),
+        key = p(&d.join("v1c.key")),
+    );
+    let out = std::process::Command::new(crate::util::venv().join("bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("refused"), "{said}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let line = daemon
+            .stderr
+            .recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+            .expect("no warning about the v1 client certificate");
+        if line.contains("X.509 v1") {
+            assert!(
+                line.contains(" WARN ") && line.contains("127.0.0.1") && line.contains("v3"),
+                "{line}"
+            );
+            break;
+        }
+    }
 }
