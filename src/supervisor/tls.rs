@@ -30,8 +30,13 @@ pub fn load_for(s: &crate::config::Settings) -> Result<Option<Loaded>, TlsError>
     s.edge.tls.as_ref().map(|f| load(f).map(Loaded)).transpose()
 }
 
-/// Reads and checks every file; builds the configuration (ALPN `http/1.1`, `http/1.0`).
+/// Reads and checks every file; builds the configuration (ALPN `http/1.1`, `http/1.0`). An
+/// error names where the file's setting was given.
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    build(files).map_err(|e| e.given_in(files))
+}
+
+fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     // ring: builds with a C compiler alone (CI has no cmake/clang for aws-lc); it offers no
     // post-quantum key exchange, which is why rustls marks this constructor deprecated.
     #[allow(deprecated)]

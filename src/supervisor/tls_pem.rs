@@ -6,13 +6,48 @@ use std::path::Path;
 use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Why the TLS files cannot be used: one line naming the file and the fix.
+use crate::config::edge::TlsFiles;
+use crate::config::ValueError;
+
+/// Why the TLS files cannot be used: one line naming the setting (where it was given, as
+/// every other config error does), the file and the fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{key} {path}: {reason}")]
+#[error("{}", self.line())]
 pub struct TlsError {
     pub key: &'static str,
     pub path: String,
     pub reason: String,
+    /// Where the setting was given (`TlsFiles::given`), when known.
+    pub at: Option<Box<ValueError>>,
+}
+
+impl TlsError {
+    /// `FILE:LINE: [section] certfile = 'value': reason` (the resolved path too when the value
+    /// was relative), or `certfile PATH: reason` when where it was set is not known.
+    fn line(&self) -> String {
+        let Some(at) = &self.at else {
+            return format!("{} {}: {}", self.key, self.path, self.reason);
+        };
+        let mut reason = String::new();
+        if at.key != self.key {
+            reason.push_str(&format!("as the {0} ({0} is not set): ", self.key));
+        }
+        if at.value != self.path {
+            reason.push_str(&format!("{}: ", self.path));
+        }
+        reason.push_str(&self.reason);
+        ValueError {
+            reason,
+            ..(**at).clone()
+        }
+        .to_string()
+    }
+
+    /// The same error, pointing at where its setting was given in `files`.
+    pub(super) fn given_in(mut self, files: &TlsFiles) -> TlsError {
+        self.at = files.given(self.key).cloned().map(Box::new);
+        self
+    }
 }
 
 pub(super) fn fail(key: &'static str, path: &Path, reason: impl Into<String>) -> TlsError {
@@ -20,6 +55,7 @@ pub(super) fn fail(key: &'static str, path: &Path, reason: impl Into<String>) ->
         key,
         path: path.display().to_string(),
         reason: reason.into(),
+        at: None,
     }
 }
 

@@ -245,3 +245,73 @@ fn bad_certificates_at_start_exit_2_naming_the_file() {
         );
     }
 }
+
+/// An error about a TLS file points at where its setting was given, like every other config
+/// error: `FILE:LINE: [section] key = 'value'` (and the resolved path of a relative value), the
+/// environment variable, or the flag.
+#[test]
+fn a_file_error_names_where_its_setting_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, _) = certs::issue(d, "srv", "ecdsa", false);
+    let ini = d.join("t.ini");
+    std::fs::write(
+        &ini,
+        "[app:main]\nuse = call:tlsenv:app\n\n[server:main]\nuse = egg:waitress#main\n\
+         listen = 127.0.0.1:0\ncertfile = missing.pem\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(crate::util::bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .env("PYTHONPATH", crate::util::root().join("tests/apps/wsgi"))
+            .env("VIRTUAL_ENV", crate::util::venv())
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    let missing = d.join("missing.pem");
+    for args in [
+        &["--config", "t.ini"][..],
+        &["--config", "t.ini", "--check-config"],
+    ] {
+        let err = run(args, &[]);
+        let want = format!(
+            "t.ini:7: [server:main] certfile = 'missing.pem': {}: cannot read",
+            p(&missing)
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    // Set in the environment; and a certfile that must hold the key too (keyfile unset).
+    std::fs::write(
+        &ini,
+        format!(
+            "[app:main]\nuse = call:tlsenv:app\n\n[server:main]\nuse = egg:waitress#main\n\
+             listen = 127.0.0.1:0\ncertfile = {}\n",
+            p(&cert)
+        ),
+    )
+    .unwrap();
+    let err = run(
+        &["--config", "t.ini"],
+        &[("WAITRESSD_KEYFILE", p(&missing))],
+    );
+    assert!(
+        err.contains(&format!(
+            "environment WAITRESSD_KEYFILE='{}': cannot read",
+            p(&missing)
+        )),
+        "{err}"
+    );
+    let err = run(&["--config", "t.ini"], &[]);
+    assert!(
+        err.contains(&format!(
+            "t.ini:7: [server:main] certfile = '{}': as the keyfile (keyfile is not set): no PEM PRIVATE KEY",
+            p(&cert)
+        )),
+        "{err}"
+    );
+}
