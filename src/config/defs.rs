@@ -165,7 +165,7 @@ pub static DEFS: &[Def] = &[
     d("proxy_allow_ips", Conv::Str, Some("127.0.0.1 ::1"), NONE, "Peers allowed to send the PROXY header: addresses or CIDR networks, comma or space separated (* = any); others are closed."),
     d("status_listen", Conv::StrIfTruthy, None, NONE, "HOST:PORT of a separate listener serving /ready, /live and /metrics (Prometheus); never on the app's listeners."),
     d("certfile", Conv::Path, None, NONE, "PEM certificate chain: every TCP listener speaks TLS (rustls); re-read on SIGHUP."),
-    d("keyfile", Conv::Path, None, NONE, "PEM private key (RSA, ECDSA or Ed25519) for certfile (default: certfile itself)."),
+    d("keyfile", Conv::Path, None, NONE, "PEM private key (RSA, ECDSA P-256/P-384 or Ed25519) for certfile (default: certfile itself)."),
     d("ca_certs", Conv::Path, None, NONE, "PEM CA certificates that client certificates are verified against (for cert_reqs)."),
     d("cert_reqs", Conv::Str, Some("none"), NONE, "Client certificates: none, optional (verified when sent) or required."),
     d("ssl_min_version", Conv::Str, Some("1.2"), NONE, "Lowest TLS version accepted: 1.2 or 1.3."),

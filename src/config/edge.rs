@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::listen::{self, Family};
 use super::raw::{err, Values};
-use super::ConfigError;
+use super::{ConfigError, ValueError};
 use crate::http::Peers;
 
 /// The edge settings, typed.
@@ -30,7 +30,7 @@ pub enum CertReqs {
 }
 
 /// The TLS files and policy (read by the master).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFiles {
     pub certfile: PathBuf,
     pub keyfile: PathBuf,
@@ -38,6 +38,42 @@ pub struct TlsFiles {
     pub cert_reqs: CertReqs,
     /// TLS 1.3 only (else 1.2 and 1.3).
     pub tls13_only: bool,
+    /// Where the files were set, for errors about the files themselves.
+    pub given: TlsGiven,
+}
+
+/// Where each TLS file setting came from: a `ValueError` without its reason yet
+/// (`FILE:LINE: [section] key = 'value'`, `--flag 'value'`, `environment VAR='value'`). None for
+/// files given in code (tests, embedders).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsGiven {
+    pub certfile: Option<ValueError>,
+    pub keyfile: Option<ValueError>,
+    pub ca_certs: Option<ValueError>,
+}
+
+impl TlsFiles {
+    /// The setting an error about `key`'s file points at (for a keyfile left unset: the
+    /// certfile, which then holds the key too).
+    pub fn given(&self, key: &str) -> Option<&ValueError> {
+        let g = &self.given;
+        match key {
+            "certfile" => g.certfile.as_ref(),
+            "keyfile" => g.keyfile.as_ref().or(g.certfile.as_ref()),
+            "ca_certs" => g.ca_certs.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Where `r` was set, as the head of a value error.
+fn given_at(r: Option<&super::Raw>) -> Option<ValueError> {
+    r.map(|r| ValueError {
+        origin: r.origin.clone(),
+        key: r.key.clone(),
+        value: r.value.clone(),
+        reason: String::new(),
+    })
 }
 
 pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, ConfigError> {
@@ -87,6 +123,11 @@ pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, Co
                 ca_certs,
                 cert_reqs,
                 tls13_only,
+                given: TlsGiven {
+                    certfile: given_at(vals.raw("certfile")),
+                    keyfile: given_at(vals.raw("keyfile")),
+                    ca_certs: given_at(vals.raw("ca_certs")),
+                },
             })
         }
     };

@@ -50,7 +50,8 @@ pub struct Origin {
 /// What a TLS connection adds to the environ (mod_ssl's names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// `SSL_CLIENT_S_DN`: the verified client certificate's subject, if one was sent.
+    /// `SSL_CLIENT_S_DN`: the verified client certificate's subject (RFC 4514 text), if one
+    /// was sent.
     pub client_s_dn: Option<String>,
     /// `SSL_CLIENT_VERIFY`: `SUCCESS` or `NONE`.
     pub client_verify: &'static str,

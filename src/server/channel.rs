@@ -116,12 +116,6 @@ impl Channel {
         }
     }
 
-    /// The connection speaks TLS.
-    #[inline]
-    pub(crate) fn is_tls(&self) -> bool {
-        self.tls
-    }
-
     /// Reading requests (neither closing nor lingering).
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
@@ -224,12 +218,33 @@ impl Channel {
     /// is drained, until `until` or `bytes` of it, so the response is not lost to a reset
     /// (RFC 9112 §9.6). The caller reads the channel now.
     pub(crate) fn start_lingering(&mut self, until: Instant, bytes: usize) {
+        // The close_notify goes before the FIN: after the shutdown it can no longer be sent,
+        // and a client that treats a TCP EOF without it as a truncation would reject the
+        // (complete) error response.
+        self.send_close_notify();
         let _ = nix::sys::socket::shutdown(
             self.shared.fd().as_raw_fd(),
             nix::sys::socket::Shutdown::Write,
         );
         self.phase = Phase::Lingering { until, left: bytes };
         self.read_deferred = false;
+    }
+
+    /// TLS: queues the close_notify alert and sends it (best effort, one flush), so a client
+    /// reading to EOF sees a clean end of the stream rather than a truncation; not when the
+    /// connection is closed already or resets because a close-delimited body was cut.
+    pub(crate) fn send_close_notify(&self) {
+        if !self.tls {
+            return;
+        }
+        let mut st = self.shared.lock();
+        if st.is_closed() || st.resets_on_close() {
+            return;
+        }
+        if let Some(t) = st.out_mut().tls_mut() {
+            t.close_notify();
+            let _ = st.out_mut().flush(self.shared.fd());
+        }
     }
 
     /// True when the channel may take more input: nothing held back, and no more than

@@ -56,6 +56,7 @@ mod splice;
 mod task;
 mod timers;
 mod tls;
+mod tls_dn;
 mod watchdog;
 
 /// What one worker's server needs from `Settings` (never all of it).

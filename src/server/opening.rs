@@ -150,6 +150,10 @@ impl Channel {
                 log::debug!(target: "waitress", "TLS from {}: {e}", self.shared.origin.remote_addr);
                 Err(ReadOutcome::Close)
             }
+            Recv::Refused(why) => {
+                super::tls::warn_refused(&self.shared.origin.remote_addr.to_string(), &why);
+                Err(ReadOutcome::Close)
+            }
         }
     }
 }

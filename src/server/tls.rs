@@ -6,6 +6,8 @@
 //! sendfile under TLS).
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::BorrowedFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rustls::ServerConnection;
 
@@ -46,6 +48,9 @@ pub(crate) enum Recv {
     Eof,
     /// A TLS or socket error; an alert may be queued (flush, then close).
     Fail(String),
+    /// As `Fail`, for a reason the client's owner must fix (an X.509 v1 client certificate):
+    /// worth a warning, not only a debug line.
+    Refused(String),
     /// The connection began with a plain HTTP request line, not a TLS record: answer it in
     /// plain text (`opening`), as nginx does, not with an alert the client cannot read.
     PlainHttp,
@@ -92,6 +97,60 @@ fn looks_like_http(bytes: &[u8]) -> bool {
     method > 0 && matches!(bytes.get(method), Some(b' ') | None)
 }
 
+/// webpki refused the peer's certificate for being X.509 v1 (it reports that only as an
+/// "other" certificate error, by its name).
+fn is_v1_cert(e: &rustls::Error) -> bool {
+    matches!(e, rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))
+        if o.to_string().contains("UnsupportedCertVersion"))
+}
+
+/// Least time between two warnings about refused client certificates (each client that
+/// retries would otherwise log a line per connection).
+const REFUSED_EVERY: Duration = Duration::from_secs(60);
+
+/// When to warn: the first at once, then at most one per `REFUSED_EVERY`, with the count of
+/// those not reported in between.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl Throttle {
+    /// Some(number left unreported since the last report) if a warning is due at `now`.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < REFUSED_EVERY)
+        {
+            self.unreported += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
+/// Logs a refused handshake at WARNING, rate-limited per worker (only the loop thread calls
+/// it, so the lock is never contended).
+pub(crate) fn warn_refused(peer: &str, why: &str) {
+    static THROTTLE: Mutex<Throttle> = Mutex::new(Throttle {
+        last: None,
+        unreported: 0,
+    });
+    let due = THROTTLE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .due(Instant::now());
+    match due {
+        None => {}
+        Some(0) => log::warn!(target: "waitress", "TLS from {peer}: {why}"),
+        Some(n) => {
+            log::warn!(target: "waitress", "TLS from {peer}: {why} ({n} more since the last report)")
+        }
+    }
+}
+
 impl TlsSession {
     pub(crate) fn new(conn: ServerConnection) -> TlsSession {
         TlsSession {
@@ -107,6 +166,14 @@ impl TlsSession {
     fn failed(&mut self, e: &rustls::Error) -> Recv {
         let (head, len) = &self.first;
         if !(self.conn.is_handshaking() && looks_like_http(&head[..*len])) {
+            if is_v1_cert(e) {
+                return Recv::Refused(
+                    "the client certificate is an X.509 v1 certificate (no extensions), which \
+                     rustls does not accept: its owner must reissue it as v3 (with \
+                     extendedKeyUsage=clientAuth)"
+                        .into(),
+                );
+            }
             return Recv::Fail(e.to_string());
         }
         while self.conn.wants_write() {
@@ -208,7 +275,7 @@ impl TlsSession {
     }
 
     /// The environ facts, once the handshake is done: the verified client certificate's
-    /// subject (`SSL_CLIENT_S_DN`) and `SSL_CLIENT_VERIFY` (mod_ssl's names).
+    /// subject (`SSL_CLIENT_S_DN`, RFC 4514 text) and `SSL_CLIENT_VERIFY` (mod_ssl's names).
     pub(crate) fn info(&self) -> TlsInfo {
         let dn = self
             .conn
@@ -217,7 +284,7 @@ impl TlsSession {
             .and_then(|der| {
                 x509_parser::parse_x509_certificate(der.as_ref())
                     .ok()
-                    .map(|(_, cert)| cert.subject().to_string())
+                    .map(|(_, cert)| super::tls_dn::rfc4514(cert.subject()))
             });
         TlsInfo {
             client_verify: if dn.is_some() { "SUCCESS" } else { "NONE" },
@@ -229,6 +296,17 @@ impl TlsSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_handshakes_are_reported_once_a_minute_with_the_count() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.due(t0), Some(0));
+        assert_eq!(t.due(t0 + Duration::from_secs(1)), None);
+        assert_eq!(t.due(t0 + Duration::from_secs(59)), None);
+        assert_eq!(t.due(t0 + Duration::from_secs(60)), Some(2));
+        assert_eq!(t.due(t0 + Duration::from_secs(61)), None);
+    }
 
     #[test]
     fn a_request_line_is_told_from_a_tls_record_by_its_first_bytes() {

@@ -31,6 +31,7 @@ pub mod systemd;
 mod table;
 pub mod title;
 pub mod tls;
+mod tls_pem;
 mod upgrade;
 pub mod worker;
 

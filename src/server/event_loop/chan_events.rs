@@ -160,18 +160,8 @@ impl EventLoop {
         };
         let raw = ch.shared.fd().as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
-        if ch.is_tls() {
-            // A TLS close_notify first (best effort, one send), so clients reading to EOF see
-            // a clean end of the stream rather than a truncation; not when the connection
-            // resets because a close-delimited body was cut.
-            let mut st = ch.shared.lock();
-            if !st.is_closed() && !st.resets_on_close() {
-                if let Some(t) = st.out_mut().tls_mut() {
-                    t.close_notify();
-                    let _ = st.out_mut().flush(ch.shared.fd());
-                }
-            }
-        }
+        // A TLS close_notify first (if lingering did not send it already).
+        ch.send_close_notify();
         ch.shared.mark_closed();
         if let Some(job) = ch.take_partial_request() {
             self.ctx.recycle(job);

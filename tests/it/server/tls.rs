@@ -21,6 +21,7 @@ fn tls_opts(dir: &std::path::Path) -> ServerOptions {
         ca_certs: None,
         cert_reqs: CertReqs::None,
         tls13_only: false,
+        given: Default::default(),
     })
     .unwrap();
     ServerOptions {

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub const KINDS: [&str; 3] = ["rsa", "ecdsa", "ed25519"];
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -23,7 +23,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-fn genkey(dir: &Path, kind: &str, out: &str) {
+pub fn genkey(dir: &Path, kind: &str, out: &str) {
     let algo: &[&str] = match kind {
         "rsa" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
         "ecdsa" => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
@@ -63,6 +63,23 @@ pub fn ca(dir: &Path) -> PathBuf {
 /// A certificate signed by the CA: `NAME.pem` and `NAME.key`, for `localhost` (server) or
 /// `CN=client` (client). Returns (cert, key).
 pub fn issue(dir: &Path, name: &str, kind: &str, client: bool) -> (PathBuf, PathBuf) {
+    let cn = if client {
+        "/CN=client/O=waitressd tests"
+    } else {
+        "/CN=localhost"
+    };
+    issue_as(dir, name, kind, cn, client)
+}
+
+/// As `issue`, with the subject `subj` (`openssl req -subj` syntax, `+` for a multi-valued
+/// RDN, `\+` for a plus sign).
+pub fn issue_as(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    subj: &str,
+    client: bool,
+) -> (PathBuf, PathBuf) {
     ca(dir);
     let (key, csr, pem) = (
         format!("{name}.key"),
@@ -70,14 +87,19 @@ pub fn issue(dir: &Path, name: &str, kind: &str, client: bool) -> (PathBuf, Path
         format!("{name}.pem"),
     );
     genkey(dir, kind, &key);
-    let cn = if client {
-        "/CN=client/O=waitressd tests"
-    } else {
-        "/CN=localhost"
-    };
     openssl(
         dir,
-        &["req", "-new", "-key", &key, "-subj", cn, "-out", &csr],
+        &[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-multivalue-rdn",
+            "-subj",
+            subj,
+            "-out",
+            &csr,
+        ],
     );
     let ext = format!("{name}.ext");
     let text = if client {

@@ -1,8 +1,11 @@
 //! TLS on the real binary: handshakes with each key type over TLS 1.2 and 1.3 (rustls, and
 //! Python's `ssl` as a second client), client-certificate modes and the environ they give,
-//! bad certificates at start (exit 2 naming the file) and at a reload (old one kept), and a
-//! SIGHUP that swaps the certificate while a keep-alive TLS connection is served to its end.
+//! a bad certificate at a reload (old one kept), and a SIGHUP that swaps the certificate while
+//! a keep-alive TLS connection is served to its end. Bad files at start: `startup`; ALPN, the
+//! client's DN and close_notify: `wire`.
 pub mod certs;
+mod startup;
+mod wire;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -197,63 +200,6 @@ fn client_certificate_modes() {
     );
     let mut s = connect(&d.addr(), certs::client(&ca, 13, Some((&ccert, &ckey)))).unwrap();
     assert_eq!(get(&mut s, "/").unwrap().0, 200);
-}
-
-#[test]
-fn bad_certificates_at_start_exit_2_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = certs::issue(dir.path(), "a", "rsa", false);
-    let (_, other_key) = certs::issue(dir.path(), "b", "ecdsa", false);
-    let junk = dir.path().join("junk.pem");
-    std::fs::write(&junk, "not a certificate\n").unwrap();
-    let missing = dir.path().join("missing.pem");
-    // (arguments, the file the error must name, words of the reason)
-    let cases: [(Vec<&str>, &Path, &str); 4] = [
-        (
-            vec!["--certfile", p(&missing), "--keyfile", p(&key)],
-            &missing,
-            "cannot read",
-        ),
-        (
-            vec!["--certfile", p(&junk), "--keyfile", p(&key)],
-            &junk,
-            "no PEM CERTIFICATE",
-        ),
-        (
-            vec!["--certfile", p(&cert), "--keyfile", p(&junk)],
-            &junk,
-            "no PEM PRIVATE KEY",
-        ),
-        (
-            vec!["--certfile", p(&cert), "--keyfile", p(&other_key)],
-            &other_key,
-            "does not match",
-        ),
-    ];
-    for (args, file, why) in cases {
-        let out = command(&args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(p(file)) && err.contains(why),
-            "{args:?}: {err}"
-        );
-        assert!(!err.contains("Serving on"), "bound before checking: {err}");
-        // --check-config gates a deploy on the same check, code and message.
-        let check = command(&[&args[..], &["--check-config"]].concat())
-            .output()
-            .unwrap();
-        let check_err = String::from_utf8_lossy(&check.stderr);
-        assert_eq!(
-            check.status.code(),
-            Some(2),
-            "{args:?} --check-config: {check_err}"
-        );
-        assert!(
-            check_err.contains(p(file)) && check_err.contains(why),
-            "{args:?} --check-config: {check_err}"
-        );
-    }
 }
 
 /// The CN of the certificate a new connection is served.
