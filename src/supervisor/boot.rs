@@ -119,11 +119,11 @@ pub(super) fn run(
         status,
         tls,
     };
-    m.pidfile = match &m.settings.pidfile {
-        Some(p) => match from.map_or_else(
-            || PidFile::create(p, pid),
-            |from| PidFile::take_over(p, pid, from),
-        ) {
+    // The new master of a USR2 upgrade takes the pidfile over only once its workers serve
+    // (upgrade.rs `finish_takeover`): until then the file names the master that serves, and
+    // an init script waiting for it to change sees a failed upgrade as one.
+    m.pidfile = match m.settings.pidfile.as_ref().filter(|_| from.is_none()) {
+        Some(p) => match PidFile::create(p, pid) {
             Ok(f) => Some(f),
             Err(e) => {
                 m.daemon.report(exit::BOOT);

@@ -14,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::listeners::Wanted;
+use super::pidfile::PidFile;
 use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn, spawn};
 
@@ -156,7 +157,27 @@ impl Master {
         if let Some(s) = &mut self.status {
             s.set_answering(true);
         }
-        if let Some(from) = self.handover_from.take() {
+        if let Some(from) = self.handover_from {
+            if let Some(path) = self.settings.pidfile.clone() {
+                match PidFile::take_over(&path, self.pid, from) {
+                    Ok(f) => self.pidfile = Some(f),
+                    Err(e) => {
+                        // The old master still serves and still names itself in the file.
+                        log_error(&format!(
+                            "master {}: cannot take the pidfile over: {e}; stopping, the old \
+                             master (pid {from}) keeps serving (fix the pidfile's directory, \
+                             then send it USR2 again)",
+                            self.pid
+                        ));
+                        // (`handover_from` stays: the unix socket files are the old
+                        // master's, left in place at exit.)
+                        self.exit_code = crate::exit::BOOT;
+                        self.begin_stop(false);
+                        return;
+                    }
+                }
+            }
+            self.handover_from = None;
             log_info(&format!(
                 "master {}: serving; stopping the old master (pid {from})",
                 self.pid

@@ -204,3 +204,49 @@ fn usr2_with_the_binary_gone_says_why_and_keeps_serving() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// The new master of a USR2 upgrade takes the pidfile over only once its workers serve: while
+/// it loads the app the file still names the old master (an init script waiting for the file
+/// to change must not report an upgrade that may still fail, nor stop the wrong master).
+#[test]
+fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let mut d = start_deployed(
+        dir.path(),
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    let addr = d.addr();
+    let old = d.pid();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    // The new master's workers take 3 s to import the app.
+    std::fs::write(&module, format!("import time\ntime.sleep(3)\n{good}")).unwrap();
+    d.signal(libc::SIGUSR2);
+    assert!(line_with(&d, "started the new master", 30).is_some());
+    let mut names = std::collections::HashSet::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(2000);
+    while std::time::Instant::now() < until {
+        names.insert(read_pid(&pidfile));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec![Some(old)],
+        "the old master's PID while the new one loads"
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the old master stopped once the new one served"
+    );
+    assert!(
+        new.is_some_and(|p| p != old && alive(p)),
+        "the new master's PID"
+    );
+}
