@@ -76,6 +76,27 @@ fn check_config_opens_the_log_files_and_leaves_none_behind() {
 }
 
 #[test]
+fn an_unimportable_module_names_the_fixes_of_its_mode() {
+    // INI mode: the cwd is not on sys.path (as with pserve), so --chdir cannot help.
+    let (code, _, err) = run(&["missing_module.ini", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("module 'nosuchmod_ini' is not importable")
+            && last.ends_with("add its directory with --pythonpath DIR"),
+        "{err}"
+    );
+    // App mode: the cwd is on sys.path (as with waitress-serve), so --chdir is a fix too.
+    let (code, _, err) = run(&["nosuchmod_app:app", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.ends_with("add its directory with --pythonpath DIR or --chdir DIR"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_imports_the_app_without_serving_it() {
     let (code, out, err) = run(&["envapp:create_app()", "--check-config"], &apps());
     assert_eq!(code, 0, "{err}");
