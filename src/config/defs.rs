@@ -151,7 +151,7 @@ pub static DEFS: &[Def] = &[
     d("preload_app", Conv::Bool, Some("false"), NONE, "Load the app in the master before forking the workers."),
     d("user", Conv::StrIfTruthy, None, NONE, "Drop to this user (name or uid) after binding."),
     d("group", Conv::StrIfTruthy, None, NONE, "Drop to this group (name or gid) after binding; default the user's group."),
-    d("umask", Conv::Octal, None, (0, 0o777), "Octal process umask, set before binding."),
+    d("umask", Conv::Octal, None, (0, 0o777), "Octal process umask, set before binding (empty: unset)."),
     d("pidfile", Conv::Path, None, NONE, "Write the master's PID here; removed at exit."),
     d("graceful_timeout", Conv::Int, Some("30"), (0, U64), "Seconds a graceful stop or reload waits for in-flight requests."),
     d("virtualenv", Conv::Path, None, NONE, "Virtualenv the embedded Python uses (default $VIRTUAL_ENV)."),

@@ -42,6 +42,8 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     let v = match def.conv {
         Conv::Str => Val::Str(s.to_string()),
         Conv::Int => Val::Int(int(s, 10)?),
+        // An octal key that is unset by default (`umask`): empty leaves it unset.
+        Conv::Octal if def.default.is_none() && py_strip(s).is_empty() => Val::Opt(None),
         Conv::Octal => Val::Int(int(s, 8)?),
         Conv::Size => {
             let (digits, unit) = split_size(py_strip(s));
@@ -157,6 +159,13 @@ impl<'a> Values<'a> {
         match self.val(name) {
             Val::Int(n) => n,
             _ => 0,
+        }
+    }
+    /// An integer key that may be unset (`umask`).
+    pub(super) fn int_opt(&self, name: &str) -> Option<i128> {
+        match self.val(name) {
+            Val::Int(n) => Some(n),
+            _ => None,
         }
     }
     pub(super) fn boolean(&self, name: &str) -> bool {

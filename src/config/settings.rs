@@ -133,7 +133,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         preload_app: vals.boolean("preload_app"),
         user: vals.opt("user"),
         group: vals.opt("group"),
-        umask: vals.raw("umask").map(|_| vals.int("umask") as u32),
+        umask: vals.int_opt("umask").map(|n| n as u32),
         pidfile: vals.path("pidfile"),
         graceful_timeout: vals.int("graceful_timeout") as u64,
         virtualenv: vals.path("virtualenv"),

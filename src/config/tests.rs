@@ -146,6 +146,7 @@ fn converters_per_key() {
         ("pidfile", "/abs.pid", "/abs.pid".into()),
         ("access_log", "-", "-".into()),
         ("umask", "022", 0o22.into()),
+        ("umask", "", serde_json::Value::Null),
         ("workers", "3", 3.into()),
         ("max_worker_memory", "512", 512.into()),
         ("max_worker_memory", " 64k ", (64u64 << 10).into()),

@@ -410,3 +410,39 @@ fn example_ini_prints_every_default() {
         );
     }
 }
+
+/// The example INI with every setting uncommented (each at its default) still loads and means
+/// the same: no key rejects its own documented default or an empty "unset". `host`, `port`,
+/// `unix_socket` and `sockets` exclude `listen`; `trusted_proxy_count` needs `trusted_proxy`.
+#[test]
+fn example_ini_uncommented_prints_the_same_defaults() {
+    let example = std::fs::read_to_string(root().join("conf/waitressd.ini")).unwrap();
+    let skip = [
+        "host",
+        "port",
+        "unix_socket",
+        "sockets",
+        "trusted_proxy_count",
+    ];
+    let mut uncommented = String::new();
+    for line in example.lines() {
+        let key = line.strip_prefix('#').and_then(|rest| {
+            let (k, _) = rest.split_once('=')?;
+            let k = k.strip_suffix(' ').unwrap_or(k);
+            (!k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).then_some(k)
+        });
+        match key {
+            Some(k) if skip.contains(&k) => {}
+            Some(_) => uncommented.push_str(&line[1..]),
+            None => uncommented.push_str(line),
+        }
+        uncommented.push('\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("waitressd.ini"), &uncommented).unwrap();
+    let (code, got, err) = print_config_in(dir.path(), "waitressd.ini", &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, want, err) = print_config_in(&root().join("conf"), "waitressd.ini", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(got, want);
+}
