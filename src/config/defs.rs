@@ -139,7 +139,7 @@ pub static DEFS: &[Def] = &[
     w("max_request_header_size", Conv::Int, Some("262144"), (1, U64), "Largest request line plus headers, in bytes (431 above)."),
     w("max_request_body_size", Conv::Int, Some("1073741824"), (0, U64), "Largest request body, in bytes (413 above)."),
     w("expose_tracebacks", Conv::Bool, Some("false"), NONE, "Put the Python traceback into 500 responses."),
-    w("ident", Conv::StrIfTruthy, Some("waitress"), NONE, "Server header and SERVER_SOFTWARE (empty: no Server header)."),
+    w("ident", Conv::StrIfTruthy, Some("waitress"), NONE, "Server header (sent as latin-1) and SERVER_SOFTWARE (empty: no Server header)."),
     w("asyncore_loop_timeout", Conv::Int, Some("1"), (0, U64), "Accepted and ignored: waitressd's event loop sleeps until its next timer (a 1 s tick)."),
     w("asyncore_use_poll", Conv::Bool, Some("false"), NONE, "waitress: poll() instead of select(); waitressd always uses epoll."),
     w("unix_socket", Conv::Str, None, NONE, "Path of a unix socket to listen on instead of TCP (not with host, port, listen or sockets)."),

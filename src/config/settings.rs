@@ -96,6 +96,23 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
             ));
         }
     }
+    let ident = vals.opt("ident");
+    if let (Some(c), Some(r)) = (
+        ident
+            .iter()
+            .flat_map(|i| i.chars())
+            .find(|&c| u32::from(c) > 0xff),
+        vals.raw("ident"),
+    ) {
+        return Err(err(
+            r,
+            format!(
+                "{c:?} (U+{:04X}) is not latin-1, and the Server header is sent as latin-1 \
+                 (as waitress sends it): use latin-1 characters only",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(Settings {
         listen,
         ipv4: vals.boolean("ipv4"),
@@ -121,7 +138,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         max_request_header_size: vals.int("max_request_header_size") as u64,
         max_request_body_size: vals.int("max_request_body_size") as u64,
         expose_tracebacks: vals.boolean("expose_tracebacks"),
-        ident: vals.opt("ident"),
+        ident,
         asyncore_loop_timeout: vals.int("asyncore_loop_timeout") as u64,
         asyncore_use_poll: vals.boolean("asyncore_use_poll"),
         unix_socket,

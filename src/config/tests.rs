@@ -134,6 +134,7 @@ fn converters_per_key() {
         ("url_prefix", "/", "/".into()),
         ("ident", "", serde_json::Value::Null),
         ("ident", "mine", "mine".into()),
+        ("ident", "caf\u{e9}", "caf\u{e9}".into()),
         ("trusted_proxy", "", serde_json::Value::Null),
         ("unix_socket", "", serde_json::Value::Null),
         ("sockets", "fd://3", serde_json::json!([])),
@@ -298,6 +299,10 @@ fn each_validation_rule_rejects() {
             "mutually exclusive",
         ),
         (&[("threads", "4097")], "must be between 1 and 4096"),
+        (
+            &[("ident", "caf\u{e9} \u{2615}")],
+            "ident = 'caf\u{e9} \u{2615}': '\u{2615}' (U+2615) is not latin-1, and the Server header is sent as latin-1 (as waitress sends it): use latin-1 characters only",
+        ),
         (
             &[("max_worker_memory", "lots")],
             "invalid literal for int() (a size takes K, M or G)",

@@ -446,3 +446,34 @@ fn example_ini_uncommented_prints_the_same_defaults() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(got, want);
 }
+
+/// `ident` goes out in `Server:` as latin-1 (one byte per character, as waitress encodes the
+/// head); a character outside latin-1 (which waitress fails on) is a config error.
+#[test]
+fn ident_is_sent_as_latin1_and_other_characters_are_refused() {
+    let apps = root().join("tests/apps/switch");
+    let d = crate::util::Daemon::start(
+        &["envapp:app", "--listen", "127.0.0.1:0", "--ident=caf\u{e9}"],
+        &apps,
+        1,
+    );
+    let raw = crate::util::exchange(&d.addr(), b"GET / HTTP/1.0\r\n\r\n", 10);
+    let want = b"\r\nServer: caf\xe9\r\n";
+    assert!(
+        raw.windows(want.len()).any(|w| w == want),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (code, _, err) = run(
+        &["envapp:app", "--ident=caf\u{e9}\u{2615}", "--check-config"],
+        &apps,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--ident")
+            && err.contains("'\u{2615}' (U+2615) is not latin-1")
+            && err.contains("use latin-1 characters only"),
+        "{err}"
+    );
+}
