@@ -35,14 +35,15 @@ pub fn warn_unknown_env() {
         let Some(key) = var.to_str().and_then(|v| v.strip_prefix(ENV_PREFIX)) else {
             continue;
         };
-        let key = key.to_lowercase();
-        if defs::find(&key).is_some() {
+        let lower = key.to_lowercase();
+        // Only the upper-case name is read (`env_settings`): `WAITRESSD_threads` is a near miss.
+        let known = defs::find(&lower).map(|d| d.name);
+        if known.is_some() && key == lower.to_uppercase() {
             continue;
         }
-        if let Some(s) = defs::suggest(&key) {
+        if let Some(s) = known.or_else(|| defs::suggest(&lower)) {
             log::warn!(
-                "environment {ENV_PREFIX}{} is not a setting and is ignored (did you mean {ENV_PREFIX}{}?)",
-                key.to_uppercase(),
+                "environment {ENV_PREFIX}{key} is not a setting and is ignored (did you mean {ENV_PREFIX}{}?)",
                 s.to_uppercase()
             );
         }

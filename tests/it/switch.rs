@@ -130,6 +130,21 @@ fn environment_variables_set_settings_below_flags_above_the_ini() {
         err.trim(),
         "waitressd: environment WAITRESSD_THREADS='x': invalid literal for int()"
     );
+    // Only the upper-case name is read, as documented: another case is named, not ignored
+    // silently (and not taken either).
+    let (code, out, err) = run_env(
+        &["switch.ini", "--print-config"],
+        &[("WAITRESSD_threads", "8")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["threads"],
+        2
+    );
+    assert!(
+        err.contains("environment WAITRESSD_threads is not a setting and is ignored (did you mean WAITRESSD_THREADS?)"),
+        "{err}"
+    );
     // A near miss is named, not silently ignored.
     let (code, _, err) = run_env(
         &["switch.ini", "--pythonpath", ".", "--check-config"],
