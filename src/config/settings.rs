@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::listen::{self, Family};
-use super::raw::{err, Raw, Values};
+use super::raw::{err, presence_err, Raw, Values};
 use super::{AppSpec, ConfigError, Settings};
 use crate::http::log_format::Format;
 use crate::http::Peers;
@@ -63,7 +63,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     for (a, others, msg) in exclusions {
         if let Some(ra) = has(a) {
             if let Some(rb) = others.iter().find_map(|b| has(b)) {
-                return Err(err(
+                return Err(presence_err(
                     ra,
                     format!("{msg} ({} is set too)", rb.origin.short(&rb.key)),
                 ));
@@ -194,10 +194,16 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             Family::V4 => " with ipv6 off",
             Family::V6 => " with ipv4 off",
         };
-        let reason = format!(
+        let mut reason = format!(
             "Invalid host/port specified: {}{fam}: {msg}",
             super::values::py_repr(&entries[i])
         );
+        if let Some(path) = entries[i].strip_prefix("unix:") {
+            reason.push_str(&format!(
+                " (listen takes HOST:PORT entries; for a unix socket set unix_socket = {path} \
+                 instead)"
+            ));
+        }
         match ["listen", "host", "port", "ipv4", "ipv6"]
             .iter()
             .find_map(|k| vals.raw(k))
@@ -227,6 +233,21 @@ fn logging_keys(vals: &Values) -> Result<(Format, String), ConfigError> {
         ));
     }
     Ok((format, level))
+}
+
+/// For a `trusted_proxy_headers` written with commas: the list as it must be written.
+fn comma_hint(value: &str) -> String {
+    if !value.contains(',') {
+        return String::new();
+    }
+    let items: Vec<&str> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!(
+        " (separate the headers with spaces, not commas: trusted_proxy_headers = {})",
+        items.join(" ")
+    )
 }
 
 /// waitress steps 12-15: the trusted-proxy rules.
@@ -263,9 +284,10 @@ fn trusted_proxy(vals: &Values) -> Result<(Option<Peers>, BTreeSet<String>), Con
             return Err(err(
                 r,
                 format!(
-                    "Received unknown trusted_proxy_headers value ({}) expected one of {}",
+                    "Received unknown trusted_proxy_headers value ({}) expected one of {}{}",
                     unknown.join(", "),
-                    PROXY_HEADERS.join(", ")
+                    PROXY_HEADERS.join(", "),
+                    comma_hint(&r.value)
                 ),
             ));
         }

@@ -300,6 +300,25 @@ fn each_validation_rule_rejects() {
         ),
         (&[("threads", "4097")], "must be between 1 and 4096"),
         (
+            &[("threads", "3 # four cores")],
+            "threads = '3 # four cores': invalid literal for int() (the value includes its '#'/';' comment: INI values take no inline comments, configparser and PasteDeploy keep them; move the comment to its own line)",
+        ),
+        (
+            &[("listen", "127.0.0.1:80 ;public")],
+            "move the comment to its own line",
+        ),
+        (
+            &[("listen", "unix:/tmp/x.sock")],
+            "(listen takes HOST:PORT entries; for a unix socket set unix_socket = /tmp/x.sock instead)",
+        ),
+        (
+            &[
+                ("trusted_proxy", "*"),
+                ("trusted_proxy_headers", "x-forwarded-for,x-forwarded-proto"),
+            ],
+            "(separate the headers with spaces, not commas: trusted_proxy_headers = x-forwarded-for x-forwarded-proto)",
+        ),
+        (
             &[("ident", "caf\u{e9} \u{2615}")],
             "ident = 'caf\u{e9} \u{2615}': '\u{2615}' (U+2615) is not latin-1, and the Server header is sent as latin-1 (as waitress sends it): use latin-1 characters only",
         ),
