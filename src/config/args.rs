@@ -87,7 +87,7 @@ pub const GENERAL: &[General] = &[
         long: "server-name",
         short: Some('s'),
         arg: "NAME",
-        help: "use [server:NAME] (default main); with --app it sets server_name",
+        help: "use [server:NAME] (default main); with --app, --server-name sets server_name",
     },
     General {
         long: "app-name",
