@@ -208,10 +208,44 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             .iter()
             .find_map(|k| vals.raw(k))
         {
-            Some(r) => err(r, reason),
+            Some(r) => match merged_half(r) {
+                // A --host/--port (or its variable) merged into the file's listen entries is
+                // named with its own value, not the merged listen.
+                Some(k) => {
+                    let e = listen::split(&entries[i], &port);
+                    let value = if k == "port" {
+                        e.port
+                    } else {
+                        e.host.unwrap_or_default()
+                    };
+                    let r = Raw {
+                        key: k.into(),
+                        value,
+                        ..r.clone()
+                    };
+                    err(
+                        &r,
+                        format!("{reason} (the file's listen entry with this {k})"),
+                    )
+                }
+                None => err(r, reason),
+            },
             None => ConfigError::Usage(format!("default listen: {reason}")),
         }
     })
+}
+
+/// `host` or `port` when `r` is a `listen` that a flag or variable for that half made by
+/// merging into the file's entries (`layers::overlay`).
+fn merged_half(r: &Raw) -> Option<&'static str> {
+    let named = |k: &str| match &r.origin {
+        super::Origin::Flag(f) => *f == super::defs::flag(k),
+        super::Origin::Env(v) => *v == format!("{}{}", super::ENV_PREFIX, k.to_uppercase()),
+        super::Origin::Ini { .. } => false,
+    };
+    (r.key == "listen")
+        .then(|| ["host", "port"].into_iter().find(|k| named(k)))
+        .flatten()
 }
 
 /// waitressd's `access_log_format` (compiled) and `log_level`, checked here so a typo is exit 2

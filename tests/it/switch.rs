@@ -98,6 +98,22 @@ fn a_flag_for_only_port_or_host_keeps_the_other_half_of_listen() {
     let (code, _, err) = run_env(&["switch.ini", "--port", "70000", "--check-config"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("--port '70000'"), "{err}");
+    // The port is merged as the number int() reads (waitress's `port = 8_0` is 80), and an
+    // entry the merge made that fails is blamed on the flag with its own value.
+    let v = print_config(&["switch.ini", "--port", "8_0"], &[]);
+    assert_eq!(v["listen"], serde_json::json!(["127.0.0.1:80"]));
+    let (code, _, err) = run_env(
+        &["switch.ini", "--port=7", "--no-ipv4", "--print-config"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("waitressd: --port '7': Invalid host/port specified: '127.0.0.1:7'")
+            && err
+                .trim_end()
+                .ends_with("(the file's listen entry with this port)"),
+        "{err}"
+    );
     // The real daemon binds the INI's host with the flag's port.
     let d = Daemon::start(
         &["switch.ini", "--port", "0", "--pythonpath", "."],
@@ -181,6 +197,20 @@ fn print_config_verbose_says_where_each_value_came_from() {
         serde_json::json!({"value": 120, "from": "default"})
     );
     assert_eq!(v["proc_name"]["value"], "switch");
+    // host from the file, port from a flag: both are named.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("hp.ini");
+    std::fs::write(
+        &ini,
+        "[app:main]\nuse = egg:x\n\n[server:main]\nuse = egg:waitress#main\nhost = 127.0.0.1\n",
+    )
+    .unwrap();
+    let v = print_config(&[ini.to_str().unwrap(), "--verbose", "--port", "7"], &[]);
+    assert_eq!(v["listen"]["value"], serde_json::json!(["127.0.0.1:7"]));
+    assert_eq!(
+        v["listen"]["from"],
+        format!("{}:6 and flag --port", ini.display())
+    );
 }
 
 #[test]
