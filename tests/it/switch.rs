@@ -386,3 +386,34 @@ fn flask_factory_and_pyramid_ini_as_their_users_type_them() {
     );
     assert!(!seen.iter().any(|l| l.contains("Serving on")), "{seen:?}");
 }
+
+/// A flag that has no effect on its command line is warned about once, with why; the command
+/// still does what it would without it.
+#[test]
+fn a_flag_without_effect_is_warned_about_once() {
+    let (code, out, err) = run_env(&["switch.ini", "--call", "--print-config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with('{'), "{out}");
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--call has no effect with an INI file"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(warned[0].contains("WARN"), "{err}");
+    let (code, out, err) = run_env(
+        &[
+            "switch.ini",
+            "--pythonpath",
+            ".",
+            "--print-config",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration ok"), "{out}");
+    assert!(
+        err.contains("--print-config has no effect: --check-config, given after it, is what runs"),
+        "{err}"
+    );
+}
