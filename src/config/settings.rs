@@ -113,6 +113,22 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
             ),
         ));
     }
+    // A line break (possible from a flag or variable) would end the header: never sent.
+    if let (Some(c), Some(r)) = (
+        ident
+            .iter()
+            .flat_map(|i| i.chars())
+            .find(|&c| c.is_ascii_control() && c != '\t'),
+        vals.raw("ident"),
+    ) {
+        return Err(err(
+            r,
+            format!(
+                "control character {c:?} cannot be in the Server header: use printable \
+                 characters only"
+            ),
+        ));
+    }
     Ok(Settings {
         listen,
         ipv4: vals.boolean("ipv4"),

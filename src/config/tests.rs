@@ -319,6 +319,10 @@ fn each_validation_rule_rejects() {
             "(separate the headers with spaces, not commas: trusted_proxy_headers = x-forwarded-for x-forwarded-proto)",
         ),
         (
+            &[("ident", "a\r\nX-Injected: 1")],
+            "control character '\\r' cannot be in the Server header: use printable characters only",
+        ),
+        (
             &[("ident", "caf\u{e9} \u{2615}")],
             "ident = 'caf\u{e9} \u{2615}': '\u{2615}' (U+2615) is not latin-1, and the Server header is sent as latin-1 (as waitress sends it): use latin-1 characters only",
         ),
