@@ -111,6 +111,9 @@ pub fn main(argv: &[String]) -> i32 {
         }
         _ => {}
     }
+    for why in &args.ignored {
+        log::warn!("{why}");
+    }
     if let Err(msg) = prepare_process(&args) {
         say(&msg);
         return crate::exit::CONFIG;

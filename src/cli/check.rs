@@ -1,13 +1,14 @@
 //! `--check-config`: everything a start checks, short of binding (like `nginx -t`): the
 //! configuration (already loaded and its listen addresses resolved by the caller), the TLS
-//! certificate and key files (read and matched as at start), then, in a
+//! certificate and key files (read and matched as at start), the log files (opened as at
+//! start; one the check created is removed), then, in a
 //! throw-away child exactly as a worker does it, the switch to `user`/`group`, the interpreter
 //! and virtualenv, and the app import, and (as a warning) whether that user can make the
 //! temporary files large bodies spill to. Exit code and message are the ones a start would give.
 use crate::config::Settings;
 use crate::exit;
 use crate::net::Identity;
-use crate::supervisor::{options, spawn};
+use crate::supervisor::{logfiles, options, spawn};
 
 /// Runs the checks; the process exit code.
 pub fn run(settings: &Settings) -> i32 {
@@ -35,6 +36,11 @@ pub fn run(settings: &Settings) -> i32 {
             );
             return exit::BOOT;
         }
+    }
+    // The log files, opened as the master opens them at start (and removed if the check made them).
+    if let Err(e) = logfiles::check(settings) {
+        eprintln!("waitressd: {e}");
+        return exit::BOOT;
     }
     let wo = options::wsgi_options(settings);
     let preload = settings.preload_app;

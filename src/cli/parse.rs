@@ -68,7 +68,10 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
         chdir: None,
         pythonpath: Vec::new(),
         env: Vec::new(),
+        ignored: Vec::new(),
     };
+    // --check-config / --print-config, in the order given (the last one runs).
+    let mut actions: Vec<&str> = Vec::new();
     let mut positionals: Vec<String> = Vec::new();
     // (-s or --server-name, value): a section in INI mode, the SERVER_NAME setting otherwise.
     let mut section_flags: Vec<(bool, String)> = Vec::new();
@@ -138,8 +141,14 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
         match name.as_str() {
             "help" => a.action = Action::Help,
             "version" => a.action = Action::Version,
-            "check-config" => a.action = Action::CheckConfig,
-            "print-config" => a.action = Action::PrintConfig,
+            "check-config" => {
+                a.action = Action::CheckConfig;
+                actions.push("--check-config");
+            }
+            "print-config" => {
+                a.action = Action::PrintConfig;
+                actions.push("--print-config");
+            }
             "daemon" => a.daemon = true,
             "verbose" => a.verbose = true,
             "log-config" => a.log_config = Some(value.into()),
@@ -245,7 +254,42 @@ pub fn parse(argv: &[String]) -> Result<CliArgs, CliError> {
             a.overrides.push(("server_name".into(), v));
         }
     }
+    a.ignored = ignored_flags(&a, app_name_given, &actions);
     Ok(a)
+}
+
+/// The flags of `a` that have no effect on this command line, each with why.
+fn ignored_flags(a: &CliArgs, app_name_given: bool, actions: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.call && a.config.is_some() {
+        out.push(
+            "--call has no effect with an INI file (its [app:NAME] section builds the app; \
+             --call goes with MODULE:OBJECT)"
+                .to_string(),
+        );
+    }
+    if app_name_given && a.app.is_some() {
+        out.push(
+            "-n/--app-name has no effect with MODULE:OBJECT (it selects an [app:NAME] section \
+             of an INI file)"
+                .to_string(),
+        );
+    }
+    if !a.reload_extra.is_empty() && !a.reload {
+        out.push(
+            "--reload-extra-file has no effect without --reload (it adds a file the reloader \
+             watches)"
+                .to_string(),
+        );
+    }
+    if let Some(last) = actions.last() {
+        if let Some(other) = actions.iter().find(|f| *f != last) {
+            out.push(format!(
+                "{other} has no effect: {last}, given after it, is what runs (one action at a time)"
+            ));
+        }
+    }
+    out
 }
 
 /// `pkg.module:object` (optionally `()`) that is not an existing file: waitress-serve's

@@ -223,3 +223,41 @@ fn every_waitress_serve_flag_is_accepted() {
     assert!(p(&["--call", "m:app"]).unwrap().call);
     assert_eq!(p(&["--help"]).unwrap().action, Action::Help);
 }
+
+#[test]
+fn flags_without_effect_are_named_with_why() {
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["p.ini", "--call"],
+            "--call has no effect with an INI file",
+        ),
+        (
+            &["--app", "a:b", "-n", "web"],
+            "-n/--app-name has no effect with MODULE:OBJECT",
+        ),
+        (
+            &["a:b", "--reload-extra-file", "x.txt"],
+            "--reload-extra-file has no effect without --reload",
+        ),
+        (
+            &["p.ini", "--print-config", "--check-config"],
+            "--print-config has no effect: --check-config, given after it, is what runs",
+        ),
+        (
+            &["p.ini", "--check-config", "--print-config"],
+            "--check-config has no effect: --print-config, given after it, is what runs",
+        ),
+    ];
+    for (args, want) in table {
+        let a = p(args).unwrap();
+        assert_eq!(a.ignored.len(), 1, "{args:?}: {:?}", a.ignored);
+        assert!(a.ignored[0].starts_with(want), "{args:?}: {:?}", a.ignored);
+    }
+    for args in [
+        &["p.ini", "-n", "web", "--reload", "--reload-extra-file", "x"][..],
+        &["a:b()", "--print-config"][..],
+        &["--app", "a:b", "--call", "--check-config", "--check-config"][..],
+    ] {
+        assert_eq!(p(args).unwrap().ignored, Vec::<String>::new(), "{args:?}");
+    }
+}

@@ -47,6 +47,9 @@ pub struct CliArgs {
     pub pythonpath: Vec<String>,
     /// `--env NAME=VALUE` (repeatable): set in the environment of the daemon and the app.
     pub env: Vec<(String, String)>,
+    /// Flags given that have no effect on this command line, each with why (warned once at
+    /// start, not on every SIGHUP re-read).
+    pub ignored: Vec<String>,
 }
 
 /// One option that is not a setting.
@@ -87,7 +90,7 @@ pub const GENERAL: &[General] = &[
         long: "server-name",
         short: Some('s'),
         arg: "NAME",
-        help: "use [server:NAME] (default main); with --app it sets server_name",
+        help: "use [server:NAME] (default main); with --app, --server-name sets server_name",
     },
     General {
         long: "app-name",

@@ -103,10 +103,15 @@ pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, Co
     let ca_certs = vals.path("ca_certs");
     let tls = match vals.path("certfile") {
         None => {
-            for k in ["keyfile", "ca_certs", "cert_reqs", "ssl_min_version"] {
-                if let Some(r) = vals.raw(k) {
-                    return Err(err(r, format!("{k} has no meaning without certfile")));
-                }
+            // Only a value other than the default (empty, `none`, `1.2`) is a mistake.
+            let set = [
+                ("keyfile", vals.path("keyfile").is_some()),
+                ("ca_certs", ca_certs.is_some()),
+                ("cert_reqs", cert_reqs != CertReqs::None),
+                ("ssl_min_version", tls13_only),
+            ];
+            if let Some((k, _)) = set.into_iter().find(|(_, set)| *set) {
+                return Err(err(raw(k), format!("{k} has no meaning without certfile")));
             }
             None
         }

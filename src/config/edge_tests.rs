@@ -54,6 +54,26 @@ fn tls_keys_are_typed_and_relative_to_the_ini() {
     assert!(s.edge.proxy_protocol);
 }
 
+/// The generated INI's defaults, uncommented, are no mistake: empty means unset, and `none`
+/// and `1.2` need no certfile.
+#[test]
+fn tls_keys_at_their_defaults_need_no_certfile() {
+    let s = build_kv(&[
+        ("keyfile", ""),
+        ("ca_certs", ""),
+        ("cert_reqs", "none"),
+        ("ssl_min_version", "1.2"),
+        ("umask", ""),
+    ])
+    .unwrap();
+    assert_eq!(s.edge.tls, None);
+    assert_eq!(s.umask, None);
+    let s = build_kv(&[("certfile", "c.pem"), ("keyfile", ""), ("ca_certs", "")]).unwrap();
+    let t = s.edge.tls.unwrap();
+    assert_eq!(t.keyfile, t.certfile, "an empty keyfile is certfile's");
+    assert_eq!(t.ca_certs, None);
+}
+
 /// `proxy_allow_ips` is parsed once, from the text as written (commas, spaces and newlines
 /// separate items).
 #[test]
@@ -77,6 +97,14 @@ fn edge_rejections_name_the_fix() {
         (
             &[("keyfile", "k.pem")],
             "t.ini:2: [server:main] keyfile = 'k.pem': keyfile has no meaning without certfile",
+        ),
+        (
+            &[("cert_reqs", "required")],
+            "cert_reqs = 'required': cert_reqs has no meaning without certfile",
+        ),
+        (
+            &[("ssl_min_version", "1.3")],
+            "ssl_min_version = '1.3': ssl_min_version has no meaning without certfile",
         ),
         (
             &[("certfile", "c.pem"), ("cert_reqs", "sometimes")],

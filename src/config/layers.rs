@@ -35,14 +35,15 @@ pub fn warn_unknown_env() {
         let Some(key) = var.to_str().and_then(|v| v.strip_prefix(ENV_PREFIX)) else {
             continue;
         };
-        let key = key.to_lowercase();
-        if defs::find(&key).is_some() {
+        let lower = key.to_lowercase();
+        // Only the upper-case name is read (`env_settings`): `WAITRESSD_threads` is a near miss.
+        let known = defs::find(&lower).map(|d| d.name);
+        if known.is_some() && key == lower.to_uppercase() {
             continue;
         }
-        if let Some(s) = defs::suggest(&key) {
+        if let Some(s) = known.or_else(|| defs::suggest(&lower)) {
             log::warn!(
-                "environment {ENV_PREFIX}{} is not a setting and is ignored (did you mean {ENV_PREFIX}{}?)",
-                key.to_uppercase(),
+                "environment {ENV_PREFIX}{key} is not a setting and is ignored (did you mean {ENV_PREFIX}{}?)",
                 s.to_uppercase()
             );
         }
@@ -145,9 +146,8 @@ fn overlay(raws: &mut Vec<Raw>, layer: Vec<Raw>) -> Result<(), ConfigError> {
                 .iter()
                 .position(|r| r.key == "port")
                 .map(|i| layer.remove(i));
-            if let Some(p) = &port {
-                check_port(p)?;
-            }
+            // The port as waitress's int() reads it (`8_0` is 80): the entries get the number.
+            let port_number = port.as_ref().map(check_port).transpose()?;
             let below = &raws[i];
             let entries: Vec<String> = values::as_list(&below.value)
                 .iter()
@@ -157,9 +157,7 @@ fn overlay(raws: &mut Vec<Raw>, layer: Vec<Raw>) -> Result<(), ConfigError> {
                         Some(h) => h.value.trim().to_string(),
                         None => split.host.unwrap_or_else(|| "*".into()),
                     };
-                    let p = port
-                        .as_ref()
-                        .map_or(split.port, |p| p.value.trim().to_string());
+                    let p = port_number.map_or(split.port, |n| n.to_string());
                     if h.contains(':') && !h.starts_with('[') {
                         format!("[{h}]:{p}")
                     } else {
@@ -201,10 +199,10 @@ fn overlay(raws: &mut Vec<Raw>, layer: Vec<Raw>) -> Result<(), ConfigError> {
 }
 
 /// A `port` merged into `listen` entries is checked on its own first, so a bad one is
-/// reported as itself.
-fn check_port(r: &Raw) -> Result<(), ConfigError> {
-    match values::py_int(&r.value, 10) {
-        Ok(n) if (0..=65535).contains(&n) => Ok(()),
+/// reported as itself; its number.
+fn check_port(r: &Raw) -> Result<u16, ConfigError> {
+    match values::py_int(&r.value, 10).map(u16::try_from) {
+        Ok(Ok(n)) => Ok(n),
         _ => Err(raw::err(r, "must be a port number between 0 and 65535")),
     }
 }

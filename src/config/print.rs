@@ -28,15 +28,20 @@ pub fn to_json_verbose(s: &Settings, raws: &[Raw]) -> Value {
             "listen" => &["listen", "host", "port", "unix_socket"],
             _ => &[name],
         };
-        let found = keys
+        // Every source that went into the value (`host` from the file, `port` from a flag).
+        let found: Vec<String> = keys
             .iter()
-            .find_map(|k| raws.iter().rev().find(|r| r.key == *k));
-        match found.map(|r| &r.origin) {
-            Some(Origin::Ini { file, line, .. }) => format!("{file}:{line}"),
-            Some(Origin::Env(var)) => format!("env {var}"),
-            Some(Origin::Flag(flag)) => format!("flag {flag}"),
-            None if name == "proc_name" => "default (the INI file's name or the app)".into(),
-            None => "default".into(),
+            .filter_map(|k| raws.iter().rev().find(|r| r.key == *k))
+            .map(|r| match &r.origin {
+                Origin::Ini { file, line, .. } => format!("{file}:{line}"),
+                Origin::Env(var) => format!("env {var}"),
+                Origin::Flag(flag) => format!("flag {flag}"),
+            })
+            .collect();
+        match found.is_empty() {
+            false => found.join(" and "),
+            true if name == "proc_name" => "default (the INI file's name or the app)".into(),
+            true => "default".into(),
         }
     };
     let plain = to_json(s);

@@ -42,6 +42,8 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     let v = match def.conv {
         Conv::Str => Val::Str(s.to_string()),
         Conv::Int => Val::Int(int(s, 10)?),
+        // An octal key that is unset by default (`umask`): empty leaves it unset.
+        Conv::Octal if def.default.is_none() && py_strip(s).is_empty() => Val::Opt(None),
         Conv::Octal => Val::Int(int(s, 8)?),
         Conv::Size => {
             let (digits, unit) = split_size(py_strip(s));
@@ -103,13 +105,37 @@ fn split_size(s: &str) -> (&str, i128) {
     }
 }
 
-/// A value error for `r` (where it came from, its key and value) with `reason`.
+/// A value error for `r` (where it came from, its key and value) with `reason`. An INI value
+/// that looks like it carries an inline comment says that the comment is part of the value.
 pub(super) fn err(r: &Raw, reason: impl Into<String>) -> ConfigError {
+    let mut reason = reason.into();
+    if matches!(r.origin, Origin::Ini { .. }) && has_inline_comment(&r.value) {
+        reason.push_str(
+            " (the value includes its '#'/';' comment: INI values take no inline comments, \
+             configparser and PasteDeploy keep them; move the comment to its own line)",
+        );
+    }
+    presence_err(r, reason)
+}
+
+/// An error about `r` being set at all (its value does not matter).
+pub(super) fn presence_err(r: &Raw, reason: impl Into<String>) -> ConfigError {
+    let reason = reason.into();
     ConfigError::from(ValueError {
         origin: r.origin.clone(),
         key: r.key.clone(),
         value: r.value.clone(),
-        reason: reason.into(),
+        reason,
+    })
+}
+
+/// A `#` or `;` that starts the value or follows whitespace (`threads = 3 # four cores`).
+fn has_inline_comment(v: &str) -> bool {
+    let mut prev = None;
+    v.chars().any(|c| {
+        let starts = matches!(c, '#' | ';') && prev.is_none_or(char::is_whitespace);
+        prev = Some(c);
+        starts
     })
 }
 
@@ -157,6 +183,13 @@ impl<'a> Values<'a> {
         match self.val(name) {
             Val::Int(n) => n,
             _ => 0,
+        }
+    }
+    /// An integer key that may be unset (`umask`).
+    pub(super) fn int_opt(&self, name: &str) -> Option<i128> {
+        match self.val(name) {
+            Val::Int(n) => Some(n),
+            _ => None,
         }
     }
     pub(super) fn boolean(&self, name: &str) -> bool {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::listen::{self, Family};
-use super::raw::{err, Raw, Values};
+use super::raw::{err, presence_err, Raw, Values};
 use super::{AppSpec, ConfigError, Settings};
 use crate::http::log_format::Format;
 use crate::http::Peers;
@@ -63,7 +63,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
     for (a, others, msg) in exclusions {
         if let Some(ra) = has(a) {
             if let Some(rb) = others.iter().find_map(|b| has(b)) {
-                return Err(err(
+                return Err(presence_err(
                     ra,
                     format!("{msg} ({} is set too)", rb.origin.short(&rb.key)),
                 ));
@@ -96,6 +96,39 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
             ));
         }
     }
+    let ident = vals.opt("ident");
+    if let (Some(c), Some(r)) = (
+        ident
+            .iter()
+            .flat_map(|i| i.chars())
+            .find(|&c| u32::from(c) > 0xff),
+        vals.raw("ident"),
+    ) {
+        return Err(err(
+            r,
+            format!(
+                "{c:?} (U+{:04X}) is not latin-1, and the Server header is sent as latin-1 \
+                 (as waitress sends it): use latin-1 characters only",
+                u32::from(c)
+            ),
+        ));
+    }
+    // A line break (possible from a flag or variable) would end the header: never sent.
+    if let (Some(c), Some(r)) = (
+        ident
+            .iter()
+            .flat_map(|i| i.chars())
+            .find(|&c| c.is_ascii_control() && c != '\t'),
+        vals.raw("ident"),
+    ) {
+        return Err(err(
+            r,
+            format!(
+                "control character {c:?} cannot be in the Server header: use printable \
+                 characters only"
+            ),
+        ));
+    }
     Ok(Settings {
         listen,
         ipv4: vals.boolean("ipv4"),
@@ -121,7 +154,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         max_request_header_size: vals.int("max_request_header_size") as u64,
         max_request_body_size: vals.int("max_request_body_size") as u64,
         expose_tracebacks: vals.boolean("expose_tracebacks"),
-        ident: vals.opt("ident"),
+        ident,
         asyncore_loop_timeout: vals.int("asyncore_loop_timeout") as u64,
         asyncore_use_poll: vals.boolean("asyncore_use_poll"),
         unix_socket,
@@ -133,7 +166,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         preload_app: vals.boolean("preload_app"),
         user: vals.opt("user"),
         group: vals.opt("group"),
-        umask: vals.raw("umask").map(|_| vals.int("umask") as u32),
+        umask: vals.int_opt("umask").map(|n| n as u32),
         pidfile: vals.path("pidfile"),
         graceful_timeout: vals.int("graceful_timeout") as u64,
         virtualenv: vals.path("virtualenv"),
@@ -177,18 +210,58 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             Family::V4 => " with ipv6 off",
             Family::V6 => " with ipv4 off",
         };
-        let reason = format!(
+        let mut reason = format!(
             "Invalid host/port specified: {}{fam}: {msg}",
             super::values::py_repr(&entries[i])
         );
+        if let Some(path) = entries[i].strip_prefix("unix:") {
+            reason.push_str(&format!(
+                " (listen takes HOST:PORT entries; for a unix socket set unix_socket = {path} \
+                 instead)"
+            ));
+        }
         match ["listen", "host", "port", "ipv4", "ipv6"]
             .iter()
             .find_map(|k| vals.raw(k))
         {
-            Some(r) => err(r, reason),
+            Some(r) => match merged_half(r) {
+                // A --host/--port (or its variable) merged into the file's listen entries is
+                // named with its own value, not the merged listen.
+                Some(k) => {
+                    let e = listen::split(&entries[i], &port);
+                    let value = if k == "port" {
+                        e.port
+                    } else {
+                        e.host.unwrap_or_default()
+                    };
+                    let r = Raw {
+                        key: k.into(),
+                        value,
+                        ..r.clone()
+                    };
+                    err(
+                        &r,
+                        format!("{reason} (the file's listen entry with this {k})"),
+                    )
+                }
+                None => err(r, reason),
+            },
             None => ConfigError::Usage(format!("default listen: {reason}")),
         }
     })
+}
+
+/// `host` or `port` when `r` is a `listen` that a flag or variable for that half made by
+/// merging into the file's entries (`layers::overlay`).
+fn merged_half(r: &Raw) -> Option<&'static str> {
+    let named = |k: &str| match &r.origin {
+        super::Origin::Flag(f) => *f == super::defs::flag(k),
+        super::Origin::Env(v) => *v == format!("{}{}", super::ENV_PREFIX, k.to_uppercase()),
+        super::Origin::Ini { .. } => false,
+    };
+    (r.key == "listen")
+        .then(|| ["host", "port"].into_iter().find(|k| named(k)))
+        .flatten()
 }
 
 /// waitressd's `access_log_format` (compiled) and `log_level`, checked here so a typo is exit 2
@@ -210,6 +283,21 @@ fn logging_keys(vals: &Values) -> Result<(Format, String), ConfigError> {
         ));
     }
     Ok((format, level))
+}
+
+/// For a `trusted_proxy_headers` written with commas: the list as it must be written.
+fn comma_hint(value: &str) -> String {
+    if !value.contains(',') {
+        return String::new();
+    }
+    let items: Vec<&str> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!(
+        " (separate the headers with spaces, not commas: trusted_proxy_headers = {})",
+        items.join(" ")
+    )
 }
 
 /// waitress steps 12-15: the trusted-proxy rules.
@@ -246,9 +334,10 @@ fn trusted_proxy(vals: &Values) -> Result<(Option<Peers>, BTreeSet<String>), Con
             return Err(err(
                 r,
                 format!(
-                    "Received unknown trusted_proxy_headers value ({}) expected one of {}",
+                    "Received unknown trusted_proxy_headers value ({}) expected one of {}{}",
                     unknown.join(", "),
-                    PROXY_HEADERS.join(", ")
+                    PROXY_HEADERS.join(", "),
+                    comma_hint(&r.value)
                 ),
             ));
         }

@@ -134,6 +134,7 @@ fn converters_per_key() {
         ("url_prefix", "/", "/".into()),
         ("ident", "", serde_json::Value::Null),
         ("ident", "mine", "mine".into()),
+        ("ident", "caf\u{e9}", "caf\u{e9}".into()),
         ("trusted_proxy", "", serde_json::Value::Null),
         ("unix_socket", "", serde_json::Value::Null),
         ("sockets", "fd://3", serde_json::json!([])),
@@ -146,6 +147,7 @@ fn converters_per_key() {
         ("pidfile", "/abs.pid", "/abs.pid".into()),
         ("access_log", "-", "-".into()),
         ("umask", "022", 0o22.into()),
+        ("umask", "", serde_json::Value::Null),
         ("workers", "3", 3.into()),
         ("max_worker_memory", "512", 512.into()),
         ("max_worker_memory", " 64k ", (64u64 << 10).into()),
@@ -297,6 +299,33 @@ fn each_validation_rule_rejects() {
             "mutually exclusive",
         ),
         (&[("threads", "4097")], "must be between 1 and 4096"),
+        (
+            &[("threads", "3 # four cores")],
+            "threads = '3 # four cores': invalid literal for int() (the value includes its '#'/';' comment: INI values take no inline comments, configparser and PasteDeploy keep them; move the comment to its own line)",
+        ),
+        (
+            &[("listen", "127.0.0.1:80 ;public")],
+            "move the comment to its own line",
+        ),
+        (
+            &[("listen", "unix:/tmp/x.sock")],
+            "(listen takes HOST:PORT entries; for a unix socket set unix_socket = /tmp/x.sock instead)",
+        ),
+        (
+            &[
+                ("trusted_proxy", "*"),
+                ("trusted_proxy_headers", "x-forwarded-for,x-forwarded-proto"),
+            ],
+            "(separate the headers with spaces, not commas: trusted_proxy_headers = x-forwarded-for x-forwarded-proto)",
+        ),
+        (
+            &[("ident", "a\r\nX-Injected: 1")],
+            "control character '\\r' cannot be in the Server header: use printable characters only",
+        ),
+        (
+            &[("ident", "caf\u{e9} \u{2615}")],
+            "ident = 'caf\u{e9} \u{2615}': '\u{2615}' (U+2615) is not latin-1, and the Server header is sent as latin-1 (as waitress sends it): use latin-1 characters only",
+        ),
         (
             &[("max_worker_memory", "lots")],
             "invalid literal for int() (a size takes K, M or G)",

@@ -42,6 +42,18 @@ pub(crate) fn latin1(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
 }
 
+/// Python `s.encode("latin-1")` for text config already checked is latin-1 (`ident`); ASCII
+/// is borrowed as is. A character outside latin-1 (never here) would become `?`.
+pub(crate) fn encode_latin1(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.is_ascii() {
+        return s.as_bytes().into();
+    }
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect::<Vec<u8>>()
+        .into()
+}
+
 /// waitress `undquote`: a fully quoted value loses its quotes and quoted-pair backslashes; an
 /// unquoted value is returned as is; anything else is "Invalid quoting in value".
 pub(crate) fn undquote(v: &[u8]) -> Result<Vec<u8>, &'static str> {

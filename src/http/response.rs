@@ -2,6 +2,7 @@
 //! one keep-alive/close/chunked decision (§3.3, hyper-style); the name and Content-Length rules
 //! the WSGI layer's `start_response` checks (§3.1) use.
 use super::encode::{BodyEncoder, Framing};
+use super::pytext::encode_latin1;
 use super::request::RequestMeta;
 use super::Version;
 
@@ -238,11 +239,12 @@ impl ResponseHead<'_> {
         if d.framing == Framing::Chunked {
             add(&TRANSFER_ENCODING, b"chunked");
         }
-        let ident = self.ident.filter(|i| !i.is_empty());
-        match (app_server, ident) {
-            (false, Some(i)) => add(&SERVER, i.as_bytes()),
+        // Latin-1, as waitress encodes the whole head (config refuses other characters).
+        let ident = self.ident.filter(|i| !i.is_empty()).map(encode_latin1);
+        match (app_server, &ident) {
+            (false, Some(i)) => add(&SERVER, i),
             (false, None) => {}
-            (true, i) => add(&VIA, i.unwrap_or("waitress").as_bytes()),
+            (true, i) => add(&VIA, i.as_deref().unwrap_or(b"waitress")),
         }
         if !app_date {
             add(&DATE, self.date);

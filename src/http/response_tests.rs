@@ -147,6 +147,17 @@ fn server_via_and_date() {
     );
     let (s, _) = head(m, "200 OK", &h(&[("Server", "a")]), Some(0), Some("mine"));
     assert!(s.contains("Via: mine\r\n"));
+    // ident goes out as latin-1 (one byte 0xE9), as waitress encodes it, not as UTF-8.
+    let (s, _) = head(m, "200 OK", &h(&[]), Some(0), Some("caf\u{e9}"));
+    assert!(s.contains("Server: caf\u{e9}\r\n"), "{s:?}");
+    let (s, _) = head(
+        m,
+        "200 OK",
+        &h(&[("Server", "a")]),
+        Some(0),
+        Some("caf\u{e9}"),
+    );
+    assert!(s.contains("Via: caf\u{e9}\r\n"), "{s:?}");
     let (s, _) = head(m, "200 OK", &h(&[("date", "yesterday")]), Some(0), None);
     assert!(s.contains("Date: yesterday\r\n") && !s.contains(std::str::from_utf8(DATE).unwrap()));
 }

@@ -9,20 +9,46 @@ use std::path::Path;
 use crate::config::Settings;
 use crate::net::Identity;
 
+/// The log files of `s` that are files (not `-`, standard error), with their keys.
+fn files(s: &Settings) -> impl Iterator<Item = (&'static str, &Path)> {
+    [("error_log", &s.error_log), ("access_log", &s.access_log)]
+        .into_iter()
+        .filter_map(|(key, path)| Some((key, path.as_deref().filter(|p| *p != Path::new("-"))?)))
+}
+
+/// Opens `path` for appending, creating it; Err = one line naming the key, the path and the fix.
+fn open(key: &str, path: &Path) -> Result<std::fs::File, String> {
+    crate::logging::open_append(path).map_err(|e| {
+        let fix = if path.is_dir() {
+            format!("it is a directory: point {key} at a file in it")
+        } else {
+            format!(
+                "the master opens it before dropping privileges: create its directory, or \
+                 point {key} elsewhere"
+            )
+        };
+        format!("cannot open {key} {}: {e} ({fix})", path.display())
+    })
+}
+
+/// `--check-config`: opens every log file as `prepare` does at start (same user, same flags,
+/// same message), then removes the ones the check itself created, so none is left behind.
+pub fn check(s: &Settings) -> Result<(), String> {
+    for (key, path) in files(s) {
+        let existed = path.symlink_metadata().is_ok();
+        drop(open(key, path)?);
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}
+
 /// Opens (creating) every log file of `s` and gives it to the workers' identity. Err = one line
 /// naming the key, the path and the fix.
 pub fn prepare(s: &Settings, identity: Option<&Identity>) -> Result<(), String> {
-    for (key, path) in [("error_log", &s.error_log), ("access_log", &s.access_log)] {
-        let Some(path) = path.as_deref().filter(|p| *p != Path::new("-")) else {
-            continue;
-        };
-        let f = crate::logging::open_append(path).map_err(|e| {
-            format!(
-                "cannot open {key} {}: {e} (the master opens it before dropping privileges: \
-                 create its directory, or point {key} elsewhere)",
-                path.display()
-            )
-        })?;
+    for (key, path) in files(s) {
+        let f = open(key, path)?;
         if let Some(id) = identity {
             let meta = f.metadata().map_err(|e| e.to_string())?;
             let (uid, gid) = (id.uid.unwrap_or(meta_uid(&meta)), id.gid);

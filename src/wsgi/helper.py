@@ -188,14 +188,16 @@ def _missing_message(dist, exc):
     )
 
 
-def module_hint(exc):
-    """A hint for an app that cannot be imported, or None."""
+def module_hint(exc, ini):
+    """A hint for an app that cannot be imported, or None. --chdir helps only --app's mode (the
+    cwd goes on sys.path as waitress-serve puts it there; pserve, like an INI start, does not)."""
     if isinstance(exc, ModuleNotFoundError):
         where = "the virtualenv " + sys.prefix if sys.prefix != sys.base_prefix else (
             "python " + sys.version.split()[0] + " (no virtualenv: set VIRTUAL_ENV or --virtualenv)")
+        fix = "--pythonpath DIR" if ini else "--pythonpath DIR or --chdir DIR"
         return (
             "module %r is not importable from %s; install it there, or add its directory "
-            "with --pythonpath DIR or --chdir DIR" % (exc.name, where)
+            "with %s" % (exc.name, where, fix)
         )
     return None
 

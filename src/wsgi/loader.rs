@@ -22,7 +22,8 @@ fn describe(spec: &AppSpec) -> String {
 pub(crate) fn load(opts: &WsgiOptions) -> Result<WsgiApp, WsgiError> {
     let what = describe(&opts.app);
     Python::attach(|py| {
-        let helper = helper(py).map_err(|e| load_error(py, &what, e))?;
+        let ini = matches!(opts.app, AppSpec::Ini { .. });
+        let helper = helper(py).map_err(|e| load_error(py, &what, ini, e))?;
         let app = match &opts.app {
             AppSpec::Ini {
                 path,
@@ -31,7 +32,8 @@ pub(crate) fn load(opts: &WsgiOptions) -> Result<WsgiApp, WsgiError> {
             } => {
                 let v = PyDict::new(py);
                 for (k, val) in vars {
-                    v.set_item(k, val).map_err(|e| load_error(py, &what, e))?;
+                    v.set_item(k, val)
+                        .map_err(|e| load_error(py, &what, ini, e))?;
                 }
                 helper.call_method1("load_ini", (path, app_name, v, &opts.log_config))
             }
@@ -39,13 +41,14 @@ pub(crate) fn load(opts: &WsgiOptions) -> Result<WsgiApp, WsgiError> {
                 helper.call_method1("load_module", (target, *call, &opts.log_config))
             }
         };
-        let app = app.map_err(|e| load_error(py, &what, e))?;
-        WsgiApp::new(py, app, helper, opts).map_err(|e| load_error(py, &what, e))
+        let app = app.map_err(|e| load_error(py, &what, ini, e))?;
+        WsgiApp::new(py, app, helper, opts).map_err(|e| load_error(py, &what, ini, e))
     })
 }
 
 /// The one-line error, after printing the traceback to stderr (as pserve would show it).
-fn load_error(py: Python<'_>, what: &str, err: PyErr) -> WsgiError {
+/// `ini`: the app comes from an INI file (the hint names only the fixes that work there).
+fn load_error(py: Python<'_>, what: &str, ini: bool, err: PyErr) -> WsgiError {
     let missing = helper(py)
         .and_then(|h| h.getattr("MissingPasteDeploy"))
         .is_ok_and(|cls| err.value(py).is_instance(&cls).unwrap_or(false));
@@ -60,7 +63,7 @@ fn load_error(py: Python<'_>, what: &str, err: PyErr) -> WsgiError {
     let mut message = err.to_string();
     let exc = err.into_value(py);
     if let Some(hint) = helper(py)
-        .and_then(|h| h.call_method1("module_hint", (exc.clone_ref(py),)))
+        .and_then(|h| h.call_method1("module_hint", (exc.clone_ref(py), ini)))
         .ok()
         .and_then(|h| h.extract::<String>().ok())
     {

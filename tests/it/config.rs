@@ -190,7 +190,9 @@ fn bad_configs_exit_2_with_file_line_key() {
         ("listen_bare_v6.ini", "listen_bare_v6.ini:6: [server:main] listen = '::1': Invalid host/port specified"),
         ("host_empty.ini", "host_empty.ini:6: [server:main] host = ''"),
         ("proxy_count_without_proxy.ini", "proxy_count_without_proxy.ini:6: [server:main] trusted_proxy_count"),
-        ("proxy_headers_comma.ini", "(x-forwarded-for,)"),
+        ("proxy_headers_comma.ini", "(x-forwarded-for,) expected one of forwarded, x-forwarded-by, x-forwarded-for, x-forwarded-host, x-forwarded-port, x-forwarded-proto (separate the headers with spaces, not commas: trusted_proxy_headers = x-forwarded-for x-forwarded-proto)"),
+        ("inline_comment_kept.ini", "inline_comment_kept.ini:6: [server:main] threads = '4 ; four threads': invalid literal for int() (the value includes its '#'/';' comment: INI values take no inline comments, configparser and PasteDeploy keep them; move the comment to its own line)"),
+        ("listen_unix_scheme.ini", "(listen takes HOST:PORT entries; for a unix socket set unix_socket = /tmp/waitressd-corpus.sock instead)"),
         ("use_gunicorn.ini", "use_gunicorn.ini:5: [server:main] use = 'egg:gunicorn#main'"),
         ("use_call.ini", "use_call.ini:2: [server:main] use = 'call:waitress:serve_paste'"),
         ("use_missing.ini", "use_missing.ini:1:"),
@@ -409,4 +411,71 @@ fn example_ini_prints_every_default() {
             d.name
         );
     }
+}
+
+/// The example INI with every setting uncommented (each at its default) still loads and means
+/// the same: no key rejects its own documented default or an empty "unset". `host`, `port`,
+/// `unix_socket` and `sockets` exclude `listen`; `trusted_proxy_count` needs `trusted_proxy`.
+#[test]
+fn example_ini_uncommented_prints_the_same_defaults() {
+    let example = std::fs::read_to_string(root().join("conf/waitressd.ini")).unwrap();
+    let skip = [
+        "host",
+        "port",
+        "unix_socket",
+        "sockets",
+        "trusted_proxy_count",
+    ];
+    let mut uncommented = String::new();
+    for line in example.lines() {
+        let key = line.strip_prefix('#').and_then(|rest| {
+            let (k, _) = rest.split_once('=')?;
+            let k = k.strip_suffix(' ').unwrap_or(k);
+            (!k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).then_some(k)
+        });
+        match key {
+            Some(k) if skip.contains(&k) => {}
+            Some(_) => uncommented.push_str(&line[1..]),
+            None => uncommented.push_str(line),
+        }
+        uncommented.push('\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("waitressd.ini"), &uncommented).unwrap();
+    let (code, got, err) = print_config_in(dir.path(), "waitressd.ini", &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, want, err) = print_config_in(&root().join("conf"), "waitressd.ini", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(got, want);
+}
+
+/// `ident` goes out in `Server:` as latin-1 (one byte per character, as waitress encodes the
+/// head); a character outside latin-1 (which waitress fails on) is a config error.
+#[test]
+fn ident_is_sent_as_latin1_and_other_characters_are_refused() {
+    let apps = root().join("tests/apps/switch");
+    let d = crate::util::Daemon::start(
+        &["envapp:app", "--listen", "127.0.0.1:0", "--ident=caf\u{e9}"],
+        &apps,
+        1,
+    );
+    let raw = crate::util::exchange(&d.addr(), b"GET / HTTP/1.0\r\n\r\n", 10);
+    let want = b"\r\nServer: caf\xe9\r\n";
+    assert!(
+        raw.windows(want.len()).any(|w| w == want),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (code, _, err) = run(
+        &["envapp:app", "--ident=caf\u{e9}\u{2615}", "--check-config"],
+        &apps,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--ident")
+            && err.contains("'\u{2615}' (U+2615) is not latin-1")
+            && err.contains("use latin-1 characters only"),
+        "{err}"
+    );
 }

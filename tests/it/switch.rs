@@ -98,6 +98,22 @@ fn a_flag_for_only_port_or_host_keeps_the_other_half_of_listen() {
     let (code, _, err) = run_env(&["switch.ini", "--port", "70000", "--check-config"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("--port '70000'"), "{err}");
+    // The port is merged as the number int() reads (waitress's `port = 8_0` is 80), and an
+    // entry the merge made that fails is blamed on the flag with its own value.
+    let v = print_config(&["switch.ini", "--port", "8_0"], &[]);
+    assert_eq!(v["listen"], serde_json::json!(["127.0.0.1:80"]));
+    let (code, _, err) = run_env(
+        &["switch.ini", "--port=7", "--no-ipv4", "--print-config"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("waitressd: --port '7': Invalid host/port specified: '127.0.0.1:7'")
+            && err
+                .trim_end()
+                .ends_with("(the file's listen entry with this port)"),
+        "{err}"
+    );
     // The real daemon binds the INI's host with the flag's port.
     let d = Daemon::start(
         &["switch.ini", "--port", "0", "--pythonpath", "."],
@@ -129,6 +145,21 @@ fn environment_variables_set_settings_below_flags_above_the_ini() {
     assert_eq!(
         err.trim(),
         "waitressd: environment WAITRESSD_THREADS='x': invalid literal for int()"
+    );
+    // Only the upper-case name is read, as documented: another case is named, not ignored
+    // silently (and not taken either).
+    let (code, out, err) = run_env(
+        &["switch.ini", "--print-config"],
+        &[("WAITRESSD_threads", "8")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["threads"],
+        2
+    );
+    assert!(
+        err.contains("environment WAITRESSD_threads is not a setting and is ignored (did you mean WAITRESSD_THREADS?)"),
+        "{err}"
     );
     // A near miss is named, not silently ignored.
     let (code, _, err) = run_env(
@@ -166,6 +197,20 @@ fn print_config_verbose_says_where_each_value_came_from() {
         serde_json::json!({"value": 120, "from": "default"})
     );
     assert_eq!(v["proc_name"]["value"], "switch");
+    // host from the file, port from a flag: both are named.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("hp.ini");
+    std::fs::write(
+        &ini,
+        "[app:main]\nuse = egg:x\n\n[server:main]\nuse = egg:waitress#main\nhost = 127.0.0.1\n",
+    )
+    .unwrap();
+    let v = print_config(&[ini.to_str().unwrap(), "--verbose", "--port", "7"], &[]);
+    assert_eq!(v["listen"]["value"], serde_json::json!(["127.0.0.1:7"]));
+    assert_eq!(
+        v["listen"]["from"],
+        format!("{}:6 and flag --port", ini.display())
+    );
 }
 
 #[test]
@@ -340,4 +385,35 @@ fn flask_factory_and_pyramid_ini_as_their_users_type_them() {
         "{seen:?}"
     );
     assert!(!seen.iter().any(|l| l.contains("Serving on")), "{seen:?}");
+}
+
+/// A flag that has no effect on its command line is warned about once, with why; the command
+/// still does what it would without it.
+#[test]
+fn a_flag_without_effect_is_warned_about_once() {
+    let (code, out, err) = run_env(&["switch.ini", "--call", "--print-config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with('{'), "{out}");
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--call has no effect with an INI file"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(warned[0].contains("WARN"), "{err}");
+    let (code, out, err) = run_env(
+        &[
+            "switch.ini",
+            "--pythonpath",
+            ".",
+            "--print-config",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration ok"), "{out}");
+    assert!(
+        err.contains("--print-config has no effect: --check-config, given after it, is what runs"),
+        "{err}"
+    );
 }

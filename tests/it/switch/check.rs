@@ -22,6 +22,21 @@ const CASES: &[(&[&str], i32, &str)] = &[
         3,
         "unknown user",
     ),
+    (
+        &["envapp:app", "--access-log=/nonexistent/dir/a.log"],
+        3,
+        "cannot open access_log /nonexistent/dir/a.log: No such file or directory",
+    ),
+    (
+        &["envapp:app", "--error-log=/nonexistent/dir/e.log"],
+        3,
+        "cannot open error_log /nonexistent/dir/e.log: No such file or directory",
+    ),
+    (
+        &["envapp:app", "--access-log=/"],
+        3,
+        "cannot open access_log /: Is a directory (os error 21) (it is a directory: point access_log at a file in it)",
+    ),
 ];
 
 #[test]
@@ -43,6 +58,42 @@ fn check_config_exits_with_the_starts_code_and_message() {
         assert_eq!(got, *code, "start {args:?}: {start_err}");
         assert!(start_err.contains(needle), "start {args:?}: {start_err}");
     }
+}
+
+#[test]
+fn check_config_opens_the_log_files_and_leaves_none_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (new, old) = (dir.path().join("new.log"), dir.path().join("old.log"));
+    std::fs::write(&old, "kept\n").unwrap();
+    let (a, e) = (
+        format!("--access-log={}", new.display()),
+        format!("--error-log={}", old.display()),
+    );
+    let (code, out, err) = run(&["envapp:app", &a, &e, "--check-config"], &apps());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!new.exists(), "the check left {} behind", new.display());
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "kept\n");
+}
+
+#[test]
+fn an_unimportable_module_names_the_fixes_of_its_mode() {
+    // INI mode: the cwd is not on sys.path (as with pserve), so --chdir cannot help.
+    let (code, _, err) = run(&["missing_module.ini", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("module 'nosuchmod_ini' is not importable")
+            && last.ends_with("add its directory with --pythonpath DIR"),
+        "{err}"
+    );
+    // App mode: the cwd is on sys.path (as with waitress-serve), so --chdir is a fix too.
+    let (code, _, err) = run(&["nosuchmod_app:app", "--check-config"], &apps());
+    assert_eq!(code, 4, "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.ends_with("add its directory with --pythonpath DIR or --chdir DIR"),
+        "{err}"
+    );
 }
 
 #[test]
