@@ -130,8 +130,9 @@ pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, Co
                 tls13_only,
                 given: TlsGiven {
                     certfile: given_at(vals.raw("certfile")),
-                    keyfile: given_at(vals.raw("keyfile")),
-                    ca_certs: given_at(vals.raw("ca_certs")),
+                    // An empty value means unset: a file error then points at certfile.
+                    keyfile: given_at(vals.raw("keyfile").filter(|r| !r.value.trim().is_empty())),
+                    ca_certs: given_at(vals.raw("ca_certs").filter(|r| !r.value.trim().is_empty())),
                 },
             })
         }
