@@ -138,6 +138,13 @@ impl Master {
         };
         if facts.expected {
             log_info(&format!("worker {id} (pid {pid}): exited ({how})"));
+        } else if facts.ever_ready && code == Some(0) {
+            // A worker stops cleanly only when told to: a TERM or INT sent to it from
+            // outside (gunicorn's way to recycle one worker by hand). Replaced as usual.
+            log_warn(&format!(
+                "worker {id} (pid {pid}): exited with code 0 without the master asking (a \
+                 TERM or INT sent to it, or os._exit(0) in the app); starting a replacement"
+            ));
         } else {
             log_error(&format!(
                 "worker {id} (pid {pid}): died unexpectedly ({how})"

@@ -14,8 +14,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::lifecycle::Backoff;
-use super::log_info;
 use super::retire::Retire;
+use super::{log_info, log_warn};
 
 /// After an immediate stop (QUIT, second INT), workers get this long before SIGKILL.
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(2);
@@ -37,6 +37,9 @@ pub(super) struct Worker {
     spawned: Instant,
     /// Asked to stop: SIGKILL at this instant if still alive.
     kill_at: Option<Instant>,
+    /// Asked to stop gracefully (TERM) or at once (QUIT) with this much time to finish, as
+    /// opposed to killed outright (`kill_now`): a kill at its end cuts requests, and says so.
+    grace: Option<Duration>,
     /// On its way out (retire.rs, children.rs): stopped once its replacement is ready.
     retiring: Option<Retire>,
     /// When it is reported as slow to boot if it is still not ready (`slow_boots`).
@@ -55,6 +58,7 @@ impl Worker {
             ready_fd: Some(ready_fd),
             spawned,
             kill_at: None,
+            grace: None,
             retiring: None,
             slow_boot_at: spawned + SLOW_BOOT_FIRST,
         }
@@ -107,12 +111,14 @@ impl Worker {
         let _ = kill(self.pid, sig);
         let at = crate::time::later(Instant::now(), grace);
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+        self.grace = Some(self.grace.map_or(grace, |g| g.min(grace)));
     }
 
     /// SIGKILL now (nothing to drain).
     fn kill_now(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);
         self.kill_at = Some(Instant::now());
+        self.grace = None;
     }
 }
 
@@ -259,6 +265,16 @@ impl WorkerTable {
             if w.kill_at.is_some_and(|k| k <= now) {
                 let _ = kill(w.pid, Signal::SIGKILL);
                 w.kill_at = Some(now + Duration::from_secs(3600));
+                if let Some(grace) = w.grace.take() {
+                    log_warn(&format!(
+                        "worker {} (pid {}): still serving {} s after it was asked to stop: \
+                         killed, cutting the requests it was serving (raise graceful_timeout \
+                         if they may take that long)",
+                        w.id,
+                        w.pid,
+                        grace.as_secs_f64()
+                    ));
+                }
             }
         }
     }

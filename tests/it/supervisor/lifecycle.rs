@@ -199,3 +199,35 @@ fn int_twice_stops_immediately() {
         "second INT stopped the daemon at once"
     );
 }
+
+/// A request still running at `graceful_timeout` is cut by the master's SIGKILL, and the log
+/// says so (it said only "exited (killed by a signal)"); a worker stopped from outside (a TERM
+/// sent to it by hand) is replaced with a WARNING, not an ERROR about a crash.
+#[test]
+fn the_log_says_when_a_stop_cuts_requests_and_when_a_worker_was_stopped_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\ngraceful_timeout = 2",
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    let (first, _, _) = ask(&addr, "/").expect("served");
+    // SAFETY: kill(2) on the worker of the daemon this test started.
+    unsafe { libc::kill(first, libc::SIGTERM) };
+    let by_hand = super::failures::line_with(&d, "without the master asking", 30);
+    assert!(by_hand.is_some_and(|l| l.contains("WARN") && l.contains(&first.to_string())));
+    assert!(eventually(30, || ask(&addr, "/").is_some_and(|(p, _, _)| p != first)));
+    let a = addr.clone();
+    let _slow = std::thread::spawn(move || ask(&a, "/sleep?30"));
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal(libc::SIGTERM);
+    let cut = super::failures::line_with(&d, "after it was asked to stop", 30);
+    assert!(
+        cut.is_some_and(|l| l.contains("WARN") && l.contains("still serving 2 s")),
+        "the cut is logged"
+    );
+    assert_eq!(d.wait(30), Some(0));
+}
