@@ -108,6 +108,7 @@ pub(super) fn run(
         booted: false,
         serving: false,
         reload_queued: false,
+        upgrade_queued: false,
         next_memory_check: std::time::Instant::now(),
         exec: spawn::Exec::current(),
         upgrade: None,

@@ -145,6 +145,16 @@ impl Master {
                 self.begin_stop(true);
             }
             Command::Reload => match self.phase {
+                Phase::Running if self.handing_over() => {
+                    // Its new workers would be killed when the new master takes over, and
+                    // the new master read the configuration as it started.
+                    log_warn(&format!(
+                        "master {}: SIGHUP ignored: a USR2 upgrade is under way; once the new \
+                         master serves, reload that one",
+                        self.pid
+                    ));
+                    super::control::report(false, "a USR2 upgrade is under way");
+                }
                 Phase::Running => self.begin_reload(),
                 Phase::Reloading(_) => {
                     // Applied once this reload is committed or abandoned (a systemd reload
@@ -265,6 +275,10 @@ impl Master {
         if self.reload_queued && matches!(self.phase, Phase::Running) {
             self.reload_queued = false;
             self.begin_reload();
+        }
+        if self.upgrade_queued && matches!(self.phase, Phase::Running) {
+            self.upgrade_queued = false;
+            self.begin_upgrade();
         }
     }
 }

@@ -48,6 +48,9 @@ pub(super) struct Master {
     pub(super) serving: bool,
     /// A HUP arrived during a reload: reload again once this one is committed or abandoned.
     pub(super) reload_queued: bool,
+    /// A USR2 arrived during a reload: the upgrade starts once the reload is done (a package
+    /// upgrade's postinst sends it whenever it runs).
+    pub(super) upgrade_queued: bool,
     /// Next `max_worker_memory` check.
     pub(super) next_memory_check: Instant,
     /// How this binary was started (USR2 starts it again).

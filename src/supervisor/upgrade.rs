@@ -79,9 +79,17 @@ pub fn take_handover() -> Option<Handover> {
 impl Master {
     /// USR2: starts the new master from the binary on disk.
     pub(super) fn begin_upgrade(&mut self) {
+        if matches!(self.phase, Phase::Reloading(_)) {
+            log_info(&format!(
+                "master {}: USR2 during a reload: queued, the upgrade starts once it is done",
+                self.pid
+            ));
+            self.upgrade_queued = true;
+            return;
+        }
         if !matches!(self.phase, Phase::Running) || self.upgrade.is_some() {
             log_warn(&format!(
-                "master {}: USR2 ignored (a reload, stop or upgrade is under way)",
+                "master {}: USR2 ignored (a stop or an upgrade is under way)",
                 self.pid
             ));
             return;

@@ -250,3 +250,36 @@ fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
         "the new master's PID"
     );
 }
+
+/// A USR2 that arrives while a reload's new workers load (a package upgrade's postinst sends
+/// it whenever it runs) is queued, not dropped: the upgrade follows once the reload is done.
+#[test]
+fn usr2_during_a_reload_is_queued_then_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let pidfile = dir.path().join("w.pid");
+    let mut d = start_deployed(
+        dir.path(),
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    let addr = d.addr();
+    let old = d.pid();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    std::fs::write(&module, format!("import time\ntime.sleep(2)\n{good}")).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(line_with(&d, "reload", 30).is_some());
+    d.signal(libc::SIGUSR2);
+    assert!(
+        line_with(&d, "USR2 during a reload: queued", 30).is_some(),
+        "queued, not ignored"
+    );
+    assert!(line_with(&d, "started the new master", 60).is_some());
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master handed over and stopped");
+    assert!(new.is_some_and(|p| p != old && alive(p)));
+    assert!(ask(&addr, "/").is_some(), "the new master serves");
+}
