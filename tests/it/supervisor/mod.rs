@@ -17,6 +17,7 @@ mod lifecycle;
 mod recycle;
 mod reload;
 mod status;
+mod status_flood;
 mod systemd;
 mod timeout;
 mod upgrade;
