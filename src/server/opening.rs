@@ -116,9 +116,9 @@ impl Channel {
             let date = crate::http::date::http_date(unix_now());
             let answer = crate::http::error_response(&e, ctx.opts.ident.as_deref(), &date);
             let _ = send_parts(sh.fd(), &[IoSlice::new(&answer)]);
-            // Logged like the loop's other error responses (the request line is unknown:
+            // Logged and counted like the loop's other error responses (the request line is unknown:
             // only its first bytes were looked at).
-            self.log_error_response(ctx, &e, None, &answer);
+            self.error_response_done(ctx, &e, None, &answer);
             return Err(ReadOutcome::Close);
         }
         let handshaken = was_handshaking && !t.is_handshaking();

@@ -17,7 +17,7 @@ mod lifecycle;
 mod recycle;
 mod reload;
 mod status;
-mod status_flood;
+mod status_edges;
 mod systemd;
 mod timeout;
 mod upgrade;

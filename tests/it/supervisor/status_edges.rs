@@ -1,13 +1,15 @@
-//! The status listener against clients that hold its connections (a port scanner, a broken
-//! monitor): probes are still answered while dozens of idle connections are kept open and
-//! re-opened as fast as they are closed; and a 405 names the methods it takes.
+//! The status listener's edges: clients that hold its connections (a port scanner, a broken
+//! monitor) while probes are still answered, dozens of idle connections kept open and
+//! re-opened as fast as they are closed; a 405 that names the methods it takes; and
+//! `/metrics` counting the server's own error responses (400, 413) beside the app's.
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::status::{boot, req};
+use super::status::{boot, req, sample, status_addr};
+use super::{apps, eventually, start, write_ini};
 
 /// Idle connections held open at once.
 const IDLE: usize = 64;
@@ -112,4 +114,54 @@ fn a_method_not_allowed_names_the_allowed_ones() {
             "{method}: {head}"
         );
     }
+}
+
+/// The event loop's own error responses (a 413 for a body above `max_request_body_size`, a
+/// 400 for a request line that does not parse) are requests answered like the app's: counted
+/// in `waitressd_requests_total` by method and status class (before: only the app's were).
+#[test]
+fn metrics_count_the_servers_own_error_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "listen = 127.0.0.1:0\nworkers = 1\nstatus_listen = 127.0.0.1:0\n\
+                  max_request_body_size = 1000\n";
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", server);
+    let _ = apps();
+    let d = start(&ini, 1);
+    let status = status_addr(&d);
+    assert!(eventually(30, || req(&status, "GET", "/ready").0 == 200));
+    let app = d.addr();
+    let sent = [
+        (
+            "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n",
+            413,
+        ),
+        ("BAD\r\n\r\n", 400),
+    ];
+    for (raw, want) in sent {
+        let mut s = TcpStream::connect(&app).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert_eq!(crate::util::split_response(&got).0, want, "{raw:?}");
+    }
+    let mut m = String::new();
+    let series = |m: &str, method: &str| {
+        sample(
+            m,
+            &format!("waitressd_requests_total{{method=\"{method}\",code=\"4xx\"}}"),
+        )
+    };
+    assert!(
+        eventually(10, || {
+            m = req(&status, "GET", "/metrics").1;
+            series(&m, "POST") == Some(1.0) && series(&m, "other") == Some(1.0)
+        }),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "waitressd_request_duration_seconds_count"),
+        Some(2.0),
+        "{m}"
+    );
 }
