@@ -14,6 +14,7 @@ use crate::util::{bin, eventually, root, split_response, Daemon};
 mod boot;
 mod failures;
 mod lifecycle;
+mod proxy_refused;
 mod recycle;
 mod reload;
 mod status;
