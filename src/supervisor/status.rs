@@ -10,8 +10,9 @@
 //! nearest connection's deadline (`next_deadline`). At most `MAX_ACTIVE` connections are open;
 //! each has `IO_TIMEOUT` from its accept to its close. While every slot is taken and a client
 //! waits, the connection open longest without a request (or answered, its client neither
-//! closing nor reading) is closed to make room (`evict_one`): idle or slow connections, a
-//! port scanner's say, cannot keep a liveness probe from being answered. A connection (in
+//! closing nor reading) is closed to make room once it is `EVICT_MIN_AGE` old (`evict_one`):
+//! idle or slow connections, a port scanner's say, cannot keep a liveness probe from being
+//! answered. A connection (in
 //! `status::conn`) ends in order: once the
 //! response is written the master shuts its side for writing and discards what the client
 //! still sends (a body, pipelined requests, the rest of an oversized head) until the client's
@@ -45,7 +46,12 @@ use conn::{Conn, Stage};
 /// Worker blocks: the largest `workers` twice over (a reload runs two generations).
 const SLOTS: usize = 2 * 4096 + 64;
 /// Status connections open at once, draining ones included (more wait in the listen backlog).
-const MAX_ACTIVE: usize = 16;
+const MAX_ACTIVE: usize = 64;
+/// While every slot is taken, a connection is closed for a waiting client once it has been
+/// open this long without a request (`Status::victim`): long enough for a probe to send its
+/// request after connecting, short enough that clients holding connections idle let a
+/// waiting probe in within a fraction of a second (`MAX_ACTIVE` every `EVICT_MIN_AGE`).
+const EVICT_MIN_AGE: Duration = Duration::from_millis(200);
 /// From accept to the close (the response written, what the client still sends discarded).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Discarded from one connection per turn of the master loop at most (a client streaming at
@@ -167,16 +173,14 @@ impl Status {
         std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
     }
 
-    /// What to poll: the listener first (POLLIN unless accepting is paused, or every slot is
-    /// taken by a connection that cannot be evicted: more clients wait in the backlog), then each connection (POLLIN while its head
-    /// comes and while it drains, POLLOUT while its response has bytes left).
+    /// What to poll: the listener first (POLLIN while `accepting`: more clients wait in the
+    /// backlog otherwise), then each connection (POLLIN while its head comes and while it
+    /// drains, POLLOUT while its response has bytes left).
     pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let full = self.conns.len() >= MAX_ACTIVE
-            && !self.conns.iter().any(|c| c.eviction_rank().is_some());
-        let accept = if !self.answering || self.paused_until.is_some() || full {
-            PollFlags::empty()
-        } else {
+        let accept = if self.accepting(Instant::now()) {
             PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
         };
         let mut fds = vec![PollFd::new(self.listener.as_fd(), accept)];
         for c in &self.conns {
@@ -189,16 +193,33 @@ impl Status {
         fds
     }
 
-    /// When the master must wake for this module at the latest.
+    /// Whether the listener's queue is taken from: not while accepting is paused, nor while
+    /// every slot is taken and no connection can be evicted yet.
+    fn accepting(&self, now: Instant) -> bool {
+        self.answering
+            && self.paused_until.is_none()
+            && (self.conns.len() < MAX_ACTIVE || self.victim(now).is_some())
+    }
+
+    /// When the master must wake for this module at the latest: a connection's deadline, the
+    /// end of an accept pause, or (every slot taken) the first connection becoming evictable.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().map(|c| c.deadline());
-        conns.chain(self.paused_until).min()
+        let evictable = self
+            .conns
+            .iter()
+            .filter(|c| self.conns.len() >= MAX_ACTIVE && c.eviction_rank().is_some())
+            .map(|c| c.opened + EVICT_MIN_AGE);
+        conns.chain(evictable).chain(self.paused_until).min()
     }
 
     /// Serves what poll found (`revents` in the order of `poll_fds`; empty after a timeout),
     /// accepts what is queued, and closes expired connections.
     pub(super) fn serve(&mut self, revents: &[PollFlags]) {
-        let now = Instant::now();
+        self.serve_at(Instant::now(), revents);
+    }
+
+    fn serve_at(&mut self, now: Instant, revents: &[PollFlags]) {
         let board = &self.board;
         let mut i = 0;
         self.conns.retain_mut(|c| {
@@ -250,14 +271,14 @@ impl Status {
     }
 
     /// The connection to close for a new one while every slot is taken: the lowest
-    /// `eviction_rank` (waiting for its head before answered), the longest open among those;
-    /// never one accepted in this turn (it has not been polled yet: its request may be on
-    /// its way). None: every connection is writing its answer, or new.
+    /// `eviction_rank` (waiting for its head before answered), the longest open among those,
+    /// once open `EVICT_MIN_AGE` (a new one's request may be on its way). None: every
+    /// connection is writing its answer, or new.
     fn victim(&self, now: Instant) -> Option<usize> {
         self.conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.opened < now)
+            .filter(|(_, c)| now.saturating_duration_since(c.opened) >= EVICT_MIN_AGE)
             .filter_map(|(i, c)| Some((c.eviction_rank()?, c.opened, i)))
             .min()
             .map(|(_, _, i)| i)
@@ -341,18 +362,22 @@ mod tests {
         let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
         let connect = || std::net::TcpStream::connect(st.addr).unwrap();
         let mut idle: Vec<std::net::TcpStream> = (0..MAX_ACTIVE).map(|_| connect()).collect();
-        // One turn takes MAX_ACTIVE; connections accepted in a turn are not evicted in it.
         let late: Vec<std::net::TcpStream> = (0..3).map(|_| connect()).collect();
-        st.serve(&[PollFlags::POLLIN]);
+        // One turn takes MAX_ACTIVE; the rest wait until a connection is old enough to go.
+        let t0 = Instant::now();
+        st.serve_at(t0, &[PollFlags::POLLIN]);
         assert_eq!(st.conns.len(), MAX_ACTIVE);
         assert!(
-            !st.poll_fds()[0].events().is_empty(),
-            "the listener is polled while a connection can be evicted"
+            !st.accepting(t0 + EVICT_MIN_AGE / 2),
+            "none is evictable yet"
         );
+        assert_eq!(st.next_deadline(), Some(t0 + EVICT_MIN_AGE));
+        assert!(st.accepting(t0 + EVICT_MIN_AGE));
         // The first idle client asks and is answered (it drains); the next turn takes the
         // three late clients, closing the three oldest connections still waiting for a head.
         idle[0].write_all(b"GET /live HTTP/1.1\r\n\r\n").unwrap();
-        st.serve(&all_readable(&st));
+        let t1 = t0 + EVICT_MIN_AGE;
+        st.serve_at(t1, &all_readable(&st));
         assert_eq!(st.conns.len(), MAX_ACTIVE);
         let mut got = String::new();
         idle[0].read_to_string(&mut got).unwrap();
@@ -367,7 +392,7 @@ mod tests {
         for mut s in late {
             s.write_all(b"GET /ready HTTP/1.1\r\n\r\n").unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            st.serve(&all_readable(&st));
+            st.serve_at(t1, &all_readable(&st));
             let mut got = String::new();
             s.read_to_string(&mut got).unwrap();
             assert!(
@@ -383,13 +408,15 @@ mod tests {
         let _clients: Vec<std::net::TcpStream> = (0..MAX_ACTIVE)
             .map(|_| std::net::TcpStream::connect(st.addr).unwrap())
             .collect();
-        st.serve(&[PollFlags::POLLIN]);
+        let t0 = Instant::now();
+        st.serve_at(t0, &[PollFlags::POLLIN]);
         for c in &mut st.conns {
             c.stage = Stage::Answer(b"HTTP/1.1 200 OK\r\n".to_vec(), 0);
         }
-        assert!(st.poll_fds()[0].events().is_empty());
+        let later = t0 + EVICT_MIN_AGE * 2;
+        assert!(!st.accepting(later));
         let _late = std::net::TcpStream::connect(st.addr).unwrap();
-        st.accept(Instant::now());
+        st.accept(later);
         assert_eq!(st.conns.len(), MAX_ACTIVE);
         assert!(st
             .conns
