@@ -46,7 +46,11 @@ use conn::{Conn, Stage};
 /// Worker blocks: the largest `workers` twice over (a reload runs two generations).
 const SLOTS: usize = 2 * 4096 + 64;
 /// Status connections open at once, draining ones included (more wait in the listen backlog).
-const MAX_ACTIVE: usize = 64;
+const MAX_ACTIVE: usize = 128;
+/// The listen backlog (the kernel caps it at `net.core.somaxconn`): deep enough that a probe
+/// is queued, not dropped to wait for a SYN retransmit, while hundreds of idle clients hold
+/// the listener.
+const BACKLOG: i32 = 1024;
 /// While every slot is taken, a connection is closed for a waiting client once it has been
 /// open this long without a request (`Status::victim`): long enough for a probe to send its
 /// request after connecting, short enough that clients holding connections idle let a
@@ -130,7 +134,7 @@ impl Status {
     pub(super) fn start(addr: SocketAddr, handed: Option<RawFd>) -> std::io::Result<Status> {
         let (listener, adopted) = match handed.and_then(adopt) {
             Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => (l, true),
-            _ => (TcpListener::bind(addr)?, false), // none, or another address: dropping closes it
+            _ => (bind(addr)?, false), // none, or another address: dropping closes it
         };
         // Also for a handed socket: the old master may still accept from it until it stops,
         // so a wake-up here can find nothing queued.
@@ -333,6 +337,17 @@ impl Status {
     }
 }
 
+/// A listening socket on `addr` as `TcpListener::bind` makes it (SO_REUSEADDR,
+/// close-on-exec), with a `BACKLOG` of its own.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    Ok(s.into())
+}
+
 /// The status socket an upgrading master handed over, if `fd` is a listening TCP socket.
 fn adopt(fd: RawFd) -> Option<TcpListener> {
     // Only a descriptor that is a socket with an address is taken over (and closed if unused).
@@ -348,79 +363,4 @@ fn adopt(fd: RawFd) -> Option<TcpListener> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    /// Every connection's revents as POLLIN (the listener's too).
-    fn all_readable(st: &Status) -> Vec<PollFlags> {
-        vec![PollFlags::POLLIN; st.conns.len() + 1]
-    }
-
-    #[test]
-    fn a_full_table_makes_room_for_a_waiting_client_by_closing_the_oldest_idle_connection() {
-        let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
-        let connect = || std::net::TcpStream::connect(st.addr).unwrap();
-        let mut idle: Vec<std::net::TcpStream> = (0..MAX_ACTIVE).map(|_| connect()).collect();
-        let late: Vec<std::net::TcpStream> = (0..3).map(|_| connect()).collect();
-        // One turn takes MAX_ACTIVE; the rest wait until a connection is old enough to go.
-        let t0 = Instant::now();
-        st.serve_at(t0, &[PollFlags::POLLIN]);
-        assert_eq!(st.conns.len(), MAX_ACTIVE);
-        assert!(
-            !st.accepting(t0 + EVICT_MIN_AGE / 2),
-            "none is evictable yet"
-        );
-        assert_eq!(st.next_deadline(), Some(t0 + EVICT_MIN_AGE));
-        assert!(st.accepting(t0 + EVICT_MIN_AGE));
-        // The first idle client asks and is answered (it drains); the next turn takes the
-        // three late clients, closing the three oldest connections still waiting for a head.
-        idle[0].write_all(b"GET /live HTTP/1.1\r\n\r\n").unwrap();
-        let t1 = t0 + EVICT_MIN_AGE;
-        st.serve_at(t1, &all_readable(&st));
-        assert_eq!(st.conns.len(), MAX_ACTIVE);
-        let mut got = String::new();
-        idle[0].read_to_string(&mut got).unwrap();
-        assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
-        let closed: Vec<usize> = (1..MAX_ACTIVE)
-            .filter(|&i| {
-                idle[i].set_nonblocking(true).unwrap();
-                matches!(idle[i].read(&mut [0u8; 8]), Ok(0))
-            })
-            .collect();
-        assert_eq!(closed.len(), 3, "{closed:?}");
-        for mut s in late {
-            s.write_all(b"GET /ready HTTP/1.1\r\n\r\n").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            st.serve_at(t1, &all_readable(&st));
-            let mut got = String::new();
-            s.read_to_string(&mut got).unwrap();
-            assert!(
-                got.starts_with("HTTP/1.1 503"),
-                "a late client is answered: {got}"
-            );
-        }
-    }
-
-    #[test]
-    fn answers_being_written_are_not_evicted_and_stop_accepting_when_they_fill_the_table() {
-        let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
-        let _clients: Vec<std::net::TcpStream> = (0..MAX_ACTIVE)
-            .map(|_| std::net::TcpStream::connect(st.addr).unwrap())
-            .collect();
-        let t0 = Instant::now();
-        st.serve_at(t0, &[PollFlags::POLLIN]);
-        for c in &mut st.conns {
-            c.stage = Stage::Answer(b"HTTP/1.1 200 OK\r\n".to_vec(), 0);
-        }
-        let later = t0 + EVICT_MIN_AGE * 2;
-        assert!(!st.accepting(later));
-        let _late = std::net::TcpStream::connect(st.addr).unwrap();
-        st.accept(later);
-        assert_eq!(st.conns.len(), MAX_ACTIVE);
-        assert!(st
-            .conns
-            .iter()
-            .all(|c| matches!(c.stage, Stage::Answer(..))));
-    }
-}
+mod tests;

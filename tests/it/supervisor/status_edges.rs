@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use super::status::{boot, req, sample, status_addr};
 use super::{apps, eventually, start, write_ini};
 
-/// Idle connections held open at once: twice the 64 the master serves at once.
-const IDLE: usize = 128;
+/// Idle connections held open at once: twice the 128 the master serves at once.
+const IDLE: usize = 256;
 
 /// Keeps `n` connections to `addr` open that send nothing, re-opening each as soon as the
 /// server closes it, until `stop` (or 120 s at most); returns how many it opened in all.
@@ -68,7 +68,7 @@ fn probe(addr: &str, path: &str) -> (u16, String) {
     (code, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// 128 idle connections (twice as many as the master serves at once), re-opened whenever
+/// 256 idle connections (twice as many as the master serves at once), re-opened whenever
 /// closed: the connection open longest without a request is closed for each new client once
 /// it is 0.2 s old, so `/live` and `/ready` are answered (before: they waited in the backlog
 /// behind the idle ones until those timed out, 2 s per 16, and a 1 s liveness probe failed).
