@@ -162,7 +162,7 @@ pub static DEFS: &[Def] = &[
     d("max_requests_jitter", Conv::Int, Some("0"), (0, U64), "Random extra requests (0 to this) added to max_requests per worker, so workers do not restart together."),
     d("max_worker_memory", Conv::Size, Some("0"), (0, U64), "Resident memory (bytes; K, M, G suffixes) above which a worker is replaced gracefully; 0 = off."),
     d("proxy_protocol", Conv::Bool, Some("false"), NONE, "Every connection starts with a PROXY protocol v1 or v2 header (HAProxy send-proxy); REMOTE_ADDR comes from it."),
-    d("proxy_allow_ips", Conv::Str, Some("127.0.0.1 ::1"), NONE, "Peers allowed to send the PROXY header: addresses or CIDR networks, comma or space separated (* = any); others are closed."),
+    d("proxy_allow_ips", Conv::Str, Some("127.0.0.1 ::1"), NONE, "Peers allowed to send the PROXY header: addresses or CIDR networks, comma or space separated (* = any; not empty while proxy_protocol is on); others are closed, the first refusal a minute logged at WARNING."),
     d("status_listen", Conv::StrIfTruthy, None, NONE, "HOST:PORT of a separate listener serving /ready, /live and /metrics (Prometheus); never on the app's listeners."),
     d("certfile", Conv::Path, None, NONE, "PEM certificate chain: every TCP listener speaks TLS (rustls); re-read on SIGHUP."),
     d("keyfile", Conv::Path, None, NONE, "PEM private key (RSA, ECDSA P-256/P-384 or Ed25519) for certfile (default: certfile itself)."),

@@ -80,6 +80,15 @@ pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, Co
     let raw = |k: &str| vals.raw(k).expect("a non-default value was given");
     let proxy_allow_ips = Peers::parse_ips(&vals.string("proxy_allow_ips"))
         .map_err(|e| err(raw("proxy_allow_ips"), e.to_string()))?;
+    let proxy_protocol = vals.boolean("proxy_protocol");
+    if proxy_protocol && proxy_allow_ips.items().is_empty() {
+        return Err(err(
+            raw("proxy_allow_ips"),
+            "is empty while proxy_protocol is on, so every connection would be closed: list \
+             the proxies' addresses (e.g. 127.0.0.1 ::1, the default), * for any peer, or set \
+             proxy_protocol = false",
+        ));
+    }
     let status_listen = match vals.opt("status_listen") {
         None => None,
         Some(s) => Some(status_addr(&s, app_listen).map_err(|e| err(raw("status_listen"), e))?),
@@ -138,7 +147,7 @@ pub(super) fn build(vals: &Values, app_listen: &[SocketAddr]) -> Result<Edge, Co
         }
     };
     Ok(Edge {
-        proxy_protocol: vals.boolean("proxy_protocol"),
+        proxy_protocol,
         proxy_allow_ips,
         status_listen,
         tls,

@@ -126,6 +126,10 @@ fn edge_rejections_name_the_fix() {
             &[("proxy_allow_ips", "127.0.0.1 localhost")],
             "proxy_allow_ips = '127.0.0.1 localhost': \"localhost\" is not an IP address or CIDR network",
         ),
+        (
+            &[("proxy_protocol", "true"), ("proxy_allow_ips", " , ")],
+            "proxy_allow_ips = ' , ': is empty while proxy_protocol is on",
+        ),
         (&[("status_listen", "9090")], "expected HOST:PORT"),
         (
             &[

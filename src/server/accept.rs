@@ -15,6 +15,7 @@ use super::ctx::socket_error;
 use super::event_loop::{EventLoop, CHANNEL0};
 use super::listener::{listener_has_pending, register_exclusive, Lsock, LISTENER0};
 use super::outbuf::OutBuf;
+use super::proxy_header::{self, Refused};
 use super::shared::{ChanState, Shared};
 use super::sock::unread_input;
 use super::tls::TlsSession;
@@ -236,7 +237,7 @@ impl EventLoop {
             if !allow.matches(Some(a.ip())) {
                 // Not a proxy we know: the header it would send is not trusted, and the
                 // connection never reaches the app (dropping `fd` closes it).
-                log::debug!(target: "waitress", "PROXY protocol: {} is not in proxy_allow_ips, closing", a.ip());
+                proxy_header::refused(&self.ctx, &a.ip().to_string(), Refused::NotAllowed);
                 return;
             }
         }

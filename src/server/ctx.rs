@@ -21,6 +21,7 @@ use super::calls::Calls;
 use super::lock::lock;
 use super::outbuf::SpillFailed;
 use super::shared::{Job, Shared};
+use super::throttle::Throttle;
 use super::{RetireHook, RetireReason, ServerOptions};
 use crate::http::app::App;
 use crate::http::{OverflowableBuffer, Request};
@@ -74,6 +75,8 @@ pub(crate) struct Ctx {
     retire_hook: OnceLock<RetireHook>,
     /// Each app thread's current call, for `request_timeout`.
     pub(crate) calls: Calls,
+    /// Reports of connections the PROXY protocol refused (`proxy_header::refused`).
+    proxy_refusals: Mutex<Throttle>,
 }
 
 impl Ctx {
@@ -98,6 +101,7 @@ impl Ctx {
             access,
             served: AtomicU64::new(0),
             retire_hook: OnceLock::new(),
+            proxy_refusals: Mutex::new(Throttle::default()),
         }
     }
 
@@ -125,6 +129,11 @@ impl Ctx {
     /// Clients wait at `connection_limit` (see the field).
     pub(crate) fn clients_waiting(&self) -> bool {
         self.clients_waiting.load(Ordering::Relaxed)
+    }
+
+    /// When a refused PROXY connection is next reported (only the loop thread asks).
+    pub(crate) fn proxy_refusals(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        lock(&self.proxy_refusals)
     }
 
     pub(crate) fn set_retire_hook(&self, hook: RetireHook) {

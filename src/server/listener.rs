@@ -3,11 +3,12 @@
 //! connection waits in its backlog. Accepting from them is `accept`'s;
 //! how its failures are reported is here (`AcceptErrors`).
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
 
+use super::throttle::Throttle;
 use crate::net::Listener;
 
 /// Listener `i` has token `LISTENER0 + i` (the waker is token 0, channels come after the
@@ -28,33 +29,27 @@ pub(super) struct Listening {
     pub(super) accept_errors: AcceptErrors,
 }
 
-/// Least time between two reports of accept(2) failing again and again (EMFILE while the open-file
-/// limit is reached is retried at every tick and every readiness).
-const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(60);
-
 /// accept(2) failures as the operator sees them: the first at once (waitress's words, and the
-/// fix when it is the open-file limit), then at most one line a minute with the count, and
-/// one when accepting works again. waitress logs every failure: ~6 lines a second here.
+/// fix when it is the open-file limit), then at most one line a minute with the count
+/// (`Throttle`: EMFILE while the open-file limit is reached is retried at every tick and
+/// every readiness), and one when accepting works again. waitress logs every failure: ~6
+/// lines a second here.
 #[derive(Default)]
 pub(super) struct AcceptErrors {
-    /// Failures since the last report (None: accepting works).
-    unreported: Option<u64>,
+    /// Accepting fails (since the first failure not followed by a success).
+    failing: bool,
     /// Failures since accepting last worked.
     total: u64,
-    last_report: Option<Instant>,
+    reports: Throttle,
 }
 
 impl AcceptErrors {
     pub(super) fn failed(&mut self, e: &std::io::Error, now: Instant) {
         self.total += 1;
-        let n = self.unreported.map_or(1, |n| n + 1);
-        if self
-            .last_report
-            .is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_EVERY)
-        {
-            self.unreported = Some(n);
+        self.failing = true;
+        let Some(n) = self.reports.note(now) else {
             return;
-        }
+        };
         let fix = match e.raw_os_error() {
             Some(libc::EMFILE) => {
                 "; raise the open-file limit (LimitNOFILE=, ulimit -n) or lower connection_limit"
@@ -62,21 +57,14 @@ impl AcceptErrors {
             Some(libc::ENFILE) => "; the system's open-file table is full (fs.file-max)",
             _ => "",
         };
-        let again = if n > 1 {
-            format!(" ({n} times since the last report)")
-        } else {
-            String::new()
-        };
+        let again = Throttle::again(n, "times");
         log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}{again}");
-        self.last_report = Some(now);
-        self.unreported = Some(0);
     }
 
     pub(super) fn succeeded(&mut self) {
-        if self.unreported.take().is_some() {
+        if self.failing {
             log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
-            self.total = 0;
-            self.last_report = None;
+            *self = AcceptErrors::default();
         }
     }
 }

@@ -54,6 +54,7 @@ mod shared;
 mod sock;
 mod splice;
 mod task;
+mod throttle;
 mod timers;
 mod tls;
 mod tls_dn;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::channel::{head_recv, Channel, ReadOutcome};
 use super::ctx::{socket_error, Ctx};
-use super::proxy_header::ProxyState;
+use super::proxy_header::{self, ProxyState, Refused};
 use super::shared::{unix_now, Shared};
 use super::sock::send_parts;
 use super::tls::Recv;
@@ -26,7 +26,12 @@ impl Channel {
 
     /// Takes header bytes from `data`: Ok(n) = the first `n` bytes were header (all of them
     /// while it is incomplete); Err = the connection must close.
-    pub(crate) fn take_proxy_header(&mut self, data: &[u8], now: Instant) -> Result<usize, ()> {
+    pub(crate) fn take_proxy_header(
+        &mut self,
+        ctx: &Ctx,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<usize, ()> {
         // A slow header counts against the whole-head deadline, like a slow request head.
         self.head_begins(now);
         let Some(p) = self.proxy.as_mut() else {
@@ -40,7 +45,8 @@ impl Channel {
                 Ok(used)
             }
             Err(e) => {
-                log::debug!(target: "waitress", "closing a connection from {}: {e}", self.shared.origin.remote_addr);
+                let peer = &self.shared.origin.remote_addr;
+                proxy_header::refused(ctx, peer, Refused::Header(e));
                 Err(())
             }
         }
@@ -116,9 +122,9 @@ impl Channel {
             let date = crate::http::date::http_date(unix_now());
             let answer = crate::http::error_response(&e, ctx.opts.ident.as_deref(), &date);
             let _ = send_parts(sh.fd(), &[IoSlice::new(&answer)]);
-            // Logged like the loop's other error responses (the request line is unknown:
+            // Logged and counted like the loop's other error responses (the request line is unknown:
             // only its first bytes were looked at).
-            self.log_error_response(ctx, &e, None, &answer);
+            self.error_response_done(ctx, &e, None, &answer);
             return Err(ReadOutcome::Close);
         }
         let handshaken = was_handshaking && !t.is_handshaking();

@@ -1,10 +1,14 @@
 //! The PROXY protocol on a connection (`proxy_protocol = true`): the header that must open
 //! every connection, collected as it arrives and parsed with `http::proxy_protocol`
 //! (`ProxyState`); from then on the connection's requests carry the client address it names
-//! (`Channel::origin_into`). A missing, malformed or oversized header closes the connection
-//! before anything reaches the app (`Channel::take_proxy_header`).
+//! (`Channel::origin_into`). A missing, malformed or oversized header, or a peer not in
+//! `proxy_allow_ips`, closes the connection before anything reaches the app
+//! (`Channel::take_proxy_header`, `accept`), and is reported with its fix (`refused`).
 use std::net::IpAddr;
+use std::time::Instant;
 
+use super::ctx::Ctx;
+use super::throttle::Throttle;
 use crate::http::proxy_protocol::{self, Parsed, ProxyError, ProxyHeader};
 
 /// Largest v2 header accepted (fixed part, addresses and TLVs). HAProxy's own TLVs (ALPN,
@@ -73,6 +77,47 @@ impl ProxyState {
                 }
                 Ok(consumed - before)
             }
+        }
+    }
+}
+
+/// Why the PROXY protocol refused a connection.
+pub(crate) enum Refused {
+    /// The header is missing, malformed or too long.
+    Header(ProxyError),
+    /// The peer is not in `proxy_allow_ips`.
+    NotAllowed,
+}
+
+/// Reports a connection from `peer` closed for `why`. Usually a deployment's mistake, made
+/// on every connection (`proxy_protocol = true` behind a proxy that does not send the header,
+/// or a proxy whose address is not allowed): the first at WARNING with the fix, then at most
+/// one line a minute with the count (`Throttle`); the others at debug.
+pub(crate) fn refused(ctx: &Ctx, peer: &str, why: Refused) {
+    let n = ctx.proxy_refusals().note(Instant::now());
+    let (reason, fix) = match &why {
+        Refused::Header(e) => (
+            e.to_string(),
+            "if the proxy in front is HAProxy, add send-proxy (or send-proxy-v2) to its server \
+             line (nginx: proxy_protocol on); if no proxy sends the header, set \
+             proxy_protocol = false"
+                .to_string(),
+        ),
+        Refused::NotAllowed => (
+            "not in proxy_allow_ips".to_string(),
+            format!(
+                "add the proxy's address to proxy_allow_ips (now {:?}), or * for any peer",
+                ctx.opts.proxy_protocol.as_ref().map_or("", |p| p.as_str())
+            ),
+        ),
+    };
+    match n {
+        Some(n) => {
+            let again = Throttle::again(n, "connections refused");
+            log::warn!(target: "waitress", "PROXY protocol: closed a connection from {peer}: {reason}; {fix}{again}");
+        }
+        None => {
+            log::debug!(target: "waitress", "PROXY protocol: closed a connection from {peer}: {reason}");
         }
     }
 }

@@ -86,7 +86,10 @@ pub(super) fn run(
             Err(e) => {
                 daemon.report(exit::BOOT);
                 listeners.remove_files_not_in(None);
-                return Err(boot(format!("status_listen {addr}: {e}")));
+                return Err(boot(format!(
+                    "status_listen {addr}: {e}{}",
+                    status_bind_hint(addr, &e)
+                )));
             }
         },
         None => None,
@@ -192,4 +195,25 @@ fn preload(settings: &Settings) -> Result<Preloaded, (i32, String)> {
         .and_then(|()| crate::wsgi::load(&wo))
         .map(Preloaded)
         .map_err(|e| (e.exit_code(), e.to_string()))
+}
+
+/// The fix for the bind errors `status_listen` meets, worded like the app listener's
+/// (`net::bind`): a port in use, a privileged port, an address that is not this host's.
+fn status_bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => format!(
+            " (another process listens there: stop it (ss -ltnp 'sport = :{}' names it) or \
+             choose another port with status_listen =)",
+            addr.port()
+        ),
+        Some(libc::EACCES) if addr.port() < 1024 => " (ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE: choose a port of 1024 or more with status_listen =)"
+            .to_string(),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            " ({} is not an address of this host: use 127.0.0.1, 0.0.0.0 or one of its \
+             addresses in status_listen =)",
+            addr.ip()
+        ),
+        _ => String::new(),
+    }
 }

@@ -27,7 +27,7 @@ pub(super) fn render(s: &Snapshot) -> String {
         &mut o,
         "waitressd_requests_total",
         "counter",
-        "Requests answered, by method and status class.",
+        "Requests answered (by the app, or refused by the server: 400, 413, 431 ...), by method and status class.",
     );
     for (m, row) in t.requests.iter().enumerate() {
         for (c, n) in row.iter().enumerate() {

@@ -8,7 +8,12 @@
 //! forever. The listener and its connections are non-blocking; the master polls them beside
 //! its signalfd (`poll_fds`, then `serve` with what poll found) and wakes no later than the
 //! nearest connection's deadline (`next_deadline`). At most `MAX_ACTIVE` connections are open;
-//! each has `IO_TIMEOUT` from its accept to its close. A connection ends in order: once the
+//! each has `IO_TIMEOUT` from its accept to its close. While every slot is taken and a client
+//! waits, the connection open longest without a request (or answered, its client neither
+//! closing nor reading) is closed to make room once it is `EVICT_MIN_AGE` old (`evict_one`):
+//! idle or slow connections, a port scanner's say, cannot keep a liveness probe from being
+//! answered. A connection (in
+//! `status::conn`) ends in order: once the
 //! response is written the master shuts its side for writing and discards what the client
 //! still sends (a body, pipelined requests, the rest of an oversized head) until the client's
 //! end of file; closing a socket with unread bytes would send a reset instead, and a client
@@ -24,8 +29,8 @@
 //! answer to a request (the request line, `/ready`, `/live`, `/metrics`) is made in
 //! `status::answer`.
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -35,12 +40,22 @@ use nix::unistd::Pid;
 use crate::server::metrics::{Counters, Totals};
 
 mod answer;
-use answer::answer;
+mod conn;
+use conn::{Conn, Stage};
 
 /// Worker blocks: the largest `workers` twice over (a reload runs two generations).
 const SLOTS: usize = 2 * 4096 + 64;
 /// Status connections open at once, draining ones included (more wait in the listen backlog).
-const MAX_ACTIVE: usize = 16;
+const MAX_ACTIVE: usize = 128;
+/// The listen backlog (the kernel caps it at `net.core.somaxconn`): deep enough that a probe
+/// is queued, not dropped to wait for a SYN retransmit, while hundreds of idle clients hold
+/// the listener.
+const BACKLOG: i32 = 1024;
+/// While every slot is taken, a connection is closed for a waiting client once it has been
+/// open this long without a request (`Status::victim`): long enough for a probe to send its
+/// request after connecting, short enough that clients holding connections idle let a
+/// waiting probe in within a fraction of a second (`MAX_ACTIVE` every `EVICT_MIN_AGE`).
+const EVICT_MIN_AGE: Duration = Duration::from_millis(200);
 /// From accept to the close (the response written, what the client still sends discarded).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Discarded from one connection per turn of the master loop at most (a client streaming at
@@ -74,25 +89,6 @@ struct Board {
     retired: Totals,
     /// Worker exits that led to a replacement or a stop, by reason.
     restarts: BTreeMap<&'static str, u64>,
-}
-
-/// One status connection.
-struct Conn {
-    stream: TcpStream,
-    stage: Stage,
-    /// Closed at this instant if not done.
-    deadline: Instant,
-}
-
-/// Where a connection is: reading its head, writing its response, then draining.
-enum Stage {
-    /// The request head so far.
-    Head(Vec<u8>),
-    /// The response and how many of its bytes are written.
-    Answer(Vec<u8>, usize),
-    /// The response is written and the write side shut: what the client still sends is
-    /// discarded until its end of file, then the socket is closed with nothing unread.
-    Drain,
 }
 
 /// The master's side.
@@ -138,7 +134,7 @@ impl Status {
     pub(super) fn start(addr: SocketAddr, handed: Option<RawFd>) -> std::io::Result<Status> {
         let (listener, adopted) = match handed.and_then(adopt) {
             Some(l) if l.local_addr().is_ok_and(|a| a == addr || addr.port() == 0) => (l, true),
-            _ => (TcpListener::bind(addr)?, false), // none, or another address: dropping closes it
+            _ => (bind(addr)?, false), // none, or another address: dropping closes it
         };
         // Also for a handed socket: the old master may still accept from it until it stops,
         // so a wake-up here can find nothing queued.
@@ -181,16 +177,15 @@ impl Status {
         std::iter::once(self.listener_fd()).chain(self.conns.iter().map(|c| c.stream.as_raw_fd()))
     }
 
-    /// What to poll: the listener first (POLLIN unless accepting is paused or every slot is
-    /// taken: more clients wait in the backlog), then each connection (POLLIN while its head
-    /// comes and while it drains, POLLOUT while its response has bytes left).
+    /// What to poll: the listener first (POLLIN while `accepting`: more clients wait in the
+    /// backlog otherwise), then each connection (POLLIN while its head comes and while it
+    /// drains, POLLOUT while its response has bytes left).
     pub(super) fn poll_fds(&self) -> Vec<PollFd<'_>> {
-        let accept =
-            if !self.answering || self.paused_until.is_some() || self.conns.len() >= MAX_ACTIVE {
-                PollFlags::empty()
-            } else {
-                PollFlags::POLLIN
-            };
+        let accept = if self.accepting(Instant::now()) {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
         let mut fds = vec![PollFd::new(self.listener.as_fd(), accept)];
         for c in &self.conns {
             let want = match c.stage {
@@ -202,22 +197,39 @@ impl Status {
         fds
     }
 
-    /// When the master must wake for this module at the latest.
+    /// Whether the listener's queue is taken from: not while accepting is paused, nor while
+    /// every slot is taken and no connection can be evicted yet.
+    fn accepting(&self, now: Instant) -> bool {
+        self.answering
+            && self.paused_until.is_none()
+            && (self.conns.len() < MAX_ACTIVE || self.victim(now).is_some())
+    }
+
+    /// When the master must wake for this module at the latest: a connection's deadline, the
+    /// end of an accept pause, or (every slot taken) the first connection becoming evictable.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let conns = self.conns.iter().map(|c| c.deadline);
-        conns.chain(self.paused_until).min()
+        let conns = self.conns.iter().map(|c| c.deadline());
+        let evictable = self
+            .conns
+            .iter()
+            .filter(|c| self.conns.len() >= MAX_ACTIVE && c.eviction_rank().is_some())
+            .map(|c| c.opened + EVICT_MIN_AGE);
+        conns.chain(evictable).chain(self.paused_until).min()
     }
 
     /// Serves what poll found (`revents` in the order of `poll_fds`; empty after a timeout),
     /// accepts what is queued, and closes expired connections.
     pub(super) fn serve(&mut self, revents: &[PollFlags]) {
-        let now = Instant::now();
+        self.serve_at(Instant::now(), revents);
+    }
+
+    fn serve_at(&mut self, now: Instant, revents: &[PollFlags]) {
         let board = &self.board;
         let mut i = 0;
         self.conns.retain_mut(|c| {
             let hit = revents.get(i + 1).is_some_and(|r| !r.is_empty());
             i += 1;
-            (!hit || c.progress(board)) && c.deadline > now
+            (!hit || c.progress(board)) && c.deadline() > now
         });
         if self.paused_until.is_some_and(|t| t <= now) {
             self.paused_until = None;
@@ -227,13 +239,13 @@ impl Status {
         }
     }
 
-    /// Accepts what is queued, while a slot is free and at most `MAX_ACTIVE` per turn (a
-    /// flood of probes must not keep the master from its signals and children; the rest wait
-    /// in the backlog for the next turn); tries each new connection at once (its request has
-    /// usually arrived with it).
+    /// Accepts what is queued, at most `MAX_ACTIVE` per turn (a flood of probes must not keep
+    /// the master from its signals and children; the rest wait in the backlog for the next
+    /// turn); tries each new connection at once (its request has usually arrived with it).
+    /// While every slot is taken, only as long as a connection can be evicted for the new one.
     fn accept(&mut self, now: Instant) {
         for _ in 0..MAX_ACTIVE {
-            if self.conns.len() >= MAX_ACTIVE {
+            if self.conns.len() >= MAX_ACTIVE && self.victim(now).is_none() {
                 return;
             }
             let s = match self.listener.accept() {
@@ -252,14 +264,34 @@ impl Status {
                     return;
                 }
             };
-            let mut c = Conn {
-                stream: s,
-                stage: Stage::Head(Vec::with_capacity(1024)),
-                deadline: now + IO_TIMEOUT,
-            };
+            let mut c = Conn::new(s, now);
             if c.progress(&self.board) {
+                if self.conns.len() >= MAX_ACTIVE {
+                    self.evict_one(now);
+                }
                 self.conns.push(c);
             }
+        }
+    }
+
+    /// The connection to close for a new one while every slot is taken: the lowest
+    /// `eviction_rank` (waiting for its head before answered), the longest open among those,
+    /// once open `EVICT_MIN_AGE` (a new one's request may be on its way). None: every
+    /// connection is writing its answer, or new.
+    fn victim(&self, now: Instant) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| now.saturating_duration_since(c.opened) >= EVICT_MIN_AGE)
+            .filter_map(|(i, c)| Some((c.eviction_rank()?, c.opened, i)))
+            .min()
+            .map(|(_, _, i)| i)
+    }
+
+    /// Closes `victim`'s connection (dropping it shuts its write side and closes it).
+    fn evict_one(&mut self, now: Instant) {
+        if let Some(i) = self.victim(now) {
+            self.conns.swap_remove(i);
         }
     }
 
@@ -305,67 +337,15 @@ impl Status {
     }
 }
 
-impl Conn {
-    /// Reads what has arrived, answers once the head is complete, writes what the socket
-    /// takes, then drains. False: done or failed, to be closed.
-    fn progress(&mut self, board: &Board) -> bool {
-        let mut chunk = [0u8; 1024];
-        while let Stage::Head(head) = &mut self.stage {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    head.extend_from_slice(&chunk[..n]);
-                    if let Some(out) = answer(head, board) {
-                        self.stage = Stage::Answer(out, 0);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-        if let Stage::Answer(out, sent) = &mut self.stage {
-            while *sent < out.len() {
-                match self.stream.write(&out[*sent..]) {
-                    Ok(0) => return false,
-                    Ok(n) => *sent += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => return false,
-                }
-            }
-            // The FIN goes out now, also while a forked child still holds a copy of the
-            // descriptor (see Drop).
-            if self.stream.shutdown(Shutdown::Write).is_err() {
-                return false;
-            }
-            self.stage = Stage::Drain;
-        }
-        let mut sink = [0u8; 16 * 1024];
-        let mut drained = 0;
-        while drained < DRAIN_PER_TURN {
-            match self.stream.read(&mut sink) {
-                Ok(0) => return false,
-                Ok(n) => drained += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-        true // more next turn
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // shutdown, not only close: a process forked while this connection was open holds a
-        // copy of its descriptor until it closes it (a worker closes the master's descriptors
-        // first thing, the USR2 child at its exec: close-on-exec), and the client would not
-        // see the end until then. (Write only: a read shutdown discards nothing and prevents
-        // no reset; a connection closed here before its drain ended is a failed or expired
-        // one.)
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
+/// A listening socket on `addr` as `TcpListener::bind` makes it (SO_REUSEADDR,
+/// close-on-exec), with a `BACKLOG` of its own.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    Ok(s.into())
 }
 
 /// The status socket an upgrading master handed over, if `fd` is a listening TCP socket.
@@ -383,55 +363,4 @@ fn adopt(fd: RawFd) -> Option<TcpListener> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn at_most_max_active_are_open_and_more_wait_in_the_backlog_for_a_free_slot() {
-        use std::io::{Read, Write};
-        let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
-        let clients: Vec<std::net::TcpStream> = (0..MAX_ACTIVE + 3)
-            .map(|_| std::net::TcpStream::connect(st.addr).unwrap())
-            .collect();
-        // Idle clients: each accepted one waits for its head.
-        st.serve(&[PollFlags::POLLIN]);
-        assert_eq!(st.conns.len(), MAX_ACTIVE);
-        assert!(
-            st.poll_fds()[0].events().is_empty(),
-            "the listener is not polled while every slot is taken"
-        );
-        let late = &clients[MAX_ACTIVE];
-        late.set_nonblocking(true).unwrap();
-        let mut b = [0u8; 64];
-        assert!(
-            matches!((&*late).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock),
-            "a client beyond the limit is neither answered nor closed"
-        );
-        // The first client asks (on loopback its bytes are queued at us when write returns)
-        // and is answered; its slot stays taken while the server drains it, until it closes.
-        let mut clients = clients.into_iter();
-        let mut first = clients.next().unwrap();
-        first.write_all(b"GET /live HTTP/1.1\r\n\r\n").unwrap();
-        let mut revents = vec![PollFlags::empty(); MAX_ACTIVE + 1];
-        revents[0] = PollFlags::POLLIN;
-        revents[1] = PollFlags::POLLIN;
-        st.serve(&revents);
-        let mut got = String::new();
-        first.read_to_string(&mut got).unwrap();
-        assert!(
-            got.starts_with("HTTP/1.1 200 OK") && got.ends_with("live\n"),
-            "{got}"
-        );
-        assert!(matches!(st.conns[0].stage, Stage::Drain));
-        assert_eq!(st.conns.len(), MAX_ACTIVE, "the answered client drains");
-        // It closes: its slot frees and the next queued client is taken.
-        drop(first);
-        st.serve(&revents);
-        assert!(!matches!(st.conns[0].stage, Stage::Drain));
-        assert_eq!(
-            st.conns.len(),
-            MAX_ACTIVE,
-            "the next queued client took the slot"
-        );
-    }
-}
+mod tests;

@@ -58,7 +58,7 @@ impl Channel {
                     ctx.opts.ident.as_deref(),
                     &crate::http::date::http_date(unix_now()),
                 );
-                self.log_error_response(ctx, e, job.as_deref(), &bytes);
+                self.error_response_done(ctx, e, job.as_deref(), &bytes);
                 st.close_after_output();
                 self.phase = Phase::Closing;
                 self.linger = true;
@@ -78,31 +78,43 @@ impl Channel {
         }
     }
 
-    /// The access-log line of an error response the loop sends itself (400, 413, 431, 505 …):
-    /// the request as far as it was parsed, the peer's address (proxy headers are not applied
-    /// to a request that failed to parse). Also `opening`'s, for plain HTTP on a TLS port.
-    pub(in crate::server) fn log_error_response(
+    /// An error response the loop sends itself (400, 413, 431, 505 …), counted in the
+    /// metrics like the app's responses (`waitressd_requests_total` by method and status
+    /// class; a request line that did not parse counts as method `other`) and given its
+    /// access-log line: the request as far as it was parsed, the peer's address (proxy
+    /// headers are not applied to a request that failed to parse). Also `opening`'s, for
+    /// plain HTTP on a TLS port.
+    pub(in crate::server) fn error_response_done(
         &self,
         ctx: &Ctx,
         e: &HttpError,
         job: Option<&Job>,
         resp: &[u8],
     ) {
-        let Some(pending) = ctx.access_log() else {
+        let pending = ctx.access_log();
+        if pending.is_none() && ctx.opts.metrics.is_none() {
+            return;
+        }
+        let len = access_log::body_len(resp);
+        let now = Instant::now();
+        let elapsed = self
+            .head_started
+            .map_or(Duration::ZERO, |t| now.duration_since(t));
+        if let Some(m) = ctx.opts.metrics {
+            let method = job.map_or(&b""[..], |j| j.req.method());
+            m.request_done(method, e.status(), elapsed, len);
+        }
+        let Some(pending) = pending else {
             return;
         };
         let status = e.status().to_string();
-        let len = access_log::body_len(resp);
         let headers = [("Content-Length".to_string(), len.to_string())];
-        let now = Instant::now();
         let line = access_log::Line {
             req: job.map(|j| &j.req),
             remote: &self.shared.origin.remote_addr,
             status: &status,
             bytes: len,
-            elapsed: self
-                .head_started
-                .map_or(Duration::ZERO, |t| now.duration_since(t)),
+            elapsed,
             at: now,
             resp_headers: &headers,
         };

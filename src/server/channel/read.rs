@@ -117,7 +117,7 @@ impl Channel {
             }
             let mut data = &scratch[..n];
             if self.awaiting_proxy_header() {
-                match self.take_proxy_header(data, now) {
+                match self.take_proxy_header(ctx, data, now) {
                     Ok(used) => data = &data[used..],
                     Err(()) => return ReadOutcome::Close,
                 }

@@ -38,12 +38,15 @@ pub(super) fn answer(buf: &[u8], board: &Board) -> Option<Vec<u8>> {
     };
     let head = method == "HEAD";
     if method != "GET" && !head {
-        return Some(respond(
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n",
-            head,
-        ));
+        // RFC 9110 §15.5.6: a 405 names the methods the resource takes.
+        let mut out = respond("405 Method Not Allowed", "text/plain", "GET only\n", false);
+        let at = out
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a status line")
+            + 2;
+        out.splice(at..at, *b"Allow: GET, HEAD\r\n");
+        return Some(out);
     }
     Some(match path {
         "/ready" => {
@@ -155,6 +158,12 @@ mod tests {
             let got = ask(&format!("{line}\r\nHost: t\r\n\r\n"), b);
             assert_eq!(got, (status.to_string(), body.to_string()), "{line}");
         }
+        let out = answer(b"POST /ready HTTP/1.1\r\n\r\n", &up).expect("complete");
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"),
+            "{out}"
+        );
         let (status, body) = ask("GET /metrics HTTP/1.1\r\n\r\n", &up);
         assert_eq!(status, "HTTP/1.1 200 OK");
         assert!(body.contains("waitressd_ready 1"), "{body}");

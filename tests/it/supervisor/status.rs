@@ -10,7 +10,7 @@ use super::{apps, ask, children, eventually, start, write_ini};
 use crate::util::{split_response, Daemon};
 
 /// Reads stderr (bounded) until the `Status on http://...` line; returns `host:port`.
-fn status_addr(d: &Daemon) -> String {
+pub(super) fn status_addr(d: &Daemon) -> String {
     loop {
         let line = d
             .stderr
@@ -23,7 +23,7 @@ fn status_addr(d: &Daemon) -> String {
 }
 
 /// (status, body) of one request, or (0, "") when the connection fails.
-fn req(addr: &str, method: &str, path: &str) -> (u16, String) {
+pub(super) fn req(addr: &str, method: &str, path: &str) -> (u16, String) {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return (0, String::new());
     };
@@ -39,13 +39,13 @@ fn req(addr: &str, method: &str, path: &str) -> (u16, String) {
 }
 
 /// The value of the sample named exactly `name` (labels included).
-fn sample(metrics: &str, name: &str) -> Option<f64> {
+pub(super) fn sample(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn boot(workers: usize) -> (tempfile::TempDir, Daemon, String) {
+pub(super) fn boot(workers: usize) -> (tempfile::TempDir, Daemon, String) {
     let dir = tempfile::tempdir().unwrap();
     let ini = write_ini(
         dir.path(),
@@ -164,6 +164,12 @@ fn status_listen_on_a_taken_port_is_a_boot_error_naming_it() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
         err.contains(&format!("status_listen 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // The fix, worded like the app listener's.
+    assert!(
+        err.contains(&format!("ss -ltnp 'sport = :{port}' names it"))
+            && err.contains("choose another port with status_listen ="),
         "{err}"
     );
 }

@@ -1,0 +1,167 @@
+//! The status listener's edges: clients that hold its connections (a port scanner, a broken
+//! monitor) while probes are still answered, dozens of idle connections kept open and
+//! re-opened as fast as they are closed; a 405 that names the methods it takes; and
+//! `/metrics` counting the server's own error responses (400, 413) beside the app's.
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::status::{boot, req, sample, status_addr};
+use super::{apps, eventually, start, write_ini};
+
+/// Idle connections held open at once: twice the 128 the master serves at once.
+const IDLE: usize = 256;
+
+/// Keeps `n` connections to `addr` open that send nothing, re-opening each as soon as the
+/// server closes it, until `stop` (or 120 s at most); returns how many it opened in all.
+fn hold_idle(addr: String, n: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(120);
+        let open = || {
+            let s = TcpStream::connect(&addr).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        };
+        let mut conns: Vec<Option<TcpStream>> = (0..n).map(|_| open()).collect();
+        let mut opened = n;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+            for c in &mut conns {
+                let closed = match c {
+                    None => true,
+                    Some(s) => match s.read(&mut [0u8; 512]) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() != ErrorKind::WouldBlock,
+                    },
+                };
+                if closed {
+                    *c = open();
+                    opened += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        opened
+    })
+}
+
+/// (status, body) of one request with 5 s to connect and to answer; (0, "") when it is not
+/// answered in time.
+fn probe(addr: &str, path: &str) -> (u16, String) {
+    let Ok(sa) = addr.parse() else {
+        return (0, String::new());
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&sa, Duration::from_secs(5)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    if s.write_all(r.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() {
+        return (0, String::new());
+    }
+    let (code, _, body) = crate::util::split_response(&raw);
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// 256 idle connections (twice as many as the master serves at once), re-opened whenever
+/// closed: the connection open longest without a request is closed for each new client once
+/// it is 0.2 s old, so `/live` and `/ready` are answered (before: they waited in the backlog
+/// behind the idle ones until those timed out, 2 s per 16, and a 1 s liveness probe failed).
+#[test]
+fn probes_are_answered_while_idle_connections_fill_the_status_listener() {
+    let (_dir, _d, status) = boot(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let holder = hold_idle(status.clone(), IDLE, stop.clone());
+    // The idle connections are in place: they took every slot and the backlog.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        for path in ["/live", "/ready"] {
+            got.push((path, probe(&status, path)));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let opened = holder.join().unwrap();
+    for (path, (code, body)) in &got {
+        assert_eq!(*code, 200, "{path} not answered within 5 s: {got:?}");
+        assert_eq!(*body, format!("{}\n", &path[1..]), "{path}");
+    }
+    assert!(opened >= IDLE, "the idle connections were held ({opened})");
+    // Once they are gone, it still answers.
+    assert_eq!(req(&status, "GET", "/live"), (200, "live\n".into()));
+}
+
+/// RFC 9110 §15.5.6: a 405 carries `Allow` with the methods the resource takes.
+#[test]
+fn a_method_not_allowed_names_the_allowed_ones() {
+    let (_dir, _d, status) = boot(1);
+    for method in ["POST", "PUT", "DELETE"] {
+        let mut s = TcpStream::connect(&status).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let r = format!("{method} /ready HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(r.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let (code, head, _) = crate::util::split_response(&raw);
+        assert_eq!(code, 405, "{method}: {head}");
+        assert!(
+            head.lines().any(|l| l == "Allow: GET, HEAD"),
+            "{method}: {head}"
+        );
+    }
+}
+
+/// The event loop's own error responses (a 413 for a body above `max_request_body_size`, a
+/// 400 for a request line that does not parse) are requests answered like the app's: counted
+/// in `waitressd_requests_total` by method and status class (before: only the app's were).
+#[test]
+fn metrics_count_the_servers_own_error_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = "listen = 127.0.0.1:0\nworkers = 1\nstatus_listen = 127.0.0.1:0\n\
+                  max_request_body_size = 1000\n";
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", server);
+    let _ = apps();
+    let d = start(&ini, 1);
+    let status = status_addr(&d);
+    assert!(eventually(30, || req(&status, "GET", "/ready").0 == 200));
+    let app = d.addr();
+    let sent = [
+        (
+            "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n",
+            413,
+        ),
+        ("BAD\r\n\r\n", 400),
+    ];
+    for (raw, want) in sent {
+        let mut s = TcpStream::connect(&app).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert_eq!(crate::util::split_response(&got).0, want, "{raw:?}");
+    }
+    let mut m = String::new();
+    let series = |m: &str, method: &str| {
+        sample(
+            m,
+            &format!("waitressd_requests_total{{method=\"{method}\",code=\"4xx\"}}"),
+        )
+    };
+    assert!(
+        eventually(10, || {
+            m = req(&status, "GET", "/metrics").1;
+            series(&m, "POST") == Some(1.0) && series(&m, "other") == Some(1.0)
+        }),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "waitressd_request_duration_seconds_count"),
+        Some(2.0),
+        "{m}"
+    );
+}
