@@ -49,6 +49,32 @@ fn start_with_pidfile(dir: &std::path::Path, extra: &str) -> (Daemon, std::path:
     (start(&ini, 1), pidfile)
 }
 
+/// The supervisor test app as module `deployed` in `dir` (so a test can change the code the
+/// new master loads), with a pidfile, started.
+struct Deployed {
+    d: Daemon,
+    module: std::path::PathBuf,
+    good: String,
+    pidfile: std::path::PathBuf,
+}
+
+fn deployed(dir: &std::path::Path) -> Deployed {
+    let module = dir.join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let pidfile = dir.join("w.pid");
+    let d = start_deployed(
+        dir,
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    Deployed {
+        d,
+        module,
+        good,
+        pidfile,
+    }
+}
+
 #[test]
 fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_pidfile() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,14 +115,12 @@ fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_p
 #[test]
 fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("deployed.py");
-    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
-    std::fs::write(&module, &good).unwrap();
-    let pidfile = dir.path().join("w.pid");
-    let mut d = start_deployed(
-        dir.path(),
-        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
-    );
+    let Deployed {
+        mut d,
+        module,
+        pidfile,
+        ..
+    } = deployed(dir.path());
     let addr = d.addr();
     assert!(eventually(30, || ask(&addr, "/").is_some()));
     // The new master's workers cannot import the app: it exits 4 before serving.
@@ -211,14 +235,12 @@ fn usr2_with_the_binary_gone_says_why_and_keeps_serving() {
 #[test]
 fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("deployed.py");
-    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
-    std::fs::write(&module, &good).unwrap();
-    let pidfile = dir.path().join("w.pid");
-    let mut d = start_deployed(
-        dir.path(),
-        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
-    );
+    let Deployed {
+        mut d,
+        module,
+        good,
+        pidfile,
+    } = deployed(dir.path());
     let addr = d.addr();
     let old = d.pid();
     assert!(eventually(30, || ask(&addr, "/").is_some()));
@@ -256,14 +278,12 @@ fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
 #[test]
 fn usr2_during_a_reload_is_queued_then_upgrades() {
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("deployed.py");
-    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
-    std::fs::write(&module, &good).unwrap();
-    let pidfile = dir.path().join("w.pid");
-    let mut d = start_deployed(
-        dir.path(),
-        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
-    );
+    let Deployed {
+        mut d,
+        module,
+        good,
+        pidfile,
+    } = deployed(dir.path());
     let addr = d.addr();
     let old = d.pid();
     assert!(eventually(30, || ask(&addr, "/").is_some()));
