@@ -75,6 +75,14 @@ fn deployed(dir: &std::path::Path) -> Deployed {
     }
 }
 
+impl Deployed {
+    /// From now on the app's import takes `secs` seconds (the next workers load slowly).
+    fn load_slowly(&self, secs: u32) {
+        let slow = format!("import time\ntime.sleep({secs})\n{}", self.good);
+        std::fs::write(&self.module, slow).unwrap();
+    }
+}
+
 #[test]
 fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_pidfile() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,26 +243,21 @@ fn usr2_with_the_binary_gone_says_why_and_keeps_serving() {
 #[test]
 fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let Deployed {
-        mut d,
-        module,
-        good,
-        pidfile,
-    } = deployed(dir.path());
-    let addr = d.addr();
-    let old = d.pid();
+    let mut t = deployed(dir.path());
+    let pidfile = t.pidfile.clone();
+    let (addr, old) = (t.d.addr(), t.d.pid());
     assert!(eventually(30, || ask(&addr, "/").is_some()));
     // The new master's workers take 3 s to import the app.
-    std::fs::write(&module, format!("import time\ntime.sleep(3)\n{good}")).unwrap();
-    d.signal(libc::SIGUSR2);
-    assert!(line_with(&d, "started the new master", 30).is_some());
+    t.load_slowly(3);
+    t.d.signal(libc::SIGUSR2);
+    assert!(line_with(&t.d, "started the new master", 30).is_some());
     let mut names = std::collections::HashSet::new();
     let until = std::time::Instant::now() + std::time::Duration::from_millis(2000);
     while std::time::Instant::now() < until {
         names.insert(read_pid(&pidfile));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let code = d.wait(60);
+    let code = t.d.wait(60);
     let new = read_pid(&pidfile);
     let _reaper = new.map(Reaper);
     assert_eq!(
@@ -278,25 +281,20 @@ fn usr2_moves_the_pidfile_only_once_the_new_master_serves() {
 #[test]
 fn usr2_during_a_reload_is_queued_then_upgrades() {
     let dir = tempfile::tempdir().unwrap();
-    let Deployed {
-        mut d,
-        module,
-        good,
-        pidfile,
-    } = deployed(dir.path());
-    let addr = d.addr();
-    let old = d.pid();
+    let mut t = deployed(dir.path());
+    let pidfile = t.pidfile.clone();
+    let (addr, old) = (t.d.addr(), t.d.pid());
     assert!(eventually(30, || ask(&addr, "/").is_some()));
-    std::fs::write(&module, format!("import time\ntime.sleep(2)\n{good}")).unwrap();
-    d.signal(libc::SIGHUP);
-    assert!(line_with(&d, "reload", 30).is_some());
-    d.signal(libc::SIGUSR2);
+    t.load_slowly(2);
+    t.d.signal(libc::SIGHUP);
+    assert!(line_with(&t.d, "reload", 30).is_some());
+    t.d.signal(libc::SIGUSR2);
     assert!(
-        line_with(&d, "USR2 during a reload: queued", 30).is_some(),
+        line_with(&t.d, "USR2 during a reload: queued", 30).is_some(),
         "queued, not ignored"
     );
-    assert!(line_with(&d, "started the new master", 60).is_some());
-    let code = d.wait(60);
+    assert!(line_with(&t.d, "started the new master", 60).is_some());
+    let code = t.d.wait(60);
     let new = read_pid(&pidfile);
     let _reaper = new.map(Reaper);
     assert_eq!(code, Some(0), "the old master handed over and stopped");
