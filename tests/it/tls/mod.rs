@@ -94,6 +94,16 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// A CA in `dir`, a server certificate of `kind` it issued, and the app served over TLS with
+/// them and `extra` flags: the daemon and the CA's path.
+fn serve_tls(dir: &Path, kind: &str, extra: &[&str]) -> (Daemon, std::path::PathBuf) {
+    let ca = certs::ca(dir);
+    let (cert, key) = certs::issue(dir, "srv", kind, false);
+    let mut c = command(&["--certfile", p(&cert), "--keyfile", p(&key)]);
+    c.args(extra);
+    (Daemon::start_with(&mut c, 1), ca)
+}
+
 #[test]
 fn tls_12_and_13_handshakes_with_each_key_type() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{certs, command, connect, json, p, TlsStream};
+use super::{certs, command, connect, json, p, serve_tls, TlsStream};
 use crate::util::{split_response, Daemon};
 
 /// Reads to the end of the TLS stream: what came, and how it ended (`Ok` after the server's
@@ -29,12 +29,7 @@ fn read_to_close(s: &mut TlsStream) -> (Vec<u8>, Result<(), std::io::ErrorKind>)
 #[test]
 fn a_client_offering_only_http_1_0_by_alpn_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = certs::ca(dir.path());
-    let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
-    let d = Daemon::start_with(
-        &mut command(&["--certfile", p(&cert), "--keyfile", p(&key)]),
-        1,
-    );
+    let (d, ca) = serve_tls(dir.path(), "ecdsa", &[]);
     for version in [12u8, 13] {
         let mut cfg = (*certs::client(&ca, version, None)).clone();
         cfg.alpn_protocols = vec![b"http/1.0".to_vec()];
@@ -71,20 +66,11 @@ fn openssl_rfc2253(cert: &Path) -> String {
 #[test]
 fn client_subject_is_rfc_4514_text_as_openssl_prints_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = certs::ca(dir.path());
-    let (cert, key) = certs::issue(dir.path(), "srv", "ecdsa", false);
-    let d = Daemon::start_with(
-        &mut command(&[
-            "--certfile",
-            p(&cert),
-            "--keyfile",
-            p(&key),
-            "--ca-certs",
-            p(&ca),
-            "--cert-reqs",
-            "required",
-        ]),
-        1,
+    let ca = dir.path().join("ca.pem");
+    let (d, _) = serve_tls(
+        dir.path(),
+        "ecdsa",
+        &["--ca-certs", p(&ca), "--cert-reqs", "required"],
     );
     let dn_of = |name: &str, subj: &str| {
         let (c, k) = certs::issue_as(dir.path(), name, "ecdsa", subj, true);
@@ -129,19 +115,7 @@ fn client_subject_is_rfc_4514_text_as_openssl_prints_it() {
 #[test]
 fn the_loops_own_error_responses_end_with_close_notify() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = certs::ca(dir.path());
-    let (cert, key) = certs::issue(dir.path(), "srv", "rsa", false);
-    let d = Daemon::start_with(
-        &mut command(&[
-            "--certfile",
-            p(&cert),
-            "--keyfile",
-            p(&key),
-            "--max-request-body-size",
-            "10",
-        ]),
-        1,
-    );
+    let (d, ca) = serve_tls(dir.path(), "rsa", &["--max-request-body-size", "10"]);
     let cases: [(&[u8], u16); 2] = [
         (b"BAD\r\n\r\n", 400),
         (
