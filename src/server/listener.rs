@@ -32,27 +32,41 @@ pub(super) struct Listening {
 /// limit is reached is retried at every tick and every readiness).
 const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(60);
 
+/// How long accept(2) must work, with no failure, before "works again" is said.
+const ACCEPT_SETTLED: Duration = Duration::from_secs(1);
+
 /// accept(2) failures as the operator sees them: the first at once (waitress's words, and the
-/// fix when it is the open-file limit), then at most one line a minute with the count, and
-/// one when accepting works again. waitress logs every failure: ~6 lines a second here.
+/// fix when it is the open-file limit), then at most one failure line a window
+/// (`ACCEPT_ERROR_EVERY`) with the count since the last line, and "works again" (with the count
+/// since the last such line) once accepting has worked for `ACCEPT_SETTLED`: after a failure
+/// line, else once the window is over. At the open-file limit accept(2) flaps (each closed
+/// connection frees a descriptor for one accept): that is one episode, not two lines per
+/// connection. waitress logs every failure: ~6 lines a second here.
 #[derive(Default)]
 pub(super) struct AcceptErrors {
-    /// Failures since the last report (None: accepting works).
-    unreported: Option<u64>,
-    /// Failures since accepting last worked.
+    /// Failures since the last line.
+    unreported: u64,
+    /// Failures since accepting was last said to work again (0: none).
     total: u64,
-    last_report: Option<Instant>,
+    last_failure_line: Option<Instant>,
+    /// The last line said "works again".
+    recovery_said: bool,
+    /// Accepting has worked since (no failure since).
+    working_since: Option<Instant>,
 }
 
 impl AcceptErrors {
+    /// A failure line was written less than a window ago.
+    fn quiet(&self, now: Instant) -> bool {
+        self.last_failure_line
+            .is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_EVERY)
+    }
+
     pub(super) fn failed(&mut self, e: &std::io::Error, now: Instant) {
         self.total += 1;
-        let n = self.unreported.map_or(1, |n| n + 1);
-        if self
-            .last_report
-            .is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_EVERY)
-        {
-            self.unreported = Some(n);
+        self.unreported += 1;
+        self.working_since = None;
+        if self.quiet(now) {
             return;
         }
         let fix = match e.raw_os_error() {
@@ -62,22 +76,37 @@ impl AcceptErrors {
             Some(libc::ENFILE) => "; the system's open-file table is full (fs.file-max)",
             _ => "",
         };
-        let again = if n > 1 {
-            format!(" ({n} times since the last report)")
+        let again = if self.unreported > 1 {
+            format!(" ({} times since the last report)", self.unreported)
         } else {
             String::new()
         };
         log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}{again}");
-        self.last_report = Some(now);
-        self.unreported = Some(0);
+        self.last_failure_line = Some(now);
+        self.unreported = 0;
+        self.recovery_said = false;
     }
 
-    pub(super) fn succeeded(&mut self) {
-        if self.unreported.take().is_some() {
-            log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
-            self.total = 0;
-            self.last_report = None;
+    /// An accept(2) worked.
+    pub(super) fn succeeded(&mut self, now: Instant) {
+        if self.total > 0 && self.working_since.is_none() {
+            self.working_since = Some(now);
         }
+    }
+
+    /// At every tick: says "works again" when it is due (see the type's doc).
+    pub(super) fn settle(&mut self, now: Instant) {
+        let settled = self
+            .working_since
+            .is_some_and(|t| now.duration_since(t) >= ACCEPT_SETTLED);
+        if self.total == 0 || !settled || (self.recovery_said && self.quiet(now)) {
+            return;
+        }
+        log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
+        self.total = 0;
+        self.unreported = 0;
+        self.working_since = None;
+        self.recovery_said = true;
     }
 }
 
