@@ -47,7 +47,10 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
     if s.proc_name.is_none() {
         s.proc_name = Some(default_proc_name(args));
     }
-    s.log_config = args.log_config.as_deref().map(ini::abspath);
+    s.log_config = match args.log_config.as_deref() {
+        Some(given) => Some(readable_log_config(given)?),
+        None => None,
+    };
     if args.reload {
         s.reload = true;
         s.reload_files = args
@@ -63,6 +66,32 @@ pub fn load(args: &CliArgs) -> Result<Settings, ConfigError> {
         }
     }
     Ok(s)
+}
+
+/// `--log-config FILE`, absolute, once it can be read: a missing file is a config error before
+/// anything binds, not an app that "could not be imported" after the workers fork.
+fn readable_log_config(given: &std::path::Path) -> Result<PathBuf, ConfigError> {
+    use std::io::Read as _;
+    let abs = ini::abspath(given);
+    let readable = std::fs::File::open(&abs).and_then(|mut f| f.read(&mut [0u8; 1]));
+    match readable {
+        Ok(_) => Ok(abs),
+        Err(e) => Err(ValueError {
+            origin: Origin::Flag("--log-config".into()),
+            key: "log_config".into(),
+            value: given.to_string_lossy().into_owned(),
+            reason: format!(
+                "cannot read {}: {e} (give the path of a readable Python logging config file, \
+                 logging.config.fileConfig's format, or leave --log-config out)",
+                if abs == given {
+                    "it".to_string()
+                } else {
+                    abs.display().to_string()
+                },
+            ),
+        }
+        .into()),
+    }
 }
 
 /// `proc_name`'s default: the INI file's name without `.ini`, or the `--app` target.

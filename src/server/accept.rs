@@ -103,7 +103,7 @@ impl EventLoop {
                 let r = self.accept_one(li);
                 match r {
                     Ok((fd, peer)) => {
-                        self.listeners[li].accept_errors.succeeded();
+                        self.listeners[li].accept_errors.succeeded(now);
                         self.add_channel(li, fd, peer, now);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -151,7 +151,7 @@ impl EventLoop {
             for _ in 0..BACKLOG_DRAIN_MAX {
                 match self.accept_one(li) {
                     Ok((fd, peer)) => {
-                        self.listeners[li].accept_errors.succeeded();
+                        self.listeners[li].accept_errors.succeeded(now);
                         self.add_channel(li, fd, peer, now);
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}

@@ -232,9 +232,11 @@ impl Channel {
 
     /// TLS: queues the close_notify alert and sends it (best effort, one flush), so a client
     /// reading to EOF sees a clean end of the stream rather than a truncation; not when the
-    /// connection is closed already or resets because a close-delimited body was cut.
+    /// connection is closed already or resets because a close-delimited body was cut; nor
+    /// before the TLS session exists (a PROXY header still awaited, or refused: such a
+    /// connection is closed as on a plain PROXY port, not answered with a TLS alert).
     pub(crate) fn send_close_notify(&self) {
-        if !self.tls {
+        if !self.tls || self.awaiting_proxy_header() {
             return;
         }
         let mut st = self.shared.lock();

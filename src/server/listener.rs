@@ -3,7 +3,7 @@
 //! connection waits in its backlog. Accepting from them is `accept`'s;
 //! how its failures are reported is here (`AcceptErrors`).
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
@@ -29,24 +29,32 @@ pub(super) struct Listening {
     pub(super) accept_errors: AcceptErrors,
 }
 
+/// How long accept(2) must work, with no failure, before "works again" is said.
+const ACCEPT_SETTLED: Duration = Duration::from_secs(1);
+
 /// accept(2) failures as the operator sees them: the first at once (waitress's words, and the
-/// fix when it is the open-file limit), then at most one line a minute with the count
-/// (`Throttle`: EMFILE while the open-file limit is reached is retried at every tick and
-/// every readiness), and one when accepting works again. waitress logs every failure: ~6
-/// lines a second here.
+/// fix when it is the open-file limit), then at most one failure line a minute with the count
+/// since the last line (`Throttle`: EMFILE while the open-file limit is reached is retried at
+/// every tick and every readiness), and "works again" (with the count since the last such
+/// line) once accepting has worked for `ACCEPT_SETTLED`: after a failure line, else once the
+/// minute is over. At the open-file limit accept(2) flaps (each closed connection frees a
+/// descriptor for one accept): that is one episode, not two lines per connection. waitress
+/// logs every failure: ~6 lines a second here.
 #[derive(Default)]
 pub(super) struct AcceptErrors {
-    /// Accepting fails (since the first failure not followed by a success).
-    failing: bool,
-    /// Failures since accepting last worked.
+    /// Failures since accepting was last said to work again (0: none).
     total: u64,
     reports: Throttle,
+    /// The last line said "works again".
+    recovery_said: bool,
+    /// Accepting has worked since (no failure since).
+    working_since: Option<Instant>,
 }
 
 impl AcceptErrors {
     pub(super) fn failed(&mut self, e: &std::io::Error, now: Instant) {
         self.total += 1;
-        self.failing = true;
+        self.working_since = None;
         let Some(n) = self.reports.note(now) else {
             return;
         };
@@ -59,13 +67,28 @@ impl AcceptErrors {
         };
         let again = Throttle::again(n, "times");
         log::warn!(target: "waitress", "server accept() threw an exception: {e}{fix}{again}");
+        self.recovery_said = false;
     }
 
-    pub(super) fn succeeded(&mut self) {
-        if self.failing {
-            log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
-            *self = AcceptErrors::default();
+    /// An accept(2) worked.
+    pub(super) fn succeeded(&mut self, now: Instant) {
+        if self.total > 0 && self.working_since.is_none() {
+            self.working_since = Some(now);
         }
+    }
+
+    /// At every tick: says "works again" when it is due (see the type's doc).
+    pub(super) fn settle(&mut self, now: Instant) {
+        let settled = self
+            .working_since
+            .is_some_and(|t| now.duration_since(t) >= ACCEPT_SETTLED);
+        if self.total == 0 || !settled || (self.recovery_said && self.reports.recent(now)) {
+            return;
+        }
+        log::warn!(target: "waitress", "server accept() works again, after {} failures", self.total);
+        self.total = 0;
+        self.working_since = None;
+        self.recovery_said = true;
     }
 }
 

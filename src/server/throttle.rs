@@ -30,6 +30,12 @@ impl Throttle {
         Some(std::mem::take(&mut self.unreported))
     }
 
+    /// A report was made less than `REPORT_EVERY` before `now`.
+    pub(super) fn recent(&self, now: Instant) -> bool {
+        self.last_report
+            .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
+    }
+
     /// `again` for a report line: " (N times since the last report)" when more than one.
     pub(super) fn again(n: u64, what: &str) -> String {
         if n > 1 {

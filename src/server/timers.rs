@@ -21,9 +21,13 @@ impl EventLoop {
     }
 
     /// Once a second: whole-head deadlines and lingering closes; listeners are looked at
-    /// again (accept errors such as EMFILE pause accepting until the next tick).
+    /// again (accept errors such as EMFILE pause accepting until the next tick) and their
+    /// recovery is said when due (`AcceptErrors::settle`).
     pub(super) fn tick(&mut self, now: Instant) {
         self.retry_accept();
+        for l in &mut self.listeners {
+            l.accept_errors.settle(now);
+        }
         let head_timeout = self.ctx.opts.header_timeout();
         let done: Vec<usize> = self
             .chans

@@ -152,14 +152,19 @@ pub fn reload(master: i32, timeout: Duration) -> Outcome {
 /// `$MAINPID`, as systemd sets it for `ExecReload=`). Returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     let usage = "usage: waitressd reload [--pid PID | --pidfile PATH] [--timeout SECONDS]";
-    let (mut pid, mut timeout) = (std::env::var("MAINPID").ok(), 90u64);
+    // The PID as given, and where from (for the message when it is not one).
+    let mut pid = std::env::var("MAINPID")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| (p, "$MAINPID".to_string()));
+    let mut timeout = 90u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let v = it.next();
         match (a.as_str(), v) {
-            ("--pid", Some(v)) => pid = Some(v.clone()),
+            ("--pid", Some(v)) => pid = Some((v.clone(), "--pid".into())),
             ("--pidfile", Some(v)) => match std::fs::read_to_string(v) {
-                Ok(s) => pid = Some(s.trim().to_string()),
+                Ok(s) => pid = Some((s.trim().to_string(), format!("pidfile {v}"))),
                 Err(e) => {
                     eprintln!("waitressd reload: cannot read pidfile {v}: {e} (is it running?)");
                     return crate::exit::BOOT;
@@ -178,11 +183,16 @@ pub fn main(args: &[String]) -> i32 {
             }
         }
     }
-    let Some(master) = pid
-        .and_then(|p| p.trim().parse::<i32>().ok())
-        .filter(|&p| p > 0)
-    else {
+    let Some((given, from)) = pid else {
         eprintln!("waitressd reload: no master PID (give --pid, --pidfile or $MAINPID)\n{usage}");
+        return crate::exit::CONFIG;
+    };
+    let Some(master) = given.trim().parse::<i32>().ok().filter(|&p| p > 0) else {
+        eprintln!(
+            "waitressd reload: invalid PID '{}' ({from}): give the master's process ID, \
+             a positive number\n{usage}",
+            given.escape_debug()
+        );
         return crate::exit::CONFIG;
     };
     let out = reload(master, Duration::from_secs(timeout));

@@ -8,11 +8,52 @@ use std::path::{Path, PathBuf};
 pub enum PidFileError {
     #[error("pidfile {} names running process {pid} (another waitressd? stop it first, or set another pidfile)", path.display())]
     Running { path: PathBuf, pid: i32 },
-    #[error("cannot write pidfile {}: {source}", path.display())]
+    #[error("cannot write pidfile {}: {source}{}", path.display(), fix(path, source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The pidfile's directory (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The fix for a pidfile that cannot be written: its directory's.
+fn fix(path: &Path, e: &std::io::Error) -> String {
+    let dir = dir_of(path).display();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!(" (its directory {dir} does not exist: create it, or set another pidfile)")
+        }
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            " (the pidfile is written in its directory {dir}, which must be writable by the user \
+             waitressd starts as, then renamed over it: fix its permissions, or set another pidfile)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The OS error alone: tempfile's errors name the temporary file (`at path
+/// "/dir/.waitressd-pidLeHJuB"`), a name the user never gave, and keep only the error's kind.
+fn os_error(e: std::io::Error) -> std::io::Error {
+    use std::io::ErrorKind as K;
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let errno = match e.kind() {
+        K::NotFound => libc::ENOENT,
+        K::PermissionDenied => libc::EACCES,
+        K::ReadOnlyFilesystem => libc::EROFS,
+        K::NotADirectory => libc::ENOTDIR,
+        K::StorageFull => libc::ENOSPC,
+        _ => return e,
+    };
+    std::io::Error::from_raw_os_error(errno)
 }
 
 /// A written pidfile; removed on drop if it still holds our PID.
@@ -95,7 +136,7 @@ impl PidFile {
     pub fn create(path: &Path, pid: i32) -> Result<PidFile, PidFileError> {
         let io = |source| PidFileError::Io {
             path: path.to_path_buf(),
-            source,
+            source: os_error(source),
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -114,10 +155,7 @@ impl PidFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(path);
         let mut tmp = tempfile::Builder::new()
             .prefix(".waitressd-pid")
             .tempfile_in(dir)
@@ -188,6 +226,23 @@ mod tests {
         ] {
             assert_eq!(parse(text), want, "{text:?}");
         }
+    }
+
+    /// The message names the pidfile and its directory with the fix, never tempfile's
+    /// temporary name.
+    #[test]
+    fn a_pidfile_in_a_missing_directory_names_the_directory_not_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir/w.pid");
+        let e = PidFile::create(&path, 1).unwrap_err().to_string();
+        let want = format!(
+            "cannot write pidfile {}: No such file or directory (os error 2) (its directory {} \
+             does not exist: create it, or set another pidfile)",
+            path.display(),
+            dir.path().join("no-such-dir").display()
+        );
+        assert_eq!(e, want);
+        assert!(!e.contains(".waitressd-pid"), "{e}");
     }
 
     #[test]

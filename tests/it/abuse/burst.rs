@@ -193,3 +193,53 @@ fn a_soft_fd_limit_below_connection_limit_is_raised_and_a_hard_one_named() {
     };
     assert!(again.contains("failures"), "{again}");
 }
+
+/// At an open-file limit too low for the clients (`ulimit -n 32`), accept(2) flaps as they
+/// come and go: each closed connection frees a descriptor for one accept, the next fails. That
+/// is one episode for the log: a failure line and, once accepting has worked a while, one
+/// "works again" (before: the two alternated once per connection, 32 WARN lines within 1 ms).
+#[test]
+fn a_flapping_fd_limit_logs_a_bounded_number_of_accept_warnings() {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 32 && exec \"$0\" \"$@\"")
+        .arg(crate::util::bin())
+        .args(["--app", "abuse:app", "--listen", "127.0.0.1:0"])
+        .args(["--threads", "2"])
+        .current_dir(crate::util::root().join("tests/apps/wsgi"));
+    let mut d = crate::util::Daemon::start_with(&mut cmd, 1);
+    let addr = d.addr();
+    assert!(fresh_client_served(&addr, 30).is_ok());
+    let mut seen = Vec::new();
+    let mut collect = |d: &crate::util::Daemon, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while let Ok(l) = d
+            .stderr
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            seen.push(l);
+        }
+    };
+    for _ in 0..4 {
+        let held = connect_many(&addr, 40);
+        collect(&d, 1);
+        drop(held);
+        collect(&d, 1);
+    }
+    assert!(fresh_client_served(&addr, 30).is_ok());
+    collect(&d, 3);
+    let accept_lines: Vec<&String> = seen.iter().filter(|l| l.contains("accept()")).collect();
+    assert!(
+        seen.iter().any(|l| l.contains("Too many open files")),
+        "the limit was never met:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        accept_lines.len() <= 3,
+        "{} accept warnings:\n{}",
+        accept_lines.len(),
+        seen.join("\n")
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}

@@ -329,3 +329,32 @@ fn an_error_log_on_a_full_disk_costs_no_request_reload_or_exit_code() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// The app's own `print(..., file=sys.stderr)` goes to `error_log`; on a full disk the line is
+/// lost and the request still answers 200 (CPython's stderr raised `OSError: [Errno 28]`, a 500).
+#[test]
+fn an_apps_stderr_on_a_full_disk_loses_the_line_not_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("error.log");
+    std::os::unix::fs::symlink("/dev/full", &err).unwrap();
+    let mut d = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--expose-tracebacks",
+            "--error-log",
+            err.to_str().unwrap(),
+        ],
+        1,
+    );
+    for _ in 0..3 {
+        let (status, _, body) = get(&d.addr(), "/stderr?a-line-for-a-full-disk");
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).into_owned()),
+            (200, "ok".to_string()),
+            "an app's stderr write on a full disk failed the request"
+        );
+    }
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}

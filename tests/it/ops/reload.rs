@@ -85,3 +85,35 @@ fn reload_never_signals_a_pid_that_is_not_waitressd() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("is not running"), "{err}");
 }
+
+/// A PID that is not a number is named as such, with where it came from (it was "no master
+/// PID", as if none had been given).
+#[test]
+fn reload_names_an_invalid_pid() {
+    for (args, want) in [
+        (&["--pid", "abc"][..], "invalid PID 'abc' (--pid)"),
+        (&["--pid", "-3"][..], "invalid PID '-3' (--pid)"),
+    ] {
+        let out = Command::new(bin())
+            .arg("reload")
+            .args(args)
+            .env_remove("MAINPID")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    std::fs::write(&pidfile, "garbage\n").unwrap();
+    let out = Command::new(bin())
+        .args(["reload", "--pidfile", pidfile.to_str().unwrap()])
+        .env_remove("MAINPID")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!("invalid PID 'garbage' (pidfile {})", pidfile.display());
+    assert!(err.contains(&want), "{want:?} not in {err}");
+}

@@ -99,6 +99,30 @@ fn proxy_header_then_tls() {
     );
 }
 
+/// A connection that opens without its PROXY header on a TLS port is closed as on a plain
+/// PROXY port: no byte (it got a TLS close_notify alert, `15 03 03 00 02 01 00`, before any
+/// TLS session existed), and the app never called.
+#[test]
+fn a_missing_proxy_header_on_a_tls_port_is_closed_without_a_tls_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(ServerOptions {
+        proxy_protocol: Some(Peers::parse_ips("127.0.0.1").unwrap()),
+        ..tls_opts(dir.path())
+    });
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let r = s.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "answered {got:02x?} ({r:?}) before any TLS session"
+    );
+    assert!(r.is_ok() || r.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset));
+    assert_eq!(srv.app.calls.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn a_large_spilled_response_is_exact_over_tls_under_back_pressure() {
     let dir = tempfile::tempdir().unwrap();

@@ -120,6 +120,31 @@ fn pidfile_written_stale_replaced_and_removed_at_exit() {
     assert!(!pidfile.exists());
 }
 
+/// A pidfile that cannot be written names the pidfile and its directory with the fix, never
+/// the temporary file it is written through (`.waitressd-pidLeHJuB`).
+#[test]
+fn a_pidfile_in_a_missing_directory_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("no-such-dir/w.pid");
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        &format!("listen = 127.0.0.1:0\npidfile = {}", pidfile.display()),
+    );
+    let out = command(&ini).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let want = format!(
+        "cannot write pidfile {}: No such file or directory (os error 2) (its directory {} does \
+         not exist: create it, or set another pidfile)",
+        pidfile.display(),
+        pidfile.parent().unwrap().display()
+    );
+    assert!(stderr.contains(&want), "{want:?} not in {stderr}");
+    assert!(!stderr.contains(".waitressd-pid"), "{stderr}");
+}
+
 #[test]
 fn unix_socket_gets_perms_and_is_removed_at_exit() {
     let dir = tempfile::tempdir().unwrap();

@@ -130,6 +130,38 @@ fn log_config_flag_configures_python_logging() {
     assert!(seen.contains(&want), "{want:?} not in {seen:?}");
 }
 
+/// A `--log-config` that cannot be read is a config error (exit 2, one line naming the flag,
+/// the file and the fix) before anything binds; `--check-config` says the same.
+#[test]
+fn a_missing_log_config_is_a_config_error_before_binding() {
+    for check in [false, true] {
+        let mut args = vec![
+            "envapp:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-config",
+            "no_such_log.ini",
+        ];
+        if check {
+            args.push("--check-config");
+        }
+        let (code, _, err) = run(&args, &apps());
+        assert_eq!(code, 2, "check_config={check}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "check_config={check}: not one line: {err}");
+        for want in [
+            "--log-config 'no_such_log.ini'",
+            "no_such_log.ini: No such file",
+        ] {
+            assert!(lines[0].contains(want), "{want:?} not in {err}");
+        }
+        assert!(
+            !err.contains("Traceback") && !err.contains("Serving"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn serving_on_comes_only_after_the_app_loaded() {
     let d = Daemon::start(&["slowimport:app", "--listen", "127.0.0.1:0"], &apps(), 1);
