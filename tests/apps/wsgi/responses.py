@@ -45,5 +45,17 @@ def app(environ, start_response):
         }[path]
         start_response("200 OK", headers)
         return chunks(b"abcdefghij", 5)
+    if kind == "pieces":
+        # A Content-Length body in several pieces the app hands over without pausing (a list,
+        # write() then a list, a file wrapper over a non-file): the last piece completes it.
+        write = start_response("200 OK", [("Content-Length", "10")])
+        if path == "/list":
+            return [b"hello", b"world"]
+        if path == "/write":
+            write(b"hello")
+            return [b"world"]
+        import io
+
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"helloworld"), 3)
     start_response("404 Not Found", [("Content-Length", "0")])
     return []
