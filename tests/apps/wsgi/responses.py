@@ -45,6 +45,13 @@ def app(environ, start_response):
         }[path]
         start_response("200 OK", headers)
         return chunks(b"abcdefghij", 5)
+    if kind == "pairs":
+        # Headers as two-item lists: waitress unpacks them with `for k, v in headers`.
+        if path == "/triple":
+            start_response("200 OK", [["X-Pair", "v", "w"]])
+            return [b"no"]
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-Pair", "v"]])
+        return [b"ok"]
     if kind == "pieces":
         # A Content-Length body in several pieces the app hands over without pausing (a list,
         # write() then a list, a file wrapper over a non-file): the last piece completes it.

@@ -1,6 +1,6 @@
-//! Response framing found by the differential probe against waitress 3.0.2, through the real
-//! `waitressd` binary: what an app hands over must reach the client whole on a kept-alive
-//! connection.
+//! What the differential probe against waitress 3.0.2 found an app could depend on, through
+//! the real `waitressd` binary: a body handed over in pieces reaches the client whole on a
+//! kept-alive connection; headers given as two-item lists are accepted.
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -44,4 +44,30 @@ fn a_content_length_body_in_pieces_is_sent_whole_on_a_kept_alive_connection() {
             }
         }
     }
+}
+
+/// waitress unpacks each header with `for k, v in headers`, so a header given as a two-item
+/// list (`[["X-Pair", "v"]]`, e.g. read back from JSON) is served as a tuple is; waitressd
+/// answered 500 (`'list' object is not an instance of 'tuple'`).
+#[test]
+fn headers_given_as_two_item_lists_are_served() {
+    let d = util::Daemon::start(
+        &["--app", "responses:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    );
+    let r = super::request(
+        &d.addr(),
+        b"GET /pairs/lists HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-pair"), Some("v"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.body, b"ok");
+    // A list of any other length is refused as a tuple of that length is (a 500).
+    let r = super::request(
+        &d.addr(),
+        b"GET /pairs/triple HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 500);
 }
