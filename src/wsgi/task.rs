@@ -299,6 +299,9 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
         } else if let Ok(b) = chunk.cast::<PyByteArray>() {
             copy = b.to_vec();
             &copy
+        } else if let Some(b) = super::response::memoryview_bytes(&chunk)? {
+            copy = b;
+            &copy
         } else {
             if !chunk.is_truthy()? {
                 continue;

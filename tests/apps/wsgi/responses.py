@@ -45,6 +45,14 @@ def app(environ, start_response):
         }[path]
         start_response("200 OK", headers)
         return chunks(b"abcdefghij", 5)
+    if kind == "views":
+        # memoryview body items and write() arguments: waitress writes them as bytes.
+        if path == "/write":
+            write = start_response("200 OK", [("Content-Length", "10")])
+            write(memoryview(b"hello"))
+            return [memoryview(b"world")]
+        start_response("200 OK", [])
+        return [memoryview(b"helloworld")]
     if kind == "pairs":
         # Headers as two-item lists: waitress unpacks them with `for k, v in headers`.
         if path == "/triple":

@@ -1,6 +1,6 @@
 //! What the differential probe against waitress 3.0.2 found an app could depend on, through
 //! the real `waitressd` binary: a body handed over in pieces reaches the client whole on a
-//! kept-alive connection; headers given as two-item lists are accepted.
+//! kept-alive connection; headers given as two-item lists and memoryview bodies are accepted.
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -70,4 +70,35 @@ fn headers_given_as_two_item_lists_are_served() {
         b"GET /pairs/triple HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 500);
+}
+
+/// waitress writes a memoryview as it writes bytes (its buffers take any bytes-like object),
+/// so an app that returns `[buf.getbuffer()]` or passes a memoryview to `write()` is served;
+/// waitressd cut the response after its head (`must be bytes, not memoryview`).
+#[test]
+fn memoryview_body_items_and_writes_are_served() {
+    let d = util::Daemon::start(
+        &["--app", "responses:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    );
+    for (path, version) in [
+        ("/views/list", "1.1"),
+        ("/views/list", "1.0"),
+        ("/views/write", "1.1"),
+    ] {
+        let req = format!("GET {path} HTTP/{version}\r\nHost: h\r\nConnection: close\r\n\r\n");
+        let r = super::request(&d.addr(), req.as_bytes());
+        assert_eq!(r.status, 200, "{path} HTTP/{version}");
+        assert_eq!(
+            r.header("content-length"),
+            Some("10"),
+            "{path} HTTP/{version}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            "helloworld",
+            "{path} HTTP/{version}"
+        );
+    }
 }
