@@ -45,6 +45,10 @@ def app(environ, start_response):
         }[path]
         start_response("200 OK", headers)
         return chunks(b"abcdefghij", 5)
+    if kind == "bare":
+        # bytes returned instead of a list of bytes: iterating it gives ints.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return b"oops"
     if kind == "views":
         # memoryview body items and write() arguments: waitress writes them as bytes.
         if path == "/write":

@@ -102,3 +102,30 @@ fn memoryview_body_items_and_writes_are_served() {
         );
     }
 }
+
+/// An app that returns bytes instead of a list of bytes (iterating it gives ints) gets a 500,
+/// as under waitress, which takes the first item's len() before the head goes out; waitressd
+/// sent a 200 head and then cut the connection (a reset for HTTP/1.0).
+#[test]
+fn a_body_of_items_without_a_length_is_a_500() {
+    let d = util::Daemon::start(
+        &["--app", "responses:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    );
+    for version in ["1.1", "1.0"] {
+        let req = format!("GET /bare HTTP/{version}\r\nHost: h\r\n\r\n");
+        let mut c = super::connect(&d.addr());
+        super::send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).expect("a response");
+        assert_eq!(r.status, 500, "HTTP/{version}: {r:?}");
+        assert!(
+            String::from_utf8_lossy(&r.body).starts_with("Internal Server Error"),
+            "HTTP/{version}: {r:?}"
+        );
+        assert!(
+            super::closed(&mut c),
+            "HTTP/{version}: kept open after a 500"
+        );
+    }
+}
