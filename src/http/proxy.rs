@@ -49,8 +49,8 @@ impl MalformedProxyHeader {
         super::error::malformed_proxy_body(&self.header)
     }
     /// The status of that response; it goes out through the normal response path (as
-    /// waitress's middleware answer does), with [`MalformedProxyHeader::headers`] and no
-    /// Content-Length (waitress sends it chunked; waitressd then keeps HTTP/1.1 alive).
+    /// waitress's middleware answer does), with [`MalformedProxyHeader::headers`] and a
+    /// Content-Length (waitress sends it chunked).
     pub const STATUS: &'static str = "400 Bad Request";
     /// The headers of that response.
     pub fn headers() -> Vec<(String, String)> {

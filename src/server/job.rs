@@ -10,7 +10,7 @@ use super::ctx::Ctx;
 use super::shared::{Job, Shared};
 use super::task::{path, Scratch, Task};
 use crate::http::app::{AppFailure, Exchange};
-use crate::http::proxy::ProxySettings;
+use crate::http::proxy::{MalformedProxyHeader, ProxySettings};
 
 /// Serves one job on this app thread, then gives its buffers back to the pool.
 pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scratch) {
@@ -52,14 +52,9 @@ pub(crate) fn run(ctx: &Ctx, ch: &Arc<Shared>, mut job: Box<Job>, sc: &mut Scrat
         // waitress's proxy middleware answers itself, through the normal response path.
         Some(body) => {
             let cl = body.len();
-            t.start_response(
-                "400 Bad Request",
-                vec![
-                    ("Content-Type".into(), "text/plain".into()),
-                    ("Content-Length".into(), cl.to_string()),
-                ],
-                Some(cl as u64),
-            );
+            let mut headers = MalformedProxyHeader::headers();
+            headers.push(("Content-Length".into(), cl.to_string()));
+            t.start_response(MalformedProxyHeader::STATUS, headers, Some(cl as u64));
             let _ = t.write(&body);
             t.finish();
         }

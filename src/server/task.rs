@@ -263,7 +263,9 @@ impl<'a> Task<'a> {
             return Err(Disconnected);
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 {
+        // The end of a response with nothing left to add (a Content-Length body) still sends
+        // what was gathered: no timer was armed for it, as the app never paused.
+        if len == 0 && !(last && self.gathered) {
             return Ok(());
         }
         let wm = self.ctx.opts.outbuf_high_watermark;

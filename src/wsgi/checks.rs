@@ -48,7 +48,7 @@ pub(crate) fn checked_headers(
     let mut n = 0;
     let mut content_length = None;
     let mut check = |item: Bound<'_, PyAny>| -> PyResult<()> {
-        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let (k, v) = unpack_pair(&item)?;
         let pair = || {
             (k.clone(), v.clone())
                 .into_pyobject(py)
@@ -117,6 +117,17 @@ pub(crate) fn checked_headers(
     }
     out.truncate(n);
     Ok((out, content_length))
+}
+
+/// `k, v = item`, as waitress's `for k, v in headers` unpacks a header: a two-item list
+/// (`[["X-A", "1"]]`, e.g. headers read back from JSON) is a pair as well as a tuple is.
+fn unpack_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if let Ok(list) = item.cast::<PyList>() {
+        if list.len() == 2 {
+            return Ok((list.get_item(0)?, list.get_item(1)?));
+        }
+    }
+    item.extract()
 }
 
 /// waitress does `int(value)` (`http::response::parse_int`); a negative length is refused too

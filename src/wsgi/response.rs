@@ -14,7 +14,7 @@ use super::input::Input;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::boolean_struct::True;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
 use pyo3::{PyClass, PyClassInitializer};
 
 pyo3::create_exception!(
@@ -210,6 +210,8 @@ impl Write {
         } else if let Ok(b) = data.cast::<PyByteArray>() {
             let copy = b.to_vec();
             s.write(py, &copy)
+        } else if let Some(copy) = memoryview_bytes(data)? {
+            s.write(py, &copy)
         } else {
             // waitress writes the head before it trips over the data.
             s.send_head(py)
@@ -239,4 +241,19 @@ impl ClientGone {
         let flag = self.flag.lock().unwrap_or_else(|e| e.into_inner());
         flag.load(Ordering::Relaxed)
     }
+}
+
+/// A memoryview's bytes (`tobytes()`), None for anything else: waitress writes a memoryview as
+/// it writes bytes (its buffers take any bytes-like object), so an app may hand one over.
+pub(super) fn memoryview_bytes(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    if !data.is_instance_of::<PyMemoryView>() {
+        return Ok(None);
+    }
+    let b = data.call_method0("tobytes")?;
+    Ok(Some(
+        b.cast::<PyBytes>()
+            .map_err(PyErr::from)?
+            .as_bytes()
+            .to_vec(),
+    ))
 }

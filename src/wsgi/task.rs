@@ -299,12 +299,19 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
         } else if let Ok(b) = chunk.cast::<PyByteArray>() {
             copy = b.to_vec();
             &copy
+        } else if let Some(b) = super::response::memoryview_bytes(&chunk)? {
+            copy = b;
+            &copy
         } else {
             if !chunk.is_truthy()? {
                 continue;
             }
+            // waitress takes the first item's len() before anything goes out: an item without
+            // one (an int, from an app that returned bytes instead of a list of them) fails
+            // with the head unsent, which gives the client a 500.
+            let lenless = first && !chunk.hasattr("__len__")?;
             let mut s = ctx.lock(gen)?;
-            if s.started {
+            if s.started && !lenless {
                 // waitress sends the head, then fails on the data: the connection is cut.
                 s.send_head(py)
                     .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;

@@ -17,6 +17,7 @@ use crate::util;
 
 mod binary;
 mod conformance;
+mod probed;
 
 /// A server running in this process (event loop thread + app threads) over one fixture app.
 struct Served {

@@ -45,5 +45,36 @@ def app(environ, start_response):
         }[path]
         start_response("200 OK", headers)
         return chunks(b"abcdefghij", 5)
+    if kind == "bare":
+        # bytes returned instead of a list of bytes: iterating it gives ints.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return b"oops"
+    if kind == "views":
+        # memoryview body items and write() arguments: waitress writes them as bytes.
+        if path == "/write":
+            write = start_response("200 OK", [("Content-Length", "10")])
+            write(memoryview(b"hello"))
+            return [memoryview(b"world")]
+        start_response("200 OK", [])
+        return [memoryview(b"helloworld")]
+    if kind == "pairs":
+        # Headers as two-item lists: waitress unpacks them with `for k, v in headers`.
+        if path == "/triple":
+            start_response("200 OK", [["X-Pair", "v", "w"]])
+            return [b"no"]
+        start_response("200 OK", [["Content-Type", "text/plain"], ["X-Pair", "v"]])
+        return [b"ok"]
+    if kind == "pieces":
+        # A Content-Length body in several pieces the app hands over without pausing (a list,
+        # write() then a list, a file wrapper over a non-file): the last piece completes it.
+        write = start_response("200 OK", [("Content-Length", "10")])
+        if path == "/list":
+            return [b"hello", b"world"]
+        if path == "/write":
+            write(b"hello")
+            return [b"world"]
+        import io
+
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"helloworld"), 3)
     start_response("404 Not Found", [("Content-Length", "0")])
     return []

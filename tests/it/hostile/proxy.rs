@@ -132,6 +132,12 @@ fn a_malformed_trusted_proxy_header_is_400_and_never_reaches_the_app() {
             let (status, head, body) = get(&daemon.addr(), "/px3/env", headers).unwrap();
             assert_eq!(status, 400, "{what}: {head}{body}");
             assert!(head.contains("Connection: close"), "{what}: {head}");
+            // waitress's middleware answers with its own error's Content-Type.
+            assert!(
+                head.lines()
+                    .any(|l| l.trim_end() == "Content-Type: text/plain; charset=utf-8"),
+                "{what}: {head}"
+            );
             assert_eq!(
                 body,
                 format!(
