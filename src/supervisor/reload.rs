@@ -6,7 +6,31 @@ use std::time::{Duration, Instant};
 use super::pending::Pending;
 use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn};
+use crate::config::Settings;
 use crate::net::Identity;
+
+/// Keys read only at start: a changed one is named in a WARNING and its running value kept, so
+/// the master's settings say what is in effect (and the next reload does not warn again).
+fn keep_start_only(old: &Settings, new: &mut Settings) {
+    fn keep<T: PartialEq + Clone>(key: &str, old: &T, new: &mut T) {
+        if new != old {
+            log_warn(&format!(
+                "a changed {key} takes effect at the next start, not on reload"
+            ));
+            *new = old.clone();
+        }
+    }
+    keep("pidfile", &old.pidfile, &mut new.pidfile);
+    keep(
+        "status_listen",
+        &old.edge.status_listen,
+        &mut new.edge.status_listen,
+    );
+    // Process titles and log prefixes are set once per process.
+    keep("proc_name", &old.proc_name, &mut new.proc_name);
+    // The app is loaded in the master at start or never.
+    keep("preload_app", &old.preload_app, &mut new.preload_app);
+}
 
 impl Master {
     pub(super) fn begin_reload(&mut self) {
@@ -16,13 +40,8 @@ impl Master {
             Some(f) => f(),
             None => Ok(self.settings.clone()),
         };
-        let prepared = settings.and_then(|s| {
-            if s.pidfile != self.settings.pidfile {
-                log_warn("a changed pidfile takes effect at the next start, not on reload");
-            }
-            if s.edge.status_listen != self.settings.edge.status_listen {
-                log_warn("a changed status_listen takes effect at the next start, not on reload");
-            }
+        let prepared = settings.and_then(|mut s| {
+            keep_start_only(&self.settings, &mut s);
             if let Some(mask) = s.umask {
                 // Before binding new unix sockets, as at start.
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
