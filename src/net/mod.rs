@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub mod bind;
 pub mod privileges;
 
-pub use bind::{bind_tcp, bind_unix, from_inherited_fd, BindError};
+pub use bind::{bind_tcp, bind_unix, from_inherited_fd, refit, BindError};
 pub use privileges::{Identity, PrivilegeError};
 
 /// A bound, listening, non-blocking socket.

@@ -81,3 +81,59 @@ fn start_only_keys_changed_on_reload_are_named_once_and_keep_their_running_value
     assert_eq!(count(&lines, "a changed"), 0, "{}", lines.join("\n"));
     assert!(eventually(30, || ask(&addr, "/").is_some()));
 }
+
+/// `backlog` raised in the file applies to the listening socket the reload keeps: with the
+/// worker stopped (SIGSTOP: nobody accepts), 20 clients complete their handshake into the
+/// accept queue (with the start's `backlog = 1` only 2 would; the rest time out).
+#[test]
+fn a_reload_resizes_the_backlog_of_a_kept_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let d = start(&ini("listen = 127.0.0.1:0\nbacklog = 1"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    ini("listen = 127.0.0.1:0\nbacklog = 64");
+    hup(&d, 2);
+    assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
+    assert!(ask(&addr, "/").is_some());
+    let worker = crate::util::children(d.pid())[0];
+    // SAFETY: kill(2) on our daemon's worker; SIGCONT follows below whatever happens.
+    unsafe { libc::kill(worker, libc::SIGSTOP) };
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let queued: Vec<_> = (0..20)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).ok()
+        })
+        .collect();
+    // SAFETY: as above.
+    unsafe { libc::kill(worker, libc::SIGCONT) };
+    assert_eq!(
+        queued.len(),
+        20,
+        "handshakes completed with nobody accepting"
+    );
+    drop(queued);
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+}
+
+/// `unix_socket_perms` changed in the file applies to the socket file the reload keeps.
+#[test]
+fn a_reload_applies_unix_socket_perms_to_a_kept_socket_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.sock");
+    let ini = |perms: &str| {
+        let server = format!(
+            "unix_socket = {}\nunix_socket_perms = {perms}",
+            path.display()
+        );
+        write_ini(dir.path(), "supapp:make_app", "one", &server)
+    };
+    let d = start(&ini("600"), 1);
+    let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600);
+    ini("660");
+    hup(&d, 2);
+    assert_eq!(mode(), 0o660);
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+}
