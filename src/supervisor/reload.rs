@@ -11,7 +11,7 @@ use crate::net::Identity;
 
 /// Keys read only at start: a changed one is named in a WARNING and its running value kept, so
 /// the master's settings say what is in effect (and the next reload does not warn again).
-fn keep_start_only(old: &Settings, new: &mut Settings) {
+fn keep_start_only(old: &Settings, new: &mut Settings, preloaded: bool) {
     fn keep<T: PartialEq + Clone>(key: &str, old: &T, new: &mut T) {
         if new != old {
             log_warn(&format!(
@@ -30,6 +30,10 @@ fn keep_start_only(old: &Settings, new: &mut Settings) {
     keep("proc_name", &old.proc_name, &mut new.proc_name);
     // The app is loaded in the master at start or never.
     keep("preload_app", &old.preload_app, &mut new.preload_app);
+    if preloaded {
+        // The master's Python (which the workers inherit) started in this one.
+        keep("virtualenv", &old.virtualenv, &mut new.virtualenv);
+    }
 }
 
 impl Master {
@@ -41,7 +45,7 @@ impl Master {
             None => Ok(self.settings.clone()),
         };
         let prepared = settings.and_then(|mut s| {
-            keep_start_only(&self.settings, &mut s);
+            keep_start_only(&self.settings, &mut s, self.preloaded.is_some());
             if let Some(mask) = s.umask {
                 // Before binding new unix sockets, as at start.
                 nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(

@@ -137,3 +137,24 @@ fn a_reload_applies_unix_socket_perms_to_a_kept_socket_file() {
     assert_eq!(mode(), 0o660);
     assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
 }
+
+/// With `preload_app` the master's Python, which every worker inherits, started in the start's
+/// virtualenv: a `virtualenv` changed in the file is named in a WARNING (it was silently
+/// kept).
+#[test]
+fn a_preloading_master_names_a_changed_virtualenv_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let d = start(&ini("listen = 127.0.0.1:0\npreload_app = true"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let other = dir.path().join("other-venv");
+    ini(&format!(
+        "listen = 127.0.0.1:0\npreload_app = true\nvirtualenv = {}",
+        other.display()
+    ));
+    let lines = hup(&d, 2);
+    let warned = "a changed virtualenv takes effect at the next start, not on reload";
+    assert_eq!(count(&lines, warned), 1, "{}", lines.join("\n"));
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+}
