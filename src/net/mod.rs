@@ -10,7 +10,7 @@ pub mod bind;
 pub mod privileges;
 
 pub use bind::{bind_tcp, bind_unix, from_inherited_fd, refit, BindError};
-pub use privileges::{Identity, PrivilegeError};
+pub use privileges::{set_umask, Identity, PrivilegeError};
 
 /// A bound, listening, non-blocking socket.
 #[derive(Debug)]

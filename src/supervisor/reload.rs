@@ -7,7 +7,7 @@ use super::pending::Pending;
 use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn};
 use crate::config::Settings;
-use crate::net::Identity;
+use crate::net::{self, Identity};
 
 /// Keys read only at start: a changed one is named in a WARNING and its running value kept, so
 /// the master's settings say what is in effect (and the next reload does not warn again).
@@ -46,21 +46,22 @@ impl Master {
         };
         let prepared = settings.and_then(|mut s| {
             keep_start_only(&self.settings, &mut s, self.preloaded.is_some());
-            if let Some(mask) = s.umask {
-                // Before binding new unix sockets, as at start.
-                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-                    mask as libc::mode_t,
-                ));
-            }
             // Renewed certificates are read here; a bad one fails the reload (old one kept).
             let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
-            super::logfiles::prepare(&s, id.as_ref())?;
-            let (set, fresh) = self
-                .listeners
-                .reopen(&s, id.as_ref())
-                .map_err(|e| e.to_string())?;
+            // New log files and unix sockets are made under the new umask, as at start; the
+            // master takes it only once the reload commits (its respawns keep the old one).
+            let before = s.umask.map(net::set_umask);
+            let made = super::logfiles::prepare(&s, id.as_ref()).and_then(|()| {
+                self.listeners
+                    .reopen(&s, id.as_ref())
+                    .map_err(|e| e.to_string())
+            });
+            if let Some(mask) = before {
+                nix::sys::stat::umask(mask);
+            }
+            let (set, fresh) = made?;
             Ok((s, id, set, fresh, tls))
         });
         let (settings, identity, listeners, fresh, tls) = match prepared {
@@ -117,6 +118,9 @@ impl Master {
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);
         self.settings = settings;
+        if let Some(mask) = self.settings.umask {
+            net::set_umask(mask);
+        }
         self.identity = identity;
         self.tls = tls;
         self.generation = generation;

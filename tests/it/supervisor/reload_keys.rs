@@ -158,3 +158,49 @@ fn a_preloading_master_names_a_changed_virtualenv_on_reload() {
     assert_eq!(count(&lines, warned), 1, "{}", lines.join("\n"));
     assert!(eventually(30, || ask(&addr, "/").is_some()));
 }
+
+/// The umask in /proc/PID/status.
+fn umask_of(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("Umask:"));
+    line.unwrap_or_default()
+        .trim_start_matches("Umask:")
+        .trim()
+        .to_string()
+}
+
+/// A reload gives its workers the new `umask`; a reload that fails leaves the master's as it
+/// was, so a worker respawned after it keeps the running configuration's (it got the failed
+/// file's umask).
+#[test]
+fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let d = start(&ini("listen = 127.0.0.1:0\numask = 022"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let worker = crate::util::children(d.pid())[0];
+    assert_eq!(umask_of(worker), "0022");
+    let missing = dir.path().join("missing.pem");
+    ini(&format!(
+        "listen = 127.0.0.1:0\numask = 077\ncertfile = {}",
+        missing.display()
+    ));
+    let lines = hup(&d, 2);
+    assert_eq!(count(&lines, "reload failed"), 1, "{}", lines.join("\n"));
+    assert_eq!(umask_of(d.pid()), "0022");
+    // SAFETY: kill(2) on our daemon's worker, which the master respawns.
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let respawned = || {
+        let c = crate::util::children(d.pid());
+        c.len() == 1 && c[0] != worker && ask(&addr, "/").is_some()
+    };
+    assert!(eventually(30, respawned));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0022");
+    // A good reload: new workers and then the master take the new umask.
+    ini("listen = 127.0.0.1:0\numask = 077");
+    hup(&d, 2);
+    assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
+    assert_eq!(umask_of(d.pid()), "0077");
+}
