@@ -111,9 +111,11 @@ impl Master {
             return;
         };
         let old_gen = self.generation;
-        let grace = Duration::from_secs(self.settings.graceful_timeout);
-        self.workers.stop_generation(old_gen, grace);
         let (generation, target, settings, listeners, identity, tls) = p.commit();
+        // The old workers drain with the new file's graceful_timeout: raising it is how an
+        // operator lets this reload's long requests finish.
+        let grace = Duration::from_secs(settings.graceful_timeout);
+        self.workers.stop_generation(old_gen, grace);
         let old = std::mem::replace(&mut self.listeners, listeners);
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);

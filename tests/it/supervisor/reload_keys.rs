@@ -204,3 +204,25 @@ fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
     assert_eq!(umask_of(d.pid()), "0077");
 }
+
+/// `graceful_timeout` raised in the file applies to the old workers this reload retires: a
+/// 3 s request they are serving finishes (with the start's 1 s it was cut, and the WARNING said
+/// to raise graceful_timeout, which the operator just had).
+#[test]
+fn a_reload_drains_the_old_workers_with_the_new_graceful_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let d = start(&ini("listen = 127.0.0.1:0\ngraceful_timeout = 1"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let a = addr.clone();
+    let slow = std::thread::spawn(move || ask(&a, "/sleep?3"));
+    // The request is in the old worker's app thread before the reload.
+    std::thread::sleep(Duration::from_millis(500));
+    ini("listen = 127.0.0.1:0\ngraceful_timeout = 30");
+    hup(&d, 2);
+    assert!(
+        slow.join().unwrap().is_some(),
+        "the in-flight request was cut"
+    );
+}
