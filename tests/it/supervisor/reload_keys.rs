@@ -226,3 +226,26 @@ fn a_reload_drains_the_old_workers_with_the_new_graceful_timeout() {
         "the in-flight request was cut"
     );
 }
+
+/// `error_log` set by a reload and unset by the next: the master's log comes back to the
+/// standard error it started with (it stayed in the file, with nothing saying so).
+#[test]
+fn a_reload_that_unsets_error_log_logs_to_the_original_stderr_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let d = start(&ini("listen = 127.0.0.1:0"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let file = dir.path().join("e.log");
+    ini(&format!(
+        "listen = 127.0.0.1:0\nerror_log = {}",
+        file.display()
+    ));
+    d.signal(libc::SIGHUP);
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(eventually(30, || read().contains("reload complete (generation 2)")));
+    ini("listen = 127.0.0.1:0");
+    let lines = hup(&d, 3);
+    assert!(count(&lines, "reload complete (generation 3)") == 1);
+    assert!(!read().contains("generation 3"), "{}", read());
+}
