@@ -4,7 +4,7 @@
 //! process's standard error at `error_log` (so Python tracebacks and `print(...,
 //! file=sys.stderr)` land in the same file as waitressd's lines).
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -162,10 +162,18 @@ pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 /// `sys.stderr` and anything a C extension writes all go there. `-` keeps standard error.
 pub fn redirect_stderr(path: &Path) -> std::io::Result<()> {
     if path == Path::new("-") {
+        restore_stderr();
         return Ok(());
     }
     let f = open_append(path)?;
     let _ = std::io::stderr().flush();
+    // The standard error the process started with, for `restore_stderr`.
+    ORIGINAL_STDERR.get_or_init(|| {
+        // SAFETY: F_DUPFD_CLOEXEC only duplicates descriptor 2 into a new one, owned below.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+        // SAFETY: `fd`, when valid, is a fresh descriptor nothing else owns.
+        (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    });
     // SAFETY: dup2 atomically replaces descriptor 2 with a copy of a descriptor we own; no Rust
     // object owns fd 2, and `f` is closed on drop while the copy stays.
     if unsafe { libc::dup2(f.as_raw_fd(), 2) } < 0 {
@@ -173,6 +181,21 @@ pub fn redirect_stderr(path: &Path) -> std::io::Result<()> {
     }
     recheck_journal();
     Ok(())
+}
+
+static ORIGINAL_STDERR: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> =
+    std::sync::OnceLock::new();
+
+/// Points standard error back at the one the process started with (a reload that unsets
+/// `error_log`, or an abandoned one that had set it); nothing if it was never redirected.
+pub fn restore_stderr() {
+    if let Some(Some(fd)) = ORIGINAL_STDERR.get() {
+        let _ = std::io::stderr().flush();
+        // SAFETY: dup2 replaces descriptor 2 with a copy of one this process keeps open.
+        if unsafe { libc::dup2(fd.as_raw_fd(), 2) } >= 0 {
+            recheck_journal();
+        }
+    }
 }
 
 #[cfg(test)]

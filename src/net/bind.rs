@@ -127,6 +127,33 @@ pub fn bind_unix(
     Ok(Listener::Unix(sock.into(), path.to_path_buf()))
 }
 
+/// A socket a reload keeps open gets the reloaded `backlog` (listen(2) again: Linux resizes
+/// the accept queue of a listening socket in place) and, for a unix socket whose file is still
+/// there, `perms` and `owner`, as `bind_unix` gives a new one.
+pub fn refit(
+    l: &Listener,
+    perms: u32,
+    backlog: i32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    match l {
+        Listener::Tcp(t) => socket2::SockRef::from(t).listen(backlog),
+        Listener::Unix(u, path) => {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_socket() => {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms))?;
+                    if let Some((uid, gid)) = owner {
+                        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+                    }
+                }
+                // Removed, or replaced by another kind of file: not ours to change.
+                _ => {}
+            }
+            socket2::SockRef::from(u).listen(backlog)
+        }
+    }
+}
+
 /// True if a process listens on the unix socket at `path` (a non-blocking connect: accepted
 /// or queued, or refused only because its backlog is full); false if it is stale.
 fn answers(path: &Path) -> std::io::Result<bool> {

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 pub mod bind;
 pub mod privileges;
 
-pub use bind::{bind_tcp, bind_unix, from_inherited_fd, BindError};
-pub use privileges::{Identity, PrivilegeError};
+pub use bind::{bind_tcp, bind_unix, from_inherited_fd, refit, BindError};
+pub use privileges::{set_umask, Identity, PrivilegeError};
 
 /// A bound, listening, non-blocking socket.
 #[derive(Debug)]

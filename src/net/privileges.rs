@@ -29,6 +29,13 @@ pub enum PrivilegeError {
     Verify(String),
 }
 
+/// Sets the process umask (`umask`); returns the one it replaces.
+pub fn set_umask(mask: u32) -> nix::sys::stat::Mode {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ))
+}
+
 /// Who the workers run as: `user` and/or `group` settings, resolved once in the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -26,9 +26,7 @@ pub(super) fn run(
     body: WorkerBody,
 ) -> Result<(), SupervisorError> {
     if let Some(mask) = settings.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-            mask as libc::mode_t,
-        ));
+        crate::net::set_umask(mask);
     }
     // Certificates are read first: a missing or mismatched file is exit 2, before binding.
     let tls =

@@ -111,8 +111,9 @@ impl ListenerSet {
         Ok(set)
     }
 
-    /// The set a reload to `settings` needs: unchanged entries share the open sockets (dup),
-    /// others are bound now. Returns the new set and the indices of freshly bound entries.
+    /// The set a reload to `settings` needs: unchanged entries share the open sockets (dup;
+    /// their `backlog`, `unix_socket_perms` and socket file owner set anew), others are bound
+    /// now. Returns the new set and the indices of freshly bound entries.
     pub fn reopen(
         &self,
         settings: &Settings,
@@ -139,7 +140,15 @@ impl ListenerSet {
             let l = match old {
                 Some(i) => {
                     used[i] = true;
-                    self.entries[i].1.try_clone().map_err(|source| match &w {
+                    let kept = self.entries[i].1.try_clone().and_then(|l| {
+                        if !matches!(w, Wanted::Inherited(_)) {
+                            // systemd's sockets keep its Backlog= and SocketMode=.
+                            let owner = identity.map(Identity::file_owner);
+                            net::refit(&l, settings.unix_socket_perms, settings.backlog, owner)?;
+                        }
+                        Ok(l)
+                    });
+                    kept.map_err(|source| match &w {
                         Wanted::Unix(path) => BindError::Unix {
                             path: path.clone(),
                             source,

@@ -78,11 +78,15 @@ fn meta_gid(m: &std::fs::Metadata) -> u32 {
     std::os::unix::fs::MetadataExt::gid(m)
 }
 
-/// Points this process's standard error at `error_log` (if set); errors are logged.
+/// Points this process's standard error at `error_log`, or back at the original one when it
+/// is unset; errors are logged.
 pub fn redirect(s: &Settings) {
-    if let Some(p) = &s.error_log {
-        if let Err(e) = crate::logging::redirect_stderr(p) {
-            super::log_error(&format!("cannot reopen error_log {}: {e}", p.display()));
+    match &s.error_log {
+        Some(p) => {
+            if let Err(e) = crate::logging::redirect_stderr(p) {
+                super::log_error(&format!("cannot reopen error_log {}: {e}", p.display()));
+            }
         }
+        None => crate::logging::restore_stderr(),
     }
 }

@@ -6,7 +6,35 @@ use std::time::{Duration, Instant};
 use super::pending::Pending;
 use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn};
-use crate::net::Identity;
+use crate::config::Settings;
+use crate::net::{self, Identity};
+
+/// Keys read only at start: a changed one is named in a WARNING and its running value kept, so
+/// the master's settings say what is in effect (and the next reload does not warn again).
+fn keep_start_only(old: &Settings, new: &mut Settings, preloaded: bool) {
+    fn keep<T: PartialEq + Clone>(key: &str, old: &T, new: &mut T) {
+        if new != old {
+            log_warn(&format!(
+                "a changed {key} takes effect at the next start, not on reload"
+            ));
+            *new = old.clone();
+        }
+    }
+    keep("pidfile", &old.pidfile, &mut new.pidfile);
+    keep(
+        "status_listen",
+        &old.edge.status_listen,
+        &mut new.edge.status_listen,
+    );
+    // Process titles and log prefixes are set once per process.
+    keep("proc_name", &old.proc_name, &mut new.proc_name);
+    // The app is loaded in the master at start or never.
+    keep("preload_app", &old.preload_app, &mut new.preload_app);
+    if preloaded {
+        // The master's Python (which the workers inherit) started in this one.
+        keep("virtualenv", &old.virtualenv, &mut new.virtualenv);
+    }
+}
 
 impl Master {
     pub(super) fn begin_reload(&mut self) {
@@ -16,28 +44,24 @@ impl Master {
             Some(f) => f(),
             None => Ok(self.settings.clone()),
         };
-        let prepared = settings.and_then(|s| {
-            if s.pidfile != self.settings.pidfile {
-                log_warn("a changed pidfile takes effect at the next start, not on reload");
-            }
-            if s.edge.status_listen != self.settings.edge.status_listen {
-                log_warn("a changed status_listen takes effect at the next start, not on reload");
-            }
-            if let Some(mask) = s.umask {
-                // Before binding new unix sockets, as at start.
-                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-                    mask as libc::mode_t,
-                ));
-            }
+        let prepared = settings.and_then(|mut s| {
+            keep_start_only(&self.settings, &mut s, self.preloaded.is_some());
             // Renewed certificates are read here; a bad one fails the reload (old one kept).
             let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
             let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
                 .map_err(|e| e.to_string())?;
-            super::logfiles::prepare(&s, id.as_ref())?;
-            let (set, fresh) = self
-                .listeners
-                .reopen(&s, id.as_ref())
-                .map_err(|e| e.to_string())?;
+            // New log files and unix sockets are made under the new umask, as at start; the
+            // master takes it only once the reload commits (its respawns keep the old one).
+            let before = s.umask.map(net::set_umask);
+            let made = super::logfiles::prepare(&s, id.as_ref()).and_then(|()| {
+                self.listeners
+                    .reopen(&s, id.as_ref())
+                    .map_err(|e| e.to_string())
+            });
+            if let Some(mask) = before {
+                nix::sys::stat::umask(mask);
+            }
+            let (set, fresh) = made?;
             Ok((s, id, set, fresh, tls))
         });
         let (settings, identity, listeners, fresh, tls) = match prepared {
@@ -87,13 +111,18 @@ impl Master {
             return;
         };
         let old_gen = self.generation;
-        let grace = Duration::from_secs(self.settings.graceful_timeout);
-        self.workers.stop_generation(old_gen, grace);
         let (generation, target, settings, listeners, identity, tls) = p.commit();
+        // The old workers drain with the new file's graceful_timeout: raising it is how an
+        // operator lets this reload's long requests finish.
+        let grace = Duration::from_secs(settings.graceful_timeout);
+        self.workers.stop_generation(old_gen, grace);
         let old = std::mem::replace(&mut self.listeners, listeners);
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);
         self.settings = settings;
+        if let Some(mask) = self.settings.umask {
+            net::set_umask(mask);
+        }
         self.identity = identity;
         self.tls = tls;
         self.generation = generation;

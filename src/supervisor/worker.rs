@@ -67,10 +67,15 @@ impl WorkerStart {
         format!("worker {} (pid {})", self.id, std::process::id())
     }
 
-    /// Common first steps of every worker body: title, privilege drop (fatal: exit 3), and the
-    /// parent-death signal (set after setuid, which clears it). Err = exit code.
+    /// Common first steps of every worker body: title, its generation's umask, privilege drop
+    /// (fatal: exit 3), and the parent-death signal (set after setuid, which clears it). Err =
+    /// exit code.
     pub fn enter(&self) -> Result<(), i32> {
         super::title::set(Some(self.id));
+        if let Some(mask) = self.settings.umask {
+            // A reload's workers are forked before the master takes their umask.
+            crate::net::set_umask(mask);
+        }
         if let Some(id) = &self.identity {
             if let Err(e) = id.assume() {
                 log_error(&format!("{}: {e}", self.tag()));

@@ -17,6 +17,7 @@ mod lifecycle;
 mod proxy_refused;
 mod recycle;
 mod reload;
+mod reload_keys;
 mod status;
 mod status_edges;
 mod systemd;
