@@ -1,7 +1,8 @@
 //! Integration tests: wsgi. `conformance`: fixture apps (tests/apps/wsgi) served by the real
 //! event loop and the real WSGI bridge in this process over loopback sockets (waitress's
 //! functional-test behaviours). `binary`: real Pyramid/Flask apps, the example, load failures
-//! and the venv under a bare environment, through the real `waitressd` binary. Shared client
+//! and the venv under a bare environment, through the real `waitressd` binary; `shapes`: every
+//! response shape × framing × transport on the binary. Shared client
 //! helpers below.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +19,7 @@ use crate::util;
 mod binary;
 mod conformance;
 mod probed;
+mod shapes;
 
 /// A server running in this process (event loop thread + app threads) over one fixture app.
 struct Served {
