@@ -2,8 +2,7 @@
 //! event loop and the real WSGI bridge in this process over loopback sockets (waitress's
 //! functional-test behaviours). `binary`: real Pyramid/Flask apps, the example, load failures
 //! and the venv under a bare environment, through the real `waitressd` binary; `shapes`: every
-//! response shape × framing × transport on the binary. Shared client
-//! helpers below.
+//! response shape × framing × transport on the binary. Shared client helpers below.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -79,8 +79,7 @@ fn expected(shape: &str, sizes: &[usize]) -> Vec<u8> {
     body
 }
 
-/// One parsed response: status line, lower-cased headers, de-framed body, and whether the
-/// body ended at the close.
+/// One parsed response: status line, lower-cased headers, de-framed body.
 struct Parsed {
     status_line: String,
     headers: Vec<(String, String)>,
@@ -101,7 +100,17 @@ fn line(r: &mut impl BufRead) -> Result<String, String> {
     match r.read_line(&mut l) {
         Ok(0) => Err("connection closed".into()),
         Ok(_) => Ok(l.trim_end_matches("\r\n").to_string()),
-        Err(e) => Err(format!("read failed ({e}; a hang if timed out)")),
+        Err(e) => Err(stalled(&e)),
+    }
+}
+
+/// Names a read error; the read timeout is a hang.
+fn stalled(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            "nothing more arrived within 10 s (a hang)".into()
+        }
+        _ => format!("read failed: {e}"),
     }
 }
 
@@ -125,9 +134,13 @@ fn parse(r: &mut impl BufRead, to_close: bool) -> Result<Parsed, String> {
     if let Some(cl) = p.header("content-length") {
         let cl: u64 = cl.parse().map_err(|_| format!("bad Content-Length {cl}"))?;
         let mut body = Vec::new();
-        r.take(cl)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("body read failed after {} bytes: {e}", body.len()))?;
+        r.take(cl).read_to_end(&mut body).map_err(|e| {
+            format!(
+                "body stalled after {} of {cl} bytes: {}",
+                body.len(),
+                stalled(&e)
+            )
+        })?;
         if body.len() as u64 != cl {
             return Err(format!("body cut at {} of {cl} bytes", body.len()));
         }
@@ -139,7 +152,7 @@ fn parse(r: &mut impl BufRead, to_close: bool) -> Result<Parsed, String> {
                 .map_err(|_| format!("bad chunk size line {size:?}"))?;
             let mut chunk = vec![0; n + 2];
             r.read_exact(&mut chunk)
-                .map_err(|e| format!("chunk of {n} cut: {e}"))?;
+                .map_err(|e| format!("chunk of {n} cut: {}", stalled(&e)))?;
             if &chunk[n..] != b"\r\n" {
                 return Err(format!("chunk of {n} not followed by CRLF"));
             }
@@ -150,8 +163,16 @@ fn parse(r: &mut impl BufRead, to_close: bool) -> Result<Parsed, String> {
         }
     } else if to_close {
         // A TLS peer that closes without close_notify is an error here: keep what came and
-        // let the byte comparison judge it.
-        let _ = r.read_to_end(&mut p.body);
+        // let the byte comparison judge it. A connection left open is a hang.
+        if let Err(e) = r.read_to_end(&mut p.body) {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                return Err(format!(
+                    "close-delimited body not closed after {} bytes: {}",
+                    p.body.len(),
+                    stalled(&e)
+                ));
+            }
+        }
     } else {
         return Err("no Content-Length nor chunked on a kept-alive response".into());
     }
