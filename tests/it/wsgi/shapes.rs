@@ -1,5 +1,5 @@
 //! The response-shape matrix through the real `waitressd` binary: every body shape an app can
-//! hand over (tests/apps/wsgi/shapes.py) × every framing (Content-Length, none, HTTP/1.0 with
+//! hand over (tests/apps/wsgi/shapes.py) × every framing (Content-Length, none; HTTP/1.0 with
 //! and without keep-alive) × plain TCP and TLS × `send_bytes` default and 18000. Each response
 //! is parsed and compared byte for byte; on a kept-alive connection a pipelined pair and a
 //! sequential request must then be answered too.
@@ -39,14 +39,18 @@ enum Framing {
     None10,
     /// HTTP/1.0 with `Connection: keep-alive`, the app sets Content-Length: kept alive.
     Cl10KeepAlive,
+    /// HTTP/1.0 with `Connection: keep-alive`, no Content-Length from the app: ends at the
+    /// close, unless the server knows the length and keeps the connection alive.
+    None10KeepAlive,
 }
 
 impl Framing {
-    const ALL: [Framing; 4] = [
+    const ALL: [Framing; 5] = [
         Framing::Cl11,
         Framing::None11,
         Framing::None10,
         Framing::Cl10KeepAlive,
+        Framing::None10KeepAlive,
     ];
 
     fn request(self, shape: &str) -> String {
@@ -57,11 +61,18 @@ impl Framing {
             Framing::Cl10KeepAlive => {
                 format!("GET /cl/{shape} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             }
+            Framing::None10KeepAlive => {
+                format!("GET /none/{shape} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            }
         }
     }
 
+    /// Whether the connection must stay open (None10KeepAlive: as the response says).
     fn keep_alive(self) -> bool {
-        !matches!(self, Framing::None10)
+        matches!(
+            self,
+            Framing::Cl11 | Framing::None11 | Framing::Cl10KeepAlive
+        )
     }
 }
 
@@ -201,7 +212,7 @@ fn check(p: &Parsed, framing: Framing, shape: &str, want: &[u8]) -> Result<(), S
                 return Err("HTTP/1.1 without a length is not chunked".into());
             }
         }
-        Framing::None10 => {
+        Framing::None10 | Framing::None10KeepAlive => {
             if p.header("transfer-encoding").is_some() {
                 return Err("Transfer-Encoding on HTTP/1.0".into());
             }
@@ -247,8 +258,22 @@ fn run_case<S: Read + Write>(
     send(c, req.as_bytes())?;
     let p = parse(c, !framing.keep_alive()).map_err(|e| format!("first response: {e}"))?;
     check(&p, framing, shape, want).map_err(|e| format!("first response: {e}"))?;
-    if !framing.keep_alive() {
-        return Ok(());
+    let kept = framing.keep_alive()
+        || (p.header("content-length").is_some()
+            && p.header("connection")
+                .is_some_and(|c| c.eq_ignore_ascii_case("keep-alive")));
+    if !kept {
+        if p.header("content-length").is_none() {
+            return Ok(()); // read to the close already
+        }
+        // A length the server knew, without keep-alive: the close must follow.
+        let mut b = [0u8; 1];
+        return match c.read(&mut b) {
+            Ok(0) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+            Ok(_) => Err("bytes after a response that does not keep the connection".into()),
+            Err(e) => Err(format!("connection left open: {}", stalled(&e))),
+        };
     }
     send(c, format!("{req}{req}").as_bytes())?;
     for n in ["pipelined 1", "pipelined 2"] {
@@ -322,7 +347,7 @@ fn every_response_shape_is_exact_in_every_framing_and_transport() {
             cases += matrix(&d, tls_on.then_some(ca.as_path()), &label, &mut failures);
         }
     }
-    assert_eq!(cases, SHAPES.len() * 4 * 4);
+    assert_eq!(cases, SHAPES.len() * Framing::ALL.len() * 4);
     assert!(
         failures.is_empty(),
         "{} of {cases} cases failed:\n{}",
