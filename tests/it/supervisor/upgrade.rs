@@ -301,3 +301,28 @@ fn usr2_during_a_reload_is_queued_then_upgrades() {
     assert!(new.is_some_and(|p| p != old && alive(p)));
     assert!(ask(&addr, "/").is_some(), "the new master serves");
 }
+
+/// A HUP while a USR2's new master still loads would start a reload whose workers the takeover
+/// kills: it is refused with the reason, and the upgrade completes.
+#[test]
+fn a_hup_during_an_upgrade_is_refused_and_the_upgrade_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = deployed(dir.path());
+    let pidfile = t.pidfile.clone();
+    let addr = t.d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    t.load_slowly(3);
+    t.d.signal(libc::SIGUSR2);
+    assert!(line_with(&t.d, "started the new master", 30).is_some());
+    t.d.signal(libc::SIGHUP);
+    let refused = line_with(&t.d, "SIGHUP ignored: a USR2 upgrade is under way", 30);
+    assert!(
+        refused.is_some_and(|l| l.contains("WARN")),
+        "refused with the reason"
+    );
+    let code = t.d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master handed over and stopped");
+    assert!(ask(&addr, "/").is_some(), "the new master serves");
+}
