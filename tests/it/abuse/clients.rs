@@ -87,6 +87,10 @@ fn clients_that_read_nothing_lose_their_app_threads_after_channel_timeout() {
     // queued): a fresh client is served once the stuck ones are cut.
     fresh_client_served(&addr, 30).expect("a fresh client is served after the cut");
     reader.join().unwrap().unwrap();
+    // The fresh client may have had the slow reader's thread (free once it stopped at 6 s)
+    // before the second stuck client was cut: give the sweep its channel_timeout and a turn
+    // more before reading them (a stuck client that reads is no longer stuck).
+    std::thread::sleep(Duration::from_secs(4));
     for s in &mut stuck {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut got = Vec::new();
