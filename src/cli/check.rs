@@ -7,15 +7,14 @@
 //! temporary files large bodies spill to. Exit code and message are the ones a start would give.
 use crate::config::Settings;
 use crate::exit;
-use crate::net::Identity;
 use crate::supervisor::{logfiles, options, spawn};
 
 /// Runs the checks; the process exit code.
 pub fn run(settings: &Settings) -> i32 {
-    let identity = match Identity::resolve(settings.user.as_deref(), settings.group.as_deref()) {
+    let identity = match options::identity(settings) {
         Ok(id) => id,
         Err(e) => {
-            eprintln!("waitressd: {e} (set user = / group = to an account that exists)");
+            eprintln!("waitressd: {e}");
             return exit::BOOT;
         }
     };

@@ -16,6 +16,7 @@ pub mod args;
 pub mod defs;
 pub mod edge;
 pub mod error;
+pub mod given;
 pub mod ini;
 pub mod interpolate;
 pub mod layers;
@@ -32,6 +33,7 @@ pub mod values;
 
 pub use args::{Action, CliArgs};
 pub use error::{ConfigError, Origin, ValueError};
+pub use given::Given;
 pub use print::{to_json, to_json_verbose};
 
 pub use layers::{collect, env_settings, warn_unknown_env, ENV_PREFIX};
@@ -203,6 +205,8 @@ pub struct Settings {
     pub reload: bool,
     /// The INI file and every `--reload-extra-file` (absolute), watched with `--reload`.
     pub reload_files: Vec<PathBuf>,
+    /// Where each given key came from, for errors found after validation (`Given::blame`).
+    pub given: Given,
 }
 
 impl Settings {

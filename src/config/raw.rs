@@ -93,6 +93,13 @@ fn convert(def: &Def, s: &str, base: &Path) -> Result<Val, String> {
     Ok(v)
 }
 
+/// A word waitress's `asbool` means as true or false (anything else it reads as false too,
+/// which is worth a warning); an empty value is false without one.
+fn is_bool_word(s: &str) -> bool {
+    let v = py_strip(s).to_lowercase();
+    as_bool(&v) || matches!(v.as_str(), "" | "f" | "false" | "n" | "no" | "off" | "0")
+}
+
 /// `64M` → ("64", 2^20): the suffix K, M or G (either case) as a multiplier.
 fn split_size(s: &str) -> (&str, i128) {
     let units = [('k', 1i128 << 10), ('m', 1 << 20), ('g', 1 << 30)];
@@ -161,6 +168,20 @@ impl<'a> Values<'a> {
                 return Err(err(r, format!("Unknown adjustment '{}'{hint}", r.key)));
             };
             let v = convert(def, &r.value, &r.base).map_err(|reason| err(r, reason))?;
+            if def.conv == Conv::Bool && !is_bool_word(&r.value) {
+                // waitress's asbool reads any other word as false; kept, but said.
+                log::warn!(
+                    "{}",
+                    ValueError {
+                        origin: r.origin.clone(),
+                        key: r.key.clone(),
+                        value: r.value.clone(),
+                        reason: "not a boolean: it reads as false, as in waitress; write \
+                                 true or false"
+                            .into(),
+                    }
+                );
+            }
             given.insert(def.name, (v, r));
         }
         Ok(Values { given })

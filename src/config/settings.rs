@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::listen::{self, Family};
 use super::raw::{err, presence_err, Raw, Values};
-use super::{AppSpec, ConfigError, Settings};
+use super::{AppSpec, ConfigError, Origin, Settings};
 use crate::http::log_format::Format;
 use crate::http::Peers;
 
@@ -184,6 +184,7 @@ pub fn build(raws: &[Raw], app: AppSpec, daemon: bool) -> Result<Settings, Confi
         log_config: None,
         reload: false,
         reload_files: Vec::new(),
+        given: super::Given::from_raws(raws),
     })
 }
 
@@ -214,6 +215,21 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
             "Invalid host/port specified: {}{fam}: {msg}",
             super::values::py_repr(&entries[i])
         );
+        let off = match family {
+            Family::Any => None,
+            Family::V4 => vals.raw("ipv6"),
+            Family::V6 => vals.raw("ipv4"),
+        };
+        if let Some(r) = off {
+            // `ipv4 = maybe` reads as false: the line that turned the family off is the fix.
+            let value = super::values::py_repr(&r.value);
+            let by = match &r.origin {
+                Origin::Ini { file, line, .. } => format!("{} = {value} at {file}:{line}", r.key),
+                Origin::Flag(flag) => format!("{flag} {value}"),
+                Origin::Env(var) => format!("environment {var}={value}"),
+            };
+            reason.push_str(&format!(" (turned off by {by})"));
+        }
         if let Some(path) = entries[i].strip_prefix("unix:") {
             reason.push_str(&format!(
                 " (listen takes HOST:PORT entries; for a unix socket set unix_socket = {path} \

@@ -29,6 +29,18 @@ pub enum PrivilegeError {
     Verify(String),
 }
 
+impl PrivilegeError {
+    /// The setting a lookup failure is about (`user` or `group`); None for a failed drop.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            PrivilegeError::UnknownUser(_) => Some("user"),
+            PrivilegeError::UnknownGroup(_) => Some("group"),
+            PrivilegeError::Lookup { what, .. } => Some(what),
+            PrivilegeError::Drop { .. } | PrivilegeError::Verify(_) => None,
+        }
+    }
+}
+
 /// Sets the process umask (`umask`); returns the one it replaces.
 pub fn set_umask(mask: u32) -> nix::sys::stat::Mode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(

@@ -12,7 +12,6 @@ use super::worker::Preloaded;
 use super::{log_info, RunOptions, SupervisorError};
 use crate::config::Settings;
 use crate::exit;
-use crate::net::Identity;
 
 fn boot<E: std::fmt::Display>(e: E) -> SupervisorError {
     SupervisorError::Boot(e.to_string())
@@ -32,8 +31,7 @@ pub(super) fn run(
     let tls =
         super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let sigfd = signals::block_and_open().map_err(|e| boot(format!("signals: {e}")))?;
-    let identity =
-        Identity::resolve(settings.user.as_deref(), settings.group.as_deref()).map_err(boot)?;
+    let identity = super::options::identity(&settings).map_err(boot)?;
     let handover = upgrade::take_handover();
     let from = handover.as_ref().map(|h| h.from);
     let handed_status = handover.as_ref().and_then(|h| h.status);

@@ -16,8 +16,9 @@ fn files(s: &Settings) -> impl Iterator<Item = (&'static str, &Path)> {
         .filter_map(|(key, path)| Some((key, path.as_deref().filter(|p| *p != Path::new("-"))?)))
 }
 
-/// Opens `path` for appending, creating it; Err = one line naming the key, the path and the fix.
-fn open(key: &str, path: &Path) -> Result<std::fs::File, String> {
+/// Opens `path` for appending, creating it; Err = one line naming where `key` was set, the
+/// path and the fix.
+fn open(s: &Settings, key: &str, path: &Path) -> Result<std::fs::File, String> {
     crate::logging::open_append(path).map_err(|e| {
         let fix = if path.is_dir() {
             format!("it is a directory: point {key} at a file in it")
@@ -27,7 +28,10 @@ fn open(key: &str, path: &Path) -> Result<std::fs::File, String> {
                  point {key} elsewhere"
             )
         };
-        format!("cannot open {key} {}: {e} ({fix})", path.display())
+        s.given.blame(
+            key,
+            format!("cannot open {key} {}: {e} ({fix})", path.display()),
+        )
     })
 }
 
@@ -36,7 +40,7 @@ fn open(key: &str, path: &Path) -> Result<std::fs::File, String> {
 pub fn check(s: &Settings) -> Result<(), String> {
     for (key, path) in files(s) {
         let existed = path.symlink_metadata().is_ok();
-        drop(open(key, path)?);
+        drop(open(s, key, path)?);
         if !existed {
             let _ = std::fs::remove_file(path);
         }
@@ -48,7 +52,7 @@ pub fn check(s: &Settings) -> Result<(), String> {
 /// naming the key, the path and the fix.
 pub fn prepare(s: &Settings, identity: Option<&Identity>) -> Result<(), String> {
     for (key, path) in files(s) {
-        let f = open(key, path)?;
+        let f = open(s, key, path)?;
         if let Some(id) = identity {
             let meta = f.metadata().map_err(|e| e.to_string())?;
             let (uid, gid) = (id.uid.unwrap_or(meta_uid(&meta)), id.gid);

@@ -1,7 +1,20 @@
 //! `Settings` → the sub-structs lower layers get (they never see all of `Settings`).
 use crate::config::Settings;
+use crate::net::Identity;
 use crate::server::ServerOptions;
 use crate::wsgi::WsgiOptions;
+
+/// The workers' identity (`user`, `group`), resolved in the master. Err = one line naming
+/// where the account was set and the fix.
+pub fn identity(s: &Settings) -> Result<Option<Identity>, String> {
+    Identity::resolve(s.user.as_deref(), s.group.as_deref()).map_err(|e| {
+        let key = e.setting().unwrap_or("user");
+        s.given.blame(
+            key,
+            format!("{e} (create the account, or set {key} = to one that exists)"),
+        )
+    })
+}
 
 pub fn server_options(s: &Settings) -> ServerOptions {
     ServerOptions {

@@ -7,7 +7,7 @@ use super::pending::Pending;
 use super::state::{Master, Phase};
 use super::{log_error, log_info, log_warn};
 use crate::config::Settings;
-use crate::net::{self, Identity};
+use crate::net;
 
 /// Keys read only at start: a changed one is named in a WARNING and its running value kept, so
 /// the master's settings say what is in effect (and the next reload does not warn again).
@@ -48,8 +48,7 @@ impl Master {
             keep_start_only(&self.settings, &mut s, self.preloaded.is_some());
             // Renewed certificates are read here; a bad one fails the reload (old one kept).
             let tls = super::tls::load_for(&s).map_err(|e| e.to_string())?;
-            let id = Identity::resolve(s.user.as_deref(), s.group.as_deref())
-                .map_err(|e| e.to_string())?;
+            let id = super::options::identity(&s)?;
             // New log files and unix sockets are made under the new umask, as at start; the
             // master takes it only once the reload commits (its respawns keep the old one).
             let before = s.umask.map(net::set_umask);

@@ -75,6 +75,7 @@ pub(super) fn settings(listen: Vec<SocketAddr>) -> Settings {
         log_config: None,
         reload: false,
         reload_files: Vec::new(),
+        given: Default::default(),
     }
 }
 

@@ -205,6 +205,7 @@ fn bad_configs_exit_2_with_file_line_key() {
         ("range_listen_port.ini", "out of range"),
         ("range_negative_body.ini", "must not be negative"),
         ("listen_empty.ini", "nothing to listen on"),
+        ("ipv4_maybe.ini", "ipv4_maybe.ini:6: [server:main] listen = '127.0.0.1:0': Invalid host/port specified: '127.0.0.1:0' with ipv4 off: Address family for hostname not supported (turned off by ipv4 = 'maybe' at ipv4_maybe.ini:7)"),
         ("waitressd_bad_access_log_format.ini", "waitressd_bad_access_log_format.ini:7: [server:main] access_log_format = '%(h)s %(zz)s': unknown access log atom %(zz)s (known: %(h)s %(l)s %(u)s %(t)s %(r)s %(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %(f)s %(a)s %(T)s %(M)s %(D)s %(L)s %(p)s, %({Header}i)s, %({Header}o)s, or json)"),
     ];
     for (file, needle) in cases {
@@ -220,6 +221,33 @@ fn bad_configs_exit_2_with_file_line_key() {
             !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
             "{err}"
         );
+    }
+}
+
+#[test]
+fn a_boolean_that_is_no_boolean_word_is_warned_about_with_its_line() {
+    // waitress's asbool reads `maybe` as false: kept (and the start may then fail elsewhere,
+    // as with ipv4 above), but the line is named with the fix.
+    let (code, _, err) = run(&["ipv4_maybe.ini", "--check-config"], &corpus());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "ipv4_maybe.ini:7: [server:main] ipv4 = 'maybe': not a boolean: it reads as false, \
+             as in waitress; write true or false"
+        ),
+        "{err}"
+    );
+    // Words asbool knows either way, and an empty value, are not warned about.
+    let dir = tempfile::tempdir().unwrap();
+    for v in ["no", "OFF", "0", "f", "", "Yes", "t"] {
+        let ini = dir.path().join("b.ini");
+        let text = format!(
+            "[app:main]\nuse = egg:myapp\n[server:main]\nuse = egg:waitress#main\nipv6 = {v}\n"
+        );
+        std::fs::write(&ini, text).unwrap();
+        let (code, _, err) = run(&[ini.to_str().unwrap(), "--print-config"], dir.path());
+        assert_eq!(code, 0, "{v:?}: {err}");
+        assert!(!err.contains("not a boolean"), "{v:?}: {err}");
     }
 }
 

@@ -20,17 +20,17 @@ const CASES: &[(&[&str], i32, &str)] = &[
     (
         &["envapp:app", "--user", "no-such-user-x"],
         3,
-        "unknown user",
+        "--user 'no-such-user-x': unknown user \"no-such-user-x\" (create the account, or set user = to one that exists)",
     ),
     (
         &["envapp:app", "--access-log=/nonexistent/dir/a.log"],
         3,
-        "cannot open access_log /nonexistent/dir/a.log: No such file or directory",
+        "--access-log '/nonexistent/dir/a.log': cannot open access_log /nonexistent/dir/a.log: No such file or directory",
     ),
     (
         &["envapp:app", "--error-log=/nonexistent/dir/e.log"],
         3,
-        "cannot open error_log /nonexistent/dir/e.log: No such file or directory",
+        "--error-log '/nonexistent/dir/e.log': cannot open error_log /nonexistent/dir/e.log: No such file or directory",
     ),
     (
         &["envapp:app", "--access-log=/"],
@@ -57,6 +57,54 @@ fn check_config_exits_with_the_starts_code_and_message() {
         let (got, _, start_err) = run(&a, &apps());
         assert_eq!(got, *code, "start {args:?}: {start_err}");
         assert!(start_err.contains(needle), "start {args:?}: {start_err}");
+    }
+}
+
+#[test]
+fn an_account_or_log_file_from_the_ini_names_its_file_and_line() {
+    // Found after validation (the account database, the filesystem), still named like a
+    // config error: file:line, key and value, then the fix.
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "user = no-such-user-x",
+            "user = 'no-such-user-x': unknown user",
+        ),
+        (
+            "group = no-such-group-x",
+            "group = 'no-such-group-x': unknown group",
+        ),
+        (
+            "access_log = /nonexistent/dir/a.log",
+            "access_log = '/nonexistent/dir/a.log': cannot open access_log",
+        ),
+        (
+            "error_log = /nonexistent/dir/e.log",
+            "error_log = '/nonexistent/dir/e.log': cannot open error_log",
+        ),
+    ];
+    for (line, needle) in cases {
+        let ini = dir.path().join("prod.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[app:main]\nuse = call:envapp:factory\n\n[server:main]\nuse = egg:waitress#main\n\
+                 listen = 127.0.0.1:0\n{line}\n"
+            ),
+        )
+        .unwrap();
+        let want = format!("{}:7: [server:main] {needle}", ini.display());
+        for extra in [&["--check-config"][..], &[]] {
+            let mut a = vec![ini.to_str().unwrap()];
+            a.extend(extra);
+            let (code, out, err) = run(&a, &apps());
+            assert_eq!(code, 3, "{line} {extra:?}: {out}{err}");
+            let last = err.lines().last().unwrap_or("");
+            assert!(
+                last.starts_with("waitressd: ") && last.contains(&want),
+                "{line} {extra:?}: want {want:?} in: {err}"
+            );
+        }
     }
 }
 
