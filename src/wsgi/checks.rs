@@ -122,11 +122,17 @@ pub(crate) fn checked_headers(
 /// `k, v = item`, as waitress's `for k, v in headers` unpacks a header: a two-item list
 /// (`[["X-A", "1"]]`, e.g. headers read back from JSON) is a pair as well as a tuple is.
 fn unpack_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    if let Ok(list) = item.cast::<PyList>() {
+    // The tuple, by far the common case, is tried first.
+    if let Ok(pair) = item.cast::<PyTuple>() {
+        if pair.len() == 2 {
+            return Ok((pair.get_item(0)?, pair.get_item(1)?));
+        }
+    } else if let Ok(list) = item.cast::<PyList>() {
         if list.len() == 2 {
             return Ok((list.get_item(0)?, list.get_item(1)?));
         }
     }
+    // Anything else fails here with Python's own unpacking error.
     item.extract()
 }
 

@@ -8,6 +8,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 
 const HELPER_SOURCE: &str = include_str!("helper.py");
+/// The app's `sys.stdout`/`sys.stderr` wrapper, a module of its own that helper.py imports.
+const STDIO_SOURCE: &str = include_str!("stdio.py");
 
 static HELPER: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -16,11 +18,14 @@ static HELPER: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 pub(crate) fn helper(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     HELPER
         .get_or_try_init(py, || {
+            let modules = py.import("sys")?.getattr("modules")?;
+            let code = CString::new(STDIO_SOURCE).expect("stdio.py has no NUL");
+            let stdio =
+                PyModule::from_code(py, &code, c"<waitressd>/stdio.py", c"_waitressd_stdio")?;
+            modules.set_item("_waitressd_stdio", &stdio)?;
             let code = CString::new(HELPER_SOURCE).expect("helper.py has no NUL");
             let m = PyModule::from_code(py, &code, c"<waitressd>/helper.py", c"_waitressd")?;
-            py.import("sys")?
-                .getattr("modules")?
-                .set_item("_waitressd", &m)?;
+            modules.set_item("_waitressd", &m)?;
             Ok::<_, PyErr>(m.unbind())
         })
         .map(|m| m.bind(py))
