@@ -212,6 +212,10 @@ impl Write {
             s.write(py, &copy)
         } else if let Some(copy) = memoryview_bytes(data)? {
             s.write(py, &copy)
+        } else if !data.is_truthy()? {
+            // waitress writes only `if data`: a falsy argument ("", None, 0, []) puts the head
+            // out and sends nothing, as write(b"") does.
+            s.write(py, b"")
         } else {
             // waitress writes the head before it trips over the data.
             s.send_head(py)
