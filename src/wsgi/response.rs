@@ -83,11 +83,13 @@ impl RequestObjects {
             |i, ()| {
                 i.gen.store(gen, Ordering::Relaxed);
                 i.has_body.store(has_body, Ordering::Relaxed);
+                i.closed.store(false, Ordering::Relaxed);
             },
             |()| Input {
                 ctx: ctx.clone(),
                 gen: AtomicU64::new(gen),
                 has_body: AtomicBool::new(has_body),
+                closed: AtomicBool::new(false),
             },
         )?;
         let gone = reuse(

@@ -33,5 +33,11 @@ def app(environ, start_response):
         # a first item without a length (None) fails before the head goes out (a 500).
         start_response("200 OK", [("Content-Type", "text/plain")])
         return {"empty-str": [""], "none": [None], "empty-then": ["", b"x"]}[rest]
+    if kind == "input":
+        ops = environ["QUERY_STRING"].replace("%20", " ")
+        body = json.dumps(_ops(environ, ops)).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such probe"]
