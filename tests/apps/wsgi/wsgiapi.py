@@ -39,5 +39,24 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
+    if kind == "errors":
+        # Used as the text stream waitress's sys.stderr is (logging.StreamHandler, print).
+        e = environ["wsgi.errors"]
+        res = []
+        for op in ("e.encoding", "e.closed", "e.writable()", "isinstance(e, io.TextIOBase)",
+                   "e.fileno() >= 0", "print('from print', file=e)", "e.flush()"):
+            try:
+                res.append(repr(eval(op, {"e": e, "io": io})))
+            except Exception as ex:
+                res.append("%s: %s" % (type(ex).__name__, ex))
+        body = json.dumps(res).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if kind == "past-end":
+        # A file positioned past its end (a Range middleware's bad arithmetic): nothing to send.
+        f = open(environ["HTTP_X_FILE"], "rb")
+        f.seek(1000)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f)
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such probe"]

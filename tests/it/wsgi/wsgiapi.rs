@@ -136,3 +136,43 @@ fn wsgi_input_seeks_tells_and_reads_again_as_waitress_bytesio_does() {
         ]
     );
 }
+
+/// waitress's `wsgi.errors` is `sys.stderr`, a text stream: apps read its `encoding`,
+/// `closed`, `writable()` and `fileno()` (handlers and wrappers that check the stream first).
+/// waitressd's stream had only write/writelines/flush: AttributeError, a 500.
+#[test]
+fn wsgi_errors_is_a_text_stream_with_its_attributes() {
+    let d = daemon();
+    let r = request(
+        &d.addr(),
+        b"GET /errors HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let got: Vec<String> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        got,
+        ["'utf-8'", "False", "True", "True", "True", "None", "None"]
+    );
+}
+
+/// A `wsgi.file_wrapper` over a file positioned past its end (a range middleware's bad
+/// arithmetic) has nothing to send: an empty 200. waitress sends `Content-Length: -N` and
+/// hangs; waitressd answered 500 (`can't convert negative int to unsigned`).
+#[test]
+fn a_file_wrapper_positioned_past_the_end_sends_an_empty_body() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.bin");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let req = format!(
+        "GET /past-end HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    let mut c = connect(&d.addr());
+    for round in 0..2 {
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        assert!(r.body.is_empty(), "round {round}: {r:?}");
+    }
+}
