@@ -65,6 +65,11 @@ pub trait Exchange {
         }
         Ok(())
     }
+    /// Moves the read position of `body` to `to` bytes from its start (`wsgi.input.seek`): the
+    /// body is complete and kept whole, so it can be read again. Past the end reads as the end.
+    fn seek_body(&mut self, to: u64);
+    /// The read position of `body` (`wsgi.input.tell`); plus `body_remaining`, the body's length.
+    fn body_position(&self) -> u64;
     /// Records (or, before the head is sent, replaces) the response status and headers.
     /// Status and headers are already validated by the caller (the WSGI layer's start_response
     /// checks); `content_length` is the length they give, as the caller read it (the last

@@ -273,13 +273,30 @@ def format_exception(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-class ErrorStream:
+class ErrorStream(io.TextIOBase):
     """``wsgi.errors``: a text stream whose lines go to the ``wsgi.errors`` logger (level ERROR),
-    so an INI's [loggers] setup decides where they end up. Line-buffered per thread."""
+    so an INI's [loggers] setup decides where they end up. Line-buffered per thread.
+
+    A TextIOBase, as waitress's ``sys.stderr`` is, with its attributes (``encoding``,
+    ``closed``, ``writable()``, ``fileno()`` of the process's standard error). One stream serves
+    every request, so ``close()`` does nothing (waitress's closed ``sys.stderr`` for good)."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
 
     def __init__(self):
+        super().__init__()
         self._local = threading.local()
         self._log = logging.getLogger("wsgi.errors")
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+
+    def close(self):
+        pass
 
     def write(self, s):
         if not isinstance(s, str):
@@ -327,14 +344,15 @@ class FileWrapper:
             self.tell = file.tell
 
     def prepare(self, size=None):
-        """Bytes from the current position to EOF (capped at ``size``), 0 when not seekable."""
+        """Bytes from the current position to EOF (capped at ``size``), 0 when not seekable
+        or positioned at or past the end (waitress sent a negative Content-Length then)."""
         if not _is_seekable(self.file):
             return 0
         start = self.file.tell()
         self.file.seek(0, 2)
         end = self.file.tell()
         self.file.seek(start)
-        remain = end - start
+        remain = max(end - start, 0)
         return remain if size is None else min(remain, size)
 
     def fileno_at(self):

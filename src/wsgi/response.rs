@@ -83,11 +83,13 @@ impl RequestObjects {
             |i, ()| {
                 i.gen.store(gen, Ordering::Relaxed);
                 i.has_body.store(has_body, Ordering::Relaxed);
+                i.closed.store(false, Ordering::Relaxed);
             },
             |()| Input {
                 ctx: ctx.clone(),
                 gen: AtomicU64::new(gen),
                 has_body: AtomicBool::new(has_body),
+                closed: AtomicBool::new(false),
             },
         )?;
         let gone = reuse(
@@ -212,6 +214,10 @@ impl Write {
             s.write(py, &copy)
         } else if let Some(copy) = memoryview_bytes(data)? {
             s.write(py, &copy)
+        } else if !data.is_truthy()? {
+            // waitress writes only `if data`: a falsy argument ("", None, 0, []) puts the head
+            // out and sends nothing, as write(b"") does.
+            s.write(py, b"")
         } else {
             // waitress writes the head before it trips over the data.
             s.send_head(py)

@@ -303,13 +303,24 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
             copy = b;
             &copy
         } else {
+            // waitress takes the first item's len() before anything goes out: an item without
+            // one (an int, from an app that returned bytes instead of a list of them; None)
+            // fails with the head unsent, which gives the client a 500.
+            let lenless = first && !chunk.hasattr("__len__")?;
             if !chunk.is_truthy()? {
+                if lenless {
+                    return Err(PyTypeError::new_err(format!(
+                        "object of type '{}' has no len()",
+                        chunk.get_type().name()?
+                    )));
+                }
+                // Skipped (waitress writes only `if chunk`); a falsy first item with a length
+                // ("", []) still sizes a one-item body: Content-Length 0.
+                if std::mem::take(&mut first) {
+                    one_item_length(ctx, gen, app_iter, 0)?;
+                }
                 continue;
             }
-            // waitress takes the first item's len() before anything goes out: an item without
-            // one (an int, from an app that returned bytes instead of a list of them) fails
-            // with the head unsent, which gives the client a 500.
-            let lenless = first && !chunk.hasattr("__len__")?;
             let mut s = ctx.lock(gen)?;
             if s.started && !lenless {
                 // waitress sends the head, then fails on the data: the connection is cut.
@@ -321,15 +332,8 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
                 chunk.get_type().name()?
             )));
         };
-        if first {
-            first = false;
-            // PEP 3333 / waitress: a one-item iterable gives the Content-Length for free.
-            let mut s = ctx.lock(gen)?;
-            if s.content_length.is_none() && !s.handed && s.started && len_is_one(app_iter)? {
-                s.headers
-                    .push(("Content-Length".to_string(), data.len().to_string()));
-                s.content_length = Some(data.len() as u64);
-            }
+        if std::mem::take(&mut first) {
+            one_item_length(ctx, gen, app_iter, data.len())?;
         }
         if !data.is_empty() {
             let mut s = ctx.lock(gen)?;
@@ -344,6 +348,18 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
                 s.ex().app_may_block();
             }
         }
+    }
+    Ok(())
+}
+
+/// PEP 3333 / waitress: a one-item iterable gives the Content-Length for free (its first and
+/// only item is `len` bytes long).
+fn one_item_length(ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>, len: usize) -> PyResult<()> {
+    let mut s = ctx.lock(gen)?;
+    if s.content_length.is_none() && !s.handed && s.started && len_is_one(app_iter)? {
+        s.headers
+            .push(("Content-Length".to_string(), len.to_string()));
+        s.content_length = Some(len as u64);
     }
     Ok(())
 }

@@ -117,6 +117,13 @@ impl Exchange for Mock {
     fn body_remaining(&self) -> u64 {
         (self.body.get_ref().len() as u64).saturating_sub(self.body.position())
     }
+    fn seek_body(&mut self, to: u64) {
+        let len = self.body.get_ref().len() as u64;
+        self.body.set_position(to.min(len));
+    }
+    fn body_position(&self) -> u64 {
+        self.body.position()
+    }
     fn start_response(
         &mut self,
         status: &str,

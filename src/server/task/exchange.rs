@@ -1,7 +1,7 @@
 //! The `Exchange` the app drives on a `Task`: the request body's reads, `start_response`,
 //! body writes (the head with the first) and files (`frame_file`), the back-pressure question
 //! and the gathered-output hint. Part of `task` (a child module: it reaches the task's state).
-use std::io::BufRead;
+use std::io::{BufRead, Seek, SeekFrom};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -25,6 +25,15 @@ impl Exchange for Task<'_> {
 
     fn read_body_uninit(&mut self, out: &mut [std::mem::MaybeUninit<u8>]) -> std::io::Result<()> {
         self.body.read_exact_uninit(out)
+    }
+
+    fn seek_body(&mut self, to: u64) {
+        // From the start: cannot fail (a position past the end is clamped to it).
+        let _ = self.body.seek(SeekFrom::Start(to));
+    }
+
+    fn body_position(&self) -> u64 {
+        self.body.len() - self.body.remaining()
     }
 
     fn start_response(

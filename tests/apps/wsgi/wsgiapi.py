@@ -1,0 +1,62 @@
+"""What the WSGI differential probe against waitress 3.0.2 found apps can do: falsy write()
+arguments and body items, a seekable wsgi.input, wsgi.errors as a text stream, a file_wrapper
+over a file positioned past its end. One app, by the first path segment."""
+import io
+import json
+
+
+def _ops(environ, ops):
+    """Evaluates each `|`-separated expression on `inp` (wsgi.input); repr of each result."""
+    inp = environ["wsgi.input"]
+    out = []
+    for op in ops.split("|"):
+        try:
+            out.append(repr(eval(op, {"inp": inp, "io": io})))
+        except Exception as e:
+            out.append("%s: %s" % (type(e).__name__, e))
+    return out
+
+
+def app(environ, start_response):
+    kind, _, rest = environ["PATH_INFO"][1:].partition("/")
+    if kind == "falsy-write":
+        # waitress's write() sends nothing for a falsy argument ("", None, 0, []) after
+        # putting the head out; the rest of the body follows.
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"a")
+        for v in ("", None, 0, False, []):
+            write(v)
+        write(b"b")
+        return [b"c"]
+    if kind == "falsy-item":
+        # waitress takes len() of the first item: a one-item [""] is Content-Length 0, and
+        # a first item without a length (None) fails before the head goes out (a 500).
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return {"empty-str": [""], "none": [None], "empty-then": ["", b"x"]}[rest]
+    if kind == "input":
+        ops = environ["QUERY_STRING"].replace("%20", " ")
+        body = json.dumps(_ops(environ, ops)).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    if kind == "errors":
+        # Used as the text stream waitress's sys.stderr is (logging.StreamHandler, print).
+        e = environ["wsgi.errors"]
+        res = []
+        for op in ("e.encoding", "e.closed", "e.writable()", "isinstance(e, io.TextIOBase)",
+                   "e.fileno() >= 0", "print('from print', file=e)", "e.flush()"):
+            try:
+                res.append(repr(eval(op, {"e": e, "io": io})))
+            except Exception as ex:
+                res.append("%s: %s" % (type(ex).__name__, ex))
+        body = json.dumps(res).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if kind == "past-end":
+        # A file positioned past its end (a Range middleware's bad arithmetic): nothing to send.
+        f = open(environ["HTTP_X_FILE"], "rb")
+        f.seek(1000)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f)
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"no such probe"]

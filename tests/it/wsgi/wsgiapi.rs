@@ -1,0 +1,178 @@
+//! What the differential probe of the WSGI API against waitress 3.0.2 found apps can depend
+//! on, through the real `waitressd` binary (app `tests/apps/wsgi/wsgiapi.py`): falsy `write()`
+//! arguments and body items, a seekable `wsgi.input`, `wsgi.errors` as a text stream, and a
+//! `wsgi.file_wrapper` over a file positioned past its end.
+use super::{closed, connect, read_response, request, send};
+use crate::util;
+
+fn daemon() -> util::Daemon {
+    util::Daemon::start(
+        &["--app", "wsgiapi:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    )
+}
+
+/// waitress's `write()` sends nothing for a falsy argument (`""`, `None`, `0`, `False`, `[]`)
+/// and the body goes on; waitressd raised TypeError, so the response was cut after `a` (an
+/// unterminated chunked body).
+#[test]
+fn falsy_write_arguments_send_nothing_and_the_body_goes_on() {
+    let d = daemon();
+    let r = request(
+        &d.addr(),
+        b"GET /falsy-write HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(String::from_utf8_lossy(&r.body), "abc");
+}
+
+/// waitress takes `len()` of the first body item: a one-item `[""]` is an empty body of
+/// Content-Length 0 (so an HTTP/1.0 keep-alive connection stays open; waitressd closed it,
+/// having no length), and a first item without a length (`[None]`) is a 500 before the head
+/// (waitressd sent an empty 200).
+#[test]
+fn falsy_first_body_items_are_sized_as_waitress_sizes_them() {
+    let d = daemon();
+    let mut c = connect(&d.addr());
+    for round in 0..2 {
+        send(
+            &mut c,
+            b"GET /falsy-item/empty-str HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        );
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-length"), Some("0"), "round {round}");
+        assert_eq!(r.header("connection"), Some("Keep-Alive"), "round {round}");
+        assert!(r.body.is_empty());
+    }
+    let mut c = connect(&d.addr());
+    send(&mut c, b"GET /falsy-item/none HTTP/1.1\r\nHost: h\r\n\r\n");
+    let r = read_response(&mut c).expect("a response");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(closed(&mut c), "kept open after a 500");
+    // A falsy item that is not first is skipped, as before.
+    let r = request(
+        &d.addr(),
+        b"GET /falsy-item/empty-then HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"x");
+}
+
+/// The results of the `|`-separated expressions `ops` on `wsgi.input` for a request of `body`.
+fn input_ops(addr: &str, ops: &str, body: &[u8]) -> Vec<String> {
+    let mut req = format!(
+        "POST /input?{ops} HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let r = request(addr, &req);
+    assert_eq!(
+        r.status,
+        200,
+        "{ops}: {:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// waitress's `wsgi.input` is a BytesIO (a temporary file once spilled), and apps use more of
+/// it than PEP 3333's read/readline: middleware that reads the body to check a signature or
+/// log it and then `seek(0)`s for the app, `tell()`, `readinto()` (Werkzeug's LimitedStream
+/// prefers it), `with`/`close()`. waitressd's input had read/readline/readlines only: such an
+/// app got AttributeError, a 500. In memory and spilled past `inbuf_overflow` alike.
+#[test]
+fn wsgi_input_seeks_tells_and_reads_again_as_waitress_bytesio_does() {
+    let d = daemon();
+    let got = input_ops(
+        &d.addr(),
+        "inp.read(5)|inp.tell()|inp.seek(0)|inp.read()|inp.seek(-5,2)|inp.readinto(bytearray(3))\
+         |inp.tell()|inp.seek(-2,1)|inp.read1()|inp.seekable()|inp.readable()|inp.seek(-1)\
+         |inp.closed|inp.close()|inp.closed|inp.read()",
+        b"hello\nworld",
+    );
+    let want = [
+        "b'hello'",
+        "5",
+        "0",
+        "b'hello\\nworld'",
+        "6",
+        "3",
+        "9",
+        "7",
+        "b'orld'",
+        "True",
+        "True",
+        "ValueError: negative seek value -1",
+        "False",
+        "None",
+        "True",
+        "ValueError: I/O operation on closed file.",
+    ];
+    assert_eq!(got, want);
+    // A body past inbuf_overflow (512 KiB) lives in a temporary file: read again all the same.
+    let body: Vec<u8> = (0..600_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let got = input_ops(
+        &d.addr(),
+        "len(inp.read())|inp.seek(599995)|inp.read()|inp.seek(0)|inp.read(3)|len(inp.read())\
+         |inp.seek(0,2)|inp.tell()",
+        &body,
+    );
+    let tail = String::from_utf8_lossy(&body[599_995..]).to_string();
+    assert_eq!(
+        got,
+        [
+            "600000".to_string(),
+            "599995".to_string(),
+            format!("b'{tail}'"),
+            "0".to_string(),
+            "b'abc'".to_string(),
+            "599997".to_string(),
+            "600000".to_string(),
+            "600000".to_string(),
+        ]
+    );
+}
+
+/// waitress's `wsgi.errors` is `sys.stderr`, a text stream: apps read its `encoding`,
+/// `closed`, `writable()` and `fileno()` (handlers and wrappers that check the stream first).
+/// waitressd's stream had only write/writelines/flush: AttributeError, a 500.
+#[test]
+fn wsgi_errors_is_a_text_stream_with_its_attributes() {
+    let d = daemon();
+    let r = request(
+        &d.addr(),
+        b"GET /errors HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let got: Vec<String> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        got,
+        ["'utf-8'", "False", "True", "True", "True", "None", "None"]
+    );
+}
+
+/// A `wsgi.file_wrapper` over a file positioned past its end (a range middleware's bad
+/// arithmetic) has nothing to send: an empty 200. waitress sends `Content-Length: -N` and
+/// hangs; waitressd answered 500 (`can't convert negative int to unsigned`).
+#[test]
+fn a_file_wrapper_positioned_past_the_end_sends_an_empty_body() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.bin");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let req = format!(
+        "GET /past-end HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    let mut c = connect(&d.addr());
+    for round in 0..2 {
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        assert!(r.body.is_empty(), "round {round}: {r:?}");
+    }
+}
