@@ -6,6 +6,7 @@ Only the cold paths live here; the per-request path (environ, start_response, it
 """
 import contextlib
 import faulthandler
+import io
 import logging
 import os
 import sys
