@@ -51,7 +51,7 @@ impl Master {
         if let Phase::Reloading(p) = &self.phase {
             next = next.min(p.deadline());
         }
-        if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline()) {
+        if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline(now)) {
             next = next.min(at);
         }
         // Rounded up: waking a fraction of a millisecond early would spin until the deadline.

@@ -205,15 +205,19 @@ impl Status {
             && (self.conns.len() < MAX_ACTIVE || self.victim(now).is_some())
     }
 
-    /// When the master must wake for this module at the latest: a connection's deadline, the
-    /// end of an accept pause, or (every slot taken) the first connection becoming evictable.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    /// When the master must wake for this module at the latest, seen at `now`: a connection's
+    /// deadline, the end of an accept pause, or (every slot taken) the next connection to
+    /// become evictable. One evictable already needs no wake: the listener is polled then
+    /// (`accepting`), so a waiting client wakes the master; an instant already past would make
+    /// it spin until the idle connections expire.
+    pub(super) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let conns = self.conns.iter().map(|c| c.deadline());
         let evictable = self
             .conns
             .iter()
             .filter(|c| self.conns.len() >= MAX_ACTIVE && c.eviction_rank().is_some())
-            .map(|c| c.opened + EVICT_MIN_AGE);
+            .map(|c| c.opened + EVICT_MIN_AGE)
+            .filter(|&at| at > now);
         conns.chain(evictable).chain(self.paused_until).min()
     }
 
