@@ -303,13 +303,13 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
             copy = b;
             &copy
         } else {
-            if !chunk.is_truthy()? {
+            // waitress takes the first item's len() before anything goes out, falsy or not: an
+            // item without one (an int, from an app that returned bytes instead of a list of
+            // them; None) fails with the head unsent, which gives the client a 500.
+            let lenless = first && !chunk.hasattr("__len__")?;
+            if !lenless && !chunk.is_truthy()? {
                 continue;
             }
-            // waitress takes the first item's len() before anything goes out: an item without
-            // one (an int, from an app that returned bytes instead of a list of them) fails
-            // with the head unsent, which gives the client a 500.
-            let lenless = first && !chunk.hasattr("__len__")?;
             let mut s = ctx.lock(gen)?;
             if s.started && !lenless {
                 // waitress sends the head, then fails on the data: the connection is cut.
