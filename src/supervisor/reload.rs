@@ -119,6 +119,7 @@ impl Master {
         let old = std::mem::replace(&mut self.listeners, listeners);
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);
+        self.listeners.refit(&settings, identity.as_ref());
         self.settings = settings;
         if let Some(mask) = self.settings.umask {
             net::set_umask(mask);

@@ -138,6 +138,37 @@ fn a_reload_applies_unix_socket_perms_to_a_kept_socket_file() {
     assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
 }
 
+/// A reload abandoned because its workers fail to boot leaves the kept socket file with the
+/// running configuration's `unix_socket_perms` (the abandoned file's 0666 stayed, while the
+/// log said it still served the old configuration).
+#[test]
+fn an_abandoned_reload_leaves_the_unix_socket_perms_of_the_running_configuration() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, good).unwrap();
+    let path = dir.path().join("w.sock");
+    let server = |perms: &str| {
+        format!(
+            "unix_socket = {}\nunix_socket_perms = {perms}",
+            path.display()
+        )
+    };
+    let d = super::failures::start_deployed(dir.path(), &server("600"));
+    let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600);
+    let ready = super::failures::line_with(&d, "worker(s) ready", 30);
+    assert!(ready.is_some(), "serving before the deploy breaks");
+    std::fs::write(&module, "raise ImportError('broken deploy')\n").unwrap();
+    write_ini(dir.path(), "deployed:make_app", "one", &server("666"));
+    d.signal(libc::SIGHUP);
+    let aborted = super::failures::line_with(&d, "reload aborted", 60);
+    assert!(aborted.is_some(), "the reload was abandoned");
+    assert_eq!(mode(), 0o600, "the running configuration's permissions");
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+}
+
 /// With `preload_app` the master's Python, which every worker inherits, started in the start's
 /// virtualenv: a `virtualenv` changed in the file is named in a WARNING (it was silently
 /// kept).
