@@ -52,7 +52,7 @@ impl Master {
                 .map_err(|e| e.to_string())?;
             // New log files and unix sockets are made under the new umask, as at start; the
             // master takes it only once the reload commits (its respawns keep the old one).
-            let before = s.umask.map(net::set_umask);
+            let before = net::set_umask(s.umask);
             let made = super::logfiles::prepare(&s, id.as_ref()).and_then(|()| {
                 self.listeners
                     .reopen(&s, id.as_ref())
@@ -121,9 +121,7 @@ impl Master {
         drop(old);
         self.listeners.refit(&settings, identity.as_ref());
         self.settings = settings;
-        if let Some(mask) = self.settings.umask {
-            net::set_umask(mask);
-        }
+        net::set_umask(self.settings.umask);
         self.identity = identity;
         self.tls = tls;
         self.generation = generation;

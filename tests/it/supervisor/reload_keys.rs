@@ -236,6 +236,25 @@ fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
     assert_eq!(umask_of(d.pid()), "0077");
 }
 
+/// A reload that removes `umask` from the file gives its workers, then the master, the umask
+/// the server started with, as a start with that file would (the last configured one stayed).
+#[test]
+fn a_reload_that_unsets_umask_gives_back_the_umask_the_server_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let started = umask_of(std::process::id() as i32);
+    assert_ne!(started, "0077", "the test runs with another umask");
+    let d = start(&ini("listen = 127.0.0.1:0\numask = 077"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
+    ini("listen = 127.0.0.1:0");
+    hup(&d, 2);
+    assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), started);
+    assert_eq!(umask_of(d.pid()), started);
+}
+
 /// `graceful_timeout` raised in the file applies to the old workers this reload retires: a
 /// 3 s request they are serving finishes (with the start's 1 s it was cut, and the WARNING said
 /// to raise graceful_timeout, which the operator just had).
