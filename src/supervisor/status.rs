@@ -12,12 +12,11 @@
 //! waits, the connection open longest without a request (or answered, its client neither
 //! closing nor reading) is closed to make room once it is `EVICT_MIN_AGE` old (`evict_one`):
 //! idle or slow connections, a port scanner's say, cannot keep a liveness probe from being
-//! answered. A connection (in
-//! `status::conn`) ends in order: once the
-//! response is written the master shuts its side for writing and discards what the client
-//! still sends (a body, pipelined requests, the rest of an oversized head) until the client's
-//! end of file; closing a socket with unread bytes would send a reset instead, and a client
-//! still sending would see its send fail and might never read the response.
+//! answered. A connection (in `status::conn`) ends in order: once the response is written the
+//! master shuts its side for writing and discards what the client still sends (a body,
+//! pipelined requests, the rest of an oversized head) until the client's end of file; closing
+//! a socket with unread bytes would send a reset instead, and a client still sending would see
+//! its send fail and might never read the response.
 //!
 //! The price: while the master itself is busy in one turn of its loop (importing the app
 //! with `preload_app`, or parsing a reloaded config), probes wait in the listen backlog and
