@@ -41,11 +41,20 @@ impl PrivilegeError {
     }
 }
 
-/// Sets the process umask (`umask`); returns the one it replaces.
-pub fn set_umask(mask: u32) -> nix::sys::stat::Mode {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        mask as libc::mode_t,
-    ))
+/// The umask the process started with: the one the first `set_umask` replaced.
+static STARTED_WITH: std::sync::OnceLock<nix::sys::stat::Mode> = std::sync::OnceLock::new();
+
+/// Sets the process umask to `umask` as configured, or, when it is unset (a reload took it out
+/// of the file), back to the one the process started with; returns the one it replaces (None:
+/// unset and never changed, nothing to do).
+pub fn set_umask(mask: Option<u32>) -> Option<nix::sys::stat::Mode> {
+    let mode = match mask {
+        Some(m) => nix::sys::stat::Mode::from_bits_truncate(m as libc::mode_t),
+        None => *STARTED_WITH.get()?,
+    };
+    let before = nix::sys::stat::umask(mode);
+    let _ = STARTED_WITH.set(before);
+    Some(before)
 }
 
 /// Who the workers run as: `user` and/or `group` settings, resolved once in the master.

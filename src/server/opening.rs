@@ -122,8 +122,8 @@ impl Channel {
             let date = crate::http::date::http_date(unix_now());
             let answer = crate::http::error_response(&e, ctx.opts.ident.as_deref(), &date);
             let _ = send_parts(sh.fd(), &[IoSlice::new(&answer)]);
-            // Logged and counted like the loop's other error responses (the request line is unknown:
-            // only its first bytes were looked at).
+            // Logged and counted like the loop's other error responses (the request line is
+            // unknown: only its first bytes were looked at).
             self.error_response_done(ctx, &e, None, &answer);
             return Err(ReadOutcome::Close);
         }

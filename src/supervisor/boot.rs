@@ -24,9 +24,7 @@ pub(super) fn run(
     opts: RunOptions,
     body: WorkerBody,
 ) -> Result<(), SupervisorError> {
-    if let Some(mask) = settings.umask {
-        crate::net::set_umask(mask);
-    }
+    crate::net::set_umask(settings.umask);
     // Certificates are read first: a missing or mismatched file is exit 2, before binding.
     let tls =
         super::tls::load_for(&settings).map_err(|e| SupervisorError::Config(e.to_string()))?;

@@ -112,8 +112,8 @@ impl ListenerSet {
     }
 
     /// The set a reload to `settings` needs: unchanged entries share the open sockets (dup;
-    /// their `backlog`, `unix_socket_perms` and socket file owner set anew), others are bound
-    /// now. Returns the new set and the indices of freshly bound entries.
+    /// `refit` gives them the reload's socket keys once it commits), others are bound now.
+    /// Returns the new set and the indices of freshly bound entries.
     pub fn reopen(
         &self,
         settings: &Settings,
@@ -140,15 +140,7 @@ impl ListenerSet {
             let l = match old {
                 Some(i) => {
                     used[i] = true;
-                    let kept = self.entries[i].1.try_clone().and_then(|l| {
-                        if !matches!(w, Wanted::Inherited(_)) {
-                            // systemd's sockets keep its Backlog= and SocketMode=.
-                            let owner = identity.map(Identity::file_owner);
-                            net::refit(&l, settings.unix_socket_perms, settings.backlog, owner)?;
-                        }
-                        Ok(l)
-                    });
-                    kept.map_err(|source| match &w {
+                    self.entries[i].1.try_clone().map_err(|source| match &w {
                         Wanted::Unix(path) => BindError::Unix {
                             path: path.clone(),
                             source,
@@ -171,6 +163,25 @@ impl ListenerSet {
             next.entries.push((w, l));
         }
         Ok((next, fresh))
+    }
+
+    /// A committed reload's `backlog`, `unix_socket_perms` and socket file owner, given to
+    /// every socket (listen(2) again, chmod, chown; the freshly bound ones have them already):
+    /// only at the commit, so a failed or abandoned reload leaves the running configuration's.
+    /// systemd's sockets keep its Backlog= and SocketMode=. A failure is named in a WARNING.
+    pub fn refit(&self, settings: &Settings, identity: Option<&Identity>) {
+        let owner = identity.map(Identity::file_owner);
+        for (w, l) in &self.entries {
+            if matches!(w, Wanted::Inherited(_)) {
+                continue;
+            }
+            if let Err(e) = net::refit(l, settings.unix_socket_perms, settings.backlog, owner) {
+                super::log_warn(&format!(
+                    "reload: the socket {} keeps its backlog, permissions and owner: {e}",
+                    l.url(false)
+                ));
+            }
+        }
     }
 
     /// Handles on every socket, for a worker (dup'ed; the master keeps its own).

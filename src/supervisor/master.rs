@@ -51,7 +51,7 @@ impl Master {
         if let Phase::Reloading(p) = &self.phase {
             next = next.min(p.deadline());
         }
-        if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline()) {
+        if let Some(at) = self.status.as_ref().and_then(|s| s.next_deadline(now)) {
             next = next.min(at);
         }
         // Rounded up: waking a fraction of a millisecond early would spin until the deadline.
@@ -224,8 +224,10 @@ impl Master {
             if let Some(s) = &mut self.status {
                 s.set_answering(false);
             }
-        } else {
-            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
+        } else if self.handover_from.is_none() {
+            // (Taken over by a new master: systemd follows its MAINPID; nothing to say. Nor
+            // does a USR2's new master that never took over: with NotifyAccess=all its
+            // STOPPING=1 would stop the service the old master still serves.)
             self.notifier.stopping();
         }
         self.publish_readiness();
@@ -265,6 +267,11 @@ impl Master {
                     self.pid,
                     ready(self.generation)
                 ));
+                // A USR2's new master takes the pidfile first: one that cannot stops without
+                // having told systemd it is the main process.
+                if !self.take_pidfile_over() {
+                    return;
+                }
                 self.notifier.ready(&self.status());
                 self.daemon.report_ready();
                 self.finish_takeover();

@@ -11,7 +11,8 @@ const LINGER_MAX: Duration = Duration::from_secs(5);
 
 /// Finalises Python (atexit handlers run) and returns; if the app left a non-daemon thread
 /// running (a scheduler, a metrics pusher…) that has not ended within half of
-/// `graceful_timeout` (seconds; 5 s at most), names those threads and the fix and ends the process with `code` instead.
+/// `graceful_timeout` (seconds; 5 s at most), names those threads and the fix and ends the
+/// process with `code` instead.
 /// Before, a worker lingered until the master killed it at `graceful_timeout`, logged as
 /// "killed by a signal", its atexit handlers unrun, on every stop, reload and `max_requests`
 /// replacement; a `preload_app` master never exited.

@@ -51,7 +51,7 @@ impl Master {
             let id = super::options::identity(&s)?;
             // New log files and unix sockets are made under the new umask, as at start; the
             // master takes it only once the reload commits (its respawns keep the old one).
-            let before = s.umask.map(net::set_umask);
+            let before = net::set_umask(s.umask);
             let made = super::logfiles::prepare(&s, id.as_ref()).and_then(|()| {
                 self.listeners
                     .reopen(&s, id.as_ref())
@@ -118,10 +118,9 @@ impl Master {
         let old = std::mem::replace(&mut self.listeners, listeners);
         old.remove_files_not_in(Some(&self.listeners));
         drop(old);
+        self.listeners.refit(&settings, identity.as_ref());
         self.settings = settings;
-        if let Some(mask) = self.settings.umask {
-            net::set_umask(mask);
-        }
+        net::set_umask(self.settings.umask);
         self.identity = identity;
         self.tls = tls;
         self.generation = generation;

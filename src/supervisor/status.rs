@@ -12,12 +12,11 @@
 //! waits, the connection open longest without a request (or answered, its client neither
 //! closing nor reading) is closed to make room once it is `EVICT_MIN_AGE` old (`evict_one`):
 //! idle or slow connections, a port scanner's say, cannot keep a liveness probe from being
-//! answered. A connection (in
-//! `status::conn`) ends in order: once the
-//! response is written the master shuts its side for writing and discards what the client
-//! still sends (a body, pipelined requests, the rest of an oversized head) until the client's
-//! end of file; closing a socket with unread bytes would send a reset instead, and a client
-//! still sending would see its send fail and might never read the response.
+//! answered. A connection (in `status::conn`) ends in order: once the response is written the
+//! master shuts its side for writing and discards what the client still sends (a body,
+//! pipelined requests, the rest of an oversized head) until the client's end of file; closing
+//! a socket with unread bytes would send a reset instead, and a client still sending would see
+//! its send fail and might never read the response.
 //!
 //! The price: while the master itself is busy in one turn of its loop (importing the app
 //! with `preload_app`, or parsing a reloaded config), probes wait in the listen backlog and
@@ -205,15 +204,19 @@ impl Status {
             && (self.conns.len() < MAX_ACTIVE || self.victim(now).is_some())
     }
 
-    /// When the master must wake for this module at the latest: a connection's deadline, the
-    /// end of an accept pause, or (every slot taken) the first connection becoming evictable.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    /// When the master must wake for this module at the latest, seen at `now`: a connection's
+    /// deadline, the end of an accept pause, or (every slot taken) the next connection to
+    /// become evictable. One evictable already needs no wake: the listener is polled then
+    /// (`accepting`), so a waiting client wakes the master; an instant already past would make
+    /// it spin until the idle connections expire.
+    pub(super) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let conns = self.conns.iter().map(|c| c.deadline());
         let evictable = self
             .conns
             .iter()
             .filter(|c| self.conns.len() >= MAX_ACTIVE && c.eviction_rank().is_some())
-            .map(|c| c.opened + EVICT_MIN_AGE);
+            .map(|c| c.opened + EVICT_MIN_AGE)
+            .filter(|&at| at > now);
         conns.chain(evictable).chain(self.paused_until).min()
     }
 

@@ -160,32 +160,42 @@ impl Master {
         true
     }
 
-    /// The new master is serving: ask the old one (our parent, usually) to stop gracefully.
+    /// A USR2's new master whose workers serve writes its PID over the old master's in the
+    /// pidfile, before it tells systemd (`MAINPID=`) or answers a probe. False if it cannot:
+    /// it then stops (exit 3) without a word to systemd, the old master serving on.
+    pub(super) fn take_pidfile_over(&mut self) -> bool {
+        let (Some(from), Some(path)) = (self.handover_from, self.settings.pidfile.clone()) else {
+            return true;
+        };
+        match PidFile::take_over(&path, self.pid, from) {
+            Ok(f) => {
+                self.pidfile = Some(f);
+                true
+            }
+            Err(e) => {
+                // The old master writes its PID back once it sees this one exit.
+                log_error(&format!(
+                    "master {}: cannot take the pidfile over: {e}; stopping, the old master \
+                     (pid {from}) keeps serving (fix the pidfile's directory, then send it \
+                     USR2 again)",
+                    self.pid
+                ));
+                // (`handover_from` stays: the unix socket files are the old master's, left in
+                // place at exit, and systemd is told nothing.)
+                self.exit_code = crate::exit::BOOT;
+                self.begin_stop(false);
+                false
+            }
+        }
+    }
+
+    /// The new master is serving (and holds the pidfile): it answers the status probes and
+    /// asks the old master (our parent, usually) to stop gracefully.
     pub(super) fn finish_takeover(&mut self) {
         if let Some(s) = &mut self.status {
             s.set_answering(true);
         }
-        if let Some(from) = self.handover_from {
-            if let Some(path) = self.settings.pidfile.clone() {
-                match PidFile::take_over(&path, self.pid, from) {
-                    Ok(f) => self.pidfile = Some(f),
-                    Err(e) => {
-                        // The old master still serves and still names itself in the file.
-                        log_error(&format!(
-                            "master {}: cannot take the pidfile over: {e}; stopping, the old \
-                             master (pid {from}) keeps serving (fix the pidfile's directory, \
-                             then send it USR2 again)",
-                            self.pid
-                        ));
-                        // (`handover_from` stays: the unix socket files are the old
-                        // master's, left in place at exit.)
-                        self.exit_code = crate::exit::BOOT;
-                        self.begin_stop(false);
-                        return;
-                    }
-                }
-            }
-            self.handover_from = None;
+        if let Some(from) = self.handover_from.take() {
             log_info(&format!(
                 "master {}: serving; stopping the old master (pid {from})",
                 self.pid

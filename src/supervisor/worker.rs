@@ -72,10 +72,8 @@ impl WorkerStart {
     /// exit code.
     pub fn enter(&self) -> Result<(), i32> {
         super::title::set(Some(self.id));
-        if let Some(mask) = self.settings.umask {
-            // A reload's workers are forked before the master takes their umask.
-            crate::net::set_umask(mask);
-        }
+        // A reload's workers are forked before the master takes their umask.
+        crate::net::set_umask(self.settings.umask);
         if let Some(id) = &self.identity {
             if let Err(e) = id.assume() {
                 log_error(&format!("{}: {e}", self.tag()));

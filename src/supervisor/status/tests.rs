@@ -21,7 +21,7 @@ fn a_full_table_makes_room_for_a_waiting_client_by_closing_the_oldest_idle_conne
         !st.accepting(t0 + EVICT_MIN_AGE / 2),
         "none is evictable yet"
     );
-    assert_eq!(st.next_deadline(), Some(t0 + EVICT_MIN_AGE));
+    assert_eq!(st.next_deadline(t0), Some(t0 + EVICT_MIN_AGE));
     assert!(st.accepting(t0 + EVICT_MIN_AGE));
     // The first idle client asks and is answered (it drains); the next turn takes the
     // three late clients, closing the three oldest connections still waiting for a head.
@@ -72,4 +72,24 @@ fn answers_being_written_are_not_evicted_and_stop_accepting_when_they_fill_the_t
         .conns
         .iter()
         .all(|c| matches!(c.stage, Stage::Answer(..))));
+}
+
+/// A full table of idle connections, all evictable, with no new client: the master sleeps
+/// until the first one expires (before: the instants they became evictable, all past, made
+/// its poll return at once, and the master spun at full CPU while they stayed open).
+#[test]
+fn a_full_table_of_evictable_connections_does_not_wake_the_master_at_once() {
+    let mut st = Status::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
+    let _idle: Vec<std::net::TcpStream> = (0..MAX_ACTIVE)
+        .map(|_| std::net::TcpStream::connect(st.addr).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    st.serve_at(t0, &[PollFlags::POLLIN]);
+    assert_eq!(st.conns.len(), MAX_ACTIVE);
+    let later = t0 + EVICT_MIN_AGE * 2;
+    assert!(
+        st.accepting(later),
+        "the listener is polled for a waiting client"
+    );
+    assert_eq!(st.next_deadline(later), Some(t0 + IO_TIMEOUT));
 }

@@ -48,7 +48,8 @@ def app(environ, start_response):
     if kind == "bare":
         # bytes returned instead of a list of bytes: iterating it gives ints.
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return b"oops"
+        # waitress takes len() of the first item even when it is falsy (a NUL byte, None).
+        return {"/": b"oops", "/nul": b"\x00", "/none": [None, b"x"]}[path]
     if kind == "views":
         # memoryview body items and write() arguments: waitress writes them as bytes.
         if path == "/write":

@@ -138,6 +138,37 @@ fn a_reload_applies_unix_socket_perms_to_a_kept_socket_file() {
     assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
 }
 
+/// A reload abandoned because its workers fail to boot leaves the kept socket file with the
+/// running configuration's `unix_socket_perms` (the abandoned file's 0666 stayed, while the
+/// log said it still served the old configuration).
+#[test]
+fn an_abandoned_reload_leaves_the_unix_socket_perms_of_the_running_configuration() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(super::apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, good).unwrap();
+    let path = dir.path().join("w.sock");
+    let server = |perms: &str| {
+        format!(
+            "unix_socket = {}\nunix_socket_perms = {perms}",
+            path.display()
+        )
+    };
+    let d = super::failures::start_deployed(dir.path(), &server("600"));
+    let mode = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600);
+    let ready = super::failures::line_with(&d, "worker(s) ready", 30);
+    assert!(ready.is_some(), "serving before the deploy breaks");
+    std::fs::write(&module, "raise ImportError('broken deploy')\n").unwrap();
+    write_ini(dir.path(), "deployed:make_app", "one", &server("666"));
+    d.signal(libc::SIGHUP);
+    let aborted = super::failures::line_with(&d, "reload aborted", 60);
+    assert!(aborted.is_some(), "the reload was abandoned");
+    assert_eq!(mode(), 0o600, "the running configuration's permissions");
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+}
+
 /// With `preload_app` the master's Python, which every worker inherits, started in the start's
 /// virtualenv: a `virtualenv` changed in the file is named in a WARNING (it was silently
 /// kept).
@@ -203,6 +234,25 @@ fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
     assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
     assert_eq!(umask_of(d.pid()), "0077");
+}
+
+/// A reload that removes `umask` from the file gives its workers, then the master, the umask
+/// the server started with, as a start with that file would (the last configured one stayed).
+#[test]
+fn a_reload_that_unsets_umask_gives_back_the_umask_the_server_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
+    let started = umask_of(std::process::id() as i32);
+    assert_ne!(started, "0077", "the test runs with another umask");
+    let d = start(&ini("listen = 127.0.0.1:0\numask = 077"), 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
+    ini("listen = 127.0.0.1:0");
+    hup(&d, 2);
+    assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
+    assert_eq!(umask_of(crate::util::children(d.pid())[0]), started);
+    assert_eq!(umask_of(d.pid()), started);
 }
 
 /// `graceful_timeout` raised in the file applies to the old workers this reload retires: a

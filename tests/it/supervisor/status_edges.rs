@@ -96,6 +96,39 @@ fn probes_are_answered_while_idle_connections_fill_the_status_listener() {
     assert_eq!(req(&status, "GET", "/live"), (200, "live\n".into()));
 }
 
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf(3) reads a system constant.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// 128 idle connections kept open (every slot taken, each evictable once 0.2 s old) and no
+/// new client: the master sleeps until they expire (before: the instants they had become
+/// evictable, all past, made its poll return at once, and it spun at full CPU for as long as
+/// a client kept the table full).
+#[test]
+fn a_status_table_full_of_idle_connections_leaves_the_master_asleep() {
+    let (_dir, d, status) = boot(1);
+    let idle: Vec<TcpStream> = (0..128)
+        .map(|_| TcpStream::connect(&status).unwrap())
+        .collect();
+    // All are accepted and evictable; they expire 2 s after their accept.
+    std::thread::sleep(Duration::from_millis(400));
+    let before = cpu_seconds(d.pid());
+    std::thread::sleep(Duration::from_millis(1200));
+    let used = cpu_seconds(d.pid()) - before;
+    drop(idle);
+    assert!(
+        used < 0.3,
+        "the master used {used} s of CPU in 1.2 s while idle connections filled its table"
+    );
+    assert_eq!(req(&status, "GET", "/live"), (200, "live\n".into()));
+}
+
 /// RFC 9110 §15.5.6: a 405 carries `Allow` with the methods the resource takes.
 #[test]
 fn a_method_not_allowed_names_the_allowed_ones() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::failures::{line_with, start_deployed};
 use super::recycle::load;
-use super::{ask, children, eventually, start, write_ini};
+use super::{ask, children, command, eventually, start, write_ini};
 use crate::util::Daemon;
 
 /// True while `pid` runs (not gone, not a zombie).
@@ -326,4 +326,54 @@ fn a_hup_during_an_upgrade_is_refused_and_the_upgrade_completes() {
     );
     assert_eq!(code, Some(0), "the old master handed over and stopped");
     assert!(ask(&addr, "/").is_some(), "the new master serves");
+}
+
+/// A USR2's new master that cannot write the pidfile (its directory was removed, a tmpfiles
+/// clean-up of /run say) stops without a word to systemd: before, it sent READY=1 with its
+/// own MAINPID, then STOPPING=1, which under the unit's NotifyAccess=all stops the whole
+/// service while the old master serves on.
+#[test]
+fn usr2_whose_new_master_cannot_take_the_pidfile_over_tells_systemd_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let settings = format!(
+        "listen = 127.0.0.1:0\npidfile = {}",
+        run.join("w.pid").display()
+    );
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", &settings);
+    let d = Daemon::start_with(command(&ini).env("NOTIFY_SOCKET", &sock_path), 1);
+    let (addr, old) = (d.addr(), d.pid());
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    std::fs::remove_dir_all(&run).unwrap();
+    d.signal(libc::SIGUSR2);
+    let started = line_with(&d, "started the new master (pid ", 30).expect("USR2 started it");
+    let new: i32 = started
+        .split("started the new master (pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .expect("its pid");
+    let _reaper = Reaper(new);
+    let failed = line_with(&d, "upgrade failed: the new master", 60);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(failed.is_some(), "the new master gave up: {got:?}");
+    let from_new: Vec<&String> = got
+        .iter()
+        .filter(|m| m.contains("STOPPING=1") || m.contains(&format!("MAINPID={new}")))
+        .collect();
+    assert!(from_new.is_empty(), "told systemd: {from_new:?}");
+    assert!(
+        got.iter().any(|m| m.contains(&format!("MAINPID={old}"))),
+        "{got:?}"
+    );
+    assert!(ask(&addr, "/").is_some(), "the old master serves");
 }

@@ -113,12 +113,19 @@ fn a_body_of_items_without_a_length_is_a_500() {
         &util::root().join("tests/apps/wsgi"),
         1,
     );
-    for version in ["1.1", "1.0"] {
-        let req = format!("GET /bare HTTP/{version}\r\nHost: h\r\n\r\n");
+    // Also when that first item is falsy: bytes of one NUL (int 0), a list starting with None
+    // (before: skipped, a 200 with what followed or an empty body).
+    for (path, version) in [
+        ("/bare", "1.1"),
+        ("/bare", "1.0"),
+        ("/bare/nul", "1.1"),
+        ("/bare/none", "1.1"),
+    ] {
+        let req = format!("GET {path} HTTP/{version}\r\nHost: h\r\n\r\n");
         let mut c = super::connect(&d.addr());
         super::send(&mut c, req.as_bytes());
         let r = read_response(&mut c).expect("a response");
-        assert_eq!(r.status, 500, "HTTP/{version}: {r:?}");
+        assert_eq!(r.status, 500, "{path} HTTP/{version}: {r:?}");
         assert!(
             String::from_utf8_lossy(&r.body).starts_with("Internal Server Error"),
             "HTTP/{version}: {r:?}"
