@@ -1,7 +1,7 @@
 //! Warnings a client or the system can repeat many times a second (`Throttle`): the first is
 //! logged at once, then at most one line a minute with the count since the last. Used for
-//! accept(2) failures (`listener::AcceptErrors`) and connections the PROXY protocol refuses
-//! (`proxy_header::refused`).
+//! accept(2) failures (`listener::AcceptErrors`), connections the PROXY protocol refuses
+//! (`proxy_header::refused`) and refused TLS handshakes (`tls::warn_refused`).
 use std::time::{Duration, Instant};
 
 /// Least time between two reports.
@@ -16,6 +16,14 @@ pub(super) struct Throttle {
 }
 
 impl Throttle {
+    /// None seen yet (`const`: a `static` may hold one).
+    pub(super) const fn new() -> Throttle {
+        Throttle {
+            unreported: 0,
+            last_report: None,
+        }
+    }
+
     /// One more occurrence at `now`: Some(n) when it is to be reported now, `n` being the
     /// occurrences since the last report, this one included; None while it is only counted.
     pub(super) fn note(&mut self, now: Instant) -> Option<u64> {

@@ -7,11 +7,12 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::ServerConnection;
 
 use super::sock::{recv_some, send_parts};
+use super::throttle::Throttle;
 use crate::http::TlsInfo;
 
 /// Plaintext handed to rustls at a time (one TLS record's worth).
@@ -104,50 +105,18 @@ fn is_v1_cert(e: &rustls::Error) -> bool {
         if o.to_string().contains("UnsupportedCertVersion"))
 }
 
-/// Least time between two warnings about refused client certificates (each client that
-/// retries would otherwise log a line per connection).
-const REFUSED_EVERY: Duration = Duration::from_secs(60);
-
-/// When to warn: the first at once, then at most one per `REFUSED_EVERY`, with the count of
-/// those not reported in between.
-#[derive(Default)]
-struct Throttle {
-    last: Option<Instant>,
-    unreported: u64,
-}
-
-impl Throttle {
-    /// Some(number left unreported since the last report) if a warning is due at `now`.
-    fn due(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|t| now.saturating_duration_since(t) < REFUSED_EVERY)
-        {
-            self.unreported += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unreported))
-    }
-}
-
 /// Logs a refused handshake at WARNING, rate-limited per worker (only the loop thread calls
 /// it, so the lock is never contended).
 pub(crate) fn warn_refused(peer: &str, why: &str) {
-    static THROTTLE: Mutex<Throttle> = Mutex::new(Throttle {
-        last: None,
-        unreported: 0,
-    });
+    // Each client that retries would otherwise log a line per connection.
+    static THROTTLE: Mutex<Throttle> = Mutex::new(Throttle::new());
     let due = THROTTLE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .due(Instant::now());
-    match due {
-        None => {}
-        Some(0) => log::warn!(target: "waitress", "TLS from {peer}: {why}"),
-        Some(n) => {
-            log::warn!(target: "waitress", "TLS from {peer}: {why} ({n} more since the last report)")
-        }
+        .note(Instant::now());
+    if let Some(n) = due {
+        let again = Throttle::again(n, "refused");
+        log::warn!(target: "waitress", "TLS from {peer}: {why}{again}");
     }
 }
 
@@ -296,17 +265,6 @@ impl TlsSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refused_handshakes_are_reported_once_a_minute_with_the_count() {
-        let mut t = Throttle::default();
-        let t0 = Instant::now();
-        assert_eq!(t.due(t0), Some(0));
-        assert_eq!(t.due(t0 + Duration::from_secs(1)), None);
-        assert_eq!(t.due(t0 + Duration::from_secs(59)), None);
-        assert_eq!(t.due(t0 + Duration::from_secs(60)), Some(2));
-        assert_eq!(t.due(t0 + Duration::from_secs(61)), None);
-    }
 
     #[test]
     fn a_request_line_is_told_from_a_tls_record_by_its_first_bytes() {
