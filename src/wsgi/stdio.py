@@ -38,14 +38,22 @@ class _LossyFd(io.RawIOBase):
             return len(memoryview(b))
 
 
+def _raw_of(stream):
+    """The raw layer under a text stream: its buffer's raw, or the buffer itself when
+    unbuffered."""
+    buffer = getattr(stream, "buffer", None)
+    return getattr(buffer, "raw", buffer)
+
+
 def lossy_stdio():
     """sys.stdout and sys.stderr (and their __std*__) on _LossyFd, keeping CPython's encoding,
-    errors and buffering (stderr: backslashreplace, line-buffered; none under PYTHONUNBUFFERED). Run before logging is
-    set up, so basicConfig's and fileConfig's StreamHandlers hold the new stream. Idempotent."""
+    errors and buffering (stderr: backslashreplace, line-buffered; none under
+    PYTHONUNBUFFERED). Run before logging is set up, so basicConfig's and fileConfig's
+    StreamHandlers hold the new stream. Idempotent."""
     for name, fd in (("stdout", 1), ("stderr", 2)):
         old = getattr(sys, name)
-        if old is None or isinstance(getattr(getattr(old, "buffer", None), "raw", getattr(old, "buffer", None)), _LossyFd):
-            continue
+        if old is None or isinstance(_raw_of(old), _LossyFd):
+            continue  # none to replace, or ours already
         try:
             if old.fileno() != fd:
                 continue  # the embedding (or the user) put another stream there: keep it
