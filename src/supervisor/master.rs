@@ -30,6 +30,7 @@ impl Master {
                 self.command(cmd);
             }
             self.reap();
+            self.check_upgrade();
             self.timers();
             if Instant::now() >= self.next_memory_check {
                 self.next_memory_check = Instant::now() + MEMORY_CHECK;

@@ -120,6 +120,47 @@ fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_p
     assert!(!pidfile.exists(), "removed by the new master at exit");
 }
 
+/// The new master of a USR2 upgrade is a child of the old master's parent (systemd, under a
+/// unit), not of the old master: systemd decides once, at `MAINPID=`, whether its main process
+/// is its own child, and for one that is not (an "alien", `Supervising process N which is not
+/// our child` in the journal) `systemctl stop` sends SIGTERM, does not wait for the drain and
+/// SIGKILLs the whole unit at once, cutting every request in flight; its exit status is lost too.
+/// Here the test process stands for systemd: it is the new master's parent and reaps its exit 0.
+#[test]
+fn usr2_new_master_is_a_child_of_the_old_masters_parent_which_reaps_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut d, pidfile) = start_with_pidfile(dir.path(), "workers = 1");
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    d.signal(libc::SIGUSR2);
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master handed over and stopped");
+    let new = new.expect("pidfile");
+    let status = std::fs::read_to_string(format!("/proc/{new}/status")).unwrap();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|v| v.trim().to_string());
+    assert_eq!(
+        ppid,
+        Some(std::process::id().to_string()),
+        "the new master's parent is the old master's parent"
+    );
+    assert!(ask(&addr, "/").is_some(), "the new master serves");
+    // SAFETY: kill(2) on the new master this test's daemon started.
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    let mut st = 0;
+    // SAFETY: waitpid(2) on that process, our child.
+    let r = unsafe { libc::waitpid(new, &mut st, 0) };
+    assert_eq!(r, new, "reaped by its parent");
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "a graceful stop's exit 0, status {st:#x}"
+    );
+}
+
 #[test]
 fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     let dir = tempfile::tempdir().unwrap();
