@@ -2,11 +2,12 @@
 # tools/systemd-test.sh: the package under a real systemd on a fresh Debian 12. Boots the
 # cached minbase root (tools/systemd-root.sh) with systemd-nspawn on a throw-away overlay,
 # sharing the host's network, installs the .deb with apt (its Depends resolved from the
-# archive), and drives systemctl through nsenter: start returns once the service answers
+# archive), and drives systemctl through nsenter: a bad config fails start with its one line
+# in systemctl status and journalctl -p err, start returns once the service answers
 # (Type=notify), STATUS= shows, reload under load fails no request and returns once the new
 # config serves, a reload with a broken app fails while the old workers serve, socket
-# activation serves, stop exits cleanly, and the journal holds the daemon's log with
-# priorities. Needs root.
+# activation serves, a stop after the package upgrade drains (the new master is systemd's own
+# child), and the journal holds the daemon's log with priorities. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
@@ -58,7 +59,9 @@ case "$state" in running|degraded) ;; *) fail "container systemd state: $state (
 step "container booted ($state), init pid $init"
 
 ct env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
+# logrotate now too: installing a package later would run a daemon-reload, which hides from
+# the stop below whether systemd took the upgraded master for its own child.
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" logrotate >/dev/null \
 	|| fail "apt-get install of the package"
 ct getent passwd waitressd >/dev/null || fail "no user waitressd"
 ct sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
@@ -72,6 +75,19 @@ head_of() {
 	fi
 }
 code() { head_of "$1" "$2" | head -1 | cut -d' ' -f2; }
+
+# A broken config: start fails, and the one line naming file:line, key and value is in
+# systemctl status and at priority err in the journal.
+ct sh -c "sed 's/^workers = 2/workers = banana/' /etc/waitressd/example.ini > /etc/waitressd/bad.ini"
+if ct systemctl start waitressd@bad 2>/dev/null; then fail "systemctl start with a bad config succeeded"; fi
+badstatus=$(ct systemctl status waitressd@bad --no-pager 2>&1 || true)
+grep -q "bad.ini:[0-9]*: \[server:main\] workers = 'banana'" <<<"$badstatus" \
+	|| fail "systemctl status lacks the config error: $badstatus"
+ct journalctl -u waitressd@bad -p err --no-pager -o cat | grep -q "^waitressd: /etc/waitressd/bad.ini:[0-9]*: .*banana" \
+	|| fail "journalctl -p err lacks the config error: $(ct journalctl -u waitressd@bad --no-pager -o cat)"
+[ "$(ct systemctl show -p ExecMainStatus --value waitressd@bad)" = 2 ] || fail "bad config: exit status not 2"
+ct rm /etc/waitressd/bad.ini
+step "bad config: start fails, the line in systemctl status and journalctl -p err, exit 2"
 
 ct systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(ct systemctl status waitressd@example --no-pager)"
 # Type=notify: start returned, so it answers now (no retry).
@@ -174,7 +190,6 @@ ct systemctl reload waitressd@example || fail "reload after the upgrade (ExecRel
 step "upgrade (USR2 from postinst): MainPID $oldmain -> $newmain, $n requests, all 200; reload works after"
 
 # logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
-ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null || fail "install logrotate"
 [ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
 ct logrotate -f /etc/logrotate.d/waitressd || fail "logrotate"
 rotated=0
@@ -187,7 +202,10 @@ done
 ct grep -q before-rotate /var/log/waitressd/example.access.log.1 || fail "rotated access log lacks the earlier line"
 step "logrotate: renamed, USR1 through systemctl kill, new lines in the new file"
 
-# Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
+# Stop drains: a request in flight when `systemctl stop` starts still gets its 200 (after the
+# upgrade: systemd waits only for a main process that is its own child).
+ct journalctl -u waitressd@example --no-pager -o cat | grep "not our child" \
+	&& fail "systemd took the upgraded master for an alien (it SIGKILLs such a unit at stop)"
 slow=$(mktemp)
 ( code "$port" '/slow?2' > "$slow" ) &
 slowpid=$!
