@@ -139,6 +139,20 @@ done
 ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
 step "socket activation: served on 127.0.0.1:$port2"
 
+# The shipped unix socket (/run/waitressd-NAME.sock): a proxy running as www-data (nginx,
+# apache) connects and is served.
+ct sh -c "grep -v '^access_log' /etc/waitressd/example.ini > /etc/waitressd/usock.ini"
+ct systemctl start waitressd@usock.socket || fail "start waitressd@usock.socket"
+usock=$(ct setpriv --reuid=www-data --regid=www-data --clear-groups python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/waitressd-usock.sock")
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+print(s.recv(12).decode())' 2>&1 || true)
+[ "$usock" = "HTTP/1.0 200" ] || fail "www-data on /run/waitressd-usock.sock: $usock ($(ct ls -l /run/waitressd-usock.sock))"
+ct systemctl stop waitressd@usock.socket waitressd@usock.service
+step "socket activation on the shipped unix socket: www-data (a proxy) served"
+
 # An upgrade's restart under socket activation: systemd keeps the listening socket, so
 # connections made while the new master starts wait in its backlog; none fails.
 codes=$(mktemp)
