@@ -96,6 +96,16 @@ impl Master {
             ));
             return;
         }
+        if self.pid == 1 {
+            // The init of a PID namespace (a container's entrypoint): its exit ends every
+            // process in the namespace, the new master and its workers too.
+            log_error(
+                "master 1: USR2 refused: this master is the init (PID 1) of its container, and \
+                 its exit would end every process in it, the new master too; roll out a new \
+                 container instead",
+            );
+            return;
+        }
         let Some(program) = self.exec.program.clone() else {
             log_error("USR2: cannot upgrade: the path of this binary is unknown");
             return;

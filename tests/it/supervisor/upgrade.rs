@@ -161,6 +161,41 @@ fn usr2_new_master_is_a_child_of_the_old_masters_parent_which_reaps_its_exit_cod
     );
 }
 
+/// A master that is the init (PID 1) of its PID namespace (a container's entrypoint) cannot
+/// hand over: its exit ends every process in the namespace, and USR2 took the whole container
+/// down, every request cut. It refuses USR2 with the reason and keeps serving.
+#[test]
+fn usr2_as_the_init_of_a_pid_namespace_is_refused_and_it_keeps_serving() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: a PID namespace needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", "listen = 127.0.0.1:0");
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--fork", "--pid", "--mount-proc", "--kill-child=SIGQUIT"])
+        .arg(crate::util::bin())
+        .arg("--config")
+        .arg(&ini)
+        .env("PYTHONPATH", super::apps())
+        .current_dir(dir.path());
+    let d = Daemon::start_with(&mut c, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let master = children(d.pid());
+    assert_eq!(master.len(), 1, "unshare's one child, the master");
+    // SAFETY: kill(2) on the master this test started (through unshare).
+    unsafe { libc::kill(master[0], libc::SIGUSR2) };
+    let line = line_with(&d, "USR2", 30).expect("a line about the USR2");
+    assert!(
+        line.contains("USR2 refused") && line.contains("PID 1"),
+        "{line}"
+    );
+    assert!(ask(&addr, "/").is_some(), "still serving");
+    assert!(alive(master[0]), "the same master");
+}
+
 #[test]
 fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     let dir = tempfile::tempdir().unwrap();
