@@ -203,6 +203,24 @@ rm -f "$codes" "$stopflag"
 ct systemctl reload waitressd@example || fail "reload after the upgrade (ExecReload on the new MAINPID)"
 step "upgrade (USR2 from postinst): MainPID $oldmain -> $newmain, $n requests, all 200; reload works after"
 
+# An upgrade whose new master cannot load the app: the old master keeps serving, and the unit
+# stays active (a STOPPING=1 from the failing new master made systemd SIGKILL it 45 s later).
+app=/usr/lib/python3/dist-packages/waitressd_example.py
+ct cp "$app" /tmp/waitressd_example.py.good
+ct sh -c "echo 'raise ImportError(\"half-installed upgrade\")' > $app"
+ct systemctl kill --signal=USR2 --kill-whom=main waitressd@example
+failed=0
+for _ in $(seq 1 300); do
+	ct journalctl -u waitressd@example --no-pager -o cat | grep -q "upgrade failed" && { failed=1; break; }
+	sleep 0.1
+done
+ct cp /tmp/waitressd_example.py.good "$app"
+[ $failed = 1 ] || fail "no 'upgrade failed' in the journal"
+state="$(ct systemctl show -p ActiveState --value waitressd@example) $(ct systemctl show -p SubState --value waitressd@example) $(ct systemctl show -p MainPID --value waitressd@example)"
+[ "$state" = "active running $newmain" ] || fail "after a failed upgrade: $state (want active running $newmain)"
+[ "$(code "$port" /)" = 200 ] || fail "old master not serving after the failed upgrade"
+step "failed upgrade (broken app): the old master serves, the unit stays active running"
+
 # logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
 [ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
 ct logrotate -f /etc/logrotate.d/waitressd || fail "logrotate"

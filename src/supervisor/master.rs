@@ -225,8 +225,11 @@ impl Master {
             if let Some(s) = &mut self.status {
                 s.set_answering(false);
             }
-        } else {
-            // (Taken over by a new master: systemd follows its MAINPID; nothing to say.)
+        } else if self.handover_from.is_none() {
+            // (Taken over by a new master: systemd follows its MAINPID; nothing to say. Nor
+            // does a new master that never took over: the old one still serves as systemd's
+            // main process, and a STOPPING=1 from us (NotifyAccess=all) would put the unit in
+            // stop-sigterm, whose timeout SIGKILLs the old master.)
             self.notifier.stopping();
         }
         self.publish_readiness();
