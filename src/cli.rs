@@ -36,9 +36,13 @@ fn out(text: &str) {
 }
 
 /// `waitressd: LINE` on stderr, never a panic (`logbridge::stderr_line`): `error_log` may be
-/// on a full disk by the time the master exits.
+/// on a full disk by the time the master exits. Each is an error that ends the program: under
+/// systemd it carries the error priority (`journalctl -p warning` shows why a start failed).
 fn say(line: &str) {
-    crate::logbridge::stderr_line(&format!("waitressd: {line}"));
+    crate::logbridge::stderr_line(&format!(
+        "{}waitressd: {line}",
+        crate::logging::error_prefix()
+    ));
 }
 
 /// `--chdir`, `--env`, `--pythonpath`: the process environment the config and the app see.

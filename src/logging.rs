@@ -73,6 +73,16 @@ pub fn priority(level: log::Level) -> u8 {
     }
 }
 
+/// What starts a line of standard error at priority error: `<3>` when standard error is the
+/// journal (a fatal boot error then shows under `journalctl -p err`), else nothing.
+pub fn error_prefix() -> &'static str {
+    if JOURNAL.load(Ordering::Relaxed) {
+        "<3>"
+    } else {
+        ""
+    }
+}
+
 /// Installs the logger on standard error: level info until `apply_level`, unless `RUST_LOG`
 /// says otherwise. Safe to call more than once (later calls change nothing).
 pub fn init() {

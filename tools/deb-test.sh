@@ -3,7 +3,8 @@
 # checks its contents, installs it with apt (its Depends resolved), starts an instance with
 # the init script as user waitressd without preload_app (uids read from /proc), reloads with
 # HUP, rotates the logs with logrotate under a bounded load and counts every access and error
-# line, stops, checks the LSB exit codes, and purges (nothing left behind).
+# line, stops, checks the LSB exit codes, removes the package while an instance runs (stopped
+# with it), and purges (nothing left behind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "deb-test: FAIL: $*" >&2; exit 1; }
@@ -167,6 +168,15 @@ kill "$other"
 wait "$other" 2>/dev/null
 step "a stale pidfile naming another program: never signalled, replaced at start"
 set -e
+# The package's removal stops every running instance, this one too (started by hand, not in
+# INSTANCES): gracefully, and none is left serving from the removed binary.
+/etc/init.d/waitressd start "$name" >/dev/null || fail "start before the removal"
+master=$(cat "/run/waitressd/$name.pid")
+dpkg -r waitressd >/dev/null
+kill -0 "$master" 2>/dev/null && fail "master $master still running after dpkg -r"
+tail -1 "$logs/$name.error.log" | grep -q "master $master: exiting with code 0" \
+	|| fail "no clean exit at dpkg -r: $(tail -3 "$logs/$name.error.log")"
+step "dpkg -r stopped the running instance started by hand (exit 0)"
 rm -f "$ini" /tmp/deb-test-$$.*
 trap - EXIT
 

@@ -2,11 +2,12 @@
 # tools/systemd-test.sh: the package under a real systemd on a fresh Debian 12. Boots the
 # cached minbase root (tools/systemd-root.sh) with systemd-nspawn on a throw-away overlay,
 # sharing the host's network, installs the .deb with apt (its Depends resolved from the
-# archive), and drives systemctl through nsenter: start returns once the service answers
+# archive), and drives systemctl through nsenter: a bad config fails start with its one line
+# in systemctl status and journalctl -p err, start returns once the service answers
 # (Type=notify), STATUS= shows, reload under load fails no request and returns once the new
 # config serves, a reload with a broken app fails while the old workers serve, socket
-# activation serves, stop exits cleanly, and the journal holds the daemon's log with
-# priorities. Needs root.
+# activation serves, a stop after the package upgrade drains (the new master is systemd's own
+# child), and the journal holds the daemon's log with priorities. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
@@ -58,7 +59,9 @@ case "$state" in running|degraded) ;; *) fail "container systemd state: $state (
 step "container booted ($state), init pid $init"
 
 ct env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" >/dev/null \
+# logrotate now too: installing a package later would run a daemon-reload, which hides from
+# the stop below whether systemd took the upgraded master for its own child.
+ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "/debs/$(basename "$deb")" logrotate >/dev/null \
 	|| fail "apt-get install of the package"
 ct getent passwd waitressd >/dev/null || fail "no user waitressd"
 ct sed -i "s/127.0.0.1:6543/127.0.0.1:$port/" /etc/waitressd/example.ini
@@ -72,6 +75,19 @@ head_of() {
 	fi
 }
 code() { head_of "$1" "$2" | head -1 | cut -d' ' -f2; }
+
+# A broken config: start fails, and the one line naming file:line, key and value is in
+# systemctl status and at priority err in the journal.
+ct sh -c "sed 's/^workers = 2/workers = banana/' /etc/waitressd/example.ini > /etc/waitressd/bad.ini"
+if ct systemctl start waitressd@bad 2>/dev/null; then fail "systemctl start with a bad config succeeded"; fi
+badstatus=$(ct systemctl status waitressd@bad --no-pager 2>&1 || true)
+grep -q "bad.ini:[0-9]*: \[server:main\] workers = 'banana'" <<<"$badstatus" \
+	|| fail "systemctl status lacks the config error: $badstatus"
+ct journalctl -u waitressd@bad -p err --no-pager -o cat | grep -q "^waitressd: /etc/waitressd/bad.ini:[0-9]*: .*banana" \
+	|| fail "journalctl -p err lacks the config error: $(ct journalctl -u waitressd@bad --no-pager -o cat)"
+[ "$(ct systemctl show -p ExecMainStatus --value waitressd@bad)" = 2 ] || fail "bad config: exit status not 2"
+ct rm /etc/waitressd/bad.ini
+step "bad config: start fails, the line in systemctl status and journalctl -p err, exit 2"
 
 ct systemctl enable --now waitressd@example >/dev/null 2>&1 || fail "systemctl enable --now: $(ct systemctl status waitressd@example --no-pager)"
 # Type=notify: start returned, so it answers now (no retry).
@@ -123,6 +139,20 @@ done
 ct journalctl -u waitressd@sock --no-pager | grep -q "Serving on" || true
 step "socket activation: served on 127.0.0.1:$port2"
 
+# The shipped unix socket (/run/waitressd-NAME.sock): a proxy running as www-data (nginx,
+# apache) connects and is served.
+ct sh -c "grep -v '^access_log' /etc/waitressd/example.ini > /etc/waitressd/usock.ini"
+ct systemctl start waitressd@usock.socket || fail "start waitressd@usock.socket"
+usock=$(ct setpriv --reuid=www-data --regid=www-data --clear-groups python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.connect("/run/waitressd-usock.sock")
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+print(s.recv(12).decode())' 2>&1 || true)
+[ "$usock" = "HTTP/1.0 200" ] || fail "www-data on /run/waitressd-usock.sock: $usock ($(ct ls -l /run/waitressd-usock.sock))"
+ct systemctl stop waitressd@usock.socket waitressd@usock.service
+step "socket activation on the shipped unix socket: www-data (a proxy) served"
+
 # An upgrade's restart under socket activation: systemd keeps the listening socket, so
 # connections made while the new master starts wait in its backlog; none fails.
 codes=$(mktemp)
@@ -173,8 +203,25 @@ rm -f "$codes" "$stopflag"
 ct systemctl reload waitressd@example || fail "reload after the upgrade (ExecReload on the new MAINPID)"
 step "upgrade (USR2 from postinst): MainPID $oldmain -> $newmain, $n requests, all 200; reload works after"
 
+# An upgrade whose new master cannot load the app: the old master keeps serving, and the unit
+# stays active (a STOPPING=1 from the failing new master made systemd SIGKILL it 45 s later).
+app=/usr/lib/python3/dist-packages/waitressd_example.py
+ct cp "$app" /tmp/waitressd_example.py.good
+ct sh -c "echo 'raise ImportError(\"half-installed upgrade\")' > $app"
+ct systemctl kill --signal=USR2 --kill-whom=main waitressd@example
+failed=0
+for _ in $(seq 1 300); do
+	ct journalctl -u waitressd@example --no-pager -o cat | grep -q "upgrade failed" && { failed=1; break; }
+	sleep 0.1
+done
+ct cp /tmp/waitressd_example.py.good "$app"
+[ $failed = 1 ] || fail "no 'upgrade failed' in the journal"
+state="$(ct systemctl show -p ActiveState --value waitressd@example) $(ct systemctl show -p SubState --value waitressd@example) $(ct systemctl show -p MainPID --value waitressd@example)"
+[ "$state" = "active running $newmain" ] || fail "after a failed upgrade: $state (want active running $newmain)"
+[ "$(code "$port" /)" = 200 ] || fail "old master not serving after the failed upgrade"
+step "failed upgrade (broken app): the old master serves, the unit stays active running"
+
 # logrotate under systemd: rename, then `systemctl kill --signal=USR1` (the shipped config).
-ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq logrotate >/dev/null || fail "install logrotate"
 [ "$(code "$port" /before-rotate)" = 200 ] || fail "request before rotation"
 ct logrotate -f /etc/logrotate.d/waitressd || fail "logrotate"
 rotated=0
@@ -187,7 +234,10 @@ done
 ct grep -q before-rotate /var/log/waitressd/example.access.log.1 || fail "rotated access log lacks the earlier line"
 step "logrotate: renamed, USR1 through systemctl kill, new lines in the new file"
 
-# Stop drains: a request in flight when `systemctl stop` starts still gets its 200.
+# Stop drains: a request in flight when `systemctl stop` starts still gets its 200 (after the
+# upgrade: systemd waits only for a main process that is its own child).
+ct journalctl -u waitressd@example --no-pager -o cat | grep "not our child" \
+	&& fail "systemd took the upgraded master for an alien (it SIGKILLs such a unit at stop)"
 slow=$(mktemp)
 ( code "$port" '/slow?2' > "$slow" ) &
 slowpid=$!

@@ -30,6 +30,7 @@ impl Master {
                 self.command(cmd);
             }
             self.reap();
+            self.check_upgrade();
             self.timers();
             if Instant::now() >= self.next_memory_check {
                 self.next_memory_check = Instant::now() + MEMORY_CHECK;
@@ -226,8 +227,9 @@ impl Master {
             }
         } else if self.handover_from.is_none() {
             // (Taken over by a new master: systemd follows its MAINPID; nothing to say. Nor
-            // does a USR2's new master that never took over: with NotifyAccess=all its
-            // STOPPING=1 would stop the service the old master still serves.)
+            // does a new master that never took over: the old one still serves as systemd's
+            // main process, and a STOPPING=1 from us (NotifyAccess=all) would put the unit in
+            // stop-sigterm, whose timeout SIGKILLs the old master.)
             self.notifier.stopping();
         }
         self.publish_readiness();

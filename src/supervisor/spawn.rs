@@ -3,7 +3,7 @@
 //! a master under test. The child side never returns into the caller's stack: it runs its body
 //! and `_exit`s, so no destructor of the master's state (pidfile, unix socket files) runs twice.
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, Pid};
@@ -96,14 +96,86 @@ impl Exec {
     }
 }
 
+/// The new master of a USR2 upgrade, as the old master sees it.
+#[derive(Debug)]
+pub struct Sibling {
+    pub pid: Pid,
+    /// A pidfd when the new master is a child of our parent (`CLONE_PARENT`): readable once
+    /// it has exited. `None`: our own child, reaped by `waitpid` as usual (or, on a kernel
+    /// before 5.2 that ignores `CLONE_PIDFD`, our parent's, watched with kill(pid, 0)).
+    pub pidfd: Option<OwnedFd>,
+}
+
+/// Which side of `fork_sibling` this is.
+enum Forked {
+    Child,
+    /// The child's PID, and its pidfd where the kernel made one.
+    Parent(Pid, Option<OwnedFd>),
+}
+
+/// fork(2), but the child is our parent's child (`CLONE_PARENT`) and a pidfd of it is returned
+/// (`CLONE_PIDFD`): the new master of an upgrade must be the service manager's own child, or
+/// systemd, which decides once at `MAINPID=` whether it may wait for its main process, takes
+/// it for an alien and at `systemctl stop` sends SIGTERM, does not wait, and SIGKILLs the
+/// whole unit. A namespace's init (PID 1 of a container), which may not use `CLONE_PARENT`,
+/// forks as usual.
+fn fork_sibling() -> nix::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let flags = libc::CLONE_PARENT | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2): the child gets a
+    // copy of the address space and continues here on its copy of the stack. The master is
+    // single-threaded (see `fork_child`), and the child only execs or `_exit`s (the caller's
+    // closure allocates nothing and takes no lock). The kernel writes the pidfd into `pidfd`
+    // (the parent_tid argument, with CLONE_PIDFD) in the parent.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    match r {
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => {
+            // SAFETY: with CLONE_PIDFD the kernel installed a new close-on-exec descriptor
+            // in this process and stored it in `pidfd`; nothing else owns it.
+            let fd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+            Ok(Forked::Parent(Pid::from_raw(pid as i32), fd))
+        }
+        _ => match nix::Error::last() {
+            nix::Error::EINVAL | nix::Error::ENOSYS => {
+                // SAFETY: as in `fork_child`.
+                match unsafe { nix::unistd::fork() }? {
+                    ForkResult::Parent { child } => Ok(Forked::Parent(child, None)),
+                    ForkResult::Child => Ok(Forked::Child),
+                }
+            }
+            e => Err(e),
+        },
+    }
+}
+
+/// Whether the process of `pidfd` has exited (the pidfd polls readable).
+pub fn pidfd_exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0
+}
+
 /// Forks and execs `program args` with `env` added, keeping the descriptors `keep` open across
-/// the exec (every other descriptor of the master is close-on-exec). The USR2 upgrade.
+/// the exec (every other descriptor of the master is close-on-exec). The USR2 upgrade: the new
+/// master is made our parent's child where it can be (`fork_sibling`).
 pub fn fork_exec(
     program: &std::path::Path,
     args: &[std::ffi::OsString],
     env: &[(String, String)],
     keep: &[RawFd],
-) -> nix::Result<Pid> {
+) -> nix::Result<Sibling> {
     use std::os::unix::ffi::OsStrExt;
     let cstr = |b: &[u8]| std::ffi::CString::new(b).map_err(|_| nix::Error::EINVAL);
     let prog = cstr(program.as_os_str().as_bytes())?;
@@ -125,7 +197,7 @@ pub fn fork_exec(
     // How the exec went: a successful exec closes this close-on-exec pipe, a failed one writes
     // its errno into it first (as std's Command does), so the old master can say why.
     let (outcome_r, outcome_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let pid = fork_child(move || {
+    let Forked::Parent(pid, pidfd) = fork_sibling()? else {
         for &fd in keep {
             // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -134,9 +206,12 @@ pub fn fork_exec(
         let _ = super::signals::unblock_all();
         let errno = nix::unistd::execve(&prog, &argv, &envp).unwrap_err() as i32;
         let _ = nix::unistd::write(&outcome_w, &errno.to_ne_bytes());
-        127 // exec failed: the old master keeps serving
-    })?;
-    // The parent's copy of the write end went with the closure: EOF now means the exec happened.
+        // SAFETY: the child ends here, exec failed (the old master keeps serving), without
+        // running destructors of the state it copied from the master.
+        unsafe { libc::_exit(127) }
+    };
+    drop(outcome_w);
+    // EOF now means the exec happened.
     let mut errno = [0u8; 4];
     let mut got = 0;
     while got < errno.len() {
@@ -148,11 +223,12 @@ pub fn fork_exec(
         }
     }
     if got == errno.len() {
-        // The child is exiting 127; reap it here, where its failure is explained.
+        // The child is exiting 127; reap it here, where its failure is explained (a sibling
+        // is our parent's to reap, and waitpid fails at once).
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(nix::Error::from_raw(i32::from_ne_bytes(errno)));
     }
-    Ok(pid)
+    Ok(Sibling { pid, pidfd })
 }
 
 /// Tells the foreground parent of `--daemon` how start-up went.

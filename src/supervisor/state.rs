@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use nix::sys::signalfd::SignalFd;
-use nix::unistd::Pid;
 
 use super::listeners::ListenerSet;
 use super::pending::Pending;
@@ -56,7 +55,7 @@ pub(super) struct Master {
     /// How this binary was started (USR2 starts it again).
     pub(super) exec: Exec,
     /// The new master a USR2 started, until it takes over or fails.
-    pub(super) upgrade: Option<Pid>,
+    pub(super) upgrade: Option<super::spawn::Sibling>,
     /// This master came from a USR2: the old master, stopped once our workers are ready.
     pub(super) handover_from: Option<i32>,
     pub(super) pidfile: Option<PidFile>,

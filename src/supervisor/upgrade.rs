@@ -6,7 +6,9 @@
 //! and asks the old master (`WAITRESSD_UPGRADE_FROM`) to stop gracefully (TERM). The old master
 //! then drains like any graceful stop, but leaves the unix socket files and the pidfile (which
 //! now names the new master) and tells systemd nothing. If the new master exits before that,
-//! the old one logs why, takes the pidfile back and keeps serving.
+//! the old one logs why, takes the pidfile back and keeps serving. The new master is a child
+//! of the old master's parent, not of the old master (spawn.rs `fork_sibling`): systemd then
+//! waits for its drain at `systemctl stop` instead of SIGKILLing the unit.
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
@@ -94,6 +96,16 @@ impl Master {
             ));
             return;
         }
+        if self.pid == 1 {
+            // The init of a PID namespace (a container's entrypoint): its exit ends every
+            // process in the namespace, the new master and its workers too.
+            log_error(
+                "master 1: USR2 refused: this master is the init (PID 1) of its container, and \
+                 its exit would end every process in it, the new master too; roll out a new \
+                 container instead",
+            );
+            return;
+        }
         let Some(program) = self.exec.program.clone() else {
             log_error("USR2: cannot upgrade: the path of this binary is unknown");
             return;
@@ -117,13 +129,14 @@ impl Master {
             env.push((ENV_STATUS.to_string(), s.listener_fd().to_string()));
         }
         match spawn::fork_exec(&program, &self.exec.args, &env, &fds) {
-            Ok(pid) => {
+            Ok(new) => {
                 log_info(&format!(
-                    "master {}: USR2: started the new master (pid {pid}) from {}",
+                    "master {}: USR2: started the new master (pid {}) from {}",
                     self.pid,
+                    new.pid,
                     program.display()
                 ));
-                self.upgrade = Some(pid);
+                self.upgrade = Some(new);
             }
             Err(e) => log_error(&format!(
                 "master {}: USR2: cannot start {}: {}; still serving (put an executable waitressd \
@@ -137,12 +150,29 @@ impl Master {
 
     /// True while a new master we started is alive: a graceful stop is then its takeover.
     pub(super) fn handing_over(&self) -> bool {
-        self.upgrade.is_some_and(|p| kill(p, None).is_ok())
+        self.upgrade.as_ref().is_some_and(|u| match &u.pidfd {
+            Some(fd) => !spawn::pidfd_exited(fd),
+            None => kill(u.pid, None).is_ok(),
+        })
+    }
+
+    /// Each turn: a new master that is our parent's child (not reaped here) and has exited
+    /// failed to take over. (Our own child stays a zombie, alive to kill(2), until `reap`.)
+    pub(super) fn check_upgrade(&mut self) {
+        let Some(u) = &self.upgrade else { return };
+        let gone = match &u.pidfd {
+            Some(fd) => spawn::pidfd_exited(fd),
+            None => kill(u.pid, None).is_err(),
+        };
+        if gone {
+            let pid = u.pid;
+            self.upgrade_exited(pid, "before serving; its own lines above say why");
+        }
     }
 
     /// Reaped `pid`; true if it was the new master of an upgrade (which failed to take over).
     pub(super) fn upgrade_exited(&mut self, pid: Pid, how: &str) -> bool {
-        if self.upgrade != Some(pid) {
+        if self.upgrade.as_ref().map(|u| u.pid) != Some(pid) {
             return false;
         }
         self.upgrade = None;

@@ -358,3 +358,58 @@ fn an_apps_stderr_on_a_full_disk_loses_the_line_not_the_request() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// Under systemd a start that fails says why in one line at priority error: `journalctl -u
+/// waitressd@NAME -p warning` (the README's way to see the daemon's warnings and errors) and
+/// `-p err` show it. It was written without a priority (the journal's default, info), so those
+/// showed only systemd's "Failed to start".
+#[test]
+fn journal_stream_fatal_boot_errors_carry_the_error_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cases = [
+        (
+            "workers = banana\n",
+            2,
+            ":7: [server:main] workers = 'banana'",
+        ),
+        (
+            &*format!("listen = {}\n", taken.local_addr().unwrap()),
+            3,
+            "Address already in use",
+        ),
+    ];
+    for (i, (setting, code, says)) in cases.into_iter().enumerate() {
+        let ini = dir.path().join(format!("bad{i}.ini"));
+        std::fs::write(
+            &ini,
+            format!(
+                "[app:main]\nuse = call:opsapp:factory\n\n[server:main]\nuse = egg:waitress#main\n\
+                 log_level = warning\n{setting}"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join(format!("stderr{i}"));
+        let f = std::fs::File::create(&log).unwrap();
+        let st = nix::sys::stat::fstat(&f).unwrap();
+        let out = std::process::Command::new(crate::util::bin())
+            .arg(&ini)
+            .current_dir(super::apps())
+            .env("VIRTUAL_ENV", crate::util::venv())
+            .env("PYTHONPATH", super::apps())
+            .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(f))
+            .status()
+            .unwrap();
+        assert_eq!(out.code(), Some(code), "{}", read(&log));
+        let text = read(&log);
+        let line = text.lines().find(|l| l.contains(says));
+        assert!(
+            line.is_some_and(|l| l.starts_with("<3>waitressd: ")),
+            "want the line naming `{says}` at <3>: {text}"
+        );
+    }
+}

@@ -120,6 +120,82 @@ fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_p
     assert!(!pidfile.exists(), "removed by the new master at exit");
 }
 
+/// The new master of a USR2 upgrade is a child of the old master's parent (systemd, under a
+/// unit), not of the old master: systemd decides once, at `MAINPID=`, whether its main process
+/// is its own child, and for one that is not (an "alien", `Supervising process N which is not
+/// our child` in the journal) `systemctl stop` sends SIGTERM, does not wait for the drain and
+/// SIGKILLs the whole unit at once, cutting every request in flight; its exit status is lost too.
+/// Here the test process stands for systemd: it is the new master's parent and reaps its exit 0.
+#[test]
+fn usr2_new_master_is_a_child_of_the_old_masters_parent_which_reaps_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut d, pidfile) = start_with_pidfile(dir.path(), "workers = 1");
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    d.signal(libc::SIGUSR2);
+    let code = d.wait(60);
+    let new = read_pid(&pidfile);
+    let _reaper = new.map(Reaper);
+    assert_eq!(code, Some(0), "the old master handed over and stopped");
+    let new = new.expect("pidfile");
+    let status = std::fs::read_to_string(format!("/proc/{new}/status")).unwrap();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|v| v.trim().to_string());
+    assert_eq!(
+        ppid,
+        Some(std::process::id().to_string()),
+        "the new master's parent is the old master's parent"
+    );
+    assert!(ask(&addr, "/").is_some(), "the new master serves");
+    // SAFETY: kill(2) on the new master this test's daemon started.
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    let mut st = 0;
+    // SAFETY: waitpid(2) on that process, our child.
+    let r = unsafe { libc::waitpid(new, &mut st, 0) };
+    assert_eq!(r, new, "reaped by its parent");
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "a graceful stop's exit 0, status {st:#x}"
+    );
+}
+
+/// A master that is the init (PID 1) of its PID namespace (a container's entrypoint) cannot
+/// hand over: its exit ends every process in the namespace, and USR2 took the whole container
+/// down, every request cut. It refuses USR2 with the reason and keeps serving.
+#[test]
+fn usr2_as_the_init_of_a_pid_namespace_is_refused_and_it_keeps_serving() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: a PID namespace needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(dir.path(), "supapp:make_app", "one", "listen = 127.0.0.1:0");
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--fork", "--pid", "--mount-proc", "--kill-child=SIGQUIT"])
+        .arg(crate::util::bin())
+        .arg("--config")
+        .arg(&ini)
+        .env("PYTHONPATH", super::apps())
+        .current_dir(dir.path());
+    let d = Daemon::start_with(&mut c, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let master = children(d.pid());
+    assert_eq!(master.len(), 1, "unshare's one child, the master");
+    // SAFETY: kill(2) on the master this test started (through unshare).
+    unsafe { libc::kill(master[0], libc::SIGUSR2) };
+    let line = line_with(&d, "USR2", 30).expect("a line about the USR2");
+    assert!(
+        line.contains("USR2 refused") && line.contains("PID 1"),
+        "{line}"
+    );
+    assert!(ask(&addr, "/").is_some(), "still serving");
+    assert!(alive(master[0]), "the same master");
+}
+
 #[test]
 fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     let dir = tempfile::tempdir().unwrap();
