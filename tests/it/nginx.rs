@@ -134,7 +134,8 @@ fn instance(port: u16, stream: bool) -> Daemon {
     d
 }
 
-/// A keep-alive HTTP/1.1 client from 127.0.0.2 (reconnects after `Connection: close`).
+/// A keep-alive HTTP/1.1 client from 127.0.0.2 (reconnects after `Connection: close`) that
+/// claims to forward for 203.0.113.9: only the last hop, added by nginx, may be believed.
 struct Client {
     front: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
@@ -166,7 +167,8 @@ impl Client {
         }
         let conn = self.conn.as_mut().unwrap();
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: front.example\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: front.example\r\n\
+             X-Forwarded-For: 203.0.113.9\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
