@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 # binary links and rpaths; see shared notes on embedding CPython).
 PYO3_PYTHON="${PYO3_PYTHON:-$(python3 -c 'import sys; print(sys._base_executable)')}"
 export PYO3_PYTHON
-# Real peers the edge tests use (TLS certificates made by openssl, HAProxy in front).
-if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null; then
-    (apt-get install -y haproxy openssl || (apt-get update && apt-get install -y haproxy openssl)) >/dev/null
+# Real peers the edge tests use (TLS certificates made by openssl, HAProxy and nginx in front).
+if ! command -v haproxy >/dev/null || ! command -v openssl >/dev/null || ! command -v nginx >/dev/null \
+    || [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+    pkgs="haproxy openssl nginx-light libnginx-mod-stream"
+    (apt-get install -y $pkgs || (apt-get update && apt-get install -y $pkgs)) >/dev/null
 fi
 WAITRESSD_TEST_VENV="$(tools/venv.sh)"
 export WAITRESSD_TEST_VENV

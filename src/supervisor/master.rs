@@ -239,7 +239,8 @@ impl Master {
     }
 
     /// What `/ready` answers, from the phase: draining from a stop's first turn, else ready
-    /// while every wanted worker of the serving generation is ready.
+    /// while every wanted worker of the serving generation is ready, degraded (also 200) while
+    /// some of them serve once it has served.
     fn publish_readiness(&mut self) {
         let ready = self.workers.serving_count(self.generation);
         let readiness = match self.phase {
@@ -248,6 +249,7 @@ impl Master {
             Phase::Stopping { .. } if self.handing_over() => return,
             Phase::Stopping { .. } => Readiness::Draining,
             _ if ready >= self.target => Readiness::Ready,
+            _ if self.booted && ready > 0 => Readiness::Degraded,
             _ => Readiness::Starting,
         };
         if let Some(s) = &mut self.status {

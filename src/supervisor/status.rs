@@ -1,6 +1,7 @@
 //! The status listener (`status_listen`): a small HTTP/1.1 server in the master's own poll
 //! loop, never on the app's listeners, answering `/ready` (200 while every wanted worker is
-//! ready and nothing drains, 503 from the moment a stop starts draining), `/live` and
+//! ready and nothing drains, or `degraded` while some serve after the first did; 503 before
+//! that and from the moment a stop starts draining), `/live` and
 //! `/metrics`. One request per connection, `Connection: close`.
 //!
 //! No thread: the master forks workers, and a fork copies only the forking thread, so a lock
@@ -69,10 +70,15 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// What `/ready` answers; the master derives it from its phase and workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Readiness {
-    /// Not every wanted worker is ready (booting, or one being replaced): 503 `starting`.
+    /// Not every wanted worker is ready before the first one serves (booting): 503 `starting`.
     Starting,
     /// Every wanted worker is ready: 200.
     Ready,
+    /// Serving, but not every wanted worker is ready (a dead one being replaced, or one failing
+    /// at boot while its siblings serve): 200 `degraded`. A 503 made a load balancer take out
+    /// an instance that answered every request, and every instance at once after a broken
+    /// deploy that each found by a respawn.
+    Degraded,
     /// A stop is draining the workers: 503 `draining`.
     Draining,
 }

@@ -15,7 +15,7 @@ use crate::util::{bin, root, split_response, Daemon};
 /// A free port below the ephemeral range: instances are restarted on the same ports, and a
 /// port from the ephemeral range could meanwhile become the source port of one of the
 /// thousands of connections the load makes.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let lo: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())

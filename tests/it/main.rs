@@ -7,6 +7,7 @@ mod config;
 mod haproxy;
 mod hostile;
 mod integrity;
+mod nginx;
 mod ops;
 mod props;
 mod server;

@@ -15,7 +15,7 @@ impl Board {
             totals,
             workers: self.workers.iter().map(|&(id, pid, _)| (id, pid)).collect(),
             restarts: self.restarts.clone(),
-            ready: self.readiness == Readiness::Ready,
+            ready: matches!(self.readiness, Readiness::Ready | Readiness::Degraded),
         }
     }
 }
@@ -52,6 +52,9 @@ pub(super) fn answer(buf: &[u8], board: &Board) -> Option<Vec<u8>> {
         "/ready" => {
             let why = match board.readiness {
                 Readiness::Ready => return Some(respond("200 OK", "text/plain", "ready\n", head)),
+                Readiness::Degraded => {
+                    return Some(respond("200 OK", "text/plain", "degraded\n", head))
+                }
                 Readiness::Starting => "starting\n",
                 Readiness::Draining => "draining\n",
             };
@@ -112,8 +115,15 @@ mod tests {
         let up = board(Readiness::Ready);
         let starting = board(Readiness::Starting);
         let draining = board(Readiness::Draining);
+        let degraded = board(Readiness::Degraded);
         let table: &[(&str, &Board, &str, &str)] = &[
             ("GET /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", "ready\n"),
+            (
+                "GET /ready HTTP/1.1",
+                &degraded,
+                "HTTP/1.1 200 OK",
+                "degraded\n",
+            ),
             ("GET /ready?x=1 HTTP/1.0", &up, "HTTP/1.1 200 OK", "ready\n"),
             ("HEAD /ready HTTP/1.1", &up, "HTTP/1.1 200 OK", ""),
             (

@@ -1,15 +1,17 @@
 //! The status listener's edges: clients that hold its connections (a port scanner, a broken
 //! monitor) while probes are still answered, dozens of idle connections kept open and
 //! re-opened as fast as they are closed; a 405 that names the methods it takes; and
-//! `/metrics` counting the server's own error responses (400, 413) beside the app's.
+//! `/metrics` counting the server's own error responses (400, 413) beside the app's; `/ready`
+//! while a worker slot fails at boot and its sibling serves.
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::failures::{line_with, start_deployed};
 use super::status::{boot, req, sample, status_addr};
-use super::{apps, eventually, start, write_ini};
+use super::{apps, ask, children, eventually, start, write_ini};
 
 /// Idle connections held open at once: twice the 128 the master serves at once.
 const IDLE: usize = 256;
@@ -197,4 +199,49 @@ fn metrics_count_the_servers_own_error_responses() {
         Some(2.0),
         "{m}"
     );
+}
+
+/// A worker dies while broken code is on disk (a deploy in progress): its respawn fails at
+/// boot again and again while its sibling serves every request. `/ready` answers 200
+/// `degraded` meanwhile, so a load balancer keeps the instance (its 503 `starting` took out an
+/// instance that answered everything, and every instance at once when each found the broken
+/// deploy by a respawn: HAProxy then answered 503 to every client), and `ready` once the code
+/// is fixed and the slot serves again.
+#[test]
+fn ready_is_200_degraded_while_a_slot_fails_at_boot_and_its_sibling_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deployed.py");
+    let good = std::fs::read_to_string(apps().join("supapp.py")).unwrap();
+    std::fs::write(&module, &good).unwrap();
+    let server = "listen = 127.0.0.1:0\nworkers = 2\nstatus_listen = 127.0.0.1:0";
+    let mut d = start_deployed(dir.path(), server);
+    let status = status_addr(&d);
+    let addr = d.addr();
+    let ready = |body: &str| req(&status, "GET", "/ready") == (200, body.to_string());
+    assert!(eventually(30, || ready("ready\n")), "never ready");
+    std::fs::write(&module, "raise ImportError('deploy in progress')\n").unwrap();
+    let victim = children(d.pid())[0];
+    // SAFETY: kill(2) on a worker of the daemon this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    line_with(&d, "failed to boot", 30).expect("the respawn fails at boot");
+    assert_eq!(
+        req(&status, "GET", "/ready"),
+        (200, "degraded\n".to_string()),
+        "/ready while the sibling serves"
+    );
+    let (_, metrics) = req(&status, "GET", "/metrics");
+    assert_eq!(sample(&metrics, "waitressd_ready"), Some(1.0), "{metrics}");
+    for _ in 0..20 {
+        assert!(
+            ask(&addr, "/").is_some(),
+            "the sibling serves every request"
+        );
+    }
+    std::fs::write(&module, &good).unwrap();
+    assert!(
+        eventually(60, || ready("ready\n")),
+        "ready again once the code is fixed"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
 }
