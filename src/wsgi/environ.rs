@@ -413,6 +413,11 @@ const BASES_MAX: usize = 4;
 /// (a client sending random names must not grow memory).
 const HEADER_KEYS_MAX: usize = 256;
 
+/// Longest header name cached: a longer one is converted per request. Real names are short;
+/// without this bound, names as long as `max_request_header_size` filled every thread's
+/// cache with twice their size each (4 threads: 400 MiB per worker, kept for its life).
+const HEADER_NAME_CACHED_MAX: usize = 128;
+
 impl ThreadMemo {
     /// The base dict for `req`: cached, or built now (replacing the oldest).
     fn base(&mut self, py: Python<'_>, t: &Template, req: &Request) -> PyResult<Py<PyDict>> {
@@ -451,7 +456,7 @@ impl ThreadMemo {
             kind,
             value: LastStr::default(),
         };
-        if self.slots.len() < HEADER_KEYS_MAX {
+        if self.slots.len() < HEADER_KEYS_MAX && name.len() <= HEADER_NAME_CACHED_MAX {
             self.headers.insert(name.to_vec(), self.slots.len());
             self.slots.push(slot);
             self.slots.last_mut().expect("just pushed")

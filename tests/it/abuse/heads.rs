@@ -115,3 +115,30 @@ fn header_bombs_get_431_or_are_served_and_memory_stays_bounded() {
     let grown = rss_kib(d.pid()).saturating_sub(base);
     assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
 }
+
+/// Requests that each carry a header with a new long name (150 KiB, within
+/// `max_request_header_size`): every one is served and the worker's memory stays flat. The
+/// environ builder's per-thread cache of header names once kept up to 256 of them per app
+/// thread, twice each (400 MiB per worker with 4 threads, for the worker's life).
+#[test]
+fn distinct_long_header_names_do_not_grow_memory() {
+    let d = start(&["--threads", "1"]);
+    let addr = d.addr();
+    fresh_client_served(&addr, 10).unwrap();
+    let base = rss_kib(d.pid());
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..400 {
+        let name = format!("X-{}", format!("{i:08}").repeat(150 * 1024 / 8));
+        let req = format!("GET /hello HTTP/1.1\r\nHost: t\r\n{name}: v\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        assert_eq!(
+            read_response(&mut s),
+            Some((200, b"hello".to_vec())),
+            "request {i}"
+        );
+    }
+    fresh_client_served(&addr, 10).unwrap();
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 24 * 1024, "memory grew by {grown} KiB");
+}
