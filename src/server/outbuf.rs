@@ -24,6 +24,7 @@ use nix::errno::Errno;
 
 use super::sock::send_parts;
 use super::tls::{TlsSession, CHUNK};
+use crate::http::spare_files::SPARES;
 
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
@@ -137,7 +138,10 @@ impl OutBuf {
                 spill: true,
                 ..
             }) if *end < SPILL_FILE_MAX => {
-                file.write_all_at(data, *end).map_err(spill_failed)?;
+                let at = *end;
+                SPARES
+                    .retry_when_full(|| file.write_all_at(data, at))
+                    .map_err(spill_failed)?;
                 *end += len;
             }
             Some(Seg::File { spill: true, .. }) => self.spill(data)?,
@@ -159,10 +163,15 @@ impl OutBuf {
         Ok(())
     }
 
-    /// Starts a new spill file holding `data`.
+    /// Starts a new spill file holding `data`. A full disk first drops the request-body temp
+    /// files kept for reuse (`http::spare_files`), then fails.
     fn spill(&mut self, data: &[u8]) -> io::Result<()> {
-        let file = tempfile::tempfile().map_err(spill_failed)?;
-        file.write_all_at(data, 0).map_err(spill_failed)?;
+        let file = SPARES
+            .retry_when_full(tempfile::tempfile)
+            .map_err(spill_failed)?;
+        SPARES
+            .retry_when_full(|| file.write_all_at(data, 0))
+            .map_err(spill_failed)?;
         self.segs.push_back(Seg::File {
             file,
             off: 0,
