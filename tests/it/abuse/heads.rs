@@ -4,6 +4,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::{connect_many, fresh_client_served, read_response, rss_kib, start};
+use crate::util::{root, Daemon};
 
 /// Clients that send a head one byte every 300 ms, below `connection_limit` (the others are
 /// served beside them) and above it (they are evicted for waiting clients, and the whole-head
@@ -141,4 +142,52 @@ fn distinct_long_header_names_do_not_grow_memory() {
     fresh_client_served(&addr, 10).unwrap();
     let grown = rss_kib(d.pid()).saturating_sub(base);
     assert!(grown < 24 * 1024, "memory grew by {grown} KiB");
+}
+
+/// An open-file limit below what `connection_limit` needs (hard limit 64, the default limit of
+/// 100): 100 clients that connect and send nothing take every descriptor the worker has, and
+/// accept(2) fails with EMFILE. They are made room for as at `connection_limit` (those idle
+/// for a second are closed), so a fresh client is answered; it used to wait in the backlog
+/// until they timed out (`channel_timeout`, 120 s).
+#[test]
+fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.args([
+        "--app",
+        "abuse:app",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+    ])
+    .current_dir(root().join("tests/apps/wsgi"));
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2),
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let r = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let d = Daemon::start_with(&mut cmd, 1);
+    let addr = d.addr();
+    fresh_client_served(&addr, 10).unwrap();
+    let _idle = connect_many(&addr, 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 0..3 {
+        fresh_client_served(&addr, 10).unwrap_or_else(|e| panic!("fresh client {i}: {e}"));
+    }
+    let said: Vec<String> = d.stderr.try_iter().collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("Too many open files") && l.contains("LimitNOFILE")),
+        "{said:?}"
+    );
 }
