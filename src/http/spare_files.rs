@@ -85,3 +85,15 @@ pub fn is_full(e: &io::Error) -> bool {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
         )
 }
+
+/// What fixes a temp file that could not be made or written: the open-file limit when the
+/// process is out of descriptors, else `$TMPDIR` (or `setting`, the spill threshold).
+pub fn temp_file_fix(e: &io::Error, setting: &str) -> String {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        "raise the open-file limit (LimitNOFILE= in the systemd unit, ulimit -n) or lower \
+         connection_limit"
+            .to_string()
+    } else {
+        format!("give the workers a writable TMPDIR with free space, or raise {setting}")
+    }
+}

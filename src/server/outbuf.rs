@@ -24,21 +24,22 @@ use nix::errno::Errno;
 
 use super::sock::send_parts;
 use super::tls::{TlsSession, CHUNK};
-use crate::http::spare_files::SPARES;
+use crate::http::spare_files::{temp_file_fix, SPARES};
 
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
-/// A spill file could not be made or written (`$TMPDIR` missing, not writable, or full): carried
-/// inside the `io::Error` so it is logged as what it is, not as a socket error.
+/// A spill file could not be made or written (`$TMPDIR` missing, not writable, or full; or no
+/// file descriptor left): carried inside the `io::Error` so it is logged as what it is, not as
+/// a socket error.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot spill a response over outbuf_overflow to a temporary file in {}: {source}; give \
-     the workers a writable TMPDIR with free space, or raise outbuf_overflow",
+    "cannot spill a response over outbuf_overflow to a temporary file in {}: {source}; {fix}",
     dir.display()
 )]
 pub(crate) struct SpillFailed {
     dir: PathBuf,
     source: io::Error,
+    fix: String,
 }
 
 fn spill_failed(source: io::Error) -> io::Error {
@@ -47,6 +48,7 @@ fn spill_failed(source: io::Error) -> io::Error {
         kind,
         SpillFailed {
             dir: std::env::temp_dir(),
+            fix: temp_file_fix(&source, "outbuf_overflow"),
             source,
         },
     )

@@ -144,13 +144,8 @@ fn distinct_long_header_names_do_not_grow_memory() {
     assert!(grown < 24 * 1024, "memory grew by {grown} KiB");
 }
 
-/// An open-file limit below what `connection_limit` needs (hard limit 64, the default limit of
-/// 100): 100 clients that connect and send nothing take every descriptor the worker has, and
-/// accept(2) fails with EMFILE. They are made room for as at `connection_limit` (those idle
-/// for a second are closed), so a fresh client is answered; it used to wait in the backlog
-/// until they timed out (`channel_timeout`, 120 s).
-#[test]
-fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
+/// `waitressd --app abuse:app` (1 thread) under an open-file limit (soft and hard) of `n`.
+fn start_with_nofile(n: libc::rlim_t) -> Daemon {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(crate::util::bin());
     cmd.args([
@@ -165,10 +160,10 @@ fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
     // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2),
     // which is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let r = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
+                rlim_cur: n,
+                rlim_max: n,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -176,7 +171,17 @@ fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
             Ok(())
         });
     }
-    let d = Daemon::start_with(&mut cmd, 1);
+    Daemon::start_with(&mut cmd, 1)
+}
+
+/// An open-file limit below what `connection_limit` needs (hard limit 64, the default limit of
+/// 100): 100 clients that connect and send nothing take every descriptor the worker has, and
+/// accept(2) fails with EMFILE. They are made room for as at `connection_limit` (those idle
+/// for a second are closed), so a fresh client is answered; it used to wait in the backlog
+/// until they timed out (`channel_timeout`, 120 s).
+#[test]
+fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
+    let d = start_with_nofile(64);
     let addr = d.addr();
     fresh_client_served(&addr, 10).unwrap();
     let _idle = connect_many(&addr, 100);
@@ -190,4 +195,79 @@ fn idle_connections_at_the_open_file_limit_make_room_for_a_fresh_client() {
             .any(|l| l.contains("Too many open files") && l.contains("LimitNOFILE")),
         "{said:?}"
     );
+}
+
+/// A worker out of file descriptors (the app took them all) cannot make the temp file a large
+/// upload or a spilled response needs: the upload gets a 500, the response is cut, and each is
+/// logged with the fix that helps (the open-file limit), not "a writable TMPDIR with free
+/// space", which sent operators to a directory with nothing wrong. Once the descriptors are
+/// back, the worker serves as before.
+#[test]
+fn a_worker_out_of_descriptors_names_the_open_file_limit_when_a_spill_fails() {
+    let d = start_with_nofile(256);
+    let addr = d.addr();
+    let upload = |s: &mut TcpStream| {
+        let n = 1 << 20;
+        let head = format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // The server may answer and close before it has read the whole body.
+        let _ = s.write_all(&vec![b'u'; n]);
+        read_response(s)
+    };
+    // A response that must spill (64 MiB to a client not reading yet), then an upload.
+    let mut a = TcpStream::connect(&addr).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    a.write_all(b"GET /hog HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut a), Some((200, b"hello".to_vec())));
+    a.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // A chunked body cut before its last chunk (the connection ends), never a complete one.
+    let (got, _) = crate::util::read_until_close(&mut a);
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", got.len());
+    assert!(
+        !got.ends_with(b"\r\n0\r\n\r\n") && got.len() < 64 << 20,
+        "{}",
+        got.len()
+    );
+    let spill = wait_line(&d, "cannot spill a response");
+    drop(a);
+    let mut b = TcpStream::connect(&addr).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(upload(&mut b).map(|r| r.0), Some(500));
+    let body = wait_line(&d, "request body over inbuf_overflow");
+    for line in [&spill, &body] {
+        assert!(
+            line.contains("Too many open files") && line.contains("LimitNOFILE"),
+            "{line}"
+        );
+        assert!(!line.contains("free space"), "{line}");
+    }
+    drop(b);
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /unhog HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c), Some((200, b"hello".to_vec())));
+    let mut e = TcpStream::connect(&addr).unwrap();
+    e.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let echoed = upload(&mut e).expect("the upload is served again");
+    assert_eq!((echoed.0, echoed.1.len()), (200, 1 << 20));
+}
+
+/// The first stderr line of `d` containing `want` (bounded wait).
+fn wait_line(d: &Daemon, want: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Ok(l) = d
+        .stderr
+        .recv_timeout(end.saturating_duration_since(Instant::now()))
+    {
+        if l.contains(want) {
+            return l;
+        }
+        seen.push(l);
+    }
+    panic!("no line with {want:?}:\n{}", seen.join("\n"));
 }
