@@ -271,3 +271,33 @@ fn wait_line(d: &Daemon, want: &str) -> String {
     }
     panic!("no line with {want:?}:\n{}", seen.join("\n"));
 }
+
+/// Requests that each carry 1,000 header names never seen before (400,000 in all): every one
+/// is served and the worker's memory stays flat. Names past the per-thread cache were
+/// interned, and CPython 3.12 makes interned strings immortal: a worker built on 3.12 grew by
+/// every new name for good.
+#[test]
+fn ever_new_header_names_do_not_grow_memory() {
+    let d = start(&["--threads", "1"]);
+    let addr = d.addr();
+    fresh_client_served(&addr, 10).unwrap();
+    let base = rss_kib(d.pid());
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..400 {
+        let mut req = b"GET /hello HTTP/1.1\r\nHost: t\r\n".to_vec();
+        for j in 0..1000 {
+            req.extend_from_slice(format!("X-{i}-{j}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        s.write_all(&req).unwrap();
+        assert_eq!(
+            read_response(&mut s),
+            Some((200, b"hello".to_vec())),
+            "request {i}"
+        );
+    }
+    fresh_client_served(&addr, 10).unwrap();
+    let grown = rss_kib(d.pid()).saturating_sub(base);
+    assert!(grown < 16 * 1024, "memory grew by {grown} KiB");
+}
