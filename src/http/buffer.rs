@@ -14,8 +14,8 @@ const READ_WINDOW: usize = 64 * 1024;
 /// Once spilled, small appends are gathered up to this size before one write (a chunked body of
 /// 1-byte chunks, or an app writing tiny pieces, would otherwise cost a syscall each).
 const WRITE_BEHIND: usize = 64 * 1024;
-/// A temp file that never grew past this is kept by `clear` for the next spill (see `spare`).
-pub const SPARE_MAX_BYTES: u64 = 4 * 1024 * 1024;
+pub use super::spare_files::SPARE_MAX_BYTES;
+use super::spare_files::{SpareFiles, SPARES};
 
 /// Append at the end, read (and seek) from a cursor. Appending never disturbs the cursor, so
 /// it works both as a request body (fill, then read from 0) and as an output queue (append
@@ -35,11 +35,11 @@ pub struct OverflowableBuffer {
     /// Read window over the file: bytes `[win_start, win_start + win.len())`.
     win: Vec<u8>,
     win_start: u64,
-    /// The last body's temp file, kept for the next spill: overwriting its blocks from offset 0
-    /// saves creating, allocating and freeing an inode per upload. Safe only because these
-    /// files are never handed to sendfile(2) (response spill files are, and are never reused,
-    /// see `server::outbuf`). Bytes past `len` are stale and never read.
-    spare: Option<File>,
+    /// Where finished bodies' temp files are kept for the next spill: overwriting their blocks
+    /// from offset 0 saves creating, allocating and freeing an inode per upload. Safe only
+    /// because these files are never handed to sendfile(2) (response spill files are, and are
+    /// never reused, see `server::outbuf`). Bytes past `len` are stale and never read.
+    spares: &'static SpareFiles,
     /// Highest offset ever written to the current file (its size).
     extent: u64,
 }
@@ -47,6 +47,11 @@ pub struct OverflowableBuffer {
 impl OverflowableBuffer {
     /// A buffer that moves to a temp file once it holds `>= overflow` bytes (waitress rule).
     pub fn new(overflow: u64) -> OverflowableBuffer {
+        OverflowableBuffer::with_spares(overflow, &SPARES)
+    }
+
+    /// The same, keeping its temp files in `spares` instead of the process's.
+    pub fn with_spares(overflow: u64, spares: &'static SpareFiles) -> OverflowableBuffer {
         OverflowableBuffer {
             overflow,
             mem: Vec::new(),
@@ -56,7 +61,7 @@ impl OverflowableBuffer {
             pos: 0,
             win: Vec::new(),
             win_start: 0,
-            spare: None,
+            spares,
             extent: 0,
         }
     }
@@ -79,15 +84,6 @@ impl OverflowableBuffer {
     /// Heap bytes held (memory part plus read window); bounded by about `overflow + 128 KiB`.
     pub fn memory_footprint(&self) -> usize {
         self.mem.capacity() + self.win.capacity()
-    }
-
-    /// True when a temp file is kept for the next spill.
-    pub fn has_spare(&self) -> bool {
-        self.spare.is_some()
-    }
-    /// Closes (deletes) the kept temp file.
-    pub fn drop_spare(&mut self) {
-        self.spare = None;
     }
 
     /// `total` more bytes are known to be coming (a Content-Length body): when they reach the
@@ -117,16 +113,16 @@ impl OverflowableBuffer {
         self.extent = self.extent.max(self.flushed);
     }
 
-    /// Moves the data to a temp file (the spare one if kept).
+    /// Moves the data to a temp file (a kept one if any). A full disk drops the kept files
+    /// first (`SpareFiles::retry_when_full`), here and wherever this buffer writes its file.
     fn start_file(&mut self) -> io::Result<()> {
-        let f = match self.spare.take() {
-            Some(f) => f,
-            None => {
-                self.extent = 0;
-                tempfile::tempfile()?
-            }
+        let (f, extent) = match self.spares.take() {
+            Some(kept) => kept,
+            None => (self.spares.retry_when_full(tempfile::tempfile)?, 0),
         };
-        f.write_all_at(&self.mem, 0)?;
+        self.extent = extent;
+        self.spares
+            .retry_when_full(|| f.write_all_at(&self.mem, 0))?;
         self.flushed = self.mem.len() as u64;
         self.extent = self.extent.max(self.flushed);
         self.file = Some(f);
@@ -135,8 +131,8 @@ impl OverflowableBuffer {
         Ok(())
     }
 
-    /// Empties the buffer: keeps a bounded memory part, and the temp file (as `spare`) when it
-    /// stayed within `SPARE_MAX_BYTES`; a larger one is closed, which deletes it.
+    /// Empties the buffer: keeps a bounded memory part, and hands the temp file to `spares`
+    /// (kept when it stayed within `SPARE_MAX_BYTES`; else closed, which deletes it).
     pub fn clear(&mut self) {
         self.mem.clear();
         let keep = usize::try_from(self.overflow)
@@ -146,9 +142,7 @@ impl OverflowableBuffer {
             self.mem.shrink_to(keep);
         }
         if let Some(f) = self.file.take() {
-            if self.extent <= SPARE_MAX_BYTES {
-                self.spare = Some(f);
-            }
+            self.spares.keep(f, self.extent);
         }
         self.flushed = 0;
         self.len = 0;
@@ -175,7 +169,8 @@ impl OverflowableBuffer {
             self.flush()?;
         }
         if let (Some(f), true) = (&self.file, data.len() >= WRITE_BEHIND) {
-            f.write_all_at(data, self.flushed)?;
+            let at = self.flushed;
+            self.spares.retry_when_full(|| f.write_all_at(data, at))?;
             self.flushed += data.len() as u64;
             self.extent = self.extent.max(self.flushed);
         } else {
@@ -189,7 +184,9 @@ impl OverflowableBuffer {
     fn flush(&mut self) -> io::Result<()> {
         if let Some(f) = &self.file {
             if !self.mem.is_empty() {
-                f.write_all_at(&self.mem, self.flushed)?;
+                let at = self.flushed;
+                self.spares
+                    .retry_when_full(|| f.write_all_at(&self.mem, at))?;
                 self.flushed += self.mem.len() as u64;
                 self.extent = self.extent.max(self.flushed);
                 self.mem.clear();

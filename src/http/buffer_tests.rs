@@ -152,7 +152,9 @@ fn large_reads_of_a_spilled_body_match_small_ones_from_any_position() {
 #[test]
 fn a_kept_temp_file_is_overwritten_and_only_the_new_bytes_are_read() {
     use std::os::unix::fs::MetadataExt;
-    let mut b = OverflowableBuffer::new(1000);
+    // A pool of its own: the tests running beside it keep their files in the process's.
+    let spares: &'static SpareFiles = Box::leak(Box::default());
+    let mut b = OverflowableBuffer::with_spares(1000, spares);
     let first: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
     b.expect(first.len() as u64).unwrap();
     assert!(
@@ -162,7 +164,7 @@ fn a_kept_temp_file_is_overwritten_and_only_the_new_bytes_are_read() {
     b.append(&first).unwrap();
     let ino = b.file.as_ref().unwrap().metadata().unwrap().ino();
     b.clear();
-    assert!(b.has_spare() && !b.is_spilled());
+    assert!(spares.len() == 1 && !b.is_spilled());
     // A shorter body in the same file: the stale tail of the first is never read.
     let second: Vec<u8> = (0..120_000u32).map(|i| (i % 13) as u8 + 100).collect();
     for piece in second.chunks(7_000) {
@@ -179,7 +181,40 @@ fn a_kept_temp_file_is_overwritten_and_only_the_new_bytes_are_read() {
     b.clear();
     b.append(&vec![1u8; SPARE_MAX_BYTES as usize + 1]).unwrap();
     b.clear();
-    assert!(!b.has_spare());
+    assert!(spares.is_empty());
+}
+
+/// A full disk drops the kept files and tries once more; without kept files, or failing
+/// otherwise, the error stands.
+#[test]
+fn a_full_disk_releases_kept_files_and_retries_once() {
+    let spares: &'static SpareFiles = Box::leak(Box::default());
+    let full = || io::Error::from_raw_os_error(libc::ENOSPC);
+    let mut calls = 0;
+    let r = spares.retry_when_full(|| {
+        calls += 1;
+        Err::<(), _>(full())
+    });
+    assert!(r.is_err() && calls == 1, "nothing to release: no retry");
+    spares.keep(tempfile::tempfile().unwrap(), 10);
+    spares.keep(tempfile::tempfile().unwrap(), 10);
+    let mut calls = 0;
+    let r = spares.retry_when_full(|| {
+        calls += 1;
+        if calls == 1 {
+            Err(full())
+        } else {
+            Ok(calls)
+        }
+    });
+    assert_eq!(r.unwrap(), 2);
+    assert!(spares.is_empty());
+    spares.keep(tempfile::tempfile().unwrap(), 10);
+    let r = spares.retry_when_full(|| Err::<(), _>(io::Error::from_raw_os_error(libc::EIO)));
+    assert!(
+        r.is_err() && spares.len() == 1,
+        "only a full disk releases them"
+    );
 }
 
 #[test]

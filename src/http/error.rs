@@ -48,12 +48,13 @@ impl HttpError {
         }
     }
     /// The body's buffer (its temp file) failed: a 500, the server's fault, logged with
-    /// where the file was and what fixes it (`$TMPDIR` missing, not writable, or full).
+    /// where the file was and what fixes it (`$TMPDIR` missing, not writable, or full; or the
+    /// process out of file descriptors).
     pub fn body_buffer(e: std::io::Error) -> HttpError {
         HttpError::internal(format!(
-            "request body over inbuf_overflow: its temporary file in {}: {e}; give the workers \
-             a writable TMPDIR with free space, or raise inbuf_overflow",
-            std::env::temp_dir().display()
+            "request body over inbuf_overflow: its temporary file in {}: {e}; {}",
+            std::env::temp_dir().display(),
+            super::spare_files::temp_file_fix(&e, "inbuf_overflow")
         ))
     }
     /// Re-targets the status line to the request's version (errors found after the request

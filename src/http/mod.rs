@@ -36,6 +36,7 @@ pub mod proxy_protocol;
 pub(crate) mod pytext;
 pub mod request;
 pub mod response;
+pub mod spare_files;
 pub mod trust;
 pub mod uri;
 

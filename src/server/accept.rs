@@ -118,6 +118,14 @@ impl EventLoop {
                         if self.ctx.opts.log_socket_errors {
                             self.listeners[li].accept_errors.failed(&e, now);
                         }
+                        // Out of descriptors (the open-file limit below what connection_limit
+                        // needs): make room as at connection_limit, so idle connections do
+                        // not keep a waiting client out until they time out.
+                        let out_of_fds =
+                            matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                        if out_of_fds && self.evict_one(now, victims) {
+                            continue;
+                        }
                         // EMFILE and friends: retry on the next tick rather than spin.
                         self.listeners[li].accept_pending = false;
                         break;

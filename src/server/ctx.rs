@@ -28,9 +28,6 @@ use crate::http::{OverflowableBuffer, Request};
 
 /// Most recycled `Request`s kept (more would only be idle memory).
 const POOL_MAX: usize = 256;
-/// Pooled jobs that keep their body's temp file for the next upload (each at most
-/// `http::buffer::SPARE_MAX_BYTES`): at most 64 MiB of deleted temp files per worker.
-const SPARE_FILES_MAX: usize = 16;
 
 mod handoff;
 mod queue;
@@ -213,11 +210,6 @@ impl Ctx {
         job.body.clear();
         job.send_continue = false;
         let mut pool = lock(&self.pool);
-        if job.body.has_spare()
-            && pool.iter().filter(|j| j.body.has_spare()).count() >= SPARE_FILES_MAX
-        {
-            job.body.drop_spare();
-        }
         if pool.len() < POOL_MAX {
             pool.push(job);
         }

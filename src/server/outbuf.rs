@@ -24,20 +24,22 @@ use nix::errno::Errno;
 
 use super::sock::send_parts;
 use super::tls::{TlsSession, CHUNK};
+use crate::http::spare_files::{temp_file_fix, SPARES};
 
 /// How many memory segments one vectored write gathers.
 const MAX_IOV: usize = 64;
-/// A spill file could not be made or written (`$TMPDIR` missing, not writable, or full): carried
-/// inside the `io::Error` so it is logged as what it is, not as a socket error.
+/// A spill file could not be made or written (`$TMPDIR` missing, not writable, or full; or no
+/// file descriptor left): carried inside the `io::Error` so it is logged as what it is, not as
+/// a socket error.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot spill a response over outbuf_overflow to a temporary file in {}: {source}; give \
-     the workers a writable TMPDIR with free space, or raise outbuf_overflow",
+    "cannot spill a response over outbuf_overflow to a temporary file in {}: {source}; {fix}",
     dir.display()
 )]
 pub(crate) struct SpillFailed {
     dir: PathBuf,
     source: io::Error,
+    fix: String,
 }
 
 fn spill_failed(source: io::Error) -> io::Error {
@@ -46,6 +48,7 @@ fn spill_failed(source: io::Error) -> io::Error {
         kind,
         SpillFailed {
             dir: std::env::temp_dir(),
+            fix: temp_file_fix(&source, "outbuf_overflow"),
             source,
         },
     )
@@ -137,7 +140,10 @@ impl OutBuf {
                 spill: true,
                 ..
             }) if *end < SPILL_FILE_MAX => {
-                file.write_all_at(data, *end).map_err(spill_failed)?;
+                let at = *end;
+                SPARES
+                    .retry_when_full(|| file.write_all_at(data, at))
+                    .map_err(spill_failed)?;
                 *end += len;
             }
             Some(Seg::File { spill: true, .. }) => self.spill(data)?,
@@ -159,10 +165,15 @@ impl OutBuf {
         Ok(())
     }
 
-    /// Starts a new spill file holding `data`.
+    /// Starts a new spill file holding `data`. A full disk first drops the request-body temp
+    /// files kept for reuse (`http::spare_files`), then fails.
     fn spill(&mut self, data: &[u8]) -> io::Result<()> {
-        let file = tempfile::tempfile().map_err(spill_failed)?;
-        file.write_all_at(data, 0).map_err(spill_failed)?;
+        let file = SPARES
+            .retry_when_full(tempfile::tempfile)
+            .map_err(spill_failed)?;
+        SPARES
+            .retry_when_full(|| file.write_all_at(data, 0))
+            .map_err(spill_failed)?;
         self.segs.push_back(Seg::File {
             file,
             off: 0,

@@ -12,6 +12,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 
+use crate::http::spare_files::SPARES;
+
 /// Asked for per splice from the socket (the pipe is grown to this when the kernel allows).
 const SPLICE_MAX: usize = 256 * 1024;
 /// Bodies with less left than this are read as before (two syscalls per piece either way).
@@ -121,8 +123,10 @@ fn move_bytes(
         }
     };
     // Drain the pipe completely into the file: writing to a file does not wait on the
-    // socket, and an empty pipe is what the next call relies on.
+    // socket, and an empty pipe is what the next call relies on. A full disk first drops the
+    // body files kept for reuse (`http::spare_files`), once; the bytes wait in the pipe.
     let mut left = n;
+    let mut released = false;
     while left > 0 {
         match splice(
             r,
@@ -140,6 +144,7 @@ fn move_bytes(
             }
             Ok(k) => left -= k,
             Err(Errno::EINTR) => {}
+            Err(Errno::ENOSPC | Errno::EDQUOT) if !released && SPARES.release() => released = true,
             // This filesystem takes no splice (or the file is in append mode): what the pipe
             // holds goes through memory, so nothing taken from the socket is lost.
             Err(Errno::EINVAL) => {
@@ -167,7 +172,7 @@ fn copy_through_memory(
         match nix::unistd::read(r, &mut buf[..want]) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(k) => {
-                file.write_all_at(&buf[..k], offset)?;
+                SPARES.retry_when_full(|| file.write_all_at(&buf[..k], offset))?;
                 offset += k as u64;
                 left -= k;
             }

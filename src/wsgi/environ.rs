@@ -413,6 +413,11 @@ const BASES_MAX: usize = 4;
 /// (a client sending random names must not grow memory).
 const HEADER_KEYS_MAX: usize = 256;
 
+/// Longest header name cached: a longer one is converted per request. Real names are short;
+/// without this bound, names as long as `max_request_header_size` filled every thread's
+/// cache with twice their size each (4 threads: 400 MiB per worker, kept for its life).
+const HEADER_NAME_CACHED_MAX: usize = 128;
+
 impl ThreadMemo {
     /// The base dict for `req`: cached, or built now (replacing the oldest).
     fn base(&mut self, py: Python<'_>, t: &Template, req: &Request) -> PyResult<Py<PyDict>> {
@@ -440,18 +445,19 @@ impl ThreadMemo {
         if let Some(&i) = self.headers.get(name) {
             return &mut self.slots[i];
         }
+        let cached = self.slots.len() < HEADER_KEYS_MAX && name.len() <= HEADER_NAME_CACHED_MAX;
         let kind = if name.eq_ignore_ascii_case(b"content-length") {
             HeaderKind::ContentLength
         } else if name.eq_ignore_ascii_case(b"content-type") {
             HeaderKind::ContentType
         } else {
-            HeaderKind::Http(http_key(py, name))
+            HeaderKind::Http(http_key(py, name, cached))
         };
         let slot = HeaderSlot {
             kind,
             value: LastStr::default(),
         };
-        if self.slots.len() < HEADER_KEYS_MAX {
+        if cached {
             self.headers.insert(name.to_vec(), self.slots.len());
             self.slots.push(slot);
             self.slots.last_mut().expect("just pushed")
@@ -461,12 +467,20 @@ impl ThreadMemo {
     }
 }
 
-/// `HTTP_<NAME>`: upper-cased, `-` → `_` (waitress), interned.
-fn http_key(py: Python<'_>, name: &[u8]) -> Py<PyString> {
+/// `HTTP_<NAME>`: upper-cased, `-` → `_` (waitress); interned when `cached` (kept for the
+/// thread's life anyway). A name converted for one request only is never interned: CPython
+/// 3.12 makes every interned string immortal, so clients sending new names grew each worker
+/// for good (200,000 names of 200 bytes: 58 MiB).
+fn http_key(py: Python<'_>, name: &[u8], cached: bool) -> Py<PyString> {
     let mut key = Vec::with_capacity(5 + name.len());
     crate::http::environ_key(name, &mut key);
     // Header names are tokens (ASCII): the conversion never replaces anything.
-    PyString::intern(py, &String::from_utf8_lossy(&key)).unbind()
+    let key = String::from_utf8_lossy(&key);
+    if cached {
+        PyString::intern(py, &key).unbind()
+    } else {
+        PyString::new(py, &key).unbind()
+    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,14 @@ def slices(data, seed, biggest):
 
 def real_file(data, keep=False):
     fd, path = tempfile.mkstemp(prefix="waitressd-integrity-")
-    os.write(fd, data)
-    os.close(fd)
+    # A file object: a write cut short by a full $TMPDIR raises (os.write returns the short
+    # count, and the file then held less than its digest says).
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+    except OSError:
+        os.unlink(path)
+        raise
     f = open(path, "rb")
     if not keep:
         os.unlink(path)

@@ -1,9 +1,11 @@
 """The app the adversarial tests (tests/it/abuse) run under the real binary: a small answer,
-a large one, one that never returns, one that raises, and one that leaks a file per request."""
+a large one, one that never returns, one that raises, one that leaks a file per request, and
+one that takes every free file descriptor of its worker (`/hog`, given back by `/unhog`)."""
 import threading
 
 _never = threading.Event()
 _leaked = []
+_hogged = []
 
 
 def app(environ, start_response):
@@ -21,6 +23,15 @@ def app(environ, start_response):
     if path == "/leak":
         # Keeps an open file and 64 KiB per request forever.
         _leaked.append((open(__file__, "rb"), bytearray(65536)))
+    if path == "/hog":
+        try:
+            while True:
+                _hogged.append(open("/dev/null", "rb"))
+        except OSError:
+            pass
+    if path == "/unhog":
+        while _hogged:
+            _hogged.pop().close()
     if path == "/echo":
         body = environ["wsgi.input"].read()
         start_response("200 OK", [("Content-Length", str(len(body)))])

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use super::client::{Broken, Conn};
+use super::client::{sha256_hex, Broken, Conn};
 use super::{apps_dir, download, MIB};
 use crate::util::{self, Daemon};
 
@@ -106,4 +106,103 @@ fn check_config_warns_about_an_unwritable_tmpdir() {
             && err.contains(missing.to_str().unwrap()),
         "{err}"
     );
+}
+
+/// Runs `waitressd ARGS` with `$TMPDIR` on a tmpfs of `size` of its own (a private mount
+/// namespace: the mount goes away with the daemon); `None` when this machine cannot (not
+/// root, no `unshare`).
+fn daemon_on_tmpfs(size: &str, args: &[&str]) -> Option<(Daemon, tempfile::TempDir)> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let can = root
+        && Command::new("unshare")
+            .args(["-m", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !can {
+        eprintln!("skipped: needs root and unshare(1) to mount a tmpfs");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_str().unwrap().to_string();
+    let d = Daemon::start_with(
+        Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                r#"mount -t tmpfs -o "size=$0" tmpfs "$1" && shift && exec "$@""#,
+            ])
+            .args([size, &tmp])
+            .arg(util::bin())
+            .args(args)
+            .current_dir(apps_dir())
+            .env("TMPDIR", &tmp),
+        1,
+    );
+    Some((d, dir))
+}
+
+/// A finished upload's temp file is kept for the next one, and keeps its blocks: four uploads
+/// of 3.9 MiB at once left 15.6 MiB of a 16 MiB `$TMPDIR` held by deleted files (invisible to
+/// `ls` and `du`), so a response spill then failed with "No space left on device" in an empty
+/// directory. A full disk now drops the kept files first: the response arrives whole and
+/// nothing is logged.
+#[test]
+fn kept_upload_files_give_way_when_tmpdir_is_full() {
+    let _rss = super::rss_lock();
+    let Some((d, _dir)) = daemon_on_tmpfs(
+        "16m",
+        &[
+            "--app",
+            "integrity:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+            "--outbuf-overflow",
+            "65536",
+        ],
+    ) else {
+        return;
+    };
+    let addr = d.addr();
+    // Four uploads in flight together (each its own temp file), then finished.
+    let n = 3900 * 1024;
+    let data = vec![b'u'; n];
+    let want = format!("{n} {}", sha256_hex(&data));
+    let half = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (addr, data, want, half) = (&addr, &data, &want, &half);
+            s.spawn(move || {
+                let mut c = Conn::open(addr, 65536, Duration::ZERO);
+                c.send(
+                    format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n")
+                        .as_bytes(),
+                );
+                c.send(&data[..n / 2]);
+                half.wait();
+                c.send(&data[n / 2..]);
+                let seen = c
+                    .response("POST")
+                    .unwrap_or_else(|e| panic!("upload {i}: {e:?}"));
+                assert_eq!(seen.status, 200, "upload {i}: {}", seen.head);
+                assert_eq!(seen.sha, sha256_hex(want.as_bytes()), "upload {i}");
+            });
+        }
+    });
+    // A 12 MiB response to a client that reads only after the app is done: most of it spills.
+    let len = 12 * MIB;
+    let sha = super::digest(&addr, 11, len, None);
+    let mut c = Conn::open(&addr, MIB as usize, Duration::ZERO);
+    c.send(format!("GET /stream?seed=11&n={len} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    super::check(c.response("GET"), &sha, len, "12 MiB after the uploads").unwrap();
+    let logged: Vec<String> = d
+        .stderr
+        .try_iter()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert!(logged.is_empty(), "{logged:?}");
 }
