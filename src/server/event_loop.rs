@@ -33,7 +33,9 @@ pub(super) const CHANNEL0: usize = 1 << 16;
 /// Timer resolution for the whole-head deadline and lingering closes.
 const TICK: Duration = Duration::from_secs(1);
 /// How long `run` waits for app threads still inside the app: waitress waits 5 s on a normal
-/// stop; an immediate stop only gives them a moment (their output is discarded anyway).
+/// stop; an immediate stop only gives them a moment (their output is discarded anyway). The
+/// wait starts again each time a thread ends: threads that only leave (each takes the GIL once
+/// to drop its Python state, one after another) are all waited for, however many there are.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
@@ -125,7 +127,8 @@ impl EventLoop {
         Ok((el, ctl))
     }
 
-    pub(crate) fn run(mut self) -> Result<(), ServerError> {
+    /// Ok(the number of app threads still running, inside the app, when it gave up on them).
+    pub(crate) fn run(mut self) -> Result<usize, ServerError> {
         let threads = dispatch::spawn_threads(&self.ctx)?;
         let watchdog_stop = Arc::new(AtomicBool::new(false));
         let watchdog = watchdog::spawn(&self.ctx, &watchdog_stop);
@@ -148,11 +151,17 @@ impl EventLoop {
             IMMEDIATE => JOIN_WAIT_IMMEDIATE,
             _ => JOIN_WAIT,
         };
-        let deadline = Instant::now() + wait;
-        while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        let left = || threads.iter().filter(|t| !t.is_finished()).count();
+        let mut running = left();
+        let mut deadline = Instant::now() + wait;
+        while running > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
+            let now_running = left();
+            if now_running < running {
+                deadline = Instant::now() + wait;
+            }
+            running = now_running;
         }
-        let running = threads.iter().filter(|t| !t.is_finished()).count();
         if running > 0 {
             log::warn!(target: "waitress", "{running} thread(s) still running");
         } else {
@@ -161,7 +170,7 @@ impl EventLoop {
             }
         }
         self.flush_access_log(Instant::now(), true);
-        result
+        result.map(|()| running)
     }
 
     fn serve(&mut self) -> Result<(), ServerError> {

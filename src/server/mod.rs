@@ -237,8 +237,9 @@ impl Server {
     pub fn on_retire(&self, hook: RetireHook) {
         self.inner.ctx.set_retire_hook(hook);
     }
-    /// Runs the event loop (and the app threads) until stopped.
-    pub fn run(self) -> Result<(), ServerError> {
+    /// Runs the event loop (and the app threads) until stopped. Ok(n): `n` app threads were
+    /// still inside the app when the server gave up waiting for them (0: every one ended).
+    pub fn run(self) -> Result<usize, ServerError> {
         self.inner.run()
     }
 }

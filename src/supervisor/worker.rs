@@ -272,13 +272,24 @@ fn serve_until_stopped(mut start: WorkerStart, app: Arc<dyn App>) -> (i32, bool)
     // --daemon: leave the boot pipe to the caller for the log target (no-op otherwise).
     super::daemon::detach_std_streams();
     log_info(&format!("{tag}: serving"));
-    let code = match server.run() {
-        Ok(()) => exit::OK,
+    let (code, threads_left) = match server.run() {
+        Ok(n) => (exit::OK, n),
         Err(e) => {
             log_error(&format!("{tag}: server failed: {e}"));
-            1
+            (1, 0)
         }
     };
     log_info(&format!("{tag}: stopped"));
+    // Python must not be finalised under a thread still running the app: CPython ends such a
+    // thread with pthread_exit when it next wants the GIL, which aborts the process (SIGABRT)
+    // as it unwinds through Rust frames. The worker then exits without finalising, as at an
+    // immediate stop.
+    if threads_left > 0 && !immediate.load(Ordering::SeqCst) {
+        log_warn(&format!(
+            "{tag}: {threads_left} app thread(s) still inside the app after the stop: Python \
+             is not finalised (atexit handlers do not run)"
+        ));
+        return (code, true);
+    }
     (code, immediate.load(Ordering::SeqCst))
 }

@@ -27,7 +27,7 @@ use fixture::TestApp;
 struct TestServer {
     addr: SocketAddr,
     stop: StopHandle,
-    join: Option<JoinHandle<Result<(), ServerError>>>,
+    join: Option<JoinHandle<Result<usize, ServerError>>>,
     app: Arc<TestApp>,
 }
 

@@ -550,3 +550,68 @@ fn a_worker_whose_app_import_hangs_is_reported_and_a_stop_ends_it() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(15), Some(0));
 }
+
+/// The app module of `app_threads_slow_to_leave_are_all_waited_for_before_python_ends`: four
+/// daemon threads (started by a request to /hog) that hold the GIL most of a second at a time
+/// inside C code (a sort does not let go of it), so each app thread leaving at the stop (it
+/// takes the GIL once to drop its Python state) waits its turn behind them.
+const GIL_HOG_APP: &str = r#"
+import atexit, random, sys, threading
+
+_data = list(range(2_000_000))
+random.Random(1).shuffle(_data)
+
+def _hog():
+    while True:
+        sorted(_data)
+
+atexit.register(lambda: print("ATEXIT ran", file=sys.stderr, flush=True))
+
+def make_app(global_conf, **kw):
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/hog":
+            for i in range(4):
+                threading.Thread(target=_hog, name="hog%d" % i, daemon=True).start()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+    return app
+"#;
+
+/// App threads that take long to leave at a stop (here: 64 of them, each waiting for the GIL
+/// behind threads that hold it in C code) are all waited for, as long as they keep leaving:
+/// Python is finalised only once none runs (atexit handlers run, exit code 0). Before, the
+/// worker gave up on them after 5 s ("32 thread(s) still running") and finalised Python under
+/// them; one that wanted the GIL afterwards could abort the worker (SIGABRT, "Fatal Python
+/// error: Aborted", seen with `threads = 4096` on a loaded machine).
+#[test]
+fn app_threads_slow_to_leave_are_all_waited_for_before_python_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hog.py"), GIL_HOG_APP).unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "hog:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nthreads = 64\ngraceful_timeout = 300",
+    );
+    let mut c = command(&ini);
+    c.env("PYTHONPATH", dir.path());
+    let mut d = Daemon::start_with(&mut c, 1);
+    assert!(eventually(120, || crate::util::get(&d.addr(), "/").0 == 200));
+    assert_eq!(crate::util::get(&d.addr(), "/hog").0, 200);
+    d.signal(libc::SIGTERM);
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(240);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match d.stderr.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    let log = seen.join("\n");
+    assert_eq!(d.wait(30), Some(0), "{log}");
+    assert!(!log.contains("killed by SIG"), "{log}");
+    assert!(!log.contains("Fatal Python error"), "{log}");
+    assert!(!log.contains("thread(s) still running"), "{log}");
+    assert!(log.contains("exited (exit code 0)"), "{log}");
+    assert!(log.contains("ATEXIT ran"), "{log}");
+}
