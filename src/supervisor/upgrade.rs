@@ -150,21 +150,14 @@ impl Master {
 
     /// True while a new master we started is alive: a graceful stop is then its takeover.
     pub(super) fn handing_over(&self) -> bool {
-        self.upgrade.as_ref().is_some_and(|u| match &u.pidfd {
-            Some(fd) => !spawn::pidfd_exited(fd),
-            None => kill(u.pid, None).is_ok(),
-        })
+        self.upgrade.as_ref().is_some_and(|u| !u.exited())
     }
 
     /// Each turn: a new master that is our parent's child (not reaped here) and has exited
     /// failed to take over. (Our own child stays a zombie, alive to kill(2), until `reap`.)
     pub(super) fn check_upgrade(&mut self) {
         let Some(u) = &self.upgrade else { return };
-        let gone = match &u.pidfd {
-            Some(fd) => spawn::pidfd_exited(fd),
-            None => kill(u.pid, None).is_err(),
-        };
-        if gone {
+        if !u.own && u.exited() {
             let pid = u.pid;
             self.upgrade_exited(pid, "before serving; its own lines above say why");
         }
