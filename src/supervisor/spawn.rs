@@ -3,7 +3,7 @@
 //! a master under test. The child side never returns into the caller's stack: it runs its body
 //! and `_exit`s, so no destructor of the master's state (pidfile, unix socket files) runs twice.
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use nix::fcntl::OFlag;
@@ -155,6 +155,7 @@ enum Forked {
 /// forks as usual.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn fork_sibling() -> nix::Result<Forked> {
+    use std::os::fd::FromRawFd;
     let mut pidfd: libc::c_int = -1;
     let flags = libc::CLONE_PARENT | libc::CLONE_PIDFD | libc::SIGCHLD;
     // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2): the child gets a
