@@ -126,6 +126,8 @@ fn usr2_under_load_hands_over_to_a_new_master_with_zero_failures_and_moves_the_p
 /// our child` in the journal) `systemctl stop` sends SIGTERM, does not wait for the drain and
 /// SIGKILLs the whole unit at once, cutting every request in flight; its exit status is lost too.
 /// Here the test process stands for systemd: it is the new master's parent and reaps its exit 0.
+/// (x86_64 and aarch64 only: elsewhere the new master is the old master's child.)
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
 fn usr2_new_master_is_a_child_of_the_old_masters_parent_which_reaps_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
