@@ -159,7 +159,7 @@ impl Master {
         let Some(u) = &self.upgrade else { return };
         if !u.own && u.exited() {
             let pid = u.pid;
-            self.upgrade_exited(pid, "before serving; its own lines above say why");
+            self.upgrade_exited(pid, "its own lines above say why");
         }
     }
 
@@ -169,10 +169,19 @@ impl Master {
             return false;
         }
         self.upgrade = None;
-        log_error(&format!(
-            "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still serving",
-            self.pid
-        ));
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            // Taken over (or stopped during the upgrade): the new master had served, or was
+            // to; this one only finishes its drain.
+            log_warn(&format!(
+                "master {}: the new master (pid {pid}) exited ({how}) while this master stops:                  nothing serves once its drain ends",
+                self.pid
+            ));
+        } else {
+            log_error(&format!(
+                "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still                  serving",
+                self.pid
+            ));
+        }
         if let Some(p) = &self.pidfile {
             if let Err(e) = p.take_back() {
                 log_warn(&format!("cannot take the pidfile back: {e}"));
