@@ -3,7 +3,8 @@
 //! a master under test. The child side never returns into the caller's stack: it runs its body
 //! and `_exit`s, so no destructor of the master's state (pidfile, unix socket files) runs twice.
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::ptr;
 
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, Pid};
@@ -101,16 +102,49 @@ impl Exec {
 pub struct Sibling {
     pub pid: Pid,
     /// A pidfd when the new master is a child of our parent (`CLONE_PARENT`): readable once
-    /// it has exited. `None`: our own child, reaped by `waitpid` as usual (or, on a kernel
-    /// before 5.2 that ignores `CLONE_PIDFD`, our parent's, watched with kill(pid, 0)).
+    /// it has exited. `None`: our own child (`own`), reaped by `waitpid` as usual, or, on a
+    /// kernel before 5.2 that ignores `CLONE_PIDFD`, our parent's (see `exited`).
     pub pidfd: Option<OwnedFd>,
+    /// Our own child (the `fork` fallback): alive until `waitpid` reaps it.
+    pub own: bool,
+}
+
+impl Sibling {
+    /// Whether the new master has exited. Our own child counts as alive until reaped (its
+    /// exit code is logged there). Our parent's child without a pidfd (kernel before 5.2)
+    /// has exited when it is gone, a zombie its parent has not reaped (a test harness or
+    /// supervisor that waits only for the old master never does), or its PID now belongs to
+    /// a process that is not our parent's child (reaped, and the PID reused).
+    pub fn exited(&self) -> bool {
+        if let Some(fd) = &self.pidfd {
+            return pidfd_exited(fd);
+        }
+        if nix::sys::signal::kill(self.pid, None).is_err() {
+            return true;
+        }
+        if self.own {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return true;
+        };
+        // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+        let mut after = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
+        let (state, ppid) = (after.next(), after.next());
+        state == Some("Z")
+            || state == Some("X")
+            || ppid != Some(&nix::unistd::getppid().as_raw().to_string())
+    }
 }
 
 /// Which side of `fork_sibling` this is.
 enum Forked {
     Child,
-    /// The child's PID, and its pidfd where the kernel made one.
-    Parent(Pid, Option<OwnedFd>),
+    /// The child's PID, its pidfd where the kernel made one, and whether it is our own child.
+    Parent(Pid, Option<OwnedFd>, bool),
 }
 
 /// fork(2), but the child is our parent's child (`CLONE_PARENT`) and a pidfd of it is returned
@@ -119,14 +153,19 @@ enum Forked {
 /// it for an alien and at `systemctl stop` sends SIGTERM, does not wait, and SIGKILLs the
 /// whole unit. A namespace's init (PID 1 of a container), which may not use `CLONE_PARENT`,
 /// forks as usual.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn fork_sibling() -> nix::Result<Forked> {
+    use std::os::fd::FromRawFd;
     let mut pidfd: libc::c_int = -1;
     let flags = libc::CLONE_PARENT | libc::CLONE_PIDFD | libc::SIGCHLD;
     // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2): the child gets a
     // copy of the address space and continues here on its copy of the stack. The master is
     // single-threaded (see `fork_child`), and the child only execs or `_exit`s (the caller's
     // closure allocates nothing and takes no lock). The kernel writes the pidfd into `pidfd`
-    // (the parent_tid argument, with CLONE_PIDFD) in the parent.
+    // (the parent_tid argument, with CLONE_PIDFD) in the parent. Arguments: x86_64 takes
+    // (flags, stack, parent_tid, child_tid, tls); aarch64 (CONFIG_CLONE_BACKWARDS) takes
+    // (flags, stack, parent_tid, tls, child_tid): the same for us, the last two being 0.
+    // (s390x swaps flags and stack, microblaze adds a stack size: those fork, see below.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -143,18 +182,27 @@ fn fork_sibling() -> nix::Result<Forked> {
             // SAFETY: with CLONE_PIDFD the kernel installed a new close-on-exec descriptor
             // in this process and stored it in `pidfd`; nothing else owns it.
             let fd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-            Ok(Forked::Parent(Pid::from_raw(pid as i32), fd))
+            Ok(Forked::Parent(Pid::from_raw(pid as i32), fd, false))
         }
         _ => match nix::Error::last() {
-            nix::Error::EINVAL | nix::Error::ENOSYS => {
-                // SAFETY: as in `fork_child`.
-                match unsafe { nix::unistd::fork() }? {
-                    ForkResult::Parent { child } => Ok(Forked::Parent(child, None)),
-                    ForkResult::Child => Ok(Forked::Child),
-                }
-            }
+            nix::Error::EINVAL | nix::Error::ENOSYS => plain_fork(),
             e => Err(e),
         },
+    }
+}
+
+/// Where clone(2)'s argument order is not checked here: the new master is our own child.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn fork_sibling() -> nix::Result<Forked> {
+    plain_fork()
+}
+
+/// fork(2) for `fork_sibling`: the child is ours.
+fn plain_fork() -> nix::Result<Forked> {
+    // SAFETY: as in `fork_child`.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child, None, true)),
+        ForkResult::Child => Ok(Forked::Child),
     }
 }
 
@@ -197,14 +245,27 @@ pub fn fork_exec(
     // How the exec went: a successful exec closes this close-on-exec pipe, a failed one writes
     // its errno into it first (as std's Command does), so the old master can say why.
     let (outcome_r, outcome_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let Forked::Parent(pid, pidfd) = fork_sibling()? else {
+    // The pointer arrays too: nix's execve would collect them in the child, and a raw clone
+    // (unlike glibc's fork) leaves malloc's locks as another thread (a `preload_app` app's)
+    // held them.
+    let ptrs = |v: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect()
+    };
+    let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+    let Forked::Parent(pid, pidfd, own) = fork_sibling()? else {
         for &fd in keep {
             // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         }
         // The new master blocks its signals itself; it starts from a clean mask.
         let _ = super::signals::unblock_all();
-        let errno = nix::unistd::execve(&prog, &argv, &envp).unwrap_err() as i32;
+        // SAFETY: `prog` and the strings `argv_p`/`envp_p` point to live on, both arrays end
+        // with a null pointer; execve(2) returns only on failure.
+        unsafe { libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+        let errno = nix::Error::last_raw();
         let _ = nix::unistd::write(&outcome_w, &errno.to_ne_bytes());
         // SAFETY: the child ends here, exec failed (the old master keeps serving), without
         // running destructors of the state it copied from the master.
@@ -228,7 +289,7 @@ pub fn fork_exec(
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(nix::Error::from_raw(i32::from_ne_bytes(errno)));
     }
-    Ok(Sibling { pid, pidfd })
+    Ok(Sibling { pid, pidfd, own })
 }
 
 /// Tells the foreground parent of `--daemon` how start-up went.
@@ -295,5 +356,56 @@ pub fn daemonize(settings: &crate::config::Settings) -> nix::Result<DaemonStatus
             super::daemon::set_log_fd(log_fd);
             Ok(DaemonStatus(Some(w), where_logs_go))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zombie: a child that exited and is not reaped yet.
+    fn zombie() -> Pid {
+        // SAFETY: the child only calls _exit, async-signal-safe in a multi-threaded process.
+        let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            ForkResult::Parent { child } => child,
+            // SAFETY: ends the child at once.
+            ForkResult::Child => unsafe { libc::_exit(0) },
+        };
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        for _ in 0..10_000 {
+            if stat()
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z')
+            {
+                return pid;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("child {pid} never exited");
+    }
+
+    /// On a kernel before 5.2 (no pidfd), a new master that is our parent's child and exited
+    /// stays a zombie while its parent does not reap it: it has exited all the same (before,
+    /// kill(pid, 0) found it alive, and the old master took a USR2 whose new master had died
+    /// for a handover under way: HUP refused, the next TERM taken for the takeover).
+    #[test]
+    fn an_unreaped_sibling_without_a_pidfd_has_exited() {
+        let pid = zombie();
+        let sibling = Sibling {
+            pid,
+            pidfd: None,
+            own: false,
+        };
+        assert!(sibling.exited(), "a zombie sibling has exited");
+        let child = Sibling {
+            own: true,
+            ..sibling
+        };
+        assert!(!child.exited(), "our own child is alive until reaped");
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        assert!(child.exited(), "reaped");
     }
 }

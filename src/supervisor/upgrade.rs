@@ -150,23 +150,16 @@ impl Master {
 
     /// True while a new master we started is alive: a graceful stop is then its takeover.
     pub(super) fn handing_over(&self) -> bool {
-        self.upgrade.as_ref().is_some_and(|u| match &u.pidfd {
-            Some(fd) => !spawn::pidfd_exited(fd),
-            None => kill(u.pid, None).is_ok(),
-        })
+        self.upgrade.as_ref().is_some_and(|u| !u.exited())
     }
 
     /// Each turn: a new master that is our parent's child (not reaped here) and has exited
     /// failed to take over. (Our own child stays a zombie, alive to kill(2), until `reap`.)
     pub(super) fn check_upgrade(&mut self) {
         let Some(u) = &self.upgrade else { return };
-        let gone = match &u.pidfd {
-            Some(fd) => spawn::pidfd_exited(fd),
-            None => kill(u.pid, None).is_err(),
-        };
-        if gone {
+        if !u.own && u.exited() {
             let pid = u.pid;
-            self.upgrade_exited(pid, "before serving; its own lines above say why");
+            self.upgrade_exited(pid, "its own lines above say why");
         }
     }
 
@@ -176,10 +169,19 @@ impl Master {
             return false;
         }
         self.upgrade = None;
-        log_error(&format!(
-            "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still serving",
-            self.pid
-        ));
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            // Taken over (or stopped during the upgrade): the new master had served, or was
+            // to; this one only finishes its drain.
+            log_warn(&format!(
+                "master {}: the new master (pid {pid}) exited ({how}) while this master stops:                  nothing serves once its drain ends",
+                self.pid
+            ));
+        } else {
+            log_error(&format!(
+                "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still                  serving",
+                self.pid
+            ));
+        }
         if let Some(p) = &self.pidfile {
             if let Err(e) = p.take_back() {
                 log_warn(&format!("cannot take the pidfile back: {e}"));

@@ -8,7 +8,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyOSError, PyStopIteration, PyValueError};
+use pyo3::exceptions::{PyOSError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyMemoryView};
@@ -123,6 +123,13 @@ impl Input {
     /// Reads into a writable bytes-like object; returns how many bytes were read (0 at the end).
     fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
         let view = PyMemoryView::from(buffer)?.call_method1("cast", ("B",))?;
+        // Checked before reading, as BytesIO does: failing to store would lose what was read.
+        if view.getattr("readonly")?.is_truthy()? {
+            return Err(PyTypeError::new_err(format!(
+                "readinto() argument must be read-write bytes-like object, not {}",
+                buffer.get_type().name()?
+            )));
+        }
         let want = view.len()?;
         let data = self.read(py, Some(isize::try_from(want).unwrap_or(isize::MAX)))?;
         let n = data.as_bytes().len();

@@ -176,3 +176,18 @@ fn a_file_wrapper_positioned_past_the_end_sends_an_empty_body() {
         assert!(r.body.is_empty(), "round {round}: {r:?}");
     }
 }
+
+/// `readinto` a read-only buffer (bytes) is the app's mistake, and BytesIO says so before it
+/// reads: TypeError, the position unmoved. waitressd read first and then failed to store:
+/// the TypeError came with the bytes gone (tell() 4, the next read missed them).
+#[test]
+fn readinto_a_read_only_buffer_fails_before_reading() {
+    let d = daemon();
+    let got = input_ops(
+        &d.addr(),
+        "inp.readinto(b'xxxx')|inp.tell()|inp.read()",
+        b"hello",
+    );
+    assert!(got[0].starts_with("TypeError: "), "{got:?}");
+    assert_eq!(got[1..], ["0", "b'hello'"], "{got:?}");
+}
