@@ -184,8 +184,10 @@ fn fork_sibling() -> nix::Result<Forked> {
             let fd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
             Ok(Forked::Parent(Pid::from_raw(pid as i32), fd, false))
         }
+        // EINVAL: a namespace's init; ENOSYS or EPERM: a seccomp filter (a container
+        // runtime's) that refuses these flags. The upgrade still happens, as our own child.
         _ => match nix::Error::last() {
-            nix::Error::EINVAL | nix::Error::ENOSYS => plain_fork(),
+            nix::Error::EINVAL | nix::Error::ENOSYS | nix::Error::EPERM => plain_fork(),
             e => Err(e),
         },
     }
