@@ -56,6 +56,23 @@ fn error_log_holds_master_worker_and_python_stderr_and_usr1_reopens() {
 
 /// Under systemd (`JOURNAL_STREAM` names our stderr) each line starts with its syslog
 /// priority; `log_level = warning` hides info lines.
+/// `waitressd INI` with its stderr on `stderr` and `JOURNAL_STREAM` naming it, as systemd
+/// starts a unit whose output goes to the journal.
+fn journal_command(ini: &std::path::Path, stderr: std::os::fd::OwnedFd) -> std::process::Command {
+    let st = nix::sys::stat::fstat(&stderr).unwrap();
+    let mut cmd = std::process::Command::new(crate::util::bin());
+    cmd.arg(ini)
+        .current_dir(super::apps())
+        .env("VIRTUAL_ENV", crate::util::venv())
+        .env("PYTHONPATH", super::apps())
+        .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr));
+    cmd
+}
+
 #[test]
 fn journal_stream_lines_carry_priorities_and_log_level_filters() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,17 +82,7 @@ fn journal_stream_lines_carry_priorities_and_log_level_filters() {
     let good = good.replace("call:opsapp:app", "call:opsapp:factory");
     std::fs::write(&ini, &good).unwrap();
     let (r, w) = nix::unistd::pipe().unwrap();
-    let st = nix::sys::stat::fstat(&w).unwrap();
-    let mut cmd = std::process::Command::new(crate::util::bin());
-    cmd.arg(&ini)
-        .current_dir(super::apps())
-        .env("VIRTUAL_ENV", crate::util::venv())
-        .env("PYTHONPATH", super::apps())
-        .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(w));
+    let mut cmd = journal_command(&ini, w);
     let mut child = cmd.spawn().unwrap();
     drop(cmd); // our copy of the pipe's write end
     let (tx, rx) = std::sync::mpsc::channel();
@@ -391,19 +398,7 @@ fn journal_stream_fatal_boot_errors_carry_the_error_priority() {
         .unwrap();
         let log = dir.path().join(format!("stderr{i}"));
         let f = std::fs::File::create(&log).unwrap();
-        let st = nix::sys::stat::fstat(&f).unwrap();
-        let out = std::process::Command::new(crate::util::bin())
-            .arg(&ini)
-            .current_dir(super::apps())
-            .env("VIRTUAL_ENV", crate::util::venv())
-            .env("PYTHONPATH", super::apps())
-            .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(f))
-            .status()
-            .unwrap();
+        let out = journal_command(&ini, f.into()).status().unwrap();
         assert_eq!(out.code(), Some(code), "{}", read(&log));
         let text = read(&log);
         let line = text.lines().find(|l| l.contains(says));

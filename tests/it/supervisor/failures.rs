@@ -431,6 +431,19 @@ fn a_slow_busy_import_is_reported_and_the_report_never_kills_the_worker() {
     assert_eq!(d.wait(30), Some(0));
 }
 
+/// Every stderr line of `d` until its stderr closes, or `secs` pass.
+fn lines_until_stderr_closes(d: &Daemon, secs: u64) -> Vec<String> {
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match d.stderr.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    seen
+}
+
 /// The app module of `exit_waits_for_app_threads_only_so_long`: a non-daemon thread that runs
 /// forever when `forever` (a scheduler, a metrics pusher), one that ends 1 s after a request
 /// to /late starts it, and an atexit handler that says it ran.
@@ -477,15 +490,8 @@ fn exit_waits_for_app_threads_only_so_long() {
         let mut d = Daemon::start_with(&mut c, 1);
         assert!(eventually(30, || crate::util::get(&d.addr(), "/late").0 == 200));
         d.signal(libc::SIGTERM);
-        // Every line until the daemon's stderr closes (a stuck master: 60 s, then the panic).
-        let mut seen = Vec::new();
-        let end = Instant::now() + Duration::from_secs(60);
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match d.stderr.recv_timeout(left) {
-                Ok(l) => seen.push(l),
-                Err(_) => break,
-            }
-        }
+        // A stuck master: 60 s, then the panic below.
+        let seen = lines_until_stderr_closes(&d, 60);
         let log = seen.join("\n");
         let case = format!("forever = {forever}, preload_app = {preload}");
         assert_eq!(d.wait(30), Some(0), "{case}:\n{log}");
@@ -599,15 +605,7 @@ fn app_threads_slow_to_leave_are_all_waited_for_before_python_ends() {
     assert!(eventually(120, || crate::util::get(&d.addr(), "/").0 == 200));
     assert_eq!(crate::util::get(&d.addr(), "/hog").0, 200);
     d.signal(libc::SIGTERM);
-    let mut seen = Vec::new();
-    let end = Instant::now() + Duration::from_secs(240);
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match d.stderr.recv_timeout(left) {
-            Ok(l) => seen.push(l),
-            Err(_) => break,
-        }
-    }
-    let log = seen.join("\n");
+    let log = lines_until_stderr_closes(&d, 240).join("\n");
     assert_eq!(d.wait(30), Some(0), "{log}");
     assert!(!log.contains("killed by SIG"), "{log}");
     assert!(!log.contains("Fatal Python error"), "{log}");
