@@ -212,8 +212,8 @@ impl Write {
         } else if let Ok(b) = data.cast::<PyByteArray>() {
             let copy = b.to_vec();
             s.write(py, &copy)
-        } else if let Some(copy) = memoryview_bytes(data)? {
-            s.write(py, &copy)
+        } else if let Some(b) = memoryview_bytes(data)? {
+            s.write(py, b.as_bytes())
         } else if !data.is_truthy()? {
             // waitress writes only `if data`: a falsy argument ("", None, 0, []) puts the head
             // out and sends nothing, as write(b"") does.
@@ -249,17 +249,15 @@ impl ClientGone {
     }
 }
 
-/// A memoryview's bytes (`tobytes()`), None for anything else: waitress writes a memoryview as
-/// it writes bytes (its buffers take any bytes-like object), so an app may hand one over.
-pub(super) fn memoryview_bytes(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+/// A memoryview's bytes (`tobytes()`, one copy), None for anything else: waitress writes a
+/// memoryview as it writes bytes (its buffers take any bytes-like object), so an app may hand
+/// one over.
+pub(super) fn memoryview_bytes<'py>(
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     if !data.is_instance_of::<PyMemoryView>() {
         return Ok(None);
     }
     let b = data.call_method0("tobytes")?;
-    Ok(Some(
-        b.cast::<PyBytes>()
-            .map_err(PyErr::from)?
-            .as_bytes()
-            .to_vec(),
-    ))
+    Ok(Some(b.cast_into::<PyBytes>().map_err(PyErr::from)?))
 }

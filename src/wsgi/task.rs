@@ -293,15 +293,15 @@ fn iterate(py: Python<'_>, ctx: &Ctx, gen: u64, app_iter: &Bound<'_, PyAny>) -> 
         !app_iter.is_exact_instance_of::<PyList>() && !app_iter.is_exact_instance_of::<PyTuple>();
     for chunk in app_iter.try_iter()? {
         let chunk = chunk?;
-        let copy;
+        let (copy, view);
         let data: &[u8] = if let Ok(b) = chunk.cast::<PyBytes>() {
             b.as_bytes()
         } else if let Ok(b) = chunk.cast::<PyByteArray>() {
             copy = b.to_vec();
             &copy
         } else if let Some(b) = super::response::memoryview_bytes(&chunk)? {
-            copy = b;
-            &copy
+            view = b;
+            view.as_bytes()
         } else {
             // waitress takes the first item's len() before anything goes out: an item without
             // one (an int, from an app that returned bytes instead of a list of them; None)
