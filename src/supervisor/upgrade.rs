@@ -173,12 +173,14 @@ impl Master {
             // Taken over (or stopped during the upgrade): the new master had served, or was
             // to; this one only finishes its drain.
             log_warn(&format!(
-                "master {}: the new master (pid {pid}) exited ({how}) while this master stops:                  nothing serves once its drain ends",
+                "master {}: the new master (pid {pid}) exited ({how}) while this master stops: \
+                 nothing serves once its drain ends",
                 self.pid
             ));
         } else {
             log_error(&format!(
-                "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still                  serving",
+                "master {}: upgrade failed: the new master (pid {pid}) exited ({how}); still \
+                 serving",
                 self.pid
             ));
         }

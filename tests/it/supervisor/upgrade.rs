@@ -212,7 +212,8 @@ fn usr2_whose_new_master_cannot_start_keeps_the_old_master_serving() {
     // The new master's workers cannot import the app: it exits 4 before serving.
     std::fs::write(&module, "raise ImportError('half-installed upgrade')\n").unwrap();
     d.signal(libc::SIGUSR2);
-    assert!(line_with(&d, "upgrade failed", 60).is_some());
+    let failed = line_with(&d, "upgrade failed", 60).unwrap_or_default();
+    assert!(failed.ends_with("); still serving"), "{failed}");
     assert!(eventually(10, || read_pid(&pidfile) == Some(d.pid())));
     let (pid, _, _) = ask(&addr, "/").expect("the old master still serves");
     assert!(children(d.pid()).contains(&pid));
@@ -509,7 +510,7 @@ fn a_new_master_that_stops_while_the_old_one_drains_is_no_failed_upgrade() {
     assert!(
         about_new
             .iter()
-            .any(|l| l.contains("while this master stops")),
+            .any(|l| l.contains("while this master stops: nothing serves once its drain ends")),
         "{lines:#?}"
     );
 }
