@@ -101,28 +101,40 @@ impl Exec {
 #[derive(Debug)]
 pub struct Sibling {
     pub pid: Pid,
-    /// A pidfd when the new master is a child of our parent (`CLONE_PARENT`): readable once
-    /// it has exited. `None`: our own child (`own`), reaped by `waitpid` as usual, or, on a
-    /// kernel before 5.2 that ignores `CLONE_PIDFD`, our parent's (see `exited`).
-    pub pidfd: Option<OwnedFd>,
-    /// Our own child (the `fork` fallback): alive until `waitpid` reaps it.
-    pub own: bool,
+    pub kin: Kin,
+}
+
+/// Whose child the new master is, and so how the old master learns that it has exited.
+#[derive(Debug)]
+pub enum Kin {
+    /// Our parent's child (`CLONE_PARENT`), with a pidfd that polls readable once it exits.
+    Pidfd(OwnedFd),
+    /// Our parent's child on a kernel before 5.2, which ignores `CLONE_PIDFD`: `/proc` tells.
+    Parents,
+    /// Our own child (the `fork` fallback): alive until `waitpid` reaps it (its exit code is
+    /// logged there).
+    Own,
 }
 
 impl Sibling {
-    /// Whether the new master has exited. Our own child counts as alive until reaped (its
-    /// exit code is logged there). Our parent's child without a pidfd (kernel before 5.2)
-    /// has exited when it is gone, a zombie its parent has not reaped (a test harness or
-    /// supervisor that waits only for the old master never does), or its PID now belongs to
-    /// a process that is not our parent's child (reaped, and the PID reused).
+    /// Whether the new master is our own child (reaped by our `waitpid`).
+    pub fn own(&self) -> bool {
+        matches!(self.kin, Kin::Own)
+    }
+
+    /// Whether the new master has exited. Our own child counts as alive until reaped. Our
+    /// parent's child without a pidfd has exited when it is gone, a zombie its parent has not
+    /// reaped (a test harness or supervisor that waits only for the old master never does),
+    /// or its PID now belongs to a process that is not our parent's child (reaped, and the
+    /// PID reused).
     pub fn exited(&self) -> bool {
-        if let Some(fd) = &self.pidfd {
+        if let Kin::Pidfd(fd) = &self.kin {
             return pidfd_exited(fd);
         }
         if nix::sys::signal::kill(self.pid, None).is_err() {
             return true;
         }
-        if self.own {
+        if self.own() {
             return false;
         }
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
@@ -143,8 +155,8 @@ impl Sibling {
 /// Which side of `fork_sibling` this is.
 enum Forked {
     Child,
-    /// The child's PID, its pidfd where the kernel made one, and whether it is our own child.
-    Parent(Pid, Option<OwnedFd>, bool),
+    /// The child's PID and whose child it is.
+    Parent(Pid, Kin),
 }
 
 /// fork(2), but the child is our parent's child (`CLONE_PARENT`) and a pidfd of it is returned
@@ -181,8 +193,12 @@ fn fork_sibling() -> nix::Result<Forked> {
         pid if pid > 0 => {
             // SAFETY: with CLONE_PIDFD the kernel installed a new close-on-exec descriptor
             // in this process and stored it in `pidfd`; nothing else owns it.
-            let fd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-            Ok(Forked::Parent(Pid::from_raw(pid as i32), fd, false))
+            let kin = if pidfd >= 0 {
+                Kin::Pidfd(unsafe { OwnedFd::from_raw_fd(pidfd) })
+            } else {
+                Kin::Parents
+            };
+            Ok(Forked::Parent(Pid::from_raw(pid as i32), kin))
         }
         // EINVAL: a namespace's init; ENOSYS or EPERM: a seccomp filter (a container
         // runtime's) that refuses these flags. The upgrade still happens, as our own child.
@@ -203,7 +219,7 @@ fn fork_sibling() -> nix::Result<Forked> {
 fn plain_fork() -> nix::Result<Forked> {
     // SAFETY: as in `fork_child`.
     match unsafe { nix::unistd::fork() }? {
-        ForkResult::Parent { child } => Ok(Forked::Parent(child, None, true)),
+        ForkResult::Parent { child } => Ok(Forked::Parent(child, Kin::Own)),
         ForkResult::Child => Ok(Forked::Child),
     }
 }
@@ -257,7 +273,7 @@ pub fn fork_exec(
             .collect()
     };
     let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
-    let Forked::Parent(pid, pidfd, own) = fork_sibling()? else {
+    let Forked::Parent(pid, kin) = fork_sibling()? else {
         for &fd in keep {
             // SAFETY: clears FD_CLOEXEC on a listening socket this child owns a copy of.
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -291,7 +307,7 @@ pub fn fork_exec(
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(nix::Error::from_raw(i32::from_ne_bytes(errno)));
     }
-    Ok(Sibling { pid, pidfd, own })
+    Ok(Sibling { pid, kin })
 }
 
 /// Tells the foreground parent of `--daemon` how start-up went.
@@ -398,14 +414,10 @@ mod tests {
         let pid = zombie();
         let sibling = Sibling {
             pid,
-            pidfd: None,
-            own: false,
+            kin: Kin::Parents,
         };
         assert!(sibling.exited(), "a zombie sibling has exited");
-        let child = Sibling {
-            own: true,
-            ..sibling
-        };
+        let child = Sibling { pid, kin: Kin::Own };
         assert!(!child.exited(), "our own child is alive until reaped");
         nix::sys::wait::waitpid(pid, None).unwrap();
         assert!(child.exited(), "reaped");

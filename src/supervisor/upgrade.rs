@@ -157,7 +157,7 @@ impl Master {
     /// failed to take over. (Our own child stays a zombie, alive to kill(2), until `reap`.)
     pub(super) fn check_upgrade(&mut self) {
         let Some(u) = &self.upgrade else { return };
-        if !u.own && u.exited() {
+        if !u.own() && u.exited() {
             let pid = u.pid;
             self.upgrade_exited(pid, "its own lines above say why");
         }
