@@ -27,6 +27,36 @@ fn hup(d: &Daemon, generation: u32) -> Vec<String> {
     panic!("no end of reload {generation}:\n{}", lines.join("\n"));
 }
 
+/// A daemon with one worker of `supapp:make_app`, started from an INI whose `[server:main]`
+/// the test rewrites before each HUP.
+struct Served {
+    dir: tempfile::TempDir,
+    d: Daemon,
+    addr: String,
+}
+
+impl Served {
+    /// Started from `server` and answering.
+    fn start(server: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = start(&write_ini(dir.path(), "supapp:make_app", "one", server), 1);
+        let addr = d.addr();
+        let served = Served { dir, d, addr };
+        assert!(served.answers());
+        served
+    }
+
+    /// Writes `server` into the INI (read at the next HUP).
+    fn rewrite(&self, server: &str) {
+        write_ini(self.dir.path(), "supapp:make_app", "one", server);
+    }
+
+    /// A request is answered (within 30 s).
+    fn answers(&self) -> bool {
+        eventually(30, || ask(&self.addr, "/").is_some())
+    }
+}
+
 fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
 }
@@ -44,22 +74,19 @@ fn worker_title(master: i32) -> String {
 /// its running value (so a file put back reloads without a warning).
 #[test]
 fn start_only_keys_changed_on_reload_are_named_once_and_keep_their_running_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
     let base = "listen = 127.0.0.1:0\nproc_name = first";
-    let d = start(&ini(base), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let s = Served::start(base);
+    let (dir, d) = (s.dir.path(), &s.d);
     assert!(worker_title(d.pid()).contains("[first]"));
-    let pidfile = dir.path().join("new.pid");
-    ini(&format!(
+    let pidfile = dir.join("new.pid");
+    s.rewrite(&format!(
         "listen = 127.0.0.1:0\nproc_name = second\npreload_app = true\npidfile = {}\n\
          status_listen = 127.0.0.1:0",
         pidfile.display()
     ));
     for generation in [2, 3] {
         // Twice: the second reload still runs what the first kept, and says so again.
-        let lines = hup(&d, generation);
+        let lines = hup(d, generation);
         let all = lines.join("\n");
         for key in ["proc_name", "preload_app", "pidfile", "status_listen"] {
             let warned = format!("a changed {key} takes effect at the next start, not on reload");
@@ -72,14 +99,14 @@ fn start_only_keys_changed_on_reload_are_named_once_and_keep_their_running_value
             );
         }
     }
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert!(s.answers());
     assert!(worker_title(d.pid()).contains("[first]"));
     assert!(!pidfile.exists());
     // Back to the first file: nothing differs from what runs, no warning.
-    ini(base);
-    let lines = hup(&d, 4);
+    s.rewrite(base);
+    let lines = hup(d, 4);
     assert_eq!(count(&lines, "a changed"), 0, "{}", lines.join("\n"));
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert!(s.answers());
 }
 
 /// `backlog` raised in the file applies to the listening socket the reload keeps: with the
@@ -87,19 +114,16 @@ fn start_only_keys_changed_on_reload_are_named_once_and_keep_their_running_value
 /// accept queue (with the start's `backlog = 1` only 2 would; the rest time out).
 #[test]
 fn a_reload_resizes_the_backlog_of_a_kept_listener() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
-    let d = start(&ini("listen = 127.0.0.1:0\nbacklog = 1"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
-    ini("listen = 127.0.0.1:0\nbacklog = 64");
-    hup(&d, 2);
+    let s = Served::start("listen = 127.0.0.1:0\nbacklog = 1");
+    let d = &s.d;
+    s.rewrite("listen = 127.0.0.1:0\nbacklog = 64");
+    hup(d, 2);
     assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
-    assert!(ask(&addr, "/").is_some());
+    assert!(ask(&s.addr, "/").is_some());
     let worker = crate::util::children(d.pid())[0];
     // SAFETY: kill(2) on our daemon's worker; SIGCONT follows below whatever happens.
     unsafe { libc::kill(worker, libc::SIGSTOP) };
-    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let target: std::net::SocketAddr = s.addr.parse().unwrap();
     let queued: Vec<_> = (0..20)
         .filter_map(|_| {
             std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500)).ok()
@@ -113,7 +137,7 @@ fn a_reload_resizes_the_backlog_of_a_kept_listener() {
         "handshakes completed with nobody accepting"
     );
     drop(queued);
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert!(s.answers());
 }
 
 /// `unix_socket_perms` changed in the file applies to the socket file the reload keeps.
@@ -174,20 +198,17 @@ fn an_abandoned_reload_leaves_the_unix_socket_perms_of_the_running_configuration
 /// kept).
 #[test]
 fn a_preloading_master_names_a_changed_virtualenv_on_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
-    let d = start(&ini("listen = 127.0.0.1:0\npreload_app = true"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
-    let other = dir.path().join("other-venv");
-    ini(&format!(
+    let s = Served::start("listen = 127.0.0.1:0\npreload_app = true");
+    let (dir, d) = (s.dir.path(), &s.d);
+    let other = dir.join("other-venv");
+    s.rewrite(&format!(
         "listen = 127.0.0.1:0\npreload_app = true\nvirtualenv = {}",
         other.display()
     ));
-    let lines = hup(&d, 2);
+    let lines = hup(d, 2);
     let warned = "a changed virtualenv takes effect at the next start, not on reload";
     assert_eq!(count(&lines, warned), 1, "{}", lines.join("\n"));
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    assert!(s.answers());
 }
 
 /// The umask in /proc/PID/status.
@@ -205,32 +226,29 @@ fn umask_of(pid: i32) -> String {
 /// file's umask).
 #[test]
 fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
-    let d = start(&ini("listen = 127.0.0.1:0\numask = 022"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let s = Served::start("listen = 127.0.0.1:0\numask = 022");
+    let (dir, d) = (s.dir.path(), &s.d);
     let worker = crate::util::children(d.pid())[0];
     assert_eq!(umask_of(worker), "0022");
-    let missing = dir.path().join("missing.pem");
-    ini(&format!(
+    let missing = dir.join("missing.pem");
+    s.rewrite(&format!(
         "listen = 127.0.0.1:0\numask = 077\ncertfile = {}",
         missing.display()
     ));
-    let lines = hup(&d, 2);
+    let lines = hup(d, 2);
     assert_eq!(count(&lines, "reload failed"), 1, "{}", lines.join("\n"));
     assert_eq!(umask_of(d.pid()), "0022");
     // SAFETY: kill(2) on our daemon's worker, which the master respawns.
     unsafe { libc::kill(worker, libc::SIGKILL) };
     let respawned = || {
         let c = crate::util::children(d.pid());
-        c.len() == 1 && c[0] != worker && ask(&addr, "/").is_some()
+        c.len() == 1 && c[0] != worker && ask(&s.addr, "/").is_some()
     };
     assert!(eventually(30, respawned));
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0022");
     // A good reload: new workers and then the master take the new umask.
-    ini("listen = 127.0.0.1:0\numask = 077");
-    hup(&d, 2);
+    s.rewrite("listen = 127.0.0.1:0\numask = 077");
+    hup(d, 2);
     assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
     assert_eq!(umask_of(d.pid()), "0077");
@@ -240,16 +258,13 @@ fn a_failed_reload_leaves_the_umask_of_the_running_configuration() {
 /// the server started with, as a start with that file would (the last configured one stayed).
 #[test]
 fn a_reload_that_unsets_umask_gives_back_the_umask_the_server_started_with() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
     let started = umask_of(std::process::id() as i32);
     assert_ne!(started, "0077", "the test runs with another umask");
-    let d = start(&ini("listen = 127.0.0.1:0\numask = 077"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let s = Served::start("listen = 127.0.0.1:0\numask = 077");
+    let d = &s.d;
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), "0077");
-    ini("listen = 127.0.0.1:0");
-    hup(&d, 2);
+    s.rewrite("listen = 127.0.0.1:0");
+    hup(d, 2);
     assert!(eventually(30, || crate::util::children(d.pid()).len() == 1));
     assert_eq!(umask_of(crate::util::children(d.pid())[0]), started);
     assert_eq!(umask_of(d.pid()), started);
@@ -260,17 +275,14 @@ fn a_reload_that_unsets_umask_gives_back_the_umask_the_server_started_with() {
 /// to raise graceful_timeout, which the operator just had).
 #[test]
 fn a_reload_drains_the_old_workers_with_the_new_graceful_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
-    let d = start(&ini("listen = 127.0.0.1:0\ngraceful_timeout = 1"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
-    let a = addr.clone();
+    let s = Served::start("listen = 127.0.0.1:0\ngraceful_timeout = 1");
+    let d = &s.d;
+    let a = s.addr.clone();
     let slow = std::thread::spawn(move || ask(&a, "/sleep?3"));
     // The request is in the old worker's app thread before the reload.
     std::thread::sleep(Duration::from_millis(500));
-    ini("listen = 127.0.0.1:0\ngraceful_timeout = 30");
-    hup(&d, 2);
+    s.rewrite("listen = 127.0.0.1:0\ngraceful_timeout = 30");
+    hup(d, 2);
     assert!(
         slow.join().unwrap().is_some(),
         "the in-flight request was cut"
@@ -281,21 +293,18 @@ fn a_reload_drains_the_old_workers_with_the_new_graceful_timeout() {
 /// standard error it started with (it stayed in the file, with nothing saying so).
 #[test]
 fn a_reload_that_unsets_error_log_logs_to_the_original_stderr_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let ini = |server: &str| write_ini(dir.path(), "supapp:make_app", "one", server);
-    let d = start(&ini("listen = 127.0.0.1:0"), 1);
-    let addr = d.addr();
-    assert!(eventually(30, || ask(&addr, "/").is_some()));
-    let file = dir.path().join("e.log");
-    ini(&format!(
+    let s = Served::start("listen = 127.0.0.1:0");
+    let (dir, d) = (s.dir.path(), &s.d);
+    let file = dir.join("e.log");
+    s.rewrite(&format!(
         "listen = 127.0.0.1:0\nerror_log = {}",
         file.display()
     ));
     d.signal(libc::SIGHUP);
     let read = || std::fs::read_to_string(&file).unwrap_or_default();
     assert!(eventually(30, || read().contains("reload complete (generation 2)")));
-    ini("listen = 127.0.0.1:0");
-    let lines = hup(&d, 3);
+    s.rewrite("listen = 127.0.0.1:0");
+    let lines = hup(d, 3);
     assert!(count(&lines, "reload complete (generation 3)") == 1);
     assert!(!read().contains("generation 3"), "{}", read());
 }
