@@ -69,6 +69,11 @@ impl HttpError {
         }
         self
     }
+    /// The server's own fault (the body's temp file failed), not the client's: 501 and 505
+    /// are 5xx statuses for what a client sent.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, HttpError::Internal { .. })
+    }
     pub fn status(&self) -> u16 {
         match self {
             HttpError::BadRequest { .. } => 400,

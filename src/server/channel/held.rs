@@ -20,10 +20,11 @@ pub(super) enum Held {
 
 impl Channel {
     /// Answers the current request with its error response (after the running one, if any);
-    /// the connection closes after it. A 5xx is ours (the body's temp file failed), logged at
-    /// ERROR; a 4xx is the client's, at debug.
+    /// the connection closes after it. A 500 is ours (the body's temp file failed), logged at
+    /// ERROR; the rest (4xx, and the 501 and 505 of a transfer coding or an HTTP version a
+    /// client sent) are the client's, at debug: a scanner's probes fill no error log.
     pub(super) fn fail_request(&mut self, ctx: &Ctx, e: HttpError) {
-        if e.status() >= 500 {
+        if e.is_internal() {
             log::error!(target: "waitress", "{e}");
         } else {
             log::debug!(target: "waitress", "bad request from {}: {e}", self.shared.origin.remote_addr);

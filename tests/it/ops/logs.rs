@@ -408,3 +408,40 @@ fn journal_stream_fatal_boot_errors_carry_the_error_priority() {
         );
     }
 }
+
+/// A 501 (a transfer coding other than chunked) and a 505 (HTTP/2 prior knowledge, HTTP/3.0)
+/// answer what a client sent: nothing at ERROR in the error log (scanners and probes filled
+/// it with "http version not supported" and "not implemented" ERROR lines; waitress logs
+/// none of them).
+#[test]
+fn refused_transfer_codings_and_http_versions_log_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("error.log");
+    let d = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--error-log",
+            err.to_str().unwrap(),
+        ],
+        1,
+    );
+    let refused: [(&[u8], u16); 4] = [
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (b"GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ];
+    for (raw, want) in refused {
+        let got = crate::util::split_response(&crate::util::exchange(&d.addr(), raw, 10)).0;
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(raw));
+    }
+    // The worker's lines come before this request's.
+    assert_eq!(get(&d.addr(), "/stderr?after-the-refusals").0, 200);
+    assert!(eventually(10, || read(&err).contains("after-the-refusals")));
+    let log = read(&err);
+    assert!(!log.contains("ERROR"), "{log}");
+}
