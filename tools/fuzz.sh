@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/fuzz.sh TARGET SECONDS [LIBFUZZER ARGS...]: coverage-guided fuzzing of one target for
 # SECONDS (niced: the machine is shared). TARGET is parser, chunked, channel, ini, listen,
-# differential, or all (each target for SECONDS in turn).
+# differential, proxy, or all (each target for SECONDS in turn).
 #
 # Engine: libFuzzer through libfuzzer-sys (which builds libFuzzer from its bundled source with
 # the C++ compiler), on the one stable toolchain: the SanitizerCoverage instrumentation that
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-all=(parser chunked channel ini listen differential)
+all=(parser chunked channel ini listen differential proxy)
 target="${1:?usage: tools/fuzz.sh TARGET SECONDS [LIBFUZZER ARGS...] (targets: ${all[*]} all)}"
 secs="${2:?usage: tools/fuzz.sh TARGET SECONDS}"
 shift 2

@@ -8,6 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// v1's longest line, CRLF included (§2.1: 107 bytes).
 pub const V1_MAX: usize = 107;
+/// The largest v2 header the server accepts (fixed part, addresses and TLVs). HAProxy's own
+/// TLVs (ALPN, authority, SSL facts, unique id) stay far below this.
+pub const V2_MAX: usize = 4096;
 /// v2: the 16-byte fixed part.
 const V2_FIXED: usize = 16;
 
@@ -84,6 +87,11 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
         }
         return Ok(Parsed::NeedMore);
     };
+    // An LF before the CR is refused however the bytes arrive (on their own, the bytes up to
+    // it are refused above; a v1 `UNKNOWN` line ignores the rest of its text, LFs included).
+    if memchr::memchr(b'\n', &window[..cr]).is_some() {
+        return Err(ProxyError::BadV1("line ends without CR"));
+    }
     match buf.get(cr + 1) {
         None => return Ok(Parsed::NeedMore),
         Some(b'\n') => {}

@@ -126,6 +126,13 @@ fn bad_headers_are_refused() {
             ProxyError::BadV1("line ends without CR"),
         ),
         (
+            // Whole, this was an UNKNOWN line (its text ignored) and accepted; cut after the
+            // LF, the same bytes were refused.
+            "LF before the CRLF",
+            b"PROXY UNKNOWN a\nb\r\n".to_vec(),
+            ProxyError::BadV1("line ends without CR"),
+        ),
+        (
             "CR then junk",
             b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX".to_vec(),
             ProxyError::BadV1("CR not followed by LF"),

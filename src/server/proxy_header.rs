@@ -11,10 +11,6 @@ use super::ctx::Ctx;
 use super::throttle::Throttle;
 use crate::http::proxy_protocol::{self, Parsed, ProxyError, ProxyHeader};
 
-/// Largest v2 header accepted (fixed part, addresses and TLVs). HAProxy's own TLVs (ALPN,
-/// authority, SSL facts, unique id) stay far below this.
-pub(crate) const MAX_V2: usize = 4096;
-
 /// PROXY state of one connection (boxed: most connections never have one).
 #[derive(Default)]
 pub(crate) struct ProxyState {
@@ -53,10 +49,10 @@ impl ProxyState {
     pub(crate) fn take(&mut self, data: &[u8]) -> Result<usize, ProxyError> {
         let before = self.buf.len();
         let r = if before == 0 {
-            proxy_protocol::parse(data, MAX_V2)
+            proxy_protocol::parse(data, proxy_protocol::V2_MAX)
         } else {
             self.buf.extend_from_slice(data);
-            proxy_protocol::parse(&self.buf, MAX_V2)
+            proxy_protocol::parse(&self.buf, proxy_protocol::V2_MAX)
         };
         match r? {
             Parsed::NeedMore => {

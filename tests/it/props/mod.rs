@@ -1,13 +1,15 @@
 //! Property tests (proptest), bounded for CI: no panic on any input; the framing of a request
 //! stream never depends on how its bytes were split; the chunked decoder gives back exactly
 //! what was encoded; the INI reader and interpolation never panic and read CRLF files as LF
-//! ones; the `listen` splitter round-trips. The same properties run unbounded as coverage-guided
+//! ones; the `listen` splitter round-trips; the PROXY header parser answers alike on every
+//! prefix of what arrives. The same properties run unbounded as coverage-guided
 //! fuzz targets (`tools/fuzz.sh`), and `differential` checks the framing against hyper's.
 pub mod gen;
 pub mod reference;
 pub mod stream;
 
 mod differential;
+pub mod proxy;
 mod seeds;
 
 use proptest::prelude::*;
@@ -133,6 +135,23 @@ proptest! {
         };
         prop_assert_eq!(e.host, want);
         let _ = split(&junk, "8080");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn proxy_headers_answer_alike_on_every_prefix(
+        ver_cmd in prop_oneof![Just(0x20u8), Just(0x21u8), any::<u8>()],
+        family in prop_oneof![Just(0u8), Just(0x11u8), Just(0x21u8), Just(0x31u8), any::<u8>()],
+        len in prop_oneof![0u16..300, any::<u16>()],
+        v1 in "PROXY (TCP4|TCP6|UNKNOWN|[A-Z]{0,5})( [0-9a-f.:]{0,40}){0,5}(\r\n|\n|\r)?",
+        rest in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        proxy::check(&proxy::v2(ver_cmd, family, len, &rest));
+        proxy::check(&[v1.as_bytes(), &rest].concat());
+        proxy::check(&rest);
     }
 }
 

@@ -60,5 +60,37 @@ fn write_fuzz_seeds() {
     .enumerate()
     {
         write(dir, "listen", 90000 + i, l.as_bytes());
+    } // PROXY headers as HAProxy sends them (v1 lines, v2 with addresses and a TLV), each
+      // followed by a request.
+    let v4 = [[127, 0, 0, 1], [10, 0, 0, 2]].concat();
+    let v6 = [[0u8; 15].as_slice(), &[1], &[0; 15], &[2]].concat();
+    let tlv = [0x01, 0x00, 0x02, b'h', b'2'];
+    for (i, h) in [
+        b"PROXY TCP4 203.0.113.9 10.0.0.2 51000 8080\r\n".to_vec(),
+        b"PROXY TCP6 2001:db8::9 ::1 51000 443\r\n".to_vec(),
+        b"PROXY UNKNOWN\r\n".to_vec(),
+        super::proxy::v2(
+            0x21,
+            0x11,
+            16,
+            &[&v4[..], &[0xc7, 0x38, 0x1f, 0x90], &tlv].concat(),
+        ),
+        super::proxy::v2(
+            0x21,
+            0x21,
+            36,
+            &[&v6[..], &[0xc7, 0x38, 0x01, 0xbb]].concat(),
+        ),
+        super::proxy::v2(0x20, 0x00, 0, &[]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(
+            dir,
+            "proxy",
+            i,
+            &[&h[..], b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"].concat(),
+        );
     }
 }

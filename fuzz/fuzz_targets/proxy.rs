@@ -1,0 +1,9 @@
+//! The PROXY protocol header (v1 and v2) on arbitrary bytes, parsed on every prefix as they
+//! arrive: no panic, an answer never taken back, no waiting past the largest header.
+#![no_main]
+#[path = "../../tests/it/props/proxy.rs"]
+mod proxy;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    proxy::check(data);
+});
