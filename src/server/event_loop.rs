@@ -38,6 +38,12 @@ const TICK: Duration = Duration::from_secs(1);
 /// to drop its Python state, one after another) are all waited for, however many there are.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 const JOIN_WAIT_IMMEDIATE: Duration = Duration::from_secs(1);
+/// On a graceful stop the threads are also waited for, progress or not, until half of
+/// `graceful_timeout` has passed since the stop began (the other half is Python's exit, see
+/// supervisor/pyexit.rs), and at most this long: on a loaded machine, threads queued for the
+/// GIL behind app threads that hold it in C code can go more than `JOIN_WAIT` without one
+/// leaving.
+const JOIN_BUDGET_MAX: Duration = Duration::from_secs(60);
 /// Graceful stop: how long an idle keep-alive connection is kept open for one more request
 /// (answered with `Connection: close`). Closing it at once races with a client that is just
 /// sending its next request on it: a failed request in every load test across a reload.
@@ -147,14 +153,14 @@ impl EventLoop {
             log::warn!(target: "waitress", "Canceling {cancelled} pending task(s)");
         }
         self.ctx.stop_threads();
-        let wait = match self.ctl.stop.load(Ordering::SeqCst) {
-            IMMEDIATE => JOIN_WAIT_IMMEDIATE,
-            _ => JOIN_WAIT,
+        let (wait, budget_end) = match self.ctl.stop.load(Ordering::SeqCst) {
+            IMMEDIATE => (JOIN_WAIT_IMMEDIATE, None),
+            _ => (JOIN_WAIT, self.join_budget_end()),
         };
         let left = || threads.iter().filter(|t| !t.is_finished()).count();
         let mut running = left();
         let mut deadline = Instant::now() + wait;
-        while running > 0 && Instant::now() < deadline {
+        while running > 0 && budget_end.map_or(deadline, |b| b.max(deadline)) > Instant::now() {
             std::thread::sleep(Duration::from_millis(5));
             let now_running = left();
             if now_running < running {
@@ -298,6 +304,14 @@ impl EventLoop {
         for (_, ch) in self.chans.iter().filter(|(_, ch)| !ch.is_idle()) {
             ch.shared.lock().notify_when_done();
         }
+    }
+
+    /// Until when a graceful stop waits for app threads still leaving, progress or not (see
+    /// `JOIN_BUDGET_MAX`); None if no graceful stop began.
+    fn join_budget_end(&self) -> Option<Instant> {
+        let began = self.drain_idle_until? - DRAIN_IDLE_GRACE;
+        let half = Duration::from_secs(self.ctx.opts.graceful_timeout / 2);
+        Some(began + half.min(JOIN_BUDGET_MAX))
     }
 
     /// Draining, and the idle connections' grace is over at `now`: they are closed.

@@ -74,6 +74,9 @@ pub struct ServerOptions {
     pub connection_limit: usize,
     pub cleanup_interval: u64,
     pub channel_timeout: u64,
+    /// Seconds a graceful stop may take before the master kills the worker: app threads
+    /// still leaving after the drain are waited for up to half of it (`event_loop::run`).
+    pub graceful_timeout: u64,
     pub log_socket_errors: bool,
     pub channel_request_lookahead: usize,
     pub ident: Option<String>,
@@ -121,6 +124,7 @@ impl Default for ServerOptions {
             connection_limit: 100,
             cleanup_interval: 30,
             channel_timeout: 120,
+            graceful_timeout: 30,
             log_socket_errors: true,
             channel_request_lookahead: 0,
             ident: Some("waitress".to_string()),

@@ -28,6 +28,7 @@ pub fn server_options(s: &Settings) -> ServerOptions {
         connection_limit: s.connection_limit,
         cleanup_interval: s.cleanup_interval,
         channel_timeout: s.channel_timeout,
+        graceful_timeout: s.graceful_timeout,
         log_socket_errors: s.log_socket_errors,
         channel_request_lookahead: s.channel_request_lookahead,
         ident: s.ident.clone(),
