@@ -91,7 +91,7 @@ pub fn waitressd_8() -> String {
          .SH SYNOPSIS\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR] \\fIFILE\\fR \
          [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-app\\fR] \
          \\fIMODULE\\fR:\\fIOBJECT\\fR [\\fB\\-\\-call\\fR]\n.br\n.B waitressd reload\n\
-         [\\fB\\-\\-pid\\fR \\fIPID\\fR | \\fB\\-\\-pidfile\\fR \\fIPATH\\fR] [\\fB\\-\\-timeout\\fR \\fISECONDS\\fR]\n",
+         [\\fB\\-\\-pid\\fR \\fIPID\\fR | \\fB\\-\\-pidfile\\fR \\fIPATH\\fR]\n[\\fB\\-\\-timeout\\fR \\fISECONDS\\fR]\n",
     );
     out.push_str(&format!(".SH DESCRIPTION\n{}\n", text_lines(
         "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \
