@@ -319,6 +319,8 @@ def main():
     if a.chaos:
         counts = {n: fired.count(n) for n in dict.fromkeys(fired)}
         print(f"chaos: {counts}; {len(cuts)} responses cut (visibly) by the failures")
+    # Every HUP sent: --hup's, and under --chaos its own plus the two of each bad deploy.
+    hups += fired.count("HUP") + 2 * fired.count("bad deploy")
     gib = (stats["down"] + stats["up"]) / (1 << 30)
     print(f"{stats['n']} exchanges, {stats['down'] / (1 << 30):.2f} GiB down, "
           f"{stats['up'] / (1 << 30):.2f} GiB up ({gib:.2f} GiB), {hups} HUPs, "

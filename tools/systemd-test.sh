@@ -7,7 +7,8 @@
 # (Type=notify), STATUS= shows, reload under load fails no request and returns once the new
 # config serves, a reload with a broken app fails while the old workers serve, socket
 # activation serves, a stop after the package upgrade drains (the new master is systemd's own
-# child), and the journal holds the daemon's log with priorities. Needs root.
+# child), the journal holds the daemon's log with priorities, and remove and purge leave no
+# running unit, enablement link, user or log directory. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "systemd-test: FAIL: $*" >&2; exit 1; }
@@ -261,4 +262,22 @@ ct systemd-analyze verify --man=no /lib/systemd/system/waitressd@.service /lib/s
 [ -s /tmp/systemd-test-verify.$$ ] && { cat /tmp/systemd-test-verify.$$ >&2; rm -f /tmp/systemd-test-verify.$$; fail "systemd-analyze verify"; }
 rm -f /tmp/systemd-test-verify.$$
 step "stop: in-flight request answered, exit 0; journal has the log with priorities"
+
+# Removal stops every running unit; purge removes what the package made, and the enablement
+# links of every instance (`systemctl enable waitressd@NAME`, the socket too), which no
+# deb-systemd-helper state records: they were left dangling in *.wants/ before.
+ct systemctl enable waitressd@sock.socket >/dev/null 2>&1 || fail "systemctl enable waitressd@sock.socket"
+ct systemctl start waitressd@example || fail "start before the removal"
+for l in multi-user.target.wants/waitressd@example.service sockets.target.wants/waitressd@sock.socket; do
+	ct test -L "/etc/systemd/system/$l" || fail "no enablement link $l before the purge"
+done
+ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq waitressd >/dev/null 2>&1 || fail "apt-get remove"
+[ "$(ct systemctl is-active waitressd@example)" = inactive ] || fail "waitressd@example still active after apt-get remove"
+ct sh -c "grep -qx waitressd-m /proc/[0-9]*/comm" 2>/dev/null && fail "a waitressd master still runs after apt-get remove"
+ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq waitressd >/dev/null 2>&1 || fail "apt-get purge"
+left=$(ct find /etc/systemd/system -name 'waitressd@*' -type l)
+[ -z "$left" ] || fail "enablement links left after purge: $left"
+ct getent passwd waitressd >/dev/null && fail "user waitressd left after purge"
+ct test -e /var/log/waitressd && fail "/var/log/waitressd left after purge"
+step "remove stops the running unit; purge leaves no enablement link, user or log directory"
 step "ok"

@@ -29,7 +29,8 @@ impl std::fmt::Display for InterpError {
         match self {
             InterpError::Missing { name } => write!(
                 f,
-                "%({name})s: no '{name}' in this section, [DEFAULT], here, __file__ or NAME=VALUE"
+                "%({name})s: no '{name}' in this section, [DEFAULT], here, __file__ or \
+                 NAME=VALUE (for a literal %, as in access_log_format's atoms, write %%)"
             ),
             InterpError::Syntax { reason } => write!(f, "{reason} (write %% for a literal %)"),
             InterpError::Depth => write!(f, "%(...)s references nest deeper than {MAX_DEPTH}"),

@@ -50,7 +50,8 @@ const SIGNALS: &[(&str, &str)] = &[
     ("QUIT", "Immediate stop."),
     ("HUP", "Reload: re-read and validate the configuration; if it is bad or the new workers cannot load the application, log why and keep serving with the old workers; else start new workers and retire the old ones gracefully once the new ones are ready. waitressd reload waits for this outcome."),
     ("USR1", "Reopen the log files (error_log, access_log): the master first, creating them and handing them to user, then the workers. Use after logrotate renamed them."),
-    ("TTIN, TTOU", "One worker more, one worker less."),
+    ("USR2", "Upgrade the binary in place: the master re-executes the binary on disk with the same arguments and hands it the listening sockets; once the new master's workers are ready it writes the pidfile, tells systemd its PID (MAINPID=) and stops the old master gracefully. A new binary that fails to start leaves the old master serving. The package's postinst sends it to every running instance on upgrade."),
+    ("TTIN, TTOU", "One worker more, one worker less (TTIN stops at 4 per CPU, or workers if higher)."),
 ];
 
 const FILES: &[(&str, &str)] = &[
@@ -90,7 +91,7 @@ pub fn waitressd_8() -> String {
          .SH SYNOPSIS\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-config\\fR] \\fIFILE\\fR \
          [\\fINAME\\fR=\\fIVALUE\\fR ...]\n.br\n.B waitressd\n[\\fIOPTIONS\\fR] [\\fB\\-\\-app\\fR] \
          \\fIMODULE\\fR:\\fIOBJECT\\fR [\\fB\\-\\-call\\fR]\n.br\n.B waitressd reload\n\
-         \\fB\\-\\-pid\\fR \\fIPID\\fR | \\fB\\-\\-pidfile\\fR \\fIPATH\\fR [\\fB\\-\\-timeout\\fR \\fISECONDS\\fR]\n",
+         [\\fB\\-\\-pid\\fR \\fIPID\\fR | \\fB\\-\\-pidfile\\fR \\fIPATH\\fR]\n[\\fB\\-\\-timeout\\fR \\fISECONDS\\fR]\n",
     );
     out.push_str(&format!(".SH DESCRIPTION\n{}\n", text_lines(
         "waitressd serves a Python WSGI application with pre-forked worker processes. In INI mode it \

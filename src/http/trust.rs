@@ -30,7 +30,7 @@ pub struct Peers {
 pub enum NotAPeer {
     #[error(
         "{0:?} is neither an IP address, a CIDR (10.0.0.0/8), localhost (a unix socket peer) \
-         nor * (trusted_proxy takes one or more, separated by spaces)"
+         nor * (trusted_proxy takes one or more, separated by spaces or commas)"
     )]
     TrustedProxy(String),
     #[error("{0:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8), or *")]

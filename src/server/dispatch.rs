@@ -47,7 +47,8 @@ pub(crate) fn spawn_threads(ctx: &Arc<Ctx>) -> std::io::Result<Vec<JoinHandle<()
 /// App thread number `slot`: runs channels' requests until the dispatcher stops.
 pub(crate) fn app_thread(ctx: &Ctx, slot: usize) {
     let mut scratch = Scratch::new(slot);
-    while let Some(ch) = ctx.take() {
+    let mut first = true;
+    while let Some(ch) = ctx.take(std::mem::take(&mut first)) {
         scratch.took_job();
         serve_channel(ctx, &ch, &mut scratch);
         // A channel with nothing to run, or an app that never reported running.

@@ -257,6 +257,30 @@ impl Master {
         }
     }
 
+    /// Worker `i` (slot `id`, `pid`) just became ready: one already above `max_worker_memory`
+    /// is exempt from it, since every replacement would be too (a limit below what a fresh
+    /// worker uses, such as 200 meant as MB, replaced a worker every second for ever); said
+    /// once per generation at WARNING with the fix.
+    pub(super) fn check_fresh_memory(&mut self, i: usize, id: usize, pid: Pid) {
+        let limit = self.settings.max_worker_memory;
+        if limit == 0 {
+            return;
+        }
+        let Some(bytes) = rss(pid.as_raw()) else {
+            return;
+        };
+        if bytes > limit && self.workers.exempt_from_memory(i) {
+            log_warn(&format!(
+                "worker {id} (pid {pid}): resident memory {bytes} bytes ({} MiB) right after \
+                 start is already above max_worker_memory = {limit} bytes: no worker can stay \
+                 below it, so none of this configuration is retired for memory; set \
+                 max_worker_memory above what a fresh worker uses (bytes, or with a K, M or G \
+                 suffix: 512M)",
+                bytes / (1024 * 1024)
+            ));
+        }
+    }
+
     /// True if slot (`id`, `generation`) has a live worker that is not on its way out.
     pub(super) fn slot_filled(&self, id: usize, generation: u64) -> bool {
         self.workers.slot_filled(id, generation)

@@ -104,7 +104,8 @@ pub fn reload(master: i32, timeout: Duration) -> Outcome {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Outcome::Trouble(format!(
-                "no outcome from master {master} within {}s",
+                "no outcome from master {master} within {}s; the reload goes on (new workers \
+                 still loading the app?): its log says how it ended, or give --timeout more seconds",
                 timeout.as_secs()
             ));
         }

@@ -111,8 +111,9 @@ impl Master {
         let Some(w) = self.workers.mark_ready(i) else {
             return;
         };
-        let (id, generation) = (w.id(), w.generation());
-        log_info(&format!("worker {id} (pid {}): ready", w.pid()));
+        let (id, generation, pid) = (w.id(), w.generation(), w.pid());
+        log_info(&format!("worker {id} (pid {pid}): ready"));
+        self.check_fresh_memory(i, id, pid);
         if generation == self.generation {
             self.serving = true;
         }

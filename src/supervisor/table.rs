@@ -44,6 +44,9 @@ pub(super) struct Worker {
     retiring: Option<Retire>,
     /// When it is reported as slow to boot if it is still not ready (`slow_boots`).
     slow_boot_at: Instant,
+    /// Already above `max_worker_memory` when it became ready: never retired for memory (its
+    /// replacement would be too, a worker replaced every second).
+    memory_exempt: bool,
 }
 
 impl Worker {
@@ -61,6 +64,7 @@ impl Worker {
             grace: None,
             retiring: None,
             slow_boot_at: spawned + SLOW_BOOT_FIRST,
+            memory_exempt: false,
         }
     }
 
@@ -134,6 +138,9 @@ pub(super) struct WorkerTable {
     backoff: HashMap<usize, Backoff>,
     /// Slots (id, generation) whose last start failed at boot; retried with backoff.
     boot_failing: HashSet<(usize, u64)>,
+    /// The last generation a worker of which was found above `max_worker_memory` as it became
+    /// ready (warned about once per generation).
+    memory_warned: Option<u64>,
 }
 
 impl WorkerTable {
@@ -234,9 +241,19 @@ impl WorkerTable {
         self.workers
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.ready && !w.leaving())
+            .filter(|(_, w)| w.ready && !w.leaving() && !w.memory_exempt)
             .map(|(i, w)| (i, w.pid))
             .collect()
+    }
+
+    /// Worker `i` was above `max_worker_memory` as it became ready: it is not retired for
+    /// memory. True the first time for its generation (warn then).
+    pub(super) fn exempt_from_memory(&mut self, i: usize) -> bool {
+        let w = &mut self.workers[i];
+        w.memory_exempt = true;
+        let first = self.memory_warned != Some(w.generation);
+        self.memory_warned = Some(w.generation);
+        first
     }
 
     /// Sends `sig` to every worker.

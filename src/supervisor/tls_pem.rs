@@ -73,7 +73,13 @@ pub(super) fn certs(
         .collect::<Result<_, _>>()
         .map_err(|e| fail(key, path, pem_reason(e)))?;
     if certs.is_empty() {
-        return Err(fail(key, path, "no PEM CERTIFICATE block in the file"));
+        return Err(fail(
+            key,
+            path,
+            "no PEM CERTIFICATE block in the file: certfile must be the PEM certificate chain \
+             (-----BEGIN CERTIFICATE----- blocks, the server's own first), ca_certs the PEM CA \
+             certificates",
+        ));
     }
     Ok(certs)
 }
@@ -97,7 +103,9 @@ pub(super) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsErro
         PemError::NoItemsFound => fail(
             "keyfile",
             path,
-            "no PEM PRIVATE KEY block (PKCS#8, PKCS#1 RSA or SEC1 EC) in the file",
+            "no PEM PRIVATE KEY block (PKCS#8, PKCS#1 RSA or SEC1 EC) in the file: keyfile must \
+             be the PEM file of the certificate's private key (-----BEGIN PRIVATE KEY-----), or \
+             certfile must hold it too when keyfile is not set",
         ),
         e => fail("keyfile", path, pem_reason(e)),
     })

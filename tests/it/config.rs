@@ -182,6 +182,7 @@ fn bad_configs_exit_2_with_file_line_key() {
         ("parse_error.ini", "parse_error.ini:6: 'threads 4'"),
         ("interp_missing.ini", "interp_missing.ini:6: [server:main] threads = '%(nthreads)s': interpolation"),
         ("interp_bad_percent.ini", "interp_bad_percent.ini:6: [server:main] ident"),
+        ("interp_literal_percent.ini", "interp_literal_percent.ini:7: [server:main] access_log_format = '%(h)s %(s)s': interpolation: %(h)s: no 'h' in this section, [DEFAULT], here, __file__ or NAME=VALUE (for a literal %, as in access_log_format's atoms, write %%)"),
         ("interp_unused_bad_default.ini", "interp_unused_bad_default.ini:2: [DEFAULT] broken"),
         ("interp_depth_one_too_deep.ini", "interp_depth_one_too_deep.ini:"),
         ("get_missing.ini", "get_missing.ini:6: [server:main] get threads = 'nope'"),

@@ -24,6 +24,11 @@ pub(super) struct Jobs {
     /// Busy threads waiting for a slow client to read their output (`stalled`): they run no
     /// Python until the loop has sent it, so the loop has nothing to yield to them.
     stalled: usize,
+    /// App threads that have come to `take` at least once (a thread started again after a
+    /// panic counts again: only the difference to `threads` while it is positive matters).
+    /// Until then a thread is starting, not busy: a job queued meanwhile (connections that
+    /// waited in the backlog while the worker booted) waits for no one.
+    started: usize,
     stop: bool,
     last_depth_warning: Option<Instant>,
 }
@@ -38,6 +43,7 @@ impl Jobs {
             waking: 0,
             yielding: 0,
             stalled: 0,
+            started: 0,
             stop: false,
             last_depth_warning: None,
         }
@@ -77,7 +83,12 @@ impl Ctx {
             0
         };
         jobs.waking += wake;
-        if depth > jobs.idle {
+        // Threads free to take a job at once: idle ones, ones about to look again (`yielding`)
+        // and ones still starting (waitress starts its threads before it accepts, so a task
+        // queued at start is never "behind" busy threads there).
+        let free =
+            jobs.idle + jobs.yielding + self.opts.threads.max(1).saturating_sub(jobs.started);
+        if depth > free {
             // waitress warns on every queued task; once a second is enough to be seen.
             let now = Instant::now();
             if jobs
@@ -85,7 +96,7 @@ impl Ctx {
                 .is_none_or(|t| now - t >= Duration::from_secs(1))
             {
                 jobs.last_depth_warning = Some(now);
-                log::warn!(target: "waitress.queue", "Task queue depth is {}", depth - jobs.idle);
+                log::warn!(target: "waitress.queue", "Task queue depth is {}", depth - free);
             }
         }
         drop(jobs);
@@ -140,9 +151,11 @@ impl Ctx {
         }
     }
 
-    /// Next channel to serve; None once stopping and the queue is empty.
-    pub(crate) fn take(&self) -> Option<Arc<Shared>> {
+    /// Next channel to serve; None once stopping and the queue is empty. `first`: the calling
+    /// thread's first call (it is no longer starting, see `Jobs::started`).
+    pub(crate) fn take(&self, first: bool) -> Option<Arc<Shared>> {
         let mut jobs = lock(&self.jobs);
+        jobs.started += usize::from(first);
         let mut yielded = false;
         loop {
             if let Some(c) = jobs.q.pop(&self.queue_len) {
@@ -304,7 +317,7 @@ mod tests {
                         .collect();
                     ctx.submit(&mut batch);
                 }
-                Take => assert!(ctx.take().is_some(), "step {i}: nothing to take"),
+                Take => assert!(ctx.take(i == 4).is_some(), "step {i}: nothing to take"),
                 Stalled(on) => ctx.stalled(*on),
             }
             assert_eq!(ctx.loop_policy(), *want, "step {i}: {step:?}");

@@ -117,3 +117,50 @@ fn reload_names_an_invalid_pid() {
     let want = format!("invalid PID 'garbage' (pidfile {})", pidfile.display());
     assert!(err.contains(&want), "{want:?} not in {err}");
 }
+
+/// A reload whose new workers take longer than `--timeout` to load the app: exit 3, and the
+/// message says the reload goes on and how to wait longer (it said only "no outcome"); the
+/// reload then completes on its own.
+#[test]
+fn reload_past_its_timeout_says_the_reload_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slowload.py"),
+        "import os, time\n\
+         time.sleep(float(open(os.path.join(os.path.dirname(__file__), 'delay')).read()))\n\
+         def app(environ, start_response):\n    \
+             start_response('200 OK', [('Content-Length', '2')])\n    \
+             return [b'ok']\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("delay"), "0").unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["slowload:app", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path());
+    let mut d = Daemon::start_with(&mut cmd, 1);
+    assert!(eventually(30, || get(&d.addr(), "/").0 == 200));
+    std::fs::write(dir.path().join("delay"), "3").unwrap();
+    let out = Command::new(bin())
+        .args(["reload", "--pid", &d.pid().to_string(), "--timeout", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("within 1s"), "{err}");
+    assert!(
+        err.contains("the reload goes on") && err.contains("--timeout"),
+        "{err}"
+    );
+    // It did go on: the new workers serve (the old ones kept serving meanwhile).
+    assert_eq!(get(&d.addr(), "/").0, 200);
+    let mut complete = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !complete && std::time::Instant::now() < deadline {
+        if let Ok(l) = d.stderr.recv_timeout(std::time::Duration::from_millis(100)) {
+            complete = l.contains("reload complete (generation 2)");
+        }
+    }
+    assert!(complete, "no 'reload complete' line");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}

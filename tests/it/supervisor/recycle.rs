@@ -131,3 +131,40 @@ fn a_leaking_worker_crossing_max_worker_memory_is_replaced_gracefully() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(30), Some(0));
 }
+
+/// A `max_worker_memory` below what a fresh worker uses (`200`, meant as MB, is 200 bytes):
+/// the worker is kept and a WARNING names the fix, where every worker was retired the second
+/// after it became ready, for ever (a replacement a second). A leak past a sensible limit
+/// still retires (above).
+#[test]
+fn a_max_worker_memory_below_a_fresh_worker_is_named_not_a_replacement_every_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write_ini(
+        dir.path(),
+        "supapp:make_app",
+        "one",
+        "listen = 127.0.0.1:0\nmax_worker_memory = 200",
+    );
+    let mut d = start(&ini, 1);
+    let addr = d.addr();
+    assert!(eventually(30, || ask(&addr, "/").is_some()));
+    let (first, _, _) = ask(&addr, "/").unwrap();
+    // The memory check runs every second: 4 s without a retirement, the same worker serving.
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(4);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Ok(l) = d.stderr.recv_timeout(left) {
+            seen.push(l);
+        }
+    }
+    assert!(!seen.iter().any(|l| l.contains("retiring")), "{seen:?}");
+    let warn: Vec<_> = seen
+        .iter()
+        .filter(|l| l.contains("right after start is already above max_worker_memory = 200 bytes"))
+        .collect();
+    assert_eq!(warn.len(), 1, "one WARNING naming the limit: {seen:?}");
+    assert!(warn[0].contains("512M"), "{}", warn[0]);
+    assert_eq!(ask(&addr, "/").unwrap().0, first, "the same worker serves");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(30), Some(0));
+}

@@ -181,6 +181,45 @@ fn serving_on_comes_only_after_the_app_loaded() {
     assert!(!err.contains("Serving on"), "{err}");
 }
 
+/// Clients that connected while the worker imported the app (they wait in the listen backlog)
+/// are not tasks queued behind busy threads: no `Task queue depth` WARNING at start (it came
+/// on every start, reload and respawn under traffic, since the loop accepted them before the
+/// app threads had started; waitress starts its threads before it accepts).
+#[test]
+fn clients_waiting_while_the_worker_boots_give_no_task_queue_depth_warning() {
+    let d = Daemon::start(
+        &[
+            "slowimport:app",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+        ],
+        &apps(),
+        1,
+    );
+    // The master has bound (`listening on`); the worker is still importing (0.5 s).
+    let addr = d.addr();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let a = addr.clone();
+            std::thread::spawn(move || crate::util::get(&a, "/").0)
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let seen = lines(&d, 2, "");
+    assert!(
+        seen.iter().any(|l| l.contains("SLOWIMPORT done")),
+        "the clients did not connect before the import ended: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("Task queue depth")),
+        "{seen:?}"
+    );
+}
+
 fn cmdline(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {

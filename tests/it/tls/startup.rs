@@ -207,12 +207,12 @@ fn bad_certificates_at_start_exit_2_naming_the_file() {
         (
             vec!["--certfile", p(&junk), "--keyfile", p(&key)],
             &junk,
-            "no PEM CERTIFICATE",
+            "no PEM CERTIFICATE block in the file: certfile must be the PEM certificate chain",
         ),
         (
             vec!["--certfile", p(&cert), "--keyfile", p(&junk)],
             &junk,
-            "no PEM PRIVATE KEY",
+            "in the file: keyfile must be the PEM file of the certificate's private key",
         ),
         (
             vec!["--certfile", p(&cert), "--keyfile", p(&other_key)],
