@@ -105,15 +105,21 @@ pub struct Decision {
 }
 
 /// Waitress's §3.3 rules with waitressd's differences: HTTP/1.1 stays alive after chunked
-/// responses, HEAD and 1xx/204/304 get no body (so no length is needed to keep them alive).
+/// responses, HEAD and 204/304 get no body (so no length is needed to keep them alive).
 ///
 /// | request | length known | result |
 /// |---|---|---|
+/// | any, app status 1xx | – | no body, `Connection: close` |
 /// | 1.0, `Connection: keep-alive` | yes, or no body | keep-alive, `Connection: Keep-Alive` |
 /// | 1.0, otherwise | – | body until close, `Connection: close` |
 /// | 1.1, `Connection: close` | – | `Connection: close` |
 /// | 1.1 | no | chunked, stays alive |
-pub fn decide(req: RequestMeta, has_body_status: bool, content_length: Option<u64>) -> Decision {
+///
+/// A 1xx status is interim to every client and proxy: they wait on for the final response, so
+/// the next request's response on a kept-alive connection would be read as this one's. The
+/// connection is closed after it instead (as waitress does), a visible failure.
+pub fn decide(req: RequestMeta, status: &str, content_length: Option<u64>) -> Decision {
+    let has_body_status = status_has_body(status);
     let body = has_body_status && !req.is_head;
     let framing = match (body, content_length, req.version) {
         (false, _, _) => Framing::None,
@@ -121,10 +127,11 @@ pub fn decide(req: RequestMeta, has_body_status: bool, content_length: Option<u6
         (true, None, Version::Http11) => Framing::Chunked,
         (true, None, Version::Http10) => Framing::CloseDelimited,
     };
-    let keep_alive = match req.version {
-        Version::Http10 => req.keep_alive && framing != Framing::CloseDelimited,
-        Version::Http11 => req.keep_alive,
-    };
+    let keep_alive = !status.starts_with('1')
+        && match req.version {
+            Version::Http10 => req.keep_alive && framing != Framing::CloseDelimited,
+            Version::Http11 => req.keep_alive,
+        };
     let connection = match (keep_alive, req.version) {
         (false, _) => Some("close"),
         (true, Version::Http10) => Some("Keep-Alive"),
@@ -212,8 +219,7 @@ impl ResponseHead<'_> {
     /// Appends the head (status line to the blank line) to `out` and returns the encoder for the
     /// body. `out` is reused between responses; with up to 24 lines nothing is allocated.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<BodyEncoder, ResponseError> {
-        let has_body = status_has_body(self.status);
-        let d = decide(self.request, has_body, self.content_length);
+        let d = decide(self.request, self.status, self.content_length);
         let mut app_server = false;
         let mut app_date = false;
         for (name, _) in self.headers {

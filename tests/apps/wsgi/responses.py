@@ -9,6 +9,10 @@ def chunks(body, n):
 def app(environ, start_response):
     kind, _, path = environ["PATH_INFO"][1:].partition("/")
     path = "/" + path
+    if kind == "status":
+        # /status/<code>: the app's own status line, whatever it is (an interim 1xx too).
+        start_response(path[1:] + " From The App", [("Content-Length", "5")])
+        return [b"hello"]
     if kind == "badcl":
         body = b"abcdefghi"
         cl = len(body)
