@@ -88,6 +88,23 @@ pub fn parse_int(v: &str) -> Option<u64> {
     })
 }
 
+/// True when `status` can start an HTTP/1.1 status line: a three-digit code from 100 (RFC 9112
+/// §4), then nothing or a space and the reason. waitress sent any string (`2000 OK`, `OK`):
+/// a client or proxy that cannot read the status line may fall back to HTTP/0.9 and lose the
+/// response's place (nginx then sent nothing for a HEAD, so its client took the next response
+/// for the HEAD's).
+pub fn status_line_ok(status: &str) -> bool {
+    match status.as_bytes() {
+        [a @ b'1'..=b'9', b, c, rest @ ..] => {
+            a.is_ascii_digit()
+                && b.is_ascii_digit()
+                && c.is_ascii_digit()
+                && matches!(rest.first(), None | Some(b' '))
+        }
+        _ => false,
+    }
+}
+
 /// True for statuses that never carry a body (status string starts with `1`, `204`, `304`).
 pub fn status_has_body(status: &str) -> bool {
     !(status.starts_with('1') || status.starts_with("204") || status.starts_with("304"))

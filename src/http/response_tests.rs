@@ -163,6 +163,35 @@ fn server_via_and_date() {
 }
 
 #[test]
+fn status_lines_start_with_a_three_digit_code_and_a_space() {
+    for ok in [
+        "200 OK",
+        "200",
+        "999 WHATEVER",
+        "100 Continue",
+        "404 ",
+        "302 Found \u{e9}",
+    ] {
+        assert!(status_line_ok(ok), "{ok:?}");
+    }
+    for bad in [
+        "",
+        "OK",
+        "2000 OK",
+        "20 OK",
+        "200OK",
+        "200\tOK",
+        " 200 OK",
+        "099 Low",
+        "2x0 OK",
+        "20",
+        "\u{e9}00 OK",
+    ] {
+        assert!(!status_line_ok(bad), "{bad:?}");
+    }
+}
+
+#[test]
 fn status_is_verbatim_and_latin1_is_enforced() {
     let m = meta(Version::Http11, true, false);
     let (s, _) = head(m, "999 WHATEVER", &h(&[]), Some(0), None);

@@ -5,8 +5,9 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-/// waitress: status must be a str without CR/LF; its format is not checked. On success it is
-/// copied into `out` (cleared first; its buffer is reused from request to request).
+/// waitress: status must be a str without CR/LF; its format is not checked. waitressd also
+/// requires a three-digit code from 100 and a space before any reason (`status_line_ok`). On
+/// success it is copied into `out` (cleared first; its buffer is reused from request to request).
 pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
     let Ok(s) = status.cast::<PyString>() else {
         return Err(PyAssertionError::new_err(format!(
@@ -26,6 +27,12 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
             s
         }
     };
+    if !crate::http::response::status_line_ok(s) {
+        return Err(PyValueError::new_err(format!(
+            "status {s:?} does not start with a three-digit code from 100 followed by a space \
+             and a reason (PEP 3333: \"200 OK\")"
+        )));
+    }
     out.clear();
     out.push_str(s);
     Ok(())

@@ -1,6 +1,6 @@
 //! The app's status as a client reads it, through the real `waitressd` binary: a 1xx status
 //! (interim to every client and proxy) is never followed by another request's response on the
-//! same connection.
+//! same connection, and a status that cannot start a status line is a 500.
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -46,6 +46,40 @@ fn an_app_1xx_status_closes_the_connection_so_no_other_response_answers_it() {
     let mut c = BufReader::new(TcpStream::connect(d.addr()).unwrap());
     c.get_mut()
         .write_all(b"GET /status/200 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c).expect("a response");
+    assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
+}
+
+/// An app status that cannot start an HTTP/1.1 status line (not a three-digit code from 100,
+/// or no space after it) is refused by `start_response` (ValueError), so the client gets a 500
+/// and the next request on the connection is answered normally. It used to be sent verbatim
+/// (`HTTP/1.1 2000 From The App`, as waitress does): nginx then read the reply as HTTP/0.9 and
+/// sent its client nothing for a HEAD, so that client took the next response for the HEAD's.
+#[test]
+fn an_app_status_without_a_three_digit_code_is_a_500() {
+    let d = util::Daemon::start(
+        &["--app", "responses:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    );
+    let s = TcpStream::connect(d.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = BufReader::new(s);
+    for code in ["2000", "20", "099", "OK", "2x0"] {
+        for method in ["GET", "HEAD"] {
+            let req = format!("{method} /status/{code} HTTP/1.1\r\nHost: h\r\n\r\n");
+            c.get_mut().write_all(req.as_bytes()).unwrap();
+            let r = read_response(&mut c).expect("a response");
+            assert_eq!(r.status, 500, "{method} {code}");
+            assert_eq!(r.version, "HTTP/1.1", "{method} {code}");
+            if r.header("connection") == Some("close") {
+                c = BufReader::new(TcpStream::connect(d.addr()).unwrap());
+            }
+        }
+    }
+    c.get_mut()
+        .write_all(b"GET /status/200 HTTP/1.1\r\nHost: h\r\n\r\n")
         .unwrap();
     let r = read_response(&mut c).expect("a response");
     assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
