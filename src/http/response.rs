@@ -88,6 +88,21 @@ pub fn parse_int(v: &str) -> Option<u64> {
     })
 }
 
+/// True when an app's header can be sent as a field line that every recipient frames alike: the
+/// name token characters (RFC 9110 §5.1), the value VCHAR, obs-text, SP or HTAB (§5.5).
+/// waitress only refused CR and LF: `("Transfer-Encoding ", "chunked")` went out as
+/// `Transfer-Encoding : chunked` beside the server's own `Content-Length`, a response a proxy
+/// that strips the space (RFC 9112 §5.1 tells proxies to) frames as chunked and a client frames
+/// by the length. Latin-1 letters in a name (`X-é`) are still sent, as waitress does: no
+/// recipient reads them as a framing header.
+pub fn header_ok(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c >= 0x80 || super::decode::is_tchar(c))
+        && value.bytes().all(super::decode::is_field_byte)
+}
+
 /// True when `status` can start an HTTP/1.1 status line: a three-digit code from 100 (RFC 9112
 /// §4), then nothing or a space and the reason. waitress sent any string (`2000 OK`, `OK`):
 /// a client or proxy that cannot read the status line may fall back to HTTP/0.9 and lose the

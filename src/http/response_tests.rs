@@ -163,6 +163,32 @@ fn server_via_and_date() {
 }
 
 #[test]
+fn header_names_are_tokens_and_values_have_no_control_bytes() {
+    for (name, value) in [
+        ("X-A", "b"),
+        ("x_a!#$%&'*+-.^`|~", ""),
+        ("X", "caf\u{e9} \t\u{20ac}"),
+        ("X-caf\u{e9}", "b"),
+    ] {
+        assert!(header_ok(name, value), "{name:?}: {value:?}");
+    }
+    for (name, value) in [
+        ("", "b"),
+        ("Transfer-Encoding ", "chunked"),
+        ("Content-Length\t", "3"),
+        ("X A", "b"),
+        ("X-A: b", "c"),
+        ("caf\u{e9} ", "b"),
+        ("X", "a\0b"),
+        ("X", "a\x7fb"),
+        ("X", "a\x0bb"),
+        ("X", "a\rb"),
+    ] {
+        assert!(!header_ok(name, value), "{name:?}: {value:?}");
+    }
+}
+
+#[test]
 fn status_lines_start_with_a_three_digit_code_and_a_space() {
     for ok in [
         "200 OK",

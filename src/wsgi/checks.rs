@@ -41,7 +41,9 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
 /// Response headers as handed to the exchange.
 type Headers = Vec<(String, String)>;
 
-/// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
+/// waitress's header checks, in its order, then waitressd's own (a token name, a value without
+/// control characters: `http::response::header_ok`); returns the headers and a parsed
+/// Content-Length.
 /// The headers are written over `reuse` (an earlier response's), keeping its allocations.
 pub(crate) fn checked_headers(
     py: Python<'_>,
@@ -92,6 +94,14 @@ pub(crate) fn checked_headers(
                 (name, value)
             }
         };
+        if !crate::http::response::header_ok(name, value) {
+            return Err(PyValueError::new_err(format!(
+                "header {} cannot be sent: its name must be a token (letters, digits, \
+                 !#$%&'*+-.^_`|~), without spaces, and its value free of control characters \
+                 other than TAB",
+                pair()
+            )));
+        }
         if crate::http::response::is_content_length(name) {
             content_length = Some(parse_content_length(value)?);
         } else if crate::http::response::is_hop_by_hop(name) {

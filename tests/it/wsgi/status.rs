@@ -84,3 +84,45 @@ fn an_app_status_without_a_three_digit_code_is_a_500() {
     let r = read_response(&mut c).expect("a response");
     assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
 }
+
+/// An app header whose name is not a token or whose value holds a control byte is refused by
+/// `start_response` (ValueError naming the header): the client gets a 500. It used to be sent
+/// verbatim: `("Transfer-Encoding ", "chunked")` went out as `Transfer-Encoding : chunked`
+/// beside the server's own `Content-Length`, which a proxy that strips the space (as RFC 9112
+/// §5.1 asks) frames as chunked while the client frames it by the length; nginx and HAProxy
+/// answered 502, and NUL in a value reached HAProxy's clients.
+#[test]
+fn an_app_header_that_is_not_a_valid_field_is_a_500() {
+    let d = util::Daemon::start(
+        &["--app", "responses:app", "--listen", "127.0.0.1:0"],
+        &util::root().join("tests/apps/wsgi"),
+        1,
+    );
+    let mut c = BufReader::new(TcpStream::connect(d.addr()).unwrap());
+    c.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for case in [
+        "te-space",
+        "cl-tab",
+        "space-name",
+        "empty-name",
+        "colon-name",
+        "nul-value",
+        "del-value",
+    ] {
+        let req = format!("GET /header/{case} HTTP/1.1\r\nHost: h\r\n\r\n");
+        c.get_mut().write_all(req.as_bytes()).unwrap();
+        let r = read_response(&mut c).expect("a response");
+        assert_eq!(r.status, 500, "{case}: {:?}", r.headers);
+        if r.header("connection") == Some("close") {
+            c = BufReader::new(TcpStream::connect(d.addr()).unwrap());
+        }
+    }
+    c.get_mut()
+        .write_all(b"GET /header/ok HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut c).expect("a response");
+    assert_eq!((r.status, &r.body[..]), (200, &b"0123456789"[..]));
+    assert_eq!(r.header("x-a"), Some("a\tb c"));
+}
