@@ -30,7 +30,7 @@ fn readme_block(heading: &str, lang: &str) -> String {
 
 /// README's nginx block for the instances on `ports`: (http part, stream part), with the
 /// README's ports 8081/8082 replaced and `listen 80` / `listen 8000` moved to `front`.
-fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
+pub(crate) fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
     let block = readme_block("### Behind nginx", "nginx")
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{}", ports[0]))
         .replace("127.0.0.1:8082", &format!("127.0.0.1:{}", ports[1]));
@@ -43,10 +43,10 @@ fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
 }
 
 /// nginx with `body` (http or stream part) in a minimal main file; killed by PID on drop.
-struct Nginx(Child, tempfile::TempDir);
+pub(crate) struct Nginx(Child, tempfile::TempDir);
 
 impl Nginx {
-    fn start(body: &str, stream: bool) -> Nginx {
+    pub(crate) fn start(body: &str, stream: bool) -> Nginx {
         assert!(
             Command::new("nginx").arg("-v").output().is_ok(),
             "nginx is not installed (tools/test.sh installs Debian's nginx-light)"
