@@ -149,7 +149,8 @@ pub struct Decision {
 ///
 /// A 1xx status is interim to every client and proxy: they wait on for the final response, so
 /// the next request's response on a kept-alive connection would be read as this one's. The
-/// connection is closed after it instead (as waitress does), a visible failure.
+/// connection is closed after it instead (as waitress does). The WSGI layer refuses an app's
+/// 1xx before it gets here (nginx passes a 1xx on as a final response); this is the backstop.
 pub fn decide(req: RequestMeta, status: &str, content_length: Option<u64>) -> Decision {
     let has_body_status = status_has_body(status);
     let body = has_body_status && !req.is_head;

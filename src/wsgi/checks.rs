@@ -6,7 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
 /// waitress: status must be a str without CR/LF; its format is not checked. waitressd also
-/// requires a three-digit code from 100 and a space before any reason (`status_line_ok`). On
+/// requires a three-digit code from 100 and a space before any reason (`status_line_ok`), and a
+/// final status (not 1xx). On
 /// success it is copied into `out` (cleared first; its buffer is reused from request to request).
 pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
     let Ok(s) = status.cast::<PyString>() else {
@@ -31,6 +32,15 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
         return Err(PyValueError::new_err(format!(
             "status {s:?} does not start with a three-digit code from 100 followed by a space \
              and a reason (PEP 3333: \"200 OK\")"
+        )));
+    }
+    if s.starts_with('1') {
+        // Clients and proxies read a 1xx as interim and wait for the final response; nginx
+        // even passes it on as the final one, so its client reads the next response as this
+        // one's. `100 Continue` is the server's to send.
+        return Err(PyValueError::new_err(format!(
+            "status {s:?} is informational (1xx): a WSGI response must be final (the server \
+             sends 100 Continue itself)"
         )));
     }
     out.clear();
