@@ -88,6 +88,38 @@ pub fn parse_int(v: &str) -> Option<u64> {
     })
 }
 
+/// True when an app's header can be sent as a field line that every recipient frames alike: the
+/// name token characters (RFC 9110 §5.1), the value VCHAR, obs-text, SP or HTAB (§5.5).
+/// waitress only refused CR and LF: `("Transfer-Encoding ", "chunked")` went out as
+/// `Transfer-Encoding : chunked` beside the server's own `Content-Length`, a response a proxy
+/// that strips the space (RFC 9112 §5.1 tells proxies to) frames as chunked and a client frames
+/// by the length. Latin-1 letters in a name (`X-é`) are still sent, as waitress does: no
+/// recipient reads them as a framing header.
+pub fn header_ok(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c >= 0x80 || super::decode::is_tchar(c))
+        && value.bytes().all(super::decode::is_field_byte)
+}
+
+/// True when `status` can start an HTTP/1.1 status line: a three-digit code from 100 (RFC 9112
+/// §4), then nothing or a space and the reason. waitress sent any string (`2000 OK`, `OK`):
+/// a client or proxy that cannot read the status line may fall back to HTTP/0.9 and lose the
+/// response's place (nginx then sent nothing for a HEAD, so its client took the next response
+/// for the HEAD's).
+pub fn status_line_ok(status: &str) -> bool {
+    match status.as_bytes() {
+        [a @ b'1'..=b'9', b, c, rest @ ..] => {
+            a.is_ascii_digit()
+                && b.is_ascii_digit()
+                && c.is_ascii_digit()
+                && matches!(rest.first(), None | Some(b' '))
+        }
+        _ => false,
+    }
+}
+
 /// True for statuses that never carry a body (status string starts with `1`, `204`, `304`).
 pub fn status_has_body(status: &str) -> bool {
     !(status.starts_with('1') || status.starts_with("204") || status.starts_with("304"))
@@ -105,15 +137,22 @@ pub struct Decision {
 }
 
 /// Waitress's §3.3 rules with waitressd's differences: HTTP/1.1 stays alive after chunked
-/// responses, HEAD and 1xx/204/304 get no body (so no length is needed to keep them alive).
+/// responses, HEAD and 204/304 get no body (so no length is needed to keep them alive).
 ///
 /// | request | length known | result |
 /// |---|---|---|
+/// | any, app status 1xx | – | no body, `Connection: close` |
 /// | 1.0, `Connection: keep-alive` | yes, or no body | keep-alive, `Connection: Keep-Alive` |
 /// | 1.0, otherwise | – | body until close, `Connection: close` |
 /// | 1.1, `Connection: close` | – | `Connection: close` |
 /// | 1.1 | no | chunked, stays alive |
-pub fn decide(req: RequestMeta, has_body_status: bool, content_length: Option<u64>) -> Decision {
+///
+/// A 1xx status is interim to every client and proxy: they wait on for the final response, so
+/// the next request's response on a kept-alive connection would be read as this one's. The
+/// connection is closed after it instead (as waitress does). The WSGI layer refuses an app's
+/// 1xx before it gets here (nginx passes a 1xx on as a final response); this is the backstop.
+pub fn decide(req: RequestMeta, status: &str, content_length: Option<u64>) -> Decision {
+    let has_body_status = status_has_body(status);
     let body = has_body_status && !req.is_head;
     let framing = match (body, content_length, req.version) {
         (false, _, _) => Framing::None,
@@ -121,10 +160,11 @@ pub fn decide(req: RequestMeta, has_body_status: bool, content_length: Option<u6
         (true, None, Version::Http11) => Framing::Chunked,
         (true, None, Version::Http10) => Framing::CloseDelimited,
     };
-    let keep_alive = match req.version {
-        Version::Http10 => req.keep_alive && framing != Framing::CloseDelimited,
-        Version::Http11 => req.keep_alive,
-    };
+    let keep_alive = !status.starts_with('1')
+        && match req.version {
+            Version::Http10 => req.keep_alive && framing != Framing::CloseDelimited,
+            Version::Http11 => req.keep_alive,
+        };
     let connection = match (keep_alive, req.version) {
         (false, _) => Some("close"),
         (true, Version::Http10) => Some("Keep-Alive"),
@@ -212,8 +252,7 @@ impl ResponseHead<'_> {
     /// Appends the head (status line to the blank line) to `out` and returns the encoder for the
     /// body. `out` is reused between responses; with up to 24 lines nothing is allocated.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<BodyEncoder, ResponseError> {
-        let has_body = status_has_body(self.status);
-        let d = decide(self.request, has_body, self.content_length);
+        let d = decide(self.request, self.status, self.content_length);
         let mut app_server = false;
         let mut app_date = false;
         for (name, _) in self.headers {

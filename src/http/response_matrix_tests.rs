@@ -261,6 +261,45 @@ fn framing_and_keep_alive_matrix() {
             false,
             None,
         ),
+        // An app's 1xx status is interim to every client and proxy: they wait on for the final
+        // response, so the connection closes after it (a kept-alive one would have the next
+        // request's response read as this one's).
+        (
+            Http11,
+            true,
+            false,
+            "100 Continue",
+            None,
+            Framing::None,
+            false,
+            Some("close"),
+            false,
+            None,
+        ),
+        (
+            Http11,
+            true,
+            true,
+            "103 Early Hints",
+            Some(5),
+            Framing::None,
+            false,
+            Some("close"),
+            false,
+            None,
+        ),
+        (
+            Http10,
+            true,
+            false,
+            "101 Switching Protocols",
+            Some(5),
+            Framing::None,
+            false,
+            Some("close"),
+            false,
+            None,
+        ),
     ];
     for &(v, ka, is_head, status, cl, framing, keep, conn, te, cl_hdr) in rows {
         let row = format!("{v:?} ka={ka} head={is_head} {status} cl={cl:?}");
@@ -279,7 +318,7 @@ fn framing_and_keep_alive_matrix() {
             .map(|l| l[16..].parse::<u64>().unwrap());
         assert_eq!(cl_line, cl_hdr, "{row}");
         assert!(s.starts_with(v.as_str()), "{row}");
-        let d = decide(meta(v, ka, is_head), status_has_body(status), cl);
+        let d = decide(meta(v, ka, is_head), status, cl);
         assert_eq!(
             (d.framing, d.keep_alive),
             (framing, keep),

@@ -163,6 +163,61 @@ fn server_via_and_date() {
 }
 
 #[test]
+fn header_names_are_tokens_and_values_have_no_control_bytes() {
+    for (name, value) in [
+        ("X-A", "b"),
+        ("x_a!#$%&'*+-.^`|~", ""),
+        ("X", "caf\u{e9} \t\u{20ac}"),
+        ("X-caf\u{e9}", "b"),
+    ] {
+        assert!(header_ok(name, value), "{name:?}: {value:?}");
+    }
+    for (name, value) in [
+        ("", "b"),
+        ("Transfer-Encoding ", "chunked"),
+        ("Content-Length\t", "3"),
+        ("X A", "b"),
+        ("X-A: b", "c"),
+        ("caf\u{e9} ", "b"),
+        ("X", "a\0b"),
+        ("X", "a\x7fb"),
+        ("X", "a\x0bb"),
+        ("X", "a\rb"),
+    ] {
+        assert!(!header_ok(name, value), "{name:?}: {value:?}");
+    }
+}
+
+#[test]
+fn status_lines_start_with_a_three_digit_code_and_a_space() {
+    for ok in [
+        "200 OK",
+        "200",
+        "999 WHATEVER",
+        "100 Continue",
+        "404 ",
+        "302 Found \u{e9}",
+    ] {
+        assert!(status_line_ok(ok), "{ok:?}");
+    }
+    for bad in [
+        "",
+        "OK",
+        "2000 OK",
+        "20 OK",
+        "200OK",
+        "200\tOK",
+        " 200 OK",
+        "099 Low",
+        "2x0 OK",
+        "20",
+        "\u{e9}00 OK",
+    ] {
+        assert!(!status_line_ok(bad), "{bad:?}");
+    }
+}
+
+#[test]
 fn status_is_verbatim_and_latin1_is_enforced() {
     let m = meta(Version::Http11, true, false);
     let (s, _) = head(m, "999 WHATEVER", &h(&[]), Some(0), None);
@@ -217,7 +272,8 @@ fn content_length_comes_from_the_app_or_inference_and_is_dropped_without_body() 
         assert!(!s.contains("Content-Length"), "{status}");
         assert!(!s.contains("Transfer-Encoding"), "{status}");
         assert_eq!(e.framing(), Framing::None);
-        assert!(e.keep_alive(), "{status} keeps HTTP/1.1 alive");
+        // A 1xx is interim to the client, which waits on for a final response: closed.
+        assert_eq!(e.keep_alive(), !status.starts_with('1'), "{status}");
     }
 }
 

@@ -5,8 +5,10 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-/// waitress: status must be a str without CR/LF; its format is not checked. On success it is
-/// copied into `out` (cleared first; its buffer is reused from request to request).
+/// waitress: status must be a str without CR/LF; its format is not checked. waitressd also
+/// requires a three-digit code from 100 and a space before any reason (`status_line_ok`), and a
+/// final status (not 1xx). On
+/// success it is copied into `out` (cleared first; its buffer is reused from request to request).
 pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
     let Ok(s) = status.cast::<PyString>() else {
         return Err(PyAssertionError::new_err(format!(
@@ -26,6 +28,21 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
             s
         }
     };
+    if !crate::http::response::status_line_ok(s) {
+        return Err(PyValueError::new_err(format!(
+            "status {s:?} does not start with a three-digit code from 100 followed by a space \
+             and a reason (PEP 3333: \"200 OK\")"
+        )));
+    }
+    if s.starts_with('1') {
+        // Clients and proxies read a 1xx as interim and wait for the final response; nginx
+        // even passes it on as the final one, so its client reads the next response as this
+        // one's. `100 Continue` is the server's to send.
+        return Err(PyValueError::new_err(format!(
+            "status {s:?} is informational (1xx): a WSGI response must be final (the server \
+             sends 100 Continue itself)"
+        )));
+    }
     out.clear();
     out.push_str(s);
     Ok(())
@@ -34,7 +51,9 @@ pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyR
 /// Response headers as handed to the exchange.
 type Headers = Vec<(String, String)>;
 
-/// waitress's header checks, in its order; returns the headers and a parsed Content-Length.
+/// waitress's header checks, in its order, then waitressd's own (a token name, a value without
+/// control characters: `http::response::header_ok`); returns the headers and a parsed
+/// Content-Length.
 /// The headers are written over `reuse` (an earlier response's), keeping its allocations.
 pub(crate) fn checked_headers(
     py: Python<'_>,
@@ -85,6 +104,14 @@ pub(crate) fn checked_headers(
                 (name, value)
             }
         };
+        if !crate::http::response::header_ok(name, value) {
+            return Err(PyValueError::new_err(format!(
+                "header {} cannot be sent: its name must be a token (letters, digits, \
+                 !#$%&'*+-.^_`|~), without spaces, and its value free of control characters \
+                 other than TAB",
+                pair()
+            )));
+        }
         if crate::http::response::is_content_length(name) {
             content_length = Some(parse_content_length(value)?);
         } else if crate::http::response::is_hop_by_hop(name) {

@@ -148,7 +148,7 @@ pub fn run_corpus(group: &str, cases: &[Case]) {
 
 /// Starts the recorder under waitressd (small limits: 4096-byte head, 1000-byte body, plus
 /// `extra` arguments), logging to `log`.
-fn start_recorder(log: &Path, extra: &[&str]) -> Daemon {
+pub(crate) fn start_recorder(log: &Path, extra: &[&str]) -> Daemon {
     let mut cmd = Command::new(crate::util::bin());
     cmd.args([
         "--app",

@@ -11,6 +11,7 @@ mod nginx;
 mod ops;
 mod props;
 mod server;
+mod smuggle;
 mod supervisor;
 mod switch;
 mod tls;

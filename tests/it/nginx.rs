@@ -4,7 +4,7 @@
 //! through nginx (upstream keep-alive on) while one instance is reloaded (SIGHUP), then
 //! stopped (SIGTERM) and started again: every response is checked whole, none fails, and the
 //! app sees the client's address and `Host`, not nginx's. The `stream` block (PROXY protocol)
-//! is run the same way.
+//! is run the same way. An HTTP/1.0 client without a `Host` is served through the same config.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -30,7 +30,7 @@ fn readme_block(heading: &str, lang: &str) -> String {
 
 /// README's nginx block for the instances on `ports`: (http part, stream part), with the
 /// README's ports 8081/8082 replaced and `listen 80` / `listen 8000` moved to `front`.
-fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
+pub(crate) fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
     let block = readme_block("### Behind nginx", "nginx")
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{}", ports[0]))
         .replace("127.0.0.1:8082", &format!("127.0.0.1:{}", ports[1]));
@@ -43,10 +43,10 @@ fn nginx_parts(ports: &[u16; 2], front: u16) -> (String, String) {
 }
 
 /// nginx with `body` (http or stream part) in a minimal main file; killed by PID on drop.
-struct Nginx(Child, tempfile::TempDir);
+pub(crate) struct Nginx(Child, tempfile::TempDir);
 
 impl Nginx {
-    fn start(body: &str, stream: bool) -> Nginx {
+    pub(crate) fn start(body: &str, stream: bool) -> Nginx {
         assert!(
             Command::new("nginx").arg("-v").output().is_ok(),
             "nginx is not installed (tools/test.sh installs Debian's nginx-light)"
@@ -347,4 +347,42 @@ fn reload_and_stop_behind_nginx_fail_no_request() {
 #[test]
 fn stream_proxy_protocol_behind_nginx() {
     run(true);
+}
+
+/// An HTTP/1.0 client that sends no `Host` (old monitoring probes, `printf | nc`) is served
+/// through README's nginx config, and the app sees the config's `server_name` as its Host.
+/// nginx speaks HTTP/1.1 upstream and fills `Host` from `$host`; without a `server_name` that
+/// is empty, so nginx dropped the header and waitressd answered `400 Missing Host header`
+/// (RFC 9112 §3.2) where waitress served the request.
+#[test]
+fn an_http10_client_without_host_is_served_behind_nginx() {
+    let ports = [free_port(), free_port()];
+    let front = free_port();
+    let _instances: Vec<Daemon> = ports.iter().map(|&p| instance(p, false)).collect();
+    let (http, _) = nginx_parts(&ports, front);
+    let nginx = Nginx::start(&http, false);
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", front)) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < end, "nginx never listened: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /old?v=1.0 HTTP/1.0\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let (status, _, body) = crate::util::split_response(&raw);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}\nnginx: {}", nginx.log());
+    let meta: serde_json::Value =
+        serde_json::from_str(text.split("\r\n\r\n").next().unwrap()).unwrap();
+    let host = readme_block("### Behind nginx", "nginx")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server_name "))
+        .map(|n| n.trim_end_matches(';').to_string())
+        .expect("README's nginx block names a server_name");
+    assert_eq!(meta["headers"]["HOST"], host.as_str(), "{text}");
+    assert_eq!(meta["query_string"], "v=1.0", "{text}");
 }

@@ -2,7 +2,8 @@
 //! event loop and the real WSGI bridge in this process over loopback sockets (waitress's
 //! functional-test behaviours). `binary`: real Pyramid/Flask apps, the example, load failures
 //! and the venv under a bare environment, through the real `waitressd` binary; `shapes`: every
-//! response shape × framing × transport on the binary; `probed` and `wsgiapi`: what differential
+//! response shape × framing × transport on the binary; `status`: an app's 1xx status on the
+//! binary; `probed` and `wsgiapi`: what differential
 //! probes against waitress 3.0.2 found apps depend on. Shared client helpers below.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +21,7 @@ mod binary;
 mod conformance;
 mod probed;
 mod shapes;
+mod status;
 mod wsgiapi;
 
 /// A server running in this process (event loop thread + app threads) over one fixture app.

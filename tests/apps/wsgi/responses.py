@@ -9,6 +9,24 @@ def chunks(body, n):
 def app(environ, start_response):
     kind, _, path = environ["PATH_INFO"][1:].partition("/")
     path = "/" + path
+    if kind == "status":
+        # /status/<code>: the app's own status line, whatever it is (an interim 1xx too).
+        start_response(path[1:] + " From The App", [("Content-Length", "5")])
+        return [b"hello"]
+    if kind == "header":
+        # /header/<case>: a header no recipient should have to read.
+        header = {
+            "/te-space": ("Transfer-Encoding ", "chunked"),
+            "/cl-tab": ("Content-Length\t", "3"),
+            "/space-name": ("X A", "c"),
+            "/empty-name": ("", "c"),
+            "/colon-name": ("X-A: b", "c"),
+            "/nul-value": ("X-A", "a\x00b"),
+            "/del-value": ("X-A", "a\x7fb"),
+            "/ok": ("X-A", "a\tb c"),
+        }[path]
+        start_response("200 OK", [header, ("Content-Length", "10")])
+        return [b"0123456789"]
     if kind == "badcl":
         body = b"abcdefghi"
         cl = len(body)
