@@ -191,3 +191,31 @@ fn readinto_a_read_only_buffer_fails_before_reading() {
     assert!(got[0].starts_with("TypeError: "), "{got:?}");
     assert_eq!(got[1..], ["0", "b'hello'"], "{got:?}");
 }
+
+/// Django's `FileResponse(gzip.open(path))` hands a decompressing file to
+/// `wsgi.file_wrapper`: its `fileno()` is the compressed file's, its reads are decompressed.
+/// waitress reads it (the decompressed bytes); waitressd sent the compressed file with
+/// sendfile(2) under the decompressed Content-Length: wrong bytes, the body short, the
+/// connection closed. Plain files and a proxy of one (Django's `File`) are still sent whole.
+#[test]
+fn a_file_wrapper_over_a_decompressing_file_sends_the_decompressed_bytes() {
+    let d = daemon();
+    let plain: String = (0..3000)
+        .map(|i| format!("line {i:05} of the decompressed body\n"))
+        .collect();
+    let mut c = connect(&d.addr());
+    for codec in ["gzip", "bz2", "lzma", "plain", "proxy"] {
+        let req = format!("GET /decompressed/{codec} HTTP/1.1\r\nHost: h\r\n\r\n");
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("{codec}: no response"));
+        assert_eq!(r.status, 200, "{codec}: {r:?}");
+        let len = plain.len().to_string();
+        assert_eq!(r.header("content-length"), Some(len.as_str()), "{codec}");
+        assert!(
+            r.body == plain.as_bytes(),
+            "{codec}: {} body bytes, starting {:?}",
+            r.body.len(),
+            String::from_utf8_lossy(&r.body[..r.body.len().min(40)])
+        );
+    }
+}
