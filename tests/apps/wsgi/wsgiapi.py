@@ -80,6 +80,12 @@ def app(environ, start_response):
         f.seek(1000)
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f)
+    if kind == "file":
+        # A download (Django's FileResponse(open(path, "rb"))): a real file, sent with sendfile.
+        f = open(environ["HTTP_X_FILE"], "rb")
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(os.path.getsize(environ["HTTP_X_FILE"])))])
+        return environ["wsgi.file_wrapper"](f)
     if kind == "decompressed":
         # Django's FileResponse(gzip.open(path)): Content-Length from seek/tell (the
         # decompressed size), the file object to wsgi.file_wrapper; its fileno() is the

@@ -219,3 +219,44 @@ fn a_file_wrapper_over_a_decompressing_file_sends_the_decompressed_bytes() {
         );
     }
 }
+
+/// A client that cancels a download once it has the head (a browser's cancelled download, a
+/// media player probing a file) leaves while the file is being sent. waitress hands the
+/// `wsgi.file_wrapper` to its channel, so nothing is logged; waitressd logged `Client
+/// disconnected while serving /file` for nearly every such client (INFO, one line each).
+#[test]
+fn a_download_cancelled_after_the_head_is_not_logged_as_a_disconnect() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let req = format!(
+        "GET /file HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    for _ in 0..10 {
+        let mut c = std::net::TcpStream::connect(d.addr()).unwrap();
+        std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+        let mut head = [0u8; 16];
+        std::io::Read::read_exact(&mut c, &mut head).unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 200 OK"), "{head:?}");
+        // Closed with most of the body unread: the kernel resets the connection.
+    }
+    // Still serving, then whatever the cancelled downloads logged.
+    let r = request(
+        &d.addr(),
+        b"GET /decompressed/plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let mut seen = Vec::new();
+    while let Ok(l) = d.stderr.recv_timeout(std::time::Duration::from_secs(1)) {
+        seen.push(l);
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("Client disconnected")),
+        "{seen:?}"
+    );
+}
