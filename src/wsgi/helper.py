@@ -336,8 +336,8 @@ _PROXIED = ("read", "fileno", "seek", "tell")
 def _reads_its_fileno(f):
     """Whether ``f.read()`` returns the bytes of ``f.fileno()`` from ``f.tell()``, so sendfile(2)
     may send them instead: a file object of ``open()`` (FileIO, a Buffered* over one, or a
-    TextIOWrapper over that), or a pure proxy of one (Django's ``File``: its read, fileno, seek
-    and tell are the wrapped file's own). A gzip, bz2 or lzma file is not: its fileno() is the
+    TextIOWrapper over that), a NamedTemporaryFile, or a pure proxy of one (Django's ``File``:
+    its read, fileno, seek and tell are the wrapped file's own). A gzip, bz2 or lzma file is not: its fileno() is the
     compressed file's, its reads are decompressed; nor is any other class, which may transform
     what it reads."""
     for _ in range(8):
@@ -348,6 +348,10 @@ def _reads_its_fileno(f):
             return type(f.raw) is io.FileIO
         if t is io.TextIOWrapper:
             f = f.buffer
+            continue
+        if t is getattr(sys.modules.get("tempfile"), "_TemporaryFileWrapper", None):
+            # NamedTemporaryFile: every method is its file's, through a call-through wrapper.
+            f = f.file
             continue
         inner = getattr(f, "file", None)
         if inner is None or inner is f:

@@ -90,13 +90,18 @@ def app(environ, start_response):
         # Django's FileResponse(gzip.open(path)): Content-Length from seek/tell (the
         # decompressed size), the file object to wsgi.file_wrapper; its fileno() is the
         # compressed file's.
-        codec = {"gzip": gzip, "bz2": bz2, "lzma": lzma, "plain": io, "proxy": io}[rest]
+        codec = {"gzip": gzip, "bz2": bz2, "lzma": lzma, "plain": io, "proxy": io, "named": io}[rest]
         fd, path = tempfile.mkstemp(prefix="waitressd-decompressed-")
         os.close(fd)
         with codec.open(path, "wb") as w:
             w.write(PLAIN)
         f = codec.open(path, "rb")
         os.unlink(path)
+        if rest == "named":
+            f.close()
+            f = tempfile.NamedTemporaryFile()
+            f.write(PLAIN)
+            f.seek(0)
         if rest == "proxy":
             f = FileProxy(f)
         f.seek(0, 2)

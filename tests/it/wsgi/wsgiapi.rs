@@ -204,7 +204,7 @@ fn a_file_wrapper_over_a_decompressing_file_sends_the_decompressed_bytes() {
         .map(|i| format!("line {i:05} of the decompressed body\n"))
         .collect();
     let mut c = connect(&d.addr());
-    for codec in ["gzip", "bz2", "lzma", "plain", "proxy"] {
+    for codec in ["gzip", "bz2", "lzma", "plain", "proxy", "named"] {
         let req = format!("GET /decompressed/{codec} HTTP/1.1\r\nHost: h\r\n\r\n");
         send(&mut c, req.as_bytes());
         let r = read_response(&mut c).unwrap_or_else(|| panic!("{codec}: no response"));
