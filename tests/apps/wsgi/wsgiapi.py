@@ -86,6 +86,11 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(os.path.getsize(environ["HTTP_X_FILE"])))])
         return environ["wsgi.file_wrapper"](f)
+    if kind == "write-then-file":
+        # Body bytes through write() (the head goes out, chunked), then a file_wrapper.
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        write(b"prefix;")
+        return environ["wsgi.file_wrapper"](open(environ["HTTP_X_FILE"], "rb"))
     if kind == "decompressed":
         # Django's FileResponse(gzip.open(path)): Content-Length from seek/tell (the
         # decompressed size), the file object to wsgi.file_wrapper; its fileno() is the

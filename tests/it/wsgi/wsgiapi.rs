@@ -260,3 +260,27 @@ fn a_download_cancelled_after_the_head_is_not_logged_as_a_disconnect() {
         "{seen:?}"
     );
 }
+
+/// A `wsgi.file_wrapper` returned after the app wrote through `write()` goes into the
+/// chunked body the write started, as one more chunk (waitress sends the file's bytes
+/// unframed there: the client reads them as a bad chunk size); the connection then serves
+/// the next request.
+#[test]
+fn a_file_wrapper_after_write_is_a_chunk_of_the_chunked_body() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tail.bin");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let req = format!(
+        "GET /write-then-file HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    let mut c = connect(&d.addr());
+    for round in 0..2 {
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+        assert_eq!(r.body, b"prefix;0123456789", "round {round}");
+    }
+}
