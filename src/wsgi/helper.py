@@ -329,6 +329,42 @@ def _is_seekable(fp):
     return hasattr(fp, "seek") and hasattr(fp, "tell")
 
 
+# A proxy's methods that must all be its `.file`'s own for the proxy to read as that file.
+_PROXIED = ("read", "fileno", "seek", "tell")
+
+
+def _reads_its_fileno(f):
+    """Whether ``f.read()`` returns the bytes of ``f.fileno()`` from ``f.tell()``, so sendfile(2)
+    may send them instead: a file object of ``open()`` (FileIO, a Buffered* over one, or a
+    TextIOWrapper over that), a NamedTemporaryFile, or a pure proxy of one (Django's ``File``:
+    its read, fileno, seek and tell are the wrapped file's own). A gzip, bz2 or lzma file is not: its fileno() is the
+    compressed file's, its reads are decompressed; nor is any other class, which may transform
+    what it reads."""
+    for _ in range(8):
+        t = type(f)
+        if t is io.FileIO:
+            return True
+        if t in (io.BufferedReader, io.BufferedRandom):
+            return type(f.raw) is io.FileIO
+        if t is io.TextIOWrapper:
+            f = f.buffer
+            continue
+        if t is getattr(sys.modules.get("tempfile"), "_TemporaryFileWrapper", None):
+            # NamedTemporaryFile: every method is its file's, through a call-through wrapper.
+            f = f.file
+            continue
+        inner = getattr(f, "file", None)
+        if inner is None or inner is f:
+            return False
+        try:
+            if not all(getattr(f, m) == getattr(inner, m) for m in _PROXIED):
+                return False
+        except Exception:
+            return False
+        f = inner
+    return False
+
+
 class FileWrapper:
     """``wsgi.file_wrapper``: waitress's ReadOnlyFileBasedBuffer. Returned as the app_iter, a
     seekable real file is sent by the event loop with sendfile(2); anything else is iterated in
@@ -357,7 +393,9 @@ class FileWrapper:
         return remain if size is None else min(remain, size)
 
     def fileno_at(self):
-        """(fd, offset) when the file is a real OS file, else None."""
+        """(fd, offset) when the file's reads are its OS file's bytes, else None."""
+        if not _reads_its_fileno(self.file):
+            return None
         try:
             fd = self.file.fileno()
         except Exception:

@@ -58,14 +58,33 @@ pub fn lingering_threads() -> Vec<String> {
 
 /// Logs one record on Python logger `name` now, from this (non-event-loop) thread.
 pub fn log_now(name: &str, level: log::Level, msg: &str) {
-    log_all([(name, level, msg)]);
+    log_all([(name, level, msg, None)]);
 }
 
-/// Logs `records`, in order, on their Python loggers under one attach.
-fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str)>) {
+/// Python's name for the thread a record came from: waitress logs on its app threads
+/// (`waitress-N`, as ours are named) and its main thread (the event loop's).
+fn python_thread_name(rust_name: Option<&str>) -> String {
+    match rust_name {
+        Some("main") => "MainThread",
+        Some(n) => n,
+        None => "waitress-log",
+    }
+    .to_string()
+}
+
+/// Logs `records`, in order, on their Python loggers under one attach. A record with the
+/// name of the thread it came from is logged under that name (`%(threadName)s`), not the
+/// forwarding thread's (`Dummy-N` to Python).
+fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str, Option<&'a str>)>) {
     Python::attach(|py| {
         let logging = py.import("logging");
-        for (name, level, msg) in records {
+        let this = py
+            .import("threading")
+            .and_then(|t| t.call_method0("current_thread"));
+        for (name, level, msg, thread) in records {
+            if let (Some(t), Ok(this)) = (thread, &this) {
+                let _ = this.setattr("name", t);
+            }
             let r = match &logging {
                 Ok(l) => l
                     .call_method1("getLogger", (name,))
@@ -81,8 +100,9 @@ fn log_all<'a>(records: impl IntoIterator<Item = (&'a str, log::Level, &'a str)>
     })
 }
 
-/// One of waitress's records on its way to Python logging: (logger name, level, message).
-type Record = (String, log::Level, String);
+/// One of waitress's records on its way to Python logging: (logger name, level, message,
+/// Python's name for the thread that logged it).
+type Record = (String, log::Level, String, String);
 
 /// At most this many records are logged under one attach, so a flood neither holds Python
 /// (and a worker's `shutdown`, which waits in `with_live`) for long nor grows one batch.
@@ -106,11 +126,15 @@ fn each_batch<T>(rx: &mpsc::Receiver<T>, mut handle: impl FnMut(&[T])) {
 fn forward_batch(batch: &[Record]) {
     let logged = crate::logbridge::forwarding()
         && super::interpreter::with_live(|| {
-            log_all(batch.iter().map(|(n, l, m)| (n.as_str(), *l, m.as_str())))
+            log_all(
+                batch
+                    .iter()
+                    .map(|(n, l, m, t)| (n.as_str(), *l, m.as_str(), Some(t.as_str()))),
+            )
         })
         .is_some();
     if !logged {
-        for (name, _, msg) in batch {
+        for (name, _, msg, _) in batch {
             crate::logbridge::stderr_line(&format!("{name}: {msg}"));
         }
     }
@@ -133,7 +157,10 @@ pub fn forward_waitress_logs() -> bool {
     }
     let tx = std::sync::Mutex::new(tx);
     crate::logbridge::set_sink(Box::new(move |name, level, msg| {
-        let _ = tx.lock().map(|t| t.send((name.to_string(), level, msg)));
+        let thread = python_thread_name(std::thread::current().name());
+        let _ = tx
+            .lock()
+            .map(|t| t.send((name.to_string(), level, msg, thread)));
     }));
     true
 }

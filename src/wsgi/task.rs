@@ -204,11 +204,16 @@ impl WsgiApp {
         if let Some(file) = at.and_then(|(fd, off)| regular_file_dup(fd).map(|f| (f, off))) {
             let (file, offset) = file;
             let mut s = ctx.lock(gen)?;
-            s.hand_over();
+            // waitress: `write(b"")` puts the head out, where a client known to be gone is
+            // the request's "Client disconnected"; the file is then the channel's to send,
+            // and a client that leaves during it (a download cancelled, a player that read
+            // the head) ends the response without that line: the app had returned.
+            s.send_head(py)
+                .map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
             let ex = s.ex();
-            let sent = detached(py, || ex.send_file(file, offset, size));
+            // A failed send has closed the connection; the response ends there.
+            let _ = detached(py, || ex.send_file(file, offset, size));
             drop(s);
-            sent.map_err(|_| ClientDisconnected::new_err("client disconnected"))?;
             w.call_method0("close")?;
             return Ok(true);
         }

@@ -10,6 +10,10 @@ import time
 def app(environ, start_response):
     if environ.get("QUERY_STRING") == "sleep":
         time.sleep(0.5)
+    if environ.get("QUERY_STRING") == "short":
+        # Fewer bytes than the Content-Length: waitress's WARNING, logged on the app thread.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"abc"]
     body = json.dumps(
         {
             "env": {k: v for k, v in os.environ.items() if k.startswith("SWITCH_")},

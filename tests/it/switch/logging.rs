@@ -50,12 +50,26 @@ fn logger_waitress_in_the_ini_decides_about_serving_on() {
         assert_eq!(c.join().unwrap(), 200);
     }
     let seen = lines(&d, 10, "Task queue depth");
+    // From the event loop, which waitress runs on its main thread.
     assert!(
-        seen.iter()
-            .any(|l| l.starts_with("PYLOG WARNING [waitress.queue] ")
-                && l.contains("Task queue depth is")),
+        seen.iter().any(
+            |l| l.starts_with("PYLOG WARNING [waitress.queue] [MainThread] ")
+                && l.contains("Task queue depth is")
+        ),
         "{seen:?}"
     );
+    // A message of the app thread's response under that thread's name, as waitress logs it
+    // (Pyramid's INI format has %(threadName)s); it was `Dummy-N`, the forwarding thread.
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut c, b"GET /?short HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let seen = lines(&d, 10, "too few bytes");
+    assert!(
+        seen.iter().any(|l| (l.starts_with("PYLOG WARNING [waitress] [waitress-0] ")
+            || l.starts_with("PYLOG WARNING [waitress] [waitress-1] "))
+            && l.ends_with("application returned too few bytes (3) for specified Content-Length (10) via app_iter")),
+        "{seen:?}"
+    );
+    drop(c);
     drop(d);
     // level = ERROR: no Serving on at all, and the app still serves.
     let d = Daemon::start(&["logging_error.ini", "--pythonpath", pp], &dir, 1);

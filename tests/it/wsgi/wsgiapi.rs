@@ -191,3 +191,96 @@ fn readinto_a_read_only_buffer_fails_before_reading() {
     assert!(got[0].starts_with("TypeError: "), "{got:?}");
     assert_eq!(got[1..], ["0", "b'hello'"], "{got:?}");
 }
+
+/// Django's `FileResponse(gzip.open(path))` hands a decompressing file to
+/// `wsgi.file_wrapper`: its `fileno()` is the compressed file's, its reads are decompressed.
+/// waitress reads it (the decompressed bytes); waitressd sent the compressed file with
+/// sendfile(2) under the decompressed Content-Length: wrong bytes, the body short, the
+/// connection closed. Plain files and a proxy of one (Django's `File`) are still sent whole.
+#[test]
+fn a_file_wrapper_over_a_decompressing_file_sends_the_decompressed_bytes() {
+    let d = daemon();
+    let plain: String = (0..3000)
+        .map(|i| format!("line {i:05} of the decompressed body\n"))
+        .collect();
+    let mut c = connect(&d.addr());
+    for codec in ["gzip", "bz2", "lzma", "plain", "proxy", "named"] {
+        let req = format!("GET /decompressed/{codec} HTTP/1.1\r\nHost: h\r\n\r\n");
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("{codec}: no response"));
+        assert_eq!(r.status, 200, "{codec}: {r:?}");
+        let len = plain.len().to_string();
+        assert_eq!(r.header("content-length"), Some(len.as_str()), "{codec}");
+        assert!(
+            r.body == plain.as_bytes(),
+            "{codec}: {} body bytes, starting {:?}",
+            r.body.len(),
+            String::from_utf8_lossy(&r.body[..r.body.len().min(40)])
+        );
+    }
+}
+
+/// A client that cancels a download once it has the head (a browser's cancelled download, a
+/// media player probing a file) leaves while the file is being sent. waitress hands the
+/// `wsgi.file_wrapper` to its channel, so nothing is logged; waitressd logged `Client
+/// disconnected while serving /file` for nearly every such client (INFO, one line each).
+#[test]
+fn a_download_cancelled_after_the_head_is_not_logged_as_a_disconnect() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let req = format!(
+        "GET /file HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    for _ in 0..10 {
+        let mut c = std::net::TcpStream::connect(d.addr()).unwrap();
+        std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+        let mut head = [0u8; 16];
+        std::io::Read::read_exact(&mut c, &mut head).unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 200 OK"), "{head:?}");
+        // Closed with most of the body unread: the kernel resets the connection.
+    }
+    // Still serving, then whatever the cancelled downloads logged.
+    let r = request(
+        &d.addr(),
+        b"GET /decompressed/plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let mut seen = Vec::new();
+    while let Ok(l) = d.stderr.recv_timeout(std::time::Duration::from_secs(1)) {
+        seen.push(l);
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("Client disconnected")),
+        "{seen:?}"
+    );
+}
+
+/// A `wsgi.file_wrapper` returned after the app wrote through `write()` goes into the
+/// chunked body the write started, as one more chunk (waitress sends the file's bytes
+/// unframed there: the client reads them as a bad chunk size); the connection then serves
+/// the next request.
+#[test]
+fn a_file_wrapper_after_write_is_a_chunk_of_the_chunked_body() {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tail.bin");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let req = format!(
+        "GET /write-then-file HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    let mut c = connect(&d.addr());
+    for round in 0..2 {
+        send(&mut c, req.as_bytes());
+        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+        assert_eq!(r.status, 200, "round {round}: {r:?}");
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+        assert_eq!(r.body, b"prefix;0123456789", "round {round}");
+    }
+}
