@@ -7,8 +7,8 @@ use pyo3::types::{PyList, PyString, PyTuple};
 
 /// waitress: status must be a str without CR/LF; its format is not checked. waitressd also
 /// requires a three-digit code from 100 and a space before any reason (`status_line_ok`), and a
-/// final status (not 1xx). On
-/// success it is copied into `out` (cleared first; its buffer is reused from request to request).
+/// final status (not 1xx). On success it is copied into `out` (cleared first; its buffer is
+/// reused from request to request).
 pub(crate) fn checked_status(status: &Bound<'_, PyAny>, out: &mut String) -> PyResult<()> {
     let Ok(s) = status.cast::<PyString>() else {
         return Err(PyAssertionError::new_err(format!(

@@ -337,9 +337,9 @@ def _reads_its_fileno(f):
     """Whether ``f.read()`` returns the bytes of ``f.fileno()`` from ``f.tell()``, so sendfile(2)
     may send them instead: a file object of ``open()`` (FileIO, a Buffered* over one, or a
     TextIOWrapper over that), a NamedTemporaryFile, or a pure proxy of one (Django's ``File``:
-    its read, fileno, seek and tell are the wrapped file's own). A gzip, bz2 or lzma file is not: its fileno() is the
-    compressed file's, its reads are decompressed; nor is any other class, which may transform
-    what it reads."""
+    its read, fileno, seek and tell are the wrapped file's own). A gzip, bz2 or lzma file is
+    not: its fileno() is the compressed file's, its reads are decompressed; nor is any other
+    class, which may transform what it reads."""
     for _ in range(8):
         t = type(f)
         if t is io.FileIO:
