@@ -188,6 +188,29 @@ fn header_names_are_tokens_and_values_have_no_control_bytes() {
     }
 }
 
+/// The fast check passes only headers that every full check passes (ASCII, no CR or LF,
+/// `header_ok`), and every plain ASCII header that `header_ok` passes: every byte in names and
+/// values, around common text.
+#[test]
+fn plain_headers_are_exactly_the_ascii_ones_header_ok_passes() {
+    for b in 0..=255u8 {
+        let c = char::from(b);
+        for (name, value) in [
+            (format!("X{c}"), "v".to_string()),
+            ("X".to_string(), format!("a{c}b")),
+            ("X".to_string(), format!("{}{c}", "y".repeat(40))),
+        ] {
+            let full = name.is_ascii()
+                && value.is_ascii()
+                && !name.contains(['\r', '\n'])
+                && !value.contains(['\r', '\n'])
+                && header_ok(&name, &value);
+            assert_eq!(header_plain(&name, &value), full, "{name:?}: {value:?}");
+        }
+    }
+    assert!(!header_plain("", "v"));
+}
+
 #[test]
 fn status_lines_start_with_a_three_digit_code_and_a_space() {
     for ok in [

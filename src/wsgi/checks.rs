@@ -101,17 +101,17 @@ pub(crate) fn checked_headers(
                         "carriage return/line feed character present in header name",
                     ));
                 }
+                if !crate::http::response::header_ok(name, value) {
+                    return Err(PyValueError::new_err(format!(
+                        "header {} cannot be sent: its name must be a token (letters, \
+                         digits, !#$%&'*+-.^_`|~), without spaces, and its value free of \
+                         control characters other than TAB",
+                        pair()
+                    )));
+                }
                 (name, value)
             }
         };
-        if !crate::http::response::header_ok(name, value) {
-            return Err(PyValueError::new_err(format!(
-                "header {} cannot be sent: its name must be a token (letters, digits, \
-                 !#$%&'*+-.^_`|~), without spaces, and its value free of control characters \
-                 other than TAB",
-                pair()
-            )));
-        }
         if crate::http::response::is_content_length(name) {
             content_length = Some(parse_content_length(value)?);
         } else if crate::http::response::is_hop_by_hop(name) {
@@ -180,16 +180,17 @@ fn plain(s: &str) -> bool {
         .fold(true, |ok, b| ok & (b < 0x80) & (b != b'\r') & (b != b'\n'))
 }
 
-/// Name and value as `&str` when both are [`plain`]; None sends the caller to the full checks,
-/// which then fail (or pass) exactly as they would have: the name's `to_str` comes first, as in
-/// `latin1_checked(name)`, and a value's `to_str` is only reached with a plain name.
+/// Name and value as `&str` when they pass every check trivially
+/// (`http::response::header_plain`); None sends the caller to the full checks, which then fail
+/// (or pass) exactly as they would have: the name's `to_str` comes first, as in
+/// `latin1_checked(name)`.
 fn plain_pair<'a>(
     k: &'a Bound<'_, PyString>,
     v: &'a Bound<'_, PyString>,
 ) -> Option<(&'a str, &'a str)> {
-    let name = k.to_str().ok().filter(|n| plain(n))?;
-    let value = v.to_str().ok().filter(|v| plain(v))?;
-    Some((name, value))
+    let name = k.to_str().ok()?;
+    let value = v.to_str().ok()?;
+    crate::http::response::header_plain(name, value).then_some((name, value))
 }
 
 fn has_crlf(s: &str) -> bool {
