@@ -26,6 +26,17 @@ impl Origin {
             Origin::Flag(f) | Origin::Env(f) => f.clone(),
         }
     }
+
+    /// The setting as it was given, for "(turned off by ...)" notes: `key = 'value' at
+    /// FILE:LINE`, `--flag 'value'` or `environment VAR='value'`.
+    pub fn setting(&self, key: &str, value: &str) -> String {
+        let value = py_repr(value);
+        match self {
+            Origin::Ini { file, line, .. } => format!("{key} = {value} at {file}:{line}"),
+            Origin::Flag(flag) => format!("{flag} {value}"),
+            Origin::Env(var) => format!("environment {var}={value}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::listen::{self, Family};
 use super::raw::{err, presence_err, Raw, Values};
-use super::{AppSpec, ConfigError, Origin, Settings};
+use super::{AppSpec, ConfigError, Settings};
 use crate::http::log_format::Format;
 use crate::http::Peers;
 
@@ -222,12 +222,7 @@ fn resolve_listen(vals: &Values) -> Result<Vec<std::net::SocketAddr>, ConfigErro
         };
         if let Some(r) = off {
             // `ipv4 = maybe` reads as false: the line that turned the family off is the fix.
-            let value = super::values::py_repr(&r.value);
-            let by = match &r.origin {
-                Origin::Ini { file, line, .. } => format!("{} = {value} at {file}:{line}", r.key),
-                Origin::Flag(flag) => format!("{flag} {value}"),
-                Origin::Env(var) => format!("environment {var}={value}"),
-            };
+            let by = r.origin.setting(&r.key, &r.value);
             reason.push_str(&format!(" (turned off by {by})"));
         }
         if let Some(path) = entries[i].strip_prefix("unix:") {

@@ -252,8 +252,8 @@ fn valid_requests_are_served_pipelined_and_kept_alive() {
     run_corpus("v", corpus::VALID);
 }
 
-/// Every group, in one list.
-const GROUPS: [(&str, &[Case]); 6] = [
+/// Every group, in one list (also sent through the real front-ends, `smuggle.rs`).
+pub const GROUPS: [(&str, &[Case]); 6] = [
     ("s", corpus::SMUGGLING),
     ("l", corpus::LINES_AND_BYTES),
     ("z", corpus::LIMITS),

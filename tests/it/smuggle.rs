@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::haproxy::free_port;
-use crate::hostile::{corpus, fill, start_recorder, Case};
+use crate::hostile::{fill, start_recorder, Case, GROUPS};
 use crate::nginx::{nginx_parts, Nginx};
 use relay::{requests, Forwarded, Relay};
 
@@ -104,15 +104,7 @@ fn through(name: &str, start: impl FnOnce(&str, u16) -> Box<dyn std::any::Any>) 
         assert!(Instant::now() < ready, "{name} never served: {r:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let groups: [(&str, &[Case]); 6] = [
-        ("s", corpus::SMUGGLING),
-        ("l", corpus::LINES_AND_BYTES),
-        ("z", corpus::LIMITS),
-        ("k", corpus::CHUNKED),
-        ("r", corpus::REQUEST_LINE_AND_HOST),
-        ("v", corpus::VALID),
-    ];
-    let cases: Vec<(String, &Case)> = groups
+    let cases: Vec<(String, &Case)> = GROUPS
         .iter()
         .flat_map(|(g, cs)| {
             cs.iter()

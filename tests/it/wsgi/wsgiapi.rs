@@ -160,21 +160,30 @@ fn wsgi_errors_is_a_text_stream_with_its_attributes() {
 /// hangs; waitressd answered 500 (`can't convert negative int to unsigned`).
 #[test]
 fn a_file_wrapper_positioned_past_the_end_sends_an_empty_body() {
-    let d = daemon();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("short.bin");
-    std::fs::write(&path, b"0123456789").unwrap();
-    let req = format!(
-        "GET /past-end HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
-        path.display()
-    );
-    let mut c = connect(&d.addr());
-    for round in 0..2 {
-        send(&mut c, req.as_bytes());
-        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+    for (round, r) in twice_with_a_file("/past-end").iter().enumerate() {
         assert_eq!(r.status, 200, "round {round}: {r:?}");
         assert!(r.body.is_empty(), "round {round}: {r:?}");
     }
+}
+
+/// Two requests for `route` on one keep-alive connection, naming (`X-File`) a file that holds
+/// `0123456789` for the app to send; both responses (the second shows the connection served on).
+fn twice_with_a_file(route: &str) -> Vec<super::Resp> {
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ten.bin");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let req = format!(
+        "GET {route} HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
+        path.display()
+    );
+    let mut c = connect(&d.addr());
+    (0..2)
+        .map(|round| {
+            send(&mut c, req.as_bytes());
+            read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"))
+        })
+        .collect()
 }
 
 /// `readinto` a read-only buffer (bytes) is the app's mistake, and BytesIO says so before it
@@ -267,18 +276,7 @@ fn a_download_cancelled_after_the_head_is_not_logged_as_a_disconnect() {
 /// the next request.
 #[test]
 fn a_file_wrapper_after_write_is_a_chunk_of_the_chunked_body() {
-    let d = daemon();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tail.bin");
-    std::fs::write(&path, b"0123456789").unwrap();
-    let req = format!(
-        "GET /write-then-file HTTP/1.1\r\nHost: h\r\nX-File: {}\r\n\r\n",
-        path.display()
-    );
-    let mut c = connect(&d.addr());
-    for round in 0..2 {
-        send(&mut c, req.as_bytes());
-        let r = read_response(&mut c).unwrap_or_else(|| panic!("round {round}: no response"));
+    for (round, r) in twice_with_a_file("/write-then-file").iter().enumerate() {
         assert_eq!(r.status, 200, "round {round}: {r:?}");
         assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
         assert_eq!(r.body, b"prefix;0123456789", "round {round}");
